@@ -1,0 +1,3 @@
+from studyshelf.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from studyshelf.delivery.api import router as delivery_router
+from studyshelf.library.api import router as library_router
+from studyshelf.library.pages import router as library_pages
+from studyshelf.ops.health import router as health_router
+from studyshelf.partners.api import router as partners_router
+from studyshelf.partners.pages import router as partners_pages
+from studyshelf.services import Services, build_services
+from studyshelf.settings import Settings
+from studyshelf.web.errors import install_error_handlers
+from studyshelf.web.render import STATIC_DIR
+from studyshelf.web.security import SecurityHeadersMiddleware
+
+API_DESCRIPTION = """
+StudyShelf stores study materials and delivers them to learners.
+
+Authenticate with `POST /api/v1/auth/login` (session cookie; writes then need the `X-CSRF-Token`
+header from the login answer) or with a personal token: `Authorization: Bearer ss_…`.
+Errors are RFC 9457 `application/problem+json` with a stable `type`.
+"""
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the application; backends come from `services` or are built from `settings`."""
+    settings = settings or (services.settings if services else Settings())
+    built = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if services is None:
+            built.engine.dispose()
+
+    app = FastAPI(
+        title="StudyShelf",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = built
+    install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (health_router, partners_router, library_router, delivery_router, partners_pages, library_pages):
+        app.include_router(router)
+    return app

@@ -1,0 +1,133 @@
+"""The `studyshelf` command."""
+
+from __future__ import annotations
+
+import secrets
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from studyshelf.core import migrate as migrations
+from studyshelf.core.db import unit_of_work
+from studyshelf.partners.models import OrgKind, Role
+from studyshelf.services import Services, build_services
+from studyshelf.settings import Settings
+
+app = typer.Typer(help="StudyShelf: store study materials and deliver them into Moodle and Canvas.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+trash_app = typer.Typer(help="The trash.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(user_app, name="user")
+app.add_typer(trash_app, name="trash")
+console = Console()
+
+
+def _services() -> Services:
+    return build_services(Settings())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    services = _services()
+    migrations.upgrade(services.engine)
+    console.print("[green]Database is up to date.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    server: Annotated[str, typer.Option(help="granian or uvicorn.")] = "granian",
+) -> None:
+    """Serve the web UI and the API (migrates the embedded database first)."""
+    from studyshelf.library.jobs import recover_storage
+
+    services = _services()
+    if services.settings.is_embedded_database:
+        migrations.upgrade(services.engine)
+    removed = recover_storage(services)
+    if removed:
+        console.print(f"Removed {removed} leftovers of interrupted uploads.")
+    services.engine.dispose()
+    console.print(f"StudyShelf on [bold]http://{host}:{port}[/bold] ({server}, {workers} workers)")
+    if server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run("studyshelf.asgi:create", factory=True, host=host, port=port, workers=workers, log_level="info", proxy_headers=False)
+        return
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    Server("studyshelf.asgi:create", address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True).serve()
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    slug: Annotated[str, typer.Option(help="Short unique id: lowercase letters, digits, hyphens.")],
+    kind: Annotated[OrgKind, typer.Option(help="operator or partner.")] = OrgKind.PARTNER,
+) -> None:
+    """Create an organisation with its root folder."""
+    from studyshelf.library.service import provision_organization
+
+    with unit_of_work(_services().write_sessions) as db:
+        org = provision_organization(db, name=name, slug=slug, kind=kind)
+        console.print(f"Created {kind.value} organisation [bold]{org.name}[/bold] ({org.slug}, id {org.id}).")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="E-mail address (the sign-in name).")],
+    org: Annotated[str, typer.Option(help="Slug of the organisation to join.")],
+    role: Annotated[Role, typer.Option(help="owner, admin, editor or viewer.")] = Role.VIEWER,
+    password: Annotated[str | None, typer.Option(help="Password; generated and printed once when omitted.")] = None,
+    platform_admin: Annotated[bool, typer.Option(help="Operator staff who may see every organisation.")] = False,
+) -> None:
+    """Create a user and make them a member of an organisation."""
+    from studyshelf.partners import service as partners
+
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    with unit_of_work(_services().write_sessions) as db:
+        organisation = partners.get_organization_by_slug(db, org)
+        user = partners.create_user(db, email=email, password=password)
+        user.is_platform_admin = platform_admin
+        partners.add_member(db, user=user, org=organisation, role=role)
+    console.print(f"Created {user.email} as {role.value} of {organisation.slug}.")
+    if generated:
+        console.print(f"Password (shown once): [bold]{password}[/bold]")
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when organisations exist already.")] = False,
+) -> None:
+    """Create the demo organisations, the admin user and demo materials."""
+    from studyshelf.demo.seed import seed_demo
+
+    services = _services()
+    if services.settings.is_embedded_database:
+        migrations.upgrade(services.engine)
+    seed_demo(services, console=console, only_if_empty=if_empty)
+
+
+@trash_app.command("purge")
+def trash_purge(
+    older_than_days: Annotated[int | None, typer.Option(help="Default: STUDYSHELF_TRASH_RETENTION_DAYS (30).")] = None,
+) -> None:
+    """Delete for good what has been in the trash longer than the retention, and unused blobs."""
+    from studyshelf.library.jobs import purge_trash
+
+    items, blobs = purge_trash(_services(), retention_days=older_than_days)
+    console.print(f"Purged {items} items from the trash and {blobs} unused blobs.")
+
+
+def main() -> None:
+    app()
+
+

@@ -1,0 +1,152 @@
+"""Send a blob's bytes the way a CDN would: ranges, validators, caching headers, zero-copy when possible."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from studyshelf.delivery.ranges import (
+    ByteRange,
+    http_date,
+    not_modified,
+    parse_range,
+    precondition_failed,
+    range_applies,
+)
+from studyshelf.library.sniff import is_active_content
+from studyshelf.storage import BlobStore
+
+CHUNK_SIZE = 1 << 20  # 1 MiB: measured 3x faster than 64 KiB through uvicorn (bench/README.md)
+INLINE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """What is being sent: one immutable blob, with the name and type people see."""
+
+    sha256: str
+    size: int
+    content_type: str
+    filename: str
+    last_modified: datetime
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.sha256}"'
+
+
+def content_disposition(filename: str, *, attachment: bool) -> str:
+    """RFC 6266: an ASCII fallback plus filename* in UTF-8 for everything else."""
+    kind = "attachment" if attachment else "inline"
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in filename) or "download"
+    header = f'{kind}; filename="{fallback}"'
+    if fallback != filename:
+        header += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return header
+
+
+class BlobResponse(Response):
+    """A response for a blob, honouring Range, If-Range and the conditional headers."""
+
+    def __init__(  # noqa: PLR0913 - one value per header it decides
+        self, request: Request, blobs: BlobStore, rep: Representation, *, download: bool, cache_control: str
+    ) -> None:
+        self.background = None
+        self.blobs = blobs
+        self.rep = rep
+        self.method = request.method
+        active = is_active_content(rep.content_type)
+        self.blob_headers: dict[str, str] = {
+            "accept-ranges": "bytes",
+            "etag": rep.etag,
+            "last-modified": http_date(rep.last_modified),
+            "cache-control": cache_control,
+            "content-type": rep.content_type,
+            "content-disposition": content_disposition(rep.filename, attachment=download or active),
+            # Active content (HTML, SVG, XML) must never run script on our origin.
+            "content-security-policy": INLINE_CSP + ("; sandbox" if active or rep.content_type != "application/pdf" else ""),
+            "x-content-type-options": "nosniff",
+        }
+        self.status_code, self.range = self._decide(request)
+
+    def _decide(self, request: Request) -> tuple[int, ByteRange | None]:
+        h = request.headers
+        rep = self.rep
+        if precondition_failed(etag=rep.etag, last_modified=rep.last_modified, if_match=h.get("if-match"), if_unmodified_since=h.get("if-unmodified-since")):
+            return 412, None
+        if not_modified(etag=rep.etag, last_modified=rep.last_modified, if_none_match=h.get("if-none-match"), if_modified_since=h.get("if-modified-since")):
+            return 304, None
+        range_header = h.get("range")
+        if range_header is not None and range_applies(etag=rep.etag, last_modified=rep.last_modified, if_range=h.get("if-range")):
+            byte_range = parse_range(range_header, rep.size)
+            return 206, byte_range
+        return 200, ByteRange(0, rep.size, rep.size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(self.blob_headers)
+        if self.status_code in (304, 412):
+            for name in ("content-type", "content-disposition", "content-security-policy"):
+                headers.pop(name, None)
+            if self.status_code == 412:
+                headers["content-length"] = "0"
+            await send({"type": "http.response.start", "status": self.status_code, "headers": _encode(headers)})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        assert self.range is not None
+        byte_range = self.range
+        headers["content-length"] = str(byte_range.length)
+        if self.status_code == 206:
+            headers["content-range"] = byte_range.content_range
+        await send({"type": "http.response.start", "status": self.status_code, "headers": _encode(headers)})
+        if self.method == "HEAD" or byte_range.length == 0:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        path = self.blobs.local_path(self.rep.sha256)
+        extensions = scope.get("extensions") or {}
+        if path is not None and byte_range.is_whole and "http.response.pathsend" in extensions:
+            await send({"type": "http.response.pathsend", "path": str(path)})
+            return
+        if path is not None:
+            await _send_file_range(send, path, byte_range)
+        else:
+            await _send_store_range(send, self.blobs, self.rep.sha256, byte_range)
+
+
+def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _send_file_range(send: Send, path: Path, byte_range: ByteRange) -> None:
+    fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)
+    try:
+        position, remaining = byte_range.start, byte_range.length
+        while remaining > 0:
+            chunk = await anyio.to_thread.run_sync(os.pread, fd, min(CHUNK_SIZE, remaining), position)
+            if not chunk:
+                break
+            position += len(chunk)
+            remaining -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+        if remaining > 0:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        os.close(fd)
+
+
+async def _send_store_range(send: Send, blobs: BlobStore, sha256: str, byte_range: ByteRange) -> None:
+    chunks = blobs.read_range(sha256, byte_range.start, byte_range.end, CHUNK_SIZE)
+    sentinel = b""
+    while True:
+        chunk = await anyio.to_thread.run_sync(next, chunks, sentinel)
+        if chunk is sentinel:
+            break
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,38 @@
+"""Library housekeeping: purge the trash, collect unreferenced blobs, clean up after crashes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from studyshelf.core.clock import utcnow
+from studyshelf.core.db import unit_of_work
+from studyshelf.library import service
+from studyshelf.library.models import Blob
+from studyshelf.services import Services
+
+
+def purge_trash(services: Services, *, retention_days: int | None = None) -> tuple[int, int]:
+    """Purge trash older than the retention; return (items purged, blobs deleted)."""
+    days = services.settings.trash_retention_days if retention_days is None else retention_days
+    with unit_of_work(services.write_sessions) as db:
+        purged = service.purge_trash(db, older_than=utcnow() - timedelta(days=days))
+        digests = service.unreferenced_blobs(db)
+        service.forget_blobs(db, digests=digests)
+    # Bytes go only after the rows are gone, so a crash here leaves an orphan, never a dangling row.
+    for digest in digests:
+        services.blobs.delete(digest)
+    return purged, len(digests)
+
+
+def recover_storage(services: Services) -> int:
+    """Remove temporary files of interrupted uploads and blobs that no row knows; return the count."""
+    removed = services.blobs.recover()
+    with unit_of_work(services.read_sessions) as db:
+        known = set(db.scalars(select(Blob.sha256)))
+    for digest in services.blobs.iter_digests():
+        if digest not in known:
+            services.blobs.delete(digest)
+            removed += 1
+    return removed

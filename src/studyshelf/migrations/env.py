@@ -1,0 +1,29 @@
+"""Alembic environment: runs against the engine handed in by studyshelf.core.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from studyshelf.core.db import Base
+from studyshelf.library import models as _library_models  # noqa: F401 - registers tables
+from studyshelf.partners import models as _partners_models  # noqa: F401 - registers tables
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations through `studyshelf migrate`")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

@@ -1,0 +1,100 @@
+"""Request dependencies: the database session, who is asking, and CSRF for cookie-authenticated writes."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from studyshelf.core.errors import CsrfFailed, NotAuthenticated
+from studyshelf.partners import service
+from studyshelf.partners.principal import Principal
+from studyshelf.services import Services
+from studyshelf.web.security import client_ip
+
+SESSION_COOKIE = "studyshelf_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_db(request: Request, services: ServicesDep) -> Iterator[Session]:
+    """One session per request; committed when the handler returns, before the response goes out."""
+    factory = services.read_sessions if request.method in SAFE_METHODS else services.write_sessions
+    db = factory()
+    try:
+        yield db
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+
+
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def _check_csrf(request: Request, principal: Principal) -> None:
+    if request.method in SAFE_METHODS or principal.session is None:
+        return
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent, principal.session.csrf_token):
+        raise CsrfFailed("The form expired or came from another site. Reload the page and try again.")
+
+
+def resolve_principal(request: Request, db: Session) -> Principal | None:
+    token = _bearer(request)
+    if token is not None:
+        principal = service.resolve_api_token(db, token)
+        if principal is None:
+            raise NotAuthenticated("The API token is not valid or was revoked.")
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return service.resolve_session(db, cookie) if cookie else None
+
+
+def get_optional_principal(request: Request, db: DbSession) -> Principal | None:
+    principal = resolve_principal(request, db)
+    request.state.principal = principal
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+async def get_principal(request: Request, principal: OptionalPrincipal) -> Principal:
+    """The signed-in principal; cookie-authenticated writes must also carry the CSRF token."""
+    if principal is None:
+        raise NotAuthenticated("Sign in or send an API token.")
+    await _check_csrf(request, principal)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_client_ip(request: Request, services: ServicesDep) -> str:
+    return client_ip(request.scope, services.settings.trusted_proxies)
+
+
+ClientIp = Annotated[str, Depends(get_client_ip)]

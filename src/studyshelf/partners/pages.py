@@ -1,0 +1,7 @@
+"""HTML pages for sign-in and settings (filled in by the UI work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,34 @@
+"""The frozen container of backends, built once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from studyshelf.core.db import make_engine, make_session_factory
+from studyshelf.settings import Settings
+from studyshelf.storage import BlobStore, build_blob_store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    write_sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    blobs: BlobStore
+
+
+def build_services(settings: Settings) -> Services:
+    """Build every backend the settings name."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        write_sessions=make_session_factory(engine, write=True),
+        read_sessions=make_session_factory(engine, write=False),
+        blobs=build_blob_store(settings.resolved_storage_url),
+    )

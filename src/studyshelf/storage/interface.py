@@ -1,0 +1,64 @@
+"""The blob store: immutable byte strings addressed by their SHA-256."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class BlobNotFound(Exception):
+    """The store holds no blob with that digest."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    sha256: str
+    size: int
+
+
+class BlobWriter(Protocol):
+    """A blob being written: bytes go to a private temporary place until commit."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def head(self) -> bytes:
+        """The first bytes written (for sniffing the content type)."""
+        ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self) -> StoredBlob:
+        """Make the bytes durable and visible under their digest; identical bytes are stored once."""
+        ...
+
+    def abort(self) -> None:
+        """Forget the bytes; nothing stays behind."""
+        ...
+
+
+class BlobStore(Protocol):
+    def writer(self) -> BlobWriter: ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int: ...
+
+    def read_range(self, sha256: str, start: int, end: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield bytes [start, end) of a blob in chunks; raise BlobNotFound if absent."""
+        ...
+
+    def local_path(self, sha256: str) -> Path | None:
+        """The blob's file on local disk, when there is one (lets the server use sendfile)."""
+        ...
+
+    def delete(self, sha256: str) -> None: ...
+
+    def iter_digests(self) -> Iterator[str]: ...
+
+    def recover(self) -> int:
+        """Remove what interrupted writes left behind; return how many were removed."""
+        ...

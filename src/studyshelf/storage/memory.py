@@ -1,0 +1,79 @@
+"""Blobs in a dict, for tests."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from studyshelf.storage.interface import BlobNotFound, StoredBlob
+
+HEAD_BYTES = 8192
+
+
+class MemoryBlobWriter:
+    def __init__(self, store: MemoryBlobStore) -> None:
+        self._store = store
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._head = b""
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def head(self) -> bytes:
+        return self._head
+
+    def write(self, chunk: bytes) -> None:
+        if len(self._head) < HEAD_BYTES:
+            self._head += chunk[: HEAD_BYTES - len(self._head)]
+        self._parts.append(bytes(chunk))
+        self._size += len(chunk)
+
+    def commit(self) -> StoredBlob:
+        data = b"".join(self._parts)
+        digest = hashlib.sha256(data).hexdigest()
+        self._store.blobs.setdefault(digest, data)
+        self._parts = []
+        return StoredBlob(sha256=digest, size=len(data))
+
+    def abort(self) -> None:
+        self._parts = []
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def writer(self) -> MemoryBlobWriter:
+        return MemoryBlobWriter(self)
+
+    def exists(self, sha256: str) -> bool:
+        return sha256 in self.blobs
+
+    def size(self, sha256: str) -> int:
+        try:
+            return len(self.blobs[sha256])
+        except KeyError as exc:
+            raise BlobNotFound(sha256) from exc
+
+    def read_range(self, sha256: str, start: int, end: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            data = self.blobs[sha256]
+        except KeyError as exc:
+            raise BlobNotFound(sha256) from exc
+        return (data[i : min(i + chunk_size, end)] for i in range(start, end, chunk_size))
+
+    def local_path(self, sha256: str) -> Path | None:
+        return None
+
+    def delete(self, sha256: str) -> None:
+        self.blobs.pop(sha256, None)
+
+    def iter_digests(self) -> Iterator[str]:
+        return iter(list(self.blobs))
+
+    def recover(self) -> int:
+        return 0

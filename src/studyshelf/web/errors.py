@@ -1,0 +1,84 @@
+"""Map errors to RFC 9457 problem+json (API) or a friendly page (browser), in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from studyshelf.core.errors import StudyShelfError
+
+PROBLEM_BASE = "https://studyshelf.dev/problems/"
+log = logging.getLogger("studyshelf.errors")
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("not-authenticated", "Authentication required"),
+    403: ("permission-denied", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("too-large", "Content too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    416: ("range-not-satisfiable", "Range not satisfiable"),
+    422: ("invalid", "The request is not valid"),
+    429: ("too-many-requests", "Too many requests"),
+}
+
+
+def wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/m/", "/lti/")) or request.headers.get("hx-request"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def problem(
+    request: Request, *, status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    if wants_html(request):
+        from studyshelf.web.render import render_error_page
+
+        return render_error_page(request, status=status, title=title, detail=detail, headers=headers)
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StudyShelfError)
+    async def _domain(request: Request, exc: StudyShelfError) -> Response:
+        headers = {"Content-Range": str(exc.extra["content_range"])} if "content_range" in exc.extra else None
+        if exc.status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="studyshelf"'}
+        extra = {k: v for k, v in exc.extra.items() if k != "content_range"}
+        return problem(request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        return problem(request, status=422, slug="invalid", title="The request is not valid", detail="Some fields are missing or malformed.", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        slug, title = _HTTP_SLUGS.get(exc.status_code, ("error", "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem(request, status=exc.status_code, slug=slug, title=title, detail=detail, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(request, status=500, slug="internal", title="Internal error", detail="Something went wrong on our side. It has been logged.")

@@ -1,0 +1,76 @@
+"""Security headers, client addresses behind trusted proxies, request ids."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UI_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+
+
+def _is_trusted(host: str | None, trusted: list[str]) -> bool:
+    if not host or not trusted:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in trusted)
+
+
+def client_ip(scope: Scope, trusted: list[str]) -> str:
+    """The client's address; X-Forwarded-For counts only when the peer is a trusted proxy."""
+    peer = scope.get("client")
+    host = peer[0] if peer else None
+    if _is_trusted(host, trusted):
+        headers = dict(scope.get("headers") or [])
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        # Walk from the nearest hop back; the first untrusted address is the client.
+        for hop in reversed(hops):
+            if not _is_trusted(hop, trusted):
+                return hop
+    return host or "unknown"
+
+
+def is_https(scope: Scope, trusted: list[str]) -> bool:
+    if scope.get("scheme") == "https":
+        return True
+    peer = scope.get("client")
+    if peer and _is_trusted(peer[0], trusted):
+        headers = dict(scope.get("headers") or [])
+        return headers.get(b"x-forwarded-proto", b"").decode("latin-1").lower() == "https"
+    return False
+
+
+class SecurityHeadersMiddleware:
+    """Adds the baseline headers to every response, and a request id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("x-content-type-options", "nosniff")
+                headers.setdefault("referrer-policy", "strict-origin-when-cross-origin")
+                headers.setdefault("x-request-id", request_id)
+                if "content-security-policy" not in headers:
+                    headers["content-security-policy"] = UI_CSP
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
