@@ -95,6 +95,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         database_url=db_url,
         secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
         max_upload_bytes=10 * 1024 * 1024,
+        scheduler_interval_seconds=0,
     )
 
 

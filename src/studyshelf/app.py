@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from studyshelf.delivery.api import router as delivery_router
+from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
 from studyshelf.library.pages import router as library_pages
 from studyshelf.ops.health import router as health_router
@@ -36,7 +37,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.scheduler_interval_seconds > 0:
+            scheduler = Scheduler(built, interval_seconds=settings.scheduler_interval_seconds)
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         if services is None:
             built.engine.dispose()
 

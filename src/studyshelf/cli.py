@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import secrets
-
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import StudyShelfError
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 
-app = typer.Typer(help="StudyShelf: store study materials and deliver them into Moodle and Canvas.", no_args_is_help=True)
+
+
+class _Commands(TyperGroup):
+    """Report a domain error (unknown slug, taken e-mail, …) as a one-line message and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except StudyShelfError as exc:
+            raise click.ClickException(exc.detail) from None
+
+
+app = typer.Typer(
+    cls=_Commands,
+    help="StudyShelf: store study materials and deliver them into Moodle and Canvas.",
+    no_args_is_help=True,
+)
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 trash_app = typer.Typer(help="The trash.", no_args_is_help=True)
@@ -58,12 +76,22 @@ def serve(
     if server == "uvicorn":
         import uvicorn
 
-        uvicorn.run("studyshelf.asgi:create", factory=True, host=host, port=port, workers=workers, log_level="info", proxy_headers=False)
+        uvicorn.run(
+            "studyshelf.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=False,
+        )
         return
     from granian.constants import Interfaces
     from granian.server import Server
 
-    Server("studyshelf.asgi:create", address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True).serve()
+    Server(
+        "studyshelf.asgi:create", address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True
+    ).serve()
 
 
 @org_app.command("create")
@@ -129,5 +157,3 @@ def trash_purge(
 
 def main() -> None:
     app()
-
-

@@ -37,7 +37,6 @@ from studyshelf.partners.permissions import Permission, role_in
 from studyshelf.partners.principal import Principal
 from studyshelf.partners.schemas import OrgRead, UserRead
 
-
 router = APIRouter(prefix="/api/v1", tags=["library"])
 OnConflictQuery = Annotated[OnConflict, Query(description="`rename` picks a free name instead of answering 409.")]
 MULTIPART_BODY = {
@@ -45,7 +44,11 @@ MULTIPART_BODY = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
             }
         },
     }
@@ -54,24 +57,38 @@ MULTIPART_BODY = {
 
 def folder_read(db: DbSession, folder: Folder) -> FolderRead:
     path = [Crumb(id=f.id, name=f.name) for f in service.folder_path(db, folder.id)]
-    return FolderRead(**{k: getattr(folder, k) for k in ("id", "org_id", "parent_id", "name", "created_at", "updated_at")}, path=path)
+    return FolderRead(
+        **{k: getattr(folder, k) for k in ("id", "org_id", "parent_id", "name", "created_at", "updated_at")}, path=path
+    )
 
 
 def file_read(file: File) -> FileRead:
     version = file.current_version
     assert version is not None
     return FileRead(
-        id=file.id, org_id=file.org_id, folder_id=file.folder_id, name=file.name, size=version.size,
-        content_type=version.content_type, category=category(version.content_type), sha256=version.blob_sha256,
-        version=version.number, created_at=file.created_at, updated_at=file.updated_at,
+        id=file.id,
+        org_id=file.org_id,
+        folder_id=file.folder_id,
+        name=file.name,
+        size=version.size,
+        content_type=version.content_type,
+        category=category(version.content_type),
+        sha256=version.blob_sha256,
+        version=version.number,
+        created_at=file.created_at,
+        updated_at=file.updated_at,
         content_url=f"/api/v1/files/{file.id}/content",
     )
 
 
 def version_read(version: FileVersion) -> VersionRead:
     return VersionRead(
-        id=version.id, number=version.number, size=version.size, content_type=version.content_type,
-        sha256=version.blob_sha256, created_at=version.created_at,
+        id=version.id,
+        number=version.number,
+        size=version.size,
+        content_type=version.content_type,
+        sha256=version.blob_sha256,
+        created_at=version.created_at,
         content_url=f"/api/v1/files/{version.file_id}/versions/{version.id}/content",
     )
 
@@ -84,7 +101,11 @@ def me(principal: CurrentPrincipal, db: DbSession) -> MeRead:
         role = role_in(principal, membership.org_id)
         if role is not None:
             root = service.get_root_folder(db, org_id=membership.org_id)
-            orgs.append(MyOrgRead(**OrgRead.model_validate(membership.organization).model_dump(), role=role, root_folder_id=root.id))
+            orgs.append(
+                MyOrgRead(
+                    **OrgRead.model_validate(membership.organization).model_dump(), role=role, root_folder_id=root.id
+                )
+            )
     current = principal.session.current_org_id if principal.session else None
     if current not in {o.id for o in orgs}:
         current = orgs[0].id if orgs else None
@@ -92,9 +113,13 @@ def me(principal: CurrentPrincipal, db: DbSession) -> MeRead:
 
 
 @router.post("/folders", response_model=FolderRead, status_code=status.HTTP_201_CREATED)
-def create_folder(body: FolderCreate, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail") -> FolderRead:
+def create_folder(
+    body: FolderCreate, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
+) -> FolderRead:
     """Create a folder inside another."""
-    folder = service.create_folder(db, principal=principal, parent_id=body.parent_id, name=body.name, on_conflict=on_conflict)
+    folder = service.create_folder(
+        db, principal=principal, parent_id=body.parent_id, name=body.name, on_conflict=on_conflict
+    )
     return folder_read(db, folder)
 
 
@@ -133,20 +158,37 @@ def list_children(
 ) -> ChildrenPage:
     """A folder's children, folders first, sorted, one page at a time."""
     entries, next_cursor = service.list_children(
-        db, principal=principal, folder_id=folder_id, sort=sort, descending=order == "desc", after=_decode_cursor(cursor), limit=limit
+        db,
+        principal=principal,
+        folder_id=folder_id,
+        sort=sort,
+        descending=order == "desc",
+        after=_decode_cursor(cursor),
+        limit=limit,
     )
-    items = [EntryRead(kind=e.kind, id=e.id, name=e.name, size=e.size, content_type=e.content_type, updated_at=e.updated_at) for e in entries]  # type: ignore[arg-type]
+    items = [
+        EntryRead(kind=e.kind, id=e.id, name=e.name, size=e.size, content_type=e.content_type, updated_at=e.updated_at)
+        for e in entries
+    ]
     return ChildrenPage(items=items, next_cursor=_encode_cursor(next_cursor))
 
 
 @router.patch("/folders/{folder_id}", response_model=FolderRead)
-def update_folder(folder_id: uuid.UUID, body: FolderUpdate, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail") -> FolderRead:
+def update_folder(
+    folder_id: uuid.UUID,
+    body: FolderUpdate,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    on_conflict: OnConflictQuery = "fail",
+) -> FolderRead:
     """Rename and/or move a folder."""
     if body.name is None and body.parent_id is None:
         raise Invalid("Give a new name, a new parent_id, or both.")
     folder = service.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
     if body.parent_id is not None:
-        folder = service.move_folder(db, principal=principal, folder_id=folder_id, target_id=body.parent_id, on_conflict=on_conflict)
+        folder = service.move_folder(
+            db, principal=principal, folder_id=folder_id, target_id=body.parent_id, on_conflict=on_conflict
+        )
     if body.name is not None:
         folder = service.rename_folder(db, principal=principal, folder_id=folder_id, name=body.name)
     return folder_read(db, folder)
@@ -160,14 +202,18 @@ def delete_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSessi
 
 
 @router.post("/folders/{folder_id}/restore", response_model=FolderRead)
-def restore_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail") -> FolderRead:
+def restore_folder(
+    folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
+) -> FolderRead:
     """Bring a folder back from the trash."""
     folder = service.restore(db, principal=principal, kind="folder", item_id=folder_id, on_conflict=on_conflict)
     assert isinstance(folder, Folder)
     return folder_read(db, folder)
 
 
-async def _authorise_upload(db: DbSession, principal: Principal, *, folder_id: uuid.UUID | None = None, file_id: uuid.UUID | None = None) -> None:
+async def _authorise_upload(
+    db: DbSession, principal: Principal, *, folder_id: uuid.UUID | None = None, file_id: uuid.UUID | None = None
+) -> None:
     def check() -> None:
         if folder_id is not None:
             service.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
@@ -178,9 +224,19 @@ async def _authorise_upload(db: DbSession, principal: Principal, *, folder_id: u
     await run_in_threadpool(check)
 
 
-@router.post("/folders/{folder_id}/files", response_model=FileRead, status_code=status.HTTP_201_CREATED, openapi_extra=MULTIPART_BODY)
+@router.post(
+    "/folders/{folder_id}/files",
+    response_model=FileRead,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=MULTIPART_BODY,
+)
 async def upload_file(
-    folder_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, on_conflict: OnConflictQuery = "fail"
+    folder_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    on_conflict: OnConflictQuery = "fail",
 ) -> FileRead:
     """Upload a file (multipart field `file`); its type is sniffed from the bytes."""
     await _authorise_upload(db, principal, folder_id=folder_id)
@@ -189,8 +245,13 @@ async def upload_file(
     def store() -> FileRead:
         with unit_of_work(services.write_sessions) as tx:
             file = service.add_file(
-                tx, principal=principal, folder_id=folder_id, name=received.fields.get("name") or received.filename,
-                blob=received.blob, content_type=received.content_type, on_conflict=on_conflict,
+                tx,
+                principal=principal,
+                folder_id=folder_id,
+                name=received.fields.get("name") or received.filename,
+                blob=received.blob,
+                content_type=received.content_type,
+                on_conflict=on_conflict,
             )
             return file_read(file)
 
@@ -204,13 +265,21 @@ def get_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> 
 
 
 @router.patch("/files/{file_id}", response_model=FileRead)
-def update_file(file_id: uuid.UUID, body: FileUpdate, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail") -> FileRead:
+def update_file(
+    file_id: uuid.UUID,
+    body: FileUpdate,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    on_conflict: OnConflictQuery = "fail",
+) -> FileRead:
     """Rename and/or move a file."""
     if body.name is None and body.folder_id is None:
         raise Invalid("Give a new name, a new folder_id, or both.")
     file = service.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
     if body.folder_id is not None:
-        file = service.move_file(db, principal=principal, file_id=file_id, target_id=body.folder_id, on_conflict=on_conflict)
+        file = service.move_file(
+            db, principal=principal, file_id=file_id, target_id=body.folder_id, on_conflict=on_conflict
+        )
     if body.name is not None:
         file = service.rename_file(db, principal=principal, file_id=file_id, name=body.name)
     return file_read(file)
@@ -224,7 +293,9 @@ def delete_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) 
 
 
 @router.post("/files/{file_id}/restore", response_model=FileRead)
-def restore_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail") -> FileRead:
+def restore_file(
+    file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
+) -> FileRead:
     """Bring a file back from the trash."""
     file = service.restore(db, principal=principal, kind="file", item_id=file_id, on_conflict=on_conflict)
     assert isinstance(file, File)
@@ -237,24 +308,40 @@ def list_versions(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
     return [version_read(v) for v in service.list_versions(db, principal=principal, file_id=file_id)]
 
 
-@router.post("/files/{file_id}/versions", response_model=VersionRead, status_code=status.HTTP_201_CREATED, openapi_extra=MULTIPART_BODY)
-async def upload_version(file_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> VersionRead:
+@router.post(
+    "/files/{file_id}/versions",
+    response_model=VersionRead,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=MULTIPART_BODY,
+)
+async def upload_version(
+    file_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+) -> VersionRead:
     """Upload a new version of a file; older versions stay downloadable."""
     await _authorise_upload(db, principal, file_id=file_id)
     received = await receive_upload(request, services.blobs, max_bytes=services.settings.max_upload_bytes)
 
     def store() -> VersionRead:
         with unit_of_work(services.write_sessions) as tx:
-            version = service.add_version(tx, principal=principal, file_id=file_id, blob=received.blob, content_type=received.content_type)
+            version = service.add_version(
+                tx, principal=principal, file_id=file_id, blob=received.blob, content_type=received.content_type
+            )
             return version_read(version)
 
     return await run_in_threadpool(store)
 
 
 @router.get("/orgs/{org_id}/trash", response_model=list[TrashItemRead])
-def list_trash(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> list[TrashItemRead]:
+def list_trash(
+    org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+) -> list[TrashItemRead]:
     """What was deleted in an organisation and can still be restored."""
-    items = service.list_trash(db, principal=principal, org_id=org_id, retention_days=services.settings.trash_retention_days)
-    return [TrashItemRead(kind=i.kind, id=i.id, name=i.name, parent_id=i.parent_id, deleted_at=i.deleted_at, purge_at=i.purge_at) for i in items]  # type: ignore[arg-type]
-
-
+    items = service.list_trash(
+        db, principal=principal, org_id=org_id, retention_days=services.settings.trash_retention_days
+    )
+    return [
+        TrashItemRead(
+            kind=i.kind, id=i.id, name=i.name, parent_id=i.parent_id, deleted_at=i.deleted_at, purge_at=i.purge_at
+        )
+        for i in items
+    ]

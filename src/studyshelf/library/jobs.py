@@ -36,3 +36,18 @@ def recover_storage(services: Services) -> int:
             services.blobs.delete(digest)
             removed += 1
     return removed
+
+
+def collect_orphans(services: Services, memo: str) -> str:
+    """Delete blobs no row knows that were orphans on the previous pass too (so never a blob mid-upload).
+
+    `memo` carries the previous pass's orphans; the return value is this pass's.
+    """
+    services.blobs.recover()
+    with unit_of_work(services.read_sessions) as db:
+        known = set(db.scalars(select(Blob.sha256)))
+    orphans = {digest for digest in services.blobs.iter_digests() if digest not in known}
+    previous = set(memo.split()) if memo else set()
+    for digest in orphans & previous:
+        services.blobs.delete(digest)
+    return " ".join(sorted(orphans - previous))

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, String, and_, delete, literal, or_, select, union_all
+from sqlalchemy import BigInteger, String, and_, delete, literal, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -50,7 +50,9 @@ def folder_path(db: Session, folder_id: uuid.UUID) -> list[Folder]:
         )
     )
     rows = db.execute(
-        select(Folder, chain_cte.c.depth).join(chain_cte, chain_cte.c.id == Folder.id).order_by(chain_cte.c.depth.desc())
+        select(Folder, chain_cte.c.depth)
+        .join(chain_cte, chain_cte.c.id == Folder.id)
+        .order_by(chain_cte.c.depth.desc())
     ).all()
     return [row[0] for row in rows]
 
@@ -59,7 +61,9 @@ def _is_live(path: list[Folder]) -> bool:
     return bool(path) and all(folder.deleted_at is None for folder in path)
 
 
-def get_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, permission: Permission = Permission.LIBRARY_READ) -> Folder:
+def get_folder(
+    db: Session, *, principal: Principal, folder_id: uuid.UUID, permission: Permission = Permission.LIBRARY_READ
+) -> Folder:
     """Load a live folder the principal may act on; NotFound otherwise."""
     folder = db.get(Folder, folder_id)
     if folder is None or not _is_live(folder_path(db, folder.id)):
@@ -68,7 +72,9 @@ def get_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, permi
     return folder
 
 
-def get_file(db: Session, *, principal: Principal, file_id: uuid.UUID, permission: Permission = Permission.LIBRARY_READ) -> File:
+def get_file(
+    db: Session, *, principal: Principal, file_id: uuid.UUID, permission: Permission = Permission.LIBRARY_READ
+) -> File:
     """Load a live file the principal may act on; NotFound otherwise."""
     file = db.get(File, file_id)
     if file is None or file.deleted_at is not None or not _is_live(folder_path(db, file.folder_id)):
@@ -87,7 +93,9 @@ def _name_taken(db: Session, *, folder_id: uuid.UUID, key: str, exclude: uuid.UU
     return db.scalar(select(union_all(folder_hit, file_hit).subquery().c.id).limit(1)) is not None
 
 
-def _free_name(db: Session, *, folder_id: uuid.UUID, name: str, on_conflict: str, exclude: uuid.UUID | None = None) -> str:
+def _free_name(
+    db: Session, *, folder_id: uuid.UUID, name: str, on_conflict: str, exclude: uuid.UUID | None = None
+) -> str:
     """Return the name to use, or raise Conflict when it is taken and renaming was not asked for."""
     if not _name_taken(db, folder_id=folder_id, key=name_key(name), exclude=exclude):
         return name
@@ -101,11 +109,15 @@ def _free_name(db: Session, *, folder_id: uuid.UUID, name: str, on_conflict: str
     raise Conflict("Could not find a free name.")
 
 
-def create_folder(db: Session, *, principal: Principal, parent_id: uuid.UUID, name: str, on_conflict: str = "fail") -> Folder:
+def create_folder(
+    db: Session, *, principal: Principal, parent_id: uuid.UUID, name: str, on_conflict: str = "fail"
+) -> Folder:
     """Create a folder inside another."""
     parent = get_folder(db, principal=principal, folder_id=parent_id, permission=Permission.LIBRARY_WRITE)
     name = _free_name(db, folder_id=parent.id, name=validate_name(name), on_conflict=on_conflict)
-    folder = Folder(org_id=parent.org_id, parent_id=parent.id, name=name, name_key=name_key(name), created_by=principal.user.id)
+    folder = Folder(
+        org_id=parent.org_id, parent_id=parent.id, name=name, name_key=name_key(name), created_by=principal.user.id
+    )
     db.add(folder)
     db.flush()
     return folder
@@ -220,14 +232,18 @@ def rename_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, na
     folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be renamed.")
-    folder.name = _free_name(db, folder_id=folder.parent_id, name=validate_name(name), on_conflict="fail", exclude=folder.id)
+    folder.name = _free_name(
+        db, folder_id=folder.parent_id, name=validate_name(name), on_conflict="fail", exclude=folder.id
+    )
     folder.name_key = name_key(folder.name)
     folder.updated_at = utcnow()
     db.flush()
     return folder
 
 
-def move_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail") -> Folder:
+def move_folder(
+    db: Session, *, principal: Principal, folder_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail"
+) -> Folder:
     """Move a folder under another of the same organisation (never into its own subtree)."""
     folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
     if folder.parent_id is None:
@@ -255,7 +271,9 @@ def rename_file(db: Session, *, principal: Principal, file_id: uuid.UUID, name: 
     return file
 
 
-def move_file(db: Session, *, principal: Principal, file_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail") -> File:
+def move_file(
+    db: Session, *, principal: Principal, file_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail"
+) -> File:
     file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
     target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE)
     if target.org_id != file.org_id:
@@ -276,20 +294,31 @@ def record_blob(db: Session, *, blob: StoredBlob) -> None:
 
 
 def add_file(
-    db: Session, *, principal: Principal, folder_id: uuid.UUID, name: str, blob: StoredBlob, content_type: str, on_conflict: str = "fail"
+    db: Session,
+    *,
+    principal: Principal,
+    folder_id: uuid.UUID,
+    name: str,
+    blob: StoredBlob,
+    content_type: str,
+    on_conflict: str = "fail",
 ) -> File:
     """Create a file whose first version holds an already stored blob."""
     folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
     name = _free_name(db, folder_id=folder.id, name=validate_name(name), on_conflict=on_conflict)
     record_blob(db, blob=blob)
-    file = File(org_id=folder.org_id, folder_id=folder.id, name=name, name_key=name_key(name), created_by=principal.user.id)
+    file = File(
+        org_id=folder.org_id, folder_id=folder.id, name=name, name_key=name_key(name), created_by=principal.user.id
+    )
     db.add(file)
     db.flush()
     _append_version(db, file=file, blob=blob, content_type=content_type, user_id=principal.user.id)
     return file
 
 
-def add_version(db: Session, *, principal: Principal, file_id: uuid.UUID, blob: StoredBlob, content_type: str) -> FileVersion:
+def add_version(
+    db: Session, *, principal: Principal, file_id: uuid.UUID, blob: StoredBlob, content_type: str
+) -> FileVersion:
     """Upload a new version; older versions stay as they were."""
     file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
     record_blob(db, blob=blob)
@@ -297,9 +326,16 @@ def add_version(db: Session, *, principal: Principal, file_id: uuid.UUID, blob: 
 
 
 def _append_version(db: Session, *, file: File, blob: StoredBlob, content_type: str, user_id: uuid.UUID) -> FileVersion:
-    latest = db.scalar(select(FileVersion.number).where(FileVersion.file_id == file.id).order_by(FileVersion.number.desc()).limit(1))
+    latest = db.scalar(
+        select(FileVersion.number).where(FileVersion.file_id == file.id).order_by(FileVersion.number.desc()).limit(1)
+    )
     version = FileVersion(
-        file_id=file.id, number=(latest or 0) + 1, blob_sha256=blob.sha256, size=blob.size, content_type=content_type, created_by=user_id
+        file_id=file.id,
+        number=(latest or 0) + 1,
+        blob_sha256=blob.sha256,
+        size=blob.size,
+        content_type=content_type,
+        created_by=user_id,
     )
     db.add(version)
     db.flush()
@@ -312,10 +348,14 @@ def _append_version(db: Session, *, file: File, blob: StoredBlob, content_type: 
 
 def list_versions(db: Session, *, principal: Principal, file_id: uuid.UUID) -> list[FileVersion]:
     file = get_file(db, principal=principal, file_id=file_id)
-    return list(db.scalars(select(FileVersion).where(FileVersion.file_id == file.id).order_by(FileVersion.number.desc())))
+    return list(
+        db.scalars(select(FileVersion).where(FileVersion.file_id == file.id).order_by(FileVersion.number.desc()))
+    )
 
 
-def get_version(db: Session, *, principal: Principal, file_id: uuid.UUID, version_id: uuid.UUID) -> tuple[File, FileVersion]:
+def get_version(
+    db: Session, *, principal: Principal, file_id: uuid.UUID, version_id: uuid.UUID
+) -> tuple[File, FileVersion]:
     file = get_file(db, principal=principal, file_id=file_id)
     version = db.get(FileVersion, version_id)
     if version is None or version.file_id != file.id:
@@ -369,9 +409,11 @@ def list_trash(db: Session, *, principal: Principal, org_id: uuid.UUID, retentio
     return sorted(items, key=lambda item: item.deleted_at, reverse=True)
 
 
-def restore(db: Session, *, principal: Principal, kind: str, item_id: uuid.UUID, on_conflict: str = "fail") -> Folder | File:
+def restore(
+    db: Session, *, principal: Principal, kind: str, item_id: uuid.UUID, on_conflict: str = "fail"
+) -> Folder | File:
     """Bring an item back from the trash into its folder."""
-    item: Folder | File | None = db.get(Folder if kind == "folder" else File, item_id)
+    item: Folder | File | None = db.get(Folder, item_id) if kind == "folder" else db.get(File, item_id)
     if item is None or item.deleted_at is None:
         raise NotFound(f"No such {kind} in the trash.")
     require(principal, Permission.LIBRARY_WRITE, item.org_id, what=kind)
@@ -390,9 +432,15 @@ def restore(db: Session, *, principal: Principal, kind: str, item_id: uuid.UUID,
 def purge_trash(db: Session, *, older_than: datetime) -> int:
     """Delete for good what has been in the trash since before a moment; return how many items."""
     file_ids = list(db.scalars(select(File.id).where(File.deleted_at < older_than)))
-    folder_ids = list(db.scalars(select(Folder.id).where(Folder.deleted_at < older_than, Folder.parent_id.is_not(None))))
+    folder_ids = list(
+        db.scalars(select(Folder.id).where(Folder.deleted_at < older_than, Folder.parent_id.is_not(None)))
+    )
     doomed_folders = _subtree_ids(db, folder_ids)
-    doomed_files = set(file_ids) | set(db.scalars(select(File.id).where(File.folder_id.in_(doomed_folders)))) if doomed_folders else set(file_ids)
+    doomed_files = (
+        set(file_ids) | set(db.scalars(select(File.id).where(File.folder_id.in_(doomed_folders))))
+        if doomed_folders
+        else set(file_ids)
+    )
     if doomed_files:
         db.execute(update(File).where(File.id.in_(doomed_files)).values(current_version_id=None))
         db.execute(delete(FileVersion).where(FileVersion.file_id.in_(doomed_files)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -12,6 +13,9 @@ from starlette.requests import ClientDisconnect, Request
 from studyshelf.core.errors import Invalid, TooLarge
 from studyshelf.library.sniff import sniff_content_type
 from studyshelf.storage import BlobStore, BlobWriter, StoredBlob
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -114,10 +118,12 @@ async def receive_upload(request: Request, blobs: BlobStore, *, max_bytes: int) 
         writer.abort()
         raise
     content_type_sniffed = sniff_content_type(writer.head, receiver.filename)
-    return ReceivedFile(filename=receiver.filename, blob=blob, content_type=content_type_sniffed, fields=receiver.fields)
+    return ReceivedFile(
+        filename=receiver.filename, blob=blob, content_type=content_type_sniffed, fields=receiver.fields
+    )
 
 
-def _callbacks(receiver: _Receiver) -> dict[str, object]:
+def _callbacks(receiver: _Receiver) -> MultipartCallbacks:
     return {
         "on_part_begin": receiver.on_part_begin,
         "on_header_field": receiver.on_header_field,

@@ -40,13 +40,19 @@ def set_session_cookie(response: Response, *, value: str, services: Services, se
     )
 
 
-def sign_in(request: Request, response: Response, *, db: Session, services: Services, email: str, password: str, client: str) -> WebSession:
+def sign_in(
+    request: Request, response: Response, *, db: Session, services: Services, email: str, password: str, client: str
+) -> WebSession:
     """Check the password (recording a failure even though the request then fails) and set the cookie."""
     settings = services.settings
     try:
         user = service.authenticate(
-            db, email=email, password=password, client=client,
-            max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds,
+            db,
+            email=email,
+            password=password,
+            client=client,
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_window_seconds,
         )
     except NotAuthenticated:
         db.commit()
@@ -58,9 +64,13 @@ def sign_in(request: Request, response: Response, *, db: Session, services: Serv
 
 
 @router.post("/auth/login", response_model=LoginResponse)
-def login(body: LoginRequest, request: Request, response: Response, db: DbSession, services: ServicesDep, client: ClientIp) -> LoginResponse:
+def login(
+    body: LoginRequest, request: Request, response: Response, db: DbSession, services: ServicesDep, client: ClientIp
+) -> LoginResponse:
     """Sign in with e-mail and password; sets an HttpOnly session cookie and returns the CSRF token."""
-    session = sign_in(request, response, db=db, services=services, email=body.email, password=body.password, client=client)
+    session = sign_in(
+        request, response, db=db, services=services, email=body.email, password=body.password, client=client
+    )
     user = db.get(User, session.user_id)
     return LoginResponse(user=UserRead.model_validate(user), csrf_token=session.csrf_token)
 
@@ -84,7 +94,9 @@ def list_tokens(principal: CurrentPrincipal, db: DbSession) -> list[TokenRead]:
 @router.post("/auth/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, principal: CurrentPrincipal, db: DbSession) -> TokenCreated:
     """Create a personal API token; the secret is in the answer and nowhere else, ever."""
-    token, plaintext = service.create_api_token(db, user=principal.user, name=body.name, org_id=body.org_id, role=body.role)
+    token, plaintext = service.create_api_token(
+        db, user=principal.user, name=body.name, org_id=body.org_id, role=body.role
+    )
     return TokenCreated(**TokenRead.model_validate(token).model_dump(), token=plaintext)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from studyshelf.core.errors import StudyShelfError
+from studyshelf.core.errors import NotAuthenticated, StudyShelfError
 
 PROBLEM_BASE = "https://studyshelf.dev/problems/"
 log = logging.getLogger("studyshelf.errors")
@@ -37,6 +38,17 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def sign_in_redirect(request: Request) -> Response | None:
+    """Send a browser that is not signed in to the sign-in page (HTMX gets HX-Redirect); None for API clients."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = "/login?" + urlencode({"next": target}) if request.method == "GET" and target != "/" else "/login"
+    if request.headers.get("hx-request") and not request.url.path.startswith("/api/"):
+        return Response(status_code=401, headers={"HX-Redirect": login})
+    if wants_html(request):
+        return RedirectResponse(login, status_code=303)
+    return None
+
+
 def problem(
     request: Request, *, status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
@@ -58,6 +70,8 @@ def problem(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StudyShelfError)
     async def _domain(request: Request, exc: StudyShelfError) -> Response:
+        if isinstance(exc, NotAuthenticated) and (redirect := sign_in_redirect(request)) is not None:
+            return redirect
         headers = {"Content-Range": str(exc.extra["content_range"])} if "content_range" in exc.extra else None
         if exc.status == 401:
             headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="studyshelf"'}
@@ -76,7 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         slug, title = _HTTP_SLUGS.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem(request, status=exc.status_code, slug=slug, title=title, detail=detail, headers=exc.headers)
+        return problem(
+            request, status=exc.status_code, slug=slug, title=title, detail=detail, headers=dict(exc.headers or {})
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

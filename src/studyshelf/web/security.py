@@ -25,13 +25,19 @@ def _is_trusted(host: str | None, trusted: list[str]) -> bool:
     return any(address in ipaddress.ip_network(net, strict=False) for net in trusted)
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers") or []:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
 def client_ip(scope: Scope, trusted: list[str]) -> str:
     """The client's address; X-Forwarded-For counts only when the peer is a trusted proxy."""
     peer = scope.get("client")
-    host = peer[0] if peer else None
+    host: str | None = str(peer[0]) if peer else None
     if _is_trusted(host, trusted):
-        headers = dict(scope.get("headers") or [])
-        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+        forwarded = _header(scope, b"x-forwarded-for")
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         # Walk from the nearest hop back; the first untrusted address is the client.
         for hop in reversed(hops):
@@ -41,12 +47,11 @@ def client_ip(scope: Scope, trusted: list[str]) -> str:
 
 
 def is_https(scope: Scope, trusted: list[str]) -> bool:
-    if scope.get("scheme") == "https":
+    if str(scope.get("scheme")) == "https":
         return True
     peer = scope.get("client")
-    if peer and _is_trusted(peer[0], trusted):
-        headers = dict(scope.get("headers") or [])
-        return headers.get(b"x-forwarded-proto", b"").decode("latin-1").lower() == "https"
+    if peer and _is_trusted(str(peer[0]), trusted):
+        return _header(scope, b"x-forwarded-proto").lower() == "https"
     return False
 
 

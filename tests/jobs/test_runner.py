@@ -1,0 +1,50 @@
+"""The scheduler runs each due job once across instances, and its jobs keep storage tidy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from studyshelf.core.clock import utcnow
+from studyshelf.core.db import unit_of_work
+from studyshelf.jobs.models import JobState
+from studyshelf.jobs.runner import run_due_jobs
+from studyshelf.library.jobs import collect_orphans
+from studyshelf.services import Services
+
+
+def _orphan(services: Services, payload: bytes) -> str:
+    writer = services.blobs.writer()
+    writer.write(payload)
+    return writer.commit().sha256
+
+
+def test_due_jobs_run_once_then_wait_for_their_interval(services: Services) -> None:
+    assert run_due_jobs(services, holder="a") == ["library.purge_trash", "library.collect_orphans"]
+    assert run_due_jobs(services, holder="b") == []
+    with unit_of_work(services.write_sessions) as db:
+        db.execute(update(JobState).values(last_run_at=utcnow() - timedelta(days=1)))
+    assert run_due_jobs(services, holder="b") == ["library.purge_trash", "library.collect_orphans"]
+
+
+def test_a_held_lease_keeps_other_instances_out(services: Services) -> None:
+    run_due_jobs(services, holder="a")
+    with unit_of_work(services.write_sessions) as db:
+        db.execute(
+            update(JobState).values(
+                last_run_at=utcnow() - timedelta(days=1),
+                lease_holder="a",
+                lease_until=utcnow() + timedelta(minutes=10),
+            )
+        )
+    assert run_due_jobs(services, holder="b") == []
+
+
+def test_orphans_are_deleted_only_when_seen_on_two_passes(services: Services) -> None:
+    digest = _orphan(services, b"bytes nobody refers to")
+    memo = collect_orphans(services, "")
+    assert services.blobs.exists(digest), "a blob orphaned for one pass may be an upload about to commit"
+    assert digest in memo.split()
+    collect_orphans(services, memo)
+    assert not services.blobs.exists(digest)
