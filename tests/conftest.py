@@ -45,6 +45,17 @@ def require_service(available: bool, name: str) -> None:
     pytest.skip(f"{name} is not available")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Tests sign in hundreds of times; production cost parameters would make that minutes."""
+    from argon2 import PasswordHasher
+
+    original = partners._hasher
+    partners._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    partners._hasher = original
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for every test (migrations run once per worker)."""

@@ -5,20 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
 from studyshelf.library.pages import router as library_pages
+from studyshelf.library.sharing_api import router as sharing_router
 from studyshelf.ops.health import router as health_router
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 from studyshelf.web.errors import install_error_handlers
-from studyshelf.web.render import STATIC_DIR
+from studyshelf.web.render import STATIC_DIR, render
 from studyshelf.web.security import SecurityHeadersMiddleware
 
 API_DESCRIPTION = """
@@ -52,7 +54,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="0.1.0",
         description=API_DESCRIPTION,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below with the vendored Swagger UI: the default loads it from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -60,6 +62,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (health_router, partners_router, library_router, delivery_router, partners_pages, library_pages):
+
+    @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
+    def api_docs(request: Request) -> HTMLResponse:
+        return render(request, "api_docs.html", {"openapi_url": app.openapi_url})
+
+    for router in (
+        health_router,
+        partners_router,
+        library_router,
+        sharing_router,
+        delivery_router,
+        partners_pages,
+        library_pages,
+    ):
         app.include_router(router)
     return app

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.core.db import make_engine, make_session_factory
+from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.storage import BlobStore, build_blob_store
 
@@ -19,6 +20,7 @@ class Services:
     write_sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
     blobs: BlobStore
+    mailer: Mailer
 
 
 def build_services(settings: Settings) -> Services:
@@ -31,4 +33,5 @@ def build_services(settings: Settings) -> Services:
         write_sessions=make_session_factory(engine, write=True),
         read_sessions=make_session_factory(engine, write=False),
         blobs=build_blob_store(settings.resolved_storage_url),
+        mailer=build_mailer(settings.smtp_url),
     )

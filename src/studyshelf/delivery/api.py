@@ -1,26 +1,136 @@
-"""Members' downloads: a file's current bytes, or any version's."""
+"""Members' downloads: a file's current bytes, or any version's.
+
+The hot path: who may read which file is decided by the usual code (`resolve_principal`, then
+`library.get_file` / `library.get_version`, so `partners.permissions`) in a worker thread, and the
+answer is remembered per process for at most ACCESS_TTL seconds, keyed by the exact credential and
+the file (and version). A revoked token, an ended session, a lost membership or a deleted file thus
+stops working within ACCESS_TTL; failures are never remembered. The bytes themselves are immutable
+(content-addressed), see streaming.py.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
+from starlette.concurrency import run_in_threadpool
 
+from studyshelf.core.errors import NotAuthenticated
 from studyshelf.delivery.streaming import BlobResponse, Representation
 from studyshelf.library import service as library
 from studyshelf.library.models import File, FileVersion
-from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.partners.deps import SESSION_COOKIE, resolve_principal
+from studyshelf.partners.principal import Principal
+from studyshelf.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
 
+ACCESS_TTL = 1.0  # seconds a granted read is remembered; the most a revocation or deletion can lag
+ACCESS_CACHE_MAX = 10_000
+
 _BYTES_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"description": "The bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-    206: {"description": "A byte range", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    200: {
+        "description": "The bytes",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    206: {
+        "description": "A byte range",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
     304: {"description": "Not modified"},
     412: {"description": "Precondition failed"},
     416: {"description": "Range not satisfiable"},
 }
+
+_AccessKey = tuple[str, str, uuid.UUID, uuid.UUID | None]
+
+
+class AccessCache:
+    """Grants (credential, file, version) → Representation, each for `ttl` seconds of monotonic time."""
+
+    def __init__(self, ttl: float = ACCESS_TTL, max_entries: int = ACCESS_CACHE_MAX) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._grants: dict[_AccessKey, tuple[float, Representation]] = {}
+        self.generation = 0  # bumped by clear(): a grant decided before a clear is not kept
+
+    def get(self, key: _AccessKey) -> Representation | None:
+        hit = self._grants.get(key)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self._grants.pop(key, None)
+            return None
+        return hit[1]
+
+    def put(self, key: _AccessKey, rep: Representation, *, generation: int) -> None:
+        if generation != self.generation:
+            return
+        if len(self._grants) >= self.max_entries:
+            now = time.monotonic()
+            self._grants = {k: v for k, v in self._grants.items() if v[0] > now}
+            if len(self._grants) >= self.max_entries:
+                self._grants.clear()
+        self._grants[key] = (time.monotonic() + self.ttl, rep)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._grants.clear()
+
+
+access_cache = AccessCache()
+
+
+_FORGET_ON_COMMIT = "studyshelf.delivery.forget_grants"
+
+
+# A change made in this process takes effect at once: any flush that updates or deletes rows (a
+# revoked token, a deleted file or folder, a changed role) and any ORM bulk UPDATE/DELETE forgets
+# every grant. Changes made by other worker processes are seen within ACCESS_TTL.
+@event.listens_for(Session, "after_flush")
+def _forget_after_flush(session: Session, _context: object) -> None:
+    if session.dirty or session.deleted:
+        access_cache.clear()
+        session.info[_FORGET_ON_COMMIT] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_after_commit(session: Session) -> None:
+    # Again at commit: a read that ran between the flush and the commit saw the old rows.
+    if session.info.pop(_FORGET_ON_COMMIT, False):
+        access_cache.clear()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_after_bulk_change(state: ORMExecuteState) -> None:
+    if state.is_update or state.is_delete:
+        access_cache.clear()
+        state.session.info[_FORGET_ON_COMMIT] = True
+
+
+# A valid credential is remembered under this pseudo file id (the nil UUID, which no file has).
+_CALLER = uuid.UUID(int=0)
+_CALLER_OK = Representation(
+    sha256="", size=0, content_type="", filename="", last_modified=datetime.min.replace(tzinfo=UTC)
+)
+
+
+def _credential(request: Request) -> tuple[str, str] | None:
+    """What identifies the caller, the way resolve_principal reads it: a bearer token first, else the cookie."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return "bearer", value.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return ("cookie", cookie) if cookie else None
 
 
 def _representation(file: File, version: FileVersion) -> Representation:
@@ -33,22 +143,102 @@ def _representation(file: File, version: FileVersion) -> Representation:
     )
 
 
-@router.api_route("/files/{file_id}/content", methods=["GET", "HEAD"], response_class=Response, responses=_BYTES_RESPONSES)
-def file_content(file_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, download: bool = False) -> Response:
+def _decide(
+    request: Request, services: Services, load: Callable[[Session, Principal], Representation]
+) -> Representation:
+    """Resolve the caller and run the permission checks in one read session (the usual rules)."""
+    with services.read_sessions() as db:
+        principal = _principal(request, db)
+        rep = load(db, principal)
+        db.commit()
+        return rep
+
+
+def _principal(request: Request, db: Session) -> Principal:
+    principal = resolve_principal(request, db)
+    request.state.principal = principal
+    if principal is None:
+        raise NotAuthenticated("Sign in or send an API token.")
+    return principal
+
+
+def _check_caller(request: Request, services: Services) -> None:
+    with services.read_sessions() as db:
+        _principal(request, db)
+
+
+def _services(request: Request) -> Services:
+    # Not a (sync) dependency: FastAPI would run that in a worker thread on every request.
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_caller(request: Request) -> tuple[str, str]:
+    """The caller's credential, checked (as CurrentPrincipal would, so 401 comes before 422 and 404)."""
+    credential = _credential(request)
+    if credential is None:
+        raise NotAuthenticated("Sign in or send an API token.")
+    key = (credential[0], credential[1], _CALLER, None)
+    if access_cache.get(key) is None:
+        generation = access_cache.generation
+        await run_in_threadpool(_check_caller, request, _services(request))
+        access_cache.put(key, _CALLER_OK, generation=generation)
+    return credential
+
+
+Caller = Annotated[tuple[str, str], Depends(get_caller)]
+
+
+async def _granted(
+    request: Request,
+    services: Services,
+    caller: tuple[str, str],
+    file_id: uuid.UUID,
+    version_id: uuid.UUID | None,
+    load: Callable[[Session, Principal], Representation],
+) -> Representation:
+    key = (caller[0], caller[1], file_id, version_id)
+    rep = access_cache.get(key)
+    if rep is None:
+        generation = access_cache.generation
+        rep = await run_in_threadpool(_decide, request, services, load)
+        access_cache.put(key, rep, generation=generation)
+    return rep
+
+
+# One route per method: a shared GET/HEAD route gives both operations the same OpenAPI operationId.
+@router.get("/files/{file_id}/content", response_class=Response, responses=_BYTES_RESPONSES)
+@router.head("/files/{file_id}/content", response_class=Response, responses=_BYTES_RESPONSES)
+async def file_content(file_id: uuid.UUID, request: Request, caller: Caller, download: bool = False) -> Response:
     """The current version's bytes (Range, conditional requests; `?download=1` for an attachment)."""
-    file = library.get_file(db, principal=principal, file_id=file_id)
-    assert file.current_version is not None
-    rep = _representation(file, file.current_version)
+
+    def load(db: Session, principal: Principal) -> Representation:
+        file = library.get_file(db, principal=principal, file_id=file_id)
+        assert file.current_version is not None
+        return _representation(file, file.current_version)
+
+    services = _services(request)
+    rep = await _granted(request, services, caller, file_id, None, load)
     return BlobResponse(request, services.blobs, rep, download=download, cache_control="private, no-cache")
 
 
-@router.api_route(
-    "/files/{file_id}/versions/{version_id}/content", methods=["GET", "HEAD"], response_class=Response, responses=_BYTES_RESPONSES
-)
-def version_content(
-    file_id: uuid.UUID, version_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, download: bool = False
+@router.get("/files/{file_id}/versions/{version_id}/content", response_class=Response, responses=_BYTES_RESPONSES)
+@router.head("/files/{file_id}/versions/{version_id}/content", response_class=Response, responses=_BYTES_RESPONSES)
+async def version_content(
+    file_id: uuid.UUID,
+    version_id: uuid.UUID,
+    request: Request,
+    caller: Caller,
+    download: bool = False,
 ) -> Response:
     """One version's bytes; versions never change, so they may be cached for long."""
-    file, version = library.get_version(db, principal=principal, file_id=file_id, version_id=version_id)
-    rep = _representation(file, version)
-    return BlobResponse(request, services.blobs, rep, download=download, cache_control="private, max-age=31536000, immutable")
+
+    def load(db: Session, principal: Principal) -> Representation:
+        file, version = library.get_version(db, principal=principal, file_id=file_id, version_id=version_id)
+        return _representation(file, version)
+
+    services = _services(request)
+    rep = await _granted(request, services, caller, file_id, version_id, load)
+    return BlobResponse(
+        request, services.blobs, rep, download=download, cache_control="private, max-age=31536000, immutable"
+    )

@@ -10,7 +10,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from studyshelf.core.errors import RangeNotSatisfiable
 
 MAX_POSITION_DIGITS = 19  # anything longer cannot be a position in a real file
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,9 @@ def _weak_match(a: str, b: str) -> bool:
     return a.removeprefix("W/") == b.removeprefix("W/")
 
 
-def not_modified(*, etag: str, last_modified: datetime, if_none_match: str | None, if_modified_since: str | None) -> bool:
+def not_modified(
+    *, etag: str, last_modified: datetime, if_none_match: str | None, if_modified_since: str | None
+) -> bool:
     """True when a GET/HEAD may be answered 304 (If-None-Match wins over If-Modified-Since)."""
     if if_none_match is not None:
         tags = _etags(if_none_match)
@@ -95,7 +97,9 @@ def not_modified(*, etag: str, last_modified: datetime, if_none_match: str | Non
     return False
 
 
-def precondition_failed(*, etag: str, last_modified: datetime, if_match: str | None, if_unmodified_since: str | None) -> bool:
+def precondition_failed(
+    *, etag: str, last_modified: datetime, if_match: str | None, if_unmodified_since: str | None
+) -> bool:
     """True when If-Match / If-Unmodified-Since say the client holds another representation (412)."""
     if if_match is not None:
         tags = _etags(if_match)

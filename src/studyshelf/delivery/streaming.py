@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,8 @@ from studyshelf.library.sniff import is_active_content
 from studyshelf.storage import BlobStore
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: measured 3x faster than 64 KiB through uvicorn (bench/README.md)
+SMALL_BLOB_MAX = 256 * 1024  # blobs up to this size are served from memory (bench/README.md)
+SMALL_CACHE_BYTES = 32 << 20  # per process
 INLINE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
@@ -56,7 +60,7 @@ def content_disposition(filename: str, *, attachment: bool) -> str:
 class BlobResponse(Response):
     """A response for a blob, honouring Range, If-Range and the conditional headers."""
 
-    def __init__(  # noqa: PLR0913 - one value per header it decides
+    def __init__(
         self, request: Request, blobs: BlobStore, rep: Representation, *, download: bool, cache_control: str
     ) -> None:
         self.background = None
@@ -72,7 +76,8 @@ class BlobResponse(Response):
             "content-type": rep.content_type,
             "content-disposition": content_disposition(rep.filename, attachment=download or active),
             # Active content (HTML, SVG, XML) must never run script on our origin.
-            "content-security-policy": INLINE_CSP + ("; sandbox" if active or rep.content_type != "application/pdf" else ""),
+            "content-security-policy": INLINE_CSP
+            + ("; sandbox" if active or rep.content_type != "application/pdf" else ""),
             "x-content-type-options": "nosniff",
         }
         self.status_code, self.range = self._decide(request)
@@ -80,12 +85,24 @@ class BlobResponse(Response):
     def _decide(self, request: Request) -> tuple[int, ByteRange | None]:
         h = request.headers
         rep = self.rep
-        if precondition_failed(etag=rep.etag, last_modified=rep.last_modified, if_match=h.get("if-match"), if_unmodified_since=h.get("if-unmodified-since")):
+        if precondition_failed(
+            etag=rep.etag,
+            last_modified=rep.last_modified,
+            if_match=h.get("if-match"),
+            if_unmodified_since=h.get("if-unmodified-since"),
+        ):
             return 412, None
-        if not_modified(etag=rep.etag, last_modified=rep.last_modified, if_none_match=h.get("if-none-match"), if_modified_since=h.get("if-modified-since")):
+        if not_modified(
+            etag=rep.etag,
+            last_modified=rep.last_modified,
+            if_none_match=h.get("if-none-match"),
+            if_modified_since=h.get("if-modified-since"),
+        ):
             return 304, None
         range_header = h.get("range")
-        if range_header is not None and range_applies(etag=rep.etag, last_modified=rep.last_modified, if_range=h.get("if-range")):
+        if range_header is not None and range_applies(
+            etag=rep.etag, last_modified=rep.last_modified, if_range=h.get("if-range")
+        ):
             byte_range = parse_range(range_header, rep.size)
             return 206, byte_range
         return 200, ByteRange(0, rep.size, rep.size)
@@ -109,6 +126,11 @@ class BlobResponse(Response):
         if self.method == "HEAD" or byte_range.length == 0:
             await send({"type": "http.response.body", "body": b""})
             return
+        if self.rep.size <= SMALL_BLOB_MAX:
+            data = await small_blobs.get(self.blobs, self.rep)
+            if data is not None:
+                await send({"type": "http.response.body", "body": data[byte_range.start : byte_range.end]})
+                return
         path = self.blobs.local_path(self.rep.sha256)
         extensions = scope.get("extensions") or {}
         if path is not None and byte_range.is_whole and "http.response.pathsend" in extensions:
@@ -118,6 +140,59 @@ class BlobResponse(Response):
             await _send_file_range(send, path, byte_range)
         else:
             await _send_store_range(send, self.blobs, self.rep.sha256, byte_range)
+
+
+class SmallBlobCache:
+    """Whole small blobs in memory, least recently used out first.
+
+    Safe to keep for any length of time: a blob is named by the SHA-256 of its bytes, so what is
+    stored under a name never changes; who may read it is decided before this is asked.
+    """
+
+    def __init__(self, max_bytes: int = SMALL_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    async def get(self, blobs: BlobStore, rep: Representation) -> bytes | None:
+        """The blob's bytes (read once, then from memory); None when the store disagrees with the size."""
+        data = self._blobs.get(rep.sha256)
+        if data is not None:
+            self._blobs.move_to_end(rep.sha256)
+            return data
+        data = await anyio.to_thread.run_sync(_read_whole, blobs, rep.sha256, rep.size)
+        if data is not None:
+            self._put(rep.sha256, data)
+        return data
+
+    def _put(self, sha256: str, data: bytes) -> None:
+        with self._lock:
+            if sha256 in self._blobs or len(data) > self.max_bytes:
+                return
+            self._blobs[sha256] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                _, evicted = self._blobs.popitem(last=False)
+                self._bytes -= len(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blobs.clear()
+            self._bytes = 0
+
+
+small_blobs = SmallBlobCache()
+
+
+def _read_whole(blobs: BlobStore, sha256: str, size: int) -> bytes | None:
+    path = blobs.local_path(sha256)
+    if path is not None:
+        with open(path, "rb") as handle:
+            data = handle.read(size + 1)
+    else:
+        data = b"".join(blobs.read_range(sha256, 0, size, CHUNK_SIZE))
+    return data if len(data) == size else None
 
 
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -31,7 +31,11 @@ class Job:
 
 JOBS = (
     Job("library.purge_trash", timedelta(hours=6), lambda services, _memo: _purge(services)),
-    Job("library.collect_orphans", timedelta(hours=1), lambda services, memo: library_jobs.collect_orphans(services, memo)),
+    Job(
+        "library.collect_orphans",
+        timedelta(hours=1),
+        library_jobs.collect_orphans,
+    ),
 )
 
 

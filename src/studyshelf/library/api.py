@@ -6,11 +6,13 @@ import base64
 import binascii
 import json
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
+from studyshelf.core.clock import as_utc
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
 from studyshelf.library import service
@@ -36,6 +38,7 @@ from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
 from studyshelf.partners.permissions import Permission, role_in
 from studyshelf.partners.principal import Principal
 from studyshelf.partners.schemas import OrgRead, UserRead
+from studyshelf.storage import StoredBlob
 
 router = APIRouter(prefix="/api/v1", tags=["library"])
 OnConflictQuery = Annotated[OnConflict, Query(description="`rename` picks a free name instead of answering 409.")]
@@ -55,8 +58,8 @@ MULTIPART_BODY = {
 }
 
 
-def folder_read(db: DbSession, folder: Folder) -> FolderRead:
-    path = [Crumb(id=f.id, name=f.name) for f in service.folder_path(db, folder.id)]
+def folder_read(db: DbSession, principal: Principal, folder: Folder) -> FolderRead:
+    path = [Crumb(id=f.id, name=f.name) for f in service.visible_path(db, principal=principal, folder=folder)]
     return FolderRead(
         **{k: getattr(folder, k) for k in ("id", "org_id", "parent_id", "name", "created_at", "updated_at")}, path=path
     )
@@ -120,24 +123,35 @@ def create_folder(
     folder = service.create_folder(
         db, principal=principal, parent_id=body.parent_id, name=body.name, on_conflict=on_conflict
     )
-    return folder_read(db, folder)
+    return folder_read(db, principal, folder)
 
 
 @router.get("/folders/{folder_id}", response_model=FolderRead)
 def get_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> FolderRead:
     """A folder with its path from the root."""
-    return folder_read(db, service.get_folder(db, principal=principal, folder_id=folder_id))
+    return folder_read(db, principal, service.get_folder(db, principal=principal, folder_id=folder_id))
 
 
-def _decode_cursor(cursor: str | None) -> service.Cursor | None:
+def _cursor_key_fits(sort: str | None, key: object) -> bool:
+    """A cursor's key must have the type its sort compares (else the query fails, on PostgreSQL too)."""
+    if sort == "size":
+        return type(key) is int and 0 <= key < 2**63
+    if not isinstance(key, str) or "\x00" in key:
+        return sort is None and type(key) is int
+    if sort == "updated_at":
+        as_utc(datetime.fromisoformat(key))  # raises ValueError/OverflowError when it is no timestamp
+    return True
+
+
+def _decode_cursor(cursor: str | None, sort: str | None = None) -> service.Cursor | None:
     if cursor is None:
         return None
     try:
         kind, key, item_id = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
-        uuid.UUID(item_id)
-        if kind not in (0, 1) or not isinstance(key, (str, int)):
+        if not isinstance(item_id, str) or kind not in (0, 1) or not _cursor_key_fits(sort, key):
             raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        uuid.UUID(item_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Invalid("The cursor is not valid; start again without it.") from exc
     return (int(kind), key, str(item_id))
 
@@ -163,7 +177,7 @@ def list_children(
         folder_id=folder_id,
         sort=sort,
         descending=order == "desc",
-        after=_decode_cursor(cursor),
+        after=_decode_cursor(cursor, sort),
         limit=limit,
     )
     items = [
@@ -191,7 +205,7 @@ def update_folder(
         )
     if body.name is not None:
         folder = service.rename_folder(db, principal=principal, folder_id=folder_id, name=body.name)
-    return folder_read(db, folder)
+    return folder_read(db, principal, folder)
 
 
 @router.delete("/folders/{folder_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -208,7 +222,7 @@ def restore_folder(
     """Bring a folder back from the trash."""
     folder = service.restore(db, principal=principal, kind="folder", item_id=folder_id, on_conflict=on_conflict)
     assert isinstance(folder, Folder)
-    return folder_read(db, folder)
+    return folder_read(db, principal, folder)
 
 
 async def _authorise_upload(
@@ -242,20 +256,21 @@ async def upload_file(
     await _authorise_upload(db, principal, folder_id=folder_id)
     received = await receive_upload(request, services.blobs, max_bytes=services.settings.max_upload_bytes)
 
-    def store() -> FileRead:
+    def record(blob: StoredBlob) -> FileRead:
         with unit_of_work(services.write_sessions) as tx:
             file = service.add_file(
                 tx,
                 principal=principal,
                 folder_id=folder_id,
                 name=received.fields.get("name") or received.filename,
-                blob=received.blob,
+                blob=blob,
                 content_type=received.content_type,
                 on_conflict=on_conflict,
             )
+            received.writer.commit()  # rows are valid: publish the bytes, then the transaction commits
             return file_read(file)
 
-    return await run_in_threadpool(store)
+    return await run_in_threadpool(received.publish_with, record)
 
 
 @router.get("/files/{file_id}", response_model=FileRead)
@@ -321,14 +336,15 @@ async def upload_version(
     await _authorise_upload(db, principal, file_id=file_id)
     received = await receive_upload(request, services.blobs, max_bytes=services.settings.max_upload_bytes)
 
-    def store() -> VersionRead:
+    def record(blob: StoredBlob) -> VersionRead:
         with unit_of_work(services.write_sessions) as tx:
             version = service.add_version(
-                tx, principal=principal, file_id=file_id, blob=received.blob, content_type=received.content_type
+                tx, principal=principal, file_id=file_id, blob=blob, content_type=received.content_type
             )
+            received.writer.commit()
             return version_read(version)
 
-    return await run_in_threadpool(store)
+    return await run_in_threadpool(received.publish_with, record)
 
 
 @router.get("/orgs/{org_id}/trash", response_model=list[TrashItemRead])

@@ -27,8 +27,14 @@ def purge_trash(services: Services, *, retention_days: int | None = None) -> tup
 
 
 def recover_storage(services: Services) -> int:
-    """Remove temporary files of interrupted uploads and blobs that no row knows; return the count."""
+    """At start: remove temporary files of interrupted uploads, and, on the embedded database, orphan blobs.
+
+    The embedded database means a single instance, so no other process can be committing an upload
+    right now; with several instances orphans are left to `collect_orphans`, which waits a pass.
+    """
     removed = services.blobs.recover()
+    if not services.settings.is_embedded_database:
+        return removed
     with unit_of_work(services.read_sessions) as db:
         known = set(db.scalars(select(Blob.sha256)))
     for digest in services.blobs.iter_digests():

@@ -1,7 +1,192 @@
-"""HTML pages of the library (filled in by the UI work)."""
+"""HTML pages of the library: the folder browser, a file's page, and the trash."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from studyshelf.core.errors import NotFound
+from studyshelf.library import service
+from studyshelf.library.api import _decode_cursor, _encode_cursor
+from studyshelf.library.models import Folder
+from studyshelf.library.sniff import category
+from studyshelf.partners.deps import DbSession, ServicesDep
+from studyshelf.partners.pages import PagePrincipal, current_org_id
+from studyshelf.partners.permissions import Permission, allows
+from studyshelf.partners.principal import Principal
+from studyshelf.web.render import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
+Kind = Annotated[Literal["folder", "file"], Form()]
+ItemId = Annotated[uuid.UUID, Form()]
+SortKey = Literal["name", "size", "updated_at"]
+Order = Literal["asc", "desc"]
+PAGE_SIZE = 50
+
+
+def _listing(
+    db: DbSession, principal: Principal, folder_id: uuid.UUID, *, sort: SortKey, order: Order, cursor: str | None = None
+) -> dict[str, Any]:
+    """Everything the folder page and its fragments show."""
+    folder = service.get_folder(db, principal=principal, folder_id=folder_id)
+    entries, next_cursor = service.list_children(
+        db,
+        principal=principal,
+        folder_id=folder.id,
+        sort=sort,
+        descending=order == "desc",
+        after=_decode_cursor(cursor, sort),
+        limit=PAGE_SIZE,
+    )
+    return {
+        "folder": folder,
+        "path": service.folder_path(db, folder.id),
+        "entries": [(entry, category(entry.content_type) if entry.content_type else "folder") for entry in entries],
+        "next_cursor": _encode_cursor(next_cursor),
+        "sort": sort,
+        "order": order,
+        "can_write": allows(principal, Permission.LIBRARY_WRITE, folder.org_id),
+    }
+
+
+def _changed(request: Request, db: DbSession, principal: Principal, folder_id: uuid.UUID, message: str) -> Response:
+    """After a change: the re-rendered listing for HTMX (with a toast), or back to the folder for a plain form."""
+    if not is_htmx(request):
+        return RedirectResponse(f"/library/{folder_id}", status_code=303)
+    context = _listing(db, principal, folder_id, sort="name", order="asc")
+    headers = {"HX-Trigger": json.dumps({"toast": {"message": message}})}
+    return render(request, "library/folder.html", context, block="listing", headers=headers)
+
+
+@router.get("/")
+def home(request: Request, principal: PagePrincipal, db: DbSession) -> Response:
+    org_id = current_org_id(principal)
+    if org_id is None:
+        detail = "Your account is not a member of any organisation yet. Ask an owner to invite you."
+        return render(request, "error.html", {"status": 200, "title": "No library yet", "detail": detail})
+    return RedirectResponse(f"/library/{service.get_root_folder(db, org_id=org_id).id}", status_code=303)
+
+
+@router.get("/library/{folder_id}", response_class=HTMLResponse)
+def folder_page(
+    request: Request,
+    folder_id: uuid.UUID,
+    principal: PagePrincipal,
+    db: DbSession,
+    sort: SortKey = "name",
+    order: Order = "asc",
+    cursor: str | None = None,
+) -> Response:
+    context = _listing(db, principal, folder_id, sort=sort, order=order, cursor=cursor)
+    if is_htmx(request):
+        return render(request, "library/folder.html", context, block="more_rows" if cursor else "listing")
+    if context["can_write"]:
+        context["move_targets"] = service.search_folders_for_move(
+            db, principal=principal, org_id=context["folder"].org_id
+        )
+    return render(request, "library/folder.html", context)
+
+
+@router.post("/library/{folder_id}/folders", response_class=HTMLResponse)
+def new_folder(
+    request: Request, folder_id: uuid.UUID, principal: PagePrincipal, db: DbSession, name: Annotated[str, Form()]
+) -> Response:
+    created = service.create_folder(db, principal=principal, parent_id=folder_id, name=name)
+    return _changed(request, db, principal, folder_id, f"Created folder “{created.name}”.")
+
+
+@router.post("/library/{folder_id}/rename", response_class=HTMLResponse)
+def rename_item(
+    request: Request,
+    folder_id: uuid.UUID,
+    principal: PagePrincipal,
+    db: DbSession,
+    kind: Kind,
+    item_id: ItemId,
+    name: Annotated[str, Form()],
+) -> Response:
+    if kind == "folder":
+        item: Any = service.rename_folder(db, principal=principal, folder_id=item_id, name=name)
+    else:
+        item = service.rename_file(db, principal=principal, file_id=item_id, name=name)
+    return _changed(request, db, principal, folder_id, f"Renamed to “{item.name}”.")
+
+
+@router.post("/library/{folder_id}/move", response_class=HTMLResponse)
+def move_item(
+    request: Request,
+    folder_id: uuid.UUID,
+    principal: PagePrincipal,
+    db: DbSession,
+    kind: Kind,
+    item_id: ItemId,
+    target_id: ItemId,
+) -> Response:
+    if kind == "folder":
+        item: Any = service.move_folder(
+            db, principal=principal, folder_id=item_id, target_id=target_id, on_conflict="rename"
+        )
+    else:
+        item = service.move_file(db, principal=principal, file_id=item_id, target_id=target_id, on_conflict="rename")
+    return _changed(request, db, principal, folder_id, f"Moved “{item.name}”.")
+
+
+@router.post("/library/{folder_id}/delete", response_class=HTMLResponse)
+def delete_item(
+    request: Request, folder_id: uuid.UUID, principal: PagePrincipal, db: DbSession, kind: Kind, item_id: ItemId
+) -> Response:
+    if kind == "folder":
+        item: Any = service.delete_folder(db, principal=principal, folder_id=item_id)
+    else:
+        item = service.delete_file(db, principal=principal, file_id=item_id)
+    return _changed(request, db, principal, folder_id, f"Moved “{item.name}” to the trash.")
+
+
+@router.get("/files/{file_id}", response_class=HTMLResponse)
+def file_page(request: Request, file_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
+    file = service.get_file(db, principal=principal, file_id=file_id)
+    assert file.current_version is not None
+    context = {
+        "file": file,
+        "version": file.current_version,
+        "kind": category(file.current_version.content_type),
+        "path": service.folder_path(db, file.folder_id),
+        "versions": service.list_versions(db, principal=principal, file_id=file.id),
+        "can_write": allows(principal, Permission.LIBRARY_WRITE, file.org_id),
+    }
+    return render(request, "library/file.html", context)
+
+
+def _trash(request: Request, db: DbSession, principal: Principal, services: ServicesDep, **extra: Any) -> Response:
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You are not a member of any organisation.")
+    days = services.settings.trash_retention_days
+    items = service.list_trash(db, principal=principal, org_id=org_id, retention_days=days)
+    context = {
+        "items": items,
+        "retention_days": days,
+        "can_write": allows(principal, Permission.LIBRARY_WRITE, org_id),
+        **extra,
+    }
+    return render(request, "library/trash.html", context, block="trash" if is_htmx(request) else None)
+
+
+@router.get("/trash", response_class=HTMLResponse)
+def trash_page(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
+    return _trash(request, db, principal, services)
+
+
+@router.post("/trash/restore", response_class=HTMLResponse)
+def restore_item(
+    request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, kind: Kind, item_id: ItemId
+) -> Response:
+    item = service.restore(db, principal=principal, kind=kind, item_id=item_id, on_conflict="rename")
+    if not is_htmx(request):
+        return RedirectResponse("/trash", status_code=303)
+    folder_id = item.parent_id if isinstance(item, Folder) else item.folder_id
+    return _trash(request, db, principal, services, restored=item, restored_to=folder_id)

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from studyshelf.partners.schemas import OrgRead, UserRead
 from studyshelf.partners.models import Role
+from studyshelf.partners.schemas import OrgRead, UserRead
 
 OnConflict = Literal["fail", "rename"]
 

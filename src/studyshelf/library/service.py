@@ -15,9 +15,11 @@ from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict, Invalid, NotFound
 from studyshelf.core.names import name_key, validate_name
 from studyshelf.library.models import Blob, File, FileVersion, Folder
+from studyshelf.partners import audit
 from studyshelf.partners import service as partners
+from studyshelf.partners.grants import grants_for_principal
 from studyshelf.partners.models import Organization, OrgKind
-from studyshelf.partners.permissions import Permission, readable_org_ids, require
+from studyshelf.partners.permissions import ContentScope, Permission, allows, require, require_content
 from studyshelf.partners.principal import Principal
 from studyshelf.storage import StoredBlob
 
@@ -61,26 +63,118 @@ def _is_live(path: list[Folder]) -> bool:
     return bool(path) and all(folder.deleted_at is None for folder in path)
 
 
+def _authorize(
+    db: Session,
+    *,
+    principal: Principal,
+    permission: Permission,
+    owner_org_id: uuid.UUID,
+    path_ids: list[uuid.UUID],
+    what: str,
+) -> None:
+    scope = ContentScope(owner_org_id=owner_org_id, path_ids=tuple(path_ids))
+    # Members of the owner need no grant lookup; everyone else is judged on the live grants along the path.
+    grants = (
+        []
+        if allows(principal, permission, owner_org_id)
+        else grants_for_principal(db, principal=principal, target_ids=path_ids)
+    )
+    require_content(principal, permission, scope, grants, now=utcnow(), what=what)
+
+
 def get_folder(
-    db: Session, *, principal: Principal, folder_id: uuid.UUID, permission: Permission = Permission.LIBRARY_READ
+    db: Session,
+    *,
+    principal: Principal,
+    folder_id: uuid.UUID,
+    permission: Permission = Permission.LIBRARY_READ,
+    placement: bool = False,
 ) -> Folder:
-    """Load a live folder the principal may act on; NotFound otherwise."""
+    """Load a live folder the principal may act on; NotFound otherwise.
+
+    `placement` is for renaming, moving or deleting the folder itself: that needs the right on the
+    folder it sits in, so a partner who manages a shared folder cannot remove the shared folder.
+    """
     folder = db.get(Folder, folder_id)
-    if folder is None or not _is_live(folder_path(db, folder.id)):
+    path = folder_path(db, folder.id) if folder is not None else []
+    if folder is None or not _is_live(path):
         raise NotFound("No such folder.")
-    require(principal, permission, folder.org_id, what="folder")
+    path_ids = [f.id for f in path]
+    _authorize(
+        db,
+        principal=principal,
+        permission=permission,
+        owner_org_id=folder.org_id,
+        path_ids=path_ids[:-1] if placement else path_ids,
+        what="folder",
+    )
     return folder
 
 
 def get_file(
-    db: Session, *, principal: Principal, file_id: uuid.UUID, permission: Permission = Permission.LIBRARY_READ
+    db: Session,
+    *,
+    principal: Principal,
+    file_id: uuid.UUID,
+    permission: Permission = Permission.LIBRARY_READ,
+    placement: bool = False,
 ) -> File:
-    """Load a live file the principal may act on; NotFound otherwise."""
+    """Load a live file the principal may act on; NotFound otherwise (`placement` as for folders)."""
     file = db.get(File, file_id)
-    if file is None or file.deleted_at is not None or not _is_live(folder_path(db, file.folder_id)):
+    path = folder_path(db, file.folder_id) if file is not None else []
+    if file is None or file.deleted_at is not None or not _is_live(path):
         raise NotFound("No such file.")
-    require(principal, permission, file.org_id, what="file")
+    path_ids = [f.id for f in path] + ([] if placement else [file.id])
+    _authorize(db, principal=principal, permission=permission, owner_org_id=file.org_id, path_ids=path_ids, what="file")
     return file
+
+
+def content_path_ids(
+    db: Session, *, target_type: str, target_id: uuid.UUID
+) -> tuple[uuid.UUID, list[uuid.UUID]] | None:
+    """The owner and the ids from the root to a live item, or None when it is gone or in the trash."""
+    if target_type == "folder":
+        folder = db.get(Folder, target_id)
+        path = folder_path(db, target_id) if folder is not None else []
+        return (folder.org_id, [f.id for f in path]) if folder is not None and _is_live(path) else None
+    file = db.get(File, target_id)
+    if file is None or file.deleted_at is not None:
+        return None
+    path = folder_path(db, file.folder_id)
+    return (file.org_id, [f.id for f in path] + [file.id]) if _is_live(path) else None
+
+
+def visible_path(db: Session, *, principal: Principal, folder: Folder) -> list[Folder]:
+    """The breadcrumbs the principal may see: all for the owner, from the shared folder down for a grantee."""
+    path = folder_path(db, folder.id)
+    if allows(principal, Permission.LIBRARY_READ, folder.org_id):
+        return path
+    granted = {g.target_id for g in grants_for_principal(db, principal=principal, target_ids=[f.id for f in path])}
+    start = next((i for i, f in enumerate(path) if f.id in granted), len(path) - 1)
+    return path[start:]
+
+
+def _audit(
+    db: Session,
+    principal: Principal,
+    action: str,
+    item: Folder | File,
+    *,
+    before: dict[str, object] | None = None,
+    after: dict[str, object] | None = None,
+) -> None:
+    kind = "folder" if isinstance(item, Folder) else "file"
+    audit.record(
+        db,
+        principal=principal,
+        org_id=item.org_id,
+        action=action,
+        target_type=kind,
+        target_id=item.id,
+        target_label=item.name,
+        before=before,
+        after=after,
+    )
 
 
 def _name_taken(db: Session, *, folder_id: uuid.UUID, key: str, exclude: uuid.UUID | None = None) -> bool:
@@ -120,6 +214,7 @@ def create_folder(
     )
     db.add(folder)
     db.flush()
+    _audit(db, principal, "folder.create", folder, after={"name": name, "parent_id": parent.id})
     return folder
 
 
@@ -229,15 +324,19 @@ def search_folders_for_move(db: Session, *, principal: Principal, org_id: uuid.U
 
 
 def rename_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, name: str) -> Folder:
-    folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+    folder = get_folder(
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True
+    )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be renamed.")
+    before = folder.name
     folder.name = _free_name(
         db, folder_id=folder.parent_id, name=validate_name(name), on_conflict="fail", exclude=folder.id
     )
     folder.name_key = name_key(folder.name)
     folder.updated_at = utcnow()
     db.flush()
+    _audit(db, principal, "folder.rename", folder, before={"name": before}, after={"name": folder.name})
     return folder
 
 
@@ -245,7 +344,9 @@ def move_folder(
     db: Session, *, principal: Principal, folder_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail"
 ) -> Folder:
     """Move a folder under another of the same organisation (never into its own subtree)."""
-    folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+    folder = get_folder(
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True
+    )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be moved.")
     target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE)
@@ -254,36 +355,42 @@ def move_folder(
     if any(ancestor.id == folder.id for ancestor in folder_path(db, target.id)):
         raise Conflict("A folder cannot be moved into itself or one of its subfolders.")
     if target.id != folder.parent_id:
+        before = {"parent_id": folder.parent_id, "name": folder.name}
         folder.name = _free_name(db, folder_id=target.id, name=folder.name, on_conflict=on_conflict, exclude=folder.id)
         folder.name_key = name_key(folder.name)
         folder.parent_id = target.id
         folder.updated_at = utcnow()
         db.flush()
+        _audit(db, principal, "folder.move", folder, before=before, after={"parent_id": target.id, "name": folder.name})
     return folder
 
 
 def rename_file(db: Session, *, principal: Principal, file_id: uuid.UUID, name: str) -> File:
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True)
+    before = file.name
     file.name = _free_name(db, folder_id=file.folder_id, name=validate_name(name), on_conflict="fail", exclude=file.id)
     file.name_key = name_key(file.name)
     file.updated_at = utcnow()
     db.flush()
+    _audit(db, principal, "file.rename", file, before={"name": before}, after={"name": file.name})
     return file
 
 
 def move_file(
     db: Session, *, principal: Principal, file_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail"
 ) -> File:
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True)
     target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE)
     if target.org_id != file.org_id:
         raise Invalid("Items move only within one organisation's library.")
     if target.id != file.folder_id:
+        before = {"folder_id": file.folder_id, "name": file.name}
         file.name = _free_name(db, folder_id=target.id, name=file.name, on_conflict=on_conflict, exclude=file.id)
         file.name_key = name_key(file.name)
         file.folder_id = target.id
         file.updated_at = utcnow()
         db.flush()
+        _audit(db, principal, "file.move", file, before=before, after={"folder_id": target.id, "name": file.name})
     return file
 
 
@@ -313,6 +420,7 @@ def add_file(
     db.add(file)
     db.flush()
     _append_version(db, file=file, blob=blob, content_type=content_type, user_id=principal.user.id)
+    _audit(db, principal, "file.upload", file, after={"name": name, "sha256": blob.sha256, "size": blob.size})
     return file
 
 
@@ -322,7 +430,9 @@ def add_version(
     """Upload a new version; older versions stay as they were."""
     file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
     record_blob(db, blob=blob)
-    return _append_version(db, file=file, blob=blob, content_type=content_type, user_id=principal.user.id)
+    version = _append_version(db, file=file, blob=blob, content_type=content_type, user_id=principal.user.id)
+    _audit(db, principal, "file.new_version", file, after={"version": version.number, "sha256": blob.sha256})
+    return version
 
 
 def _append_version(db: Session, *, file: File, blob: StoredBlob, content_type: str, user_id: uuid.UUID) -> FileVersion:
@@ -365,18 +475,22 @@ def get_version(
 
 def delete_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID) -> Folder:
     """Move a folder (and so its subtree) to the trash."""
-    folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+    folder = get_folder(
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True
+    )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be deleted.")
     folder.deleted_at = utcnow()
     db.flush()
+    _audit(db, principal, "folder.delete", folder)
     return folder
 
 
 def delete_file(db: Session, *, principal: Principal, file_id: uuid.UUID) -> File:
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True)
     file.deleted_at = utcnow()
     db.flush()
+    _audit(db, principal, "file.delete", file)
     return file
 
 
@@ -416,16 +530,25 @@ def restore(
     item: Folder | File | None = db.get(Folder, item_id) if kind == "folder" else db.get(File, item_id)
     if item is None or item.deleted_at is None:
         raise NotFound(f"No such {kind} in the trash.")
-    require(principal, Permission.LIBRARY_WRITE, item.org_id, what=kind)
     parent_id = item.parent_id if isinstance(item, Folder) else item.folder_id
     assert parent_id is not None
-    if not _is_live(folder_path(db, parent_id)):
+    parent_path = folder_path(db, parent_id)
+    _authorize(
+        db,
+        principal=principal,
+        permission=Permission.LIBRARY_WRITE,
+        owner_org_id=item.org_id,
+        path_ids=[f.id for f in parent_path],
+        what=kind,
+    )
+    if not _is_live(parent_path):
         raise Conflict("The folder this item was in is itself in the trash; restore that folder first.")
     item.name = _free_name(db, folder_id=parent_id, name=item.name, on_conflict=on_conflict, exclude=item.id)
     item.name_key = name_key(item.name)
     item.deleted_at = None
     item.updated_at = utcnow()
     db.flush()
+    _audit(db, principal, f"{kind}.restore", item, after={"name": item.name})
     return item
 
 
@@ -475,7 +598,3 @@ def forget_blobs(db: Session, *, digests: list[str]) -> None:
 
 def known_blob(db: Session, sha256: str) -> bool:
     return db.get(Blob, sha256) is not None
-
-
-def readable_org_filter(principal: Principal) -> list[uuid.UUID]:
-    return readable_org_ids(principal)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -17,6 +18,7 @@ from studyshelf.storage import BlobStore, BlobWriter, StoredBlob
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
+T = TypeVar("T")
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
 MULTIPART_OVERHEAD = 64 * 1024
@@ -24,10 +26,25 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 @dataclass
 class ReceivedFile:
+    """An upload whose bytes are durable but not yet published under their digest."""
+
     filename: str
-    blob: StoredBlob
+    writer: BlobWriter
     content_type: str
     fields: dict[str, str]
+
+    @property
+    def blob(self) -> StoredBlob:
+        return StoredBlob(sha256=self.writer.sha256, size=self.writer.size)
+
+    def publish_with(self, record: Callable[[StoredBlob], T]) -> T:
+        """Run `record` (which writes the rows in a transaction of its own) and publish the bytes
+        just before that transaction commits; if anything fails, the bytes are thrown away."""
+        try:
+            return record(self.blob)
+        except BaseException:
+            self.writer.abort()
+            raise
 
 
 @dataclass
@@ -49,6 +66,7 @@ class _Receiver:
         self.filename: str | None = None
         self.fields: dict[str, str] = {}
         self.file_parts = 0
+        self.ended = False
 
     def on_part_begin(self) -> None:
         self.part = _PartState()
@@ -85,13 +103,16 @@ class _Receiver:
             self.file_parts += 1
             self.filename = self.part.filename
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def on_part_end(self) -> None:
         if not (self.part.field_name == FILE_FIELD and self.part.filename is not None) and self.part.field_name:
             self.fields[self.part.field_name] = self.part.value.decode("utf-8", "replace")
 
 
 async def receive_upload(request: Request, blobs: BlobStore, *, max_bytes: int) -> ReceivedFile:
-    """Stream the request's `file` part into the store; on any failure nothing stays behind."""
+    """Stream the request's `file` part into a durable temporary blob; on any failure nothing stays behind."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
         raise Invalid("Send the file as multipart/form-data with a field named 'file'.")
@@ -105,9 +126,11 @@ async def receive_upload(request: Request, blobs: BlobStore, *, max_bytes: int) 
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if not receiver.ended:
+            raise Invalid("The multipart body ended before its closing boundary (was the upload cut short?).")
         if receiver.filename is None or receiver.file_parts != 1:
             raise Invalid("The form has no file in a field named 'file'.")
-        blob = await anyio.to_thread.run_sync(writer.commit)
+        await anyio.to_thread.run_sync(writer.sync)
     except MultipartParseError as exc:
         writer.abort()
         raise Invalid(f"The multipart body is malformed: {exc}") from exc
@@ -119,7 +142,7 @@ async def receive_upload(request: Request, blobs: BlobStore, *, max_bytes: int) 
         raise
     content_type_sniffed = sniff_content_type(writer.head, receiver.filename)
     return ReceivedFile(
-        filename=receiver.filename, blob=blob, content_type=content_type_sniffed, fields=receiver.fields
+        filename=receiver.filename, writer=writer, content_type=content_type_sniffed, fields=receiver.fields
     )
 
 
@@ -132,4 +155,5 @@ def _callbacks(receiver: _Receiver) -> MultipartCallbacks:
         "on_headers_finished": receiver.on_headers_finished,
         "on_part_data": receiver.on_part_data,
         "on_part_end": receiver.on_part_end,
+        "on_end": receiver.on_end,
     }

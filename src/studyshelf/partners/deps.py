@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -75,6 +76,8 @@ def resolve_principal(request: Request, db: Session) -> Principal | None:
 
 def get_optional_principal(request: Request, db: DbSession) -> Principal | None:
     principal = resolve_principal(request, db)
+    if principal is not None:
+        principal = replace(principal, request_id=getattr(request.state, "request_id", ""))
     request.state.principal = principal
     return principal
 

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from studyshelf.core.clock import utcnow
@@ -113,3 +113,74 @@ class LoginFailure(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     key: Mapped[str] = mapped_column(String(400))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GrantLevel(enum.StrEnum):
+    VIEW = "view"
+    MANAGE = "manage"
+
+
+class TargetType(enum.StrEnum):
+    FILE = "file"
+    FOLDER = "folder"
+
+
+class Grant(Base):
+    """An owning organisation lets another organisation view or manage a folder (and its subtree) or a file."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_target", "target_id"),
+        Index("ix_grants_grantee", "grantee_org_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    grantee_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    target_type: Mapped[TargetType] = mapped_column(_enum(TargetType, "grant_target_type"))
+    target_id: Mapped[uuid.UUID] = mapped_column()
+    level: Mapped[GrantLevel] = mapped_column(_enum(GrantLevel, "grant_level"))
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Invitation(Base):
+    """A single-use invitation to join an organisation with a role; the link carries a secret stored hashed."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[Role] = mapped_column(_enum(Role, "invitation_role"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEntry(Base):
+    """One change, as it happened. The application only ever inserts these rows."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_org_at", "org_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # No foreign keys: the log outlives what it talks about, and its rows are never updated.
+    org_id: Mapped[uuid.UUID | None] = mapped_column()
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column()
+    actor_email: Mapped[str] = mapped_column(String(320), default="")
+    via_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="")
+    target_label: Mapped[str] = mapped_column(String(300), default="")
+    before: Mapped[str] = mapped_column(Text, default="")
+    after: Mapped[str] = mapped_column(Text, default="")
+    request_id: Mapped[str] = mapped_column(String(64), default="")

@@ -1,28 +1,55 @@
-"""The one permission policy: every decision about who may do what goes through here."""
+"""The one permission policy: every decision about who may do what goes through here.
+
+Roles inside an organisation: viewer (read, analytics) < editor (content) < admin (members, grants,
+LMS registrations, settings) < owner. Another organisation's content is reachable only through a
+grant on the item or one of its folders: `view` lets the grantee's members read, `manage` lets its
+editors change content below the granted folder. Platform admins (operator staff) may read
+everything; what they change is audited like any change.
+"""
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.partners.models import Role
+from studyshelf.partners.models import Grant, GrantLevel, Role
 from studyshelf.partners.principal import Principal
 
 
 class Permission(enum.StrEnum):
-    """`<scope>:<action>`; each maps to the lowest role that holds it."""
+    """`<scope>:<action>`."""
 
     LIBRARY_READ = "library:read"
     LIBRARY_WRITE = "library:write"
-    ORG_ADMIN = "org:admin"
+    LIBRARY_SHARE = "library:share"
+    MEMBERS_MANAGE = "members:manage"
+    AUDIT_READ = "audit:read"
 
 
 _LOWEST_ROLE = {
     Permission.LIBRARY_READ: Role.VIEWER,
     Permission.LIBRARY_WRITE: Role.EDITOR,
-    Permission.ORG_ADMIN: Role.ADMIN,
+    Permission.LIBRARY_SHARE: Role.ADMIN,
+    Permission.MEMBERS_MANAGE: Role.ADMIN,
+    Permission.AUDIT_READ: Role.ADMIN,
 }
+# What a grant can extend to another organisation's members, and the role they need for it.
+_GRANTABLE = {
+    Permission.LIBRARY_READ: (GrantLevel.VIEW, Role.VIEWER),
+    Permission.LIBRARY_WRITE: (GrantLevel.MANAGE, Role.EDITOR),
+}
+
+
+@dataclass(frozen=True)
+class ContentScope:
+    """Where an item lives: its owner, and the ids from the owner's root down to the item."""
+
+    owner_org_id: uuid.UUID
+    path_ids: tuple[uuid.UUID, ...]
 
 
 def role_in(principal: Principal, org_id: uuid.UUID) -> Role | None:
@@ -39,23 +66,75 @@ def role_in(principal: Principal, org_id: uuid.UUID) -> Role | None:
     return role
 
 
+def acting_org_ids(principal: Principal) -> list[uuid.UUID]:
+    """Organisations the principal acts for (one, for an organisation-scoped token)."""
+    return [m.org_id for m in principal.user.memberships if role_in(principal, m.org_id) is not None]
+
+
 def allows(principal: Principal, permission: Permission, org_id: uuid.UUID) -> bool:
+    """Organisation-level permission (members, grants, audit, own library)."""
     role = role_in(principal, org_id)
-    return role is not None and role.rank >= _LOWEST_ROLE[permission].rank
+    if role is not None and role.rank >= _LOWEST_ROLE[permission].rank:
+        return True
+    return permission is Permission.LIBRARY_READ and principal.user.is_platform_admin and principal.token is None
 
 
 def require(principal: Principal, permission: Permission, org_id: uuid.UUID, *, what: str = "item") -> None:
-    """Raise unless the principal holds the permission in the organisation.
-
-    Someone who cannot even read gets NotFound, so nothing leaks across tenants.
-    """
+    """Raise unless allowed; someone who cannot even read the organisation gets NotFound (no leak)."""
     if allows(principal, permission, org_id):
         return
     if allows(principal, Permission.LIBRARY_READ, org_id):
-        raise PermissionDenied(f"Your role does not allow changing this {what}.")
+        raise PermissionDenied(f"Your role does not allow this on the {what}.")
     raise NotFound(f"No such {what}.")
 
 
-def readable_org_ids(principal: Principal) -> list[uuid.UUID]:
-    """Organisations whose library the principal may read (for filtering list queries in SQL)."""
-    return [m.org_id for m in principal.user.memberships if allows(principal, Permission.LIBRARY_READ, m.org_id)]
+def is_active_grant(grant: Grant, now: datetime) -> bool:
+    return grant.revoked_at is None and (grant.expires_at is None or grant.expires_at > now)
+
+
+def content_allows(
+    principal: Principal, permission: Permission, scope: ContentScope, grants: Iterable[Grant], *, now: datetime
+) -> bool:
+    """Whether the principal may act on an item, through its own organisation or a live grant on its path."""
+    if allows(principal, permission, scope.owner_org_id):
+        return True
+    if permission not in _GRANTABLE:
+        return False
+    level_needed, role_needed = _GRANTABLE[permission]
+    path = set(scope.path_ids)
+    for grant in grants:
+        if grant.owner_org_id != scope.owner_org_id or grant.target_id not in path or not is_active_grant(grant, now):
+            continue
+        if level_needed is GrantLevel.MANAGE and grant.level is not GrantLevel.MANAGE:
+            continue
+        role = role_in(principal, grant.grantee_org_id)
+        if role is not None and role.rank >= role_needed.rank:
+            return True
+    return False
+
+
+def require_content(
+    principal: Principal,
+    permission: Permission,
+    scope: ContentScope,
+    grants: Sequence[Grant],
+    *,
+    now: datetime,
+    what: str = "item",
+) -> None:
+    """Raise NotFound when the principal cannot see the item, PermissionDenied when it can but may not act."""
+    if content_allows(principal, permission, scope, grants, now=now):
+        return
+    if permission is not Permission.LIBRARY_READ and content_allows(
+        principal, Permission.LIBRARY_READ, scope, grants, now=now
+    ):
+        raise PermissionDenied(f"You may not change this {what}.")
+    raise NotFound(f"No such {what}.")
+
+
+def assignable_roles(principal: Principal, org_id: uuid.UUID) -> list[Role]:
+    """Roles this principal may give others: owners give any role, admins up to admin."""
+    role = role_in(principal, org_id)
+    if role is None or role.rank < Role.ADMIN.rank:
+        return []
+    return [r for r in Role if r.rank <= role.rank]

@@ -12,3 +12,4 @@ class Principal:
     user: User
     session: WebSession | None = None
     token: ApiToken | None = None
+    request_id: str = ""

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from studyshelf.partners.audit import AuditFilter
 from studyshelf.partners.models import OrgKind, Role
 
 
@@ -64,3 +65,63 @@ class TokenRead(BaseModel):
 
 class TokenCreated(TokenRead):
     token: str = Field(description="The secret; shown only this once.")
+
+
+class MemberUpdate(BaseModel):
+    role: Role
+
+
+class InvitationCreate(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+    role: Role = Role.VIEWER
+
+
+class InvitationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationCreated(InvitationRead):
+    url: str = Field(description="The single-use link; shown only this once.")
+    emailed: bool = Field(description="Whether the link was also sent by e-mail.")
+
+
+class InvitationAccept(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    name: str = Field(default="", max_length=200)
+
+
+class AuditEntryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    at: datetime
+    actor_email: str
+    via_platform_admin: bool
+    action: str
+    target_type: str
+    target_id: str
+    target_label: str
+    before: str
+    after: str
+    request_id: str
+
+
+class AuditQuery(BaseModel):
+    actor: str | None = Field(default=None, max_length=320)
+    action: str | None = Field(default=None, max_length=64)
+    target: str | None = Field(default=None, max_length=300)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+    def to_filter(self) -> AuditFilter:
+        return AuditFilter(actor=self.actor, action=self.action, target=self.target, since=self.since, until=self.until)

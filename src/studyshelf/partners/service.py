@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
@@ -24,10 +24,12 @@ from studyshelf.partners.models import (
     User,
     WebSession,
 )
-from studyshelf.partners.permissions import Permission, require
+from studyshelf.partners.permissions import Permission, acting_org_ids, require
 from studyshelf.partners.principal import Principal
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): ~100 ms here, so a burst of
+# sign-ins cannot exhaust memory or CPU the way the library's 64 MiB x 4-lane default would on 2 cores.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TOKEN_PREFIX = "ss_"  # noqa: S105 - a public prefix that makes leaked tokens easy to scan for
@@ -49,6 +51,13 @@ def create_organization(db: Session, *, name: str, slug: str, kind: OrgKind) -> 
     org = Organization(name=name.strip() or slug, slug=slug, kind=kind)
     db.add(org)
     db.flush()
+    return org
+
+
+def get_organization(db: Session, org_id: uuid.UUID) -> Organization:
+    org = db.get(Organization, org_id)
+    if org is None:
+        raise NotFound("No such organisation.")
     return org
 
 
@@ -151,17 +160,35 @@ def end_session(db: Session, *, session: WebSession) -> None:
 
 
 def create_api_token(
-    db: Session, *, user: User, name: str, org_id: uuid.UUID | None = None, role: Role | None = None
+    db: Session,
+    *,
+    user: User,
+    name: str,
+    org_id: uuid.UUID | None = None,
+    role: Role | None = None,
+    acting_token: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a personal token (optionally scoped to one organisation and capped at a role)."""
-    if org_id is not None:
-        membership = next((m for m in user.memberships if m.org_id == org_id), None)
-        if membership is None:
-            raise NotFound("You are not a member of that organisation.")
-        if role is not None and role.rank > membership.role.rank:
-            raise Invalid("A token cannot have a higher role than your own.")
-    elif role is not None:
-        raise Invalid("A role cap needs an organisation.")
+    """Create a personal token scoped to one organisation (default: the user's first) and capped at a role.
+
+    The cap is never above the user's role there, nor above the token used to ask for it.
+    """
+    memberships = sorted(user.memberships, key=lambda m: m.created_at)
+    if org_id is None:
+        if acting_token is not None and acting_token.org_id is not None:
+            org_id = acting_token.org_id
+        elif memberships:
+            org_id = memberships[0].org_id
+        else:
+            raise Invalid("You belong to no organisation a token could be scoped to.")
+    membership = next((m for m in memberships if m.org_id == org_id), None)
+    if membership is None or (acting_token is not None and acting_token.org_id not in (None, org_id)):
+        raise NotFound("You are not a member of that organisation.")
+    ceiling = membership.role
+    if acting_token is not None and acting_token.role is not None and acting_token.role.rank < ceiling.rank:
+        ceiling = acting_token.role
+    if role is not None and role.rank > ceiling.rank:
+        raise Invalid("A token cannot have a higher role than your own.")
+    role = role or ceiling
     plaintext = TOKEN_PREFIX + new_secret()
     token = ApiToken(
         user_id=user.id,
@@ -210,10 +237,18 @@ def switch_organization(db: Session, *, principal: Principal, org_id: uuid.UUID)
 
 
 def list_organizations(db: Session, *, principal: Principal) -> list[Organization]:
-    """The organisations the principal belongs to (all of them for a platform admin)."""
-    if principal.user.is_platform_admin:
-        return list(db.scalars(select(Organization).order_by(Organization.name)))
-    return sorted((m.organization for m in principal.user.memberships), key=lambda o: o.name)
+    """Organisations the principal can see: its own, every operator, and every one for operator staff.
+
+    The publisher's staff see their partners so they can share with them; partners see the publisher.
+    """
+    own = set(acting_org_ids(principal))
+    operator_staff = principal.user.is_platform_admin or any(
+        m.organization.kind is OrgKind.OPERATOR for m in principal.user.memberships if m.org_id in own
+    )
+    query = select(Organization)
+    if not operator_staff:
+        query = query.where(or_(Organization.id.in_(own), Organization.kind == OrgKind.OPERATOR))
+    return list(db.scalars(query.order_by(Organization.name)))
 
 
 def list_members(db: Session, *, principal: Principal, org_id: uuid.UUID) -> list[Membership]:

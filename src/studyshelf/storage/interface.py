@@ -29,7 +29,16 @@ class BlobWriter(Protocol):
         """The first bytes written (for sniffing the content type)."""
         ...
 
+    @property
+    def sha256(self) -> str:
+        """The digest of the bytes written so far."""
+        ...
+
     def write(self, chunk: bytes) -> None: ...
+
+    def sync(self) -> None:
+        """Make the written bytes durable (before a transaction that will refer to them)."""
+        ...
 
     def commit(self) -> StoredBlob:
         """Make the bytes durable and visible under their digest; identical bytes are stored once."""

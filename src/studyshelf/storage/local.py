@@ -38,6 +38,13 @@ class LocalBlobWriter:
     def head(self) -> bytes:
         return self._head
 
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
     def write(self, chunk: bytes) -> None:
         if len(self._head) < HEAD_BYTES:
             self._head += chunk[: HEAD_BYTES - len(self._head)]

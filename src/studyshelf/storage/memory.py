@@ -26,6 +26,13 @@ class MemoryBlobWriter:
     def head(self) -> bytes:
         return self._head
 
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(b"".join(self._parts)).hexdigest()
+
+    def sync(self) -> None:
+        return None
+
     def write(self, chunk: bytes) -> None:
         if len(self._head) < HEAD_BYTES:
             self._head += chunk[: HEAD_BYTES - len(self._head)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,7 +50,14 @@ def sign_in_redirect(request: Request) -> Response | None:
 
 
 def problem(
-    request: Request, *, status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    request: Request,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response:
     if wants_html(request):
         from studyshelf.web.render import render_error_page
@@ -76,7 +83,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status == 401:
             headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="studyshelf"'}
         extra = {k: v for k, v in exc.extra.items() if k != "content_range"}
-        return problem(request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra)
+        return problem(
+            request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -84,7 +93,14 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
             for e in exc.errors()
         ]
-        return problem(request, status=422, slug="invalid", title="The request is not valid", detail="Some fields are missing or malformed.", errors=errors)
+        return problem(
+            request,
+            status=422,
+            slug="invalid",
+            title="The request is not valid",
+            detail="Some fields are missing or malformed.",
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -97,4 +113,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(request, status=500, slug="internal", title="Internal error", detail="Something went wrong on our side. It has been logged.")
+        return problem(
+            request,
+            status=500,
+            slug="internal",
+            title="Internal error",
+            detail="Something went wrong on our side. It has been logged.",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +36,47 @@ def human_size(size: int | None) -> str:
     return f"{size} B"
 
 
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def short_datetime(value: datetime | None) -> str:
+    """`26 Nov 2025, 14:05` (UTC), the format every table in the UI uses."""
+    return "—" if value is None else _utc(value).strftime("%d %b %Y, %H:%M").lstrip("0")
+
+
+def iso_datetime(value: datetime | None) -> str:
+    return "" if value is None else _utc(value).isoformat(timespec="seconds")
+
+
 _env.filters["human_size"] = human_size
+_env.filters["short_datetime"] = short_datetime
+_env.filters["iso_datetime"] = iso_datetime
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200, block: str | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    block: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     """Render a page, or only one named block of it (an HTMX fragment) when block is given."""
     ctx = {"request": request, **getattr(request.state, "template_context", {}), **(context or {})}
     tmpl = _env.get_template(template)
-    if block is not None:
-        html = "".join(tmpl.blocks[block](tmpl.new_context(ctx)))
-    else:
-        html = tmpl.render(ctx)
+    html = "".join(tmpl.blocks[block](tmpl.new_context(ctx))) if block is not None else tmpl.render(ctx)
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-def render_error_page(request: Request, *, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return render(request, "error.html", {"status": status, "title": title, "detail": detail}, status=status, headers=headers)
+def render_error_page(
+    request: Request, *, status: int, title: str, detail: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    context = {"status": status, "title": title, "detail": detail}
+    return render(request, "error.html", context, status=status, headers=headers)

@@ -1,0 +1,133 @@
+"""The demo: an operator, a partner, the admin user and a course's worth of materials."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+from rich.console import Console
+from rich.panel import Panel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from studyshelf.core.db import unit_of_work
+from studyshelf.library import service as library
+from studyshelf.library.sniff import sniff_content_type
+from studyshelf.partners import service as partners
+from studyshelf.partners.models import Organization, OrgKind, Role, User
+from studyshelf.partners.principal import Principal
+from studyshelf.services import Services
+from studyshelf.storage import BlobStore, StoredBlob
+
+CHUNK_BYTES = 1 << 20
+OPERATOR = ("Northwind Publishing", "northwind", OrgKind.OPERATOR)
+PARTNER = ("Riverside University", "riverside", OrgKind.PARTNER)
+COURSE = "Biology 101"
+
+
+@dataclass(frozen=True)
+class DemoFile:
+    asset: str  # file name in studyshelf/demo/assets
+    folder: str  # sub-folder of the course folder
+    name: str  # name shown in the library
+
+
+DEMO_FILES = (
+    DemoFile("cell-structure.pdf", "Week 1 — Cells", "Cell structure.pdf"),
+    DemoFile("cell-diagram.png", "Week 1 — Cells", "Cell diagram.png"),
+    DemoFile("mitosis-lecture.mp4", "Media", "Mitosis — lecture.mp4"),
+    DemoFile("pronunciation-guide.mp3", "Media", "Pronunciation guide.mp3"),
+    DemoFile("course-handbook.docx", "Handouts", "Course handbook.docx"),
+    DemoFile("marks-template.xlsx", "Handouts", "Marks template.xlsx"),
+)
+
+
+def asset(name: str) -> Traversable:
+    """A demo asset shipped inside the package."""
+    return resources.files("studyshelf.demo").joinpath("assets", name)
+
+
+def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> None:
+    """Create (or complete) the demo; running it again adds nothing twice."""
+    with unit_of_work(services.write_sessions) as db:
+        if only_if_empty and db.scalar(select(Organization.id).limit(1)) is not None:
+            console.print("StudyShelf is already set up; the demo was not added.")
+            return
+        operator = _organization(db, *OPERATOR)
+        partner = _organization(db, *PARTNER)
+        admin, password = _admin(db, email=services.settings.admin_email, password=services.settings.admin_password)
+        partners.add_member(db, user=admin, org=operator, role=Role.OWNER)
+        partners.add_member(db, user=admin, org=partner, role=Role.ADMIN)
+        principal = Principal(user=admin)
+        course = _folder(db, principal, parent_id=library.get_root_folder(db, org_id=operator.id).id, name=COURSE)
+        # Blobs are written before the commit; if the commit fails, recover_storage removes them at the next start.
+        added = 0
+        for item in DEMO_FILES:
+            folder = _folder(db, principal, parent_id=course, name=item.folder)
+            if _child_id(db, principal, folder_id=folder, name=item.name) is None:
+                blob, content_type = _store(services.blobs, asset(item.asset), item.name)
+                library.add_file(
+                    db, principal=principal, folder_id=folder, name=item.name, blob=blob, content_type=content_type
+                )
+                added += 1
+    console.print(
+        f"Demo ready: [bold]{operator.name}[/bold] ({operator.slug}) and [bold]{partner.name}[/bold] "
+        f"({partner.slug}), {added} new files in {COURSE}."
+    )
+    if password is not None:
+        console.print(
+            Panel.fit(
+                f"E-mail:   [bold]{admin.email}[/bold]\nPassword: [bold]{password}[/bold]",
+                title="Admin sign-in (the password is shown only this once)",
+                border_style="yellow",
+            )
+        )
+    else:
+        console.print(f"Sign in as [bold]{admin.email}[/bold].")
+
+
+def _organization(db: Session, name: str, slug: str, kind: OrgKind) -> Organization:
+    existing = db.scalar(select(Organization).where(Organization.slug == slug))
+    return existing or library.provision_organization(db, name=name, slug=slug, kind=kind)
+
+
+def _admin(db: Session, *, email: str, password: str | None) -> tuple[User, str | None]:
+    """The admin user, created when missing; return it and the password to show (only if generated)."""
+    existing = db.scalar(select(User).where(User.email == email.strip().lower()))
+    if existing is not None:
+        existing.is_platform_admin = True
+        return existing, None
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    user = partners.create_user(db, email=email, password=password, name="Administrator")
+    user.is_platform_admin = True
+    return user, password if generated else None
+
+
+def _child_id(db: Session, principal: Principal, *, folder_id: uuid.UUID, name: str) -> uuid.UUID | None:
+    entries, _ = library.list_children(db, principal=principal, folder_id=folder_id, limit=500)
+    return next((entry.id for entry in entries if entry.name == name), None)
+
+
+def _folder(db: Session, principal: Principal, *, parent_id: uuid.UUID, name: str) -> uuid.UUID:
+    existing = _child_id(db, principal, folder_id=parent_id, name=name)
+    if existing is not None:
+        return existing
+    return library.create_folder(db, principal=principal, parent_id=parent_id, name=name).id
+
+
+def _store(blobs: BlobStore, source: Traversable, name: str) -> tuple[StoredBlob, str]:
+    """Stream a packaged file into the blob store in 1 MiB chunks; return the blob and its sniffed type."""
+    writer = blobs.writer()
+    try:
+        with source.open("rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                writer.write(chunk)
+        blob = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return blob, sniff_content_type(writer.head, name)

@@ -1,0 +1,18 @@
+"""E-mail backends; build_mailer() is the one place that chooses."""
+
+from __future__ import annotations
+
+from studyshelf.mail.interface import Mailer, MailError, Message
+
+__all__ = ["MailError", "Mailer", "Message", "build_mailer"]
+
+
+def build_mailer(url: str | None) -> Mailer:
+    """An SMTP mailer when STUDYSHELF_SMTP_URL is set, otherwise one that sends nothing."""
+    if not url:
+        from studyshelf.mail.null import NullMailer
+
+        return NullMailer()
+    from studyshelf.mail.smtp import SmtpMailer
+
+    return SmtpMailer(url)

@@ -1,0 +1,26 @@
+"""Sending e-mail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    to: str
+    subject: str
+    text: str
+
+
+class Mailer(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+    def send(self, message: Message) -> None:
+        """Deliver the message or raise MailError."""
+        ...
+
+
+class MailError(Exception):
+    """The message could not be handed to the mail server."""

@@ -1,0 +1,113 @@
+"""A real StudyShelf server (uvicorn, demo data) for the browser tests, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+ADMIN_EMAIL = "admin@studyshelf.test"
+ADMIN_PASSWORD = "browser-test-password"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    email: str
+    password: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _studyshelf() -> str:
+    found = Path(sys.executable).with_name("studyshelf")
+    return str(found if found.exists() else ROOT / ".venv" / "bin" / "studyshelf")
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited early:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):  # noqa: S310 - our own local server
+                return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"the server did not start:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`studyshelf demo` then `studyshelf serve` in a fresh data dir, on a free port."""
+    require_service(CHROMIUM.exists(), "Chromium (/usr/bin/chromium)")
+    data = tmp_path_factory.mktemp("browser-data")
+    env = {
+        **os.environ,
+        "STUDYSHELF_DATA_DIR": str(data),
+        "STUDYSHELF_ADMIN_EMAIL": ADMIN_EMAIL,
+        "STUDYSHELF_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "STUDYSHELF_ENVIRONMENT": "development",
+    }
+    for key in (
+        "STUDYSHELF_DATABASE_URL",
+        "STUDYSHELF_STORAGE_URL",
+        "STUDYSHELF_REDIS_URL",
+        "STUDYSHELF_WAREHOUSE_URL",
+    ):
+        env.pop(key, None)
+    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    port = _free_port()
+    log = data / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [_studyshelf(), "serve", "--server", "uvicorn", "--workers", "1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, process, log)
+        yield Server(url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
