@@ -55,7 +55,9 @@ def uploaded(member: Member, folder_id: uuid.UUID | str, name: str, data: bytes,
 
 
 def make_folder(member: Member, parent_id: uuid.UUID | str, name: str) -> dict[str, Any]:
-    response = member.client.post("/api/v1/folders", json={"name": name, "parent_id": str(parent_id)}, headers=member.headers())
+    response = member.client.post(
+        "/api/v1/folders", json={"name": name, "parent_id": str(parent_id)}, headers=member.headers()
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -87,9 +89,13 @@ class StoredState:
 
 def stored_state(services: Services) -> StoredState:
     with services.read_sessions() as db:
-        folders = [(str(f.id), str(f.parent_id) if f.parent_id else None, f.name, str(f.deleted_at)) for f in db.scalars(select(Folder))]
+        folders = [
+            (str(f.id), str(f.parent_id) if f.parent_id else None, f.name, str(f.deleted_at))
+            for f in db.scalars(select(Folder))
+        ]
         files = [
-            (str(f.id), str(f.folder_id), f.name, str(f.current_version_id), str(f.deleted_at)) for f in db.scalars(select(File))
+            (str(f.id), str(f.folder_id), f.name, str(f.current_version_id), str(f.deleted_at))
+            for f in db.scalars(select(File))
         ]
         versions = [(str(v.id), str(v.file_id), v.number, v.blob_sha256) for v in db.scalars(select(FileVersion))]
         blob_rows = list(db.scalars(select(Blob.sha256)))

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from studyshelf.library.jobs import recover_storage
 from studyshelf.library.models import Blob
 from studyshelf.partners.models import Role
 from studyshelf.services import Services
 from tests.conftest import Member, World
-from tests.library.support import assert_problem, make_folder, stored_state, tiny_png, tmp_files, upload, uploaded
+from tests.library.support import assert_problem, make_folder, stored_state, tiny_png, upload, uploaded
 
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 
@@ -35,7 +33,10 @@ def test_upload_returns_the_file(owner: Member) -> None:
 
 def test_a_name_field_overrides_the_filename(owner: Member) -> None:
     response = owner.client.post(
-        f"/api/v1/folders/{owner.root_folder_id}/files", files={"file": ("blob", b"abc")}, data={"name": "Renamed.txt"}, headers=owner.headers()
+        f"/api/v1/folders/{owner.root_folder_id}/files",
+        files={"file": ("blob", b"abc")},
+        data={"name": "Renamed.txt"},
+        headers=owner.headers(),
     )
     assert response.status_code == 201
     assert response.json()["name"] == "Renamed.txt"
@@ -47,7 +48,12 @@ def test_a_name_field_overrides_the_filename(owner: Member) -> None:
         ("pixel.png", HTML, "image/png", "text/html"),
         ("pixel.txt", tiny_png(), "text/plain", "image/png"),
         ("paper.docx", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "application/msword", "application/pdf"),
-        ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "image/png", "image/svg+xml"),
+        (
+            "drawing.png",
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "image/png",
+            "image/svg+xml",
+        ),
         ("data.csv", b"a,b\n1,2\n", "application/octet-stream", "text/csv"),
         ("random.bin", bytes(range(256)), "text/plain", "application/octet-stream"),
     ],
@@ -75,15 +81,13 @@ def test_bad_file_names_are_refused_and_nothing_changes(owner: Member, services:
     uploaded(owner, owner.root_folder_id, "keep.txt", b"kept")
     before = stored_state(services)
     response = owner.client.post(
-        f"/api/v1/folders/{owner.root_folder_id}/files", files={"file": ("upload.bin", b"new bytes")}, data={"name": name}, headers=owner.headers()
+        f"/api/v1/folders/{owner.root_folder_id}/files",
+        files={"file": ("upload.bin", b"new bytes")},
+        data={"name": name},
+        headers=owner.headers(),
     )
     assert_problem(response, 422, "invalid")
-    after = stored_state(services)
-    assert (after.folders, after.files, after.versions, after.blob_rows, after.tmp_files) == (
-        before.folders, before.files, before.versions, before.blob_rows, before.tmp_files,
-    )
-    # The refused upload's bytes were already in the store; the recovery job removes such orphans.
-    recover_storage(services)
+    # The bytes are published only once the rows are valid, so a refused name leaves no orphan blob either.
     assert stored_state(services) == before
 
 
@@ -96,14 +100,22 @@ def test_duplicate_file_names(owner: Member, services: Services) -> None:
     third = uploaded(owner, owner.root_folder_id, "notes.pdf", b"%PDF-1.4 third", on_conflict="rename")
     dotfile = uploaded(owner, owner.root_folder_id, ".env", b"A=1")
     dotfile2 = uploaded(owner, owner.root_folder_id, ".env", b"A=2", on_conflict="rename")
-    assert (second["name"], third["name"], dotfile["name"], dotfile2["name"]) == ("notes (2).pdf", "notes (3).pdf", ".env", ".env (2)")
+    assert (second["name"], third["name"], dotfile["name"], dotfile2["name"]) == (
+        "notes (2).pdf",
+        "notes (3).pdf",
+        ".env",
+        ".env (2)",
+    )
 
 
 @pytest.mark.parametrize(
     ("headers", "body"),
     [
         ({"Content-Type": "multipart/form-data; boundary=XYZ"}, b"this is not multipart at all"),
-        ({"Content-Type": "multipart/form-data; boundary=XYZ"}, b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\ntruncated"),
+        (
+            {"Content-Type": "multipart/form-data; boundary=XYZ"},
+            b'--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\ntruncated',
+        ),
         ({"Content-Type": "multipart/form-data; boundary=XYZ"}, b"--XYZ\r\nno headers end\r\n--XYZ--"),
         ({"Content-Type": "multipart/form-data"}, b"--XYZ--\r\n"),
         ({"Content-Type": "application/json"}, b'{"file": "abc"}'),
@@ -111,17 +123,26 @@ def test_duplicate_file_names(owner: Member, services: Services) -> None:
         ({}, b""),
     ],
 )
-def test_malformed_uploads_are_422_and_leave_nothing(owner: Member, services: Services, headers: dict[str, str], body: bytes) -> None:
+def test_malformed_uploads_are_422_and_leave_nothing(
+    owner: Member, services: Services, headers: dict[str, str], body: bytes
+) -> None:
     uploaded(owner, owner.root_folder_id, "keep.txt", b"kept")
     before = stored_state(services)
-    response = owner.client.post(f"/api/v1/folders/{owner.root_folder_id}/files", content=body, headers={**owner.headers(), **headers})
+    response = owner.client.post(
+        f"/api/v1/folders/{owner.root_folder_id}/files", content=body, headers={**owner.headers(), **headers}
+    )
     assert_problem(response, 422, "invalid")
     assert stored_state(services) == before
 
 
 def test_a_form_without_a_file_part_is_422(owner: Member, services: Services) -> None:
     before = stored_state(services)
-    no_file = owner.client.post(f"/api/v1/folders/{owner.root_folder_id}/files", data={"name": "x.txt"}, files={"other": ("x.txt", b"abc")}, headers=owner.headers())
+    no_file = owner.client.post(
+        f"/api/v1/folders/{owner.root_folder_id}/files",
+        data={"name": "x.txt"},
+        files={"other": ("x.txt", b"abc")},
+        headers=owner.headers(),
+    )
     assert_problem(no_file, 422, "invalid")
     assert stored_state(services) == before
 
@@ -174,7 +195,9 @@ def test_concurrent_identical_uploads_are_stored_once(world: World, services: Se
 
 def test_versions(owner: Member) -> None:
     file = uploaded(owner, owner.root_folder_id, "syllabus.txt", b"version one")
-    response = owner.client.post(f"/api/v1/files/{file['id']}/versions", files={"file": ("whatever.bin", tiny_png())}, headers=owner.headers())
+    response = owner.client.post(
+        f"/api/v1/files/{file['id']}/versions", files={"file": ("whatever.bin", tiny_png())}, headers=owner.headers()
+    )
     assert response.status_code == 201, response.text
     v2 = response.json()
     assert (v2["number"], v2["content_type"], v2["size"]) == (2, "image/png", len(tiny_png()))
@@ -215,7 +238,9 @@ def test_rename_and_move_a_file(owner: Member, services: Services) -> None:
     assert stored_state(services) == before
     moved = owner.client.patch(url, json={"folder_id": folder["id"]}, headers=owner.headers())
     assert moved.json()["folder_id"] == folder["id"]
-    assert [i["name"] for i in owner.client.get(f"/api/v1/folders/{folder['id']}/children").json()["items"]] == ["Lecture notes.txt"]
+    assert [i["name"] for i in owner.client.get(f"/api/v1/folders/{folder['id']}/children").json()["items"]] == [
+        "Lecture notes.txt"
+    ]
 
 
 def test_delete_and_restore_a_file(owner: Member) -> None:
@@ -227,7 +252,9 @@ def test_delete_and_restore_a_file(owner: Member) -> None:
     assert [(t["kind"], t["name"], t["parent_id"]) for t in trash] == [("file", "notes.txt", str(owner.root_folder_id))]
     uploaded(owner, owner.root_folder_id, "notes.txt", b"a newer file with the same name")
     assert_problem(owner.client.post(f"/api/v1/files/{file['id']}/restore", headers=owner.headers()), 409, "conflict")
-    restored = owner.client.post(f"/api/v1/files/{file['id']}/restore", params={"on_conflict": "rename"}, headers=owner.headers())
+    restored = owner.client.post(
+        f"/api/v1/files/{file['id']}/restore", params={"on_conflict": "rename"}, headers=owner.headers()
+    )
     assert restored.json()["name"] == "notes (2).txt"
     assert owner.client.get(restored.json()["content_url"]).content == b"keep me"
 
@@ -238,10 +265,20 @@ def test_viewers_read_but_do_not_write(world: World) -> None:
     file = uploaded(editor, editor.root_folder_id, "notes.txt", b"n")
     assert viewer.client.get(file["content_url"]).content == b"n"
     assert_problem(upload(viewer, viewer.root_folder_id, "mine.txt", b"m"), 403, "permission-denied")
-    assert_problem(viewer.client.delete(f"/api/v1/files/{file['id']}", headers=viewer.headers()), 403, "permission-denied")
-    assert_problem(viewer.client.patch(f"/api/v1/files/{file['id']}", json={"name": "x"}, headers=viewer.headers()), 403, "permission-denied")
     assert_problem(
-        viewer.client.post("/api/v1/folders", json={"name": "x", "parent_id": str(viewer.root_folder_id)}, headers=viewer.headers()), 403, "permission-denied"
+        viewer.client.delete(f"/api/v1/files/{file['id']}", headers=viewer.headers()), 403, "permission-denied"
+    )
+    assert_problem(
+        viewer.client.patch(f"/api/v1/files/{file['id']}", json={"name": "x"}, headers=viewer.headers()),
+        403,
+        "permission-denied",
+    )
+    assert_problem(
+        viewer.client.post(
+            "/api/v1/folders", json={"name": "x", "parent_id": str(viewer.root_folder_id)}, headers=viewer.headers()
+        ),
+        403,
+        "permission-denied",
     )
 
 
@@ -249,7 +286,12 @@ def test_other_organisations_see_nothing(world: World) -> None:
     north, south = world.org("north"), world.org("south")
     owner, outsider = world.member(north), world.member(south)
     file = uploaded(owner, owner.root_folder_id, "secret.txt", b"s")
-    for url in (f"/api/v1/files/{file['id']}", file["content_url"], f"/api/v1/files/{file['id']}/versions", f"/api/v1/orgs/{owner.org_id}/trash"):
+    for url in (
+        f"/api/v1/files/{file['id']}",
+        file["content_url"],
+        f"/api/v1/files/{file['id']}/versions",
+        f"/api/v1/orgs/{owner.org_id}/trash",
+    ):
         assert_problem(outsider.client.get(url), 404, "not-found")
     assert_problem(upload(outsider, owner.root_folder_id, "x.txt", b"x"), 404, "not-found")
     assert_problem(outsider.client.delete(f"/api/v1/files/{file['id']}", headers=outsider.headers()), 404, "not-found")

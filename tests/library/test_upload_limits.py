@@ -25,6 +25,8 @@ def test_upload_limit_is_enforced_and_nothing_is_kept(owner: Member, services: S
     assert stored_state(services) == before
     assert tmp_files(services) == []
     file_id = before.files[0][0]
-    response = owner.client.post(f"/api/v1/files/{file_id}/versions", files={"file": ("v2.txt", b"w" * 2048)}, headers=owner.headers())
+    response = owner.client.post(
+        f"/api/v1/files/{file_id}/versions", files={"file": ("v2.txt", b"w" * 2048)}, headers=owner.headers()
+    )
     assert_problem(response, 413, "too-large")
     assert stored_state(services) == before

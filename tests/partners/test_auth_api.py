@@ -13,8 +13,9 @@ from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base, unit_of_work
 from studyshelf.core.ids import sha256_hex
+from studyshelf.library.service import get_root_folder
 from studyshelf.partners import service as partners
-from studyshelf.partners.models import ApiToken, Organization, OrgKind, Role, WebSession
+from studyshelf.partners.models import ApiToken, Organization, OrgKind, Role, User, WebSession
 from studyshelf.services import Services
 from tests.conftest import PASSWORD, Member, World
 from tests.library.support import assert_problem
@@ -57,8 +58,12 @@ def test_login_sets_a_hardened_session_cookie(world: World) -> None:
 def test_wrong_password_and_unknown_user_look_the_same(world: World) -> None:
     member = world.member(world.org())
     client = fresh_client(world)
-    wrong = assert_problem(client.post(LOGIN, json={"email": member.email, "password": "nope-nope"}), 401, "not-authenticated")
-    unknown = assert_problem(client.post(LOGIN, json={"email": "ghost@x.test", "password": "nope-nope"}), 401, "not-authenticated")
+    wrong = assert_problem(
+        client.post(LOGIN, json={"email": member.email, "password": "nope-nope"}), 401, "not-authenticated"
+    )
+    unknown = assert_problem(
+        client.post(LOGIN, json={"email": "ghost@x.test", "password": "nope-nope"}), 401, "not-authenticated"
+    )
     assert wrong["detail"] == unknown["detail"]
     assert "studyshelf_session" not in client.cookies
 
@@ -84,7 +89,12 @@ def test_logout_needs_the_csrf_token(owner: Member) -> None:
 
 
 def test_no_credentials_is_401_with_a_challenge(app_client: TestClient) -> None:
-    for path in ("/api/v1/me", "/api/v1/orgs", f"/api/v1/folders/{uuid.uuid4()}/children", f"/api/v1/files/{uuid.uuid4()}/content"):
+    for path in (
+        "/api/v1/me",
+        "/api/v1/orgs",
+        f"/api/v1/folders/{uuid.uuid4()}/children",
+        f"/api/v1/files/{uuid.uuid4()}/content",
+    ):
         response = app_client.get(path)
         assert_problem(response, 401, "not-authenticated")
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -92,9 +102,15 @@ def test_no_credentials_is_401_with_a_challenge(app_client: TestClient) -> None:
 
 def test_expired_session_is_401(owner: Member, services: Services) -> None:
     with unit_of_work(services.write_sessions) as db:
-        db.execute(update(WebSession).where(WebSession.user_id == owner.user_id).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.execute(
+            update(WebSession)
+            .where(WebSession.user_id == owner.user_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert_problem(owner.client.get("/api/v1/me"), 401, "not-authenticated")
-    response = owner.client.post("/api/v1/folders", json={"name": "x", "parent_id": str(owner.root_folder_id)}, headers=owner.headers())
+    response = owner.client.post(
+        "/api/v1/folders", json={"name": "x", "parent_id": str(owner.root_folder_id)}, headers=owner.headers()
+    )
     assert_problem(response, 401, "not-authenticated")
 
 
@@ -133,7 +149,9 @@ def test_bearer_token_authenticates_and_revocation_stops_it(owner: Member, world
     assert owner.client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=owner.headers()).status_code == 204
     assert_problem(client.get("/api/v1/me", headers=bearer(created["token"])), 401, "not-authenticated")
     assert owner.client.get("/api/v1/auth/tokens").json() == []
-    assert_problem(owner.client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=owner.headers()), 404, "not-found")
+    assert_problem(
+        owner.client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=owner.headers()), 404, "not-found"
+    )
 
 
 def test_an_invalid_bearer_token_is_401_even_with_a_session(owner: Member) -> None:
@@ -152,24 +170,25 @@ def test_nobody_revokes_or_sees_another_users_token(world: World) -> None:
 def test_csrf_is_required_for_cookie_writes_but_not_for_bearer_writes(owner: Member, world: World) -> None:
     body = {"name": "Chemistry", "parent_id": str(owner.root_folder_id)}
     assert_problem(owner.client.post("/api/v1/folders", json=body), 403, "csrf-failed")
-    assert_problem(owner.client.post("/api/v1/folders", json=body, headers={"X-CSRF-Token": "wrong"}), 403, "csrf-failed")
+    assert_problem(
+        owner.client.post("/api/v1/folders", json=body, headers={"X-CSRF-Token": "wrong"}), 403, "csrf-failed"
+    )
     assert owner.client.get(f"/api/v1/folders/{owner.root_folder_id}/children").json()["items"] == []
 
     token = create_token(owner)["token"]
     response = fresh_client(world).post("/api/v1/folders", json=body, headers=bearer(token))
     assert response.status_code == 201, response.text
-    assert owner.client.post("/api/v1/folders", json={**body, "name": "Physics"}, headers=owner.headers()).status_code == 201
+    assert (
+        owner.client.post("/api/v1/folders", json={**body, "name": "Physics"}, headers=owner.headers()).status_code
+        == 201
+    )
 
 
 def test_a_token_scoped_to_an_org_and_capped_at_viewer(world: World) -> None:
     org, other = world.org("northwind"), world.org("contoso", OrgKind.PARTNER)
     member = world.member(org, Role.EDITOR)
     with unit_of_work(world.services.write_sessions) as db:
-        user = partners.get_user_by_email(db, member.email) if hasattr(partners, "get_user_by_email") else None
-        if user is None:
-            from studyshelf.partners.models import User
-
-            user = db.scalars(select(User).where(User.email == member.email)).one()
+        user = db.scalars(select(User).where(User.email == member.email)).one()
         partners.add_member(db, user=user, org=db.get(Organization, other.id) or other, role=Role.OWNER)
     token = create_token(member, org_id=str(org.id), role="viewer")
     assert token["role"] == "viewer"
@@ -186,20 +205,25 @@ def test_a_token_scoped_to_an_org_and_capped_at_viewer(world: World) -> None:
 def test_a_token_cannot_outrank_its_owner(world: World) -> None:
     member = world.member(world.org(), Role.VIEWER)
     response = member.client.post(
-        "/api/v1/auth/tokens", json={"name": "x", "org_id": str(member.org_id), "role": "owner"}, headers=member.headers()
+        "/api/v1/auth/tokens",
+        json={"name": "x", "org_id": str(member.org_id), "role": "owner"},
+        headers=member.headers(),
     )
     assert_problem(response, 422, "invalid")
-    response = member.client.post("/api/v1/auth/tokens", json={"name": "x", "org_id": str(uuid.uuid4())}, headers=member.headers())
+    response = member.client.post(
+        "/api/v1/auth/tokens", json={"name": "x", "org_id": str(uuid.uuid4())}, headers=member.headers()
+    )
     assert_problem(response, 404, "not-found")
 
 
 def test_me_lists_each_org_with_its_root_folder(world: World, services: Services) -> None:
-    northwind, contoso, hidden = world.org("northwind"), world.org("contoso", OrgKind.PARTNER), world.org("hidden", OrgKind.PARTNER)
+    northwind, contoso, hidden = (
+        world.org("northwind"),
+        world.org("contoso", OrgKind.PARTNER),
+        world.org("hidden", OrgKind.PARTNER),
+    )
     member = world.member(northwind, Role.EDITOR)
     with unit_of_work(services.write_sessions) as db:
-        from studyshelf.library.service import get_root_folder
-        from studyshelf.partners.models import User
-
         user = db.scalars(select(User).where(User.email == member.email)).one()
         partners.add_member(db, user=user, org=db.get(Organization, contoso.id) or contoso, role=Role.VIEWER)
         roots = {org.slug: str(get_root_folder(db, org_id=org.id).id) for org in (northwind, contoso, hidden)}
@@ -212,9 +236,20 @@ def test_me_lists_each_org_with_its_root_folder(world: World, services: Services
     assert (orgs["northwind"]["role"], orgs["contoso"]["role"]) == ("editor", "viewer")
     assert me["current_org_id"] == str(northwind.id)
 
-    listed = member.client.get("/api/v1/orgs").json()
-    assert sorted(o["slug"] for o in listed) == ["contoso", "northwind"]
-    assert {o["id"] for o in listed} == {str(northwind.id), str(contoso.id)}
+
+def test_orgs_visible_to_partners_and_to_operator_staff(world: World) -> None:
+    northwind, contoso, fabrikam = (
+        world.org("northwind"),
+        world.org("contoso", OrgKind.PARTNER),
+        world.org("fabrikam", OrgKind.PARTNER),
+    )
+    partner = world.member(contoso)
+    staff = world.member(northwind)
+    # Partners see themselves and the publisher, never each other; the publisher's staff see every partner.
+    seen_by_partner = {o["slug"]: o["id"] for o in partner.client.get("/api/v1/orgs").json()}
+    assert seen_by_partner == {"contoso": str(contoso.id), "northwind": str(northwind.id)}
+    seen_by_staff = {o["slug"]: o["id"] for o in staff.client.get("/api/v1/orgs").json()}
+    assert seen_by_staff == {"contoso": str(contoso.id), "fabrikam": str(fabrikam.id), "northwind": str(northwind.id)}
 
 
 def test_members_of_an_org(world: World) -> None:
@@ -223,55 +258,86 @@ def test_members_of_an_org(world: World) -> None:
     world.member(org, Role.VIEWER, email="a-viewer@northwind.test")
     outsider = world.member(other)
     members = owner.client.get(f"/api/v1/orgs/{org.id}/members").json()
-    assert [(m["user"]["email"], m["role"]) for m in members] == [("a-viewer@northwind.test", "viewer"), ("b-owner@northwind.test", "owner")]
+    assert [(m["user"]["email"], m["role"]) for m in members] == [
+        ("a-viewer@northwind.test", "viewer"),
+        ("b-owner@northwind.test", "owner"),
+    ]
     assert_problem(outsider.client.get(f"/api/v1/orgs/{org.id}/members"), 404, "not-found")
     assert_problem(owner.client.get("/api/v1/orgs/not-a-uuid/members"), 422, "invalid")
 
 
 def test_login_is_throttled_per_account(world: World, services: Services) -> None:
-    app = create_app(services=dataclasses.replace(services, settings=services.settings.model_copy(update={"login_max_failures": 3})))
+    app = create_app(
+        services=dataclasses.replace(services, settings=services.settings.model_copy(update={"login_max_failures": 3}))
+    )
     member = world.member(world.org())
     for i in range(3):
         client = TestClient(app, client=(f"198.51.100.{i}", 4000))
         assert client.post(LOGIN, json={"email": member.email, "password": "wrong-password"}).status_code == 401
     # Right password, fresh address: the account is still locked for the window.
-    response = TestClient(app, client=("203.0.113.9", 4000)).post(LOGIN, json={"email": member.email, "password": PASSWORD})
+    response = TestClient(app, client=("203.0.113.9", 4000)).post(
+        LOGIN, json={"email": member.email, "password": PASSWORD}
+    )
     assert_problem(response, 429, "too-many-requests")
     assert "studyshelf_session" not in response.cookies
 
 
 def test_login_is_throttled_per_client(world: World, services: Services) -> None:
-    app = create_app(services=dataclasses.replace(services, settings=services.settings.model_copy(update={"login_max_failures": 3})))
+    app = create_app(
+        services=dataclasses.replace(services, settings=services.settings.model_copy(update={"login_max_failures": 3}))
+    )
     member = world.member(world.org())
     guesser = TestClient(app, client=("198.51.100.7", 4000))
     for i in range(3):
         assert guesser.post(LOGIN, json={"email": f"user{i}@x.test", "password": "wrong-password"}).status_code == 401
     assert_problem(guesser.post(LOGIN, json={"email": member.email, "password": PASSWORD}), 429, "too-many-requests")
-    assert TestClient(app, client=("198.51.100.8", 4000)).post(LOGIN, json={"email": member.email, "password": PASSWORD}).status_code == 200
+    assert (
+        TestClient(app, client=("198.51.100.8", 4000))
+        .post(LOGIN, json={"email": member.email, "password": PASSWORD})
+        .status_code
+        == 200
+    )
 
 
 def test_success_resets_the_account_counter(world: World, services: Services) -> None:
-    app = create_app(services=dataclasses.replace(services, settings=services.settings.model_copy(update={"login_max_failures": 3})))
+    app = create_app(
+        services=dataclasses.replace(services, settings=services.settings.model_copy(update={"login_max_failures": 3}))
+    )
     member = world.member(world.org())
     for round_ in range(2):
         for i in range(2):
             client = TestClient(app, client=(f"198.51.{round_}.{i}", 4000))
             assert client.post(LOGIN, json={"email": member.email, "password": "wrong-password"}).status_code == 401
-        assert TestClient(app, client=("203.0.113.1", 4000)).post(LOGIN, json={"email": member.email, "password": PASSWORD}).status_code == 200
+        assert (
+            TestClient(app, client=("203.0.113.1", 4000))
+            .post(LOGIN, json={"email": member.email, "password": PASSWORD})
+            .status_code
+            == 200
+        )
 
 
 def test_cookie_is_secure_behind_https(world: World, services: Services) -> None:
     member = world.member(world.org())
-    https_services = dataclasses.replace(services, settings=services.settings.model_copy(update={"base_url": "https://shelf.example"}))
-    response = TestClient(create_app(services=https_services)).post(LOGIN, json={"email": member.email, "password": PASSWORD})
+    https_services = dataclasses.replace(
+        services, settings=services.settings.model_copy(update={"base_url": "https://shelf.example"})
+    )
+    response = TestClient(create_app(services=https_services)).post(
+        LOGIN, json={"email": member.email, "password": PASSWORD}
+    )
     assert "secure" in [p.strip().lower() for p in response.headers["set-cookie"].split(";")]
 
-    proxied = dataclasses.replace(services, settings=services.settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]}))
+    proxied = dataclasses.replace(
+        services, settings=services.settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    )
     app = create_app(services=proxied)
     forwarded = {"X-Forwarded-Proto": "https"}
-    behind_proxy = TestClient(app, client=("10.1.2.3", 4000)).post(LOGIN, json={"email": member.email, "password": PASSWORD}, headers=forwarded)
+    behind_proxy = TestClient(app, client=("10.1.2.3", 4000)).post(
+        LOGIN, json={"email": member.email, "password": PASSWORD}, headers=forwarded
+    )
     assert "secure" in [p.strip().lower() for p in behind_proxy.headers["set-cookie"].split(";")]
-    spoofed = TestClient(app, client=("192.0.2.1", 4000)).post(LOGIN, json={"email": member.email, "password": PASSWORD}, headers=forwarded)
+    spoofed = TestClient(app, client=("192.0.2.1", 4000)).post(
+        LOGIN, json={"email": member.email, "password": PASSWORD}, headers=forwarded
+    )
     assert "secure" not in [p.strip().lower() for p in spoofed.headers["set-cookie"].split(";")]
 
 

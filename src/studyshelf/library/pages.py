@@ -1,20 +1,25 @@
-"""HTML pages of the library: the folder browser, a file's page, and the trash."""
+"""HTML pages of the library: the folder browser, a file's page, the trash, sharing and 'Shared with us'."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from studyshelf.core.errors import NotFound
-from studyshelf.library import service
+from studyshelf.core.clock import utcnow
+from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
+from studyshelf.library import service, sharing
 from studyshelf.library.api import _decode_cursor, _encode_cursor
-from studyshelf.library.models import Folder
+from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
+from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, ServicesDep
+from studyshelf.partners.grants import revoke_grant
+from studyshelf.partners.models import GrantLevel, TargetType
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, allows
 from studyshelf.partners.principal import Principal
@@ -22,6 +27,7 @@ from studyshelf.web.render import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 Kind = Annotated[Literal["folder", "file"], Form()]
+ShareKind = Literal["folder", "file"]
 ItemId = Annotated[uuid.UUID, Form()]
 SortKey = Literal["name", "size", "updated_at"]
 Order = Literal["asc", "desc"]
@@ -44,13 +50,30 @@ def _listing(
     )
     return {
         "folder": folder,
-        "path": service.folder_path(db, folder.id),
+        "path": service.visible_path(db, principal=principal, folder=folder),
         "entries": [(entry, category(entry.content_type) if entry.content_type else "folder") for entry in entries],
         "next_cursor": _encode_cursor(next_cursor),
         "sort": sort,
         "order": order,
-        "can_write": allows(principal, Permission.LIBRARY_WRITE, folder.org_id),
+        "can_write": _may_change(db, principal, "folder", folder.id, folder.org_id),
+        "can_move": allows(principal, Permission.LIBRARY_WRITE, folder.org_id),
+        "can_share": allows(principal, Permission.LIBRARY_SHARE, folder.org_id),
+        "nav": "library" if allows(principal, Permission.LIBRARY_READ, folder.org_id) else "shared",
     }
+
+
+def _may_change(db: DbSession, principal: Principal, kind: str, item_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """Whether the principal may change content here: as a member of the owner, or through a `manage` grant."""
+    if allows(principal, Permission.LIBRARY_WRITE, org_id):
+        return True
+    try:
+        if kind == "folder":
+            service.get_folder(db, principal=principal, folder_id=item_id, permission=Permission.LIBRARY_WRITE)
+        else:
+            service.get_file(db, principal=principal, file_id=item_id, permission=Permission.LIBRARY_WRITE)
+    except (NotFound, PermissionDenied):
+        return False
+    return True
 
 
 def _changed(request: Request, db: DbSession, principal: Principal, folder_id: uuid.UUID, message: str) -> Response:
@@ -154,11 +177,22 @@ def file_page(request: Request, file_id: uuid.UUID, principal: PagePrincipal, db
         "file": file,
         "version": file.current_version,
         "kind": category(file.current_version.content_type),
-        "path": service.folder_path(db, file.folder_id),
+        "path": _file_path(db, principal, file),
         "versions": service.list_versions(db, principal=principal, file_id=file.id),
-        "can_write": allows(principal, Permission.LIBRARY_WRITE, file.org_id),
+        "can_write": _may_change(db, principal, "file", file.id, file.org_id),
+        "can_share": allows(principal, Permission.LIBRARY_SHARE, file.org_id),
+        "nav": "library" if allows(principal, Permission.LIBRARY_READ, file.org_id) else "shared",
     }
     return render(request, "library/file.html", context)
+
+
+def _file_path(db: DbSession, principal: Principal, file: File) -> list[Folder]:
+    """Breadcrumbs for a file: its folders as far as the principal may see them (none for a file shared alone)."""
+    try:
+        folder = service.get_folder(db, principal=principal, folder_id=file.folder_id)
+    except NotFound:
+        return []
+    return service.visible_path(db, principal=principal, folder=folder)
 
 
 def _trash(request: Request, db: DbSession, principal: Principal, services: ServicesDep, **extra: Any) -> Response:
@@ -190,3 +224,96 @@ def restore_item(
         return RedirectResponse("/trash", status_code=303)
     folder_id = item.parent_id if isinstance(item, Folder) else item.folder_id
     return _trash(request, db, principal, services, restored=item, restored_to=folder_id)
+
+
+# --- Sharing with partners, and what partners shared with us -------------------------------------------------
+
+
+def _share_panel(
+    request: Request, db: DbSession, principal: Principal, kind: ShareKind, item_id: uuid.UUID, message: str = ""
+) -> Response:
+    """The share dialog's contents (an HTMX block, with a toast after a change), or a page without JavaScript."""
+    target_type = TargetType(kind)
+    grants = sharing.grants_on_item(db, principal=principal, target_type=target_type, target_id=item_id)
+    item: Folder | File = (
+        service.get_folder(db, principal=principal, folder_id=item_id)
+        if kind == "folder"
+        else service.get_file(db, principal=principal, file_id=item_id)
+    )
+    orgs = [o for o in partners.list_organizations(db, principal=principal) if o.id != item.org_id]
+    names = {o.id: o.name for o in orgs}
+    context = {
+        "kind": kind,
+        "item": item,
+        "grants": [
+            (g, names.get(g.grantee_org_id) or partners.get_organization(db, g.grantee_org_id).name) for g in grants
+        ],
+        "orgs": orgs,
+        "today": utcnow().date().isoformat(),
+    }
+    if not is_htmx(request):
+        return render(request, "library/share.html", context)
+    headers = {"HX-Trigger": json.dumps({"toast": {"message": message}})} if message else None
+    return render(request, "library/share.html", context, block="share", headers=headers)
+
+
+def _shared(
+    request: Request, kind: ShareKind, item_id: uuid.UUID, message: str, *, db: DbSession, principal: Principal
+) -> Response:
+    if not is_htmx(request):
+        return RedirectResponse(f"/share/{kind}/{item_id}", status_code=303)
+    return _share_panel(request, db, principal, kind, item_id, message)
+
+
+@router.get("/share/{kind}/{item_id}", response_class=HTMLResponse)
+def share_panel(
+    request: Request, kind: ShareKind, item_id: uuid.UUID, principal: PagePrincipal, db: DbSession
+) -> Response:
+    return _share_panel(request, db, principal, kind, item_id)
+
+
+@router.post("/share/{kind}/{item_id}", response_class=HTMLResponse)
+def share_item(
+    request: Request,
+    kind: ShareKind,
+    item_id: uuid.UUID,
+    principal: PagePrincipal,
+    db: DbSession,
+    grantee_org_id: ItemId,
+    level: Annotated[GrantLevel, Form()],
+    expires_on: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    try:
+        last_day = date.fromisoformat(expires_on) if expires_on else None
+    except ValueError as exc:
+        raise Invalid("The expiry is not a date.") from exc
+    expires_at = datetime.combine(last_day, time(23, 59, 59), UTC) if last_day else None
+    sharing.share(
+        db,
+        principal=principal,
+        target_type=TargetType(kind),
+        target_id=item_id,
+        grantee_org_id=grantee_org_id,
+        level=level,
+        expires_at=expires_at,
+    )
+    grantee = partners.get_organization(db, grantee_org_id).name
+    return _shared(request, kind, item_id, f"Shared with {grantee} ({level.value}).", db=db, principal=principal)
+
+
+@router.post("/share/{kind}/{item_id}/revoke", response_class=HTMLResponse)
+def revoke_share(
+    request: Request, kind: ShareKind, item_id: uuid.UUID, principal: PagePrincipal, db: DbSession, grant_id: ItemId
+) -> Response:
+    grant = revoke_grant(db, principal=principal, grant_id=grant_id)
+    grantee = partners.get_organization(db, grant.grantee_org_id).name
+    return _shared(request, kind, item_id, f"{grantee} no longer has access.", db=db, principal=principal)
+
+
+@router.get("/shared", response_class=HTMLResponse)
+def shared_with_us(request: Request, principal: PagePrincipal, db: DbSession) -> Response:
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You are not a member of any organisation.")
+    items = sharing.shared_with(db, principal=principal, org_id=org_id)
+    return render(request, "library/shared.html", {"items": items})

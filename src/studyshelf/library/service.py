@@ -12,14 +12,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from studyshelf.core.clock import utcnow
-from studyshelf.core.errors import Conflict, Invalid, NotFound
+from studyshelf.core.errors import Conflict, Invalid, NotFound, PermissionDenied
 from studyshelf.core.names import name_key, validate_name
 from studyshelf.library.models import Blob, File, FileVersion, Folder
 from studyshelf.partners import audit
 from studyshelf.partners import service as partners
 from studyshelf.partners.grants import grants_for_principal
 from studyshelf.partners.models import Organization, OrgKind
-from studyshelf.partners.permissions import ContentScope, Permission, allows, require, require_content
+from studyshelf.partners.permissions import (
+    ContentScope,
+    Permission,
+    allows,
+    content_allows,
+    reaches_only_as_platform_admin,
+    require,
+    require_content,
+)
 from studyshelf.partners.principal import Principal
 from studyshelf.storage import StoredBlob
 
@@ -71,15 +79,36 @@ def _authorize(
     owner_org_id: uuid.UUID,
     path_ids: list[uuid.UUID],
     what: str,
+    placement: bool = False,
 ) -> None:
-    scope = ContentScope(owner_org_id=owner_org_id, path_ids=tuple(path_ids))
+    """Judge an action on the item at the end of `path_ids` through the one policy.
+
+    With `placement` (renaming, moving or deleting the item itself) the right must come from the
+    folders above it, so a partner managing a shared folder cannot remove the shared folder; the
+    item must still be visible through its whole path, or the answer is NotFound.
+    """
     # Members of the owner need no grant lookup; everyone else is judged on the live grants along the path.
-    grants = (
-        []
-        if allows(principal, permission, owner_org_id)
-        else grants_for_principal(db, principal=principal, target_ids=path_ids)
+    needs_grants = not allows(principal, permission, owner_org_id)
+    grants = grants_for_principal(db, principal=principal, target_ids=path_ids) if needs_grants else []
+    now = utcnow()
+    if not placement:
+        require_content(principal, permission, ContentScope(owner_org_id, tuple(path_ids)), grants, now=now, what=what)
+        if not grants and reaches_only_as_platform_admin(principal, owner_org_id):
+            audit.record(
+                db,
+                principal=principal,
+                org_id=owner_org_id,
+                action="platform_admin.view",
+                target_type=what,
+                target_id=path_ids[-1],
+            )
+        return
+    require_content(
+        principal, Permission.LIBRARY_READ, ContentScope(owner_org_id, tuple(path_ids)), grants, now=now, what=what
     )
-    require_content(principal, permission, scope, grants, now=utcnow(), what=what)
+    above = ContentScope(owner_org_id, tuple(path_ids[:-1]))
+    if not content_allows(principal, permission, above, grants, now=now):
+        raise PermissionDenied(f"You may not move, rename or delete this {what}; ask its owner.")
 
 
 def get_folder(
@@ -99,14 +128,14 @@ def get_folder(
     path = folder_path(db, folder.id) if folder is not None else []
     if folder is None or not _is_live(path):
         raise NotFound("No such folder.")
-    path_ids = [f.id for f in path]
     _authorize(
         db,
         principal=principal,
         permission=permission,
         owner_org_id=folder.org_id,
-        path_ids=path_ids[:-1] if placement else path_ids,
+        path_ids=[f.id for f in path],
         what="folder",
+        placement=placement,
     )
     return folder
 
@@ -124,8 +153,15 @@ def get_file(
     path = folder_path(db, file.folder_id) if file is not None else []
     if file is None or file.deleted_at is not None or not _is_live(path):
         raise NotFound("No such file.")
-    path_ids = [f.id for f in path] + ([] if placement else [file.id])
-    _authorize(db, principal=principal, permission=permission, owner_org_id=file.org_id, path_ids=path_ids, what="file")
+    _authorize(
+        db,
+        principal=principal,
+        permission=permission,
+        owner_org_id=file.org_id,
+        path_ids=[*(f.id for f in path), file.id],
+        what="file",
+        placement=placement,
+    )
     return file
 
 

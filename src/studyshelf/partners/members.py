@@ -186,6 +186,11 @@ def open_invitation(db: Session, *, secret: str) -> tuple[Invitation, Organizati
     return invitation, org
 
 
+def invitee_has_account(db: Session, *, invitation: Invitation) -> bool:
+    """Whether the invited address already has an account (it signs in to join, rather than signing up)."""
+    return db.scalar(select(User.id).where(User.email == invitation.email)) is not None
+
+
 def accept_invitation(
     db: Session, *, secret: str, user: User | None, password: str | None = None, name: str = ""
 ) -> User:

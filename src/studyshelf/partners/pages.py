@@ -1,17 +1,20 @@
-"""HTML pages for signing in and out, switching organisation, and personal API tokens."""
+"""HTML pages: signing in and out, switching organisation, API tokens, organisation settings, invitations, audit log."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from studyshelf.core.errors import Invalid, NotAuthenticated, TooManyRequests
-from studyshelf.partners import service
-from studyshelf.partners.api import sign_in
+from studyshelf.core.errors import Conflict, Invalid, NotAuthenticated, NotFound, PermissionDenied, TooManyRequests
+from studyshelf.partners import audit, members, service
+from studyshelf.partners.api import invitation_url, send_invitation, sign_in
 from studyshelf.partners.deps import (
     SESSION_COOKIE,
     ClientIp,
@@ -20,12 +23,14 @@ from studyshelf.partners.deps import (
     OptionalPrincipal,
     ServicesDep,
 )
-from studyshelf.partners.models import Organization, Role
+from studyshelf.partners.models import AuditEntry, Membership, Organization, Role
+from studyshelf.partners.permissions import Permission, allows, assignable_roles
 from studyshelf.partners.principal import Principal
-from studyshelf.web.render import is_htmx, render
+from studyshelf.web.render import is_htmx, render, render_error_page
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
+MIN_PASSWORD = 8
 
 
 def current_org_id(principal: Principal) -> uuid.UUID | None:
@@ -50,8 +55,8 @@ class Viewer:
     name: str
 
 
-def page_principal(request: Request, principal: CurrentPrincipal) -> Principal:
-    """The signed-in principal of an HTML page; also fills what every page shows (user, organisations, CSRF)."""
+def fill_page_context(request: Request, principal: Principal) -> None:
+    """What every signed-in page shows: the user, their organisations, the top bar's entries, the CSRF token."""
     choices = [OrgChoice(m.org_id, m.organization.name, m.role) for m in principal.user.memberships]
     choices.sort(key=lambda choice: choice.name.casefold())
     current = current_org_id(principal)
@@ -59,8 +64,14 @@ def page_principal(request: Request, principal: CurrentPrincipal) -> Principal:
         "me": Viewer(principal.user.email, principal.user.name),
         "memberships": choices,
         "current_org": next((choice for choice in choices if choice.id == current), None),
+        "can_audit": current is not None and allows(principal, Permission.AUDIT_READ, current),
         "csrf_token": principal.session.csrf_token if principal.session else "",
     }
+
+
+def page_principal(request: Request, principal: CurrentPrincipal) -> Principal:
+    """The signed-in principal of an HTML page; also fills what every page shows (user, organisations, CSRF)."""
+    fill_page_context(request, principal)
     return principal
 
 
@@ -152,3 +163,237 @@ def create_token(
 def revoke_token(request: Request, token_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
     service.revoke_api_token(db, user=principal.user, token_id=token_id)
     return _tokens_page(request, principal, db, revoked=True)
+
+
+# --- Organisation settings: members, roles and invitations -------------------------------------------------
+
+
+def _acting_org(principal: Principal) -> uuid.UUID:
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You are not a member of any organisation.")
+    return org_id
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """A member as the settings table shows them, with what the viewer may do to them."""
+
+    membership: Membership
+    can_change: bool
+    last_owner: bool
+    is_me: bool
+
+
+def _org_settings(request: Request, db: DbSession, principal: Principal, *, block: str, **extra: Any) -> Response:
+    """The organisation page, or (for HTMX) one block of it, with a toast when a message is given."""
+    org_id = _acting_org(principal)
+    memberships = service.list_members(db, principal=principal, org_id=org_id)
+    can_manage = allows(principal, Permission.MEMBERS_MANAGE, org_id)
+    assignable = assignable_roles(principal, org_id)
+    owners = sum(1 for m in memberships if m.role is Role.OWNER)
+    rows = []
+    for m in memberships:
+        last_owner = m.role is Role.OWNER and owners <= 1
+        rows.append(
+            MemberRow(
+                m, can_manage and m.role in assignable and not last_owner, last_owner, m.user_id == principal.user.id
+            )
+        )
+    context = {
+        "org": service.get_organization(db, org_id),
+        "members": rows,
+        "can_manage": can_manage,
+        "assignable_roles": assignable,
+        "invitations": members.list_invitations(db, principal=principal, org_id=org_id) if can_manage else [],
+        **extra,
+    }
+    message = extra.pop("message", None)
+    if not is_htmx(request):
+        return render(request, "partners/organization.html", context)
+    headers = {"HX-Trigger": json.dumps({"toast": {"message": message}})} if message else None
+    return render(request, "partners/organization.html", context, block=block, headers=headers)
+
+
+@router.get("/settings/organization", response_class=HTMLResponse)
+def organization_page(request: Request, principal: PagePrincipal, db: DbSession) -> Response:
+    return _org_settings(request, db, principal, block="members")
+
+
+@router.post("/settings/organization/members/{user_id}/role", response_class=HTMLResponse)
+def change_member_role(
+    request: Request, user_id: uuid.UUID, principal: PagePrincipal, db: DbSession, role: Annotated[Role, Form()]
+) -> Response:
+    changed = members.change_role(db, principal=principal, org_id=_acting_org(principal), user_id=user_id, role=role)
+    message = f"{changed.user.email} is now {role.value}."
+    return _org_settings(request, db, principal, block="members", message=message)
+
+
+@router.post("/settings/organization/members/{user_id}/remove", response_class=HTMLResponse)
+def remove_member(request: Request, user_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
+    members.remove_member(db, principal=principal, org_id=_acting_org(principal), user_id=user_id)
+    if user_id == principal.user.id:  # left the organisation: its settings are no longer ours to see
+        return (
+            Response(status_code=204, headers={"HX-Redirect": "/"}) if is_htmx(request) else RedirectResponse("/", 303)
+        )
+    return _org_settings(request, db, principal, block="members", message="The member was removed.")
+
+
+@router.post("/settings/organization/invitations", response_class=HTMLResponse)
+def invite(
+    request: Request,
+    principal: PagePrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    email: FormStr,
+    role: Annotated[Role, Form()],
+) -> Response:
+    org_id = _acting_org(principal)
+    invitation, secret = members.create_invitation(db, principal=principal, org_id=org_id, email=email, role=role)
+    org_name = service.get_organization(db, org_id).name
+    db.commit()  # the invitation exists before anyone can receive its link
+    url = invitation_url(services, secret)
+    emailed = send_invitation(
+        services, email=invitation.email, org_name=org_name, inviter=principal.user.email, url=url
+    )
+    message = f"Invitation for {invitation.email} created."
+    return _org_settings(
+        request, db, principal, block="invitations", invited=invitation, url=url, emailed=emailed, message=message
+    )
+
+
+@router.post("/settings/organization/invitations/{invitation_id}/revoke", response_class=HTMLResponse)
+def revoke_invitation(request: Request, invitation_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
+    members.revoke_invitation(db, principal=principal, invitation_id=invitation_id)
+    return _org_settings(request, db, principal, block="invitations", message="The invitation was withdrawn.")
+
+
+# --- Accepting an invitation ---------------------------------------------------------------------------------
+
+
+def _invitation_page(
+    request: Request, db: DbSession, principal: Principal | None, secret: str, *, status: int = 200, **extra: Any
+) -> Response:
+    """The accept page in the state that fits who is looking; a friendly error page for a dead link."""
+    if principal is not None:
+        fill_page_context(request, principal)
+    try:
+        invitation, org = members.open_invitation(db, secret=secret)
+    except (Invalid, NotFound) as exc:
+        code = 410 if isinstance(exc, Invalid) else 404
+        return render_error_page(request, status=code, title="This invitation cannot be used", detail=exc.detail)
+    if principal is not None:
+        state = "join" if principal.user.email == invitation.email else "other_user"
+    else:
+        state = "sign_in" if members.invitee_has_account(db, invitation=invitation) else "sign_up"
+    context = {"invitation": invitation, "org": org, "state": state, "secret": secret, "name": "", **extra}
+    return render(request, "partners/invitation.html", context, status=status)
+
+
+@router.get("/invitations/{secret}", response_class=HTMLResponse)
+def invitation_page(request: Request, secret: str, db: DbSession, principal: OptionalPrincipal) -> Response:
+    return _invitation_page(request, db, principal, secret)
+
+
+@router.post("/invitations/{secret}", response_class=HTMLResponse)
+def accept_with_new_account(
+    request: Request,
+    secret: str,
+    db: DbSession,
+    services: ServicesDep,
+    client: ClientIp,
+    password: FormStr,
+    name: FormStr = "",
+) -> Response:
+    """Create the invited account, join, and sign in."""
+    if len(password) < MIN_PASSWORD:
+        error = f"Choose a password of at least {MIN_PASSWORD} characters."
+        return _invitation_page(request, db, None, secret, status=422, error=error, name=name)
+    try:
+        user = members.accept_invitation(db, secret=secret, user=None, password=password, name=name.strip()[:200])
+    except (Conflict, Invalid) as exc:
+        return _invitation_page(request, db, None, secret, status=exc.status, error=exc.detail, name=name)
+    response = RedirectResponse("/", status_code=303)
+    sign_in(request, response, db=db, services=services, email=user.email, password=password, client=client)
+    return response
+
+
+@router.post("/invitations/{secret}/join")
+def join(request: Request, secret: str, principal: PagePrincipal, db: DbSession) -> Response:
+    """Join as the signed-in user, and work in the organisation just joined."""
+    try:
+        invitation, _org = members.open_invitation(db, secret=secret)
+        members.accept_invitation(db, secret=secret, user=principal.user)
+    except (Invalid, NotFound, PermissionDenied) as exc:
+        return _invitation_page(request, db, principal, secret, status=exc.status, error=exc.detail)
+    service.switch_organization(db, principal=principal, org_id=invitation.org_id)
+    return RedirectResponse("/", status_code=303)
+
+
+# --- Audit log -----------------------------------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _day(value: str, field: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError as exc:
+        raise Invalid(f"The {field} date is not a date (use YYYY-MM-DD).") from exc
+
+
+def _changes(entry: AuditEntry, names: dict[str, str]) -> list[tuple[str, str, str]]:
+    """before → after as (field, old, new) rows; organisation ids shown by name."""
+    try:
+        before = json.loads(entry.before) if entry.before else {}
+        after = json.loads(entry.after) if entry.after else {}
+    except ValueError:  # summaries are cut at 4,000 characters
+        return [("", entry.before, entry.after)]
+
+    def show(value: object) -> str:
+        return "" if value is None else names.get(str(value), str(value))
+
+    keys = sorted(set(before) | set(after))
+    return [(key.replace("_org_id", "").replace("_", " "), show(before.get(key)), show(after.get(key))) for key in keys]
+
+
+@router.get("/settings/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    principal: PagePrincipal,
+    db: DbSession,
+    actor: Annotated[str, Query(max_length=320)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    target: Annotated[str, Query(max_length=300)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    org_id = _acting_org(principal)
+    first, last = _day(since, "from"), _day(until, "to")
+    flt = audit.AuditFilter(
+        actor=actor.strip() or None,
+        action=action or None,
+        target=target.strip() or None,
+        since=datetime.combine(first, time.min, UTC) if first else None,
+        until=datetime.combine(last + timedelta(days=1), time.min, UTC) if last else None,
+    )
+    entries = audit.list_entries(
+        db, principal=principal, org_id=org_id, flt=flt, limit=AUDIT_PAGE_SIZE + 1, offset=offset
+    )
+    names = {str(o.id): o.name for o in service.list_organizations(db, principal=principal)}
+    filters = {"actor": actor, "action": action, "target": target, "since": since, "until": until}
+    dates = {"since": flt.since.isoformat() if flt.since else "", "until": flt.until.isoformat() if flt.until else ""}
+    csv_query = {k: v for k, v in {**filters, **dates}.items() if v}
+    context = {
+        "entries": [(e, _changes(e, names)) for e in entries[:AUDIT_PAGE_SIZE]],
+        "actions": audit.list_actions(db, principal=principal, org_id=org_id),
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "offset": offset,
+        "page_size": AUDIT_PAGE_SIZE,
+        "newer": urlencode({**filters, "offset": max(0, offset - AUDIT_PAGE_SIZE)}) if offset else None,
+        "older": urlencode({**filters, "offset": offset + AUDIT_PAGE_SIZE}) if len(entries) > AUDIT_PAGE_SIZE else None,
+        "csv_url": f"/api/v1/orgs/{org_id}/audit.csv" + (f"?{urlencode(csv_query)}" if csv_query else ""),
+    }
+    return render(request, "partners/audit.html", context)

@@ -79,6 +79,11 @@ def allows(principal: Principal, permission: Permission, org_id: uuid.UUID) -> b
     return permission is Permission.LIBRARY_READ and principal.user.is_platform_admin and principal.token is None
 
 
+def reaches_only_as_platform_admin(principal: Principal, org_id: uuid.UUID) -> bool:
+    """True when the principal reads this organisation only because of the platform-admin flag (audited)."""
+    return role_in(principal, org_id) is None and allows(principal, Permission.LIBRARY_READ, org_id)
+
+
 def require(principal: Principal, permission: Permission, org_id: uuid.UUID, *, what: str = "item") -> None:
     """Raise unless allowed; someone who cannot even read the organisation gets NotFound (no leak)."""
     if allows(principal, permission, org_id):

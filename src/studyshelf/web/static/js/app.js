@@ -47,6 +47,12 @@
       dialog.querySelectorAll('[data-field-text="' + key + '"]').forEach(function (el) { el.textContent = values[key]; });
     });
     closeMenus(null);
+    var load = button.getAttribute("data-load");
+    var content = dialog.querySelector("[data-dialog-content]");
+    if (load && content && window.htmx) {
+      content.innerHTML = '<p class="muted dialog-loading">Loading…</p>';
+      window.htmx.ajax("GET", load, { target: content, swap: "innerHTML" });
+    }
     dialog.showModal();
     var first = dialog.querySelector("input:not([type=hidden]), select");
     if (first) {
@@ -129,7 +135,7 @@
     var elt = event.detail.elt;
     if (event.detail.successful && elt instanceof Element) {
       var dialog = elt.closest("dialog");
-      if (dialog && dialog.open) dialog.close();
+      if (dialog && dialog.open && !dialog.hasAttribute("data-keep-open")) dialog.close();
     }
   });
 
