@@ -10,6 +10,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from studyshelf.delivery.api import router as delivery_router
+from studyshelf.delivery.media import MediaUrls
+from studyshelf.delivery.links_api import router as links_router
+from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
 from studyshelf.library.pages import router as library_pages
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = built
     install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MediaUrls)  # outermost: /m/ is answered before the router (delivery/media.py)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
@@ -73,6 +77,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         library_router,
         sharing_router,
         delivery_router,
+        links_router,
+        viewer_router,
         partners_pages,
         library_pages,
     ):

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.core.db import make_engine, make_session_factory
+from studyshelf.delivery.signing import MediaSigner
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.storage import BlobStore, build_blob_store
@@ -21,6 +22,7 @@ class Services:
     read_sessions: sessionmaker[Session]
     blobs: BlobStore
     mailer: Mailer
+    signer: MediaSigner
 
 
 def build_services(settings: Settings) -> Services:
@@ -34,4 +36,5 @@ def build_services(settings: Settings) -> Services:
         read_sessions=make_session_factory(engine, write=False),
         blobs=build_blob_store(settings.resolved_storage_url),
         mailer=build_mailer(settings.smtp_url),
+        signer=MediaSigner.from_settings(settings),
     )

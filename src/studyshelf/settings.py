@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production below
+DEFAULT_MEDIA_KEY_ID = "k1"  # the media URL key derived from secret_key
+_MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
 class Settings(BaseSettings):
@@ -35,6 +38,12 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=1)
     smtp_url: str | None = None
     scheduler_interval_seconds: int = Field(default=300, ge=0, description="0 turns the in-process scheduler off")
+    media_url_ttl_seconds: int = Field(default=600, ge=30, le=600, description="life of a signed /m/ URL")
+    media_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra media URL keys, id → secret (k1 is derived from secret_key unless given here)",
+    )
+    media_key_id: str | None = Field(default=None, description="which media key signs (default k1)")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
@@ -45,6 +54,17 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError("STUDYSHELF_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @model_validator(mode="after")
+    def _check_media_keys(self) -> Settings:
+        for kid, secret in self.media_keys.items():
+            if not _MEDIA_KEY_ID.fullmatch(kid):
+                raise ValueError(f"STUDYSHELF_MEDIA_KEYS: key id {kid!r} must be 1–16 of [A-Za-z0-9_-]")
+            if len(secret) < 32:
+                raise ValueError(f"STUDYSHELF_MEDIA_KEYS: the secret of {kid!r} must be at least 32 characters")
+        if self.media_key_id not in (None, DEFAULT_MEDIA_KEY_ID, *self.media_keys):
+            raise ValueError(f"STUDYSHELF_MEDIA_KEY_ID {self.media_key_id!r} is not in STUDYSHELF_MEDIA_KEYS")
         return self
 
     @property

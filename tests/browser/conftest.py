@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 ADMIN_EMAIL = "admin@studyshelf.test"
 ADMIN_PASSWORD = "browser-test-password"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 740}
 
 
 @dataclass(frozen=True)
@@ -111,3 +114,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def sign_in(page: Any, server: Server, email: str | None = None, password: str | None = None) -> None:
+    page.goto(server.url + "/")
+    assert "/login" in page.url
+    page.get_by_label("E-mail address").fill(email or server.email)
+    page.get_by_label("Password").fill(password or server.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/library/**")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
 
 pytestmark = pytest.mark.browser
-
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 375, "height": 740}
 
 DROP_FILE = """
 ([selector, name, text]) => {
@@ -47,25 +43,6 @@ CANVAS_HAS_INK = """
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-def _sign_in(page: Any, server: Server) -> None:
-    page.goto(server.url + "/")
-    assert "/login" in page.url
-    page.get_by_label("E-mail address").fill(server.email)
-    page.get_by_label("Password").fill(server.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/library/**")
-
-
 def _find_file(page: Any, server: Server, name: str) -> str:
     """Walk the signed-in user's libraries through the API for a file by name; return its id."""
     me = page.request.get(server.url + "/api/v1/me").json()
@@ -89,7 +66,7 @@ def test_ui_end_to_end(browser: Any, server: Server, artifacts: Path) -> None:
 
     page.goto(server.url + "/login")
     page.screenshot(path=str(artifacts / "login-desktop.png"))
-    _sign_in(page, server)
+    sign_in(page, server)
     page.screenshot(path=str(artifacts / "library-desktop.png"), full_page=True)
 
     page.get_by_role("link", name="Biology 101").click()
@@ -143,7 +120,7 @@ def test_ui_on_a_phone(browser: Any, server: Server, artifacts: Path) -> None:
     page = context.new_page()
     page.goto(server.url + "/login")
     page.screenshot(path=str(artifacts / "login-phone.png"))
-    _sign_in(page, server)
+    sign_in(page, server)
     page.get_by_role("link", name="Biology 101").click()
     page.wait_for_url("**/library/**")
     page.get_by_role("link", name="Media").click()
@@ -170,7 +147,7 @@ def test_ui_on_a_phone(browser: Any, server: Server, artifacts: Path) -> None:
 def test_keyboard_new_folder(browser: Any, server: Server, artifacts: Path) -> None:
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
-    _sign_in(page, server)
+    sign_in(page, server)
     page.get_by_role("button", name="New folder").focus()
     page.keyboard.press("Enter")
     dialog = page.locator("#new-folder-dialog")

@@ -46,6 +46,17 @@ class BlobStoreContract:
         assert 0 < len(writer.head) <= 20_009
         writer.abort()
 
+    def test_writer_digest_and_sync(self, store: BlobStore) -> None:
+        writer = store.writer()
+        writer.write(b"part one, ")
+        assert writer.sha256 == hashlib.sha256(b"part one, ").hexdigest()
+        writer.write(b"part two")
+        writer.sync()
+        assert writer.sha256 == hashlib.sha256(b"part one, part two").hexdigest()
+        assert not store.exists(writer.sha256)  # durable is not yet visible
+        assert writer.commit() == StoredBlob(writer.sha256, 18)
+        assert read_all(store, writer.sha256) == b"part one, part two"
+
     def test_empty_blob(self, store: BlobStore) -> None:
         blob = put(store, b"")
         assert blob.sha256 == hashlib.sha256(b"").hexdigest()

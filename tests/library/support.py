@@ -39,12 +39,13 @@ def upload(
     on_conflict: str | None = None,
 ) -> httpx.Response:
     params = {"on_conflict": on_conflict} if on_conflict else None
-    return member.client.post(
+    response: httpx.Response = member.client.post(
         f"/api/v1/folders/{folder_id}/files",
         files={"file": (name, data, content_type)},
         headers=member.headers(),
         params=params,
     )
+    return response
 
 
 def uploaded(member: Member, folder_id: uuid.UUID | str, name: str, data: bytes, **kwargs: Any) -> dict[str, Any]:

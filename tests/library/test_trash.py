@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -44,9 +43,7 @@ def test_trash_lists_what_was_deleted_with_its_purge_date(owner: Member, service
     assert_problem(owner.client.get(f"/api/v1/orgs/{uuid.uuid4()}/trash"), 404, "not-found")
 
 
-def _parse(value: str) -> Any:
-    from datetime import datetime
-
+def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 

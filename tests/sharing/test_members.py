@@ -124,7 +124,9 @@ def test_invitations_are_sent_through_smtp(services: Services, smtp_inbox: tuple
             time.sleep(0.05)
         message = message_from_bytes(inbox.messages[0])
         assert message["To"] == "mailed@uni.test"
-        assert invitation["url"] in message.get_payload(decode=True).decode()
+        body = message.get_payload(decode=True)
+        assert isinstance(body, bytes)
+        assert invitation["url"] in body.decode()
     finally:
         mailing.engine.dispose()
 

@@ -141,7 +141,7 @@ def test_invite_an_existing_user(world: World) -> None:
 
     anonymous = TestClient(world.app, base_url="http://testserver").get(link, headers=HTML)
     assert anonymous.status_code == 200
-    assert "/login?next=%2Finvitations%2F" in anonymous.text
+    assert f"/login?next={link}" in anonymous.text
 
     other = stranger.client.get(link, headers=HTML)
     assert other.status_code == 200

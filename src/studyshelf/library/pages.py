@@ -107,7 +107,7 @@ def folder_page(
     context = _listing(db, principal, folder_id, sort=sort, order=order, cursor=cursor)
     if is_htmx(request):
         return render(request, "library/folder.html", context, block="more_rows" if cursor else "listing")
-    if context["can_write"]:
+    if context["can_move"]:
         context["move_targets"] = service.search_folders_for_move(
             db, principal=principal, org_id=context["folder"].org_id
         )

@@ -282,6 +282,19 @@ def list_children(
 ) -> tuple[list[Entry], Cursor | None]:
     """List a folder's live children, folders first, with keyset pagination; return the next cursor."""
     folder = get_folder(db, principal=principal, folder_id=folder_id)
+    return children_of(db, folder=folder, sort=sort, descending=descending, after=after, limit=limit)
+
+
+def children_of(
+    db: Session,
+    *,
+    folder: Folder,
+    sort: str = "name",
+    descending: bool = False,
+    after: Cursor | None = None,
+    limit: int = 50,
+) -> tuple[list[Entry], Cursor | None]:
+    """The listing itself, for a folder the caller has already authorised (a member, or a live share link)."""
     if sort not in SORT_KEYS:
         raise Invalid(f"sort must be one of {', '.join(SORT_KEYS)}.")
     folders = select(

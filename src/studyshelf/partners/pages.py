@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -333,6 +334,7 @@ def join(request: Request, secret: str, principal: PagePrincipal, db: DbSession)
 # --- Audit log -----------------------------------------------------------------------------------------------
 
 AUDIT_PAGE_SIZE = 50
+LONG_ID = re.compile(r"[0-9a-f-]{32,}")
 
 
 def _day(value: str, field: str) -> date | None:
@@ -351,10 +353,14 @@ def _changes(entry: AuditEntry, names: dict[str, str]) -> list[tuple[str, str, s
         return [("", entry.before, entry.after)]
 
     def show(value: object) -> str:
-        return "" if value is None else names.get(str(value), str(value))
+        text = "" if value is None else names.get(str(value), str(value))
+        return text[:8] + "…" if LONG_ID.fullmatch(text) else text  # hashes and ids: the start is enough to tell
 
-    keys = sorted(set(before) | set(after))
-    return [(key.replace("_org_id", "").replace("_", " "), show(before.get(key)), show(after.get(key))) for key in keys]
+    rows = [
+        (key.replace("_org_id", "").replace("_", " "), show(before.get(key)), show(after.get(key)))
+        for key in before | after
+    ]
+    return sorted(row for row in rows if row[1] or row[2])
 
 
 @router.get("/settings/audit", response_class=HTMLResponse)

@@ -1,0 +1,29 @@
+"""Helpers for link tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from tests.conftest import Member
+
+LMS = "https://moodle.example.edu"
+EMBEDDED = {"sec-fetch-dest": "iframe", "sec-fetch-site": "cross-site", "referer": f"{LMS}/course/view.php?id=7"}
+
+
+def create_link(member: Member, target_id: str, *, target_type: str = "file", **extra: Any) -> httpx.Response:
+    body = {"target_type": target_type, "target_id": target_id, "allowed_origins": [LMS], "mode": "embed", **extra}
+    response: httpx.Response = member.client.post("/api/v1/links", json=body, headers=member.headers())
+    return response
+
+
+def link_path(response: httpx.Response) -> str:
+    assert response.status_code == 201, response.text
+    return "/v/" + str(response.json()["id"])
+
+
+def visitor(member: Member) -> TestClient:
+    """A learner's browser: no StudyShelf session at all."""
+    return TestClient(member.client.app, base_url="http://testserver")
