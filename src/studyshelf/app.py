@@ -10,13 +10,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from studyshelf.delivery.api import router as delivery_router
-from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.links_api import router as links_router
+from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
 from studyshelf.library.pages import router as library_pages
 from studyshelf.library.sharing_api import router as sharing_router
+from studyshelf.lti.api import router as lti_api_router
+from studyshelf.lti.pages import router as lti_router
+from studyshelf.lti.picker import router as lti_picker_router
+from studyshelf.lti.register_pages import router as lti_register_router
 from studyshelf.ops.health import router as health_router
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
@@ -79,6 +83,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         delivery_router,
         links_router,
         viewer_router,
+        lti_router,
+        lti_picker_router,
+        lti_register_router,
+        lti_api_router,
         partners_pages,
         library_pages,
     ):

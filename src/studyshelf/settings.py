@@ -44,6 +44,14 @@ class Settings(BaseSettings):
         description="extra media URL keys, id → secret (k1 is derived from secret_key unless given here)",
     )
     media_key_id: str | None = Field(default=None, description="which media key signs (default k1)")
+    lti_key_grace_days: int = Field(
+        default=7, ge=0, description="days a rotated-out LTI key stays in the JWKS, so LMSs keep verifying"
+    )
+    lti_jwks_cache_seconds: int = Field(default=300, ge=0, description="how long a platform's JWKS is cached")
+    lti_state_ttl_seconds: int = Field(default=600, ge=60, le=3600, description="life of an LTI login state")
+    lti_registration_link_days: int = Field(
+        default=14, ge=1, le=365, description="life of a dynamic-registration URL shown to partner admins"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class Server:
     url: str
     email: str
     password: str
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # what the server was started with
 
 
 def _free_port() -> int:
@@ -79,6 +80,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "STUDYSHELF_ADMIN_EMAIL": ADMIN_EMAIL,
         "STUDYSHELF_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "STUDYSHELF_ENVIRONMENT": "development",
+        # Only this test process talks to the server; test_embed.py sends X-Forwarded-For to play
+        # visitors from other networks (requests without the header still count as 127.0.0.1).
+        "STUDYSHELF_TRUSTED_PROXIES": '["127.0.0.1/32"]',
     }
     for key in (
         "STUDYSHELF_DATABASE_URL",
@@ -101,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, process, log)
-        yield Server(url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        yield Server(url, ADMIN_EMAIL, ADMIN_PASSWORD, {k: v for k, v in env.items() if k.startswith("STUDYSHELF_")})
     finally:
         process.terminate()
         try:

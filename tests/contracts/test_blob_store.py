@@ -53,9 +53,10 @@ class BlobStoreContract:
         writer.write(b"part two")
         writer.sync()
         assert writer.sha256 == hashlib.sha256(b"part one, part two").hexdigest()
-        assert not store.exists(writer.sha256)  # durable is not yet visible
-        assert writer.commit() == StoredBlob(writer.sha256, 18)
-        assert read_all(store, writer.sha256) == b"part one, part two"
+        digest = writer.sha256
+        assert not store.exists(digest)  # durable is not yet visible
+        assert writer.commit() == StoredBlob(digest, 18)
+        assert read_all(store, digest) == b"part one, part two"
 
     def test_empty_blob(self, store: BlobStore) -> None:
         blob = put(store, b"")

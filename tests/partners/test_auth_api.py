@@ -346,3 +346,12 @@ def test_sessions_are_stored_by_hash(owner: Member, services: Services) -> None:
     with services.read_sessions() as db:
         ids = list(db.execute(text("SELECT id FROM web_sessions")).scalars())
     assert ids == [sha256_hex(cookie)]
+
+
+def test_control_characters_in_stored_text_are_422_not_500(owner: Member, world: World) -> None:
+    # PostgreSQL cannot store NUL in text; these once reached the database and failed there.
+    client = fresh_client(world)
+    assert_problem(client.post(LOGIN, json={"email": "a\x00@x.test", "password": "whatever"}), 422, "invalid")
+    response = owner.client.post("/api/v1/auth/tokens", json={"name": "ci\x00"}, headers=owner.headers())
+    assert_problem(response, 422, "invalid")
+    assert owner.client.get("/api/v1/auth/tokens").json() == []

@@ -85,7 +85,11 @@ class MediaUrls:
         scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
         response = await self._respond(request, scope["app"].state.services)
-        response.headers["x-request-id"] = request_id
+        if isinstance(response, BlobResponse):
+            response.blob_headers.update(MEDIA_HEADERS)
+            response.blob_headers["x-request-id"] = request_id
+        else:
+            response.headers["x-request-id"] = request_id
         await response(scope, receive, send)
 
     async def _respond(self, request: Request, services: Services) -> Response:
@@ -102,7 +106,7 @@ class MediaUrls:
         ttl = services.settings.media_url_ttl_seconds
         max_age = max(0, min(claims.expires - int(now), ttl))
         try:
-            response = BlobResponse(
+            return BlobResponse(
                 request,
                 services.blobs,
                 _representation(claims),
@@ -111,12 +115,10 @@ class MediaUrls:
             )
         except StudyShelfError as exc:  # 416 from the Range header
             content_range = exc.extra.get("content_range")
-            response = _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)
+            refusal = _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)
             if content_range is not None:
-                response.headers["content-range"] = str(content_range)
-            return response
-        response.blob_headers.update(MEDIA_HEADERS)
-        return response
+                refusal.headers["content-range"] = str(content_range)
+            return refusal
 
     async def _refused(self, request: Request, services: Services, refused: MediaRefused) -> None:
         if self.on_refused is None:

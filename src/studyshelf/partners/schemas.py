@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from studyshelf.partners.audit import AuditFilter
 from studyshelf.partners.models import OrgKind, Role
 
+# Text that is stored or compared in SQL: PostgreSQL refuses NUL in text, so refuse control characters here (422).
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
 
 class LoginRequest(BaseModel):
-    email: str = Field(min_length=3, max_length=320)
+    email: str = Field(min_length=3, max_length=320, pattern=NO_CONTROL)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -46,7 +49,7 @@ class MemberRead(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL)
     org_id: uuid.UUID | None = None
     role: Role | None = None
 
@@ -72,7 +75,7 @@ class MemberUpdate(BaseModel):
 
 
 class InvitationCreate(BaseModel):
-    email: str = Field(min_length=3, max_length=320)
+    email: str = Field(min_length=3, max_length=320, pattern=NO_CONTROL)
     role: Role = Role.VIEWER
 
 
@@ -93,9 +96,9 @@ class InvitationCreated(InvitationRead):
 
 
 class InvitationAccept(BaseModel):
-    token: str = Field(min_length=10, max_length=200)
+    token: str = Field(min_length=10, max_length=200, pattern=NO_CONTROL)
     password: str | None = Field(default=None, min_length=8, max_length=1024)
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200, pattern=NO_CONTROL)
 
 
 class AuditEntryRead(BaseModel):
@@ -115,9 +118,9 @@ class AuditEntryRead(BaseModel):
 
 
 class AuditQuery(BaseModel):
-    actor: str | None = Field(default=None, max_length=320)
-    action: str | None = Field(default=None, max_length=64)
-    target: str | None = Field(default=None, max_length=300)
+    actor: str | None = Field(default=None, max_length=320, pattern=NO_CONTROL)
+    action: str | None = Field(default=None, max_length=64, pattern=NO_CONTROL)
+    target: str | None = Field(default=None, max_length=300, pattern=NO_CONTROL)
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)

@@ -1,0 +1,306 @@
+"""LTI routes the LMS and the learner's browser call: JWKS, OIDC login, launch, and the launched viewer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.delivery.embed import origin_of
+from studyshelf.delivery.models import Link
+from studyshelf.delivery.viewer import VIEWER_TOKEN_SECONDS, check_viewer_token, media_urls, viewer_token
+from studyshelf.library import service as library
+from studyshelf.library.models import File, Folder
+from studyshelf.library.sniff import category
+from studyshelf.lti import deep_linking, keys, launch, resource
+from studyshelf.lti.material import Target, reach, within
+from studyshelf.lti.models import Launch, Registration
+from studyshelf.lti.platform_keys import platform_keys
+from studyshelf.lti.registrations import find_registration
+from studyshelf.lti.web import error_page, headers, launch_url
+from studyshelf.partners.deps import ServicesDep
+from studyshelf.services import Services
+from studyshelf.web.render import render
+from studyshelf.web.security import is_https
+
+router = APIRouter(include_in_schema=False)
+OptionalForm = Annotated[str | None, Form()]
+_BADGES = {"folder": "DIR", "video": "VID", "audio": "AUD", "image": "IMG", "pdf": "PDF", "document": "DOC"}
+
+
+@router.get("/lti/jwks")
+@router.get("/.well-known/jwks.json")
+def jwks(services: ServicesDep) -> JSONResponse:
+    """StudyShelf's public keys (the active one and those in their grace period)."""
+    settings = services.settings
+    with unit_of_work(services.write_sessions) as db:
+        keys.ensure_key(db, secret_key=settings.secret_key)
+        body = keys.jwks(db, grace_days=settings.lti_key_grace_days)
+    return JSONResponse(body, headers={"cache-control": "public, max-age=300", "access-control-allow-origin": "*"})
+
+
+def _login(request: Request, services: Services, params: dict[str, str | None]) -> Response:
+    settings = services.settings
+    issuer, hint = params.get("iss"), params.get("login_hint")
+    target = params.get("target_link_uri") or ""
+    if not issuer or not hint:
+        return error_page(
+            request, status=400, headline="This launch is incomplete", message="The LMS sent no iss or login_hint."
+        )
+    if origin_of(target) != origin_of(settings.base_url):
+        return error_page(
+            request, status=400, headline="This launch is not for StudyShelf", message="target_link_uri is not ours."
+        )
+    deployment = params.get("lti_deployment_id") or params.get("deployment_id")
+    with unit_of_work(services.read_sessions) as db:
+        registration = find_registration(db, issuer=issuer, client_id=params.get("client_id"))
+        if registration is None:
+            return error_page(
+                request,
+                status=400,
+                headline="This LMS is not connected to StudyShelf",
+                message=f"No registration for issuer {issuer} and client ID {params.get('client_id') or '(none)'}.",
+            )
+        if deployment and deployment not in registration.deployments:
+            return error_page(
+                request,
+                status=403,
+                headline="This LMS deployment is not registered",
+                message=f"Ask a StudyShelf partner administrator to add deployment ID {deployment}.",
+            )
+        start = launch.start_login(
+            registration,
+            secret=settings.secret_key,
+            ttl=settings.lti_state_ttl_seconds,
+            redirect_uri=launch_url(settings),
+            login_hint=hint,
+            lti_message_hint=params.get("lti_message_hint"),
+            storage_target=params.get("lti_storage_target"),
+        )
+    relaunch = "/lti/login?" + urlencode({k: v for k, v in params.items() if v})
+    context = {
+        "title": "Opening…",
+        "start": start,
+        "cookie_key": launch.binding_cookie(start.nonce),
+        "relaunch": relaunch,
+    }
+    response = render(request, "lti/login.html", context, headers=headers(frames=None))
+    secure = is_https(request.scope, settings.trusted_proxies)
+    response.set_cookie(
+        launch.binding_cookie(start.nonce),
+        start.binding,
+        max_age=settings.lti_state_ttl_seconds,
+        path="/lti/",
+        httponly=True,
+        secure=secure,
+        samesite="none" if secure else "lax",  # browsers drop SameSite=None cookies that are not Secure
+    )
+    return response
+
+
+_LOGIN_FIELDS = (
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "client_id",
+    "lti_deployment_id",
+    "deployment_id",
+    "lti_storage_target",
+)
+
+
+@router.get("/lti/login")
+def login_get(request: Request, services: ServicesDep) -> Response:
+    """Third-party initiated login (GET): answer with the redirect to the platform's auth endpoint."""
+    return _login(request, services, {k: request.query_params.get(k) for k in _LOGIN_FIELDS})
+
+
+@router.post("/lti/login")
+async def login_post(request: Request, services: ServicesDep) -> Response:
+    """Third-party initiated login (POST, as Moodle and Canvas send it)."""
+    form = await request.form()
+    params = {k: (str(form[k]) if k in form else request.query_params.get(k)) for k in _LOGIN_FIELDS}
+    return await run_in_threadpool(_login, request, services, params)
+
+
+@router.post("/lti/launch")
+def launch_post(
+    request: Request,
+    services: ServicesDep,
+    id_token: OptionalForm = None,
+    state: OptionalForm = None,
+    binding: OptionalForm = None,
+    error: OptionalForm = None,
+    error_description: OptionalForm = None,
+) -> Response:
+    """The platform's form post of id_token + state: validate everything, then show what was asked for."""
+    if error:
+        return error_page(
+            request, status=400, headline="The LMS refused the launch", message=error_description or error
+        )
+    if not id_token or not state:
+        return error_page(
+            request, status=400, headline="This launch is incomplete", message="id_token and state are required."
+        )
+    settings = services.settings
+    try:
+        signed = launch.read_state(settings.secret_key, state, now=time.time())
+        binding = binding or request.cookies.get(launch.binding_cookie(signed.nonce))
+        if binding is None:  # no cookie in this frame: the page finds the binding in browser storage
+            context = {
+                "title": "Opening…",
+                "id_token": id_token,
+                "state": signed,
+                "state_token": state,
+                "key": launch.binding_cookie(signed.nonce),
+            }
+            return render(request, "lti/launch_check.html", context, headers=headers(frames=None))
+        launch.check_binding(signed, binding)
+        with unit_of_work(services.write_sessions) as db:
+            return _accept(request, services, db, signed, id_token)
+    except launch.LaunchRefused as refused:
+        return error_page(request, status=refused.status, headline=refused.title, message=refused.detail)
+
+
+def _accept(request: Request, services: Services, db: Session, signed: launch.State, id_token: str) -> Response:
+    settings = services.settings
+    registration = db.get(Registration, signed.registration_id)
+    if registration is None:
+        raise launch.LaunchRefused("This LMS is no longer connected to StudyShelf.")
+    valid = launch.validate_id_token(
+        db,
+        token=id_token,
+        registration=registration,
+        state=signed,
+        keys=platform_keys,
+        jwks_max_age=settings.lti_jwks_cache_seconds,
+        now=time.time(),
+    )
+    if valid.message_type == launch.DEEP_LINKING:
+        try:
+            session = deep_linking.start_picker(db, valid=valid)
+        except deep_linking.NotAccepted as exc:
+            message = (
+                "StudyShelf adds material as LTI links (ltiResourceLink), which this place in the LMS does not take "
+                f"(it accepts: {', '.join(exc.accept_types) or 'nothing'}). Use Modules → External Tool, "
+                "or Add an activity → External tool, instead."
+            )
+            return error_page(request, status=400, headline="StudyShelf cannot add content here", message=message)
+        token = deep_linking.picker_token(settings.secret_key, session.id)
+        return RedirectResponse(f"/lti/pick/{session.id}?t={token}", status_code=303)
+    record, item = resource.accept_resource_launch(db, valid=valid, secret=settings.secret_key)
+    return _show(request, services, db, record, item)
+
+
+def _frames(record: Launch) -> list[str]:
+    return [o for o in record.frame_origins.split("\n") if o]
+
+
+def _show(request: Request, services: Services, db: Session, record: Launch, item: File | Folder) -> Response:
+    scope = resource.scope_id(record.id)
+    expires = int(time.time()) + VIEWER_TOKEN_SECONDS
+    token = viewer_token(services.settings.secret_key, scope, expires)
+    if isinstance(item, Folder):
+        entries, _cursor = library.children_of(db, folder=item, limit=500)
+        rows = []
+        for entry in entries:
+            kind = "folder" if entry.kind == "folder" else category(entry.content_type or "")
+            query = urlencode({"t": token, entry.kind: str(entry.id)})
+            rows.append(
+                {
+                    "name": entry.name,
+                    "kind": kind,
+                    "badge": _BADGES.get(kind, "FILE"),
+                    "size": entry.size,
+                    "url": f"/lti/view/{scope}?{query}",
+                }
+            )
+        context: dict[str, Any] = {"title": item.name, "entries": rows, "crumbs": []}
+        return render(request, "delivery/folder.html", context, headers=headers(frames=_frames(record)))
+    version = item.current_version
+    if version is None:
+        raise launch.LaunchRefused("This file has no content yet.")
+    scope_link = Link(id=scope, allow_download=False)  # not stored: names the launch in the signed media URL
+    urls = media_urls(services, scope_link, item, version)
+    context = {
+        "title": item.name,
+        "kind": category(version.content_type),
+        "content_type": version.content_type,
+        "size": version.size,
+        "media_url": urls["url"],
+        "download_url": None,
+        "refresh_after": urls["refresh_after"],
+        "renew_url": f"/lti/media/{scope}",
+        "viewer_token": token,
+        "file_id": item.id,
+        "crumbs": [],
+        "placement": (
+            {"name": item.name, "views": resource.placement_views(db, record), "context": record.context_title}
+            if record.role_class == "instructor"
+            else None
+        ),
+    }
+    return render(request, "lti/viewer.html", context, headers=headers(frames=_frames(record)))
+
+
+@router.get("/lti/view/{scope}")
+def view_inside(
+    scope: str,
+    request: Request,
+    services: ServicesDep,
+    t: str = "",
+    file: uuid.UUID | None = None,
+    folder: uuid.UUID | None = None,
+) -> Response:
+    """A file or folder inside a launched folder (navigation in the LMS frame, authorised by the token)."""
+    if not check_viewer_token(services.settings.secret_key, scope, t, time.time()):
+        return error_page(request, status=403, headline="This page has expired", message="Reopen it from your course.")
+    with unit_of_work(services.read_sessions) as db:
+        try:
+            record = resource.launch_from_scope(db, scope)
+        except NotFound:
+            return error_page(
+                request, status=404, headline="Not found", message="Reopen the material from your course."
+            )
+        kind, item_id = ("file", file) if file is not None else ("folder", folder)
+        if item_id is None or not within(db, kind=kind, item_id=item_id, ancestor_id=record.target_id):
+            return error_page(
+                request, status=404, headline="Not found", message="That item is not part of this material."
+            )
+        item = reach(db, org_id=record.org_id, target=Target(kind, item_id))
+        if not isinstance(item, File | Folder):
+            return error_page(
+                request, status=403, headline="This material is no longer shared", message="Access ended."
+            )
+        return _show(request, services, db, record, item)
+
+
+class RenewRequest(BaseModel):
+    token: str = Field(max_length=100)
+    file_id: uuid.UUID
+
+
+@router.post("/lti/media/{scope}")
+def renew(scope: str, body: RenewRequest, services: ServicesDep) -> JSONResponse:
+    """Fresh media URLs for a playing launched viewer, while the partner still reaches the file."""
+    if not check_viewer_token(services.settings.secret_key, scope, body.token, time.time()):
+        raise PermissionDenied("This viewer session has ended; reload the page.")
+    with unit_of_work(services.read_sessions) as db:
+        record = resource.launch_from_scope(db, scope)
+        if not within(db, kind="file", item_id=body.file_id, ancestor_id=record.target_id):
+            raise NotFound("That file is not part of this material.")
+        item = reach(db, org_id=record.org_id, target=Target("file", body.file_id))
+        if not isinstance(item, File) or item.current_version is None:
+            raise PermissionDenied("Access to this material has ended.")
+        urls = media_urls(services, Link(id=scope, allow_download=False), item, item.current_version)
+    return JSONResponse(urls, headers={"cache-control": "no-store"})

@@ -1,0 +1,136 @@
+"""Resource-link launches: check the partner still reaches the material, record the launch, show the viewer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from studyshelf.core.errors import NotFound
+from studyshelf.library.models import File, Folder
+from studyshelf.lti import registrations
+from studyshelf.lti.launch import CLAIM, TARGET_PARAM, LaunchRefused, ValidLaunch
+from studyshelf.lti.material import Target, reach, target_from_launch
+from studyshelf.lti.models import Launch
+
+SCOPE_PREFIX = "lti-"
+_INSTRUCTOR = ("#Instructor", "#ContentDeveloper", "#Administrator", "#TeachingAssistant", "membership/Instructor#")
+
+
+class MaterialGone(LaunchRefused):
+    status = 404
+    title = "This material was removed"
+
+
+class AccessEnded(LaunchRefused):
+    status = 403
+    title = "This material is no longer shared"
+
+
+def role_class(roles: object) -> str:
+    """learner, instructor or other, from the LTI roles of the context (membership) and institution."""
+    values = [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+    if any(r.endswith(_INSTRUCTOR) or "membership/Instructor#" in r for r in values):
+        return "instructor"
+    if any(r.endswith("#Learner") or "membership/Learner#" in r for r in values):
+        return "learner"
+    return "other"
+
+
+def pseudonym(secret: str, *, issuer: str, client_id: str, sub: str) -> str:
+    """A keyed hash of the LMS user: stable per platform, meaningless without our secret."""
+    message = f"lti-learner|{issuer}|{client_id}|{sub}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:40]
+
+
+def scope_id(launch_id: uuid.UUID) -> str:
+    return SCOPE_PREFIX + launch_id.hex
+
+
+def launch_from_scope(db: Session, scope: str) -> Launch:
+    try:
+        launch_id = uuid.UUID(scope.removeprefix(SCOPE_PREFIX)) if scope.startswith(SCOPE_PREFIX) else None
+    except ValueError:
+        launch_id = None
+    launch = db.get(Launch, launch_id) if launch_id is not None else None
+    if launch is None:
+        raise NotFound("This course launch is not known.")
+    return launch
+
+
+def frame_origins(db: Session, valid: ValidLaunch) -> list[str]:
+    """Who may frame what this launch shows: the platform's origins and the host its signed return URL names."""
+    presentation = valid.claims.get(CLAIM + "launch_presentation")
+    return_url = presentation.get("return_url") if isinstance(presentation, dict) else None
+    registrations.learn_origin(
+        db, registration=valid.registration, url=return_url if isinstance(return_url, str) else None
+    )
+    return valid.registration.origin_list
+
+
+def accept_resource_launch(db: Session, *, valid: ValidLaunch, secret: str) -> tuple[Launch, File | Folder]:
+    """Check the material is still reachable by the partner and record the launch (no names, no e-mails)."""
+    claims = valid.claims
+    target = target_from_launch(claims.get(CLAIM + "custom"), claims.get(CLAIM + "target_link_uri"), TARGET_PARAM)
+    if target is None:
+        raise LaunchRefused("This activity does not name any StudyShelf material. Choose the material again.")
+    registration = valid.registration
+    item = reach(db, org_id=registration.org_id, target=target)
+    if item is None:
+        raise MaterialGone("This material is no longer in the library. Ask your teacher to choose it again.")
+    if item is False:
+        raise AccessEnded("Your institution's access to this material has ended.")
+    assert isinstance(item, File | Folder)
+    context = _object(claims, "context")
+    platform = _object(claims, "tool_platform")
+    resource = claims[CLAIM + "resource_link"]
+    legacy = claims.get(CLAIM + "lti11_legacy_user_id")
+    launch = Launch(
+        org_id=registration.org_id,
+        registration_id=registration.id,
+        deployment_id=valid.deployment_id[:300],
+        product_family=str(platform.get("product_family_code") or registration.product_family)[:64],
+        context_id=str(context.get("id") or "")[:300],
+        context_title=str(context.get("title") or "")[:300],
+        resource_link_id=str(resource["id"])[:300],
+        role_class=role_class(claims.get(CLAIM + "roles")),
+        learner=pseudonym(secret, issuer=registration.issuer, client_id=registration.client_id, sub=str(claims["sub"])),
+        lti11_user_id=str(legacy)[:300] if isinstance(legacy, str) else "",
+        target_type=target.kind,
+        target_id=target.id,
+        frame_origins="\n".join(frame_origins(db, valid)),
+    )
+    db.add(launch)
+    db.flush()
+    return launch, item
+
+
+def _object(claims: dict[str, Any], name: str) -> dict[str, Any]:
+    value = claims.get(CLAIM + name)
+    return value if isinstance(value, dict) else {}
+
+
+def placement_views(db: Session, launch: Launch) -> int:
+    """Launches of this placement (same platform, resource link and material)."""
+    query = (
+        select(func.count())
+        .select_from(Launch)
+        .where(
+            Launch.registration_id == launch.registration_id,
+            Launch.resource_link_id == launch.resource_link_id,
+            Launch.target_id == launch.target_id,
+        )
+    )
+    return int(db.scalar(query) or 0)
+
+
+def launch_target(launch: Launch) -> Target:
+    return Target(launch.target_type, launch.target_id)
+
+
+def launch_summary(launch: Launch) -> dict[str, Any]:
+    return {"context": launch.context_title, "role": launch.role_class, "family": launch.product_family}

@@ -1,0 +1,119 @@
+"""What a partner admin copies into the LMS: our URLs, the Canvas developer-key JSON, the registration URL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from studyshelf.core.errors import PermissionDenied
+from studyshelf.lti.launch import DEEP_LINKING, RESOURCE_LINK
+from studyshelf.lti.web import base_url, jwks_url, launch_url, login_url
+from studyshelf.settings import Settings
+
+TOOL_NAME = "StudyShelf"
+CLAIMS = ["iss", "sub"]  # no name or e-mail: StudyShelf never needs them
+
+
+def registration_signature(secret: str, org_id: uuid.UUID, expires: int) -> str:
+    message = f"lti-register|{org_id}|{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def registration_url(settings: Settings, *, org_id: uuid.UUID) -> str:
+    """The dynamic-registration URL for one organisation, valid for lti_registration_link_days."""
+    expires = int(time.time()) + settings.lti_registration_link_days * 86400
+    sig = registration_signature(settings.secret_key, org_id, expires)
+    return f"{base_url(settings)}/lti/register?" + urlencode({"org": str(org_id), "exp": expires, "sig": sig})
+
+
+def check_registration_url(settings: Settings, *, org: str, expires: str, sig: str) -> uuid.UUID:
+    """The organisation a registration URL was issued for, or PermissionDenied."""
+    try:
+        org_id, until = uuid.UUID(org), int(expires)
+    except ValueError as exc:
+        raise PermissionDenied("This registration URL is not complete. Copy it again from StudyShelf.") from exc
+    if until < time.time():
+        raise PermissionDenied("This registration URL has expired. Copy a fresh one from StudyShelf.")
+    if not hmac.compare_digest(sig, registration_signature(settings.secret_key, org_id, until)):
+        raise PermissionDenied("This registration URL is not valid. Copy it again from StudyShelf.")
+    return org_id
+
+
+def manual_values(settings: Settings) -> dict[str, str]:
+    """The values an LMS admin types in for a manual set-up."""
+    return {
+        "oidc_login_url": login_url(settings),
+        "target_link_uri": launch_url(settings),
+        "redirect_uris": launch_url(settings),
+        "jwks_url": jwks_url(settings),
+        "deep_linking_url": launch_url(settings),
+        "domain": urlsplit(settings.base_url).netloc,
+    }
+
+
+def canvas_developer_key(settings: Settings) -> dict[str, Any]:
+    """The JSON for Canvas: Admin → Developer Keys → + Developer Key → + LTI Key → Paste JSON."""
+    launch = launch_url(settings)
+    return {
+        "title": TOOL_NAME,
+        "description": "Study materials from StudyShelf: documents, video, audio and images.",
+        "oidc_initiation_url": login_url(settings),
+        "target_link_uri": launch,
+        "public_jwk_url": jwks_url(settings),
+        "scopes": [],
+        "extensions": [
+            {
+                "platform": "canvas.instructure.com",
+                "privacy_level": "anonymous",
+                "domain": urlsplit(settings.base_url).hostname,
+                "tool_id": "studyshelf",
+                "settings": {
+                    "placements": [
+                        {
+                            "placement": "link_selection",
+                            "message_type": DEEP_LINKING,
+                            "target_link_uri": launch,
+                            "text": TOOL_NAME,
+                        },
+                        {
+                            "placement": "editor_button",
+                            "message_type": DEEP_LINKING,
+                            "target_link_uri": launch,
+                            "text": TOOL_NAME,
+                        },
+                    ]
+                },
+            }
+        ],
+        "custom_fields": {},
+    }
+
+
+def client_registration(settings: Settings) -> dict[str, Any]:
+    """The OpenID client registration with the LTI tool configuration (Dynamic Registration 1.0)."""
+    launch = launch_url(settings)
+    return {
+        "application_type": "web",
+        "response_types": ["id_token"],
+        "grant_types": ["implicit", "client_credentials"],
+        "initiate_login_uri": login_url(settings),
+        "redirect_uris": [launch],
+        "client_name": TOOL_NAME,
+        "jwks_uri": jwks_url(settings),
+        "token_endpoint_auth_method": "private_key_jwt",
+        "scope": "",
+        "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+            "domain": urlsplit(settings.base_url).netloc,
+            "description": "Study materials from StudyShelf.",
+            "target_link_uri": launch,
+            "claims": CLAIMS,
+            "messages": [
+                {"type": RESOURCE_LINK, "target_link_uri": launch},
+                {"type": DEEP_LINKING, "target_link_uri": launch, "label": "Add StudyShelf material"},
+            ],
+        },
+    }
