@@ -36,6 +36,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.delivery
+	$(BIN)/python -m bench.media
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import json
 import os
 import shutil
 import sys
@@ -43,8 +44,13 @@ from studyshelf.services import build_services
 from studyshelf.settings import Settings
 
 VERIFY_TARGET = 100_000  # checks per second on one core
-TARGETS = {"small": ("req/s", 0.25), "big": ("MB/s", 0.6)}
-CASES = (Case("small", "10 KiB", 64), Case("big", "100 MiB whole", 4))
+FRESH_URLS = 10_000  # more than a worker remembers (media.VERIFIED_PATHS_MAX): every request verifies
+TARGETS = {"small": ("req/s", 0.25), "fresh": ("req/s", 0.25), "big": ("MB/s", 0.6)}
+CASES = (
+    Case("small", "10 KiB, one URL", 64),
+    Case("fresh", "10 KiB, 10k URLs", 64),
+    Case("big", "100 MiB whole", 4),
+)
 
 
 def _claims(n: int, now: int) -> MediaClaims:
@@ -102,45 +108,66 @@ def _rounds(
     return best, bare
 
 
-def _signed_paths(instance: Instance, files: dict[str, str]) -> dict[str, str]:
-    """/m/ paths for the uploaded files, signed as the viewer would (600 s, the longest a URL lives)."""
+def _signed_paths(instance: Instance, files: dict[str, str], *, fresh: int) -> dict[str, list[str]]:
+    """/m/ paths for the uploaded files, signed as the viewer would (600 s, the longest a URL lives):
+    one per file, and `fresh` distinct ones (one link each) for the small file."""
     settings = Settings(environment="production", data_dir=instance.data_dir, secret_key=SECRET_KEY)
     services = build_services(settings)
     try:
-        paths = {}
+        paths: dict[str, list[str]] = {}
         with services.read_sessions() as db:
             for case in ("small", "big"):
                 file = db.get(File, uuid.UUID(files[f"{case}_id"]))
                 assert file is not None
                 version = db.scalars(select(FileVersion).where(FileVersion.id == file.current_version_id)).one()
-                paths[case] = services.signer.sign(
-                    MediaClaims(
-                        expires=int(time.time()) + settings.media_url_ttl_seconds,
-                        link_id="benchlink0000000000000",
-                        version_id=str(version.id),
-                        sha256=version.blob_sha256,
-                        size=version.size,
-                        modified=int(version.created_at.timestamp()),
-                        content_type=version.content_type,
-                        download=False,
-                        filename=file.name,
-                    )
+                claims = MediaClaims(
+                    expires=int(time.time()) + settings.media_url_ttl_seconds,
+                    link_id="benchlink0000000000000",
+                    version_id=str(version.id),
+                    sha256=version.blob_sha256,
+                    size=version.size,
+                    modified=int(version.created_at.timestamp()),
+                    content_type=version.content_type,
+                    download=False,
+                    filename=file.name,
                 )
+                paths[case] = [services.signer.sign(claims)]
+                if case == "small":
+                    links = (f"bench{n:017d}" for n in range(fresh))
+                    paths["fresh"] = [services.signer.sign(claims._replace(link_id=link)) for link in links]
         return paths
     finally:
         services.engine.dispose()
 
 
+def write_rotating_script(tmp: Path, name: str, paths: list[str]) -> Path:
+    """A wrk script that asks for the next path of `paths` on every request (each thread from its own start)."""
+    lines = ",\n".join(json.dumps(p) for p in paths)
+    script = tmp / f"{name}.lua"
+    done = write_script(tmp, f"{name}-base", token="", range_chunks=0).read_text()
+    done = done[done.index("function done") :]
+    script.write_text(
+        f"local paths = {{\n{lines}\n}}\n"
+        "local i = 0\n"
+        "function setup(thread) i = i + 997; thread:set('i', i) end\n"
+        "request = function()\n"
+        "    i = i % #paths + 1\n"
+        "    return wrk.format('GET', paths[i])\n"
+        "end\n" + done
+    )
+    return script
+
+
 def print_table(results: dict[str, dict[str, Result]]) -> bool:
     print()
-    header = f"{'case':<14} {'server':<12} {'MB/s':>9} {'req/s':>9} {'p99 ms':>9} {'ratio':>7}  target"
+    header = f"{'case':<22} {'server':<12} {'MB/s':>9} {'req/s':>9} {'p99 ms':>9} {'ratio':>7}  target"
     print(header)
     print("-" * (len(header) + 12))
     all_met = True
     for case in CASES:
         unit, target = TARGETS[case.name]
         base = results["nginx"][case.name]
-        print(f"{case.label:<14} {'nginx':<12} {base.mb_per_s:9.1f} {base.requests_per_s:9.0f} {base.p99_ms:9.2f}")
+        print(f"{case.label:<22} {'nginx':<12} {base.mb_per_s:9.1f} {base.requests_per_s:9.0f} {base.p99_ms:9.2f}")
         for name, by_case in results.items():
             if name == "nginx":
                 continue
@@ -149,7 +176,7 @@ def print_table(results: dict[str, dict[str, Result]]) -> bool:
             met = ratio >= target
             all_met = all_met and met
             figures = f"{r.mb_per_s:9.1f} {r.requests_per_s:9.0f} {r.p99_ms:9.2f}"
-            print(f"{'':<14} {name:<12} {figures} {ratio:7.2f}  {unit} ≥ {target:.2f}: {'met' if met else 'NOT met'}")
+            print(f"{'':<22} {name:<12} {figures} {ratio:7.2f}  {unit} ≥ {target:.2f}: {'met' if met else 'NOT met'}")
     print()
     return all_met
 
@@ -162,25 +189,34 @@ def bench_http(args: argparse.Namespace) -> bool:
             instance, files = prepare(tmp, procs)
             nginx_port = free_port()
             start_nginx(procs, tmp, instance.blobs_root, nginx_port)
-            script = write_script(tmp, "plain", token="", range_chunks=0)
+            plain = write_script(tmp, "plain", token="", range_chunks=0)
             sha = {case: files[f"{case}_sha"] for case in ("small", "big")}
-            urls = {"nginx": {c: f"http://127.0.0.1:{nginx_port}/{s[:2]}/{s[2:4]}/{s}" for c, s in sha.items()}}
+            nginx_paths = {c: f"/{s[:2]}/{s[2:4]}/{s}" for c, s in sha.items()}
+            nginx_paths["fresh"] = nginx_paths["small"]
             ports = {}
             for server in args.server or ["granian"]:
                 ports[server] = free_port()
                 log = tmp / f"{server}.log"
                 start_studyshelf(procs, instance, server=server, workers=WORKERS, port=ports[server], log=log)
             print(f"nginx: {WORKERS} workers, sendfile; StudyShelf: {WORKERS} workers, signed /m/ URL only", flush=True)
-            results: dict[str, dict[str, Result]] = {name: {} for name in ["nginx", *(f"{s} /m/" for s in ports)]}
+            names = ["nginx", *(f"{s} /m/" for s in ports)]
+            results: dict[str, dict[str, Result]] = {name: {} for name in names}
             for case in CASES:
                 # Signed just before each case, so no URL outlives its 600 s within a measurement.
-                paths = _signed_paths(instance, files)
-                for server, port in ports.items():
-                    urls[f"{server} /m/"] = {case.name: f"http://127.0.0.1:{port}{paths[case.name]}"}
-                for name, by_case in results.items():
-                    by_case[case.name] = measure(
+                paths = _signed_paths(instance, files, fresh=FRESH_URLS)
+                for name in names:
+                    port = nginx_port if name == "nginx" else ports[name.split()[0]]
+                    case_paths = [nginx_paths[case.name]] if name == "nginx" else paths[case.name]
+                    if case.name == "fresh":
+                        # nginx gets the same request-building script, asking for its one file each time.
+                        script = write_rotating_script(
+                            tmp, f"{case.name}-{port}", case_paths * (FRESH_URLS // len(case_paths))
+                        )
+                    else:
+                        script = plain
+                    results[name][case.name] = measure(
                         name,
-                        urls[name][case.name],
+                        f"http://127.0.0.1:{port}{case_paths[0]}",
                         script,
                         case,
                         duration=args.duration,

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
+from studyshelf.delivery.pages import router as links_pages
 from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_api_router,
         partners_pages,
         library_pages,
+        links_pages,
     ):
         app.include_router(router)
     return app

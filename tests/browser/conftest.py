@@ -94,6 +94,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
     assert demo.returncode == 0, demo.stdout + demo.stderr
     port = _free_port()
+    env["STUDYSHELF_BASE_URL"] = f"http://127.0.0.1:{port}"  # link URLs and embed snippets point here
     log = data / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 - fixed arguments

@@ -24,6 +24,7 @@ from starlette.routing import Route
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+CANVAS_HINT_KEY = "canvas-signs-its-own-message-hints-32b"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 
 
@@ -40,7 +41,9 @@ class Platform:
     base: str  # where the simulator serves this platform, e.g. http://127.0.0.1:PORT/p/moodle1
     client_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     deployment_id: str = "1"
-    key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     kid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     registrations: list[dict[str, Any]] = field(default_factory=list)
     registration_tokens: list[str | None] = field(default_factory=list)
@@ -93,7 +96,9 @@ class Platform:
         else:
             params |= {
                 "login_hint": uuid.uuid4().hex,
-                "lti_message_hint": jwt.encode({"verifier": uuid.uuid4().hex}, "canvas-internal", algorithm="HS256"),
+                "lti_message_hint": jwt.encode(
+                    {"verifier": uuid.uuid4().hex}, "canvas-internal-secret-of-32-bytes!!", algorithm="HS256"
+                ),
                 "lti_deployment_id": self.deployment_id,
                 "canvas_region": "us-east-1",
                 "canvas_environment": "prod",
@@ -112,10 +117,13 @@ class Platform:
         assert query["response_mode"] == "form_post"
         assert query["prompt"] == "none"
         assert query["client_id"] == self.client_id
-        assert query["state"] and query["nonce"]
+        assert query["state"]
+        assert query["nonce"]
         return query
 
-    def claims(self, *, nonce: str, message_type: str = "LtiResourceLinkRequest", **extra: Any) -> dict[str, Any]:
+    def claims(
+        self, *, nonce: str, message_type: str = "LtiResourceLinkRequest", extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """A realistic id_token claim set for this platform."""
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -143,14 +151,22 @@ class Platform:
             claims[CLAIM + "resource_link"] = {"id": "rl-" + uuid.uuid4().hex[:8], "title": "Week 1"}
         if self.family == "canvas":
             claims["azp"] = self.client_id
-            claims[CLAIM + "tool_platform"] = {"guid": "x:canvas-lms", "product_family_code": "canvas", "name": "School"}
+            claims[CLAIM + "tool_platform"] = {
+                "guid": "x:canvas-lms",
+                "product_family_code": "canvas",
+                "name": "School",
+            }
             claims[CLAIM + "lti11_legacy_user_id"] = "legacy-" + uuid.uuid4().hex[:8]
             claims[CLAIM + "lti1p1"] = {"user_id": claims[CLAIM + "lti11_legacy_user_id"]}
             claims["https://www.instructure.com/placement"] = "link_selection"
         else:
-            claims[CLAIM + "tool_platform"] = {"guid": "moodle.example", "product_family_code": "moodle", "name": "Moodle"}
+            claims[CLAIM + "tool_platform"] = {
+                "guid": "moodle.example",
+                "product_family_code": "moodle",
+                "name": "Moodle",
+            }
             claims[CLAIM + "lis"] = {"person_sourcedid": "", "course_offering_sourcedid": ""}
-        claims.update(extra)
+        claims.update(extra or {})
         return {k: v for k, v in claims.items() if v is not None}
 
     def sign(self, claims: dict[str, Any], *, kid: str | None = None, key: Any = None, alg: str = "RS256") -> str:

@@ -16,7 +16,10 @@ def test_jwks_publishes_one_rsa_key_at_both_addresses(app_client: TestClient) ->
     first = app_client.get("/lti/jwks")
     assert first.status_code == 200
     (key,) = first.json()["keys"]
-    assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig" and key["kid"]
+    assert key["kty"] == "RSA"
+    assert key["alg"] == "RS256"
+    assert key["use"] == "sig"
+    assert key["kid"]
     assert "d" not in key
     assert app_client.get("/.well-known/jwks.json").json() == first.json()
 
@@ -30,7 +33,8 @@ def test_rotation_keeps_the_previous_key_for_the_grace_period(services: Services
     assert kids == [new_kid, old_kid]
     with unit_of_work(services.write_sessions) as db:
         old = db.get(ToolKey, old_kid)
-        assert old is not None and old.retired_at is not None
+        assert old is not None
+        assert old.retired_at is not None
         old.retired_at -= timedelta(days=services.settings.lti_key_grace_days, seconds=1)
     assert [k["kid"] for k in app_client.get("/lti/jwks").json()["keys"]] == [new_kid]
 

@@ -201,3 +201,32 @@ def test_cookies_are_not_read(services: Services, owner: Member, claims: MediaCl
 def test_not_in_the_openapi_schema(anonymous: TestClient) -> None:
     paths: dict[str, Any] = anonymous.get("/api/openapi.json").json()["paths"]
     assert not any(p.startswith("/m/") for p in paths)
+
+
+def test_repeated_requests_answer_the_same(services: Services, anonymous: TestClient, claims: MediaClaims) -> None:
+    """The second request of a URL takes the remembered path; it must answer exactly like the first."""
+    url = services.signer.sign(claims)
+    first, second, third = anonymous.get(url), anonymous.get(url), anonymous.get(url)
+    assert third.content == second.content == first.content == DATA
+    varying = {"x-request-id", "cache-control", "date", "server"}
+    for later in (second, third):
+        assert {k: v for k, v in first.headers.items() if k not in varying} == {
+            k: v for k, v in later.headers.items() if k not in varying
+        }
+        assert later.headers["cache-control"].startswith("public, max-age=")
+    head = anonymous.head(url)
+    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(SIZE))
+    assert anonymous.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    assert anonymous.get(url, headers={"Range": "bytes=1-2"}).content == DATA[1:3]
+
+
+def test_a_remembered_url_still_expires(
+    services: Services, anonymous: TestClient, claims: MediaClaims, refusals: Refusals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = services.signer.sign(claims._replace(expires=int(time.time()) + 30))
+    assert anonymous.get(url).status_code == 200
+    later = time.time() + 30 + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    body = assert_problem(anonymous.get(url), 403, "media-refused")
+    assert body["reason"] == "expired"
+    assert refusals == [("expired", LINK)]

@@ -5,8 +5,9 @@ field that decides the answer, under an HMAC. The bytes are the same for every v
 the answer is `public` and may be cached by a CDN or nginx, for no longer than the signature lives.
 
 `MediaUrls` is an ASGI middleware that answers /m/ itself, before FastAPI's router and dependency
-machinery (which cost more per request than everything below; bench/README.md). Being outside the
-app's SecurityHeadersMiddleware, it sets the baseline headers itself.
+machinery; being outside the app's SecurityHeadersMiddleware, it sets the baseline headers itself.
+A path that verified is remembered until it expires, and a small blob's plain whole GET is then
+answered from memory with the headers chosen the first time (bench/README.md, "Signed media URLs").
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,13 +24,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from studyshelf.core.errors import StudyShelfError
-from studyshelf.delivery.signing import MediaClaims, MediaRefused, RefusalReason
-from studyshelf.delivery.streaming import BlobResponse, Representation
+from studyshelf.delivery.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
+from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.services import Services
 from studyshelf.web.errors import problem
 from studyshelf.web.security import client_ip
 
 PREFIX = "/m/"
+VERIFIED_PATHS_MAX = 4096
 REFUSAL_INTERVAL = 1.0  # seconds: at most one recorded refusal per client address in this time
 REFUSAL_CLIENTS_MAX = 10_000
 
@@ -69,6 +72,37 @@ class RefusalLimiter:
         return True
 
 
+class VerifiedPath(NamedTuple):
+    claims: MediaClaims
+    rep: Representation
+    plain_headers: list[tuple[bytes, bytes]] | None  # a plain 200's fixed headers, once one was sent
+
+
+class VerifiedPaths:
+    """Paths whose signature checked out, kept until they expire: a player asks for one URL many times.
+
+    Keyed by the exact path that was verified, so a hit is the answer verify() would give again (the keys
+    cannot change while the process runs); expiry is still checked on every request.
+    """
+
+    def __init__(self, max_entries: int = VERIFIED_PATHS_MAX) -> None:
+        self.max_entries = max_entries
+        self._paths: dict[str, VerifiedPath] = {}
+
+    def get(self, path: str) -> VerifiedPath | None:
+        return self._paths.get(path)
+
+    def put(self, path: str, entry: VerifiedPath, now: float) -> None:
+        if len(self._paths) >= self.max_entries:
+            self._paths = {p: e for p, e in self._paths.items() if e.claims.expires + CLOCK_SKEW >= now}
+            if len(self._paths) >= self.max_entries:
+                self._paths.clear()
+        self._paths[path] = entry
+
+    def forget(self, path: str) -> None:
+        self._paths.pop(path, None)
+
+
 class MediaUrls:
     """Answers GET/HEAD /m/… from the signed URL; passes every other request on to `app`."""
 
@@ -76,49 +110,72 @@ class MediaUrls:
         self.app = app
         self.on_refused = on_refused
         self.limiter = RefusalLimiter()
+        self.verified = VerifiedPaths()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
+        services: Services = scope["app"].state.services
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
-        response = await self._respond(request, scope["app"].state.services)
+        response = await self._respond(request, services, request_id, send)
+        if response is None:
+            return  # sent already
         if isinstance(response, BlobResponse):
-            response.blob_headers.update(MEDIA_HEADERS)
             response.blob_headers["x-request-id"] = request_id
         else:
             response.headers["x-request-id"] = request_id
         await response(scope, receive, send)
 
-    async def _respond(self, request: Request, services: Services) -> Response:
-        if request.method not in ("GET", "HEAD"):
+    async def _respond(self, request: Request, services: Services, request_id: str, send: Send) -> Response | None:
+        scope = request.scope
+        if scope["method"] not in ("GET", "HEAD"):
             return _problem(request, 405, "method-not-allowed", "Method not allowed", "Use GET or HEAD.", allow=True)
         now = time.time()
+        path: str = scope["path"]
+        entry = self.verified.get(path)
+        remembered = entry is not None
         try:
-            claims = services.signer.verify(request.scope["path"], now)
+            if entry is None:
+                claims = services.signer.verify(path, now)
+                entry = VerifiedPath(claims, _representation(claims), None)
+                self.verified.put(path, entry, now)
+            elif entry.claims.expires + CLOCK_SKEW < now:
+                self.verified.forget(path)
+                raise MediaRefused("expired", entry.claims.link_id)
         except MediaRefused as refused:
             await self._refused(request, services, refused)
-            return _problem(
-                request, 403, "media-refused", "Media URL refused", _REFUSAL_DETAIL[refused.reason], refused.reason
-            )
+            detail = _REFUSAL_DETAIL[refused.reason]
+            return _problem(request, 403, "media-refused", "Media URL refused", detail, refused.reason)
         ttl = services.settings.media_url_ttl_seconds
-        max_age = max(0, min(claims.expires - int(now), ttl))
+        cache_control = f"public, max-age={max(0, min(entry.claims.expires - int(now), ttl))}"
+        if entry.plain_headers is not None and _plain(scope):
+            data = await small_blobs.get(services.blobs, entry.rep)
+            if data is not None:
+                await _send_whole(scope, send, entry.plain_headers, cache_control, request_id, data)
+                return None
         try:
-            return BlobResponse(
-                request,
-                services.blobs,
-                _representation(claims),
-                download=claims.download,
-                cache_control=f"public, max-age={max_age}",
+            response = BlobResponse(
+                request, services.blobs, entry.rep, download=entry.claims.download, cache_control=cache_control
             )
         except StudyShelfError as exc:  # 416 from the Range header
-            content_range = exc.extra.get("content_range")
             refusal = _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)
-            if content_range is not None:
-                refusal.headers["content-range"] = str(content_range)
+            if "content_range" in exc.extra:
+                refusal.headers["content-range"] = str(exc.extra["content_range"])
             return refusal
+        response.blob_headers.update(MEDIA_HEADERS)
+        if (
+            remembered
+            and entry.plain_headers is None
+            and response.status_code == 200
+            and entry.rep.size <= SMALL_BLOB_MAX
+        ):
+            # Asked for a second time: worth keeping the headers (a URL asked for once, as most small
+            # files are, is not worth the work).
+            self.verified.put(path, entry._replace(plain_headers=_plain_headers(response)), now)
+        return response
 
     async def _refused(self, request: Request, services: Services, refused: MediaRefused) -> None:
         if self.on_refused is None:
@@ -126,6 +183,31 @@ class MediaUrls:
         client = client_ip(request.scope, services.settings.trusted_proxies)
         if self.limiter.allow(client, time.monotonic()):
             await run_in_threadpool(self.on_refused, request, refused.reason, refused.link_id)
+
+
+# The small, whole, unconditional GET/HEAD, answered from memory with the headers BlobResponse chose for
+# the same URL before (the common case: an image, a slide, a short clip). Everything else: BlobResponse.
+_NOT_PLAIN = frozenset(
+    {b"range", b"if-range", b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since"}
+)
+
+
+def _plain(scope: Scope) -> bool:
+    return not any(name in _NOT_PLAIN for name, _ in scope["headers"])
+
+
+def _plain_headers(response: BlobResponse) -> list[tuple[bytes, bytes]]:
+    """The fixed headers of a whole 200 for this URL (cache-control and the request id vary)."""
+    headers = {**response.blob_headers, "content-length": str(response.rep.size)}
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k != "cache-control"]
+
+
+async def _send_whole(
+    scope: Scope, send: Send, fixed: list[tuple[bytes, bytes]], cache_control: str, request_id: str, data: bytes
+) -> None:
+    headers = [*fixed, (b"cache-control", cache_control.encode()), (b"x-request-id", request_id.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})
 
 
 def _representation(claims: MediaClaims) -> Representation:

@@ -84,11 +84,12 @@ def check_viewer_token(secret: str, link_id: str, token: str, now: float) -> boo
     return hmac.compare_digest(viewer_token(secret, link_id, int(expires_text)), token)
 
 
-def blocked_page(request: Request, reason: str, *, status: int = 403) -> HTMLResponse:
+def blocked_page(request: Request, reason: str, *, status: int = 403, link: Link | None = None) -> HTMLResponse:
+    """The friendly refusal; with the link's frame-ancestors, so a learner sees it inside the course page."""
     headline, message = _HEADLINES.get(reason, _HEADLINES["revoked"])
-    response = render(
-        request, "delivery/blocked.html", {"headline": headline, "message": message, "title": headline}, status=status
-    )
+    context = {"headline": headline, "message": message, "title": headline}
+    headers = _headers(link) if link is not None else None
+    response = render(request, "delivery/blocked.html", context, status=status, headers=headers)
     response.headers["cache-control"] = "no-store"
     return response
 
@@ -218,7 +219,7 @@ def view(
         if admission.suspended_now:
             links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
         if admission.refusal is not None:
-            return blocked_page(request, admission.refusal)
+            return blocked_page(request, admission.refusal, link=link)
         if admission.preview_only:
             title = link.label or "Study material"
             return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
@@ -238,7 +239,7 @@ def _show(
     try:
         item = _item_in_link(db, link, kind, item_id)
     except NotFound:
-        return blocked_page(request, "deleted", status=404)
+        return blocked_page(request, "deleted", status=404, link=link)
     if isinstance(item, File):
         return _render_file(request, services, link, db, item)
     return _render_folder(request, link, db, item)

@@ -20,10 +20,16 @@ def purge_trash(services: Services, *, retention_days: int | None = None) -> tup
         purged = service.purge_trash(db, older_than=utcnow() - timedelta(days=days))
         digests = service.unreferenced_blobs(db)
         service.forget_blobs(db, digests=digests)
-    # Bytes go only after the rows are gone, so a crash here leaves an orphan, never a dangling row.
+    # Bytes go only after the rows are gone, so a crash here leaves an orphan, never a dangling row; and
+    # only if no upload of the same bytes has recorded them again meanwhile (it also rewrites the file).
+    deleted = 0
     for digest in digests:
+        with unit_of_work(services.read_sessions) as db:
+            if service.known_blob(db, digest):
+                continue
         services.blobs.delete(digest)
-    return purged, len(digests)
+        deleted += 1
+    return purged, deleted
 
 
 def recover_storage(services: Services) -> int:

@@ -82,7 +82,9 @@ class _Receiver:
             _, options = parse_options_header(bytes(self.part.header_value))
             self.part.field_name = options.get(b"name", b"").decode("utf-8", "replace")
             raw_filename = options.get(b"filename")
-            self.part.filename = raw_filename.decode("utf-8", "replace") if raw_filename is not None else None
+            # Browsers escape a quote in a file name as %22 (WHATWG multipart/form-data encoding).
+            filename = raw_filename.decode("utf-8", "replace").replace("%22", '"') if raw_filename is not None else None
+            self.part.filename = filename
         self.part.header_field.clear()
         self.part.header_value.clear()
 

@@ -60,15 +60,14 @@ class LocalBlobWriter:
         os.fsync(self._fd)
         final = self._store.path_for(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            self._tmp_path.unlink(missing_ok=True)
-        else:
-            os.replace(self._tmp_path, final)
-            dir_fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        # Always replace, even when identical bytes are there: if a purge deleted them a moment ago,
+        # the upload that is about to refer to them puts them back.
+        os.replace(self._tmp_path, final)
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         self._close()
         return StoredBlob(sha256=digest, size=self._size)
 

@@ -17,6 +17,7 @@ class MemoryBlobWriter:
         self._parts: list[bytes] = []
         self._size = 0
         self._head = b""
+        self._hash = hashlib.sha256()
 
     @property
     def size(self) -> int:
@@ -28,7 +29,7 @@ class MemoryBlobWriter:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(b"".join(self._parts)).hexdigest()
+        return self._hash.hexdigest()
 
     def sync(self) -> None:
         return None
@@ -37,12 +38,13 @@ class MemoryBlobWriter:
         if len(self._head) < HEAD_BYTES:
             self._head += chunk[: HEAD_BYTES - len(self._head)]
         self._parts.append(bytes(chunk))
+        self._hash.update(chunk)
         self._size += len(chunk)
 
     def commit(self) -> StoredBlob:
         data = b"".join(self._parts)
-        digest = hashlib.sha256(data).hexdigest()
-        self._store.blobs.setdefault(digest, data)
+        digest = self._hash.hexdigest()
+        self._store.blobs[digest] = data
         self._parts = []
         return StoredBlob(sha256=digest, size=len(data))
 

@@ -115,7 +115,7 @@
 
   document.addEventListener("focusin", function (event) {
     var el = event.target;
-    if (el instanceof HTMLInputElement && el.hasAttribute("data-select-on-focus")) el.select();
+    if ((el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) && el.hasAttribute("data-select-on-focus")) el.select();
   });
 
   // Forms with data-confirm ask first, in a <dialog>; HTMX forms are then sent by htmx, others natively.

@@ -1,0 +1,282 @@
+"""OIDC login and id_token validation: Moodle- and Canvas-shaped launches, and every way one must fail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import func, select
+
+from studyshelf.core.db import unit_of_work
+from studyshelf.lti.launch import binding_cookie
+from studyshelf.lti.models import Launch, UsedNonce
+from studyshelf.services import Services
+from tests.lti.conftest import Campus, launch, login, register, target_of
+from tests.lti.platform import CLAIM, INSTRUCTOR, Simulator
+
+
+def _stored(services: Services) -> tuple[int, int]:
+    with unit_of_work(services.read_sessions) as db:
+        launches = db.scalar(select(func.count()).select_from(Launch)) or 0
+        nonces = db.scalar(select(func.count()).select_from(UsedNonce)) or 0
+    return launches, nonces
+
+
+@pytest.mark.parametrize("family", ["moodle", "canvas"])
+def test_resource_link_launch_shows_the_viewer(
+    family: str, campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    platform = simulator.platform(family)
+    register(campus, platform)
+    started = login(campus.lms, platform, storage_target=(family == "canvas"))
+    claims = platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)})
+    response = launch(campus.lms, platform, platform.sign(claims), started.state)
+    assert response.status_code == 200, response.text
+    assert "notes.txt" in response.text
+    assert 'data-renew-url="/lti/media/lti-' in response.text
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'self' " in csp
+    assert platform.lms_origin in csp
+    assert "lti-placement" not in response.text  # learners see no placement bar
+    with unit_of_work(services.read_sessions) as db:
+        (record,) = db.scalars(select(Launch))
+        assert record.product_family == family
+        assert record.context_id == "c-42"
+        assert record.context_title == "Biology 101"
+        assert record.role_class == "learner"
+        assert len(record.learner) == 40
+        assert record.learner != claims["sub"]
+        assert record.lti11_user_id == (claims.get(CLAIM + "lti11_legacy_user_id") or "")
+        assert "Ada" not in repr(vars(record))
+        assert "ada@" not in repr(vars(record))
+
+
+def test_get_login_and_deployment_id_spelling(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    params = platform.login_params("http://testserver/lti/launch")
+    params["deployment_id"] = params.pop("lti_deployment_id")
+    response = campus.lms.get("/lti/login", params=params)
+    assert response.status_code == 200
+    params["deployment_id"] = "999"
+    assert campus.lms.get("/lti/login", params=params).status_code == 403
+
+
+def test_instructor_sees_the_placement_bar_with_view_counts(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    link = {"id": "rl-fixed", "title": "Week 1"}
+    for role in ("learner", "instructor"):
+        started = login(campus.lms, platform)
+        extra: dict[str, Any] = {CLAIM + "custom": target_of(campus.notes), CLAIM + "resource_link": link}
+        if role == "instructor":
+            extra[CLAIM + "roles"] = [INSTRUCTOR]
+        response = launch(
+            campus.lms, platform, platform.sign(platform.claims(nonce=started.nonce, extra=extra)), started.state
+        )
+        assert response.status_code == 200
+    assert "lti-placement" in response.text
+    assert "2 views" in response.text
+
+
+def test_course_copy_new_resource_link_still_works(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("canvas")
+    register(campus, platform)
+    for link_id in ("rl-original", "rl-copied-course"):
+        started = login(campus.lms, platform)
+        claims = platform.claims(
+            nonce=started.nonce,
+            extra={CLAIM + "custom": target_of(campus.notes), CLAIM + "resource_link": {"id": link_id}},
+        )
+        assert launch(campus.lms, platform, platform.sign(claims), started.state).status_code == 200
+
+
+def test_launch_without_cookie_asks_the_browser_for_its_binding(campus: Campus, simulator: Simulator) -> None:
+    """Third-party cookies blocked: the launch page recovers the binding from browser storage and posts again."""
+    platform = simulator.platform("canvas")
+    register(campus, platform)
+    started = login(campus.lms, platform, storage_target=True)
+    campus.lms.cookies.clear()
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    check = launch(campus.lms, platform, token, started.state)
+    assert check.status_code == 200
+    assert "data-lti-launch" in check.text
+    assert binding_cookie(started.nonce) in check.text  # the storage key the login page used
+    again = launch(campus.lms, platform, token, started.state, binding=started.binding)
+    assert again.status_code == 200
+    assert "notes.txt" in again.text
+
+
+def test_folder_launch_lists_and_opens_files_inside(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    claims = platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.course, "folder")})
+    response = launch(campus.lms, platform, platform.sign(claims), started.state)
+    assert response.status_code == 200
+    assert "notes.txt" in response.text
+    import re
+
+    href = re.search(r'href="(/lti/view/[^"]+)"', response.text)
+    assert href is not None
+    inner = campus.lms.get(href.group(1).replace("&amp;", "&"))
+    assert inner.status_code == 200
+    assert 'data-file-id="' + campus.notes["id"] in inner.text
+
+
+def test_target_in_target_link_uri_query_is_honoured(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    uri = f"http://testserver/lti/launch?studyshelf_target=file:{campus.notes['id']}"
+    claims = platform.claims(nonce=started.nonce, extra={CLAIM + "target_link_uri": uri})
+    assert launch(campus.lms, platform, platform.sign(claims), started.state).status_code == 200
+
+
+# --- refusals: each a clear 4xx page, and nothing stored -------------------------------------------------
+
+
+def _hs256_with_public_key(platform: Any, claims: dict[str, Any]) -> str:
+    pem = platform.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = {"alg": "HS256", "kid": platform.kid, "typ": "JWT"}
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(mac)
+
+
+def _none_token(claims: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode()) + "."
+
+
+NOW = int(time.time())
+CASES: dict[str, tuple[int, str]] = {
+    "wrong aud": (401, "another tool"),
+    "wrong iss": (401, "another platform"),
+    "expired": (401, "expired"),
+    "future iat": (401, "future"),
+    "unknown kid": (401, "does not publish"),
+    "alg none": (401, "RS256"),
+    "hs256 with public key": (401, "RS256"),
+    "other key same kid": (401, "signature"),
+    "unregistered deployment": (401, "not registered"),
+    "missing resource_link": (400, "resource_link"),
+    "missing version": (400, "1.3.0"),
+    "missing message_type": (400, "message type"),
+    "missing nonce": (400, "nonce"),
+    "wrong nonce": (401, "nonce"),
+    "several aud without azp": (401, "azp"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_id_tokens_are_refused_and_nothing_is_stored(
+    case: str, campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    platform = simulator.platform("canvas" if "aud" in case else "moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    claims = platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)})
+    claims.pop("azp", None)
+    token = None
+    if case == "wrong aud":
+        claims["aud"] = "someone-else"
+    elif case == "wrong iss":
+        claims["iss"] = "https://evil.example"
+    elif case == "expired":
+        claims["iat"], claims["exp"] = NOW - 4000, NOW - 61
+    elif case == "future iat":
+        claims["iat"] = NOW + 600
+    elif case == "unknown kid":
+        token = platform.sign(claims, kid="not-published")
+    elif case == "alg none":
+        token = _none_token(claims)
+    elif case == "hs256 with public key":
+        token = _hs256_with_public_key(platform, claims)
+    elif case == "other key same kid":
+        token = platform.sign(claims, key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    elif case == "unregistered deployment":
+        claims[CLAIM + "deployment_id"] = "999"
+    elif case.startswith("missing "):
+        name = case.removeprefix("missing ")
+        claims.pop(name if name == "nonce" else CLAIM + name)
+    elif case == "wrong nonce":
+        claims["nonce"] = "not-the-login-nonce"
+    elif case == "several aud without azp":
+        claims["aud"] = [platform.client_id, "another"]
+    expected_status, expected_text = CASES[case]
+    response = launch(campus.lms, platform, token or platform.sign(claims), started.state)
+    assert response.status_code == expected_status, response.text
+    assert expected_text in response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert _stored(services) == (0, 0)
+
+
+def test_replayed_nonce_is_refused(campus: Campus, simulator: Simulator, services: Services) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    assert launch(campus.lms, platform, token, started.state).status_code == 200
+    replay = launch(campus.lms, platform, token, started.state)
+    assert replay.status_code == 401
+    assert "replayed" in replay.text
+    assert _stored(services) == (1, 1)
+
+
+def test_state_from_another_browser_or_tampered_is_refused(
+    campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    campus.lms.cookies.clear()
+    wrong = launch(campus.lms, platform, token, started.state, binding="another-browser")
+    assert wrong.status_code == 400
+    assert "does not belong to this browser" in wrong.text
+    tampered = launch(campus.lms, platform, token, started.state[:-2] + "xx", binding=started.binding)
+    assert tampered.status_code == 400
+    assert "not one StudyShelf issued" in tampered.text
+    assert _stored(services) == (0, 0)
+
+
+def test_unknown_platform_login_is_refused(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    response = campus.lms.post("/lti/login", data=platform.login_params("http://testserver/lti/launch"))
+    assert response.status_code == 400
+    assert "not connected" in response.text
+
+
+def test_revoked_grant_shows_a_clear_page_in_the_frame(
+    campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    revoked = campus.publisher.client.delete(f"/api/v1/grants/{campus.grant_id}", headers=campus.publisher.headers())
+    assert revoked.status_code in (200, 204)
+    started = login(campus.lms, platform)
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    response = launch(campus.lms, platform, token, started.state)
+    assert response.status_code == 403
+    assert "no longer shared" in response.text
+    assert "frame-ancestors *" in response.headers["content-security-policy"]
+    assert _stored(services) == (0, 0)
