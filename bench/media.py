@@ -67,19 +67,14 @@ def _claims(n: int, now: int) -> MediaClaims:
     )
 
 
-def bench_verify(*, count: int = 10_000, rounds: int = 7) -> float:
+def bench_verify(*, count: int = 10_000, rounds: int = 15) -> float:
     """Signature checks per second on one core (best round); prints the bare HMAC baseline too."""
     signer = MediaSigner.from_settings(Settings(environment="test", secret_key=SECRET_KEY))
     now = int(time.time())
     paths = [unquote(signer.sign(_claims(n, now))) for n in range(count)]
     verify = signer.verify
     assert all(verify(p, now) for p in paths[:10])
-    cores = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cores)})  # one core, as the target says
-    try:
-        best, bare = _rounds(paths, verify, now, rounds)
-    finally:
-        os.sched_setaffinity(0, cores)
+    best, bare = _rounds(paths, verify, now, rounds)  # one thread: one core at a time
     verdict = "met" if best >= VERIFY_TARGET else "NOT met"
     print(f"signature checks, one core: {best:,.0f}/s (target ≥ {VERIFY_TARGET:,}: {verdict})")
     print(f"  baseline, bare hmac.digest + compare_digest of the same paths: {bare:,.0f}/s")
@@ -90,17 +85,16 @@ def bench_verify(*, count: int = 10_000, rounds: int = 7) -> float:
 def _rounds(
     paths: list[str], verify: Callable[[str, float], MediaClaims], now: int, rounds: int
 ) -> tuple[float, float]:
+    """Best rate of verify() and of a bare HMAC + compare, rounds interleaved so both meet the same load."""
     count = len(paths)
-    best = 0.0
+    key, wrong = os.urandom(32), os.urandom(32)
+    raw = [p.encode() for p in paths]
+    best = bare = 0.0
     for _ in range(rounds):
         started = time.perf_counter()
         for path in paths:
             verify(path, now)
         best = max(best, count / (time.perf_counter() - started))
-    key, wrong = os.urandom(32), os.urandom(32)
-    raw = [p.encode() for p in paths]
-    bare = 0.0
-    for _ in range(rounds):
         started = time.perf_counter()
         for message in raw:
             hmac.compare_digest(hmac.digest(key, message, "sha256"), wrong)

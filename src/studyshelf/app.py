@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
@@ -18,6 +19,7 @@ from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
 from studyshelf.library.pages import router as library_pages
 from studyshelf.library.sharing_api import router as sharing_router
+from studyshelf.lti.admin_pages import router as lti_admin_pages
 from studyshelf.lti.api import router as lti_api_router
 from studyshelf.lti.pages import router as lti_router
 from studyshelf.lti.picker import router as lti_picker_router
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = built
     install_error_handlers(app)
+    app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MediaUrls)  # outermost: /m/ is answered before the router (delivery/media.py)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_picker_router,
         lti_register_router,
         lti_api_router,
+        lti_admin_pages,
         partners_pages,
         library_pages,
         links_pages,

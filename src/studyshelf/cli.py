@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import StudyShelfError
+from studyshelf.lti.cli import app as lti_app
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
@@ -41,6 +42,7 @@ trash_app = typer.Typer(help="The trash.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(trash_app, name="trash")
+app.add_typer(lti_app, name="lti")
 console = Console()
 
 

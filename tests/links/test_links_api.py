@@ -39,7 +39,10 @@ def test_links_are_listed_edited_and_revoked(owner: Member) -> None:
     later = (utcnow() + timedelta(days=200)).isoformat()
     edited = owner.client.patch(
         f"/api/v1/links/{link['id']}",
-        json={"expires_at": later, "allowed_origins": ["https://canvas.example.com/", "https://MOODLE.example.edu:443"]},
+        json={
+            "expires_at": later,
+            "allowed_origins": ["https://canvas.example.com/", "https://MOODLE.example.edu:443"],
+        },
         headers=owner.headers(),
     ).json()
     assert edited["allowed_origins"] == ["https://canvas.example.com", "https://moodle.example.edu"]

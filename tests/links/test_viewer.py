@@ -76,7 +76,11 @@ def test_expired_revoked_and_used_up_links_are_refused(world: World, owner: Memb
 def test_link_previewers_never_consume_views(owner: Member) -> None:
     file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
     created = create_link(owner, file["id"], max_views=1, label="Week 1").json()
-    for agent in ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "SkypeUriPreview Preview/0.5", "Googlebot/2.1"):
+    for agent in (
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "SkypeUriPreview Preview/0.5",
+        "Googlebot/2.1",
+    ):
         preview = visitor(owner).get(f"/v/{created['id']}", headers={**EMBEDDED, "user-agent": agent})
         assert preview.status_code == 200
         assert "/m/" not in preview.text
@@ -132,7 +136,11 @@ def test_a_link_spreading_over_too_many_networks_is_suspended_and_can_be_reenabl
     )
     assert policy.json()["max_networks_per_hour"] == 3
     facts = [
-        links.VisitFacts(visitor=links.Visitor(ip=f"198.51.{n}.7", salt="s"), own_origin="http://testserver", user_agent="Mozilla/5.0")
+        links.VisitFacts(
+            visitor=links.Visitor(ip=f"198.51.{n}.7", salt="s"),
+            own_origin="http://testserver",
+            user_agent="Mozilla/5.0",
+        )
         for n in range(5)
     ]
     outcomes = []

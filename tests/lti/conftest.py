@@ -116,7 +116,9 @@ def login(client: TestClient, platform: Platform, target: str = LAUNCH, *, metho
 
 def launch(client: TestClient, platform: Platform, token: str, state: str, **extra: str) -> httpx.Response:
     """Step 3: the platform's form post of id_token and state to the redirect URI."""
-    response: httpx.Response = client.post("/lti/launch", data={"id_token": token, "state": state, **extra})
+    response: httpx.Response = client.post(
+        "/lti/launch", data={"id_token": token, "state": state, **extra}, follow_redirects=False
+    )
     return response
 
 

@@ -4,6 +4,7 @@ registration endpoint, served over real HTTP (uvicorn in a thread), and the mess
 from __future__ import annotations
 
 import base64
+import html
 import json
 import socket
 import threading
@@ -47,6 +48,7 @@ class Platform:
     kid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     registrations: list[dict[str, Any]] = field(default_factory=list)
     registration_tokens: list[str | None] = field(default_factory=list)
+    launch_extra: dict[str, Any] = field(default_factory=dict)  # claims the auth endpoint adds (custom target)
 
     @property
     def issuer(self) -> str:
@@ -209,6 +211,8 @@ class Simulator:
                 Route("/p/{name}/.well-known/openid-configuration", self._openid),
                 Route("/p/{name}/register", self._register, methods=["POST"]),
                 Route("/lms/{name}", self._lms_page),
+                Route("/p/{name}/mod/lti/auth.php", self._authorize),
+                Route("/p/{name}/api/lti/authorize_redirect", self._authorize),
             ]
         )
         self.extra_pages: dict[str, str] = {}
@@ -270,6 +274,19 @@ class Simulator:
         tool["deployment_id"] = p.deployment_id
         answer["https://purl.imsglobal.org/spec/lti-tool-configuration"] = tool
         return JSONResponse(answer)
+
+    async def _authorize(self, request: Request) -> Response:
+        """The platform's auth endpoint: checks the request, then auto-posts id_token + state to redirect_uri."""
+        p = self._get(request)
+        query = p.authorize(str(request.url))
+        token = p.sign(p.claims(nonce=query["nonce"], extra=p.launch_extra))
+        fields = {"id_token": token, "state": query["state"]}
+        inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in fields.items())
+        page = (
+            f'<form id="f" method="post" action="{html.escape(query["redirect_uri"])}">{inputs}</form>'
+            '<script>document.getElementById("f").submit()</script>'
+        )
+        return HTMLResponse(page)
 
     async def _lms_page(self, request: Request) -> Response:
         return HTMLResponse(self.extra_pages.get(request.path_params["name"], "<p>no page</p>"))

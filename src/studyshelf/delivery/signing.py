@@ -36,16 +36,19 @@ _LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _VERSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 _BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
-_PATH = re.compile(  # everything up to the file name; ASCII, and matched without the name: 2× faster
+# Everything up to the file name, ASCII only, quantifiers possessive (no backtracking): the name is
+# checked apart, which is 2× faster than one pattern over a non-ASCII string (bench/media.py). Numbers
+# need no canonical-form check: the HMAC covers the exact text, and the signer writes str(int).
+_PATH = re.compile(
     r"/m/"
-    r"([A-Za-z0-9_-]{1,16})/"  # kid
-    r"([1-9][0-9]{0,11})/"  # exp
-    r"([A-Za-z0-9_-]{1,64})/"  # link id
+    r"([A-Za-z0-9_-]{1,16}+)/"  # kid
+    r"([0-9]{1,12}+)/"  # exp
+    r"([A-Za-z0-9_-]{1,64}+)/"  # link id
     r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/"  # version id
     r"([0-9a-f]{64})/"  # sha256
-    r"(0|[1-9][0-9]{0,15})/"  # size
-    r"(0|[1-9][0-9]{0,11})/"  # modified
-    rf"({_RESTRICTED_NAME}~{_RESTRICTED_NAME})/"  # content type, "/" written as "~"
+    r"([0-9]{1,16}+)/"  # size
+    r"([0-9]{1,12}+)/"  # modified
+    rf"({_RESTRICTED_NAME}+~{_RESTRICTED_NAME}+)/"  # content type, "/" written as "~"
     r"([01])/"  # download
     r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]/",  # sig: 32 bytes, canonical base64url; then the file name
     re.ASCII,
@@ -182,8 +185,10 @@ class MediaSigner:
         if expires > now + self.max_ttl + CLOCK_SKEW:
             # Never issued with this TTL: a clock far off, or a key that leaked.
             raise MediaRefused("bad-signature", link_id)
-        claims = (expires, link_id, version, sha256, int(size), int(modified), ctype.replace("~", "/", 1), dl == "1")
-        return _new_claims(MediaClaims, (*claims, filename))  # skips NamedTuple's Python-level __new__
+        return _new_claims(  # skips NamedTuple's Python-level __new__
+            MediaClaims,
+            (expires, link_id, version, sha256, int(size), int(modified), ctype.replace("~", "/"), dl == "1", filename),
+        )
 
 
 def _check_claims(claims: MediaClaims) -> None:

@@ -1,0 +1,113 @@
+"""The partner admins' page: connect an LMS (dynamic registration URL, manual values, Canvas JSON), manage platforms."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from studyshelf.core.errors import NotFound, StudyShelfError
+from studyshelf.lti import registrations
+from studyshelf.lti.tool_config import canvas_developer_key, manual_values, registration_url
+from studyshelf.partners.deps import DbSession, ServicesDep
+from studyshelf.partners.pages import PagePrincipal, current_org_id
+from studyshelf.partners.permissions import Permission, require
+from studyshelf.partners.principal import Principal
+from studyshelf.services import Services
+from studyshelf.web.render import render
+
+router = APIRouter(include_in_schema=False)
+FormStr = Annotated[str, Form()]
+PAGE = "/settings/lms"
+
+
+def _org(principal: Principal) -> uuid.UUID:
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You belong to no organisation.")
+    require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
+    return org_id
+
+
+def _page(
+    request: Request, db: DbSession, services: Services, principal: Principal, *, status: int = 200, **extra: Any
+) -> Response:
+    org_id = _org(principal)
+    settings = services.settings
+    context = {
+        "title": "LMS connections",
+        "nav": "organization",
+        "registrations": registrations.list_registrations(db, principal=principal, org_id=org_id),
+        "registration_url": registration_url(settings, org_id=org_id),
+        "manual": manual_values(settings),
+        "canvas_json": json.dumps(canvas_developer_key(settings), indent=2),
+        "link_days": settings.lti_registration_link_days,
+        **extra,
+    }
+    return render(request, "lti/admin.html", context, status=status)
+
+
+@router.get(PAGE, response_class=HTMLResponse)
+def lms_page(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
+    return _page(request, db, services, principal)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+@router.post(PAGE, response_class=HTMLResponse)
+def add_platform(
+    request: Request,
+    principal: PagePrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    issuer: FormStr,
+    client_id: FormStr,
+    auth_url: FormStr,
+    jwks_url: FormStr,
+    deployment_ids: FormStr = "",
+    token_url: FormStr = "",
+    name: FormStr = "",
+) -> Response:
+    """Register a platform by hand."""
+    spec = registrations.RegistrationSpec(
+        issuer=issuer,
+        client_id=client_id,
+        auth_url=auth_url,
+        jwks_url=jwks_url,
+        token_url=token_url,
+        deployment_ids=_lines(deployment_ids),
+        name=name,
+    )
+    try:
+        registrations.create_registration(
+            db,
+            principal=principal,
+            org_id=_org(principal),
+            spec=spec,
+            allow_loopback_http=services.settings.environment != "production",
+        )
+    except StudyShelfError as exc:
+        db.rollback()
+        return _page(request, db, services, principal, status=exc.status, error=exc.detail, form=spec)
+    return RedirectResponse(PAGE, status_code=303)
+
+
+@router.post(PAGE + "/{registration_id}/deployments", response_class=HTMLResponse)
+def change_deployments(
+    registration_id: uuid.UUID, principal: PagePrincipal, db: DbSession, deployment_ids: FormStr = ""
+) -> Response:
+    registrations.set_deployments(
+        db, principal=principal, registration_id=registration_id, deployment_ids=_lines(deployment_ids)
+    )
+    return RedirectResponse(PAGE, status_code=303)
+
+
+@router.post(PAGE + "/{registration_id}/delete", response_class=HTMLResponse)
+def remove_platform(registration_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
+    registrations.delete_registration(db, principal=principal, registration_id=registration_id)
+    return RedirectResponse(PAGE, status_code=303)

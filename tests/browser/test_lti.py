@@ -1,0 +1,147 @@
+"""A simulated LMS on another origin frames an LTI launch; the launched video plays in Chromium.
+
+The LMS page is served from http://localhost:<port>, StudyShelf from http://127.0.0.1:<port>: different
+sites, so the login cookie is not sent with the launch inside the frame, and the browser binding kept in
+sessionStorage must carry the launch (the third-party-cookie case of field-facts pitfall 1).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy import select
+
+from studyshelf.core.db import unit_of_work
+from studyshelf.library.models import File
+from studyshelf.lti.registrations import RegistrationSpec, create_registration
+from studyshelf.partners.models import Organization, OrgKind
+from studyshelf.services import build_services
+from studyshelf.settings import Settings
+from tests.browser.conftest import CHROMIUM, _free_port, _studyshelf, _wait_ready
+from tests.conftest import require_service
+from tests.lti.platform import CLAIM, Platform, Simulator
+
+pytestmark = pytest.mark.browser
+VIDEO = "Mitosis — lecture.mp4"
+
+
+class Stack:
+    def __init__(self, url: str, data: Path, simulator: Simulator) -> None:
+        self.url = url
+        self.data = data
+        self.simulator = simulator
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """StudyShelf (demo data, base URL on its real port) and the platform simulator."""
+    require_service(CHROMIUM.exists(), "Chromium (/usr/bin/chromium)")
+    data = tmp_path_factory.mktemp("lti-browser")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDYSHELF_")}
+    env |= {"STUDYSHELF_DATA_DIR": str(data), "STUDYSHELF_BASE_URL": url, "STUDYSHELF_ENVIRONMENT": "development"}
+    env |= {"STUDYSHELF_ADMIN_PASSWORD": "lti-browser-test-password"}
+    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    log = data / "server.log"
+    simulator = Simulator()
+    simulator.start()
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [_studyshelf(), "serve", "--server", "uvicorn", "--workers", "1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(url, process, log)
+        yield Stack(url, data, simulator)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        simulator.stop()
+
+
+def _connect(stack: Stack, platform: Platform, lms_origin: str) -> uuid.UUID:
+    """Register the platform for the organisation that owns the demo video; return the video's id."""
+    services = build_services(Settings(data_dir=stack.data, environment="development", base_url=stack.url))
+    try:
+        with unit_of_work(services.write_sessions) as db:
+            operator = db.scalars(select(Organization).where(Organization.kind == OrgKind.OPERATOR)).one()
+            spec = RegistrationSpec(
+                issuer=platform.issuer,
+                client_id=platform.client_id,
+                auth_url=platform.auth_url,
+                jwks_url=platform.jwks_url,
+                deployment_ids=[platform.deployment_id],
+                origins=[lms_origin],
+            )
+            create_registration(db, principal=None, org_id=operator.id, spec=spec, allow_loopback_http=True)
+            video = db.scalars(select(File).where(File.name == VIDEO)).one()
+            return video.id
+    finally:
+        services.engine.dispose()
+
+
+def _lms_page(stack: Stack, platform: Platform) -> str:
+    params = platform.login_params(f"{stack.url}/lti/launch")
+    inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
+    return (
+        "<!doctype html><title>Course</title><h1>BIO101</h1>"
+        '<iframe name="tool" title="StudyShelf" width="960" height="600"'
+        ' allow="autoplay; fullscreen"></iframe>'
+        f'<form id="launch" method="post" action="{stack.url}/lti/login" target="tool">{inputs}</form>'
+        '<script>document.getElementById("launch").submit()</script>'
+    )
+
+
+def _tool_frame(page: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = page.frame(name="tool")
+        try:
+            if frame is not None and frame.query_selector("video[data-media]") is not None:
+                return frame
+        except PlaywrightError:  # the frame navigated while we looked (login → platform → launch)
+            pass
+        page.wait_for_timeout(200)
+    frame = page.frame(name="tool")
+    pytest.fail(
+        f"no video in the tool frame; it shows {frame.url if frame else None}: {frame.content() if frame else ''}"
+    )
+
+
+def test_lms_frames_the_launch_and_the_video_plays(browser: Any, stack: Stack, artifacts: Path) -> None:
+    platform = stack.simulator.platform("moodle")
+    lms_origin = f"http://localhost:{stack.simulator.port}"
+    video_id = _connect(stack, platform, lms_origin)
+    platform.launch_extra = {
+        CLAIM + "custom": {"studyshelf_target": f"file:{video_id}"},
+        CLAIM + "target_link_uri": f"{stack.url}/lti/launch",
+    }
+    stack.simulator.extra_pages["course"] = _lms_page(stack, platform)
+    context = browser.new_context()
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    page.goto(f"{lms_origin}/lms/course")
+    frame = _tool_frame(page)
+    assert "/lti/launch" in frame.url
+    frame.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
+    frame.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=20000)
+    page.screenshot(path=str(artifacts / "lti-launch-video.png"))
+    assert not [line for line in console if "Refused to frame" in line], console
+    context.close()

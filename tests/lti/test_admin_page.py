@@ -1,0 +1,34 @@
+"""The partner admins' LMS page: what to paste into Moodle and Canvas, and adding a platform by hand."""
+
+from __future__ import annotations
+
+from studyshelf.partners.models import Role
+from tests.conftest import World
+from tests.lti.conftest import Campus
+from tests.lti.platform import Simulator
+
+
+def test_admin_page_shows_values_and_adds_a_platform(campus: Campus, simulator: Simulator) -> None:
+    page = campus.admin.client.get("/settings/lms")
+    assert page.status_code == 200
+    for value in (
+        "http://testserver/lti/login",
+        "http://testserver/lti/jwks",
+        "oidc_initiation_url",
+        "/lti/register?org=",
+    ):
+        assert value in page.text
+    platform = simulator.platform("moodle")
+    form = {**platform.registration_spec(), "deployment_ids": "1\n2", "csrf_token": campus.admin.csrf}
+    added = campus.admin.client.post("/settings/lms", data=form, follow_redirects=False)
+    assert added.status_code == 303
+    listed = campus.admin.client.get("/settings/lms").text
+    assert platform.client_id in listed
+    duplicate = campus.admin.client.post("/settings/lms", data=form)
+    assert duplicate.status_code == 409
+    assert "already registered" in duplicate.text
+
+
+def test_admin_page_is_for_admins(campus: Campus, world: World) -> None:
+    viewer = world.member(campus.university, Role.VIEWER)
+    assert viewer.client.get("/settings/lms").status_code == 403
