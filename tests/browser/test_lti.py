@@ -138,7 +138,11 @@ def test_lms_frames_the_launch_and_the_video_plays(browser: Any, stack: Stack, a
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     page.goto(f"{lms_origin}/lms/course")
-    frame = _tool_frame(page)
+    try:
+        frame = _tool_frame(page)
+    except BaseException:
+        print("\n".join(console))
+        raise
     assert "/lti/launch" in frame.url
     frame.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
     frame.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=20000)

@@ -156,3 +156,15 @@ def test_a_link_spreading_over_too_many_networks_is_suspended_and_can_be_reenabl
     assert owner.client.get(f"/api/v1/links/{created['id']}").json()["status"] == "active"
     with unit_of_work(world.services.read_sessions) as db:
         assert db.scalar(select(func.count()).select_from(Refusal).where(Refusal.reason == "suspended")) == 2
+
+
+def test_refusals_inside_an_allowed_frame_can_be_shown_there(owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
+    created = create_link(owner, file["id"], max_views=1).json()
+    visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED)
+    used_up = visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED)
+    assert used_up.status_code == 403
+    assert f"frame-ancestors 'self' {LMS}" in used_up.headers["content-security-policy"]
+    unknown = visitor(owner).get("/v/" + "A" * 22, headers=EMBEDDED)
+    assert "frame-ancestors 'self'" in unknown.headers["content-security-policy"]
+    assert LMS not in unknown.headers["content-security-policy"]
