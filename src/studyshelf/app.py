@@ -9,11 +9,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from studyshelf.analytics import collect
+from studyshelf.analytics.api import router as analytics_router
+from studyshelf.analytics.ingest.drain import Drainer
 from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.pages import router as links_pages
+from studyshelf.delivery.viewer import record_media_refusal
 from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
@@ -45,7 +49,7 @@ Errors are RFC 9457 `application/problem+json` with a stable `type`.
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the application; backends come from `services` or are built from `settings`."""
     settings = settings or (services.settings if services else Settings())
-    built = services or build_services(settings)
+    built = collect.install(services or build_services(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,10 +57,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if settings.scheduler_interval_seconds > 0:
             scheduler = Scheduler(built, interval_seconds=settings.scheduler_interval_seconds)
             scheduler.start()
+        drainer = None
+        if not settings.redis_url:  # the embedded spool is drained here; Redis by `studyshelf worker`
+            drainer = Drainer(built.events, built.warehouse, max_count=settings.event_drain_batch)
+            drainer.start()
         yield
+        if drainer is not None:
+            drainer.stop()
         if scheduler is not None:
             scheduler.stop()
         if services is None:
+            built.events.close()
+            built.warehouse.close()
             built.engine.dispose()
 
     app = FastAPI(
@@ -72,7 +84,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(MediaUrls)  # outermost: /m/ is answered before the router (delivery/media.py)
+    app.add_middleware(
+        MediaUrls, on_refused=record_media_refusal
+    )  # outermost: /m/ is answered before the router (delivery/media.py)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
@@ -92,6 +106,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_register_router,
         lti_api_router,
         lti_admin_pages,
+        analytics_router,
         partners_pages,
         library_pages,
         links_pages,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from studyshelf.analytics.warehouse import Warehouse, build_warehouse
 from studyshelf.core.db import make_engine, make_session_factory
 from studyshelf.delivery.signing import MediaSigner
+from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.storage import BlobStore, build_blob_store
@@ -23,6 +25,11 @@ class Services:
     blobs: BlobStore
     mailer: Mailer
     signer: MediaSigner
+    events: EventStream
+    warehouse: Warehouse
+    # Where delivery reports views, downloads and refusals. create_app installs the analytics collector
+    # (analytics.collect.install); processes that serve no one (CLI, worker) keep discarding.
+    hits: HitSink = field(default_factory=DiscardHits)
 
 
 def build_services(settings: Settings) -> Services:
@@ -37,4 +44,6 @@ def build_services(settings: Settings) -> Services:
         blobs=build_blob_store(settings.resolved_storage_url),
         mailer=build_mailer(settings.smtp_url),
         signer=MediaSigner.from_settings(settings),
+        events=build_event_stream(settings),
+        warehouse=build_warehouse(settings.resolved_warehouse_url),
     )

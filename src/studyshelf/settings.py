@@ -53,6 +53,21 @@ class Settings(BaseSettings):
         default=14, ge=1, le=365, description="life of a dynamic-registration URL shown to partner admins"
     )
 
+    geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
+    event_retention_days: int = Field(default=400, ge=1, description="days raw analytics events are kept")
+    event_stream_url: str | None = Field(
+        default=None, description="memory:// for tests; unset: Redis Streams when redis_url is set, else the spool"
+    )
+    redis_stream: str = Field(default="studyshelf:events", min_length=1, description="the Redis stream of events")
+    event_claim_idle_seconds: float = Field(
+        default=30.0, gt=0, description="pending events idle this long are taken over from a dead consumer"
+    )
+    spool_fsync_ms: float = Field(default=50.0, ge=0, description="the longest a publisher waits to share an fsync")
+    spool_fsync_events: int = Field(default=256, ge=1, description="waiting events that trigger an fsync at once")
+    spool_segment_bytes: int = Field(default=16 * 1024**2, ge=4096, description="size of a spool segment file")
+    event_drain_batch: int = Field(default=1000, ge=1, description="events per warehouse transaction")
+    beacon_rate_per_minute: int = Field(default=60, ge=1, description="client beacons accepted per viewer session")
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
@@ -86,6 +101,12 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"duckdb://{(self.data_dir / 'warehouse.duckdb').resolve()}"
 
     @property
     def is_embedded_database(self) -> bool:

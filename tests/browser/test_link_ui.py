@@ -45,10 +45,10 @@ def _create_embed_link(page: Any, server: Server, label: str) -> str:
     page.goto(f"{server.url}/files/{_find_file(page, server, VIDEO)}")
     page.get_by_role("link", name="Get link").click()
     dialog = page.locator("#link-dialog")
-    dialog.locator("#link-panel form").wait_for()
-    dialog.get_by_label("Label").fill(label)
+    dialog.locator("#link-panel form.link-form").wait_for()
+    dialog.locator("#link-label").fill(label)
     dialog.get_by_label("Embed in my LMS").check()
-    dialog.get_by_label("Allowed origins").fill(LMS)
+    dialog.locator("#link-origins").fill(LMS)
     dialog.get_by_role("button", name="Create link").click()
     snippet = dialog.locator("#new-link-snippet")
     snippet.wait_for()
@@ -109,6 +109,7 @@ def test_get_link_dialog_on_a_phone(browser: Any, server: Server, artifacts: Pat
     page.goto(server.url + "/")
     _create_embed_link(page, server, "BIO 102 · Lab")
     assert page.evaluate(NO_SIDEWAYS_SCROLL), "the link dialog scrolls sideways"
+    page.evaluate("() => document.querySelector('#link-dialog').scrollTo(0, 0)")
     page.screenshot(path=str(artifacts / "link-dialog-phone.png"))
     page.goto(server.url + "/links")
     assert page.evaluate(NO_SIDEWAYS_SCROLL), "the Links page scrolls sideways"

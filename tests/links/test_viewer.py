@@ -168,3 +168,27 @@ def test_refusals_inside_an_allowed_frame_can_be_shown_there(owner: Member) -> N
     unknown = visitor(owner).get("/v/" + "A" * 22, headers=EMBEDDED)
     assert "frame-ancestors 'self'" in unknown.headers["content-security-policy"]
     assert LMS not in unknown.headers["content-security-policy"]
+
+
+def test_a_tampered_media_url_is_refused_and_recorded(world: World, owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "diagram.png", tiny_png())
+    created = create_link(owner, file["id"]).json()
+    page = visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED)
+    media = re.search(r'src="(/m/[^"]+)"', page.text)
+    assert media is not None
+    url = media.group(1)
+    tampered = url[:-12] + ("x" if url[-12] != "x" else "y") + url[-11:]
+    assert visitor(owner).get(tampered).status_code == 403
+    assert _refusals(world) == ["bad-signature"]
+
+
+def test_a_media_url_to_purged_bytes_is_a_clean_404(world: World, owner: Member) -> None:
+    big = b"%PDF-1.4\n" + b"%" * 400_000  # a PDF above the small-blob memory cache
+    file = uploaded(owner, owner.root_folder_id, "notes.pdf", big)
+    created = create_link(owner, file["id"]).json()
+    media = re.search(r'"(/m/[^"]+)"', visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED).text)
+    assert media is not None
+    world.services.blobs.delete(file["sha256"])
+    gone = visitor(owner).get(media.group(1))
+    assert gone.status_code == 404
+    assert gone.headers["content-type"] == "application/problem+json"

@@ -231,9 +231,9 @@ class Simulator:
         self.server.should_exit = True
         self.thread.join(timeout=5)
 
-    def platform(self, family: str) -> Platform:
+    def platform(self, family: str, *, host: str = "127.0.0.1") -> Platform:
         name = f"{family}{len(self.platforms) + 1}"
-        made = Platform(family=family, base=f"{self.url}/p/{name}")
+        made = Platform(family=family, base=f"http://{host}:{self.port}/p/{name}")
         self.platforms[name] = made
         return made
 

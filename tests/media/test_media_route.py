@@ -6,7 +6,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import pytest
@@ -61,7 +61,7 @@ def with_recorder(app: FastAPI, refusals: Refusals) -> FastAPI:
         refusals.append((reason, link_id))
 
     app.user_middleware = [
-        Middleware(MediaUrls, on_refused=record) if m.cls is MediaUrls else m for m in app.user_middleware
+        Middleware(MediaUrls, on_refused=record) if cast(object, m.cls) is MediaUrls else m for m in app.user_middleware
     ]
     return app
 

@@ -68,3 +68,9 @@ class CsrfFailed(StudyShelfError):
     status = 403
     type_slug = "csrf-failed"
     title = "CSRF check failed"
+
+
+class Unavailable(StudyShelfError):
+    status = 503
+    type_slug = "unavailable"
+    title = "Service unavailable"

@@ -263,6 +263,25 @@ def _download_flag(query: str) -> bool | None:
     return flag
 
 
+def _cached_read(scope: Scope) -> tuple[Request, Representation, uuid.UUID | None, bool] | None:
+    """The representation a still-cached grant gives this exact request, or None (let the route decide)."""
+    match = _CONTENT_PATH.fullmatch(scope["path"])
+    download = _download_flag(scope.get("query_string", b"").decode("latin-1")) if match else None
+    request = Request(scope)
+    credential = _credential(request) if download is not None else None
+    if match is None or download is None or credential is None:
+        return None
+    try:
+        file_id = uuid.UUID(match[1])
+        version_id = uuid.UUID(match[2]) if match[2] else None
+    except ValueError:
+        return None
+    if access_cache.get((credential[0], credential[1], _CALLER, None)) is None:
+        return None
+    rep = access_cache.get((credential[0], credential[1], file_id, version_id))
+    return None if rep is None else (request, rep, version_id, download)
+
+
 class MemberContentFastPath:
     """Answers a member's GET/HEAD of bytes straight from the access cache, before FastAPI's router.
 
@@ -284,24 +303,10 @@ class MemberContentFastPath:
 
     @staticmethod
     def _from_cache(scope: Scope) -> Response | None:
-        match = _CONTENT_PATH.fullmatch(scope["path"])
-        if match is None:
+        hit = _cached_read(scope)
+        if hit is None:
             return None
-        download = _download_flag(scope.get("query_string", b"").decode("latin-1"))
-        request = Request(scope)
-        credential = _credential(request)
-        if download is None or credential is None:
-            return None
-        try:
-            file_id = uuid.UUID(match[1])
-            version_id = uuid.UUID(match[2]) if match[2] else None
-        except ValueError:
-            return None
-        if access_cache.get((credential[0], credential[1], _CALLER, None)) is None:
-            return None
-        rep = access_cache.get((credential[0], credential[1], file_id, version_id))
-        if rep is None:
-            return None
+        request, rep, version_id, download = hit
         services: Services = scope["app"].state.services
         cache_control = "private, no-cache" if version_id is None else "private, max-age=31536000, immutable"
         try:

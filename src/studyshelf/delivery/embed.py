@@ -10,17 +10,11 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from studyshelf.core.bots import is_bot
 from studyshelf.core.errors import Invalid
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-# Link previewers and crawlers: they may see that a link exists, never consume its views.
-_BOT_PATTERN = re.compile(
-    r"bot\b|crawler|spider|slurp|preview|facebookexternalhit|embedly|whatsapp|skypeuripreview|"
-    r"microsoft office|teams/|discord|slack|telegram|linkedin|pinterest|vkshare|redditbot|"
-    r"curl/|wget/|python-requests|go-http-client|okhttp",
-    re.IGNORECASE,
-)
 
 
 def normalise_origin(raw: str) -> str:
@@ -121,4 +115,4 @@ def embed_refusal(
 
 def is_link_previewer(user_agent: str | None) -> bool:
     """Chat unfurlers, crawlers and scripted clients: shown a preview card, never counted as a view."""
-    return not user_agent or bool(_BOT_PATTERN.search(user_agent))
+    return is_bot(user_agent)

@@ -8,7 +8,7 @@ padding, over `MESSAGE_PREFIX` + the path between `/m/` and `/{sig}` + `/` + the
 The file name is last so it may be percent-encoded freely; the server decodes it before we see it.
 
 No JSON and no base64 payload: one regular expression checks every field's length and charset, then
-one HMAC and one constant-time compare decide (bench/media.py: several hundred thousand a second).
+one HMAC and one constant-time compare decide (bench/media.py: 120,000–160,000 a second on one core).
 Nothing here reads a cookie or the database; the URL alone authorises the bytes it names.
 """
 

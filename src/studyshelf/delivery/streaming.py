@@ -119,6 +119,11 @@ class BlobResponse(Response):
             return
         assert self.range is not None
         byte_range = self.range
+        path = self.blobs.local_path(self.rep.sha256)
+        if path is not None and not path.exists():  # a stat: microseconds, fine on the event loop
+            # Purged while a URL to it was still valid: say so before any header is sent.
+            await _send_gone(send)
+            return
         headers["content-length"] = str(byte_range.length)
         if self.status_code == 206:
             headers["content-range"] = byte_range.content_range
@@ -131,7 +136,6 @@ class BlobResponse(Response):
             if data is not None:
                 await send({"type": "http.response.body", "body": data[byte_range.start : byte_range.end]})
                 return
-        path = self.blobs.local_path(self.rep.sha256)
         extensions = scope.get("extensions") or {}
         if path is not None and byte_range.is_whole and "http.response.pathsend" in extensions:
             await send({"type": "http.response.pathsend", "path": str(path)})
@@ -193,6 +197,20 @@ def _read_whole(blobs: BlobStore, sha256: str, size: int) -> bytes | None:
     else:
         data = b"".join(blobs.read_range(sha256, 0, size, CHUNK_SIZE))
     return data if len(data) == size else None
+
+
+async def _send_gone(send: Send) -> None:
+    body = (
+        b'{"type":"https://studyshelf.dev/problems/not-found","title":"Not found",'
+        b'"status":404,"detail":"These bytes are no longer stored."}'
+    )
+    headers = {
+        "content-type": "application/problem+json",
+        "content-length": str(len(body)),
+        "cache-control": "no-store",
+    }
+    await send({"type": "http.response.start", "status": 404, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -16,16 +16,18 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.delivery import links
+from studyshelf.delivery import hits, links
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.signing import MediaClaims
+from studyshelf.events.beacon import BeaconClaims, sign_beacon
 from studyshelf.library import service as library
 from studyshelf.library.models import File, FileVersion, Folder
 from studyshelf.library.sniff import category
 from studyshelf.partners.deps import ClientIp, ServicesDep
 from studyshelf.services import Services
 from studyshelf.web.render import render
+from studyshelf.web.security import client_ip
 
 router = APIRouter(include_in_schema=False)
 
@@ -152,7 +154,29 @@ def _render_file(request: Request, services: Services, link: Link, db: Session, 
     version = file.current_version
     assert version is not None
     urls = media_urls(services, link, file, version)
-    expires = int(time.time()) + VIEWER_TOKEN_SECONDS
+    now = int(time.time())
+    expires = now + VIEWER_TOKEN_SECONDS
+    folders = hits.folder_path(db, file)
+    session = hits.new_session()
+    hits.record(
+        services,
+        hits.file_hit(
+            request, services, type_="view", link=link, file=file, version=version, folders=folders, session=session
+        ),
+    )
+    beacon = BeaconClaims(
+        link_id=link.id,
+        file_id=str(file.id),
+        version_id=str(version.id),
+        owner_org_id=str(link.owner_org_id),
+        partner_org_id=str(link.org_id),
+        folder_path=folders,
+        content_type=version.content_type,
+        filename=file.name,
+        session=session,
+        issued=now,
+        expires=expires,
+    )
     context = {
         "title": file.name,
         "kind": category(version.content_type),
@@ -163,6 +187,7 @@ def _render_file(request: Request, services: Services, link: Link, db: Session, 
         "refresh_after": urls["refresh_after"],
         "renew_url": f"/v/{link.id}/media",
         "viewer_token": viewer_token(services.settings.secret_key, link.id, expires),
+        "beacon_token": sign_beacon(services.settings.secret_key, beacon),
         "file_id": file.id,
         "crumbs": _crumbs(db, link, file.folder_id),
     }
@@ -219,8 +244,15 @@ def view(
         if admission.suspended_now:
             links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
         if admission.refusal is not None:
+            folders = hits.target_folders(db, link)
+            hit = hits.link_hit(
+                request, services, type_="blocked", link=link, reason=admission.refusal, folders=folders
+            )
+            hits.record(services, hit)
             return blocked_page(request, admission.refusal, link=link)
         if admission.preview_only:
+            hit = hits.link_hit(request, services, type_="view", link=link, folders=hits.target_folders(db, link))
+            hits.record(services, hit)  # a previewer: kept, flagged as a bot by its user agent
             title = link.label or "Study material"
             return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
         return _show(request, services, db, link, file=file, folder=folder)
@@ -278,6 +310,10 @@ def renew(link_id: str, body: RenewRequest, request: Request, services: Services
         state = links.link_state(db, link)
         if state is not None:
             links.record_refusal(db, link_id=link.id, reason=state, visitor=_facts(request, services, client).visitor)
+            folders = hits.target_folders(db, link)
+            hits.record(
+                services, hits.link_hit(request, services, type_="blocked", link=link, reason=state, folders=folders)
+            )
             refused: Response = JSONResponse(
                 {"detail": _HEADLINES.get(state, _HEADLINES["revoked"])[0], "reason": state}, status_code=403
             )
@@ -291,3 +327,16 @@ def renew(link_id: str, body: RenewRequest, request: Request, services: Services
         return JSONResponse(
             media_urls(services, link, item, item.current_version), headers={"cache-control": "no-store"}
         )
+
+
+def record_media_refusal(request: Request, reason: str, link_id: str | None) -> None:
+    """Keep a refused media URL (bad signature, expired) as a `blocked` event; called by the /m/ middleware."""
+    services: Services = request.app.state.services
+    visitor = links.Visitor(
+        ip=client_ip(request.scope, services.settings.trusted_proxies),
+        salt=services.settings.secret_key,
+        origin=request.headers.get("referer", ""),
+    )
+    with unit_of_work(services.write_sessions) as db:
+        links.record_refusal(db, link_id=link_id, reason=reason, visitor=visitor)
+        hits.record(services, hits.media_refusal_hit(db, request, services, reason=reason, link_id=link_id))

@@ -87,14 +87,15 @@ def _login(request: Request, services: Services, params: dict[str, str | None]) 
             storage_target=params.get("lti_storage_target"),
         )
     relaunch = "/lti/login?" + urlencode({k: v for k, v in params.items() if v})
+    secure = is_https(request.scope, settings.trusted_proxies)
     context = {
         "title": "Opening…",
         "start": start,
         "cookie_key": launch.binding_cookie(start.nonce),
         "relaunch": relaunch,
+        "secure": secure,
     }
     response = render(request, "lti/login.html", context, headers=headers(frames=None))
-    secure = is_https(request.scope, settings.trusted_proxies)
     response.set_cookie(
         launch.binding_cookie(start.nonce),
         start.binding,

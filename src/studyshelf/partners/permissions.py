@@ -28,6 +28,7 @@ class Permission(enum.StrEnum):
     LIBRARY_SHARE = "library:share"
     MEMBERS_MANAGE = "members:manage"
     AUDIT_READ = "audit:read"
+    ANALYTICS_READ = "analytics:read"
 
 
 _LOWEST_ROLE = {
@@ -36,6 +37,7 @@ _LOWEST_ROLE = {
     Permission.LIBRARY_SHARE: Role.ADMIN,
     Permission.MEMBERS_MANAGE: Role.ADMIN,
     Permission.AUDIT_READ: Role.ADMIN,
+    Permission.ANALYTICS_READ: Role.VIEWER,
 }
 # What a grant can extend to another organisation's members, and the role they need for it.
 _GRANTABLE = {

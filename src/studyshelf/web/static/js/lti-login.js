@@ -1,16 +1,35 @@
-// Step 2 of the LTI login: keep the browser binding (Platform Storage, sessionStorage; the server set a
-// cookie too), then go to the platform's auth endpoint. If nothing can be kept, offer a new window.
+// Step 2 of the LTI login: keep the browser binding where the launch can find it again (LTI Platform
+// Storage, sessionStorage, and the cookie the server set), then go to the platform's auth endpoint.
+// When none of them works inside the LMS frame, offer to open the material in a new window.
 (async function () {
   const box = document.querySelector("[data-lti-login]");
   if (!box) return;
   const d = box.dataset;
-  let kept = navigator.cookieEnabled;
-  try { sessionStorage.setItem(d.key, d.binding); kept = true; } catch (e) { /* storage blocked */ }
-  if (d.storageTarget && window.StudyShelfLtiStorage) {
-    if (await window.StudyShelfLtiStorage.put(d.storageTarget, d.storageOrigin, d.key, d.binding)) kept = true;
+
+  function cookieWorks() {
+    // The same attributes as the server's cookie: if this one sticks in the frame, that one did too.
+    const probe = "studyshelf_lti_probe=1; path=/lti/; max-age=60; " + (d.secure ? "SameSite=None; Secure" : "SameSite=Lax");
+    try {
+      document.cookie = probe;
+      return document.cookie.indexOf("studyshelf_lti_probe=1") !== -1;
+    } catch (e) {
+      return false;
+    }
   }
-  if (!kept) {
+
+  let kept = false;
+  if (d.storageTarget && window.StudyShelfLtiStorage) {
+    kept = await window.StudyShelfLtiStorage.put(d.storageTarget, d.storageOrigin, d.key, d.binding);
+  }
+  try {
+    sessionStorage.setItem(d.key, d.binding);
+    kept = true;
+  } catch (e) {
+    /* storage blocked in this frame */
+  }
+  if (!kept && !cookieWorks()) {
     document.querySelector("[data-lti-blocked]").hidden = false;
+    document.querySelector("[data-lti-status]").textContent = "This material needs a new window";
     return;
   }
   window.location.replace(d.authUrl);

@@ -1,0 +1,1 @@
+"""Usage analytics: collection, enrichment, ingestion into the warehouse, and the summary API."""

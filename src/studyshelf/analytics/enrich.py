@@ -1,0 +1,177 @@
+"""Turn a delivery `Hit` into a pseudonymous `Event`: country, browser, OS, device, LMS, viewer id.
+
+The client address and user agent are read here and dropped: the event keeps a country and a viewer id
+that is an HMAC of address and user agent under a key that changes every UTC day, so one person's views
+on one day count once, and nobody can follow them from day to day or recover the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import iptocc
+import ua_parser
+
+from studyshelf.core.bots import is_bot
+from studyshelf.core.ids import new_id
+from studyshelf.events.schema import Event, Hit
+from studyshelf.library.sniff import category
+from studyshelf.settings import Settings
+
+_MOODLE_APP = re.compile(r"MoodleMobile[ /]?(\d+)?")
+_CANVAS_HOSTS = (".instructure.com", ".canvaslms.com")
+
+
+class GeoLookup(Protocol):
+    def country(self, ip: str) -> str:
+        """ISO 3166 alpha-2 code, or '' when unknown (private ranges, bad input)."""
+        ...
+
+
+class IptoccGeoLookup:
+    """Offline, country-grade: the RIR delegation data compiled into `iptocc`."""
+
+    def country(self, ip: str) -> str:
+        try:
+            code = iptocc.country_code(ip)
+        except (ValueError, TypeError):
+            return ""
+        return str(code)[:2].upper() if code else ""
+
+
+class MaxMindGeoLookup:
+    """A MaxMind (or compatible) .mmdb database: city-grade accuracy when one is licensed."""
+
+    def __init__(self, path: Path) -> None:
+        import maxminddb
+
+        self._reader = maxminddb.open_database(str(path))
+
+    def country(self, ip: str) -> str:
+        try:
+            record: Any = self._reader.get(ip)
+        except ValueError:
+            return ""
+        if not isinstance(record, dict):
+            return ""
+        country = record.get("country") or record.get("registered_country") or {}
+        return str(country.get("iso_code") or "")[:2].upper()
+
+
+def build_geo_lookup(settings: Settings) -> GeoLookup:
+    return MaxMindGeoLookup(settings.geoip_mmdb) if settings.geoip_mmdb else IptoccGeoLookup()
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    browser: str
+    browser_major: str
+    os: str
+    device: str  # desktop, mobile, tablet, bot, unknown
+    bot: bool
+    moodle_app: bool
+
+
+@lru_cache(maxsize=8192)
+def client_info(user_agent: str) -> ClientInfo:
+    """Browser family and major version, OS, device class; a rule for the Moodle app no parser knows."""
+    if not user_agent:
+        return ClientInfo("", "", "", "unknown", bot=True, moodle_app=False)
+    parsed = ua_parser.parse(user_agent).with_defaults()
+    browser, major = parsed.user_agent.family, parsed.user_agent.major or ""
+    moodle = _MOODLE_APP.search(user_agent)
+    if moodle:
+        browser, major = "Moodle app", moodle.group(1) or ""
+    bot = is_bot(user_agent) or parsed.device.family == "Spider"
+    return ClientInfo(
+        browser=browser[:40],
+        browser_major=major[:10],
+        os=parsed.os.family[:40],
+        device="bot" if bot else _device_class(user_agent),
+        bot=bot,
+        moodle_app=moodle is not None,
+    )
+
+
+def _device_class(user_agent: str) -> str:
+    ua = user_agent.lower()
+    if "ipad" in ua or "tablet" in ua or ("android" in ua and "mobile" not in ua):
+        return "tablet"
+    if "mobile" in ua or "iphone" in ua or "android" in ua:
+        return "mobile"
+    return "desktop"
+
+
+def referrer_host(referer: str) -> str:
+    try:
+        return (urlsplit(referer).hostname or "")[:255] if referer else ""
+    except ValueError:
+        return ""
+
+
+def lms_of(host: str, *, moodle_app: bool) -> str:
+    """moodle, canvas, other (some other site framed or linked us), none (no referrer)."""
+    if moodle_app or "moodle" in host:
+        return "moodle"
+    if "canvas" in host or host.endswith(_CANVAS_HOSTS):
+        return "canvas"
+    return "other" if host else "none"
+
+
+def viewer_id(secret: str, *, day: str, ip: str, user_agent: str) -> str:
+    """A pseudonym for one client on one UTC day."""
+    key = hmac.new(secret.encode(), f"viewer|{day}".encode(), hashlib.sha256).digest()
+    return hmac.new(key, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def extension_of(filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower().lstrip(".")
+    return suffix if suffix.isalnum() and len(suffix) <= 10 else ""
+
+
+class Enricher:
+    def __init__(self, *, secret: str, geo: GeoLookup) -> None:
+        self.secret = secret
+        self.geo = geo
+
+    def enrich(self, hit: Hit) -> Event:
+        client = client_info(hit.user_agent[:512])
+        host = referrer_host(hit.referer)
+        folder = hit.folder_path[-1] if hit.folder_path else None
+        return Event(
+            id=hit.event_id or str(new_id()),
+            ts=hit.at,
+            type=hit.type,
+            owner_org=hit.owner_org_id,
+            partner_org=hit.partner_org_id,
+            file_id=hit.file_id,
+            version_id=hit.version_id,
+            folder_id=folder,
+            folder_path=hit.folder_path,
+            category=category(hit.content_type) if hit.content_type else "",
+            extension=extension_of(hit.filename),
+            country=self.geo.country(hit.client_ip) if hit.client_ip else "",
+            browser=client.browser,
+            browser_major=client.browser_major,
+            os=client.os,
+            device=client.device,
+            referrer_host=host,
+            lms=lms_of(host, moodle_app=client.moodle_app),
+            link_id=hit.link_id,
+            course=hit.course[:255],
+            resource_link=hit.resource_link[:255],
+            viewer=viewer_id(self.secret, day=hit.at.strftime("%Y-%m-%d"), ip=hit.client_ip, user_agent=hit.user_agent),
+            session=hit.session[:64],
+            bytes=max(0, hit.bytes),
+            load_ms=hit.load_ms,
+            error_class=hit.error_class,
+            reason=hit.reason,
+            bot=client.bot,
+        )

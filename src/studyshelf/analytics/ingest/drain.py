@@ -1,0 +1,117 @@
+"""Drain the event stream into the warehouse: read a batch, insert it in one transaction, then ack.
+
+A crash between insert and ack delivers the batch again; the warehouse skips ids it holds, so nothing
+counts twice. A warehouse that is down keeps the batch in hand and retries with back-off: the events
+stay in the buffer (and /readyz says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge
+
+from studyshelf.analytics.warehouse import Warehouse, WarehouseError
+from studyshelf.events import Batch, EventStream, EventStreamError
+
+log = logging.getLogger("studyshelf.analytics.ingest")
+EVENTS_STORED = Counter("studyshelf_events_stored", "Analytics events newly stored in the warehouse")
+EVENTS_DUPLICATE = Counter("studyshelf_events_duplicate", "Redelivered analytics events the warehouse skipped")
+DRAIN_FAILURES = Gauge("studyshelf_drain_failures", "Consecutive failed warehouse inserts of this drainer")
+MAX_BACKOFF = 30.0
+
+
+def consumer_name() -> str:
+    """host-pid: unique per live process, so a dead one's pending events are claimed by the living."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class DrainResult:
+    read: int
+    stored: int
+
+
+def drain_once(
+    events: EventStream, warehouse: Warehouse, *, consumer: str, max_count: int = 1000, block_ms: int = 0
+) -> DrainResult:
+    """Move one batch; raises WarehouseError (batch left unacked) or EventStreamError."""
+    return store(events, warehouse, events.read(consumer=consumer, max_count=max_count, block_ms=block_ms))
+
+
+def store(events: EventStream, warehouse: Warehouse, batch: Batch) -> DrainResult:
+    """Insert a batch into the warehouse, then ack it."""
+    stored = warehouse.insert(batch.events) if batch.events else 0
+    if batch.token is not None:
+        events.ack(batch)
+    EVENTS_STORED.inc(stored)
+    EVENTS_DUPLICATE.inc(len(batch.events) - stored)
+    return DrainResult(len(batch.events), stored)
+
+
+def drain_all(events: EventStream, warehouse: Warehouse, *, consumer: str, max_count: int = 1000) -> int:
+    """Drain until the stream has nothing more to give; return events read."""
+    total = 0
+    while (result := drain_once(events, warehouse, consumer=consumer, max_count=max_count)).read:
+        total += result.read
+    return total
+
+
+def run(
+    events: EventStream,
+    warehouse: Warehouse,
+    *,
+    stop: threading.Event,
+    consumer: str | None = None,
+    max_count: int = 1000,
+    block_ms: int = 500,
+) -> None:
+    """Drain until `stop` is set, retrying with back-off while the warehouse or the stream is down."""
+    consumer = consumer or consumer_name()
+    failures = 0
+    batch: Batch | None = None  # kept across failed inserts, so a warehouse outage only delays it
+    while not stop.is_set():
+        try:
+            if batch is None:
+                batch = events.read(consumer=consumer, max_count=max_count, block_ms=block_ms)
+            store(events, warehouse, batch)
+            batch = None
+            failures = 0
+        except (WarehouseError, EventStreamError):
+            failures += 1
+            log.warning("draining events failed (%d in a row); retrying", failures, exc_info=failures == 1)
+            stop.wait(min(MAX_BACKOFF, 0.5 * 2**failures))
+        DRAIN_FAILURES.set(failures)
+
+
+class Drainer:
+    """The in-process drainer of the embedded spool, run by the app's lifespan in a daemon thread."""
+
+    def __init__(self, events: EventStream, warehouse: Warehouse, *, max_count: int = 1000) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=run,
+            args=(events, warehouse),
+            kwargs={"stop": self._stop, "max_count": max_count, "consumer": consumer_name()},
+            name="studyshelf-drainer",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def wait_until_drained(events: EventStream, *, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while events.backlog() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return events.backlog() == 0

@@ -1,0 +1,79 @@
+"""API shapes of analytics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from studyshelf.analytics.warehouse import Metrics
+
+
+class MetricsRead(BaseModel):
+    views: int
+    viewers: int = Field(description="unique pseudonymous viewers (per UTC day, summed over days in a series)")
+    load_ok: int
+    fails: int
+    fail_rate: float | None = Field(description="fails / (fails + successful loads); null without loads")
+    downloads: int
+    blocked: int
+    bytes: int
+    load_p50_ms: float | None
+    load_p95_ms: float | None
+
+    @classmethod
+    def of(cls, m: Metrics) -> MetricsRead:
+        return cls(
+            views=m.views,
+            viewers=m.viewers,
+            load_ok=m.load_ok,
+            fails=m.fails,
+            fail_rate=m.fail_rate,
+            downloads=m.downloads,
+            blocked=m.blocked,
+            bytes=m.bytes,
+            load_p50_ms=m.load_p50_ms,
+            load_p95_ms=m.load_p95_ms,
+        )
+
+
+class SeriesPoint(MetricsRead):
+    t: datetime
+
+
+class BreakdownRow(MetricsRead):
+    key: str
+
+
+class SummaryRead(BaseModel):
+    org_id: uuid.UUID
+    from_: date = Field(alias="from")
+    to: date
+    bucket: str
+    filters: dict[str, str]
+    totals: MetricsRead
+    series: list[SeriesPoint]
+    breakdown: str | None
+    rows: list[BreakdownRow]
+    top_files: list[BreakdownRow]
+    top_folders: list[BreakdownRow]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class BeaconIn(BaseModel):
+    """What the viewer page reports (navigator.sendBeacon), bound to its page by `token`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    token: str = Field(min_length=10, max_length=3000)
+    type: Literal["load_ok", "load_fail"]
+    seq: int = Field(ge=0, le=1000, description="the page's own counter: a repeated seq is a replay")
+    t: int = Field(description="when it happened, ms since the epoch (client clock)")
+    load_ms: int | None = Field(default=None, ge=0, le=3_600_000)
+    error_class: (
+        Literal["network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"] | None
+    ) = None
+    bytes: int | None = Field(default=None, ge=0, le=1 << 42)

@@ -1,0 +1,30 @@
+"""Analytics warehouses; build_warehouse() is the one place that chooses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studyshelf.analytics.warehouse.interface import (
+    DIMENSIONS,
+    Metrics,
+    Summary,
+    SummaryQuery,
+    Warehouse,
+    WarehouseError,
+)
+
+__all__ = ["DIMENSIONS", "Metrics", "Summary", "SummaryQuery", "Warehouse", "WarehouseError", "build_warehouse"]
+
+
+def build_warehouse(url: str) -> Warehouse:
+    """duckdb://path (or duckdb://:memory:) or postgresql://… (optional ?schema=name, default analytics)."""
+    if url.startswith("duckdb://"):
+        from studyshelf.analytics.warehouse.duckdb import DuckDBWarehouse
+
+        rest = url.removeprefix("duckdb://")
+        return DuckDBWarehouse(rest if rest == ":memory:" else Path(rest))
+    if url.startswith(("postgresql://", "postgres://")):
+        from studyshelf.analytics.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse(url)
+    raise ValueError(f"unsupported STUDYSHELF_WAREHOUSE_URL {url!r} (use duckdb://path or postgresql://…)")

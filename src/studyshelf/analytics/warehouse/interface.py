@@ -1,0 +1,105 @@
+"""The analytics warehouse: events in (idempotently, by id), summaries out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Literal, Protocol
+
+from studyshelf.events.schema import Event
+
+# Dimensions a summary can be filtered on and broken down by: query name → column.
+DIMENSIONS: Final = {
+    "partner": "partner_org",
+    "owner": "owner_org",
+    "file": "file_id",
+    "folder": "folder_id",
+    "country": "country",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+    "category": "category",
+    "extension": "extension",
+    "lms": "lms",
+    "course": "course",
+    "link": "link_id",
+    "type": "type",
+    "error_class": "error_class",
+    "reason": "reason",
+}
+Bucket = Literal["hour", "day", "week", "month"]
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be reached or refused the work."""
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    """What to count: a time range (half-open), an organisation's scope, filters, and the shape of the answer.
+
+    `scope_org` limits events to those the organisation may see: usage of its own content (owner) and
+    its own usage of others' content (partner). `filters` are equalities on DIMENSIONS, except `folder`,
+    which matches the folder and everything below it.
+    """
+
+    start: datetime
+    end: datetime
+    scope_org: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    breakdown: str | None = None
+    bucket: Bucket = "day"
+    include_bots: bool = False
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class Metrics:
+    views: int = 0
+    viewers: int = 0
+    load_ok: int = 0
+    fails: int = 0
+    downloads: int = 0
+    blocked: int = 0
+    bytes: int = 0
+    load_p50_ms: float | None = None
+    load_p95_ms: float | None = None
+
+    @property
+    def fail_rate(self) -> float | None:
+        attempts = self.load_ok + self.fails
+        return self.fails / attempts if attempts else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    totals: Metrics
+    series: list[tuple[datetime, Metrics]]
+    breakdown: list[tuple[str, Metrics]]
+
+
+class Warehouse(Protocol):
+    def insert(self, events: Sequence[Event]) -> int:
+        """Store events in one transaction, skipping ids already stored; return how many were new."""
+        ...
+
+    def summary(self, query: SummaryQuery) -> Summary: ...
+
+    def top(self, query: SummaryQuery, *, dimension: Literal["file", "folder"]) -> list[tuple[str, Metrics]]:
+        """The files or folders with the most views (ties by bytes)."""
+        ...
+
+    def delete_before(self, cutoff: datetime) -> int:
+        """Drop events older than the cutoff (whole partitions where the backend has them)."""
+        ...
+
+    def count(self) -> int:
+        """Every stored event (bots included): for checks and tests."""
+        ...
+
+    def ping(self) -> None:
+        """Raise WarehouseError unless the warehouse answers."""
+        ...
+
+    def close(self) -> None: ...

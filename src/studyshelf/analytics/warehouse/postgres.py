@@ -1,0 +1,192 @@
+"""The scale warehouse: PostgreSQL, raw events partitioned by month, partitions created on demand.
+
+Dashboards over long ranges should read rollups (analytics reports, a later step); raw scans here are
+for recent ranges and drill-downs, served by the indexes in sql/postgres.sql.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from studyshelf.analytics.warehouse import query as q
+from studyshelf.analytics.warehouse.interface import Metrics, Summary, SummaryQuery, WarehouseError
+from studyshelf.events.schema import COLUMNS, Event
+
+_DDL = (Path(__file__).parent / "sql" / "postgres.sql").read_text()
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_PARTITION = re.compile(r"events_p(\d{4})(\d{2})")
+_PARTITION_LOCK = 0x5354_5544_5931  # one advisory lock key for partition DDL
+
+
+def _month(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(value: datetime) -> datetime:
+    return value.replace(year=value.year + 1, month=1) if value.month == 12 else value.replace(month=value.month + 1)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The connection URL without our `schema` parameter, and the schema (default `analytics`)."""
+    parts = urlsplit(url)
+    params = parse_qsl(parts.query)
+    schema = next((v for k, v in params if k == "schema"), "analytics")
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"invalid warehouse schema name {schema!r}")
+    rest = urlencode([(k, v) for k, v in params if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresWarehouse:
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        self.url, self.schema = split_url(url)
+        self._pool: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._size = pool_size
+        self._partitions: set[datetime] = set()
+        self._ready = False
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            try:
+                conn = psycopg.connect(self.url, connect_timeout=5, options="-c timezone=UTC")
+            except psycopg.Error as exc:
+                raise WarehouseError(f"cannot reach the PostgreSQL warehouse: {exc}") from exc
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            conn.close()
+            raise WarehouseError(f"PostgreSQL warehouse: {exc}") from exc
+        if conn.closed or self._pool.qsize() >= self._size:
+            conn.close()
+        else:
+            self._pool.put(conn)
+
+    def _ensure_schema(self) -> None:
+        if self._ready:
+            return
+        with self._conn() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])
+            conn.execute(_DDL.replace("{schema}", self.schema))
+        self._ready = True
+
+    def _ensure_partitions(self, conn: psycopg.Connection[Any], months: set[datetime]) -> None:
+        missing = months - self._partitions
+        if not missing:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])  # concurrent workers, one DDL
+        for month in sorted(missing):
+            name = f"events_p{month:%Y%m}"
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(self.schema, name),
+                    sql.Identifier(self.schema, "events"),
+                    sql.Literal(month),
+                    sql.Literal(_next_month(month)),
+                )
+            )
+        self._partitions |= missing
+
+    def insert(self, events: Sequence[Event]) -> int:
+        if not events:
+            return 0
+        self._ensure_schema()
+        table = sql.Identifier(self.schema, "events")
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        with self._conn() as conn:
+            self._ensure_partitions(conn, {_month(e.ts) for e in events})
+            conn.execute(
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE {}) ON COMMIT DELETE ROWS").format(table)
+            )
+            with conn.cursor() as cur:
+                with cur.copy(sql.SQL("COPY staging ({}) FROM STDIN").format(columns)) as copy:
+                    for event in events:
+                        copy.write_row(_row(event))
+                insert = "INSERT INTO {} ({}) SELECT DISTINCT ON (id) {} FROM staging ON CONFLICT DO NOTHING"
+                cur.execute(sql.SQL(insert).format(table, columns, columns))
+                return max(0, cur.rowcount)
+
+    def _all(self, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        self._ensure_schema()
+        with self._conn() as conn:
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self.schema)))
+            return conn.execute(text.replace("?", "%s"), params).fetchall()
+
+    def summary(self, query: SummaryQuery) -> Summary:
+        totals = q.metrics(self._all(*q.totals_sql(query))[0])
+        series = [(row[0].astimezone(UTC), q.metrics(row[1:])) for row in self._all(*q.series_sql(query))]
+        breakdown: list[tuple[str, Metrics]] = []
+        if query.breakdown:
+            breakdown = [(str(r[0]), q.metrics(r[1:])) for r in self._all(*q.breakdown_sql(query, query.breakdown))]
+        return Summary(totals, series, breakdown)
+
+    def top(self, query: SummaryQuery, *, dimension: Literal["file", "folder"]) -> list[tuple[str, Metrics]]:
+        rows = self._all(*q.breakdown_sql(query, dimension))
+        return [(str(r[0]), q.metrics(r[1:])) for r in rows if r[0]]
+
+    def delete_before(self, cutoff: datetime) -> int:
+        """Drop whole months before the cutoff's month, then delete the older rows of that month."""
+        self._ensure_schema()
+        first_kept = _month(cutoff)
+        deleted = 0
+        with self._conn() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])
+            names = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+                "WHERE p.relname = 'events' AND n.nspname = %s",
+                [self.schema],
+            ).fetchall()
+            for (name,) in names:
+                match = _PARTITION.fullmatch(name)
+                if match and datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC) < first_kept:
+                    ident = sql.Identifier(self.schema, name)
+                    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
+                    deleted += int(row[0]) if row else 0
+                    conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+                    self._partitions.discard(datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC))
+            cur = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE ts < %s").format(sql.Identifier(self.schema, "events")), [cutoff]
+            )
+            deleted += max(0, cur.rowcount)
+        return deleted
+
+    def count(self) -> int:
+        return int(self._all("SELECT count(*) FROM events", [])[0][0])
+
+    def ping(self) -> None:
+        with self._conn() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _row(event: Event) -> list[Any]:
+    row: list[Any] = []
+    for name in COLUMNS:
+        value = getattr(event, name)
+        if name == "folder_path":
+            value = [uuid.UUID(v) for v in value]
+        elif name in q.UUID_COLUMNS and value is not None:
+            value = uuid.UUID(value)
+        row.append(value)
+    return row

@@ -1,0 +1,113 @@
+"""What delivery tells analytics: a `Hit` per view, download or refusal, through `Services.hits`.
+
+Delivery does not know analytics (the arrows point down); it fills the plain `events.Hit` with what it
+already has (link, file, version, folders) and the request's client facts.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from studyshelf.core.clock import utcnow
+from studyshelf.delivery.models import Link
+from studyshelf.events import Hit
+from studyshelf.library import service as library
+from studyshelf.library.models import File, FileVersion
+from studyshelf.services import Services
+from studyshelf.web.security import client_ip
+
+
+def _client(request: Request, services: Services) -> dict[str, str]:
+    h = request.headers
+    return {
+        "client_ip": client_ip(request.scope, services.settings.trusted_proxies),
+        "user_agent": h.get("user-agent", ""),
+        "referer": h.get("referer") or h.get("origin") or "",
+    }
+
+
+def folder_path(db: Session, file: File) -> tuple[str, ...]:
+    """The ids of the file's folder and its ancestors, root first."""
+    found = library.content_path_ids(db, target_type="file", target_id=file.id)
+    return tuple(str(i) for i in found[1][:-1]) if found else (str(file.folder_id),)
+
+
+def file_hit(
+    request: Request,
+    services: Services,
+    *,
+    type_: str,
+    link: Link,
+    file: File,
+    version: FileVersion,
+    folders: tuple[str, ...],
+    session: str = "",
+    sent_bytes: int = 0,
+) -> Hit:
+    return Hit(
+        type=type_,
+        at=utcnow(),
+        link_id=link.id,
+        owner_org_id=str(link.owner_org_id),
+        partner_org_id=str(link.org_id),
+        file_id=str(file.id),
+        version_id=str(version.id),
+        folder_path=folders,
+        content_type=version.content_type,
+        filename=file.name,
+        session=session,
+        bytes=sent_bytes,
+        **_client(request, services),
+    )
+
+
+def target_folders(db: Session, link: Link) -> tuple[str, ...]:
+    """The folders of a link's target (itself, for a folder), root first; () when it is gone."""
+    found = library.content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
+    if found is None:
+        return ()
+    ids = found[1][:-1] if link.target_type == "file" else found[1]
+    return tuple(str(i) for i in ids)
+
+
+def link_hit(
+    request: Request,
+    services: Services,
+    *,
+    type_: str,
+    link: Link | None,
+    reason: str = "",
+    folders: tuple[str, ...] = (),
+) -> Hit:
+    """A hit known only by its link (refusals, previews): the link's target stands in for the file."""
+    target_file = link is not None and link.target_type == "file"
+    return Hit(
+        type=type_,
+        at=utcnow(),
+        link_id=link.id if link else None,
+        owner_org_id=str(link.owner_org_id) if link else None,
+        partner_org_id=str(link.org_id) if link else None,
+        file_id=str(link.target_id) if link and target_file else None,
+        folder_path=folders,
+        reason=reason,
+        **_client(request, services),
+    )
+
+
+def record(services: Services, hit: Hit) -> None:
+    services.hits.record(hit)
+
+
+def new_session() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def media_refusal_hit(db: Session, request: Request, services: Services, *, reason: str, link_id: str | None) -> Hit:
+    """A refused /m/ URL as a `blocked` event of the link it names (an unverified id: it only decides
+    which organisations see the refusal)."""
+    link = db.get(Link, link_id) if link_id and len(link_id) <= 32 else None
+    folders = target_folders(db, link) if link is not None else ()
+    return link_hit(request, services, type_="blocked", link=link, reason=reason, folders=folders)

@@ -1,0 +1,56 @@
+"""The event stream: an accepted event is durable when `publish` returns; consumers ack after the warehouse commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from studyshelf.events.schema import Event, Hit
+
+
+class EventStreamError(Exception):
+    """The buffer could not take or give events (disk full, Redis down)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events handed to one consumer; `ack` it once they are safely in the warehouse."""
+
+    events: list[Event]
+    token: object  # backend-specific: what `ack` needs to forget exactly these events
+
+
+class EventStream(Protocol):
+    """An append-only, at-least-once buffer between the web tier and the warehouse."""
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Append events; they survive a crash of this process once this returns."""
+        ...
+
+    def read(self, *, consumer: str, max_count: int = 500, block_ms: int = 0) -> Batch:
+        """Events not yet acked: first those a dead consumer left pending, then new ones (may be empty)."""
+        ...
+
+    def ack(self, batch: Batch) -> None:
+        """Forget a batch for good (after the warehouse committed it)."""
+        ...
+
+    def backlog(self) -> int:
+        """Events accepted but not yet acked."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class HitSink(Protocol):
+    """Where delivery reports what it served or refused; analytics enriches and publishes it."""
+
+    def record(self, hit: Hit) -> None: ...
+
+
+class DiscardHits:
+    """The sink of a process that collects nothing (CLI commands, workers)."""
+
+    def record(self, hit: Hit) -> None:
+        return None

@@ -1,0 +1,110 @@
+"""The analytics event: what happened to which file, seen from where, after enrichment.
+
+Delivery reports a `Hit` (the raw facts of one request, with the client address and user agent);
+analytics turns it into an `Event` (pseudonymous, no address, no name) before it is buffered, so the
+event stream and the warehouse never hold personal data.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Final
+
+EVENT_TYPES: Final = frozenset({"view", "load_ok", "load_fail", "download", "blocked"})
+ERROR_CLASSES: Final = frozenset({"network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"})
+BLOCK_REASONS: Final = frozenset(
+    {
+        "expired",
+        "revoked",
+        "origin",
+        "top-level",
+        "over-limit",
+        "bad-signature",
+        "grant-revoked",
+        "suspended",
+        "deleted",
+    }
+)
+LMS_VALUES: Final = ("moodle", "canvas", "other", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """The raw facts of one request that analytics counts (never stored as such)."""
+
+    type: str
+    at: datetime
+    client_ip: str = ""
+    user_agent: str = ""
+    referer: str = ""
+    link_id: str | None = None
+    owner_org_id: str | None = None
+    partner_org_id: str | None = None
+    file_id: str | None = None
+    version_id: str | None = None
+    folder_path: tuple[str, ...] = ()  # from the owner's root down to the file's folder
+    content_type: str = ""
+    filename: str = ""
+    session: str = ""
+    course: str = ""
+    resource_link: str = ""
+    bytes: int = 0
+    load_ms: int | None = None
+    error_class: str = ""
+    reason: str = ""
+    event_id: str | None = None  # set when the sender chose it (beacons: replays keep the same id)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One enriched, pseudonymous analytics event: a row of the warehouse."""
+
+    id: str
+    ts: datetime
+    type: str
+    owner_org: str | None = None
+    partner_org: str | None = None
+    file_id: str | None = None
+    version_id: str | None = None
+    folder_id: str | None = None
+    folder_path: tuple[str, ...] = field(default=())
+    category: str = ""
+    extension: str = ""
+    country: str = ""
+    browser: str = ""
+    browser_major: str = ""
+    os: str = ""
+    device: str = ""
+    referrer_host: str = ""
+    lms: str = "none"
+    link_id: str | None = None
+    course: str = ""
+    resource_link: str = ""
+    viewer: str = ""
+    session: str = ""
+    bytes: int = 0
+    load_ms: int | None = None
+    error_class: str = ""
+    reason: str = ""
+    bot: bool = False
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["ts"] = self.ts.astimezone(UTC).isoformat()
+        data["folder_path"] = list(self.folder_path)
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | builtins.bytes) -> Event:
+        data: dict[str, Any] = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["ts"] = datetime.fromisoformat(data["ts"])
+        data["folder_path"] = tuple(data.get("folder_path") or ())
+        return cls(**data)
+
+
+COLUMNS: Final = tuple(f.name for f in fields(Event))
