@@ -164,5 +164,30 @@ def trash_purge(
     console.print(f"Purged {items} items from the trash and {blobs} unused blobs.")
 
 
+@app.command()
+def worker(
+    batch: Annotated[int, typer.Option(help="Events per warehouse transaction.")] = 1000,
+    name: Annotated[str | None, typer.Option(help="Consumer name (default host-pid).")] = None,
+) -> None:
+    """Drain the Redis event stream into the warehouse until stopped (run one or many)."""
+    import signal
+    import threading
+
+    from studyshelf.analytics.ingest import drain
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with _services() as services:
+        if not services.settings.redis_url:
+            console.print("[yellow]No STUDYSHELF_REDIS_URL: the web process drains its own spool.[/yellow]")
+            raise typer.Exit(code=2)
+        consumer = name or drain.consumer_name()
+        console.print(f"Draining events into the warehouse as {consumer}.")
+        drain.run(services.events, services.warehouse, stop=stop, consumer=consumer, max_count=batch)
+        services.events.close()
+        services.warehouse.close()
+
+
 def main() -> None:
     app()

@@ -44,3 +44,11 @@ def test_private_key_is_stored_encrypted(services: Services) -> None:
         key = keys.ensure_key(db, secret_key=services.settings.secret_key)
         assert "ENCRYPTED PRIVATE KEY" in key.private_pem
         assert keys.private_key(key, secret_key=services.settings.secret_key).key_size == 2048
+
+
+def test_a_key_sealed_under_an_old_secret_is_replaced(services: Services) -> None:
+    with unit_of_work(services.write_sessions) as db:
+        old = keys.ensure_key(db, secret_key="an-older-secret-key-that-was-replaced-000")
+        key, private = keys.signing_key(db, secret_key=services.settings.secret_key)
+        assert key.kid != old.kid
+        assert private.key_size == 2048

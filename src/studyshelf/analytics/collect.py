@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from prometheus_client import Counter
 
+from studyshelf.analytics.beacons import BeaconGuard
 from studyshelf.analytics.enrich import Enricher, build_geo_lookup
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.services import Services
@@ -19,9 +20,10 @@ EVENTS_LOST = Counter("studyshelf_events_lost", "Analytics events the buffer ref
 class Collector:
     """The HitSink of a web process: enrich, publish, and never fail the request that was counted."""
 
-    def __init__(self, events: EventStream, enricher: Enricher) -> None:
+    def __init__(self, events: EventStream, enricher: Enricher, *, beacons_per_minute: int = 60) -> None:
         self.events = events
         self.enricher = enricher
+        self.beacons = BeaconGuard(beacons_per_minute)  # per process (see analytics/beacons.py)
 
     def record(self, hit: Hit) -> None:
         event = self.enricher.enrich(hit)
@@ -40,4 +42,5 @@ def install(services: Services) -> Services:
         return services
     settings = services.settings
     enricher = Enricher(secret=settings.secret_key, geo=build_geo_lookup(settings))
-    return replace(services, hits=Collector(services.events, enricher))
+    collector = Collector(services.events, enricher, beacons_per_minute=settings.beacon_rate_per_minute)
+    return replace(services, hits=collector)

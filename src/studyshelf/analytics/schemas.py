@@ -73,7 +73,5 @@ class BeaconIn(BaseModel):
     seq: int = Field(ge=0, le=1000, description="the page's own counter: a repeated seq is a replay")
     t: int = Field(description="when it happened, ms since the epoch (client clock)")
     load_ms: int | None = Field(default=None, ge=0, le=3_600_000)
-    error_class: (
-        Literal["network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"] | None
-    ) = None
+    error_class: Literal["network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"] | None = None
     bytes: int | None = Field(default=None, ge=0, le=1 << 42)

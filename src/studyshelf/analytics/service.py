@@ -5,13 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
-from studyshelf.analytics.warehouse import DIMENSIONS, Bucket, Summary, SummaryQuery, Warehouse, WarehouseError
+from studyshelf.analytics.warehouse import (
+    DIMENSIONS,
+    Bucket,
+    Metrics,
+    Summary,
+    SummaryQuery,
+    Warehouse,
+    WarehouseError,
+)
 from studyshelf.core.errors import Invalid, Unavailable
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
 
 MAX_RANGE_DAYS = 732
-FILTERS = tuple(k for k in DIMENSIONS if k not in {"type", "reason", "error_class"}) + ("owner",)
 
 
 def build_query(
@@ -49,7 +56,7 @@ def build_query(
 
 def summarise(
     warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: SummaryQuery
-) -> tuple[Summary, list[tuple[str, object]], list[tuple[str, object]]]:
+) -> tuple[Summary, list[tuple[str, Metrics]], list[tuple[str, Metrics]]]:
     """Totals, series, breakdown and the top files and folders, within the organisation's scope."""
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     if query.scope_org != str(org_id):
@@ -60,4 +67,4 @@ def summarise(
         top_folders = warehouse.top(query, dimension="folder")[:10]
     except WarehouseError as exc:
         raise Unavailable("Usage figures are not available right now; try again shortly.") from exc
-    return summary, list(top_files), list(top_folders)
+    return summary, top_files, top_folders

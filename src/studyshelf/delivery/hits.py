@@ -14,13 +14,14 @@ from starlette.requests import Request
 from studyshelf.core.clock import utcnow
 from studyshelf.delivery.models import Link
 from studyshelf.events import Hit
+from studyshelf.events.schema import ClientFacts
 from studyshelf.library import service as library
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import Services
 from studyshelf.web.security import client_ip
 
 
-def _client(request: Request, services: Services) -> dict[str, str]:
+def _client(request: Request, services: Services) -> ClientFacts:
     h = request.headers
     return {
         "client_ip": client_ip(request.scope, services.settings.trusted_proxies),

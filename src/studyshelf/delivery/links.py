@@ -313,10 +313,13 @@ def consume_view(db: Session, *, link: Link) -> bool:
 
 
 def record_sighting(db: Session, *, link: Link, visitor: Visitor) -> str | None:
-    """Note where a link was used this hour; suspend it when its spread passes the policy. Returns why, if so."""
+    """Note where a link was used this hour; suspend it when its spread passes the policy. Returns why, if so.
+
+    Only a network not yet seen this hour can raise the counts, so only then are they checked.
+    """
     hour = utcnow().replace(minute=0, second=0, microsecond=0)
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.execute(
+    added = db.execute(
         insert(Sighting)
         .values(
             id=uuid.uuid4(),
@@ -326,8 +329,8 @@ def record_sighting(db: Session, *, link: Link, visitor: Visitor) -> str | None:
             country=country_of(visitor.ip),
         )
         .on_conflict_do_nothing()
-    )
-    return check_spread(db, link=link, hour=hour)
+    ).rowcount  # type: ignore[attr-defined]
+    return check_spread(db, link=link, hour=hour) if added else None
 
 
 def check_spread(db: Session, *, link: Link, hour: datetime | None = None) -> str | None:

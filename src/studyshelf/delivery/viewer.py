@@ -234,6 +234,8 @@ def view(
     folder: uuid.UUID | None = None,
 ) -> Response:
     """The viewer: checks the link, the embedding and the view limit, then shows the material."""
+    # The admission writes (view count, sighting, refusal) in a short transaction of its own; the page
+    # is rendered afterwards from a read session, so concurrent viewers do not queue on the write lock.
     with unit_of_work(services.write_sessions) as db:
         try:
             admission = links.admit_visit(db, link_id=link_id, facts=_facts(request, services, client))
@@ -243,18 +245,12 @@ def view(
         assert link is not None
         if admission.suspended_now:
             links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
-        if admission.refusal is not None:
-            folders = hits.target_folders(db, link)
-            hit = hits.link_hit(
-                request, services, type_="blocked", link=link, reason=admission.refusal, folders=folders
-            )
-            hits.record(services, hit)
-            return blocked_page(request, admission.refusal, link=link)
-        if admission.preview_only:
-            hit = hits.link_hit(request, services, type_="view", link=link, folders=hits.target_folders(db, link))
-            hits.record(services, hit)  # a previewer: kept, flagged as a bot by its user agent
-            title = link.label or "Study material"
-            return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
+    if admission.refusal is not None:
+        return blocked_page(request, admission.refusal, link=link)
+    if admission.preview_only:
+        title = link.label or "Study material"
+        return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
+    with unit_of_work(services.read_sessions) as db:
         return _show(request, services, db, link, file=file, folder=folder)
 
 

@@ -11,7 +11,7 @@ import builtins
 import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 EVENT_TYPES: Final = frozenset({"view", "load_ok", "load_fail", "download", "blocked"})
 ERROR_CLASSES: Final = frozenset({"network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"})
@@ -29,6 +29,14 @@ BLOCK_REASONS: Final = frozenset(
     }
 )
 LMS_VALUES: Final = ("moodle", "canvas", "other", "none")
+
+
+class ClientFacts(TypedDict):
+    """What a request says about its client: read during enrichment, never stored."""
+
+    client_ip: str
+    user_agent: str
+    referer: str
 
 
 @dataclass(frozen=True, slots=True)

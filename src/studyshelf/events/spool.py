@@ -10,7 +10,9 @@ after each ack; segments wholly before it are deleted. A crash can lose the last
 delivered again, and the warehouse drops them by id) but never an event whose publish returned. Every
 start opens a new segment, so a line torn by a crash stays at the end of an old segment and is skipped.
 
-One process owns a spool (an exclusive lock file): several web processes need the Redis stream.
+Each process owns one slot directory (`<dir>/<n>/`, the lowest whose lock file is free), so several
+web processes on one machine each append and drain their own; a restarted process takes a free slot
+again and drains what the one before it left. Several machines need the Redis stream.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from studyshelf.events.schema import Event
 
 log = logging.getLogger("studyshelf.events.spool")
 _SEGMENT = "seg-{:010d}.jsonl"
+MAX_SLOTS = 64
 
 
 @dataclass(frozen=True, order=True)
@@ -49,14 +52,15 @@ class _Claim:
 class SpoolEventStream:
     def __init__(
         self,
-        directory: Path,
+        base: Path,
         *,
         fsync_ms: float = 50.0,
         fsync_events: int = 256,
         segment_bytes: int = 16 * 1024 * 1024,
         claim_idle_seconds: float = 30.0,
     ) -> None:
-        self.directory = directory
+        self.base = base
+        self.directory = base  # the slot, once opened
         self.fsync_interval = fsync_ms / 1000
         self.fsync_events = fsync_events
         self.segment_bytes = segment_bytes
@@ -82,16 +86,7 @@ class SpoolEventStream:
     def _open(self) -> None:
         if self._opened:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise EventStreamError(
-                f"another process owns the event spool in {self.directory}; "
-                "run one process with the embedded spool, or set STUDYSHELF_REDIS_URL"
-            ) from None
+        self._lock_fd, self.directory = self._take_slot()
         self._committed = self._read_committed()
         self._cursor = self._committed
         self._backlog = sum(1 for _ in self._scan(self._committed, None))
@@ -99,6 +94,19 @@ class SpoolEventStream:
         self._new_segment((existing[-1] if existing else 0) + 1)
         self._durable = Position(self._segment, 0)
         self._opened = True
+
+    def _take_slot(self) -> tuple[int, Path]:
+        for slot in range(MAX_SLOTS):
+            directory = self.base / str(slot)
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return fd, directory
+        raise EventStreamError(f"all {MAX_SLOTS} event spool slots in {self.base} are taken; use Redis Streams")
 
     def _segments(self) -> list[int]:
         return sorted(int(p.name[4:14]) for p in self.directory.glob("seg-*.jsonl"))

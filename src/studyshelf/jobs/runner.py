@@ -13,6 +13,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from studyshelf.analytics import jobs as analytics_jobs
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.jobs.models import JobState
@@ -36,6 +37,7 @@ JOBS = (
         timedelta(hours=1),
         library_jobs.collect_orphans,
     ),
+    Job("analytics.retention", timedelta(hours=24), analytics_jobs.apply_retention),
 )
 
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, String, and_, delete, literal, or_, select, union_all, update
+from sqlalchemy import BigInteger, Select, String, and_, bindparam, delete, literal, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -49,22 +49,25 @@ def get_root_folder(db: Session, *, org_id: uuid.UUID) -> Folder:
     return root
 
 
+def _folder_path_statement() -> Select[tuple[Folder, int]]:
+    start = select(Folder.id, Folder.parent_id, literal(0).label("depth")).where(
+        Folder.id == bindparam("folder_id", type_=Folder.id.type)
+    )
+    chain = start.cte("chain", recursive=True)
+    parent = aliased(Folder)
+    chain = chain.union_all(
+        select(parent.id, parent.parent_id, (chain.c.depth + 1).label("depth")).where(parent.id == chain.c.parent_id)
+    )
+    return select(Folder, chain.c.depth).join(chain, chain.c.id == Folder.id).order_by(chain.c.depth.desc())
+
+
+# Built once: constructing the recursive CTE anew on every call cost more than running it.
+_FOLDER_PATH = _folder_path_statement()
+
+
 def folder_path(db: Session, folder_id: uuid.UUID) -> list[Folder]:
     """The chain of folders from the root down to this one (one recursive query)."""
-    chain = select(Folder.id, Folder.parent_id, literal(0).label("depth")).where(Folder.id == folder_id)
-    chain_cte = chain.cte("chain", recursive=True)
-    parent = aliased(Folder)
-    chain_cte = chain_cte.union_all(
-        select(parent.id, parent.parent_id, (chain_cte.c.depth + 1).label("depth")).where(
-            parent.id == chain_cte.c.parent_id
-        )
-    )
-    rows = db.execute(
-        select(Folder, chain_cte.c.depth)
-        .join(chain_cte, chain_cte.c.id == Folder.id)
-        .order_by(chain_cte.c.depth.desc())
-    ).all()
-    return [row[0] for row in rows]
+    return list(db.scalars(_FOLDER_PATH, {"folder_id": folder_id}))
 
 
 def _is_live(path: list[Folder]) -> bool:

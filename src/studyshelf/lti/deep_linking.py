@@ -144,7 +144,7 @@ def response_jwt(
     db: Session, *, session: PickerSession, registration: Registration, items: list[dict[str, Any]], secret_key: str
 ) -> str:
     """The LtiDeepLinkingResponse, signed RS256 with our active key (its kid is in /lti/jwks)."""
-    key = keys.ensure_key(db, secret_key=secret_key)
+    key, private = keys.signing_key(db, secret_key=secret_key)
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": registration.client_id,
@@ -159,7 +159,6 @@ def response_jwt(
     }
     if session.data is not None:
         claims[DL_CLAIM + "data"] = session.data
-    private = keys.private_key(key, secret_key=secret_key)
     return jwt.encode(claims, private, algorithm="RS256", headers={"kid": key.kid})
 
 

@@ -89,6 +89,16 @@ def jwks(db: Session, *, grace_days: int) -> dict[str, Any]:
     return {"keys": [json.loads(k.public_jwk) for k in published_keys(db, grace_days=grace_days)]}
 
 
+def signing_key(db: Session, *, secret_key: str) -> tuple[ToolKey, rsa.RSAPrivateKey]:
+    """The active key and its private half; a key sealed under an older secret key is replaced."""
+    key = ensure_key(db, secret_key=secret_key)
+    try:
+        return key, private_key(key, secret_key=secret_key)
+    except ValueError:  # STUDYSHELF_SECRET_KEY changed since the key was made
+        key = rotate(db, secret_key=secret_key)
+        return key, private_key(key, secret_key=secret_key)
+
+
 def private_key(key: ToolKey, *, secret_key: str) -> rsa.RSAPrivateKey:
     loaded = serialization.load_pem_private_key(key.private_pem.encode(), password=_passphrase(secret_key))
     assert isinstance(loaded, rsa.RSAPrivateKey)

@@ -19,7 +19,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request, response: Response) -> dict[str, str]:
-    """The process can reach its database and blob store."""
+    """The process can reach its database and blob store; the analytics warehouse and event buffer are reported."""
     services: Services = request.app.state.services
     checks: dict[str, str] = {}
     try:
@@ -34,8 +34,26 @@ def readyz(request: Request, response: Response) -> dict[str, str]:
     except Exception as exc:  # noqa: BLE001
         checks["storage"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
+    # Analytics never makes the process unready (learners are still served): a warehouse that is down
+    # leaves events in the buffer, and the answer says "degraded" with the backlog.
+    analytics = _analytics_checks(services)
+    degraded = ready and any(v.startswith("error") for v in analytics.values())
     response.status_code = 200 if ready else 503
-    return {"status": "ok" if ready else "unavailable", **checks}
+    return {"status": "unavailable" if not ready else "degraded" if degraded else "ok", **checks, **analytics}
+
+
+def _analytics_checks(services: Services) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        services.warehouse.ping()
+        checks["warehouse"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+        checks["warehouse"] = f"error: {type(exc).__name__}"
+    try:
+        checks["event_buffer"] = f"ok: {services.events.backlog()} buffered"
+    except Exception as exc:  # noqa: BLE001
+        checks["event_buffer"] = f"error: {type(exc).__name__}"
+    return checks
 
 
 @router.get("/metrics", include_in_schema=False)

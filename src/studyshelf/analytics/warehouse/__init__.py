@@ -6,6 +6,7 @@ from pathlib import Path
 
 from studyshelf.analytics.warehouse.interface import (
     DIMENSIONS,
+    Bucket,
     Metrics,
     Summary,
     SummaryQuery,
@@ -13,7 +14,16 @@ from studyshelf.analytics.warehouse.interface import (
     WarehouseError,
 )
 
-__all__ = ["DIMENSIONS", "Metrics", "Summary", "SummaryQuery", "Warehouse", "WarehouseError", "build_warehouse"]
+__all__ = [
+    "DIMENSIONS",
+    "Bucket",
+    "Metrics",
+    "Summary",
+    "SummaryQuery",
+    "Warehouse",
+    "WarehouseError",
+    "build_warehouse",
+]
 
 
 def build_warehouse(url: str) -> Warehouse:

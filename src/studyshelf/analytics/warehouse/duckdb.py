@@ -1,9 +1,18 @@
-"""The embedded warehouse: one DuckDB file (columnar; a dashboard scan of 10 M events takes tens of ms)."""
+"""The embedded warehouse: one DuckDB file (columnar; a dashboard scan of 10 M events takes tens of ms).
+
+DuckDB lets one process at a time open a file for writing, and `studyshelf serve` runs several worker
+processes (and CLI commands may want the file too), so every operation opens the file under an
+exclusive lock file and closes it afterwards: processes take turns, at the price of an open per
+operation (tens of ms on a large file). `:memory:` keeps one connection (tests).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -37,31 +46,43 @@ def _naive_utc(value: datetime) -> datetime:
 class DuckDBWarehouse:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._open_lock = threading.Lock()
-        self._write = threading.Lock()
-        # One statement per column, each bound to a list: the rows arrive as 28 parallel lists.
+        self._memory: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()  # one operation at a time per process; the lock file orders processes
+        self._created = False
+        # One statement, each column bound to a list: the rows arrive as parallel lists. Column names and
+        # types are our constants; every value is bound.
         unnests = ", ".join(f"unnest(CAST(? AS {_TYPES.get(c, 'VARCHAR')}[])) AS {c}" for c in COLUMNS)
-        # Column names and types are our constants; every value is bound.
         self._insert_sql = (
             f"INSERT INTO events SELECT * FROM (SELECT DISTINCT ON (id) * FROM (SELECT {unnests})) AS s "  # noqa: S608
             "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id AND e.ts BETWEEN ? AND ?)"
         )
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor per call (DuckDB connections are not shared between threads); the file opens on first use,
-        so commands that never touch analytics do not take DuckDB's file lock from a running server."""
-        with self._open_lock:
-            if self._con is None:
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            if self.path == ":memory:":
+                if self._memory is None:
+                    self._memory = duckdb.connect(":memory:")
+                    self._memory.execute(_DDL)
+                yield self._memory
+                return
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
                 try:
                     con = duckdb.connect(self.path)
-                    con.execute(_DDL)
                 except duckdb.Error as exc:
                     raise WarehouseError(f"cannot open the DuckDB warehouse {self.path}: {exc}") from exc
-                self._con = con
-            return self._con.cursor()
+                try:
+                    if not self._created:
+                        con.execute(_DDL)
+                        self._created = True
+                    yield con
+                finally:
+                    con.close()
+            finally:
+                os.close(lock_fd)  # releases the lock
 
     def insert(self, events: Sequence[Event]) -> int:
         if not events:
@@ -76,19 +97,16 @@ class DuckDBWarehouse:
                     value = list(value)
                 columns[i].append(value)
         times = columns[COLUMNS.index("ts")]
-        with self._write:
-            cur = self._cursor()
+        with self._connect() as con:
             try:
-                cur.execute("BEGIN")
-                before = self._count(cur)
-                cur.execute(self._insert_sql, [*columns, min(times), max(times)])
-                added = self._count(cur) - before
-                cur.execute("COMMIT")
+                con.execute("BEGIN")
+                before = self._count(con)
+                con.execute(self._insert_sql, [*columns, min(times), max(times)])
+                added = self._count(con) - before
+                con.execute("COMMIT")
             except duckdb.Error as exc:
-                cur.execute("ROLLBACK")
+                con.execute("ROLLBACK")
                 raise WarehouseError(f"DuckDB insert failed: {exc}") from exc
-            finally:
-                cur.close()
         return added
 
     @staticmethod
@@ -96,22 +114,25 @@ class DuckDBWarehouse:
         row = cur.execute("SELECT count(*) FROM events").fetchone()
         return int(row[0]) if row else 0
 
-    def _all(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    def _all(self, sql: str, params: list[Any], con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[Any, ...]]:
+        if con is None:
+            with self._connect() as opened:
+                return self._all(sql, params, opened)
         params = [_naive_utc(p) if isinstance(p, datetime) else p for p in params]
-        cur = self._cursor()
         try:
-            return cur.execute(sql, params).fetchall()
+            return con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
             raise WarehouseError(f"DuckDB query failed: {exc}") from exc
-        finally:
-            cur.close()
 
     def summary(self, query: SummaryQuery) -> Summary:
-        totals = q.metrics(self._all(*q.totals_sql(query))[0])
-        series = [(row[0].replace(tzinfo=UTC), q.metrics(row[1:])) for row in self._all(*q.series_sql(query))]
-        breakdown: list[tuple[str, Metrics]] = []
-        if query.breakdown:
-            breakdown = [(str(r[0]), q.metrics(r[1:])) for r in self._all(*q.breakdown_sql(query, query.breakdown))]
+        with self._connect() as con:
+            totals = q.metrics(self._all(*q.totals_sql(query), con)[0])
+            rows = self._all(*q.series_sql(query), con)
+            series = [(row[0].replace(tzinfo=UTC), q.metrics(row[1:])) for row in rows]
+            breakdown: list[tuple[str, Metrics]] = []
+            if query.breakdown:
+                rows = self._all(*q.breakdown_sql(query, query.breakdown), con)
+                breakdown = [(str(r[0]), q.metrics(r[1:])) for r in rows]
         return Summary(totals, series, breakdown)
 
     def top(self, query: SummaryQuery, *, dimension: Literal["file", "folder"]) -> list[tuple[str, Metrics]]:
@@ -119,9 +140,7 @@ class DuckDBWarehouse:
         return [(str(r[0]), q.metrics(r[1:])) for r in rows if r[0]]
 
     def delete_before(self, cutoff: datetime) -> int:
-        with self._write:
-            rows = self._all("DELETE FROM events WHERE ts < ? RETURNING 1", [cutoff])
-        return len(rows)
+        return len(self._all("DELETE FROM events WHERE ts < ? RETURNING 1", [cutoff]))
 
     def count(self) -> int:
         return int(self._all("SELECT count(*) FROM events", [])[0][0])
@@ -130,7 +149,7 @@ class DuckDBWarehouse:
         self._all("SELECT 1", [])
 
     def close(self) -> None:
-        with self._open_lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+        with self._lock:
+            if self._memory is not None:
+                self._memory.close()
+                self._memory = None
