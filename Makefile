@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint fmt bench install clean
+.PHONY: run test lint fmt bench bench-upload install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.media
+	$(BIN)/python -m bench.viewer
+
+bench-upload: $(STAMP)
+	$(BIN)/python -m bench.upload_memory
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
