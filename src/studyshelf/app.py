@@ -14,6 +14,7 @@ from studyshelf.analytics.api import router as analytics_router
 from studyshelf.analytics.ingest.drain import Drainer
 from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
+from studyshelf.delivery.hits import record_download
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.pages import router as links_pages
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(
-        MediaUrls, on_refused=record_media_refusal
+        MediaUrls, on_refused=record_media_refusal, on_download=record_download
     )  # outermost: /m/ is answered before the router (delivery/media.py)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -21,11 +21,19 @@ def _orphan(services: Services, payload: bytes) -> str:
 
 
 def test_due_jobs_run_once_then_wait_for_their_interval(services: Services) -> None:
-    assert run_due_jobs(services, holder="a") == ["library.purge_trash", "library.collect_orphans", "analytics.retention"]
+    assert run_due_jobs(services, holder="a") == [
+        "library.purge_trash",
+        "library.collect_orphans",
+        "analytics.retention",
+    ]
     assert run_due_jobs(services, holder="b") == []
     with unit_of_work(services.write_sessions) as db:
         db.execute(update(JobState).values(last_run_at=utcnow() - timedelta(days=1)))
-    assert run_due_jobs(services, holder="b") == ["library.purge_trash", "library.collect_orphans", "analytics.retention"]
+    assert run_due_jobs(services, holder="b") == [
+        "library.purge_trash",
+        "library.collect_orphans",
+        "analytics.retention",
+    ]
 
 
 def test_a_held_lease_keeps_other_instances_out(services: Services) -> None:

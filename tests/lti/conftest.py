@@ -114,10 +114,12 @@ def login(client: TestClient, platform: Platform, target: str = LAUNCH, *, metho
     return Login(query["state"], query["nonce"], data_attr(response.text, "binding"), query)
 
 
-def launch(client: TestClient, platform: Platform, token: str, state: str, **extra: str) -> httpx.Response:
-    """Step 3: the platform's form post of id_token and state to the redirect URI."""
+def launch(
+    client: TestClient, platform: Platform, token: str, state: str, *, follow: bool = True, **extra: str
+) -> httpx.Response:
+    """Step 3: the platform's form post of id_token and state to the redirect URI (and the redirect after it)."""
     response: httpx.Response = client.post(
-        "/lti/launch", data={"id_token": token, "state": state, **extra}, follow_redirects=False
+        "/lti/launch", data={"id_token": token, "state": state, **extra}, follow_redirects=follow
     )
     return response
 

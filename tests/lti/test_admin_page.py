@@ -9,6 +9,7 @@ from tests.lti.platform import Simulator
 
 
 def test_admin_page_shows_values_and_adds_a_platform(campus: Campus, simulator: Simulator) -> None:
+    assert 'href="/settings/lms"' in campus.admin.client.get("/settings/organization").text
     page = campus.admin.client.get("/settings/lms")
     assert page.status_code == 200
     for value in (

@@ -27,7 +27,7 @@ def _picker(campus: Campus, platform: Platform, **settings: Any) -> httpx.Respon
             DL_CLAIM + "deep_linking_settings": platform.deep_linking_settings(**settings),
         },
     )
-    return launch(campus.lms, platform, platform.sign(claims), started.state)
+    return launch(campus.lms, platform, platform.sign(claims), started.state, follow=False)
 
 
 def _form(html: str) -> tuple[str, str]:

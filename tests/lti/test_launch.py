@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import re
 import time
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from studyshelf.app import create_app
 from studyshelf.core.db import unit_of_work
+from studyshelf.library.service import provision_organization
 from studyshelf.lti.launch import binding_cookie
 from studyshelf.lti.models import Launch, UsedNonce
+from studyshelf.lti.registrations import RegistrationSpec, create_registration
+from studyshelf.partners.models import OrgKind
 from studyshelf.services import Services
 from tests.lti.conftest import Campus, launch, login, register, target_of
 from tests.lti.platform import CLAIM, INSTRUCTOR, Simulator
@@ -118,8 +129,6 @@ def test_folder_launch_lists_and_opens_files_inside(campus: Campus, simulator: S
     response = launch(campus.lms, platform, platform.sign(claims), started.state)
     assert response.status_code == 200
     assert "notes.txt" in response.text
-    import re
-
     href = re.search(r'href="(/lti/view/[^"]+)"', response.text)
     assert href is not None
     inner = campus.lms.get(href.group(1).replace("&amp;", "&"))
@@ -144,10 +153,6 @@ def _hs256_with_public_key(platform: Any, claims: dict[str, Any]) -> str:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     header = {"alg": "HS256", "kid": platform.kid, "typ": "JWT"}
-    import base64
-    import hashlib
-    import hmac
-    import json
 
     def b64(raw: bytes) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -158,16 +163,12 @@ def _hs256_with_public_key(platform: Any, claims: dict[str, Any]) -> str:
 
 
 def _none_token(claims: dict[str, Any]) -> str:
-    import base64
-    import json
-
     def b64(raw: bytes) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     return b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode()) + "."
 
 
-NOW = int(time.time())
 CASES: dict[str, tuple[int, str]] = {
     "wrong aud": (401, "another tool"),
     "wrong iss": (401, "another platform"),
@@ -197,14 +198,15 @@ def test_bad_id_tokens_are_refused_and_nothing_is_stored(
     claims = platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)})
     claims.pop("azp", None)
     token = None
+    now = int(time.time())
     if case == "wrong aud":
         claims["aud"] = "someone-else"
     elif case == "wrong iss":
         claims["iss"] = "https://evil.example"
     elif case == "expired":
-        claims["iat"], claims["exp"] = NOW - 4000, NOW - 61
+        claims["iat"], claims["exp"] = now - 4000, now - 61
     elif case == "future iat":
-        claims["iat"] = NOW + 600
+        claims["iat"] = now + 600
     elif case == "unknown kid":
         token = platform.sign(claims, kid="not-published")
     elif case == "alg none":
@@ -280,3 +282,65 @@ def test_revoked_grant_shows_a_clear_page_in_the_frame(
     assert "no longer shared" in response.text
     assert "frame-ancestors *" in response.headers["content-security-policy"]
     assert _stored(services) == (0, 0)
+
+
+def test_platform_key_rotation_is_picked_up_by_one_refetch(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    for _ in range(2):  # the second launch is signed with a new key the cached JWKS does not have
+        started = login(campus.lms, platform)
+        token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+        assert launch(campus.lms, platform, token, started.state).status_code == 200
+        platform.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        platform.kid = "rotated"
+
+
+def test_login_cookie_is_secure_only_behind_a_trusted_https_proxy(services: Services, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    with unit_of_work(services.write_sessions) as db:
+        org = provision_organization(db, name="Uni", slug="uni", kind=OrgKind.PARTNER)
+        spec = RegistrationSpec(**platform.registration_spec())
+        create_registration(db, principal=None, org_id=org.id, spec=spec, allow_loopback_http=True)
+    trusted = services.settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    app = create_app(services=dataclasses.replace(services, settings=trusted))
+    forwarded = {"x-forwarded-proto": "https"}
+    params = platform.login_params("http://testserver/lti/launch")
+    behind = TestClient(app, client=("10.0.0.5", 4000)).post("/lti/login", data=params, headers=forwarded)
+    assert "secure" in behind.headers["set-cookie"].lower()
+    assert "samesite=none" in behind.headers["set-cookie"].lower()
+    direct = TestClient(app, client=("203.0.113.9", 4000)).post("/lti/login", data=params, headers=forwarded)
+    assert "secure" not in direct.headers["set-cookie"].lower()
+    assert "samesite=lax" in direct.headers["set-cookie"].lower()
+
+
+def test_reloading_the_frame_shows_the_material_again(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    first = launch(campus.lms, platform, token, started.state, follow=False)
+    assert first.status_code == 303
+    view = first.headers["location"]
+    assert view.startswith("/lti/view/lti-")
+    assert campus.lms.get(view).status_code == 200
+    assert campus.lms.get(view).status_code == 200
+    assert campus.lms.get(view.split("?")[0] + "?t=1.forged").status_code == 403
+
+
+def test_media_renewal_stops_when_the_grant_is_revoked(campus: Campus, simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    page = launch(campus.lms, platform, token, started.state).text
+    renew_url = re.search(r'data-renew-url="([^"]+)"', page)
+    viewer_token = re.search(r'data-token="([^"]+)"', page)
+    assert renew_url is not None
+    assert viewer_token is not None
+    body = {"token": viewer_token.group(1), "file_id": campus.notes["id"]}
+    fresh = campus.lms.post(renew_url.group(1), json=body)
+    assert fresh.status_code == 200
+    assert fresh.json()["url"].startswith("/m/")
+    assert fresh.json()["download_url"] is None
+    campus.publisher.client.delete(f"/api/v1/grants/{campus.grant_id}", headers=campus.publisher.headers())
+    assert campus.lms.post(renew_url.group(1), json=body).status_code == 403

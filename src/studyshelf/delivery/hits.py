@@ -7,12 +7,14 @@ already has (link, file, version, folders) and the request's client facts.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from studyshelf.core.clock import utcnow
 from studyshelf.delivery.models import Link
+from studyshelf.delivery.signing import MediaClaims
 from studyshelf.events import Hit
 from studyshelf.events.schema import ClientFacts
 from studyshelf.library import service as library
@@ -112,3 +114,32 @@ def media_refusal_hit(db: Session, request: Request, services: Services, *, reas
     link = db.get(Link, link_id) if link_id and len(link_id) <= 32 else None
     folders = target_folders(db, link) if link is not None else ()
     return link_hit(request, services, type_="blocked", link=link, reason=reason, folders=folders)
+
+
+def record_for_link(services: Services, request: Request, *, type_: str, link: Link, reason: str = "") -> None:
+    """Record a hit known by its link (a refusal, a previewer's visit), outside any transaction."""
+    with services.read_sessions() as db:
+        folders = target_folders(db, link)
+    services.hits.record(link_hit(request, services, type_=type_, link=link, reason=reason, folders=folders))
+
+
+def record_download(request: Request, claims: MediaClaims, sent: int, complete: bool) -> None:
+    """The `MediaUrls.on_download` hook: a finished download, or an aborted one (`load_fail`, aborted)."""
+    services: Services = request.app.state.services
+    with services.read_sessions() as db:
+        link = db.get(Link, claims.link_id)
+        version = db.get(FileVersion, uuid.UUID(claims.version_id))
+        file = db.get(File, version.file_id) if version is not None else None
+        if link is None or version is None or file is None:
+            return  # deleted since the URL was signed: nothing left to attribute the bytes to
+        hit = file_hit(
+            request,
+            services,
+            type_="download" if complete else "load_fail",
+            link=link,
+            file=file,
+            version=version,
+            folders=folder_path(db, file),
+            sent_bytes=sent,
+        )
+    services.hits.record(replace(hit, error_class="") if complete else replace(hit, error_class="aborted"))

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
@@ -46,6 +46,10 @@ _REFUSAL_DETAIL: dict[RefusalReason, str] = {
     "bad-signature": "This media URL is not valid. Reload the page to get a fresh one.",
     "expired": "This media URL has expired. Reload the page to get a fresh one.",
 }
+
+DownloadRecorder = Callable[[Request, MediaClaims, int, bool], None]
+"""Called (in a worker thread) after a GET of a download URL: the claims, bytes sent, and whether the
+transfer completed (False: the client went away, an aborted download)."""
 
 RefusalRecorder = Callable[[Request, RefusalReason, "str | None"], None]
 """Called (in a worker thread, at most once a second per client address) for a refused media URL.
@@ -106,9 +110,12 @@ class VerifiedPaths:
 class MediaUrls:
     """Answers GET/HEAD /m/… from the signed URL; passes every other request on to `app`."""
 
-    def __init__(self, app: ASGIApp, on_refused: RefusalRecorder | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, on_refused: RefusalRecorder | None = None, on_download: DownloadRecorder | None = None
+    ) -> None:
         self.app = app
         self.on_refused = on_refused
+        self.on_download = on_download
         self.limiter = RefusalLimiter()
         self.verified = VerifiedPaths()
 
@@ -121,13 +128,36 @@ class MediaUrls:
         scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
         response = await self._respond(request, services, request_id, send)
-        if response is None:
-            return  # sent already
+        claims: MediaClaims | None = scope["state"].get("media_claims")
+        counting = self.on_download is not None and claims is not None and claims.download and scope["method"] == "GET"
+        if response is None:  # sent already, whole, from memory
+            if counting and claims is not None:
+                await self._downloaded(request, claims, claims.size, complete=True)
+            return
         if isinstance(response, BlobResponse):
             response.blob_headers["x-request-id"] = request_id
         else:
             response.headers["x-request-id"] = request_id
-        await response(scope, receive, send)
+        if not counting or claims is None or not isinstance(response, BlobResponse):
+            await response(scope, receive, send)
+            return
+        sent, complete = 0, False
+
+        async def send_counting(message: Message) -> None:
+            nonlocal sent, complete
+            await send(message)
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                complete = complete or not message.get("more_body", False)
+
+        try:
+            await response(scope, receive, send_counting)
+        finally:
+            await self._downloaded(request, claims, sent, complete=complete)
+
+    async def _downloaded(self, request: Request, claims: MediaClaims, sent: int, *, complete: bool) -> None:
+        if self.on_download is not None:
+            await run_in_threadpool(self.on_download, request, claims, sent, complete)
 
     async def _respond(self, request: Request, services: Services, request_id: str, send: Send) -> Response | None:
         scope = request.scope
@@ -145,6 +175,7 @@ class MediaUrls:
             elif entry.claims.expires + CLOCK_SKEW < now:
                 self.verified.forget(path)
                 raise MediaRefused("expired", entry.claims.link_id)
+            scope["state"]["media_claims"] = entry.claims  # for the download recorder
         except MediaRefused as refused:
             await self._refused(request, services, refused)
             detail = _REFUSAL_DETAIL[refused.reason]

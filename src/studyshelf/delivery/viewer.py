@@ -246,8 +246,10 @@ def view(
         if admission.suspended_now:
             links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
     if admission.refusal is not None:
+        hits.record_for_link(services, request, type_="blocked", link=link, reason=admission.refusal)
         return blocked_page(request, admission.refusal, link=link)
     if admission.preview_only:
+        hits.record_for_link(services, request, type_="view", link=link)  # flagged a bot by its user agent
         title = link.label or "Study material"
         return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
     with unit_of_work(services.read_sessions) as db:

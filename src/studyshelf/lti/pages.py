@@ -199,8 +199,11 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
             return error_page(request, status=400, headline="StudyShelf cannot add content here", message=message)
         token = deep_linking.picker_token(settings.secret_key, session.id)
         return RedirectResponse(f"/lti/pick/{session.id}?t={token}", status_code=303)
-    record, item = resource.accept_resource_launch(db, valid=valid, secret=settings.secret_key)
-    return _show(request, services, db, record, item)
+    record, _item = resource.accept_resource_launch(db, valid=valid, secret=settings.secret_key)
+    # Answer the POST with a redirect, so reloading the frame shows the material instead of replaying the launch.
+    scope = resource.scope_id(record.id)
+    token = viewer_token(settings.secret_key, scope, int(time.time()) + VIEWER_TOKEN_SECONDS)
+    return RedirectResponse(f"/lti/view/{scope}?" + urlencode({"t": token}), status_code=303)
 
 
 def _frames(record: Launch) -> list[str]:
@@ -263,7 +266,7 @@ def view_inside(
     file: uuid.UUID | None = None,
     folder: uuid.UUID | None = None,
 ) -> Response:
-    """A file or folder inside a launched folder (navigation in the LMS frame, authorised by the token)."""
+    """What a launch shows, or a file or folder inside a launched folder (authorised by the token, no cookie)."""
     if not check_viewer_token(services.settings.secret_key, scope, t, time.time()):
         return error_page(request, status=403, headline="This page has expired", message="Reopen it from your course.")
     with unit_of_work(services.read_sessions) as db:
@@ -273,8 +276,13 @@ def view_inside(
             return error_page(
                 request, status=404, headline="Not found", message="Reopen the material from your course."
             )
-        kind, item_id = ("file", file) if file is not None else ("folder", folder)
-        if item_id is None or not within(db, kind=kind, item_id=item_id, ancestor_id=record.target_id):
+        if file is not None:
+            kind, item_id = "file", file
+        elif folder is not None:
+            kind, item_id = "folder", folder
+        else:
+            kind, item_id = record.target_type, record.target_id
+        if not within(db, kind=kind, item_id=item_id, ancestor_id=record.target_id):
             return error_page(
                 request, status=404, headline="Not found", message="That item is not part of this material."
             )

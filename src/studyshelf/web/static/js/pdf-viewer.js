@@ -25,6 +25,7 @@ async function renderPdf(root) {
     canvas.setAttribute("aria-label", `Page ${number}`);
     pages.appendChild(canvas);
     await page.render({ canvas, canvasContext: canvas.getContext("2d"), viewport }).promise;
+    if (number === 1) root.dispatchEvent(new CustomEvent("studyshelf:first-page"));  // for the beacon
   }
   root.dataset.rendered = String(count);
 }
@@ -34,5 +35,6 @@ if (viewer) {
     const status = viewer.querySelector("[data-pdf-status]");
     status.textContent = "This PDF could not be shown here. Use Download to open it.";
     viewer.dataset.error = String(error && error.message ? error.message : error);
+    viewer.dispatchEvent(new CustomEvent("studyshelf:load-failed", { detail: { name: error && error.name } }));
   });
 }

@@ -1,0 +1,198 @@
+"""The EventStream behaviour suite, written once; each backend only supplies the `stream` fixture."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from studyshelf.events import Event, EventStream
+from studyshelf.events.memory import MemoryEventStream
+from studyshelf.events.redis_streams import RedisStreamsEventStream
+from studyshelf.events.spool import SpoolEventStream
+from tests.analytics.support import REDIS_URL, event, redis_available
+from tests.conftest import require_service
+
+IDLE = 0.3  # seconds before another consumer may take over unacked events
+
+Reopen = Callable[[], EventStream]
+
+
+def ids(events: list[Event]) -> list[str]:
+    return [e.id for e in events]
+
+
+def read_all(stream: EventStream, consumer: str = "c1") -> list[Event]:
+    found: list[Event] = []
+    while batch := stream.read(consumer=consumer, max_count=100).events:
+        found += batch
+    return found
+
+
+class EventStreamContract:
+    """Behaviour every event stream must have."""
+
+    def test_published_events_come_back_in_order(self, stream: EventStream) -> None:
+        sent = [event(viewer=f"v{i}") for i in range(5)]
+        stream.publish(sent[:2])
+        stream.publish(sent[2:])
+        batch = stream.read(consumer="c1", max_count=10)
+        assert batch.events == sent
+        assert stream.backlog() == 5
+
+    def test_nothing_to_read_is_an_empty_batch(self, stream: EventStream) -> None:
+        assert stream.read(consumer="c1", max_count=10).events == []
+
+    def test_read_honours_max_count(self, stream: EventStream) -> None:
+        stream.publish([event() for _ in range(7)])
+        first = stream.read(consumer="c1", max_count=3)
+        second = stream.read(consumer="c1", max_count=10)
+        assert len(first.events) == 3
+        assert len(second.events) == 4
+        assert not set(ids(first.events)) & set(ids(second.events))
+
+    def test_acked_events_are_gone(self, stream: EventStream) -> None:
+        stream.publish([event(), event()])
+        batch = stream.read(consumer="c1", max_count=10)
+        stream.ack(batch)
+        assert stream.backlog() == 0
+        time.sleep(IDLE + 0.1)
+        assert stream.read(consumer="c2", max_count=10).events == []
+
+    def test_unacked_events_go_to_another_consumer_once_idle(self, stream: EventStream) -> None:
+        sent = [event(), event()]
+        stream.publish(sent)
+        stream.read(consumer="dead", max_count=10)  # taken, never acked
+        assert stream.read(consumer="alive", max_count=10).events == []
+        time.sleep(IDLE + 0.1)
+        again = stream.read(consumer="alive", max_count=10)
+        assert ids(again.events) == ids(sent)
+        stream.ack(again)
+        assert stream.backlog() == 0
+
+    def test_concurrent_publishers_lose_nothing(self, stream: EventStream) -> None:
+        sent: list[Event] = []
+        lock = threading.Lock()
+
+        def publish(n: int) -> None:
+            for _ in range(n):
+                e = event()
+                stream.publish([e])
+                with lock:
+                    sent.append(e)
+
+        threads = [threading.Thread(target=publish, args=(25,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = read_all(stream)
+        assert sorted(ids(got)) == sorted(ids(sent))
+        assert len(got) == 200
+
+    def test_events_round_trip_every_field(self, stream: EventStream) -> None:
+        full = event(
+            "load_fail",
+            error_class="timeout",
+            load_ms=1234,
+            bytes=99,
+            reason="",
+            link_id="abc",
+            course="c1",
+            resource_link="r1",
+            bot=True,
+            version_id=str(uuid.uuid4()),
+        )
+        stream.publish([full])
+        assert stream.read(consumer="c1").events == [full]
+
+
+class DurableEventStreamContract(EventStreamContract):
+    """What survives the process: backends that keep events outside it also supply `reopen`."""
+
+    def test_unacked_events_survive_a_restart(self, stream: EventStream, reopen: Reopen) -> None:
+        sent = [event(), event(), event()]
+        stream.publish(sent)
+        first = stream.read(consumer="c1", max_count=1)
+        stream.ack(first)
+        stream.read(consumer="c1", max_count=10)  # read, not acked: the process dies
+        stream.close()
+        time.sleep(IDLE + 0.1)
+        fresh = reopen()
+        assert ids(read_all(fresh, "c2")) == ids(sent[1:])
+        fresh.close()
+
+
+class TestMemory(EventStreamContract):
+    @pytest.fixture
+    def stream(self) -> MemoryEventStream:
+        return MemoryEventStream(claim_idle_seconds=IDLE)
+
+
+class TestSpool(DurableEventStreamContract):
+    @pytest.fixture
+    def reopen(self, tmp_path: Path) -> Reopen:
+        return lambda: SpoolEventStream(tmp_path / "events", fsync_ms=5, claim_idle_seconds=IDLE, segment_bytes=4096)
+
+    @pytest.fixture
+    def stream(self, reopen: Reopen) -> Iterator[EventStream]:
+        stream = reopen()
+        yield stream
+        stream.close()
+
+    def test_segments_rotate_and_consumed_ones_are_deleted(self, stream: EventStream, tmp_path: Path) -> None:
+        for _ in range(80):  # ~40 KiB: several 4 KiB segments
+            stream.publish([event()])
+        slot = tmp_path / "events" / "0"
+        assert len(list(slot.glob("seg-*.jsonl"))) > 3
+        got = 0
+        while (batch := stream.read(consumer="c1", max_count=30)).events:
+            got += len(batch.events)
+            stream.ack(batch)
+        assert got == 80
+        assert len(list(slot.glob("seg-*.jsonl"))) <= 2  # the last consumed one and the one being written
+
+    def test_a_torn_last_line_is_skipped_after_a_crash(self, reopen: Reopen, tmp_path: Path) -> None:
+        stream = reopen()
+        good = [event(), event()]
+        stream.publish(good)
+        stream.close()
+        segment = sorted((tmp_path / "events" / "0").glob("seg-*.jsonl"))[-1]
+        with open(segment, "ab") as handle:
+            handle.write(b'{"id": "half a line')  # the crash hit mid-write: its publish never returned
+        fresh = reopen()
+        fresh.publish([late := event()])
+        assert ids(read_all(fresh)) == [*ids(good), late.id]
+        fresh.close()
+
+    def test_a_second_process_takes_another_slot(self, stream: EventStream, reopen: Reopen) -> None:
+        stream.publish([event()])
+        other = reopen()
+        other.publish([event()])
+        assert isinstance(other, SpoolEventStream)
+        assert other.directory.name == "1"
+        assert len(read_all(stream)) == 1
+        assert len(read_all(other)) == 1
+        other.close()
+
+
+class TestRedis(DurableEventStreamContract):
+    @pytest.fixture
+    def reopen(self) -> Iterator[Reopen]:
+        require_service(redis_available(), "Redis")
+        name = f"studyshelf:test:{uuid.uuid4().hex}"
+        yield lambda: RedisStreamsEventStream(REDIS_URL, stream=name, claim_idle_seconds=IDLE)
+        client = redis.Redis.from_url(REDIS_URL)
+        client.delete(name)
+        client.close()
+
+    @pytest.fixture
+    def stream(self, reopen: Reopen) -> Iterator[EventStream]:
+        stream = reopen()
+        yield stream
+        stream.close()

@@ -1,0 +1,213 @@
+"""The Warehouse behaviour suite, written once; DuckDB and PostgreSQL only supply the `warehouse` fixture."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from studyshelf.analytics.warehouse import SummaryQuery, Warehouse, build_warehouse
+from studyshelf.analytics.warehouse.postgres import PostgresWarehouse
+from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, T0, event
+from tests.conftest import PG_ADMIN_URL, postgres_available, require_service
+
+DAY = timedelta(days=1)
+SUB = str(uuid.UUID(int=11))  # a subfolder of folder 10
+OTHER_FILE = str(uuid.UUID(int=101))
+
+
+def query(**kw: Any) -> SummaryQuery:
+    return SummaryQuery(**{"start": T0 - 10 * DAY, "end": T0 + 10 * DAY, **kw})
+
+
+class WarehouseContract:
+    def test_insert_skips_ids_it_holds(self, warehouse: Warehouse) -> None:
+        batch = [event(), event(), event()]
+        assert warehouse.insert(batch) == 3
+        assert warehouse.insert(batch) == 0
+        assert warehouse.insert([*batch, event()]) == 1
+        assert warehouse.count() == 4
+
+    def test_duplicates_within_a_batch_count_once(self, warehouse: Warehouse) -> None:
+        e = event()
+        assert warehouse.insert([e, e, e]) == 1
+        assert warehouse.summary(query()).totals.views == 1
+
+    def test_totals(self, warehouse: Warehouse) -> None:
+        warehouse.insert(
+            [
+                event(viewer="a"),
+                event(viewer="a"),
+                event(viewer="b"),
+                event("load_ok", load_ms=100),
+                event("load_ok", load_ms=200),
+                event("load_ok", load_ms=300),
+                event("load_fail", error_class="network"),
+                event("download", bytes=1000),
+                event("download", bytes=500),
+                event("blocked", reason="origin"),
+            ]
+        )
+        t = warehouse.summary(query()).totals
+        assert (t.views, t.viewers, t.load_ok, t.fails, t.downloads, t.blocked) == (3, 2, 3, 1, 2, 1)
+        assert t.bytes == 1500
+        assert t.fail_rate == pytest.approx(0.25)
+        assert t.load_p50_ms == pytest.approx(200)
+        assert t.load_p95_ms == pytest.approx(290)
+
+    def test_empty_range(self, warehouse: Warehouse) -> None:
+        s = warehouse.summary(query())
+        assert s.totals.views == 0
+        assert s.totals.fail_rate is None
+        assert s.totals.load_p50_ms is None
+        assert s.series == []
+
+    def test_range_is_half_open(self, warehouse: Warehouse) -> None:
+        warehouse.insert([event(ts=T0), event(ts=T0 + DAY)])
+        assert warehouse.summary(query(start=T0, end=T0 + DAY)).totals.views == 1
+
+    def test_bots_are_left_out_unless_asked_for(self, warehouse: Warehouse) -> None:
+        warehouse.insert([event(), event(bot=True, device="bot")])
+        assert warehouse.summary(query()).totals.views == 1
+        assert warehouse.summary(query(include_bots=True)).totals.views == 2
+
+    def test_folder_filter_includes_subfolders(self, warehouse: Warehouse) -> None:
+        root, folder = str(uuid.UUID(int=9)), str(uuid.UUID(int=10))
+        warehouse.insert(
+            [
+                event(),  # in folder 10
+                event(folder_id=SUB, folder_path=(root, folder, SUB)),
+                event(folder_id=root, folder_path=(root,)),
+            ]
+        )
+        assert warehouse.summary(query(filters={"folder": folder})).totals.views == 2
+        assert warehouse.summary(query(filters={"folder": SUB})).totals.views == 1
+        assert warehouse.summary(query(filters={"folder": root})).totals.views == 3
+
+    def test_scope_is_own_content_and_own_usage(self, warehouse: Warehouse) -> None:
+        other_owner = str(uuid.UUID(int=50))
+        warehouse.insert(
+            [
+                event(partner_org=PARTNER_A),  # A uses OWNER's content
+                event(partner_org=PARTNER_B),  # B uses OWNER's content
+                event(owner_org=other_owner, partner_org=PARTNER_A),  # A uses someone else's
+                event(owner_org=other_owner, partner_org=other_owner),
+            ]
+        )
+        assert warehouse.summary(query(scope_org=OWNER)).totals.views == 2
+        assert warehouse.summary(query(scope_org=PARTNER_A)).totals.views == 2
+        assert warehouse.summary(query(scope_org=PARTNER_B)).totals.views == 1
+        assert warehouse.summary(query(scope_org=PARTNER_B, filters={"partner": PARTNER_A})).totals.views == 0
+        assert warehouse.summary(query(scope_org=OWNER, filters={"partner": PARTNER_A})).totals.views == 1
+
+    def test_filters_on_each_dimension(self, warehouse: Warehouse) -> None:
+        warehouse.insert(
+            [
+                event(country="DE", browser="Firefox", os="Linux", device="mobile", lms="canvas", course="c9"),
+                event(file_id=OTHER_FILE, category="video", extension="mp4"),
+            ]
+        )
+        for name, value, expected in [
+            ("country", "DE", 1),
+            ("browser", "Firefox", 1),
+            ("os", "Linux", 1),
+            ("device", "mobile", 1),
+            ("lms", "canvas", 1),
+            ("course", "c9", 1),
+            ("file", OTHER_FILE, 1),
+            ("category", "video", 1),
+            ("extension", "pdf", 1),
+            ("country", "FR", 0),
+        ]:
+            assert warehouse.summary(query(filters={name: value})).totals.views == expected, name
+
+    def test_series_by_day(self, warehouse: Warehouse) -> None:
+        warehouse.insert([event(ts=T0), event(ts=T0 + timedelta(hours=1)), event(ts=T0 + 2 * DAY)])
+        series = warehouse.summary(query(bucket="day")).series
+        assert [(t.date().isoformat(), m.views) for t, m in series] == [("2026-03-10", 2), ("2026-03-12", 1)]
+        assert series[0][0].tzinfo is not None
+
+    def test_breakdown_sums_to_the_total(self, warehouse: Warehouse) -> None:
+        warehouse.insert([event(country="DE"), event(country="DE"), event(country="FR"), event(country="")])
+        s = warehouse.summary(query(breakdown="country"))
+        assert [(k, m.views) for k, m in s.breakdown] == [("DE", 2), ("", 1), ("FR", 1)]
+        assert sum(m.views for _, m in s.breakdown) == s.totals.views
+
+    def test_top_files_and_folders(self, warehouse: Warehouse) -> None:
+        warehouse.insert([event(), event(), event(file_id=OTHER_FILE, folder_id=SUB), event("blocked", file_id=None)])
+        files = warehouse.top(query(), dimension="file")
+        assert [(k, m.views) for k, m in files] == [(str(uuid.UUID(int=100)), 2), (OTHER_FILE, 1)]
+        folders = warehouse.top(query(), dimension="folder")
+        assert folders[0][0] == str(uuid.UUID(int=10))
+
+    def test_delete_before(self, warehouse: Warehouse) -> None:
+        old = T0 - timedelta(days=70)
+        warehouse.insert([event(ts=old), event(ts=old + DAY), event(ts=T0)])
+        assert warehouse.delete_before(T0 - timedelta(days=30)) == 2
+        assert warehouse.count() == 1
+        assert warehouse.insert([event(ts=old)]) == 1  # an old month can be written again
+
+    def test_ping(self, warehouse: Warehouse) -> None:
+        warehouse.ping()
+
+
+class TestDuckDB(WarehouseContract):
+    @pytest.fixture
+    def warehouse(self, tmp_path: Path) -> Iterator[Warehouse]:
+        w = build_warehouse(f"duckdb://{tmp_path / 'warehouse.duckdb'}")
+        yield w
+        w.close()
+
+
+class TestDuckDBInMemory(WarehouseContract):
+    @pytest.fixture
+    def warehouse(self) -> Iterator[Warehouse]:
+        w = build_warehouse("duckdb://:memory:")
+        yield w
+        w.close()
+
+
+def pg_warehouse_url() -> Iterator[str]:
+    """A PostgreSQL warehouse in a schema of its own, dropped afterwards."""
+    require_service(postgres_available(), "PostgreSQL")
+    schema = f"wh_{uuid.uuid4().hex[:12]}"
+    yield f"{PG_ADMIN_URL}?schema={schema}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.postgres
+class TestPostgres(WarehouseContract):
+    @pytest.fixture
+    def warehouse(self) -> Iterator[Warehouse]:
+        for url in pg_warehouse_url():
+            w = build_warehouse(url)
+            yield w
+            w.close()
+
+    def test_months_are_partitions(self, warehouse: Warehouse) -> None:
+        warehouse.insert([event(ts=T0), event(ts=T0 + timedelta(days=40))])
+        assert warehouse.insert([event(ts=T0 - timedelta(days=400))]) == 1
+        assert isinstance(warehouse, PostgresWarehouse)
+        schema = warehouse.schema
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            rows = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 1",
+                [schema],
+            ).fetchall()
+        assert [r[0] for r in rows] == ["events_p202502", "events_p202603", "events_p202604"]
+        warehouse.delete_before(T0 - timedelta(days=30))
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                [schema],
+            ).fetchone()
+        assert left is not None
+        assert left[0] == 2
