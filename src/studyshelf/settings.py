@@ -62,7 +62,11 @@ class Settings(BaseSettings):
     event_claim_idle_seconds: float = Field(
         default=30.0, gt=0, description="pending events idle this long are taken over from a dead consumer"
     )
-    spool_fsync_ms: float = Field(default=50.0, ge=0, description="the longest a publisher waits to share an fsync")
+    spool_fsync_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="extra wait for company before an fsync (0: at once; publishers arriving meanwhile share the next)",
+    )
     spool_fsync_events: int = Field(default=256, ge=1, description="waiting events that trigger an fsync at once")
     spool_segment_bytes: int = Field(default=16 * 1024**2, ge=4096, description="size of a spool segment file")
     event_drain_batch: int = Field(default=1000, ge=1, description="events per warehouse transaction")

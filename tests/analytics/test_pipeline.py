@@ -8,6 +8,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from studyshelf.analytics.ingest.drain import wait_until_drained
+from studyshelf.analytics.warehouse import WarehouseError
+from studyshelf.app import create_app
 from studyshelf.events.spool import SpoolEventStream
 from tests.analytics.conftest import CHROME, Usage, drain
 from tests.conftest import Member, World
@@ -107,8 +110,6 @@ def test_the_buffer_holds_no_address_or_user_agent(world: World, usage: Usage) -
 def test_a_warehouse_that_is_down_keeps_events_buffered_and_readyz_says_so(
     world: World, usage: Usage, tmp_path: Path
 ) -> None:
-    from studyshelf.analytics.warehouse import WarehouseError
-
     view(visitor(usage.p.publisher), usage.partner_link)
     services = world.services
     blocker = Path(services.settings.resolved_warehouse_url.removeprefix("duckdb://"))
@@ -132,3 +133,10 @@ def test_a_warehouse_that_is_down_keeps_events_buffered_and_readyz_says_so(
 def test_the_viewer_page_carries_a_beacon_token(world: World, usage: Usage) -> None:
     page = visitor(usage.p.publisher).get(usage.partner_link, headers=BROWSER)
     assert re.search(r'data-beacon-token="[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"', page.text)
+
+
+def test_the_app_drains_its_spool_in_the_background(world: World, usage: Usage) -> None:
+    with TestClient(create_app(services=world.services), base_url="http://testserver") as running:
+        view(running, usage.partner_link)
+        assert wait_until_drained(world.services.events, timeout=10)
+        assert world.services.warehouse.count() == 1

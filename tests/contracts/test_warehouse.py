@@ -140,9 +140,9 @@ class WarehouseContract:
 
     def test_top_files_and_folders(self, warehouse: Warehouse) -> None:
         warehouse.insert([event(), event(), event(file_id=OTHER_FILE, folder_id=SUB), event("blocked", file_id=None)])
-        files = warehouse.top(query(), dimension="file")
+        files = warehouse.summary(query()).top_files
         assert [(k, m.views) for k, m in files] == [(str(uuid.UUID(int=100)), 2), (OTHER_FILE, 1)]
-        folders = warehouse.top(query(), dimension="folder")
+        folders = warehouse.summary(query()).top_folders
         assert folders[0][0] == str(uuid.UUID(int=10))
 
     def test_delete_before(self, warehouse: Warehouse) -> None:

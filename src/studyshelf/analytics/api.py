@@ -67,9 +67,7 @@ def summary(
     query = service.build_query(
         org_id=org_id, start=start, end=end, filters=filters, breakdown=breakdown, bucket=bucket
     )
-    result, top_files, top_folders = service.summarise(
-        services.warehouse, principal=principal, org_id=org_id, query=query
-    )
+    result = service.summarise(services.warehouse, principal=principal, org_id=org_id, query=query)
     return SummaryRead(
         org_id=org_id,
         from_=start,
@@ -80,8 +78,8 @@ def summary(
         series=[SeriesPoint(t=t, **MetricsRead.of(m).model_dump()) for t, m in result.series],
         breakdown=breakdown,
         rows=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.breakdown],
-        top_files=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in top_files],
-        top_folders=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in top_folders],
+        top_files=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.top_files],
+        top_folders=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.top_folders],
     )
 
 

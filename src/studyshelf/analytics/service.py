@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from studyshelf.analytics.warehouse import (
     DIMENSIONS,
     Bucket,
-    Metrics,
     Summary,
     SummaryQuery,
     Warehouse,
@@ -54,17 +53,12 @@ def build_query(
     )
 
 
-def summarise(
-    warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: SummaryQuery
-) -> tuple[Summary, list[tuple[str, Metrics]], list[tuple[str, Metrics]]]:
+def summarise(warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: SummaryQuery) -> Summary:
     """Totals, series, breakdown and the top files and folders, within the organisation's scope."""
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     if query.scope_org != str(org_id):
         raise Invalid("The query is not scoped to this organisation.")
     try:
-        summary = warehouse.summary(query)
-        top_files = warehouse.top(query, dimension="file")[:10]
-        top_folders = warehouse.top(query, dimension="folder")[:10]
+        return warehouse.summary(query)
     except WarehouseError as exc:
         raise Unavailable("Usage figures are not available right now; try again shortly.") from exc
-    return summary, top_files, top_folders

@@ -143,3 +143,32 @@ def record_download(request: Request, claims: MediaClaims, sent: int, complete: 
             sent_bytes=sent,
         )
     services.hits.record(replace(hit, error_class="") if complete else replace(hit, error_class="aborted"))
+
+
+def launch_view_hit(
+    db: Session,
+    request: Request,
+    services: Services,
+    *,
+    file: File,
+    version: FileVersion,
+    partner_org_id: uuid.UUID,
+    course: str,
+    resource_link: str,
+) -> Hit:
+    """A view through an LTI launch: no share link, but the LMS course and resource link are known."""
+    return Hit(
+        type="view",
+        at=utcnow(),
+        owner_org_id=str(file.org_id),
+        partner_org_id=str(partner_org_id),
+        file_id=str(file.id),
+        version_id=str(version.id),
+        folder_path=folder_path(db, file),
+        content_type=version.content_type,
+        filename=file.name,
+        session=new_session(),
+        course=course,
+        resource_link=resource_link,
+        **_client(request, services),
+    )

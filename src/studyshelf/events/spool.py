@@ -1,9 +1,11 @@
 """The embedded event buffer: JSON lines appended to segment files under the data dir.
 
 `publish` returns once its lines are fsynced. Publishers share fsyncs (group commit): the first
-waiting publisher becomes the leader, gathers others for up to `fsync_ms` after the previous fsync
-(or until `fsync_events` are waiting), then fsyncs once for all of them. An idle spool therefore
-pays one fsync per publish; a busy one about one per `fsync_ms`.
+waiting publisher becomes the leader and fsyncs for everyone who has written by then; those who write
+while it runs wait and share the next one. `fsync_ms` > 0 makes the leader also wait that long after
+the previous fsync for company (or until `fsync_events` are waiting). Measured here: with 0, one
+publisher waits 0.4 ms and 32 threads publish ~2,600 events/s; with 50 ms, every publish waits ~50 ms
+and 32 threads manage ~620/s, so the default is 0.
 
 The consumer position lives in the file `committed` ("<segment> <byte offset>"), replaced atomically
 after each ack; segments wholly before it are deleted. A crash can lose the last ack (those events are
@@ -54,7 +56,7 @@ class SpoolEventStream:
         self,
         base: Path,
         *,
-        fsync_ms: float = 50.0,
+        fsync_ms: float = 0.0,
         fsync_events: int = 256,
         segment_bytes: int = 16 * 1024 * 1024,
         claim_idle_seconds: float = 30.0,

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.delivery import hits
 from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.viewer import VIEWER_TOKEN_SECONDS, check_viewer_token, media_urls, viewer_token
@@ -234,6 +235,17 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
     version = item.current_version
     if version is None:
         raise launch.LaunchRefused("This file has no content yet.")
+    hit = hits.launch_view_hit(
+        db,
+        request,
+        services,
+        file=item,
+        version=version,
+        partner_org_id=record.org_id,
+        course=record.context_id,
+        resource_link=record.resource_link_id,
+    )
+    hits.record(services, hit)
     scope_link = Link(id=scope, allow_download=False)  # not stored: names the launch in the signed media URL
     urls = media_urls(services, scope_link, item, version)
     context = {

@@ -70,8 +70,12 @@ def run(
     consumer: str | None = None,
     max_count: int = 1000,
     block_ms: int = 500,
+    idle_seconds: float = 0.0,
 ) -> None:
-    """Drain until `stop` is set, retrying with back-off while the warehouse or the stream is down."""
+    """Drain until `stop` is set, retrying with back-off while the warehouse or the stream is down.
+
+    `block_ms` lets the stream wait for events (Redis); `idle_seconds` instead sleeps between empty polls,
+    waking at once when `stop` is set (the in-process drainer, so shutting down never waits on a read)."""
     consumer = consumer or consumer_name()
     failures = 0
     batch: Batch | None = None  # kept across failed inserts, so a warehouse outage only delays it
@@ -79,9 +83,11 @@ def run(
         try:
             if batch is None:
                 batch = events.read(consumer=consumer, max_count=max_count, block_ms=block_ms)
-            store(events, warehouse, batch)
+            result = store(events, warehouse, batch)
             batch = None
             failures = 0
+            if not result.read and idle_seconds:
+                stop.wait(idle_seconds)
         except (WarehouseError, EventStreamError):
             failures += 1
             log.warning("draining events failed (%d in a row); retrying", failures, exc_info=failures == 1)
@@ -97,7 +103,13 @@ class Drainer:
         self._thread = threading.Thread(
             target=run,
             args=(events, warehouse),
-            kwargs={"stop": self._stop, "max_count": max_count, "consumer": consumer_name()},
+            kwargs={
+                "stop": self._stop,
+                "max_count": max_count,
+                "consumer": consumer_name(),
+                "block_ms": 0,
+                "idle_seconds": 0.2,
+            },
             name="studyshelf-drainer",
             daemon=True,
         )

@@ -15,12 +15,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 
 from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse.interface import Metrics, Summary, SummaryQuery, WarehouseError
+from studyshelf.analytics.warehouse.interface import Summary, SummaryQuery, WarehouseError
 from studyshelf.events.schema import COLUMNS, Event
 
 _DDL = (Path(__file__).parent / "sql" / "duckdb.sql").read_text()
@@ -125,19 +125,8 @@ class DuckDBWarehouse:
             raise WarehouseError(f"DuckDB query failed: {exc}") from exc
 
     def summary(self, query: SummaryQuery) -> Summary:
-        with self._connect() as con:
-            totals = q.metrics(self._all(*q.totals_sql(query), con)[0])
-            rows = self._all(*q.series_sql(query), con)
-            series = [(row[0].replace(tzinfo=UTC), q.metrics(row[1:])) for row in rows]
-            breakdown: list[tuple[str, Metrics]] = []
-            if query.breakdown:
-                rows = self._all(*q.breakdown_sql(query, query.breakdown), con)
-                breakdown = [(str(r[0]), q.metrics(r[1:])) for r in rows]
-        return Summary(totals, series, breakdown)
-
-    def top(self, query: SummaryQuery, *, dimension: Literal["file", "folder"]) -> list[tuple[str, Metrics]]:
-        rows = self._all(*q.breakdown_sql(query, dimension))
-        return [(str(r[0]), q.metrics(r[1:])) for r in rows if r[0]]
+        rows = self._all(*q.summary_sql(query))
+        return q.summary(rows, query, as_utc=lambda t: t.replace(tzinfo=UTC))
 
     def delete_before(self, cutoff: datetime) -> int:
         return len(self._all("DELETE FROM events WHERE ts < ? RETURNING 1", [cutoff]))

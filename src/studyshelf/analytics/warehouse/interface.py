@@ -76,7 +76,9 @@ class Metrics:
 class Summary:
     totals: Metrics
     series: list[tuple[datetime, Metrics]]
-    breakdown: list[tuple[str, Metrics]]
+    breakdown: list[tuple[str, Metrics]]  # by query.breakdown, most viewed first, at most query.limit
+    top_files: list[tuple[str, Metrics]] = field(default_factory=list)  # the ten most viewed
+    top_folders: list[tuple[str, Metrics]] = field(default_factory=list)  # by the folder a file is directly in
 
 
 class Warehouse(Protocol):
@@ -84,10 +86,8 @@ class Warehouse(Protocol):
         """Store events in one transaction, skipping ids already stored; return how many were new."""
         ...
 
-    def summary(self, query: SummaryQuery) -> Summary: ...
-
-    def top(self, query: SummaryQuery, *, dimension: Literal["file", "folder"]) -> list[tuple[str, Metrics]]:
-        """The files or folders with the most views (ties by bytes)."""
+    def summary(self, query: SummaryQuery) -> Summary:
+        """Totals, series, the breakdown asked for, and the top files and folders, in one scan."""
         ...
 
     def delete_before(self, cutoff: datetime) -> int:

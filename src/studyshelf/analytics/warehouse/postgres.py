@@ -13,14 +13,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
 from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse.interface import Metrics, Summary, SummaryQuery, WarehouseError
+from studyshelf.analytics.warehouse.interface import Summary, SummaryQuery, WarehouseError
 from studyshelf.events.schema import COLUMNS, Event
 
 _DDL = (Path(__file__).parent / "sql" / "postgres.sql").read_text()
@@ -127,16 +127,8 @@ class PostgresWarehouse:
             return conn.execute(text.replace("?", "%s"), params).fetchall()
 
     def summary(self, query: SummaryQuery) -> Summary:
-        totals = q.metrics(self._all(*q.totals_sql(query))[0])
-        series = [(row[0].astimezone(UTC), q.metrics(row[1:])) for row in self._all(*q.series_sql(query))]
-        breakdown: list[tuple[str, Metrics]] = []
-        if query.breakdown:
-            breakdown = [(str(r[0]), q.metrics(r[1:])) for r in self._all(*q.breakdown_sql(query, query.breakdown))]
-        return Summary(totals, series, breakdown)
-
-    def top(self, query: SummaryQuery, *, dimension: Literal["file", "folder"]) -> list[tuple[str, Metrics]]:
-        rows = self._all(*q.breakdown_sql(query, dimension))
-        return [(str(r[0]), q.metrics(r[1:])) for r in rows if r[0]]
+        rows = self._all(*q.summary_sql(query))
+        return q.summary(rows, query, as_utc=lambda t: t.astimezone(UTC))
 
     def delete_before(self, cutoff: datetime) -> int:
         """Drop whole months before the cutoff's month, then delete the older rows of that month."""

@@ -6,12 +6,15 @@ Time is stored as UTC: DuckDB as TIMESTAMP, PostgreSQL as timestamptz in a UTC s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final
 
-from studyshelf.analytics.warehouse.interface import DIMENSIONS, Metrics, SummaryQuery
+from studyshelf.analytics.warehouse.interface import DIMENSIONS, Metrics, Summary, SummaryQuery
 from studyshelf.events.schema import COLUMNS
 
 TABLE: Final = "events"
+TOP: Final = 10
 UUID_COLUMNS: Final = frozenset({"owner_org", "partner_org", "file_id", "version_id", "folder_id", "id"})
 METRICS_SQL: Final = """
     count(*) FILTER (WHERE type = 'view') AS views,
@@ -50,31 +53,55 @@ def where(query: SummaryQuery, table: str) -> tuple[str, list[Any]]:
     return f"FROM {table} WHERE " + " AND ".join(clauses), params
 
 
-def totals_sql(query: SummaryQuery, table: str = TABLE) -> tuple[str, list[Any]]:
-    clause, params = where(query, table)
-    return f"SELECT {METRICS_SQL} {clause}", params
+def summary_sql(query: SummaryQuery, table: str = TABLE) -> tuple[str, list[Any]]:
+    """Totals, series, breakdown and top files and folders in one scan (GROUPING SETS).
 
-
-def series_sql(query: SummaryQuery, table: str = TABLE) -> tuple[str, list[Any]]:
+    Each row says which set it belongs to in `g` = GROUPING(b, k, f, d): 15 totals, 7 series (by b),
+    11 breakdown (by k), 13 files (by f), 14 folders (by d). Missing values group as ''.
+    """
     if query.bucket not in _BUCKETS:
         raise ValueError(f"unknown bucket {query.bucket!r}")
+    if query.breakdown is not None and query.breakdown not in DIMENSIONS:
+        raise ValueError(f"unknown breakdown {query.breakdown!r}")
     clause, params = where(query, table)
-    bucket = f"date_trunc('{query.bucket}', ts)"
-    return f"SELECT {bucket} AS bucket, {METRICS_SQL} {clause} GROUP BY 1 ORDER BY 1", params
-
-
-def breakdown_sql(query: SummaryQuery, dimension: str, table: str = TABLE) -> tuple[str, list[Any]]:
-    """Metrics per value of a dimension (missing values as ''), most viewed first."""
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"unknown breakdown {dimension!r}")
-    column = DIMENSIONS[dimension]
-    key = f"coalesce(CAST({column} AS VARCHAR), '')"
-    clause, params = where(query, table)
-    sql = (
-        f"SELECT {key} AS key, {METRICS_SQL} {clause} GROUP BY 1 "
-        f"ORDER BY views DESC, bytes DESC, key LIMIT {int(query.limit)}"
+    key = f"coalesce(CAST({DIMENSIONS[query.breakdown]} AS VARCHAR), '')" if query.breakdown else "''"
+    inner = (
+        f"SELECT *, date_trunc('{query.bucket}', ts) AS b, {key} AS k, "
+        f"coalesce(CAST(file_id AS VARCHAR), '') AS f, coalesce(CAST(folder_id AS VARCHAR), '') AS d {clause}"
     )
+    sets = "(), (b), (k), (f), (d)"  # without a breakdown k is '' throughout: one cheap group, ignored
+    select = f"SELECT GROUPING(b, k, f, d) AS g, b, k, f, d, {METRICS_SQL}"
+    sql = f"{select} FROM ({inner}) AS s GROUP BY GROUPING SETS ({sets})"
     return sql, params
+
+
+def _ranked(rows: list[tuple[str, Metrics]], limit: int) -> list[tuple[str, Metrics]]:
+    return sorted(rows, key=lambda r: (-r[1].views, -r[1].bytes, r[0]))[:limit]
+
+
+def summary(rows: list[tuple[Any, ...]], query: SummaryQuery, *, as_utc: Callable[[datetime], datetime]) -> Summary:
+    """Assemble the rows of summary_sql."""
+    totals = Metrics()
+    series: list[tuple[datetime, Metrics]] = []
+    groups: dict[int, list[tuple[str, Metrics]]] = {11: [], 13: [], 14: []}
+    for row in rows:
+        g, bucket, key, file_key, folder_key = row[:5]
+        values = metrics(row[5:])
+        if g == 15:
+            totals = values
+        elif g == 7:
+            series.append((as_utc(bucket), values))
+        elif g in groups:
+            name = {11: key, 13: file_key, 14: folder_key}[g]
+            if g == 11 or name:
+                groups[g].append((str(name), values))
+    return Summary(
+        totals=totals,
+        series=sorted(series, key=lambda item: item[0]),
+        breakdown=_ranked(groups[11], query.limit) if query.breakdown else [],
+        top_files=_ranked(groups[13], TOP),
+        top_folders=_ranked(groups[14], TOP),
+    )
 
 
 def metrics(row: tuple[Any, ...]) -> Metrics:
