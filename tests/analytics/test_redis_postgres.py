@@ -17,6 +17,7 @@ from studyshelf.settings import Settings
 from tests.analytics.conftest import CHROME
 from tests.analytics.support import REDIS_URL, event, redis_available
 from tests.conftest import World, require_service
+from tests.conftest import _truncate_all as truncate_all
 from tests.contracts.test_warehouse import pg_warehouse_url
 from tests.links.support import EMBEDDED, create_link, link_path, visitor
 from tests.sharing.support import grant, partnership
@@ -39,6 +40,8 @@ def scale_services(settings: Settings) -> Iterator[Services]:
         )
         built = build_services(scaled)
         yield built
+        if built.engine.dialect.name == "postgresql":
+            truncate_all(built)  # the app database is shared by this worker's tests
         built.events.close()
         built.warehouse.close()
         built.engine.dispose()
