@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint fmt bench bench-upload install clean
+.PHONY: run test lint fmt bench bench-analytics bench-upload install clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.media
 	$(BIN)/python -m bench.viewer
+	$(BIN)/python -m bench.analytics_ingest
+	$(BIN)/python -m bench.analytics_queries
+
+bench-analytics: $(STAMP)
+	$(BIN)/python -m bench.analytics_ingest
+	$(BIN)/python -m bench.analytics_queries
 
 bench-upload: $(STAMP)
 	$(BIN)/python -m bench.upload_memory
