@@ -1,19 +1,25 @@
 """Filter invariants, property-based: a filter never adds usage, and a breakdown adds up to the total.
 
 (Plausible once showed more pageviews with a region filter than without; field-facts pitfall 29.)
+Every property runs against both warehouses: DuckDB in memory and PostgreSQL in a throwaway schema;
+one warehouse per module and backend, emptied before each example.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studyshelf.analytics.warehouse import DIMENSIONS, Metrics, SummaryQuery, Warehouse, build_warehouse
 from studyshelf.events import Event
 from tests.analytics.support import T0, event
+from tests.contracts.test_warehouse import pg_warehouse_url
 
 ORGS = [str(uuid.UUID(int=i)) for i in (1, 2, 3)]
 FOLDERS = [str(uuid.UUID(int=i)) for i in (20, 21, 22, 23)]
@@ -32,7 +38,7 @@ VALUES: dict[str, list[str]] = {
     "extension": ["pdf", "mp4"],
     "lms": ["moodle", "canvas", "none"],
     "course": ["", "c1"],
-    "type": ["view", "load_ok", "load_fail", "download", "blocked"],
+    "type": ["view", "load_ok", "load_fail", "download", "blocked", "transfer"],
 }
 ADDITIVE = ("views", "load_ok", "fails", "downloads", "blocked", "bytes")
 
@@ -68,8 +74,22 @@ filters = st.dictionaries(st.sampled_from(sorted(VALUES)), st.none()).flatmap(
 )
 
 
-def _warehouse(rows: list[Event]) -> Warehouse:
-    warehouse = build_warehouse("duckdb://:memory:")
+Fresh = Callable[[list[Event]], Warehouse]
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh(request: pytest.FixtureRequest) -> Iterator[Fresh]:
+    """A warehouse holding exactly the given events (emptied through the interface, then filled)."""
+    urls = iter(["duckdb://:memory:"]) if request.param == "duckdb" else pg_warehouse_url()
+    for url in urls:
+        warehouse = build_warehouse(url)
+        yield partial(_refill, warehouse)
+        warehouse.close()
+
+
+def _refill(warehouse: Warehouse, rows: list[Event]) -> Warehouse:
+    warehouse.delete_before(T0 + timedelta(days=400))
+    assert warehouse.count() == 0
     warehouse.insert(rows)
     return warehouse
 
@@ -102,19 +122,16 @@ def q(
     bots=st.booleans(),
 )
 def test_a_filter_never_adds_usage(
-    rows: list[Event], chosen: dict[str, str], more: dict[str, str], scope: str | None, bots: bool
+    fresh: Fresh, rows: list[Event], chosen: dict[str, str], more: dict[str, str], scope: str | None, bots: bool
 ) -> None:
-    warehouse = _warehouse(rows)
-    try:
-        everything = warehouse.summary(q(scope=scope, bots=bots)).totals
-        filtered = warehouse.summary(q(scope=scope, bots=bots, filters=chosen)).totals
-        narrower = warehouse.summary(q(scope=scope, bots=bots, filters={**more, **chosen})).totals
-        _at_most(filtered, everything)
-        _at_most(narrower, filtered)
-        if scope is not None:
-            _at_most(everything, warehouse.summary(q(bots=bots)).totals)
-    finally:
-        warehouse.close()
+    warehouse = fresh(rows)
+    everything = warehouse.summary(q(scope=scope, bots=bots)).totals
+    filtered = warehouse.summary(q(scope=scope, bots=bots, filters=chosen)).totals
+    narrower = warehouse.summary(q(scope=scope, bots=bots, filters={**more, **chosen})).totals
+    _at_most(filtered, everything)
+    _at_most(narrower, filtered)
+    if scope is not None:
+        _at_most(everything, warehouse.summary(q(bots=bots)).totals)
 
 
 @settings(max_examples=40, deadline=None)
@@ -125,35 +142,29 @@ def test_a_filter_never_adds_usage(
     scope=st.sampled_from([None, *ORGS]),
 )
 def test_a_breakdown_adds_up_to_the_total(
-    rows: list[Event], chosen: dict[str, str], dimension: str, scope: str | None
+    fresh: Fresh, rows: list[Event], chosen: dict[str, str], dimension: str, scope: str | None
 ) -> None:
-    warehouse = _warehouse(rows)
-    try:
-        result = warehouse.summary(q(scope=scope, filters=chosen, breakdown=dimension))
-        for name in ADDITIVE:
-            assert sum(getattr(m, name) for _, m in result.breakdown) == getattr(result.totals, name), name
-        series_views = sum(m.views for _, m in result.series)
-        assert series_views == result.totals.views
-        for key, metrics in result.breakdown:
-            if key and dimension in VALUES:
-                alone = warehouse.summary(q(scope=scope, filters={**chosen, dimension: key}))
-                assert alone.totals.views == metrics.views
-    finally:
-        warehouse.close()
+    warehouse = fresh(rows)
+    result = warehouse.summary(q(scope=scope, filters=chosen, breakdown=dimension))
+    for name in ADDITIVE:
+        assert sum(getattr(m, name) for _, m in result.breakdown) == getattr(result.totals, name), name
+    series_views = sum(m.views for _, m in result.series)
+    assert series_views == result.totals.views
+    for key, metrics in result.breakdown:
+        if key and dimension in VALUES:
+            alone = warehouse.summary(q(scope=scope, filters={**chosen, dimension: key}))
+            assert alone.totals.views == metrics.views
 
 
 @settings(max_examples=30, deadline=None)
 @given(rows=st.lists(events(), max_size=60))
-def test_a_folder_counts_at_least_its_subfolders(rows: list[Event]) -> None:
-    warehouse = _warehouse(rows)
-    try:
+def test_a_folder_counts_at_least_its_subfolders(fresh: Fresh, rows: list[Event]) -> None:
+    warehouse = fresh(rows)
 
-        def views(folder: str) -> int:
-            return warehouse.summary(q(filters={"folder": folder})).totals.views
+    def views(folder: str) -> int:
+        return warehouse.summary(q(filters={"folder": folder})).totals.views
 
-        root, child, grandchild, sibling = (views(f) for f in FOLDERS)
-        assert root >= child >= grandchild
-        assert root >= child + sibling
-        assert root == warehouse.summary(q()).totals.views
-    finally:
-        warehouse.close()
+    root, child, grandchild, sibling = (views(f) for f in FOLDERS)
+    assert root >= child >= grandchild
+    assert root >= child + sibling
+    assert root == warehouse.summary(q()).totals.views

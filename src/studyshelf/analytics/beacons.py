@@ -99,7 +99,7 @@ def accept(
     hit = Hit(
         type=beacon.type,
         at=datetime.fromtimestamp(beacon.t / 1000, UTC),
-        link_id=claims.link_id,
+        link_id=claims.link_id or None,
         owner_org_id=claims.owner_org_id,
         partner_org_id=claims.partner_org_id,
         file_id=claims.file_id,
@@ -108,6 +108,8 @@ def accept(
         content_type=claims.content_type,
         filename=claims.filename,
         session=claims.session,
+        course=claims.course,
+        resource_link=claims.resource_link,
         bytes=beacon.bytes or 0,
         load_ms=beacon.load_ms,
         error_class=beacon.error_class or "",

@@ -46,13 +46,27 @@ class IptoccGeoLookup:
         return str(code)[:2].upper() if code else ""
 
 
+class GeoDatabaseError(RuntimeError):
+    """The configured .mmdb cannot be read: the app refuses to start rather than count every country as ''."""
+
+
 class MaxMindGeoLookup:
-    """A MaxMind (or compatible) .mmdb database: city-grade accuracy when one is licensed."""
+    """A MaxMind (or compatible) .mmdb database (GeoLite2/GeoIP2 Country or City), opened once at start-up.
+
+    An address the database does not cover, a private one or nonsense gives '' (no fallback to iptocc: a
+    licensed database is the one answer). A missing file raises FileNotFoundError, a corrupt one
+    GeoDatabaseError, both naming the path, so a bad STUDYSHELF_GEOIP_MMDB stops the app at start-up.
+    """
 
     def __init__(self, path: Path) -> None:
         import maxminddb
 
-        self._reader = maxminddb.open_database(str(path))
+        if not path.is_file():
+            raise FileNotFoundError(f"STUDYSHELF_GEOIP_MMDB: no such file {path}")
+        try:
+            self._reader = maxminddb.open_database(str(path))
+        except (maxminddb.InvalidDatabaseError, ValueError, OSError) as exc:
+            raise GeoDatabaseError(f"STUDYSHELF_GEOIP_MMDB: {path} is not a readable MaxMind .mmdb ({exc})") from exc
 
     def country(self, ip: str) -> str:
         try:

@@ -7,7 +7,9 @@ already has (link, file, version, folders) and the request's client facts.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from studyshelf.core.clock import utcnow
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.signing import MediaClaims
+from studyshelf.delivery.transfers import Transfer
 from studyshelf.events import Hit
 from studyshelf.events.schema import ClientFacts
 from studyshelf.library import service as library
@@ -172,3 +175,70 @@ def launch_view_hit(
         resource_link=resource_link,
         **_client(request, services),
     )
+
+
+@dataclass(frozen=True)
+class ScopeFacts:
+    """Who a media scope that is not a share link (an LTI launch) serves."""
+
+    partner_org_id: str
+    course: str = ""
+    resource_link: str = ""
+
+
+ScopeResolver = Callable[[Session, str], ScopeFacts | None]
+_SCOPES: dict[str, ScopeResolver] = {}
+
+
+def register_scope(prefix: str, resolver: ScopeResolver) -> None:
+    """Let a higher layer (lti) say whom the media URLs of its scopes serve: delivery cannot import it."""
+    _SCOPES[prefix] = resolver
+
+
+def _scope_facts(db: Session, scope: str) -> ScopeFacts | None:
+    if len(scope) <= 32:
+        link = db.get(Link, scope)
+        return ScopeFacts(str(link.org_id)) if link is not None else None
+    for prefix, resolver in _SCOPES.items():
+        if scope.startswith(prefix):
+            return resolver(db, scope)
+    return None
+
+
+def record_transfers(services: Services, transfers: list[Transfer]) -> None:
+    """The `MediaUrls.on_transfer` hook: one `transfer` event (bytes only) per tallied viewer and file."""
+    hits: list[Hit] = []
+    with services.read_sessions() as db:
+        for transfer in transfers:
+            key = transfer.key
+            try:
+                version = db.get(FileVersion, uuid.UUID(key.version_id))
+            except ValueError:
+                continue
+            file = db.get(File, version.file_id) if version is not None else None
+            facts = _scope_facts(db, key.link_id)
+            if version is None or file is None or facts is None:
+                continue  # deleted since, or a scope nobody can name: no organisation to give the bytes to
+            hits.append(
+                Hit(
+                    type="transfer",
+                    at=datetime.fromtimestamp(transfer.started, UTC),
+                    client_ip=key.client_ip,
+                    user_agent=key.user_agent,
+                    referer=transfer.referer,
+                    link_id=key.link_id if len(key.link_id) <= 32 else None,
+                    owner_org_id=str(file.org_id),
+                    partner_org_id=facts.partner_org_id,
+                    file_id=str(file.id),
+                    version_id=str(version.id),
+                    folder_path=folder_path(db, file),
+                    content_type=version.content_type,
+                    filename=file.name,
+                    session=transfer.session,
+                    course=facts.course,
+                    resource_link=facts.resource_link,
+                    bytes=transfer.bytes,
+                )
+            )
+    for hit in hits:
+        services.hits.record(hit)

@@ -8,6 +8,10 @@ the answer is `public` and may be cached by a CDN or nginx, for no longer than t
 machinery; being outside the app's SecurityHeadersMiddleware, it sets the baseline headers itself.
 A path that verified is remembered until it expires, and a small blob's plain whole GET is then
 answered from memory with the headers chosen the first time (bench/README.md, "Signed media URLs").
+
+Bytes are counted for analytics: a download URL's GET is reported when it ends (`on_download`); the
+bytes of inline GETs (playback, mostly Range requests) go to a per-process tally (transfers.py) that
+reports few `transfer` events (`on_transfer`), the rest at the app's shutdown.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
+from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.services import Services
 from studyshelf.web.errors import problem
 from studyshelf.web.security import client_ip
@@ -50,6 +55,9 @@ _REFUSAL_DETAIL: dict[RefusalReason, str] = {
 DownloadRecorder = Callable[[Request, MediaClaims, int, bool], None]
 """Called (in a worker thread) after a GET of a download URL: the claims, bytes sent, and whether the
 transfer completed (False: the client went away, an aborted download)."""
+
+TransferRecorder = Callable[[Services, list[Transfer]], None]
+"""Called (in a worker thread or the tally's ticker thread) with inline transfers due for reporting."""
 
 RefusalRecorder = Callable[[Request, RefusalReason, "str | None"], None]
 """Called (in a worker thread, at most once a second per client address) for a refused media URL.
@@ -111,15 +119,41 @@ class MediaUrls:
     """Answers GET/HEAD /m/… from the signed URL; passes every other request on to `app`."""
 
     def __init__(
-        self, app: ASGIApp, on_refused: RefusalRecorder | None = None, on_download: DownloadRecorder | None = None
+        self,
+        app: ASGIApp,
+        on_refused: RefusalRecorder | None = None,
+        on_download: DownloadRecorder | None = None,
+        on_transfer: TransferRecorder | None = None,
     ) -> None:
         self.app = app
         self.on_refused = on_refused
         self.on_download = on_download
+        self.on_transfer = on_transfer
         self.limiter = RefusalLimiter()
         self.verified = VerifiedPaths()
+        self.transfers: TransferTally | None = None  # made at the first request (it needs the services)
+
+    def _tally(self, services: Services) -> TransferTally | None:
+        if self.on_transfer is None:
+            return None
+        if self.transfers is None:
+            recorder = self.on_transfer
+            self.transfers = TransferTally(lambda entries: recorder(services, entries))
+        return self.transfers
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_then_flush() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown" and self.transfers is not None:
+                await run_in_threadpool(self.transfers.stop)  # before the app closes its event stream
+            return message
+
+        await self.app(scope, receive_then_flush, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
@@ -129,15 +163,22 @@ class MediaUrls:
         request = Request(scope)
         response = await self._respond(request, services, request_id, send)
         claims: MediaClaims | None = scope["state"].get("media_claims")
-        counting = self.on_download is not None and claims is not None and claims.download and scope["method"] == "GET"
+        getting = claims is not None and scope["method"] == "GET"
+        counting = self.on_download is not None and getting and claims is not None and claims.download
+        tally = self._tally(services) if getting and claims is not None and not claims.download else None
         if response is None:  # sent already, whole, from memory
             if counting and claims is not None:
                 await self._downloaded(request, claims, claims.size, complete=True)
+            elif tally is not None and claims is not None:
+                await self._transferred(request, services, tally, claims, claims.size)
             return
         if isinstance(response, BlobResponse):
             response.blob_headers["x-request-id"] = request_id
         else:
             response.headers["x-request-id"] = request_id
+        if tally is not None and claims is not None and isinstance(response, BlobResponse):
+            await self._send_tallied(request, services, tally, claims, response, receive, send)
+            return
         if not counting or claims is None or not isinstance(response, BlobResponse):
             await response(scope, receive, send)
             return
@@ -154,6 +195,45 @@ class MediaUrls:
             await response(scope, receive, send_counting)
         finally:
             await self._downloaded(request, claims, sent, complete=complete)
+
+    async def _send_tallied(
+        self,
+        request: Request,
+        services: Services,
+        tally: TransferTally,
+        claims: MediaClaims,
+        response: BlobResponse,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        sent = 0
+
+        async def send_counting(message: Message) -> None:
+            nonlocal sent
+            await send(message)
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+
+        try:
+            await response(request.scope, receive, send_counting)
+        finally:
+            await self._transferred(request, services, tally, claims, sent)
+
+    async def _transferred(
+        self, request: Request, services: Services, tally: TransferTally, claims: MediaClaims, sent: int
+    ) -> None:
+        if sent <= 0:
+            return
+        headers = request.headers
+        key = TransferKey(
+            link_id=claims.link_id,
+            version_id=claims.version_id,
+            client_ip=client_ip(request.scope, services.settings.trusted_proxies),
+            user_agent=headers.get("user-agent", "")[:512],
+        )
+        full = tally.add(key, sent, referer=headers.get("referer", ""))
+        if full:
+            await run_in_threadpool(tally.report, full)
 
     async def _downloaded(self, request: Request, claims: MediaClaims, sent: int, *, complete: bool) -> None:
         if self.on_download is not None:

@@ -1,8 +1,9 @@
 """The beacon token: lets a viewer page report its own playback, and nothing else.
 
-It names the link, file, version, the organisations and folders involved and a viewer session, under
-an HMAC with the secret key, and expires with the page. A beacon carrying it needs no database
-lookup; a forged one fails the MAC; one carried past its expiry or to another file is refused.
+It names the link (or, for an LTI launch, no link but the course and resource link), file, version,
+the organisations and folders involved and a viewer session, under an HMAC with the secret key, and
+expires with the page. A beacon carrying it needs no database lookup; a forged one fails the MAC;
+one carried past its expiry or to another file is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class BeaconClaims:
     session: str
     issued: int
     expires: int
+    course: str = ""  # an LTI launch's course and resource link ("" for a share link)
+    resource_link: str = ""
 
 
 def _mac(secret: str, body: str) -> str:

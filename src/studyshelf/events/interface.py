@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
-from studyshelf.events.schema import Event, Hit
+from studyshelf.events.schema import Event, Hit, decode_lines, encode_lines
 
 
 class EventStreamError(Exception):
     """The buffer could not take or give events (disk full, Redis down)."""
 
 
-@dataclass(frozen=True)
 class Batch:
-    """Events handed to one consumer; `ack` it once they are safely in the warehouse."""
+    """Events handed to one consumer; `ack` it once they are safely in the warehouse.
 
-    events: list[Event]
-    token: object  # backend-specific: what `ack` needs to forget exactly these events
+    A backend gives either the events or their JSON lines (what the spool and Redis keep); the other
+    form is made on first use, so a drainer that hands the lines to the warehouse never builds objects.
+    """
+
+    def __init__(
+        self, events: list[Event] | None = None, token: object = None, *, lines: bytes | None = None, count: int = 0
+    ) -> None:
+        self.token = token  # backend-specific: what `ack` needs to forget exactly these events
+        if lines is None and events is None:
+            events = []
+        if events is not None:
+            self.__dict__["events"] = events
+            count = len(events)
+        elif lines is not None:
+            self.__dict__["lines"] = lines
+        self.count = count  # events (lines) in the batch, before any unreadable line is dropped
+
+    @cached_property
+    def events(self) -> list[Event]:
+        return decode_lines(self.lines)
+
+    @cached_property
+    def lines(self) -> bytes:
+        return encode_lines(self.events)
 
 
 class EventStream(Protocol):

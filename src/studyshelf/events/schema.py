@@ -8,12 +8,19 @@ event stream and the warehouse never hold personal data.
 from __future__ import annotations
 
 import builtins
-import json
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypedDict
 
-EVENT_TYPES: Final = frozenset({"view", "load_ok", "load_fail", "download", "blocked"})
+import orjson
+
+log = logging.getLogger("studyshelf.events")
+
+EVENT_TYPES: Final = frozenset(
+    {"view", "load_ok", "load_fail", "download", "blocked", "transfer"}
+)  # transfer: bytes only
 ERROR_CLASSES: Final = frozenset({"network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"})
 BLOCK_REASONS: Final = frozenset(
     {
@@ -100,19 +107,44 @@ class Event:
     bot: bool = False
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["ts"] = self.ts.astimezone(UTC).isoformat()
-        data["folder_path"] = list(self.folder_path)
-        return json.dumps(data, separators=(",", ":"))
+        return self.json_bytes().decode()
+
+    def json_bytes(self) -> builtins.bytes:
+        """One JSON object, fields in COLUMNS order, `ts` in UTC with a `Z` (what the spool and Redis keep)."""
+        event = self
+        if self.ts.utcoffset() not in (None, _ZERO):
+            event = replace(self, ts=self.ts.astimezone(UTC))
+        # orjson writes a slots dataclass natively (no asdict), tuples as arrays, a naive time as UTC.
+        return orjson.dumps(event, option=_JSON_OPTIONS)
 
     @classmethod
     def from_json(cls, text: str | builtins.bytes) -> Event:
-        data: dict[str, Any] = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
+        data: dict[str, Any] = orjson.loads(text)
+        data = {k: v for k, v in data.items() if k in _KNOWN}
         data["ts"] = datetime.fromisoformat(data["ts"])
         data["folder_path"] = tuple(data.get("folder_path") or ())
         return cls(**data)
 
 
+_ZERO: Final = timedelta(0)
+_JSON_OPTIONS: Final = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 COLUMNS: Final = tuple(f.name for f in fields(Event))
+_KNOWN: Final = frozenset(COLUMNS)
+
+
+def encode_lines(events: Sequence[Event]) -> builtins.bytes:
+    """Events as JSON lines, each ending in a newline."""
+    return b"".join([event.json_bytes() + b"\n" for event in events])
+
+
+def decode_lines(data: builtins.bytes) -> list[Event]:
+    """Events from JSON lines; a line that is not a whole event (torn by a crash) is logged and skipped."""
+    events: list[Event] = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            events.append(Event.from_json(line))
+        except (ValueError, KeyError, TypeError):
+            log.error("skipping an unreadable analytics event line: %r", line[:200])
+    return events

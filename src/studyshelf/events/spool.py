@@ -1,16 +1,20 @@
 """The embedded event buffer: JSON lines appended to segment files under the data dir.
 
-`publish` returns once its lines are fsynced. Publishers share fsyncs (group commit): the first
-waiting publisher becomes the leader and fsyncs for everyone who has written by then; those who write
-while it runs wait and share the next one. `fsync_ms` > 0 makes the leader also wait that long after
-the previous fsync for company (or until `fsync_events` are waiting). Measured here: with 0, one
-publisher waits 0.4 ms and 32 threads publish ~2,600 events/s; with 50 ms, every publish waits ~50 ms
-and 32 threads manage ~620/s, so the default is 0.
+`publish` returns once its lines are on disk (fdatasync). Publishers share the syncs (group commit):
+each encodes its events outside any lock and adds them to the open group; the first publisher that
+finds no sync running leads: it takes the whole group, writes it with one `write` and one `fdatasync`,
+and wakes the group. Whoever arrived meanwhile has joined the next group, whose first waiter leads next.
+So the number of syncs a second follows the disk (~0.3 ms each here), not the number of publishers, and a
+batch of any size costs one write. `fsync_ms` > 0 makes a leader also wait that long after the previous
+sync for company (or until `fsync_events` are waiting); 0 (the default) syncs at once.
 
-The consumer position lives in the file `committed` ("<segment> <byte offset>"), replaced atomically
-after each ack; segments wholly before it are deleted. A crash can lose the last ack (those events are
-delivered again, and the warehouse drops them by id) but never an event whose publish returned. Every
-start opens a new segment, so a line torn by a crash stays at the end of an old segment and is skipped.
+The consumer reads raw bytes (the lines of up to `max_count` events, at most 64 MiB) outside the
+publishers' lock and hands them on as they are: the warehouse parses them in bulk. Its position lives in
+the file `committed` ("<segment> <byte offset>"), replaced atomically after each ack; segments wholly
+before it are deleted. A crash can lose the last ack (those events are delivered again, and the
+warehouse drops them by id) but never an event whose publish returned. Every start, and every failed
+write, opens a new segment, so a line torn by a crash or a full disk stays at the end of an old segment
+and is skipped.
 
 Each process owns one slot directory (`<dir>/<n>/`, the lowest whose lock file is free), so several
 web processes on one machine each append and drain their own; a restarted process takes a free slot
@@ -29,11 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studyshelf.events.interface import Batch, EventStreamError
-from studyshelf.events.schema import Event
+from studyshelf.events.schema import Event, encode_lines
 
 log = logging.getLogger("studyshelf.events.spool")
 _SEGMENT = "seg-{:010d}.jsonl"
 MAX_SLOTS = 64
+MAX_READ_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, order=True)
@@ -42,13 +47,26 @@ class Position:
     offset: int
 
 
-@dataclass
+@dataclass(eq=False)
 class _Claim:
     start: Position
     end: Position
     count: int
     at: float
     done: bool = False
+
+
+class _Group:
+    """Publishes that share one write and one sync."""
+
+    __slots__ = ("chunks", "count", "done", "error", "waiters")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.waiters: list[threading.Lock] = []  # one per publisher waiting, released when it may go on
+        self.count = 0
+        self.done = False
+        self.error: OSError | None = None
 
 
 class SpoolEventStream:
@@ -67,14 +85,16 @@ class SpoolEventStream:
         self.fsync_events = fsync_events
         self.segment_bytes = segment_bytes
         self.claim_idle_seconds = claim_idle_seconds
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._readable = threading.Condition(self._lock)  # readers waiting for a sync
+        self._reading = threading.Lock()  # one reader at a time; publishers never wait for it
         self._opened = False
         self._lock_fd = -1
         self._fd = -1
         self._segment = 0
         self._size = 0
-        self._written = 0  # publish sequence numbers
-        self._synced = 0
+        self._broken = False  # a write failed: the next one starts a new segment
+        self._group = _Group()
         self._syncing = False
         self._last_sync = 0.0
         self._durable = Position(0, 0)  # everything before this is on disk
@@ -91,7 +111,7 @@ class SpoolEventStream:
         self._lock_fd, self.directory = self._take_slot()
         self._committed = self._read_committed()
         self._cursor = self._committed
-        self._backlog = sum(1 for _ in self._scan(self._committed, None))
+        self._backlog = self._count_lines(self._committed)
         existing = self._segments()
         self._new_segment((existing[-1] if existing else 0) + 1)
         self._durable = Position(self._segment, 0)
@@ -132,116 +152,146 @@ class SpoolEventStream:
         except (FileNotFoundError, ValueError):
             return Position(0, 0)
 
+    def _count_lines(self, start: Position) -> int:
+        count = 0
+        for segment in self._segments():
+            if segment >= start.segment:
+                with open(self._path(segment), "rb") as handle:
+                    handle.seek(start.offset if segment == start.segment else 0)
+                    while chunk := handle.read(MAX_READ_BYTES):
+                        count += chunk.count(b"\n")
+        return count
+
     # -- publishing ----------------------------------------------------------------------------
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        data = b"".join(event.to_json().encode() + b"\n" for event in events)
-        with self._cond:
+        data = encode_lines(events)
+        waiter = None
+        with self._lock:
             self._open()
-            if self._size >= self.segment_bytes and not self._syncing:
-                self._rotate()
+            group = self._group
+            group.chunks.append(data)
+            group.count += len(events)
+            if self._syncing:
+                waiter = threading.Lock()
+                waiter.acquire()
+                group.waiters.append(waiter)
+            else:
+                self._syncing = True
+        if waiter is not None:
+            waiter.acquire()  # released when our group is done, or when it is our turn to lead it
+        if not group.done:
+            self._lead(group)
+        if group.error is not None:
+            raise EventStreamError(f"could not append to the event spool: {group.error}") from group.error
+
+    def _lead(self, group: _Group) -> None:
+        """Write and sync the open group (ours), wake it, and hand the lead to a waiter of the next one."""
+        with self._lock:
+            deadline = self._last_sync + self.fsync_interval
+            while group.count < self.fsync_events and (left := deadline - time.monotonic()) > 0:
+                self._lock.release()
+                time.sleep(min(left, 0.0005))
+                self._lock.acquire()
+            assert group is self._group
+            self._group = _Group()
             try:
-                os.write(self._fd, data)
+                if self._broken or self._size >= self.segment_bytes:
+                    self._rotate()
             except OSError as exc:
-                raise EventStreamError(f"could not append to the event spool: {exc}") from exc
-            self._size += len(data)
-            self._written += 1
-            self._backlog += len(events)
-            seq = self._written
-            self._cond.notify_all()
-            self._wait_durable(seq)
+                group.error = exc
+            fd, data = self._fd, b"".join(group.chunks)
+        if group.error is None:
+            try:
+                _write_all(fd, data)
+                os.fdatasync(fd)
+            except OSError as exc:
+                group.error = exc
+        with self._lock:
+            if group.error is None:
+                self._size += len(data)
+                self._durable = Position(self._segment, self._size)
+                self._backlog += group.count
+            else:
+                self._broken = True  # whatever part was written stays a torn tail of this segment
+            group.done = True
+            self._last_sync = time.monotonic()
+            following = self._group.waiters
+            if following:
+                following.pop(0).release()  # the lead passes on: `_syncing` stays set
+            else:
+                self._syncing = False
+            self._readable.notify_all()
+        for waiter in group.waiters:
+            waiter.release()
 
     def _rotate(self) -> None:
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._synced = self._written
+        os.close(self._fd)  # everything written to it was synced by the group that wrote it
         self._new_segment(self._segment + 1)
         self._durable = Position(self._segment, 0)
-
-    def _wait_durable(self, seq: int) -> None:
-        """Called holding the lock: return once `seq` is fsynced, leading the fsync if no one else is."""
-        while self._synced < seq:
-            if self._syncing:
-                self._cond.wait()
-                continue
-            self._syncing = True
-            try:
-                deadline = self._last_sync + self.fsync_interval
-                while self._written - self._synced < self.fsync_events and time.monotonic() < deadline:
-                    self._cond.wait(deadline - time.monotonic())
-                target, fd, end = self._written, self._fd, Position(self._segment, self._size)
-                self._cond.release()
-                try:
-                    os.fsync(fd)
-                finally:
-                    self._cond.acquire()
-                self._synced = max(self._synced, target)
-                self._durable = max(self._durable, end)
-                self._last_sync = time.monotonic()
-            finally:
-                self._syncing = False
-                self._cond.notify_all()
+        self._broken = False
 
     # -- consuming -----------------------------------------------------------------------------
 
-    def _scan(
-        self, start: Position, stop: Position | None, max_bytes: int | None = None
-    ) -> list[tuple[Position, Position, bytes]]:
-        """Complete lines from `start` up to `stop` (or everything on disk): (start, end, line)."""
-        found: list[tuple[Position, Position, bytes]] = []
-        for segment in self._segments():
-            if segment < start.segment or (stop is not None and segment > stop.segment):
-                continue
-            offset = start.offset if segment == start.segment else 0
-            limit = stop.offset if stop is not None and segment == stop.segment else None
-            with open(self._path(segment), "rb") as handle:
-                handle.seek(offset)
-                size = -1 if limit is None else max(0, limit - offset)
-                if max_bytes is not None:
-                    size = max_bytes if size < 0 else min(size, max_bytes)
-                data = handle.read(size)
-            for line in data.splitlines(keepends=True):
-                end = offset + len(line)
-                if line.endswith(b"\n"):
-                    found.append((Position(segment, offset), Position(segment, end), line))
-                offset = end
-            if max_bytes is not None and found:
-                break  # the caller wants one bounded batch, not the whole spool
-        return found
-
     def read(self, *, consumer: str, max_count: int = 500, block_ms: int = 0) -> Batch:
         deadline = time.monotonic() + block_ms / 1000
-        with self._cond:
-            self._open()
-            now = time.monotonic()
-            if self._claims and any(not c.done and now - c.at >= self.claim_idle_seconds for c in self._claims):
-                self._claims.clear()  # the consumer holding them went quiet: deliver them again
-                self._cursor = self._committed
+        with self._reading:
             while True:
-                lines = self._scan(self._cursor, self._durable, max_count * 4096)[:max_count]
-                if lines or time.monotonic() >= deadline:
+                with self._lock:
+                    self._open()
+                    now = time.monotonic()
+                    if any(not c.done and now - c.at >= self.claim_idle_seconds for c in self._claims):
+                        self._claims.clear()  # the consumer holding them went quiet: deliver them again
+                        self._cursor = self._committed
+                    start, stop = self._cursor, self._durable
+                # The bytes before `stop` are synced and never change: read them without the lock.
+                data, end, count = self._read_lines(start, stop, max_count) if start < stop else (b"", start, 0)
+                if count or time.monotonic() >= deadline:
                     break
-                self._cond.wait(deadline - time.monotonic())
-            if not lines:
+                with self._lock:
+                    if self._durable == stop:
+                        self._readable.wait(max(0.0, deadline - time.monotonic()))
+            if not count:
                 return Batch([], None)
-            events: list[Event] = []
-            for _start, _end, line in lines:
-                try:
-                    events.append(Event.from_json(line))
-                except (ValueError, KeyError, TypeError):
-                    log.error("skipping an unreadable line in the event spool: %r", line[:200])
-            claim = _Claim(self._cursor, lines[-1][1], len(lines), time.monotonic())
-            self._claims.append(claim)
-            self._cursor = claim.end
-            return Batch(events, claim)
+            with self._lock:
+                claim = _Claim(start, end, count, time.monotonic())
+                self._claims.append(claim)
+                self._cursor = end
+            return Batch(token=claim, lines=data, count=count)
+
+    def _read_lines(self, start: Position, stop: Position, max_count: int) -> tuple[bytes, Position, int]:
+        """Whole lines from `start` towards `stop`: (bytes, where they end, how many)."""
+        chunks: list[bytes] = []
+        count, size, end = 0, 0, start
+        for segment in self._segments():
+            if segment < start.segment or segment > stop.segment:
+                continue
+            offset = start.offset if segment == start.segment else 0
+            with open(self._path(segment), "rb") as handle:
+                handle.seek(offset)
+                want = MAX_READ_BYTES - size
+                if segment == stop.segment:
+                    want = min(want, stop.offset - offset)
+                data = handle.read(want)
+            data = data[: data.rfind(b"\n") + 1]  # an older segment may end in a torn line: never a whole one
+            lines = data.count(b"\n")
+            if count + lines > max_count:
+                data = data[: _end_of_line(data, max_count - count)]
+                lines = max_count - count
+            if lines:
+                chunks.append(data)
+                count, size, end = count + lines, size + len(data), Position(segment, offset + len(data))
+            if count >= max_count or size >= MAX_READ_BYTES // 2:
+                break
+        return b"".join(chunks), end, count
 
     def ack(self, batch: Batch) -> None:
         if batch.token is None:
             return
         assert isinstance(batch.token, _Claim)
-        with self._cond:
+        with self._lock:
             if batch.token not in self._claims:
                 return  # redelivered meanwhile; the newer claim will be acked
             batch.token.done = True
@@ -266,14 +316,28 @@ class SpoolEventStream:
                 self._path(segment).unlink(missing_ok=True)
 
     def backlog(self) -> int:
-        with self._cond:
+        with self._lock:
             self._open()
             return self._backlog
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             if not self._opened:
                 return
             os.close(self._fd)
             os.close(self._lock_fd)
             self._opened = False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _end_of_line(data: bytes, n: int) -> int:
+    """The offset just past the n-th newline of data (n ≥ 1)."""
+    index = -1
+    for _ in range(n):
+        index = data.index(b"\n", index + 1)
+    return index + 1

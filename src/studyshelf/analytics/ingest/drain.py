@@ -3,6 +3,10 @@
 A crash between insert and ack delivers the batch again; the warehouse skips ids it holds, so nothing
 counts twice. A warehouse that is down keeps the batch in hand and retries with back-off: the events
 stay in the buffer (and /readyz says so).
+
+Batches move as the JSON lines the buffer keeps: a warehouse with `insert_lines` (DuckDB, PostgreSQL)
+parses them in bulk, so no Python object is made per event. While batches come back full (a backlog),
+the drainer doubles the next one, up to MAX_BATCH events, and drops back once it has caught up.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge
 
@@ -24,6 +29,14 @@ EVENTS_STORED = Counter("studyshelf_events_stored", "Analytics events newly stor
 EVENTS_DUPLICATE = Counter("studyshelf_events_duplicate", "Redelivered analytics events the warehouse skipped")
 DRAIN_FAILURES = Gauge("studyshelf_drain_failures", "Consecutive failed warehouse inserts of this drainer")
 MAX_BACKOFF = 30.0
+MAX_BATCH = 20_000
+
+
+@runtime_checkable
+class LinesWarehouse(Protocol):
+    """A warehouse that takes events as JSON lines (Event.json_bytes) and parses them itself, in bulk."""
+
+    def insert_lines(self, lines: bytes) -> int: ...
 
 
 def consumer_name() -> str:
@@ -46,12 +59,17 @@ def drain_once(
 
 def store(events: EventStream, warehouse: Warehouse, batch: Batch) -> DrainResult:
     """Insert a batch into the warehouse, then ack it."""
-    stored = warehouse.insert(batch.events) if batch.events else 0
+    stored = 0
+    if batch.count:
+        if isinstance(warehouse, LinesWarehouse):
+            stored = warehouse.insert_lines(batch.lines)
+        else:
+            stored = warehouse.insert(batch.events)
     if batch.token is not None:
         events.ack(batch)
     EVENTS_STORED.inc(stored)
-    EVENTS_DUPLICATE.inc(len(batch.events) - stored)
-    return DrainResult(len(batch.events), stored)
+    EVENTS_DUPLICATE.inc(batch.count - stored)
+    return DrainResult(batch.count, stored)
 
 
 def drain_all(events: EventStream, warehouse: Warehouse, *, consumer: str, max_count: int = 1000) -> int:
@@ -71,21 +89,26 @@ def run(
     max_count: int = 1000,
     block_ms: int = 500,
     idle_seconds: float = 0.0,
+    grow_to: int | None = None,
 ) -> None:
     """Drain until `stop` is set, retrying with back-off while the warehouse or the stream is down.
 
     `block_ms` lets the stream wait for events (Redis); `idle_seconds` instead sleeps between empty polls,
-    waking at once when `stop` is set (the in-process drainer, so shutting down never waits on a read)."""
+    waking at once when `stop` is set (the in-process drainer, so shutting down never waits on a read).
+    With `grow_to`, batches double from `max_count` up to it while they come back full."""
     consumer = consumer or consumer_name()
     failures = 0
+    size = max_count
     batch: Batch | None = None  # kept across failed inserts, so a warehouse outage only delays it
     while not stop.is_set():
         try:
             if batch is None:
-                batch = events.read(consumer=consumer, max_count=max_count, block_ms=block_ms)
+                batch = events.read(consumer=consumer, max_count=size, block_ms=block_ms)
             result = store(events, warehouse, batch)
             batch = None
             failures = 0
+            if grow_to is not None:
+                size = min(max(grow_to, max_count), 2 * size) if result.read >= size else max_count
             if not result.read and idle_seconds:
                 stop.wait(idle_seconds)
         except (WarehouseError, EventStreamError):
@@ -98,7 +121,9 @@ def run(
 class Drainer:
     """The in-process drainer of the embedded spool, run by the app's lifespan in a daemon thread."""
 
-    def __init__(self, events: EventStream, warehouse: Warehouse, *, max_count: int = 1000) -> None:
+    def __init__(
+        self, events: EventStream, warehouse: Warehouse, *, max_count: int = 1000, grow_to: int = MAX_BATCH
+    ) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=run,
@@ -109,6 +134,7 @@ class Drainer:
                 "consumer": consumer_name(),
                 "block_ms": 0,
                 "idle_seconds": 0.2,
+                "grow_to": grow_to,
             },
             name="studyshelf-drainer",
             daemon=True,

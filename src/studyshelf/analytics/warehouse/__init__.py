@@ -6,8 +6,12 @@ from pathlib import Path
 
 from studyshelf.analytics.warehouse.interface import (
     DIMENSIONS,
+    LOAD_BUCKETS_MS,
+    PLATFORM_SCOPE,
+    ROLLUP_DIMENSIONS,
     Bucket,
     Metrics,
+    RollupRow,
     Summary,
     SummaryQuery,
     Warehouse,
@@ -16,8 +20,12 @@ from studyshelf.analytics.warehouse.interface import (
 
 __all__ = [
     "DIMENSIONS",
+    "LOAD_BUCKETS_MS",
+    "PLATFORM_SCOPE",
+    "ROLLUP_DIMENSIONS",
     "Bucket",
     "Metrics",
+    "RollupRow",
     "Summary",
     "SummaryQuery",
     "Warehouse",

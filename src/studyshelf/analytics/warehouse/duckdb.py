@@ -1,28 +1,51 @@
 """The embedded warehouse: one DuckDB file (columnar; a dashboard scan of 10 M events takes tens of ms).
 
 DuckDB lets one process at a time open a file for writing, and `studyshelf serve` runs several worker
-processes (and CLI commands may want the file too), so every operation opens the file under an
-exclusive lock file and closes it afterwards: processes take turns, at the price of an open per
-operation (tens of ms on a large file). `:memory:` keeps one connection (tests).
+processes (and CLI commands may want the file too). A process opens the file once, under an exclusive
+lock file, and keeps it open while it works, so a query costs what it costs on an open connection (each
+thread has its own cursor). Another process that needs the file leaves a marker in `<file>.wants/` and
+polls the lock; the holder looks for markers every 50 ms and, once it has held the file for `min_hold`
+seconds and no operation is running, closes it. A holder also lets go after `idle_release` seconds
+without use. A process that has just let go does not take the file back while someone else is waiting.
+So two draining processes take turns of about a second each, and an open (~100 ms on a big file) is
+paid per turn, not per operation. `:memory:` keeps one connection (tests).
+
+Events go in as the JSON lines the spool keeps: pyarrow splits them into a one-column Arrow table,
+DuckDB parses them in parallel (`json_transform`) into a temporary table, and one INSERT … SELECT skips
+ids the table already holds within the batch's time range (an anti-join that zone maps keep to the
+recent row groups), keeping one row of an id the batch holds twice (rare, so checked first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs; only a few calls here
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse.interface import Summary, SummaryQuery, WarehouseError
-from studyshelf.events.schema import COLUMNS, Event
+from studyshelf.analytics.warehouse import rollup as rollup_sql
+from studyshelf.analytics.warehouse.interface import (
+    ROLLUP_DIMENSIONS,
+    RollupRow,
+    Summary,
+    SummaryQuery,
+    WarehouseError,
+)
+from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
 
+log = logging.getLogger("studyshelf.analytics.warehouse")
 _DDL = (Path(__file__).parent / "sql" / "duckdb.sql").read_text()
 _TYPES = {
     "id": "UUID",
@@ -37,108 +60,283 @@ _TYPES = {
     "load_ms": "INTEGER",
     "bot": "BOOLEAN",
 }
+# Column names and types are our constants. DuckDB parses the lines itself (json_transform, in parallel).
+_STRUCT = "{" + ", ".join(f'"{c}": "{_TYPES.get(c, "VARCHAR")}"' for c in COLUMNS) + "}"
+_STAGE = "CREATE OR REPLACE TEMP TABLE staged AS SELECT unnest(json_transform(line, ?)) FROM batch WHERE line <> ''"
+_CHECK = "SELECT count(*) - count(DISTINCT id), min(ts), max(ts) FROM staged"
+_NEW = "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id AND e.ts BETWEEN ? AND ?)"
+_INSERT = f"INSERT INTO events SELECT * FROM staged AS s {_NEW}"  # noqa: S608
+_INSERT_FIRST = f"INSERT INTO events SELECT * FROM (SELECT DISTINCT ON (id) * FROM staged) AS s {_NEW}"  # noqa: S608
+_BAD_INPUT = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.ConstraintException)
+POLL = 0.05  # how often a holder looks for other processes' markers, and a waiter for the lock
 
 
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+def _lines_table(lines: bytes) -> Any:  # a pyarrow Table
+    """The lines as a one-column Arrow table, split in C (no Python object per line)."""
+    whole = pa.array([lines], pa.large_binary()).cast(pa.large_string())
+    return pa.table({"line": pc.list_flatten(pc.split_pattern(whole, "\n"))})
+
+
 class DuckDBWarehouse:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, min_hold: float = 1.0, idle_release: float = 30.0) -> None:
         self.path = str(path)
-        self._memory: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()  # one operation at a time per process; the lock file orders processes
-        self._created = False
-        # One statement, each column bound to a list: the rows arrive as parallel lists. Column names and
-        # types are our constants; every value is bound.
-        unnests = ", ".join(f"unnest(CAST(? AS {_TYPES.get(c, 'VARCHAR')}[])) AS {c}" for c in COLUMNS)
-        self._insert_sql = (
-            f"INSERT INTO events SELECT * FROM (SELECT DISTINCT ON (id) * FROM (SELECT {unnests})) AS s "  # noqa: S608
-            "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id AND e.ts BETWEEN ? AND ?)"
-        )
+        self.min_hold = min_hold
+        self.idle_release = idle_release
+        self.wait_timeout = 60.0  # for another process to let go of the file
+        self._cond = threading.Condition()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor of this connection, closed with it
+        self._local = threading.local()  # this thread's (generation, cursor)
+        self._generation = 0
+        self._lock_fd = -1
+        self._users = 0
+        self._opening = False
+        self._yielding = False  # another process is waiting: let go when the last operation ends
+        self._held_since = 0.0
+        self._last_used = 0.0
+        self._let_go_at = -1e9  # when we last gave the file to a waiting process
+
+    # -- holding the file ----------------------------------------------------------------------
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
-            if self.path == ":memory:":
-                if self._memory is None:
-                    self._memory = duckdb.connect(":memory:")
-                    self._memory.execute(_DDL)
-                yield self._memory
-                return
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                try:
-                    con = duckdb.connect(self.path)
-                except duckdb.Error as exc:
-                    raise WarehouseError(f"cannot open the DuckDB warehouse {self.path}: {exc}") from exc
-                try:
-                    if not self._created:
-                        con.execute(_DDL)
-                        self._created = True
-                    yield con
-                finally:
-                    con.close()
-            finally:
-                os.close(lock_fd)  # releases the lock
+        """This thread's cursor on the open file, opening (or waiting for) it first when needed."""
+        cursor = self._acquire()
+        try:
+            yield cursor
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._last_used = time.monotonic()
+                if self._users == 0 and self._yielding:
+                    self._let_go()
 
-    def insert(self, events: Sequence[Event]) -> int:
-        if not events:
-            return 0
-        columns: list[list[Any]] = [[] for _ in COLUMNS]
-        for event in events:
-            for i, name in enumerate(COLUMNS):
-                value = getattr(event, name)
-                if name == "ts":
-                    value = _naive_utc(value)
-                elif name == "folder_path":
-                    value = list(value)
-                columns[i].append(value)
-        times = columns[COLUMNS.index("ts")]
-        with self._connect() as con:
+    def _acquire(self) -> duckdb.DuckDBPyConnection:
+        with self._cond:
+            while self._opening or self._yielding:
+                self._cond.wait()
+            must_open = self._opening = self._con is None
+        if must_open:
             try:
-                con.execute("BEGIN")
-                before = self._count(con)
-                con.execute(self._insert_sql, [*columns, min(times), max(times)])
-                added = self._count(con) - before
-                con.execute("COMMIT")
-            except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                raise WarehouseError(f"DuckDB insert failed: {exc}") from exc
-        return added
+                con, lock_fd = self._open()
+            except BaseException:
+                with self._cond:
+                    self._opening = False
+                    self._cond.notify_all()
+                raise
+            with self._cond:
+                self._con, self._lock_fd, self._opening = con, lock_fd, False
+                self._generation += 1
+                self._held_since = time.monotonic()
+                self._cond.notify_all()
+            if self.path != ":memory:":
+                threading.Thread(target=self._watch, name="studyshelf-duckdb-holder", daemon=True).start()
+        with self._cond:
+            if self._con is None:  # let go of meanwhile (only between an open and its first use): again
+                return self._acquire()
+            self._users += 1
+            return self._cursor(self._con)
+
+    def _cursor(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Called holding the condition: this thread's cursor for the current connection."""
+        mine: tuple[int, duckdb.DuckDBPyConnection] | None = getattr(self._local, "cursor", None)
+        if mine is not None and mine[0] == self._generation:
+            return mine[1]
+        cursor = con.cursor()
+        self._cursors.append(cursor)
+        self._local.cursor = (self._generation, cursor)
+        return cursor
+
+    def _open(self) -> tuple[duckdb.DuckDBPyConnection, int]:
+        if self.path == ":memory:":
+            con = duckdb.connect(":memory:")
+            con.execute(_DDL)
+            return con, -1
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._take_lock(lock_fd)
+            con = duckdb.connect(self.path)
+            try:
+                con.execute(_DDL)
+            except duckdb.Error:
+                con.close()
+                raise
+        except duckdb.Error as exc:
+            os.close(lock_fd)
+            raise WarehouseError(f"cannot open the DuckDB warehouse {self.path}: {exc}") from exc
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return con, lock_fd
+
+    def _take_lock(self, lock_fd: int) -> None:
+        """Take the lock file, leaving a marker so that a holder lets go; polite after we let go ourselves."""
+        wants = Path(f"{self.path}.wants")
+        marker: Path | None = None
+        deadline = time.monotonic() + self.wait_timeout
+        try:
+            while True:
+                polite = time.monotonic() - self._let_go_at < 2 * self.min_hold and self._others_want(wants)
+                if not polite:
+                    try:
+                        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        return
+                    except BlockingIOError:
+                        pass
+                if marker is None:
+                    wants.mkdir(exist_ok=True)
+                    marker = wants / str(os.getpid())
+                    marker.touch()
+                if time.monotonic() > deadline:
+                    raise WarehouseError(f"the DuckDB warehouse {self.path} is held by another process")
+                time.sleep(POLL / 5)
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
 
     @staticmethod
-    def _count(cur: duckdb.DuckDBPyConnection) -> int:
-        row = cur.execute("SELECT count(*) FROM events").fetchone()
+    def _others_want(wants: Path) -> bool:
+        """Whether a live process other than this one left a marker (stale markers are removed)."""
+        try:
+            names = os.listdir(wants)
+        except FileNotFoundError:
+            return False
+        for name in names:
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                os.kill(int(name), 0)
+            except ProcessLookupError:
+                (wants / name).unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                pass
+            return True
+        return False
+
+    def _watch(self) -> None:
+        """While the file is held: let go when another process waits (after min_hold) or after idling."""
+        wants = Path(f"{self.path}.wants")
+        with self._cond:
+            generation = self._generation
+            while self._con is not None and self._generation == generation:
+                self._cond.wait(POLL)
+                now = time.monotonic()
+                if self._yielding or self._con is None:
+                    continue
+                idle = self._users == 0 and now - self._last_used >= self.idle_release
+                if idle or (now - self._held_since >= self.min_hold and self._others_want(wants)):
+                    self._yielding = True
+                    if self._users == 0:
+                        self._let_go(waiting=not idle)
+
+    def _let_go(self, *, waiting: bool = True) -> None:
+        """Called holding the condition with no operation running: close the file for another process."""
+        for cursor in self._cursors:
+            with contextlib.suppress(duckdb.Error):
+                cursor.close()
+        self._cursors.clear()
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the lock
+        self._con, self._lock_fd, self._yielding = None, -1, False
+        self._generation += 1
+        if waiting:
+            self._let_go_at = time.monotonic()
+        self._cond.notify_all()
+
+    # -- the warehouse ---------------------------------------------------------------------------
+
+    def insert(self, events: Sequence[Event]) -> int:
+        return self.insert_lines(encode_lines(events)) if events else 0
+
+    def insert_lines(self, lines: bytes) -> int:
+        """Store events given as JSON lines (Event.json_bytes), skipping ids already stored."""
+        if not lines.strip():
+            return 0
+        try:
+            return self._insert_lines(lines)
+        except _BAD_INPUT:
+            # A torn or foreign line: keep the whole events, line by line (slow, and only then).
+            return self._insert_lines(encode_lines(decode_lines(lines)))
+
+    def _insert_lines(self, lines: bytes) -> int:
+        if not lines:
+            return 0
+        with self._connect() as con:
+            con.register("batch", _lines_table(lines))
+            try:
+                con.execute("BEGIN")
+                con.execute(_STAGE, [_STRUCT])
+                twice, low, high = con.execute(_CHECK).fetchone() or (0, None, None)
+                row = con.execute(_INSERT_FIRST if twice else _INSERT, [low, high]).fetchone()
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if isinstance(exc, _BAD_INPUT):
+                    raise  # bad input: insert_lines retries with the readable lines
+                raise WarehouseError(f"DuckDB insert failed: {exc}") from exc
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister("batch")
         return int(row[0]) if row else 0
 
-    def _all(self, sql: str, params: list[Any], con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[Any, ...]]:
-        if con is None:
-            with self._connect() as opened:
-                return self._all(sql, params, opened)
+    def _all(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         params = [_naive_utc(p) if isinstance(p, datetime) else p for p in params]
-        try:
-            return con.execute(sql, params).fetchall()
-        except duckdb.Error as exc:
-            raise WarehouseError(f"DuckDB query failed: {exc}") from exc
+        with self._connect() as con:
+            try:
+                return con.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise WarehouseError(f"DuckDB query failed: {exc}") from exc
 
     def summary(self, query: SummaryQuery) -> Summary:
         rows = self._all(*q.summary_sql(query))
         return q.summary(rows, query, as_utc=lambda t: t.replace(tzinfo=UTC))
 
     def delete_before(self, cutoff: datetime) -> int:
-        return len(self._all("DELETE FROM events WHERE ts < ? RETURNING 1", [cutoff]))
+        return int(self._all("DELETE FROM events WHERE ts < ?", [cutoff])[0][0])
 
     def count(self) -> int:
         return int(self._all("SELECT count(*) FROM events", [])[0][0])
 
     def ping(self) -> None:
+        """Answer from the open file; when another process holds it, it is open there, which is enough."""
+        if self._con is None and self.path != ":memory:" and os.path.exists(f"{self.path}.lock"):
+            fd = os.open(f"{self.path}.lock", os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            finally:
+                os.close(fd)
         self._all("SELECT 1", [])
 
     def close(self) -> None:
-        with self._lock:
-            if self._memory is not None:
-                self._memory.close()
-                self._memory = None
+        with self._cond:
+            while self._opening or self._users:
+                self._cond.wait()
+            if self._con is not None:
+                self._let_go(waiting=False)
+
+    def rollup(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        orgs: Collection[str] | None = None,
+        platform: bool = True,
+        dims: Collection[str] = ROLLUP_DIMENSIONS,
+    ) -> list[RollupRow]:
+        return rollup_sql.rows(self._all(*rollup_sql.rollup_sql(start, end, orgs=orgs, platform=platform, dims=dims)))
+
+    def earliest(self) -> datetime | None:
+        value = self._all(rollup_sql.EARLIEST_SQL, [])[0][0]
+        return None if value is None else _naive_utc(value).replace(tzinfo=UTC)

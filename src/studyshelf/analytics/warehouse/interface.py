@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal, Protocol
@@ -30,6 +30,30 @@ DIMENSIONS: Final = {
 }
 Bucket = Literal["hour", "day", "week", "month"]
 
+# Rollups (analytics/reports/models.py stores them): the scope of the whole platform, the dimensions rolled up
+# (DIMENSIONS' names, without `type`, plus `subtree`: every folder above the file), and the load-time histogram.
+PLATFORM_SCOPE: Final = "*"
+ROLLUP_DIMENSIONS: Final = (
+    "partner",
+    "owner",
+    "file",
+    "folder",
+    "subtree",
+    "country",
+    "browser",
+    "os",
+    "device",
+    "category",
+    "extension",
+    "lms",
+    "course",
+    "link",
+    "error_class",
+    "reason",
+)
+# Upper bounds (ms, exclusive) of the load-time histogram buckets h0..h15; h15 holds everything slower.
+LOAD_BUCKETS_MS: Final = (25, 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
+
 
 class WarehouseError(Exception):
     """The warehouse cannot be reached or refused the work."""
@@ -52,6 +76,7 @@ class SummaryQuery:
     bucket: Bucket = "day"
     include_bots: bool = False
     limit: int = 100
+    tz: str = "UTC"  # the IANA time zone whose midnights start the day, week and month buckets
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,25 @@ class Summary:
     breakdown: list[tuple[str, Metrics]]  # by query.breakdown, most viewed first, at most query.limit
     top_files: list[tuple[str, Metrics]] = field(default_factory=list)  # the ten most viewed
     top_folders: list[tuple[str, Metrics]] = field(default_factory=list)  # by the folder a file is directly in
+    source: Literal["raw", "rollups"] = "raw"  # raw events, or the rollups of the application database
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    """The metrics of one (scope, dimension, value) over a time window; dim "" is the scope's totals."""
+
+    scope: str
+    dim: str
+    value: str
+    views: int = 0
+    viewers: int = 0
+    load_ok: int = 0
+    fails: int = 0
+    downloads: int = 0
+    blocked: int = 0
+    bytes: int = 0
+    load_ms_sum: int = 0
+    histogram: tuple[int, ...] = (0,) * (len(LOAD_BUCKETS_MS) + 1)
 
 
 class Warehouse(Protocol):
@@ -103,3 +147,20 @@ class Warehouse(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def rollup(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        orgs: Collection[str] | None = None,
+        platform: bool = True,
+        dims: Collection[str] = ROLLUP_DIMENSIONS,
+    ) -> list[RollupRow]:
+        """Aggregate the non-bot events of [start, end) per scope (each organisation the event is owner or partner
+        of, only `orgs` when given; PLATFORM_SCOPE too when `platform`), per dimension in `dims` and value."""
+        ...
+
+    def earliest(self) -> datetime | None:
+        """When the oldest non-bot event happened (None when there is none)."""
+        ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,14 @@ import psycopg
 from psycopg import sql
 
 from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse.interface import Summary, SummaryQuery, WarehouseError
+from studyshelf.analytics.warehouse import rollup as rollup_sql
+from studyshelf.analytics.warehouse.interface import (
+    ROLLUP_DIMENSIONS,
+    RollupRow,
+    Summary,
+    SummaryQuery,
+    WarehouseError,
+)
 from studyshelf.events.schema import COLUMNS, Event
 
 _DDL = (Path(__file__).parent / "sql" / "postgres.sql").read_text()
@@ -127,7 +134,7 @@ class PostgresWarehouse:
             return conn.execute(text.replace("?", "%s"), params).fetchall()
 
     def summary(self, query: SummaryQuery) -> Summary:
-        rows = self._all(*q.summary_sql(query))
+        rows = self._all(*q.summary_sql(query, postgres=True))
         return q.summary(rows, query, as_utc=lambda t: t.astimezone(UTC))
 
     def delete_before(self, cutoff: datetime) -> int:
@@ -170,6 +177,21 @@ class PostgresWarehouse:
                 self._pool.get_nowait().close()
             except queue.Empty:
                 return
+
+    def rollup(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        orgs: Collection[str] | None = None,
+        platform: bool = True,
+        dims: Collection[str] = ROLLUP_DIMENSIONS,
+    ) -> list[RollupRow]:
+        return rollup_sql.rows(self._all(*rollup_sql.rollup_sql(start, end, orgs=orgs, platform=platform, dims=dims)))
+
+    def earliest(self) -> datetime | None:
+        value = self._all(rollup_sql.EARLIEST_SQL, [])[0][0]
+        return None if value is None else value.astimezone(UTC)
 
 
 def _row(event: Event) -> list[Any]:

@@ -6,6 +6,7 @@ Time is stored as UTC: DuckDB as TIMESTAMP, PostgreSQL as timestamptz in a UTC s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
@@ -28,6 +29,19 @@ METRICS_SQL: Final = """
     percentile_cont(0.95) WITHIN GROUP (ORDER BY load_ms) FILTER (WHERE type = 'load_ok') AS p95
 """
 _BUCKETS: Final = frozenset({"hour", "day", "week", "month"})
+_ZONE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}")
+
+
+def bucket_start(bucket: str, zone: str, *, postgres: bool) -> str:
+    """SQL for the start (a UTC instant) of the bucket holding `ts`, where days begin at midnight in `zone`."""
+    if zone == "UTC":
+        return f"date_trunc('{bucket}', ts)"
+    if not _ZONE.fullmatch(zone):
+        raise ValueError(f"invalid time zone {zone!r}")
+    if postgres:
+        return f"date_trunc('{bucket}', ts, '{zone}')"
+    # DuckDB keeps naive UTC timestamps: make them aware, truncate in the zone's local time, back to naive UTC.
+    return f"timezone('UTC', timezone('{zone}', date_trunc('{bucket}', timezone('{zone}', timezone('UTC', ts)))))"
 
 
 def where(query: SummaryQuery, table: str) -> tuple[str, list[Any]]:
@@ -53,7 +67,7 @@ def where(query: SummaryQuery, table: str) -> tuple[str, list[Any]]:
     return f"FROM {table} WHERE " + " AND ".join(clauses), params
 
 
-def summary_sql(query: SummaryQuery, table: str = TABLE) -> tuple[str, list[Any]]:
+def summary_sql(query: SummaryQuery, table: str = TABLE, *, postgres: bool = False) -> tuple[str, list[Any]]:
     """Totals, series, breakdown and top files and folders in one scan (GROUPING SETS).
 
     Each row says which set it belongs to in `g` = GROUPING(b, k, f, d): 15 totals, 7 series (by b),
@@ -66,7 +80,7 @@ def summary_sql(query: SummaryQuery, table: str = TABLE) -> tuple[str, list[Any]
     clause, params = where(query, table)
     key = f"coalesce(CAST({DIMENSIONS[query.breakdown]} AS VARCHAR), '')" if query.breakdown else "''"
     inner = (
-        f"SELECT *, date_trunc('{query.bucket}', ts) AS b, {key} AS k, "
+        f"SELECT *, {bucket_start(query.bucket, query.tz, postgres=postgres)} AS b, {key} AS k, "
         f"coalesce(CAST(file_id AS VARCHAR), '') AS f, coalesce(CAST(folder_id AS VARCHAR), '') AS d {clause}"
     )
     sets = "(), (b), (k), (f), (d)"  # without a breakdown k is '' throughout: one cheap group, ignored
