@@ -9,7 +9,7 @@ from sqlalchemy import update
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.jobs.models import JobState
-from studyshelf.jobs.runner import run_due_jobs
+from studyshelf.jobs.runner import JOBS, run_due_jobs
 from studyshelf.library.jobs import collect_orphans
 from studyshelf.services import Services
 
@@ -21,19 +21,12 @@ def _orphan(services: Services, payload: bytes) -> str:
 
 
 def test_due_jobs_run_once_then_wait_for_their_interval(services: Services) -> None:
-    assert run_due_jobs(services, holder="a") == [
-        "library.purge_trash",
-        "library.collect_orphans",
-        "analytics.retention",
-    ]
+    every = [job.name for job in JOBS]
+    assert run_due_jobs(services, holder="a") == every
     assert run_due_jobs(services, holder="b") == []
     with unit_of_work(services.write_sessions) as db:
         db.execute(update(JobState).values(last_run_at=utcnow() - timedelta(days=1)))
-    assert run_due_jobs(services, holder="b") == [
-        "library.purge_trash",
-        "library.collect_orphans",
-        "analytics.retention",
-    ]
+    assert run_due_jobs(services, holder="b") == every
 
 
 def test_a_held_lease_keeps_other_instances_out(services: Services) -> None:

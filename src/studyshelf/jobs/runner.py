@@ -14,8 +14,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from studyshelf.analytics import jobs as analytics_jobs
+from studyshelf.analytics.reports.delivery import deliver_due as deliver_reports
+from studyshelf.analytics.reports.rollup import rollup_job
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
+from studyshelf.jobs.lti_nonces import prune_spent_nonces
 from studyshelf.jobs.models import JobState
 from studyshelf.library import jobs as library_jobs
 from studyshelf.services import Services
@@ -38,6 +41,9 @@ JOBS = (
         library_jobs.collect_orphans,
     ),
     Job("analytics.retention", timedelta(hours=24), analytics_jobs.apply_retention),
+    Job("analytics.rollups", timedelta(minutes=15), rollup_job),
+    Job("analytics.reports", timedelta(minutes=15), deliver_reports),
+    Job("lti.nonces", timedelta(hours=1), prune_spent_nonces),
 )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from studyshelf.mail.interface import Mailer, MailError, Message
+from studyshelf.mail.interface import Attachment, Mailer, MailError, Message
 
-__all__ = ["MailError", "Mailer", "Message", "build_mailer"]
+__all__ = ["Attachment", "MailError", "Mailer", "Message", "build_mailer"]
 
 
 def build_mailer(url: str | None) -> Mailer:

@@ -33,6 +33,11 @@ class SmtpMailer:
         email["To"] = message.to
         email["Subject"] = message.subject
         email.set_content(message.text)
+        for attachment in message.attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            email.add_attachment(
+                attachment.content, maintype=maintype, subtype=subtype or "octet-stream", filename=attachment.filename
+            )
         client_class = smtplib.SMTP_SSL if self.ssl else smtplib.SMTP
         try:
             with client_class(self.host, self.port, timeout=10) as client:

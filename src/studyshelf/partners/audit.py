@@ -121,10 +121,11 @@ def export_csv(db: Session, *, principal: Principal, org_id: uuid.UUID, flt: Aud
     for entry in db.scalars(_query(org_id, flt).execution_options(yield_per=500)):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([_csv_safe(str(getattr(entry, c) if c != "at" else entry.at.isoformat())) for c in CSV_COLUMNS])
+        writer.writerow([csv_safe(str(getattr(entry, c) if c != "at" else entry.at.isoformat())) for c in CSV_COLUMNS])
         yield buffer.getvalue()
 
 
-def _csv_safe(value: str) -> str:
+def csv_safe(value: str) -> str:
+    """A CSV cell that spreadsheets show as text, never run as a formula."""
     # Spreadsheets run cells that start with these as formulas (CSV injection).
     return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value

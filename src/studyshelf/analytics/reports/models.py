@@ -22,31 +22,24 @@ from typing import Final
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from studyshelf.analytics.warehouse import LOAD_BUCKETS_MS, PLATFORM_SCOPE, ROLLUP_DIMENSIONS
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base
 from studyshelf.core.ids import new_id
 
-PLATFORM_SCOPE: Final = "*"
-ROLLUP_DIMENSIONS: Final = (
-    "partner",
-    "owner",
-    "file",
-    "folder",
-    "subtree",
-    "country",
-    "browser",
-    "os",
-    "device",
-    "category",
-    "extension",
-    "lms",
-    "course",
-    "link",
-    "error_class",
-    "reason",
-)
-# Upper bounds (ms) of the load-time histogram buckets h0..h15; h15 holds everything slower.
-LOAD_BUCKETS_MS: Final = (25, 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
+__all__ = [
+    "HISTOGRAM_COLUMNS",
+    "LOAD_BUCKETS_MS",
+    "METRIC_COLUMNS",
+    "PLATFORM_SCOPE",
+    "ROLLUP_DIMENSIONS",
+    "DailyRollup",
+    "MonthlyRollup",
+    "ReportDelivery",
+    "ReportSettings",
+    "RolledDay",
+]
+
 HISTOGRAM_COLUMNS: Final = tuple(f"h{i}" for i in range(len(LOAD_BUCKETS_MS) + 1))
 METRIC_COLUMNS: Final = ("views", "viewers", "load_ok", "fails", "downloads", "blocked", "bytes", "load_ms_sum")
 

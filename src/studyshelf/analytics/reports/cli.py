@@ -1,0 +1,111 @@
+"""`studyshelf reports …`: roll finished days up by hand (one day, or a range with a progress bar)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from typing import Annotated, Final
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from studyshelf.analytics.reports import lease, rollup
+from studyshelf.core import migrate as migrations
+from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import Invalid
+from studyshelf.services import Services, build_services
+from studyshelf.settings import Settings
+
+MAX_BACKFILL_DAYS: Final = 3660
+app = typer.Typer(help="Daily rollups of usage (what dashboards and daily reports read).", no_args_is_help=True)
+console = Console()
+TzOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tz", help="One IANA time zone (e.g. Europe/Berlin); default: UTC and every zone organisations use."
+    ),
+]
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    services = build_services(Settings())
+    if services.settings.is_embedded_database:
+        migrations.upgrade(services.engine)
+    try:
+        yield services
+    finally:
+        services.engine.dispose()
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD.", param_hint=option) from None
+
+
+def _zones(services: Services, tz: str | None) -> list[str]:
+    if tz is not None:
+        rollup.zone(tz)
+        return [tz]
+    with unit_of_work(services.read_sessions) as db:
+        return rollup.time_zones(db)
+
+
+def _finished(zones: list[str], last: date) -> None:
+    for tz in zones:
+        if last >= rollup.today(tz):
+            raise Invalid(f"{last.isoformat()} has not ended yet in {tz}: only finished days can be rolled up.")
+
+
+def _roll(services: Services, days: list[date], zones: list[str]) -> int:
+    """Roll each day of each zone under the rollups' lease, with a progress bar; return the rows written."""
+    written = 0
+    with lease.held(services) as held:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=len(days) * len(zones) == 1) as progress:
+            task = progress.add_task("Rolling up", total=len(days) * len(zones))
+            for tz in zones:
+                for day in days:
+                    progress.update(task, description=f"{day.isoformat()} {tz}")
+                    written += rollup.roll_day(services, tz, day)
+                    held.renew()
+                    progress.advance(task)
+    return written
+
+
+@app.command("run")
+def run(
+    day: Annotated[str, typer.Option("--date", help="The day to roll up, YYYY-MM-DD (a finished day).")],
+    tz: TzOption = None,
+) -> None:
+    """Roll one finished day up again (replaces that day's rollups; safe to repeat)."""
+    wanted = _day(day, "--date")
+    with _services() as services:
+        zones = _zones(services, tz)
+        _finished(zones, wanted)
+        rows = _roll(services, [wanted], zones)
+    console.print(f"Rolled up {wanted.isoformat()} in {', '.join(zones)}: {rows} rows.")
+
+
+@app.command("backfill")
+def backfill(
+    first: Annotated[str, typer.Option("--from", help="The first day, YYYY-MM-DD.")],
+    last: Annotated[str, typer.Option("--to", help="The last day, YYYY-MM-DD, inclusive (a finished day).")],
+    tz: TzOption = None,
+) -> None:
+    """Roll every day of a range up again, oldest first, with a progress bar (safe to repeat or interrupt)."""
+    start, end = _day(first, "--from"), _day(last, "--to")
+    if end < start:
+        raise typer.BadParameter(f"--to {end.isoformat()} is before --from {start.isoformat()}.", param_hint="--to")
+    count = (end - start).days + 1
+    if count > MAX_BACKFILL_DAYS:
+        raise typer.BadParameter(f"At most {MAX_BACKFILL_DAYS} days at a time ({count} asked).", param_hint="--from")
+    with _services() as services:
+        zones = _zones(services, tz)
+        _finished(zones, end)
+        rows = _roll(services, [start + timedelta(days=i) for i in range(count)], zones)
+    console.print(f"Rolled up {count} days ({start} to {end}) in {', '.join(zones)}: {rows} rows.")

@@ -1,0 +1,261 @@
+"""Summaries from rollups: the dashboard's figures read from a few indexed rows instead of a scan of raw events.
+
+A summary is answered here when the rollups hold exactly what the raw warehouse would count: bots left
+out, no filter, a breakdown that has rollups, day/week/month buckets, whole days of the organisation's
+time zone, and every finished day of the range rolled. Whole calendar months inside the range are read
+from the monthly rows, the other days from the daily rows; today (not finished, so not rolled) is
+aggregated live from the warehouse for this organisation alone. Anything else returns None: raw events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from studyshelf.analytics.reports.models import (
+    HISTOGRAM_COLUMNS,
+    LOAD_BUCKETS_MS,
+    METRIC_COLUMNS,
+    ROLLUP_DIMENSIONS,
+    DailyRollup,
+    MonthlyRollup,
+    ReportSettings,
+    RolledDay,
+)
+from studyshelf.analytics.reports.rollup import UTC_ZONE, today, window, zone
+from studyshelf.analytics.warehouse import Metrics, RollupRow, Summary, SummaryQuery, Warehouse
+from studyshelf.core.clock import utcnow
+from studyshelf.core.errors import Invalid
+
+TOP: Final = 10
+_SUMMED: Final = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
+_BUCKETS: Final = frozenset({"day", "week", "month"})
+Sums = list[int]  # the _SUMMED columns in order
+
+
+def org_time_zone(db: Session, org_id: Any) -> str:
+    """The zone whose days an organisation's figures use (ReportSettings; UTC by default)."""
+    name = db.scalar(select(ReportSettings.time_zone).where(ReportSettings.org_id == org_id))
+    if not name:
+        return UTC_ZONE
+    try:
+        zone(name)
+    except Invalid:
+        return UTC_ZONE
+    return name
+
+
+def percentile(histogram: Sequence[int], q: float) -> float | None:
+    """Estimate a load-time percentile from the histogram (linear within a bucket; the open bucket at its floor)."""
+    total = sum(histogram)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(histogram):
+        if count and seen + count >= rank:
+            low = 0 if i == 0 else LOAD_BUCKETS_MS[i - 1]
+            if i == len(LOAD_BUCKETS_MS):
+                return float(low)
+            return low + (LOAD_BUCKETS_MS[i] - low) * (rank - seen) / count
+        seen += count
+    return float(LOAD_BUCKETS_MS[-1])
+
+
+def metrics(sums: Sequence[int]) -> Metrics:
+    values = dict(zip(_SUMMED, sums, strict=True))
+    histogram = [values[name] for name in HISTOGRAM_COLUMNS]
+    return Metrics(
+        views=values["views"],
+        viewers=values["viewers"],
+        load_ok=values["load_ok"],
+        fails=values["fails"],
+        downloads=values["downloads"],
+        blocked=values["blocked"],
+        bytes=values["bytes"],
+        load_p50_ms=percentile(histogram, 0.5),
+        load_p95_ms=percentile(histogram, 0.95),
+    )
+
+
+def _add(into: dict[Any, Sums], key: Any, sums: Iterable[Any]) -> None:
+    current = into.get(key)
+    numbers = [int(n or 0) for n in sums]
+    into[key] = numbers if current is None else [a + b for a, b in zip(current, numbers, strict=True)]
+
+
+def _live(row: RollupRow) -> list[int]:
+    return [getattr(row, name) for name in METRIC_COLUMNS] + list(row.histogram)
+
+
+def _bucket(day: date, bucket: str) -> date:
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _whole_months(first: date, last: date) -> list[date]:
+    """The months lying entirely within [first, last]."""
+    months: list[date] = []
+    month = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+    while True:
+        following = (month + timedelta(days=32)).replace(day=1)
+        if following - timedelta(days=1) > last:
+            return months
+        months.append(month)
+        month = following
+
+
+def _day_ranges(first: date, last: date, months: list[date]) -> list[tuple[date, date]]:
+    if not months:
+        return [(first, last)]
+    after = (months[-1] + timedelta(days=32)).replace(day=1)
+    ranges = [(first, months[0] - timedelta(days=1)), (after, last)]
+    return [(a, b) for a, b in ranges if a <= b]
+
+
+def answerable(query: SummaryQuery) -> bool:
+    """Whether the rollups can hold this query's answer at all (the days' state is checked later)."""
+    return (
+        query.scope_org is not None
+        and not query.include_bots
+        and not query.filters
+        and (query.breakdown is None or query.breakdown in ROLLUP_DIMENSIONS)
+        and query.bucket in _BUCKETS
+    )
+
+
+def summary_from_rollups(
+    db: Session, warehouse: Warehouse, query: SummaryQuery, *, now: datetime | None = None
+) -> Summary | None:
+    """The summary from rollups (plus today's live events), or None when only raw events can answer it."""
+    if not answerable(query) or query.scope_org is None:
+        return None
+    tz = query.tz
+    z = zone(tz)
+    first = query.start.astimezone(z).date()
+    last = (query.end.astimezone(z) - timedelta(microseconds=1)).date()
+    if window(tz, first)[0] != query.start or window(tz, last)[1] != query.end or last < first:
+        return None  # not whole days of this zone
+    current = today(tz, now or utcnow())
+    rolled_last = min(last, current - timedelta(days=1))
+    if rolled_last >= first:
+        expected = (rolled_last - first).days + 1
+        have = db.scalar(
+            select(func.count()).where(RolledDay.tz == tz, RolledDay.day >= first, RolledDay.day <= rolled_last)
+        )
+        if have != expected:
+            return None
+    scope = query.scope_org
+    dims = ["file", "folder", *([query.breakdown] if query.breakdown else [])]
+    series: dict[date, Sums] = {}
+    groups: dict[tuple[str, str], Sums] = {}
+    if rolled_last >= first:
+        months = _whole_months(first, rolled_last)
+        days = _day_ranges(first, rolled_last, months)
+        series_rows = _read_series(
+            db, scope=scope, tz=tz, first=first, last=rolled_last, months=months, bucket=query.bucket
+        )
+        for day, sums in series_rows:
+            _add(series, _bucket(day, query.bucket), sums)
+        for dim, value, *sums in _read_dims(db, scope=scope, tz=tz, dims=dims, days=days, months=months):
+            _add(groups, (dim, value), sums)
+    if last >= current:
+        live_start = max(query.start, window(tz, current)[0])
+        for row in warehouse.rollup(live_start, query.end, orgs=[scope], platform=False, dims=dims):
+            if row.dim == "":
+                _add(series, _bucket(max(first, current), query.bucket), _live(row))
+            else:
+                _add(groups, (row.dim, row.value), _live(row))
+    return _summary(query, z_name=tz, series=series, groups=groups)
+
+
+def _summary(
+    query: SummaryQuery, *, z_name: str, series: dict[date, Sums], groups: dict[tuple[str, str], Sums]
+) -> Summary:
+    z = zone(z_name)
+    totals: dict[int, Sums] = {}
+    for sums in series.values():
+        _add(totals, 0, sums)
+
+    def ranked(dim: str, limit: int, *, named: bool) -> list[tuple[str, Metrics]]:
+        found = [(value, sums) for (d, value), sums in groups.items() if d == dim and (value or not named)]
+        found.sort(key=lambda item: (-item[1][0], -item[1][6], item[0]))  # views, bytes, key (as raw)
+        return [(value, metrics(sums)) for value, sums in found[:limit]]
+
+    return Summary(
+        totals=metrics(totals[0]) if totals else Metrics(),
+        series=[
+            (datetime.combine(key, time(), z).astimezone(UTC), metrics(sums)) for key, sums in sorted(series.items())
+        ],
+        breakdown=ranked(query.breakdown, query.limit, named=False) if query.breakdown else [],
+        top_files=ranked("file", TOP, named=True),
+        top_folders=ranked("folder", TOP, named=True),
+        source="rollups",
+    )
+
+
+def _read_series(
+    db: Session, *, scope: str, tz: str, first: date, last: date, months: list[date], bucket: str
+) -> list[tuple[date, Sums]]:
+    """The scope's totals per day (whole months from the monthly rows when the series is monthly)."""
+    months = months if bucket == "month" else []
+    days = _day_ranges(first, last, months)
+    out: list[tuple[date, Sums]] = []
+    if days:
+        daily = db.execute(
+            select(DailyRollup.day, *(getattr(DailyRollup, c) for c in _SUMMED)).where(
+                DailyRollup.scope == scope,
+                DailyRollup.tz == tz,
+                DailyRollup.dim == "",
+                or_(*(DailyRollup.day.between(a, b) for a, b in days)),
+            )
+        )
+        out += [(row[0], list(row[1:])) for row in daily]
+    if months:
+        monthly = db.execute(
+            select(MonthlyRollup.month, *(getattr(MonthlyRollup, c) for c in _SUMMED)).where(
+                MonthlyRollup.scope == scope,
+                MonthlyRollup.tz == tz,
+                MonthlyRollup.dim == "",
+                MonthlyRollup.month.in_(months),
+            )
+        )
+        out += [(row[0], list(row[1:])) for row in monthly]
+    return out
+
+
+def _read_dims(
+    db: Session, *, scope: str, tz: str, dims: list[str], days: list[tuple[date, date]], months: list[date]
+) -> list[tuple[Any, ...]]:
+    """Per (dim, value) of `dims`: the sums over whole months (monthly rows) and the other days (daily rows)."""
+    parts = []
+    if days:
+        parts.append(
+            select(DailyRollup.dim, DailyRollup.value, *(getattr(DailyRollup, c) for c in _SUMMED)).where(
+                DailyRollup.scope == scope,
+                DailyRollup.tz == tz,
+                DailyRollup.dim.in_(dims),
+                or_(*(DailyRollup.day.between(a, b) for a, b in days)),
+            )
+        )
+    if months:
+        parts.append(
+            select(MonthlyRollup.dim, MonthlyRollup.value, *(getattr(MonthlyRollup, c) for c in _SUMMED)).where(
+                MonthlyRollup.scope == scope,
+                MonthlyRollup.tz == tz,
+                MonthlyRollup.dim.in_(dims),
+                MonthlyRollup.month.in_(months),
+            )
+        )
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    grouped = select(rows.c.dim, rows.c.value, *(func.sum(rows.c[c]) for c in _SUMMED)).group_by(
+        rows.c.dim, rows.c.value
+    )
+    return [tuple(row) for row in db.execute(grouped)]
