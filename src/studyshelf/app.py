@@ -12,9 +12,12 @@ from fastapi.staticfiles import StaticFiles
 from studyshelf.analytics import collect
 from studyshelf.analytics.api import router as analytics_router
 from studyshelf.analytics.ingest.drain import Drainer
+from studyshelf.analytics.pages import router as analytics_pages
+from studyshelf.analytics.reports.api import router as reports_router
+from studyshelf.analytics.reports.pages import router as reports_pages
 from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
-from studyshelf.delivery.hits import record_download
+from studyshelf.delivery.hits import record_download, record_transfers
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.pages import router as links_pages
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(
-        MediaUrls, on_refused=record_media_refusal, on_download=record_download
+        MediaUrls, on_refused=record_media_refusal, on_download=record_download, on_transfer=record_transfers
     )  # outermost: /m/ is answered before the router (delivery/media.py)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -108,6 +111,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_api_router,
         lti_admin_pages,
         analytics_router,
+        analytics_pages,
+        reports_router,
+        reports_pages,
         partners_pages,
         library_pages,
         links_pages,

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from studyshelf.analytics.reports.cli import app as reports_app
+from studyshelf.analytics.synthetic.cli import app as analytics_app
 from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import StudyShelfError
@@ -43,6 +45,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(trash_app, name="trash")
 app.add_typer(lti_app, name="lti")
+app.add_typer(reports_app, name="reports")
+app.add_typer(analytics_app, name="analytics")
 console = Console()
 
 

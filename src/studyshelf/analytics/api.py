@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +16,7 @@ from studyshelf.analytics.schemas import BreakdownRow, MetricsRead, SeriesPoint,
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import TooLarge, Unavailable
 from studyshelf.events.schema import ClientFacts
-from studyshelf.partners.deps import ClientIp, CurrentPrincipal, ServicesDep
+from studyshelf.partners.deps import ClientIp, CurrentPrincipal, DbSession, ServicesDep
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 Breakdown = Literal[
@@ -27,9 +28,14 @@ Breakdown = Literal[
 def summary(
     principal: CurrentPrincipal,
     services: ServicesDep,
+    db: DbSession,
     org_id: uuid.UUID,
-    from_: Annotated[date | None, Query(alias="from", description="first day (UTC), default 30 days ago")] = None,
-    to: Annotated[date | None, Query(description="last day (UTC), inclusive, default today")] = None,
+    from_: Annotated[
+        date | None, Query(alias="from", description="first day (the organisation's time zone), default 30 days ago")
+    ] = None,
+    to: Annotated[
+        date | None, Query(description="last day (the organisation's time zone), inclusive, default today")
+    ] = None,
     partner: uuid.UUID | None = None,
     owner: uuid.UUID | None = None,
     folder: Annotated[uuid.UUID | None, Query(description="the folder and everything below it")] = None,
@@ -47,7 +53,8 @@ def summary(
 ) -> SummaryRead:
     """Views, unique viewers, failures, bytes and load times of an organisation's usage: its own content
     (by anyone it shared with) and its own use of content shared with it; never another partner's."""
-    end = to or utcnow().date()
+    tz = service.time_zone(db, org_id=org_id)
+    end = to or utcnow().astimezone(ZoneInfo(tz)).date()
     start = from_ or end - timedelta(days=29)
     given = {
         "partner": partner,
@@ -65,9 +72,9 @@ def summary(
     }
     filters = {k: str(v) for k, v in given.items() if v is not None}
     query = service.build_query(
-        org_id=org_id, start=start, end=end, filters=filters, breakdown=breakdown, bucket=bucket
+        org_id=org_id, start=start, end=end, filters=filters, breakdown=breakdown, bucket=bucket, tz=tz
     )
-    result = service.summarise(services.warehouse, principal=principal, org_id=org_id, query=query)
+    result = service.summarise(services.warehouse, principal=principal, org_id=org_id, query=query, db=db)
     return SummaryRead(
         org_id=org_id,
         from_=start,
@@ -80,6 +87,8 @@ def summary(
         rows=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.breakdown],
         top_files=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.top_files],
         top_folders=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.top_folders],
+        time_zone=tz,
+        source=result.source,
     )
 
 

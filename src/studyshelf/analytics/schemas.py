@@ -59,6 +59,10 @@ class SummaryRead(BaseModel):
     rows: list[BreakdownRow]
     top_files: list[BreakdownRow]
     top_folders: list[BreakdownRow]
+    time_zone: str = Field(default="UTC", description="the IANA zone whose days `from`, `to` and the buckets are")
+    source: Literal["rollups", "raw"] = Field(
+        default="raw", description="rollups of finished days (plus today's live events), or a scan of raw events"
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

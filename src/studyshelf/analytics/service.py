@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 
+from sqlalchemy.orm import Session
+
+from studyshelf.analytics.reports import read
+from studyshelf.analytics.reports.rollup import UTC_ZONE, window, zone
 from studyshelf.analytics.warehouse import (
     DIMENSIONS,
     Bucket,
@@ -28,8 +32,9 @@ def build_query(
     filters: dict[str, str],
     breakdown: str | None,
     bucket: Bucket | None,
+    tz: str = UTC_ZONE,
 ) -> SummaryQuery:
-    """The warehouse query for an organisation's summary (dates inclusive, UTC)."""
+    """The warehouse query for an organisation's summary (dates inclusive, days of the time zone `tz`)."""
     if end < start:
         raise Invalid("`to` is before `from`.")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -43,9 +48,11 @@ def build_query(
             except ValueError as exc:
                 raise Invalid(f"{name} must be an id.") from exc
     days = (end - start).days + 1
+    zone(tz)
     return SummaryQuery(
-        start=datetime.combine(start, time(), UTC),
-        end=datetime.combine(end + timedelta(days=1), time(), UTC),
+        start=window(tz, start)[0],
+        end=window(tz, end)[1],
+        tz=tz,
         scope_org=str(org_id),
         filters=filters,
         breakdown=breakdown,
@@ -53,12 +60,32 @@ def build_query(
     )
 
 
-def summarise(warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: SummaryQuery) -> Summary:
-    """Totals, series, breakdown and the top files and folders, within the organisation's scope."""
+def time_zone(db: Session, *, org_id: uuid.UUID) -> str:
+    """The time zone whose days an organisation's figures count in (its report settings; UTC by default)."""
+    return read.org_time_zone(db, org_id)
+
+
+def summarise(
+    warehouse: Warehouse,
+    *,
+    principal: Principal,
+    org_id: uuid.UUID,
+    query: SummaryQuery,
+    db: Session | None = None,
+    now: datetime | None = None,
+) -> Summary:
+    """Totals, series, breakdown and the top files and folders, within the organisation's scope.
+
+    With a database session, from the rollups when they hold the answer (reports/read.py), else from raw events.
+    """
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     if query.scope_org != str(org_id):
         raise Invalid("The query is not scoped to this organisation.")
     try:
+        if db is not None:
+            found = read.summary_from_rollups(db, warehouse, query, now=now)
+            if found is not None:
+                return found
         return warehouse.summary(query)
     except WarehouseError as exc:
         raise Unavailable("Usage figures are not available right now; try again shortly.") from exc

@@ -1,0 +1,109 @@
+"""The dashboard's request: a period and filters read from the page's query string, and the URLs that change them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Final
+from urllib.parse import urlencode
+
+from studyshelf.analytics.service import MAX_RANGE_DAYS
+from studyshelf.core.errors import Invalid
+from studyshelf.events.schema import LMS_VALUES
+
+PATH: Final = "/analytics"
+PRESETS: Final = ("7", "30", "90")
+DEFAULT_PRESET: Final = "30"
+DEVICES: Final = ("desktop", "mobile", "tablet", "unknown")
+CATEGORIES: Final = ("pdf", "video", "audio", "image", "document", "text", "other")
+ID_FILTERS: Final = ("partner", "folder", "file")
+# Every filter the page understands, in the order chips show them, with the longest value it accepts.
+FILTERS: Final = {
+    "partner": 36,
+    "folder": 36,
+    "file": 36,
+    "category": 20,
+    "country": 2,
+    "browser": 40,
+    "os": 40,
+    "device": 10,
+    "lms": 10,
+    "course": 255,
+}
+
+
+@dataclass(frozen=True)
+class DashboardQuery:
+    """What the dashboard shows: days `start`..`end` (inclusive, UTC), a preset or "custom", and filters."""
+
+    start: date
+    end: date
+    preset: str = DEFAULT_PRESET
+    filters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def params(self, **changes: str | None) -> dict[str, str]:
+        """The query string of this view with some parameters changed (None removes one)."""
+        values: dict[str, str | None] = {"days": None if self.preset == DEFAULT_PRESET else self.preset}
+        if self.preset == "custom":
+            values |= {"from": self.start.isoformat(), "to": self.end.isoformat()}
+        values |= self.filters
+        values |= changes
+        if values.get("days") in PRESETS:
+            values |= {"from": None, "to": None}
+        return {k: v for k, v in values.items() if v}
+
+    def url(self, **changes: str | None) -> str:
+        """This view's URL with some parameters changed: a drill-down adds a filter, a chip removes one."""
+        query = urlencode(self.params(**changes))
+        return f"{PATH}?{query}" if query else PATH
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise Invalid(f"`{name}` is not a date (YYYY-MM-DD).") from exc
+
+
+def _filter(name: str, value: str) -> str:
+    if name == "country":
+        if len(value) != 2 or not value.isalpha():
+            raise Invalid("`country` is a two-letter country code.")
+        return value.upper()
+    if len(value) > FILTERS[name]:
+        raise Invalid(f"`{name}` is too long.")
+    if name in ID_FILTERS:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError as exc:
+            raise Invalid(f"`{name}` must be an id.") from exc
+    if name == "device" and value not in DEVICES:
+        raise Invalid(f"`device` is one of: {', '.join(DEVICES)}.")
+    if name == "lms" and value not in LMS_VALUES:
+        raise Invalid(f"`lms` is one of: {', '.join(LMS_VALUES)}.")
+    return value
+
+
+def parse_query(params: Mapping[str, str], *, today: date) -> DashboardQuery:
+    """Read the page's query string; anything malformed is Invalid with a message that says what to fix."""
+    preset = params.get("days") or ("custom" if params.get("from") or params.get("to") else DEFAULT_PRESET)
+    if preset in PRESETS:
+        end = today
+        start = end - timedelta(days=int(preset) - 1)
+    elif preset == "custom":
+        end = _day(params["to"], "to") if params.get("to") else today
+        start = _day(params["from"], "from") if params.get("from") else end - timedelta(days=29)
+    else:
+        raise Invalid(f"`days` is one of: {', '.join(PRESETS)}, custom.")
+    if end < start:
+        raise Invalid("The first day is after the last day.")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise Invalid(f"Choose at most {MAX_RANGE_DAYS} days.")
+    filters = {name: _filter(name, value.strip()) for name in FILTERS if (value := params.get(name, "")).strip()}
+    return DashboardQuery(start=start, end=end, preset=preset, filters=filters)

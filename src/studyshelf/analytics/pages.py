@@ -1,0 +1,49 @@
+"""HTML pages of analytics: the usage dashboard of the current organisation (/analytics)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from studyshelf.analytics import panels
+from studyshelf.analytics.dashboard import parse_query
+from studyshelf.core.clock import utcnow
+from studyshelf.core.errors import NotFound, Unavailable
+from studyshelf.partners import service as partners
+from studyshelf.partners.deps import DbSession, ServicesDep
+from studyshelf.partners.pages import PagePrincipal, current_org_id
+from studyshelf.partners.permissions import Permission, require
+from studyshelf.web.render import is_htmx, render
+
+router = APIRouter(include_in_schema=False)
+LOADER_ID = "dashboard-loader"  # the shell's placeholder that fetches the figures once the page is shown
+
+
+@router.get("/analytics", response_class=HTMLResponse)
+def dashboard(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
+    """The page shell at once (filters and a loading state); its figures as an HTMX fragment."""
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You are not a member of any organisation.")
+    require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
+    query = parse_query(request.query_params, today=utcnow().date())
+    names = panels.Names(db, principal, org_id)
+    context = {
+        "query": query,
+        "org_name": partners.get_organization(db, org_id).name,
+        "chips": panels.chips(query, names),
+        "options": panels.options({}, query, names),
+        "board": None,
+        "error": None,
+    }
+    if not is_htmx(request):
+        return render(request, "analytics/dashboard.html", context)
+    try:
+        board = panels.build(db, services.warehouse, principal=principal, org_id=org_id, query=query)
+    except Unavailable as exc:
+        context["error"] = exc.detail
+    else:
+        context |= {"board": board, "chips": board.chips, "options": board.options}
+    # Filters and drill-downs push the canonical URL (no empty parameters); the first load keeps the address.
+    headers = {} if request.headers.get("hx-trigger") == LOADER_ID else {"HX-Push-Url": query.url()}
+    return render(request, "analytics/dashboard.html", context, block="dashboard", headers=headers)

@@ -1,0 +1,371 @@
+"""The dashboard's panels: KPI tiles, the time series, breakdown bar charts and the top files and folders.
+
+Figures come from the analytics service (one summary per breakdown, all in the organisation's scope);
+names of files, folders and organisations are looked up through the library and partner services, so a
+name is shown only to someone who may see the item.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Final
+
+from sqlalchemy.orm import Session
+
+from studyshelf.analytics import service
+from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
+from studyshelf.analytics.warehouse import Metrics, Summary, Warehouse
+from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.events.schema import LMS_VALUES
+from studyshelf.library import service as library
+from studyshelf.library.sniff import category
+from studyshelf.partners import service as partners
+from studyshelf.partners.principal import Principal
+
+# (dimension, card title), in the order the cards are laid out.
+CHARTS: Final = (
+    ("country", "Countries"),
+    ("browser", "Browsers"),
+    ("category", "File types"),
+    ("lms", "Learning platforms"),
+    ("os", "Operating systems"),
+    ("device", "Devices"),
+    ("partner", "Organisations"),
+    ("course", "Courses"),
+)
+BARS: Final = 8
+LMS_LABELS: Final = {"moodle": "Moodle", "canvas": "Canvas", "other": "Other LMS", "none": "Direct (no LMS)"}
+CATEGORY_LABELS: Final = {c: ("PDF" if c == "pdf" else c.capitalize()) for c in CATEGORIES}
+FILTER_TITLES: Final = {
+    "partner": "Organisation",
+    "folder": "Folder",
+    "file": "File",
+    "category": "File type",
+    "country": "Country",
+    "browser": "Browser",
+    "os": "OS",
+    "device": "Device",
+    "lms": "Platform",
+    "course": "Course",
+}
+
+
+def number(value: int) -> str:
+    return f"{value:,}"
+
+
+def percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.1f}%" if value < 0.1 else f"{value * 100:.0f}%"
+
+
+def duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if amount < 1024 or unit == "TB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"
+
+
+@dataclass(frozen=True)
+class Kpi:
+    key: str
+    label: str
+    value: str
+    hint: str = ""
+    tone: str = ""
+
+
+@dataclass(frozen=True)
+class Bar:
+    key: str
+    label: str
+    views: str
+    share: float  # of the largest row, 0..100, for the bar's length
+    note: str  # "12% of views", fail rate
+    url: str | None  # the drill-down, None when the row cannot be filtered on (unknown values)
+    region: str = ""  # ISO country code, for the browser's own country names
+
+
+@dataclass(frozen=True)
+class Card:
+    dim: str
+    title: str
+    bars: list[Bar]
+    more: int
+
+
+@dataclass(frozen=True)
+class TopRow:
+    key: str
+    name: str | None  # None when the item is gone or no longer visible
+    href: str | None
+    kind: str
+    metrics: Metrics
+    drill: str
+
+
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    title: str
+    label: str
+    remove: str
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    empty: bool
+    kpis: list[Kpi]
+    series_json: str
+    cards: list[Card]
+    top_files: list[TopRow]
+    top_folders: list[TopRow]
+    chips: list[Chip]
+    options: dict[str, list[Option]]
+
+
+class Names:
+    """Names for the ids in usage figures, looked up once each, as far as the principal may see them."""
+
+    def __init__(self, db: Session, principal: Principal, org_id: uuid.UUID) -> None:
+        self.db, self.principal, self.org_id = db, principal, org_id
+        self._orgs: dict[str, str] | None = None
+        self._files: dict[str, tuple[str, str] | None] = {}
+        self._folders: dict[str, str | None] = {}
+
+    def org(self, key: str) -> str:
+        if self._orgs is None:
+            orgs = partners.list_organizations(self.db, principal=self.principal)
+            self._orgs = {str(o.id): o.name + (" (you)" if o.id == self.org_id else "") for o in orgs}
+        return self._orgs.get(key, "Another organisation")
+
+    def file(self, key: str) -> tuple[str, str] | None:
+        """The file's name and kind (pdf, video, …)."""
+        if key not in self._files:
+            try:
+                found = library.get_file(self.db, principal=self.principal, file_id=uuid.UUID(key))
+            except (NotFound, PermissionDenied, ValueError):
+                self._files[key] = None
+            else:
+                version = found.current_version
+                self._files[key] = (found.name, category(version.content_type) if version else "other")
+        return self._files[key]
+
+    def folder(self, key: str) -> str | None:
+        if key not in self._folders:
+            try:
+                found = library.get_folder(self.db, principal=self.principal, folder_id=uuid.UUID(key))
+            except (NotFound, PermissionDenied, ValueError):
+                self._folders[key] = None
+            else:
+                self._folders[key] = found.name
+        return self._folders[key]
+
+
+_EMPTY_LABELS: Final = {"category": "Other", "course": "No course"}
+_VALUE_LABELS: Final = {"lms": LMS_LABELS, "category": CATEGORY_LABELS}
+
+
+def label(dim: str, key: str, names: Names) -> str:
+    """How a value of a dimension reads on the page."""
+    if dim == "partner":
+        return names.org(key)
+    if dim == "file":
+        found = names.file(key)
+        return found[0] if found else "Unavailable file"
+    if dim == "folder":
+        return names.folder(key) or "Unavailable folder"
+    if not key:
+        return _EMPTY_LABELS.get(dim, "Unknown")
+    if dim == "device":
+        return key.capitalize()
+    return _VALUE_LABELS.get(dim, {}).get(key, key)
+
+
+def summaries(
+    warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
+) -> dict[str, Summary]:
+    """One summary per breakdown dimension (each also carries the totals, series and top lists)."""
+    found: dict[str, Summary] = {}
+    for dim, _title in CHARTS:
+        built = service.build_query(
+            org_id=org_id, start=query.start, end=query.end, filters=query.filters, breakdown=dim, bucket=None
+        )
+        found[dim] = service.summarise(warehouse, principal=principal, org_id=org_id, query=built)
+        if _is_empty(found[dim].totals):
+            break  # nothing at all in this period: the other breakdowns would be empty too
+    return found
+
+
+def _is_empty(m: Metrics) -> bool:
+    return not (m.views or m.load_ok or m.fails or m.downloads or m.blocked or m.bytes)
+
+
+def kpis(totals: Metrics) -> list[Kpi]:
+    attempts = totals.load_ok + totals.fails
+    return [
+        Kpi("views", "Views", number(totals.views)),
+        Kpi("viewers", "Unique viewers", number(totals.viewers), "counted per day"),
+        Kpi(
+            "fails",
+            "Failed loads",
+            number(totals.fails),
+            f"{percent(totals.fail_rate)} of {number(attempts)} loads" if attempts else "no loads reported",
+            "bad" if totals.fails else "",
+        ),
+        Kpi("downloads", "Downloads", number(totals.downloads)),
+        Kpi("bytes", "Data transferred", size(totals.bytes)),
+        Kpi(
+            "load",
+            "Load time (median)",
+            duration(totals.load_p50_ms),
+            f"95th percentile {duration(totals.load_p95_ms)}",
+        ),
+    ]
+
+
+def _bucket_starts(query: DashboardQuery, bucket: str) -> list[datetime]:
+    start = datetime.combine(query.start, time(), UTC)
+    end = datetime.combine(query.end + timedelta(days=1), time(), UTC)
+    if bucket == "week":
+        start -= timedelta(days=start.weekday())
+    step = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}.get(bucket)
+    if step is None:
+        return []
+    starts = []
+    while start < end:
+        starts.append(start)
+        start += step
+    return starts
+
+
+def series_json(summary: Summary, query: DashboardQuery, bucket: str) -> str:
+    """The time series for the chart script: bucket starts (epoch seconds) with views and fails, gaps as 0."""
+    points = {t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC): m for t, m in summary.series}
+    starts = _bucket_starts(query, bucket) or sorted(points)
+    empty = Metrics()
+    rows = [(t, points.get(t, empty)) for t in starts]
+    return json.dumps(
+        {
+            "bucket": bucket,
+            "t": [int(t.timestamp()) for t, _ in rows],
+            "views": [m.views for _, m in rows],
+            "fails": [m.fails for _, m in rows],
+        },
+        separators=(",", ":"),
+    )
+
+
+def card(dim: str, title: str, rows: list[tuple[str, Metrics]], query: DashboardQuery, names: Names) -> Card:
+    top = max((m.views for _, m in rows), default=0)
+    total = sum(m.views for _, m in rows)
+    bars = []
+    for key, m in rows[:BARS]:
+        notes = [f"{m.views * 100 / total:.0f}% of views"] if total else []
+        if m.fails:
+            notes.append(f"{percent(m.fail_rate)} failed")
+        drillable = bool(key) and query.filters.get(dim) != key
+        bars.append(
+            Bar(
+                key=key,
+                label=label(dim, key, names),
+                views=number(m.views),
+                share=round(m.views * 100 / top, 1) if top else 0.0,
+                note=" · ".join(notes),
+                url=query.url(**{dim: key}) if drillable else None,
+                region=key if dim == "country" and key else "",
+            )
+        )
+    return Card(dim=dim, title=title, bars=bars, more=max(0, len(rows) - BARS))
+
+
+def top_rows(kind: str, rows: list[tuple[str, Metrics]], query: DashboardQuery, names: Names) -> list[TopRow]:
+    result = []
+    for key, m in rows:
+        if not key:
+            continue
+        if kind == "file":
+            found = names.file(key)
+            name, icon = (found[0], found[1]) if found else (None, "file")
+            href = f"/files/{key}" if found else None
+        else:
+            name, icon = names.folder(key), "folder"
+            href = f"/library/{key}" if name is not None else None
+        result.append(TopRow(key, name, href, icon, m, query.url(**{kind: key})))
+    return result
+
+
+def chips(query: DashboardQuery, names: Names) -> list[Chip]:
+    return [
+        Chip(name, FILTER_TITLES[name], label(name, value, names), query.url(**{name: None}))
+        for name, value in query.filters.items()
+    ]
+
+
+def options(found: dict[str, Summary], query: DashboardQuery, names: Names) -> dict[str, list[Option]]:
+    """Choices for the filter selects: fixed lists, or the values seen in the period (and the current one)."""
+    fixed = {
+        "category": list(CATEGORIES),
+        "device": list(DEVICES),
+        "lms": list(LMS_VALUES),
+    }
+    seen: dict[str, list[str]] = {dim: [k for k, _ in s.breakdown if k] for dim, s in found.items()}
+    any_summary = next(iter(found.values()), None)
+    seen["folder"] = [k for k, _ in any_summary.top_folders if k] if any_summary else []
+    result: dict[str, list[Option]] = {}
+    for name in ("partner", "folder", "category", "country", "browser", "lms", "course", "device"):
+        values = fixed.get(name) or seen.get(name, [])
+        current = query.filters.get(name)
+        if current and current not in values:
+            values = [current, *values]
+        result[name] = [Option(v, label(name, v, names)) for v in values]
+    return result
+
+
+def build(
+    db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
+) -> Dashboard:
+    """Everything the dashboard shows for one organisation, period and set of filters."""
+    found = summaries(warehouse, principal=principal, org_id=org_id, query=query)
+    names = Names(db, principal, org_id)
+    first = next(iter(found.values()))
+    bucket = service.build_query(
+        org_id=org_id, start=query.start, end=query.end, filters={}, breakdown=None, bucket=None
+    ).bucket
+    cards = [card(dim, title, found[dim].breakdown, query, names) for dim, title in CHARTS if dim in found]
+    # Courses and organisations are shown only when they say something: a course was recorded, or
+    # someone other than this organisation used its content.
+    cards = [
+        c
+        for c in cards
+        if (c.dim != "course" or any(b.key for b in c.bars))
+        and (c.dim != "partner" or any(b.key != str(org_id) for b in c.bars))
+    ]
+    return Dashboard(
+        empty=_is_empty(first.totals),
+        kpis=kpis(first.totals),
+        series_json=series_json(first, query, bucket),
+        cards=cards,
+        top_files=top_rows("file", first.top_files, query, names),
+        top_folders=top_rows("folder", first.top_folders, query, names),
+        chips=chips(query, names),
+        options=options(found, query, names),
+    )

@@ -1,0 +1,1 @@
+"""Synthetic analytics traffic for demos and benchmarks (`studyshelf analytics generate`)."""
