@@ -33,3 +33,12 @@ def test_admin_page_shows_values_and_adds_a_platform(campus: Campus, simulator: 
 def test_admin_page_is_for_admins(campus: Campus, world: World) -> None:
     viewer = world.member(campus.university, Role.VIEWER)
     assert viewer.client.get("/settings/lms").status_code == 403
+
+
+def test_the_account_menu_links_admins_to_lms_connections(campus: Campus, world: World) -> None:
+    menu_link = '<a class="menu-item" href="/settings/lms">'
+    assert menu_link in campus.admin.client.get("/").text
+    viewer = world.member(campus.university, Role.VIEWER)
+    home = viewer.client.get("/")
+    assert home.status_code == 200
+    assert menu_link not in home.text

@@ -19,6 +19,7 @@ from studyshelf.delivery import hits
 from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.viewer import VIEWER_TOKEN_SECONDS, check_viewer_token, media_urls, viewer_token
+from studyshelf.events.beacon import BeaconClaims, sign_beacon
 from studyshelf.library import service as library
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
@@ -35,6 +36,18 @@ from studyshelf.web.security import is_https
 
 router = APIRouter(include_in_schema=False)
 OptionalForm = Annotated[str | None, Form()]
+
+
+def _launch_scope(db: Session, scope: str) -> hits.ScopeFacts | None:
+    """Whom the media of a launch serve: the launch's partner, course and resource link."""
+    try:
+        record = resource.launch_from_scope(db, scope)
+    except NotFound:
+        return None
+    return hits.ScopeFacts(str(record.org_id), record.context_id, record.resource_link_id)
+
+
+hits.register_scope(resource.SCOPE_PREFIX, _launch_scope)
 _BADGES = {"folder": "DIR", "video": "VID", "audio": "AUD", "image": "IMG", "pdf": "PDF", "document": "DOC"}
 
 
@@ -213,7 +226,8 @@ def _frames(record: Launch) -> list[str]:
 
 def _show(request: Request, services: Services, db: Session, record: Launch, item: File | Folder) -> Response:
     scope = resource.scope_id(record.id)
-    expires = int(time.time()) + VIEWER_TOKEN_SECONDS
+    now = int(time.time())
+    expires = now + VIEWER_TOKEN_SECONDS
     token = viewer_token(services.settings.secret_key, scope, expires)
     if isinstance(item, Folder):
         entries, _cursor = library.children_of(db, folder=item, limit=500)
@@ -246,6 +260,21 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
         resource_link=record.resource_link_id,
     )
     hits.record(services, hit)
+    beacon = BeaconClaims(
+        link_id="",  # no share link: the launch's course and resource link say where it was seen
+        file_id=str(item.id),
+        version_id=str(version.id),
+        owner_org_id=str(item.org_id),
+        partner_org_id=str(record.org_id),
+        folder_path=hit.folder_path,
+        content_type=version.content_type,
+        filename=item.name,
+        session=hit.session,
+        issued=now,
+        expires=expires,
+        course=record.context_id,
+        resource_link=record.resource_link_id,
+    )
     scope_link = Link(id=scope, allow_download=False)  # not stored: names the launch in the signed media URL
     urls = media_urls(services, scope_link, item, version)
     context = {
@@ -258,6 +287,7 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
         "refresh_after": urls["refresh_after"],
         "renew_url": f"/lti/media/{scope}",
         "viewer_token": token,
+        "beacon_token": sign_beacon(services.settings.secret_key, beacon),
         "file_id": item.id,
         "crumbs": [],
         "placement": (
