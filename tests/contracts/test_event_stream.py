@@ -13,7 +13,7 @@ import redis
 
 from studyshelf.events import Event, EventStream
 from studyshelf.events.memory import MemoryEventStream
-from studyshelf.events.redis_streams import RedisStreamsEventStream
+from studyshelf.events.redis_streams import ENTRY_EVENTS, RedisStreamsEventStream
 from studyshelf.events.spool import SpoolEventStream
 from tests.analytics.support import REDIS_URL, event, redis_available
 from tests.conftest import require_service
@@ -49,7 +49,8 @@ class EventStreamContract:
         assert stream.read(consumer="c1", max_count=10).events == []
 
     def test_read_honours_max_count(self, stream: EventStream) -> None:
-        stream.publish([event() for _ in range(7)])
+        for _ in range(7):  # one event a publish, as requests publish (Redis counts a read in publishes)
+            stream.publish([event()])
         first = stream.read(consumer="c1", max_count=3)
         second = stream.read(consumer="c1", max_count=10)
         assert len(first.events) == 3
@@ -117,7 +118,8 @@ class DurableEventStreamContract(EventStreamContract):
 
     def test_unacked_events_survive_a_restart(self, stream: EventStream, reopen: Reopen) -> None:
         sent = [event(), event(), event()]
-        stream.publish(sent)
+        for one in sent:
+            stream.publish([one])
         first = stream.read(consumer="c1", max_count=1)
         stream.ack(first)
         stream.read(consumer="c1", max_count=10)  # read, not acked: the process dies
@@ -170,6 +172,24 @@ class TestSpool(DurableEventStreamContract):
         assert ids(read_all(fresh)) == [*ids(good), late.id]
         fresh.close()
 
+    def test_reads_in_pieces_lose_and_repeat_nothing(
+        self, stream: EventStream, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Reads are sized by an estimate per line: lines far longer than it, and batches crossing
+        # segments, must still come back whole, in order, each once.
+        monkeypatch.setattr("studyshelf.events.spool._READ_BYTES_PER_LINE", 64)
+        sent = [event(viewer=f"v{i}", course="c" * (i % 7) * 300) for i in range(60)]
+        for i in range(0, 60, 4):
+            stream.publish(sent[i : i + 4])
+        got: list[Event] = []
+        for size in (1, 2, 5, 13, 100):
+            batch = stream.read(consumer="c1", max_count=size)
+            assert len(batch.events) == min(size, 60 - len(got))
+            got += batch.events
+            stream.ack(batch)
+        got += read_all(stream)
+        assert ids(got) == ids(sent)
+
     def test_a_second_process_takes_another_slot(self, stream: EventStream, reopen: Reopen) -> None:
         stream.publish([event()])
         other = reopen()
@@ -196,3 +216,21 @@ class TestRedis(DurableEventStreamContract):
         stream = reopen()
         yield stream
         stream.close()
+
+    def test_a_publish_is_one_entry_and_the_backlog_counts_events(self, stream: EventStream) -> None:
+        assert isinstance(stream, RedisStreamsEventStream)
+        many = [event(viewer=f"v{i}") for i in range(ENTRY_EVENTS + 5)]
+        stream.publish(many)  # two entries: ENTRY_EVENTS and 5
+        stream.publish([single := event()])
+        assert stream.client.xlen(stream.stream) == 3
+        assert stream.backlog() == ENTRY_EVENTS + 6
+        first = stream.read(consumer="c1", max_count=1)
+        assert ids(first.events) == ids(many[:ENTRY_EVENTS])  # an entry is never split
+        rest = stream.read(consumer="c1", max_count=10)
+        assert ids(rest.events) == [*ids(many[ENTRY_EVENTS:]), single.id]
+        stream.ack(first)
+        stream.ack(first)  # acked again (a worker that took it over): counted once
+        assert stream.backlog() == 6
+        stream.ack(rest)
+        assert stream.backlog() == 0
+        assert stream.client.xlen(stream.stream) == 0

@@ -13,6 +13,7 @@ import pytest
 
 from studyshelf.analytics.warehouse import SummaryQuery, Warehouse, build_warehouse
 from studyshelf.analytics.warehouse.postgres import PostgresWarehouse
+from studyshelf.events.schema import encode_lines
 from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, T0, event
 from tests.conftest import PG_ADMIN_URL, postgres_available, require_service
 
@@ -154,6 +155,56 @@ class WarehouseContract:
 
     def test_ping(self, warehouse: Warehouse) -> None:
         warehouse.ping()
+
+    def test_lines_keep_every_field(self, warehouse: Warehouse) -> None:
+        full = event(
+            "load_ok",
+            partner_org=PARTNER_A,
+            version_id=str(uuid.UUID(int=7)),
+            referrer_host="moodle.example.edu",
+            link_id="abc_-123",
+            course="Biology 101 — “Zellen” \\ \t",  # quotes, a backslash and a tab survive the lines
+            resource_link="rl-9",
+            session="s1",
+            bytes=12_345,
+            load_ms=250,
+            error_class="",
+        )
+        assert warehouse.insert_lines(encode_lines([full])) == 1
+        filters = {
+            "partner": PARTNER_A,
+            "file": full.file_id,
+            "folder": str(uuid.UUID(int=9)),
+            "country": "GB",
+            "browser": "Chrome",
+            "os": "Windows",
+            "device": "desktop",
+            "category": "pdf",
+            "extension": "pdf",
+            "lms": "moodle",
+            "course": full.course,
+            "link": "abc_-123",
+        }
+        found = warehouse.summary(query(scope_org=OWNER, filters=filters, breakdown="course"))
+        assert found.totals.load_ok == 1
+        assert found.totals.bytes == 12_345
+        assert found.totals.load_p50_ms == 250
+        assert found.breakdown[0][0] == full.course
+
+    def test_lines_skip_ids_held_and_repeated(self, warehouse: Warehouse) -> None:
+        first, second = event(), event()
+        assert warehouse.insert([first]) == 1
+        assert warehouse.insert_lines(encode_lines([first, second, second])) == 1
+        assert warehouse.insert_lines(encode_lines([first, second])) == 0
+        assert warehouse.count() == 2
+
+    def test_an_unreadable_line_costs_only_itself(self, warehouse: Warehouse) -> None:
+        good = [event(), event()]
+        lines = encode_lines(good[:1]) + b'{"id": "torn by a cra\n\n' + encode_lines(good[1:])
+        assert warehouse.insert_lines(lines) == 2
+        assert warehouse.insert_lines(b"") == 0
+        assert warehouse.insert_lines(b"\n\n") == 0
+        assert warehouse.count() == 2
 
 
 class TestDuckDB(WarehouseContract):

@@ -50,7 +50,10 @@ class EventStream(Protocol):
         ...
 
     def read(self, *, consumer: str, max_count: int = 500, block_ms: int = 0) -> Batch:
-        """Events not yet acked: first those a dead consumer left pending, then new ones (may be empty)."""
+        """Events not yet acked: first those a dead consumer left pending, then new ones (may be empty).
+
+        At most `max_count` publishes' worth: the spool counts events; Redis counts stream entries, each the
+        events of one publish (at most ENTRY_EVENTS), so one publish's events are never split up."""
         ...
 
     def ack(self, batch: Batch) -> None:

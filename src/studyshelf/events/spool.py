@@ -39,6 +39,7 @@ log = logging.getLogger("studyshelf.events.spool")
 _SEGMENT = "seg-{:010d}.jsonl"
 MAX_SLOTS = 64
 MAX_READ_BYTES = 64 * 1024 * 1024
+_READ_BYTES_PER_LINE = 2048  # an event line is ~700 bytes; a short read just returns fewer lines this time
 
 
 @dataclass(frozen=True, order=True)
@@ -269,23 +270,38 @@ class SpoolEventStream:
             if segment < start.segment or segment > stop.segment:
                 continue
             offset = start.offset if segment == start.segment else 0
-            with open(self._path(segment), "rb") as handle:
-                handle.seek(offset)
-                want = MAX_READ_BYTES - size
-                if segment == stop.segment:
-                    want = min(want, stop.offset - offset)
-                data = handle.read(want)
-            data = data[: data.rfind(b"\n") + 1]  # an older segment may end in a torn line: never a whole one
-            lines = data.count(b"\n")
-            if count + lines > max_count:
-                data = data[: _end_of_line(data, max_count - count)]
-                lines = max_count - count
-            if lines:
+            limit = stop.offset if segment == stop.segment else None  # where the synced bytes end
+            exhausted = False
+            while not exhausted and count < max_count and size < MAX_READ_BYTES // 2:
+                # About what the lines still wanted take (a few MB), not the whole segment.
+                budget = min(MAX_READ_BYTES - size, (max_count - count) * _READ_BYTES_PER_LINE)
+                data, exhausted = self._read_from(segment, offset, limit, budget)
+                data = data[: data.rfind(b"\n") + 1]  # an older segment may end in a torn line: never a whole one
+                lines = data.count(b"\n")
+                if count + lines > max_count:
+                    data = data[: _end_of_line(data, max_count - count)]
+                    lines = max_count - count
+                if not lines:
+                    break
                 chunks.append(data)
-                count, size, end = count + lines, size + len(data), Position(segment, offset + len(data))
-            if count >= max_count or size >= MAX_READ_BYTES // 2:
-                break
+                offset += len(data)
+                count, size, end = count + lines, size + len(data), Position(segment, offset)
+            if count >= max_count or size >= MAX_READ_BYTES // 2 or not exhausted:
+                break  # a segment is left for the next one only once it was read to its end
         return b"".join(chunks), end, count
+
+    def _read_from(self, segment: int, offset: int, limit: int | None, budget: int) -> tuple[bytes, bool]:
+        """Up to `budget` bytes (more if no line ends within them) and whether the segment's end was reached."""
+        data = b""
+        with open(self._path(segment), "rb") as handle:
+            handle.seek(offset)
+            while True:
+                want = budget if limit is None else min(budget, limit - offset - len(data))
+                more = handle.read(want) if want > 0 else b""
+                data += more
+                exhausted = len(more) < want or want <= 0
+                if exhausted or b"\n" in more:
+                    return data, exhausted
 
     def ack(self, batch: Batch) -> None:
         if batch.token is None:

@@ -4,8 +4,8 @@ A crash between insert and ack delivers the batch again; the warehouse skips ids
 counts twice. A warehouse that is down keeps the batch in hand and retries with back-off: the events
 stay in the buffer (and /readyz says so).
 
-Batches move as the JSON lines the buffer keeps: a warehouse with `insert_lines` (DuckDB, PostgreSQL)
-parses them in bulk, so no Python object is made per event. While batches come back full (a backlog),
+Batches move as the JSON lines the buffer keeps: the warehouse parses them in bulk (`insert_lines`), so
+no Python object is made per event. While batches come back full (a backlog),
 the drainer doubles the next one, up to MAX_BATCH events, and drops back once it has caught up.
 """
 
@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge
 
@@ -30,13 +29,6 @@ EVENTS_DUPLICATE = Counter("studyshelf_events_duplicate", "Redelivered analytics
 DRAIN_FAILURES = Gauge("studyshelf_drain_failures", "Consecutive failed warehouse inserts of this drainer")
 MAX_BACKOFF = 30.0
 MAX_BATCH = 20_000
-
-
-@runtime_checkable
-class LinesWarehouse(Protocol):
-    """A warehouse that takes events as JSON lines (Event.json_bytes) and parses them itself, in bulk."""
-
-    def insert_lines(self, lines: bytes) -> int: ...
 
 
 def consumer_name() -> str:
@@ -61,10 +53,7 @@ def store(events: EventStream, warehouse: Warehouse, batch: Batch) -> DrainResul
     """Insert a batch into the warehouse, then ack it."""
     stored = 0
     if batch.count:
-        if isinstance(warehouse, LinesWarehouse):
-            stored = warehouse.insert_lines(batch.lines)
-        else:
-            stored = warehouse.insert(batch.events)
+        stored = warehouse.insert_lines(batch.lines)
     if batch.token is not None:
         events.ack(batch)
     EVENTS_STORED.inc(stored)

@@ -130,6 +130,11 @@ class Warehouse(Protocol):
         """Store events in one transaction, skipping ids already stored; return how many were new."""
         ...
 
+    def insert_lines(self, lines: bytes) -> int:
+        """Like insert, for events as JSON lines (Event.json_bytes, what the buffers keep), parsed in bulk;
+        a line that is not a whole event is skipped."""
+        ...
+
     def summary(self, query: SummaryQuery) -> Summary:
         """Totals, series, the breakdown asked for, and the top files and folders, in one scan."""
         ...

@@ -6,9 +6,9 @@ for recent ranges and drill-downs, served by the indexes in sql/postgres.sql.
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
-import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +17,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs; only a few calls here
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
+import pyarrow.json as pa_json  # type: ignore[import-untyped]
 from psycopg import sql
 
 from studyshelf.analytics.warehouse import query as q
@@ -28,12 +32,28 @@ from studyshelf.analytics.warehouse.interface import (
     SummaryQuery,
     WarehouseError,
 )
-from studyshelf.events.schema import COLUMNS, Event
+from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
 
+log = logging.getLogger("studyshelf.analytics.warehouse")
 _DDL = (Path(__file__).parent / "sql" / "postgres.sql").read_text()
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _PARTITION = re.compile(r"events_p(\d{4})(\d{2})")
 _PARTITION_LOCK = 0x5354_5544_5931  # one advisory lock key for partition DDL
+# The lines as Arrow columns: text stays text (PostgreSQL parses uuids and times from the CSV).
+_ARROW_TYPES: dict[str, Any] = {
+    "folder_path": pa.list_(pa.string()),
+    "bytes": pa.int64(),
+    "load_ms": pa.int32(),
+    "bot": pa.bool_(),
+}
+_PARSE = pa_json.ParseOptions(
+    explicit_schema=pa.schema([(c, _ARROW_TYPES.get(c, pa.string())) for c in COLUMNS]),
+    unexpected_field_behavior="ignore",
+)
+
+
+class _UnreadableLines(Exception):
+    """A batch of lines PostgreSQL could not take as events (invalid JSON, a field missing)."""
 
 
 def _month(value: datetime) -> datetime:
@@ -64,7 +84,8 @@ class PostgresWarehouse:
         self._ready = False
 
     @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+    def _conn(self, *, errors: tuple[type[psycopg.Error], ...] = ()) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in a transaction; psycopg errors become WarehouseError, except `errors`."""
         try:
             conn = self._pool.get_nowait()
         except queue.Empty:
@@ -75,9 +96,18 @@ class PostgresWarehouse:
         try:
             with conn.transaction():
                 yield conn
-        except psycopg.Error as exc:
+        except BaseException as exc:
+            self._partitions = set()  # partitions made in the rolled-back transaction are gone again
+            if isinstance(exc, errors):
+                self._release(conn)  # rolled back, and the connection is fine
+                raise
             conn.close()
-            raise WarehouseError(f"PostgreSQL warehouse: {exc}") from exc
+            if isinstance(exc, psycopg.Error):
+                raise WarehouseError(f"PostgreSQL warehouse: {exc}") from exc
+            raise
+        self._release(conn)
+
+    def _release(self, conn: psycopg.Connection[Any]) -> None:
         if conn.closed or self._pool.qsize() >= self._size:
             conn.close()
         else:
@@ -109,22 +139,60 @@ class PostgresWarehouse:
         self._partitions |= missing
 
     def insert(self, events: Sequence[Event]) -> int:
-        if not events:
+        return self.insert_lines(encode_lines(events)) if events else 0
+
+    def insert_lines(self, lines: bytes) -> int:
+        """Store events given as JSON lines (Event.json_bytes), skipping ids already stored.
+
+        pyarrow parses the lines (in C++, without the GIL) and writes them as CSV for COPY (see _copy).
+        """
+        if not lines or lines.isspace():
             return 0
         self._ensure_schema()
+        try:
+            return self._copy(*_as_csv(lines))
+        except _UnreadableLines:
+            # A torn or foreign line: keep the whole events, parsed one by one (slow, and only then).
+            stored = 0
+            for event in decode_lines(lines):
+                try:
+                    stored += self._copy(*_as_csv(event.json_bytes()))
+                except _UnreadableLines:
+                    log.error("skipping an analytics event PostgreSQL refuses: %s", event.id)
+            return stored
+
+    def _copy(self, csv: bytes, months: set[datetime]) -> int:
+        """COPY straight into the events; a batch that meets an id already stored (a redelivery after a crash,
+        or an id twice in the batch: rare) is loaded again through a temporary table, and one INSERT … ON
+        CONFLICT DO NOTHING moves only the new rows into the partitions."""
         table = sql.Identifier(self.schema, "events")
         columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        try:
+            with self._conn(errors=(psycopg.errors.UniqueViolation,)) as conn:
+                self._ensure_partitions(conn, months)
+                with conn.cursor() as cur:
+                    try:
+                        with cur.copy(
+                            sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, columns)
+                        ) as copy:
+                            copy.write(csv)
+                    except (psycopg.DataError, psycopg.errors.NotNullViolation) as exc:
+                        raise _UnreadableLines from exc
+                    return max(0, cur.rowcount)
+        except psycopg.errors.UniqueViolation:
+            pass
         with self._conn() as conn:
-            self._ensure_partitions(conn, {_month(e.ts) for e in events})
+            self._ensure_partitions(conn, months)
             conn.execute(
-                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE {}) ON COMMIT DELETE ROWS").format(table)
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS staged (LIKE {}) ON COMMIT DELETE ROWS").format(table)
             )
             with conn.cursor() as cur:
-                with cur.copy(sql.SQL("COPY staging ({}) FROM STDIN").format(columns)) as copy:
-                    for event in events:
-                        copy.write_row(_row(event))
-                insert = "INSERT INTO {} ({}) SELECT DISTINCT ON (id) {} FROM staging ON CONFLICT DO NOTHING"
-                cur.execute(sql.SQL(insert).format(table, columns, columns))
+                try:
+                    with cur.copy(sql.SQL("COPY staged ({}) FROM STDIN WITH (FORMAT csv)").format(columns)) as copy:
+                        copy.write(csv)
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:  # a field missing or out of range
+                    raise _UnreadableLines from exc
+                cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM staged ON CONFLICT DO NOTHING").format(table))
                 return max(0, cur.rowcount)
 
     def _all(self, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -194,13 +262,21 @@ class PostgresWarehouse:
         return None if value is None else value.astimezone(UTC)
 
 
-def _row(event: Event) -> list[Any]:
-    row: list[Any] = []
-    for name in COLUMNS:
-        value = getattr(event, name)
-        if name == "folder_path":
-            value = [uuid.UUID(v) for v in value]
-        elif name in q.UUID_COLUMNS and value is not None:
-            value = uuid.UUID(value)
-        row.append(value)
-    return row
+def _as_csv(lines: bytes) -> tuple[bytes, set[datetime]]:
+    """The events of JSON lines as CSV rows in COLUMNS order (folder_path as an array literal), and their months."""
+    try:
+        table = pa_json.read_json(pa.BufferReader(lines), parse_options=_PARSE)
+    except pa.ArrowInvalid as exc:
+        raise _UnreadableLines from exc
+    index = table.schema.get_field_index("folder_path")
+    path = table.column(index)
+    literal = pc.binary_join_element_wise("{", pc.binary_join(path, ","), "}", "")
+    table = table.set_column(index, "folder_path", literal)
+    months = {
+        datetime(int(m[:4]), int(m[5:7]), 1, tzinfo=UTC)
+        for m in pc.unique(pc.utf8_slice_codeunits(table.column("ts"), 0, 7)).to_pylist()
+        if m
+    }
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))  # null → empty, "" → ""
+    return sink.getvalue().to_pybytes(), months
