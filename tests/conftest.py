@@ -116,6 +116,8 @@ def services(settings: Settings) -> Iterator[Services]:
     yield built
     if built.engine.dialect.name == "postgresql":
         _truncate_all(built)
+    built.warehouse.close()
+    built.events.close()
     built.engine.dispose()
 
 

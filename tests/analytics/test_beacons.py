@@ -54,6 +54,11 @@ def test_a_beacon_is_stored_with_the_page_context(world: World, usage: Usage, pa
         "/api/v1/analytics/summary", params={"org_id": str(usage.p.partner.id), "file": usage.p.notes["id"]}
     ).json()["totals"]
     assert (partner["load_ok"], partner["fails"], partner["fail_rate"], partner["load_p50_ms"]) == (1, 1, 0.5, 420.0)
+    # The beacons come from our viewer page, yet count for the LMS that framed the view.
+    by_lms = usage.p.student.client.get(
+        "/api/v1/analytics/summary", params={"org_id": str(usage.p.partner.id), "breakdown": "lms"}
+    ).json()["rows"]
+    assert [(r["key"], r["views"], r["load_ok"], r["fails"]) for r in by_lms] == [("moodle", 1, 1, 1)]
 
 
 def test_a_sendbeacon_text_body_is_accepted(page: tuple[TestClient, str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,6 +14,8 @@ from sqlalchemy import func, select
 
 from studyshelf.analytics.reports import lease
 from studyshelf.analytics.reports.models import (
+    HISTOGRAM_COLUMNS,
+    METRIC_COLUMNS,
     PLATFORM_SCOPE,
     ROLLUP_DIMENSIONS,
     DailyRollup,
@@ -125,6 +128,30 @@ def test_rolling_a_day_twice_gives_the_same_rows_and_months_sum_their_days(servi
         rolled = db.get(RolledDay, ("UTC", date(2026, 4, 1)))
         assert rolled is not None
         assert rolled.events > 0
+
+
+def test_months_follow_their_days_row_for_row_when_a_day_is_rolled_again(services: Services) -> None:
+    services.warehouse.insert(varied(seeded(5), datetime(2026, 4, 1, tzinfo=UTC), 3 * 24, 200))
+    days = [date(2026, 4, 1) + i * DAY for i in range(3)]
+    for day in days:
+        roll_day(services, "UTC", day)
+    # Late events on the second day (another file, another country), then that day is rolled again.
+    late = varied(seeded(6), datetime(2026, 4, 2, tzinfo=UTC), 24, 50)
+    services.warehouse.insert([dataclasses.replace(e, country="NZ", file_id=str(uuid.UUID(int=777))) for e in late])
+    roll_day(services, "UTC", days[1])
+    columns = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
+    with unit_of_work(services.read_sessions) as db:
+        keys = (DailyRollup.scope, DailyRollup.dim, DailyRollup.value)
+        summed = {
+            tuple(row[:3]): tuple(int(v) for v in row[3:])
+            for row in db.execute(select(*keys, *(func.sum(getattr(DailyRollup, c)) for c in columns)).group_by(*keys))
+        }
+        monthly = {
+            (row.scope, row.dim, row.value): tuple(getattr(row, c) for c in columns)
+            for row in db.scalars(select(MonthlyRollup).where(MonthlyRollup.month == date(2026, 4, 1)))
+        }
+    assert monthly == summed
+    assert ("*", "country", "NZ") in monthly
 
 
 def test_a_late_evening_event_in_utc_is_the_next_day_in_berlin(services: Services, world: World) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from studyshelf.analytics.warehouse import SummaryQuery, Warehouse, build_warehouse
+from studyshelf.analytics.warehouse import Metrics, SummaryQuery, Warehouse, build_warehouse
 from studyshelf.analytics.warehouse.postgres import PostgresWarehouse
 from studyshelf.events.schema import encode_lines
 from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, T0, event
@@ -155,6 +155,27 @@ class WarehouseContract:
 
     def test_ping(self, warehouse: Warehouse) -> None:
         warehouse.ping()
+
+    def test_each_part_alone_equals_its_part_of_the_whole(self, warehouse: Warehouse) -> None:
+        warehouse.insert(
+            [
+                event(ts=T0 + i * DAY / 3, country=c, file_id=str(uuid.UUID(int=100 + i % 3)))
+                for i, c in enumerate("ABCAB")
+            ]
+            + [event("load_ok", ts=T0, load_ms=120), event("load_fail", ts=T0 + DAY, error_class="network")]
+        )
+        whole = warehouse.summary(query(breakdown="country"))
+        alone = {
+            part: warehouse.summary(query(breakdown="country", parts=frozenset({part})))
+            for part in ("totals", "series", "breakdown", "top")
+        }
+        assert alone["totals"].totals == whole.totals
+        assert alone["series"].series == whole.series
+        assert alone["breakdown"].breakdown == whole.breakdown
+        assert (alone["top"].top_files, alone["top"].top_folders) == (whole.top_files, whole.top_folders)
+        assert alone["totals"].series == alone["totals"].breakdown == alone["totals"].top_files == []
+        assert alone["series"].totals == alone["top"].totals == Metrics()
+        assert alone["breakdown"].series == []
 
     def test_lines_keep_every_field(self, warehouse: Warehouse) -> None:
         full = event(

@@ -80,6 +80,8 @@ def test_the_launched_viewer_sends_beacons_with_course_and_resource_link(
     drain_all(services.events, services.warehouse, consumer="test")
     by_course = services.warehouse.summary(SummaryQuery(**_window(), breakdown="course")).breakdown
     assert [(key, m.views, m.load_ok, m.fails) for key, m in by_course] == [("c-77", 1, 1, 1)]
+    by_lms = services.warehouse.summary(SummaryQuery(**_window(), breakdown="lms")).breakdown
+    assert [(key, m.views, m.load_ok, m.fails) for key, m in by_lms] == [(family, 1, 1, 1)]  # the platform's family
     university = str(campus.university.id)
     scoped = services.warehouse.summary(SummaryQuery(**_window(), scope_org=university, filters={"course": "c-77"}))
     assert (scoped.totals.views, scoped.totals.load_ok, scoped.totals.fails) == (1, 1, 1)

@@ -114,7 +114,10 @@ def accept(
         load_ms=beacon.load_ms,
         error_class=beacon.error_class or "",
         event_id=beacon_event_id(claims.session, beacon.seq, beacon.t),
-        **client,
+        client_ip=client["client_ip"],
+        user_agent=client["user_agent"],
+        referer=claims.referer,  # the beacon itself comes from our viewer page; the view's referrer says where
+        lms=claims.lms,
     )
     try:
         events.publish([enricher.enrich(hit)])

@@ -21,7 +21,7 @@ import ua_parser
 
 from studyshelf.core.bots import is_bot
 from studyshelf.core.ids import new_id
-from studyshelf.events.schema import Event, Hit
+from studyshelf.events.schema import LMS_VALUES, Event, Hit
 from studyshelf.library.sniff import category
 from studyshelf.settings import Settings
 
@@ -177,7 +177,7 @@ class Enricher:
             os=client.os,
             device=client.device,
             referrer_host=host,
-            lms=lms_of(host, moodle_app=client.moodle_app),
+            lms=hit.lms if hit.lms in LMS_VALUES else lms_of(host, moodle_app=client.moodle_app),
             link_id=hit.link_id,
             course=hit.course[:255],
             resource_link=hit.resource_link[:255],

@@ -32,7 +32,7 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
         "query": query,
         "org_name": partners.get_organization(db, org_id).name,
         "chips": panels.chips(query, names),
-        "options": panels.options({}, query, names),
+        "options": panels.options(None, query, names),
         "board": None,
         "error": None,
     }

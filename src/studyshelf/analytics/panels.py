@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
-from studyshelf.analytics.warehouse import Metrics, Summary, Warehouse
+from studyshelf.analytics.warehouse import Metrics, Part, Summary, Warehouse
 from studyshelf.core.errors import NotFound, PermissionDenied
 from studyshelf.events.schema import LMS_VALUES
 from studyshelf.library import service as library
@@ -200,19 +200,33 @@ def label(dim: str, key: str, names: Names) -> str:
     return _VALUE_LABELS.get(dim, {}).get(key, key)
 
 
+@dataclass(frozen=True)
+class Figures:
+    overview: Summary  # totals, series, top files and folders
+    breakdowns: dict[str, Summary]  # one per chart, its breakdown only
+
+
 def summaries(
-    warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
-) -> dict[str, Summary]:
-    """One summary per breakdown dimension (each also carries the totals, series and top lists)."""
-    found: dict[str, Summary] = {}
-    for dim, _title in CHARTS:
+    db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
+) -> Figures:
+    """The overview, then one breakdown per chart; each from the rollups when they hold it (service.summarise)."""
+
+    def summarise(breakdown: str | None, parts: frozenset[Part]) -> Summary:
         built = service.build_query(
-            org_id=org_id, start=query.start, end=query.end, filters=query.filters, breakdown=dim, bucket=None
+            org_id=org_id,
+            start=query.start,
+            end=query.end,
+            filters=query.filters,
+            breakdown=breakdown,
+            bucket=None,
+            parts=parts,
         )
-        found[dim] = service.summarise(warehouse, principal=principal, org_id=org_id, query=built)
-        if _is_empty(found[dim].totals):
-            break  # nothing at all in this period: the other breakdowns would be empty too
-    return found
+        return service.summarise(warehouse, principal=principal, org_id=org_id, query=built, db=db)
+
+    overview = summarise(None, frozenset({"totals", "series", "top"}))
+    if _is_empty(overview.totals):
+        return Figures(overview, {})  # nothing at all in this period: every breakdown would be empty too
+    return Figures(overview, {dim: summarise(dim, frozenset({"breakdown"})) for dim, _title in CHARTS})
 
 
 def _is_empty(m: Metrics) -> bool:
@@ -320,16 +334,17 @@ def chips(query: DashboardQuery, names: Names) -> list[Chip]:
     ]
 
 
-def options(found: dict[str, Summary], query: DashboardQuery, names: Names) -> dict[str, list[Option]]:
+def options(figures: Figures | None, query: DashboardQuery, names: Names) -> dict[str, list[Option]]:
     """Choices for the filter selects: fixed lists, or the values seen in the period (and the current one)."""
     fixed = {
         "category": list(CATEGORIES),
         "device": list(DEVICES),
         "lms": list(LMS_VALUES),
     }
-    seen: dict[str, list[str]] = {dim: [k for k, _ in s.breakdown if k] for dim, s in found.items()}
-    any_summary = next(iter(found.values()), None)
-    seen["folder"] = [k for k, _ in any_summary.top_folders if k] if any_summary else []
+    seen: dict[str, list[str]] = {}
+    if figures is not None:
+        seen = {dim: [k for k, _ in s.breakdown if k] for dim, s in figures.breakdowns.items()}
+        seen["folder"] = [k for k, _ in figures.overview.top_folders if k]
     result: dict[str, list[Option]] = {}
     for name in ("partner", "folder", "category", "country", "browser", "lms", "course", "device"):
         values = fixed.get(name) or seen.get(name, [])
@@ -344,12 +359,13 @@ def build(
     db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
 ) -> Dashboard:
     """Everything the dashboard shows for one organisation, period and set of filters."""
-    found = summaries(warehouse, principal=principal, org_id=org_id, query=query)
+    figures = summaries(db, warehouse, principal=principal, org_id=org_id, query=query)
     names = Names(db, principal, org_id)
-    first = next(iter(found.values()))
+    first = figures.overview
     bucket = service.build_query(
         org_id=org_id, start=query.start, end=query.end, filters={}, breakdown=None, bucket=None
     ).bucket
+    found = figures.breakdowns
     cards = [card(dim, title, found[dim].breakdown, query, names) for dim, title in CHARTS if dim in found]
     # Courses and organisations are shown only when they say something: a course was recorded, or
     # someone other than this organisation used its content.
@@ -367,5 +383,5 @@ def build(
         top_files=top_rows("file", first.top_files, query, names),
         top_folders=top_rows("folder", first.top_folders, query, names),
         chips=chips(query, names),
-        options=options(found, query, names),
+        options=options(figures, query, names),
     )

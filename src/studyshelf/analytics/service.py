@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 from studyshelf.analytics.reports import read
 from studyshelf.analytics.reports.rollup import UTC_ZONE, window, zone
 from studyshelf.analytics.warehouse import (
+    ALL_PARTS,
     DIMENSIONS,
     Bucket,
+    Part,
     Summary,
     SummaryQuery,
     Warehouse,
@@ -33,6 +35,7 @@ def build_query(
     breakdown: str | None,
     bucket: Bucket | None,
     tz: str = UTC_ZONE,
+    parts: frozenset[Part] = ALL_PARTS,
 ) -> SummaryQuery:
     """The warehouse query for an organisation's summary (dates inclusive, days of the time zone `tz`)."""
     if end < start:
@@ -57,6 +60,7 @@ def build_query(
         filters=filters,
         breakdown=breakdown,
         bucket=bucket or ("hour" if days <= 2 else "day" if days <= 92 else "week"),
+        parts=parts,
     )
 
 

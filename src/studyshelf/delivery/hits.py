@@ -158,6 +158,7 @@ def launch_view_hit(
     partner_org_id: uuid.UUID,
     course: str,
     resource_link: str,
+    lms: str = "",
 ) -> Hit:
     """A view through an LTI launch: no share link, but the LMS course and resource link are known."""
     return Hit(
@@ -173,6 +174,7 @@ def launch_view_hit(
         session=new_session(),
         course=course,
         resource_link=resource_link,
+        lms=lms,
         **_client(request, services),
     )
 

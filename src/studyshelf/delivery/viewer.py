@@ -158,12 +158,10 @@ def _render_file(request: Request, services: Services, link: Link, db: Session, 
     expires = now + VIEWER_TOKEN_SECONDS
     folders = hits.folder_path(db, file)
     session = hits.new_session()
-    hits.record(
-        services,
-        hits.file_hit(
-            request, services, type_="view", link=link, file=file, version=version, folders=folders, session=session
-        ),
+    view = hits.file_hit(
+        request, services, type_="view", link=link, file=file, version=version, folders=folders, session=session
     )
+    hits.record(services, view)
     beacon = BeaconClaims(
         link_id=link.id,
         file_id=str(file.id),
@@ -176,6 +174,7 @@ def _render_file(request: Request, services: Services, link: Link, db: Session, 
         session=session,
         issued=now,
         expires=expires,
+        referer=origin_of(view.referer) or "",
     )
     context = {
         "title": file.name,

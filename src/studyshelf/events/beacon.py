@@ -34,6 +34,8 @@ class BeaconClaims:
     expires: int
     course: str = ""  # an LTI launch's course and resource link ("" for a share link)
     resource_link: str = ""
+    referer: str = ""  # the origin that framed or linked the viewer page: the beacons' LMS is the view's
+    lms: str = ""  # an LTI launch's platform (moodle, canvas, other)
 
 
 def _mac(secret: str, body: str) -> str:

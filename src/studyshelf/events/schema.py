@@ -71,6 +71,7 @@ class Hit:
     error_class: str = ""
     reason: str = ""
     event_id: str | None = None  # set when the sender chose it (beacons: replays keep the same id)
+    lms: str = ""  # when the sender knows it (an LTI launch's platform); else enrichment reads the referrer
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,12 @@ router = APIRouter(include_in_schema=False)
 OptionalForm = Annotated[str | None, Form()]
 
 
+def platform_lms(product_family: str) -> str:
+    """The analytics LMS of an LTI platform's `tool_platform.product_family_code` ("" when it sent none)."""
+    family = product_family.lower()
+    return "moodle" if "moodle" in family else "canvas" if "canvas" in family else "other" if family else ""
+
+
 def _launch_scope(db: Session, scope: str) -> hits.ScopeFacts | None:
     """Whom the media of a launch serve: the launch's partner, course and resource link."""
     try:
@@ -258,6 +264,7 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
         partner_org_id=record.org_id,
         course=record.context_id,
         resource_link=record.resource_link_id,
+        lms=platform_lms(record.product_family),
     )
     hits.record(services, hit)
     beacon = BeaconClaims(
@@ -274,6 +281,8 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
         expires=expires,
         course=record.context_id,
         resource_link=record.resource_link_id,
+        referer=origin_of(hit.referer) or "",
+        lms=hit.lms,
     )
     scope_link = Link(id=scope, allow_download=False)  # not stored: names the launch in the signed media URL
     urls = media_urls(services, scope_link, item, version)

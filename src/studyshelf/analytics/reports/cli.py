@@ -47,7 +47,7 @@ def _day(value: str, option: str) -> date:
         raise typer.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD.", param_hint=option) from None
 
 
-def _zones(services: Services, tz: str | None) -> list[str]:
+def zones_of(services: Services, tz: str | None) -> list[str]:
     if tz is not None:
         rollup.zone(tz)
         return [tz]
@@ -61,7 +61,7 @@ def _finished(zones: list[str], last: date) -> None:
             raise Invalid(f"{last.isoformat()} has not ended yet in {tz}: only finished days can be rolled up.")
 
 
-def _roll(services: Services, days: list[date], zones: list[str]) -> int:
+def roll_days(services: Services, days: list[date], zones: list[str]) -> int:
     """Roll each day of each zone under the rollups' lease, with a progress bar; return the rows written."""
     written = 0
     with lease.held(services) as held:
@@ -85,9 +85,9 @@ def run(
     """Roll one finished day up again (replaces that day's rollups; safe to repeat)."""
     wanted = _day(day, "--date")
     with _services() as services:
-        zones = _zones(services, tz)
+        zones = zones_of(services, tz)
         _finished(zones, wanted)
-        rows = _roll(services, [wanted], zones)
+        rows = roll_days(services, [wanted], zones)
     console.print(f"Rolled up {wanted.isoformat()} in {', '.join(zones)}: {rows} rows.")
 
 
@@ -105,7 +105,7 @@ def backfill(
     if count > MAX_BACKFILL_DAYS:
         raise typer.BadParameter(f"At most {MAX_BACKFILL_DAYS} days at a time ({count} asked).", param_hint="--from")
     with _services() as services:
-        zones = _zones(services, tz)
+        zones = zones_of(services, tz)
         _finished(zones, end)
-        rows = _roll(services, [start + timedelta(days=i) for i in range(count)], zones)
+        rows = roll_days(services, [start + timedelta(days=i) for i in range(count)], zones)
     console.print(f"Rolled up {count} days ({start} to {end}) in {', '.join(zones)}: {rows} rows.")

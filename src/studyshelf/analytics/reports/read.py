@@ -32,6 +32,7 @@ from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid
 
 TOP: Final = 10
+MANY_VALUES: Final = frozenset({"file", "folder", "subtree", "course", "link"})  # ranked first, then read
 _SUMMED: Final = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
 _BUCKETS: Final = frozenset({"day", "week", "month"})
 Sums = list[int]  # the _SUMMED columns in order
@@ -145,35 +146,80 @@ def summary_from_rollups(
         return None  # not whole days of this zone
     current = today(tz, now or utcnow())
     rolled_last = min(last, current - timedelta(days=1))
-    if rolled_last >= first:
-        expected = (rolled_last - first).days + 1
-        have = db.scalar(
-            select(func.count()).where(RolledDay.tz == tz, RolledDay.day >= first, RolledDay.day <= rolled_last)
-        )
-        if have != expected:
-            return None
+    if rolled_last >= first and not _all_rolled(db, tz=tz, first=first, last=rolled_last):
+        return None
     scope = query.scope_org
-    dims = ["file", "folder", *([query.breakdown] if query.breakdown else [])]
+    dims = (["file", "folder"] if "top" in query.parts else []) + (
+        [query.breakdown] if query.breakdown and "breakdown" in query.parts else []
+    )
     series: dict[date, Sums] = {}
     groups: dict[tuple[str, str], Sums] = {}
-    if rolled_last >= first:
-        months = _whole_months(first, rolled_last)
-        days = _day_ranges(first, rolled_last, months)
-        series_rows = _read_series(
-            db, scope=scope, tz=tz, first=first, last=rolled_last, months=months, bucket=query.bucket
-        )
-        for day, sums in series_rows:
-            _add(series, _bucket(day, query.bucket), sums)
-        for dim, value, *sums in _read_dims(db, scope=scope, tz=tz, dims=dims, days=days, months=months):
-            _add(groups, (dim, value), sums)
+    live: list[RollupRow] = []
     if last >= current:
         live_start = max(query.start, window(tz, current)[0])
-        for row in warehouse.rollup(live_start, query.end, orgs=[scope], platform=False, dims=dims):
-            if row.dim == "":
-                _add(series, _bucket(max(first, current), query.bucket), _live(row))
-            else:
-                _add(groups, (row.dim, row.value), _live(row))
+        live = warehouse.rollup(live_start, query.end, orgs=[scope], platform=False, dims=dims)
+    if rolled_last >= first:
+        seen_today = {(row.dim, row.value) for row in live if row.dim}
+        _read_rolled(db, query, first=first, last=rolled_last, dims=dims, also=seen_today, series=series, groups=groups)
+    for row in live:
+        if row.dim == "":
+            _add(series, _bucket(max(first, current), query.bucket), _live(row))
+        else:
+            _add(groups, (row.dim, row.value), _live(row))
     return _summary(query, z_name=tz, series=series, groups=groups)
+
+
+def _all_rolled(db: Session, *, tz: str, first: date, last: date) -> bool:
+    """Whether every finished day of [first, last] is rolled. Days before the zone's first rolled day count as
+    rolled and empty: the job starts at the day of the oldest event (older events added later need
+    `studyshelf reports backfill`)."""
+    in_range = func.count().filter(RolledDay.day >= first, RolledDay.day <= last)
+    oldest, have = db.execute(select(func.min(RolledDay.day), in_range).where(RolledDay.tz == tz)).one()
+    if oldest is None:
+        return False
+    start = max(first, oldest)  # no day before the oldest is rolled, so `have` counts from `start`
+    return start > last or have == (last - start).days + 1
+
+
+def _read_rolled(
+    db: Session,
+    query: SummaryQuery,
+    *,
+    first: date,
+    last: date,
+    dims: list[str],
+    also: set[tuple[str, str]],
+    series: dict[date, Sums],
+    groups: dict[tuple[str, str], Sums],
+) -> None:
+    """Add the rolled days' figures to `series` (per bucket) and `groups` (per dimension and value).
+
+    A dimension with many values (files, folders, courses, links) is read in two steps: rank its values by
+    views and bytes (from the index alone), then read whole rows for the leading ones and those `also` names
+    (values seen today, which may overtake). The leaders over the range are always among them: any other
+    value is behind at least `limit` values on the rolled days and has nothing today to catch up with.
+    """
+    assert query.scope_org is not None
+    months = _whole_months(first, last)
+    if query.parts & {"totals", "series"}:
+        totals = _read_series(
+            db, scope=query.scope_org, tz=query.tz, first=first, last=last, months=months, bucket=query.bucket
+        )
+        for day, sums in totals:
+            _add(series, _bucket(day, query.bucket), sums)
+    days = _day_ranges(first, last, months)
+    where: dict[str, Any] = {"scope": query.scope_org, "tz": query.tz, "days": days, "months": months}
+    few = [dim for dim in dims if dim not in MANY_VALUES]
+    rows = _read_dims(db, dims=few, **where) if few else []
+    for dim in dict.fromkeys(dims):  # a breakdown by file is also the top files: once
+        if dim in MANY_VALUES:
+            wanted = max(TOP, query.limit if dim == query.breakdown else 0) + 1  # +1: '' is not a top file
+            leaders = set(_leading_values(db, dim=dim, limit=wanted, **where))
+            values = sorted(leaders | {value for d, value in also if d == dim})
+            for start in range(0, len(values), 500):  # bounded IN lists
+                rows += _read_dims(db, dims=[dim], values=values[start : start + 500], **where)
+    for dim, value, *sums in rows:
+        _add(groups, (dim, value), sums)
 
 
 def _summary(
@@ -189,12 +235,15 @@ def _summary(
         found.sort(key=lambda item: (-item[1][0], -item[1][6], item[0]))  # views, bytes, key (as raw)
         return [(value, metrics(sums)) for value, sums in found[:limit]]
 
+    parts = query.parts
     return Summary(
-        totals=metrics(totals[0]) if totals else Metrics(),
+        totals=metrics(totals[0]) if totals and "totals" in parts else Metrics(),
         series=[
             (datetime.combine(key, time(), z).astimezone(UTC), metrics(sums)) for key, sums in sorted(series.items())
-        ],
-        breakdown=ranked(query.breakdown, query.limit, named=False) if query.breakdown else [],
+        ]
+        if "series" in parts
+        else [],
+        breakdown=ranked(query.breakdown, query.limit, named=False) if query.breakdown and "breakdown" in parts else [],
         top_files=ranked("file", TOP, named=True),
         top_folders=ranked("folder", TOP, named=True),
         source="rollups",
@@ -231,31 +280,45 @@ def _read_series(
     return out
 
 
-def _read_dims(
-    db: Session, *, scope: str, tz: str, dims: list[str], days: list[tuple[date, date]], months: list[date]
-) -> list[tuple[Any, ...]]:
-    """Per (dim, value) of `dims`: the sums over whole months (monthly rows) and the other days (daily rows)."""
+def _rows(
+    columns: Sequence[str],
+    *,
+    scope: str,
+    tz: str,
+    dims: list[str],
+    days: list[tuple[date, date]],
+    months: list[date],
+    values: list[str] | None = None,
+) -> Any:  # a subquery
+    """The daily rows of `days` and the monthly rows of `months`, of `dims` (and only `values` when given)."""
     parts = []
     if days:
-        parts.append(
-            select(DailyRollup.dim, DailyRollup.value, *(getattr(DailyRollup, c) for c in _SUMMED)).where(
-                DailyRollup.scope == scope,
-                DailyRollup.tz == tz,
-                DailyRollup.dim.in_(dims),
-                or_(*(DailyRollup.day.between(a, b) for a, b in days)),
-            )
-        )
+        ranges = or_(*(DailyRollup.day.between(a, b) for a, b in days))
+        daily = [DailyRollup.scope == scope, DailyRollup.tz == tz, DailyRollup.dim.in_(dims), ranges]
+        if values is not None:
+            daily.append(DailyRollup.value.in_(values))
+        parts.append(select(*(getattr(DailyRollup, c) for c in columns)).where(*daily))
     if months:
-        parts.append(
-            select(MonthlyRollup.dim, MonthlyRollup.value, *(getattr(MonthlyRollup, c) for c in _SUMMED)).where(
-                MonthlyRollup.scope == scope,
-                MonthlyRollup.tz == tz,
-                MonthlyRollup.dim.in_(dims),
-                MonthlyRollup.month.in_(months),
-            )
-        )
-    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        monthly = [MonthlyRollup.scope == scope, MonthlyRollup.tz == tz, MonthlyRollup.dim.in_(dims)]
+        monthly.append(MonthlyRollup.month.in_(months))
+        if values is not None:
+            monthly.append(MonthlyRollup.value.in_(values))
+        parts.append(select(*(getattr(MonthlyRollup, c) for c in columns)).where(*monthly))
+    return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+
+
+def _read_dims(db: Session, **where: Any) -> list[tuple[Any, ...]]:
+    """Per (dim, value): the sums over whole months (monthly rows) and the other days (daily rows)."""
+    rows = _rows(("dim", "value", *_SUMMED), **where)
     grouped = select(rows.c.dim, rows.c.value, *(func.sum(rows.c[c]) for c in _SUMMED)).group_by(
         rows.c.dim, rows.c.value
     )
     return [tuple(row) for row in db.execute(grouped)]
+
+
+def _leading_values(db: Session, *, dim: str, limit: int, **where: Any) -> list[str]:
+    """The `limit` values of a dimension with the most views (then bytes) over the range: read from the index."""
+    rows = _rows(("value", "views", "bytes"), dims=[dim], **where)
+    views, size = func.sum(rows.c.views), func.sum(rows.c.bytes)
+    ranked = select(rows.c.value).group_by(rows.c.value).order_by(views.desc(), size.desc(), rows.c.value)
+    return list(db.scalars(ranked.limit(limit)))

@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Date, delete, func, insert, literal, select
+from sqlalchemy import Date, delete, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports.models import (
@@ -103,23 +105,17 @@ def _events(rows: Sequence[RollupRow]) -> int:
 
 
 def write_day(db: Session, *, tz: str, day: date, rows: Sequence[RollupRow], now: datetime | None = None) -> None:
-    """Replace a day's rollups, re-sum its month and mark the day rolled (one transaction: the caller's)."""
+    """Replace a day's rollups, move its month by the difference and mark the day rolled (one transaction:
+    the caller's). The month is adjusted by the old day's rows out and the new ones in, so rolling a day
+    costs its own rows, not the month's."""
+    month = day.replace(day=1)
+    _add_to_month(db, tz=tz, day=day, month=month, sign=-1)
     db.execute(delete(DailyRollup).where(DailyRollup.tz == tz, DailyRollup.day == day))
     if rows:
         db.execute(insert(DailyRollup), [_values(r, tz=tz, day=day) for r in rows])
-    month = day.replace(day=1)
-    following = (month + timedelta(days=32)).replace(day=1)
-    db.execute(delete(MonthlyRollup).where(MonthlyRollup.tz == tz, MonthlyRollup.month == month))
-    keys = (DailyRollup.tz, DailyRollup.scope, DailyRollup.dim, DailyRollup.value)
-    sums = [func.sum(getattr(DailyRollup, name)) for name in _SUMMED]
-    db.execute(
-        insert(MonthlyRollup).from_select(
-            ["month", "tz", "scope", "dim", "value", *_SUMMED],
-            select(literal(month, Date), *keys, *sums)
-            .where(DailyRollup.tz == tz, DailyRollup.day >= month, DailyRollup.day < following)
-            .group_by(*keys),
-        )
-    )
+    _add_to_month(db, tz=tz, day=day, month=month, sign=1)
+    zero = [getattr(MonthlyRollup, name) == 0 for name in METRIC_COLUMNS]
+    db.execute(delete(MonthlyRollup).where(MonthlyRollup.tz == tz, MonthlyRollup.month == month, *zero))
     rolled = db.get(RolledDay, (tz, day))
     if rolled is None:
         db.add(RolledDay(tz=tz, day=day, events=_events(rows), rolled_at=now or utcnow()))
@@ -127,6 +123,23 @@ def write_day(db: Session, *, tz: str, day: date, rows: Sequence[RollupRow], now
         rolled.events = _events(rows)
         rolled.rolled_at = now or utcnow()
     db.flush()
+
+
+def _add_to_month(db: Session, *, tz: str, day: date, month: date, sign: int) -> None:
+    """Add (sign 1) or take away (sign -1) the day's stored rollup rows to or from its month's rows."""
+    upsert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    keys = (DailyRollup.tz, DailyRollup.scope, DailyRollup.dim, DailyRollup.value)
+    amounts = [getattr(DailyRollup, name) * sign for name in _SUMMED]
+    statement = upsert(MonthlyRollup).from_select(
+        ["month", "tz", "scope", "dim", "value", *_SUMMED],
+        select(literal(month, Date), *keys, *amounts).where(DailyRollup.tz == tz, DailyRollup.day == day),
+    )
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["tz", "scope", "dim", "value", "month"],
+        set_={name: getattr(MonthlyRollup, name) + getattr(excluded, name) for name in _SUMMED},
+    )
+    db.execute(statement)
 
 
 def _values(row: RollupRow, *, tz: str, day: date) -> dict[str, Any]:

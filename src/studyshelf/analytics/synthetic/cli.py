@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from studyshelf.analytics.reports.cli import roll_days, zones_of
+from studyshelf.analytics.reports.rollup import today
 from studyshelf.analytics.synthetic.catalogue import load_catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import MAX_DAYS, MAX_EVENTS, Plan, generate
 from studyshelf.analytics.warehouse import WarehouseError
@@ -56,6 +58,9 @@ def generate_command(
         ),
     ] = None,
     batch: Annotated[int, typer.Option(min=1, max=1_000_000, help="Events per warehouse insert.")] = 50_000,
+    rollups: Annotated[
+        bool, typer.Option(help="Roll the filled days up afterwards, so dashboards and reports read them at once.")
+    ] = True,
 ) -> None:
     """Fill the warehouse with realistic, skewed traffic over the app DB's files (or a made-up catalogue)."""
     seed = secrets.randbelow(1 << 31) if seed is None else seed
@@ -90,5 +95,11 @@ def generate_command(
         except WarehouseError as exc:
             console.print(f"[red]Error:[/red] the warehouse refused the events: {exc}")
             raise typer.Exit(code=1) from None
-    skipped = f" ({events - added:,} were there already)" if added < events else ""
-    console.print(f"[green]Wrote {added:,} new events[/green]{skipped}.")
+        skipped = f" ({events - added:,} were there already)" if added < events else ""
+        console.print(f"[green]Wrote {added:,} new events[/green]{skipped}.")
+        if rollups:
+            filled = [plan.start + timedelta(days=i) for i in range(plan.days)]
+            rows = 0
+            for tz in zones_of(services, None):  # each zone's finished days only
+                rows += roll_days(services, [d for d in filled if d < today(tz)], [tz])
+            console.print(f"Rolled the filled days up: {rows:,} rollup rows.")

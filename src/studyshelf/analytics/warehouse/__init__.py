@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from studyshelf.analytics.warehouse.interface import (
+    ALL_PARTS,
     DIMENSIONS,
     LOAD_BUCKETS_MS,
     PLATFORM_SCOPE,
     ROLLUP_DIMENSIONS,
     Bucket,
     Metrics,
+    Part,
     RollupRow,
     Summary,
     SummaryQuery,
@@ -19,12 +21,14 @@ from studyshelf.analytics.warehouse.interface import (
 )
 
 __all__ = [
+    "ALL_PARTS",
     "DIMENSIONS",
     "LOAD_BUCKETS_MS",
     "PLATFORM_SCOPE",
     "ROLLUP_DIMENSIONS",
     "Bucket",
     "Metrics",
+    "Part",
     "RollupRow",
     "Summary",
     "SummaryQuery",

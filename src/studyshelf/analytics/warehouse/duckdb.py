@@ -18,12 +18,14 @@ recent row groups), keeping one row of an id the batch holds twice (rare, so che
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -72,6 +74,17 @@ _BAD_INPUT = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.C
 # default a steady ingest checkpoints every few thousand events, at 256 MB ~25x less often (+20-30% rows/s).
 _CONFIG: dict[str, Any] = {"checkpoint_threshold": "256MB"}
 POLL = 0.05  # how often a holder looks for other processes' markers, and a waiter for the lock
+
+
+# Warehouses that opened a file. At exit they let go of it before the interpreter stops its daemon threads:
+# a holder thread closing the file (a checkpoint, in C++) while Python finalises would abort the process.
+_OPEN: weakref.WeakSet[DuckDBWarehouse] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for warehouse in list(_OPEN):
+        warehouse.close(timeout=5.0)
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -155,6 +168,7 @@ class DuckDBWarehouse:
         return cursor
 
     def _open(self) -> tuple[duckdb.DuckDBPyConnection, int]:
+        _OPEN.add(self)
         if self.path == ":memory:":
             con = duckdb.connect(":memory:")
             con.execute(_DDL)
@@ -322,10 +336,15 @@ class DuckDBWarehouse:
                 os.close(fd)
         self._all("SELECT 1", [])
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Let go of the file once running operations end (or, with a timeout, give up waiting for them)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._opening or self._users:
-                self._cond.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                self._cond.wait(left)
             if self._con is not None:
                 self._let_go(waiting=False)
 

@@ -29,6 +29,8 @@ DIMENSIONS: Final = {
     "reason": "reason",
 }
 Bucket = Literal["hour", "day", "week", "month"]
+Part = Literal["totals", "series", "breakdown", "top"]
+ALL_PARTS: Final[frozenset[Part]] = frozenset({"totals", "series", "breakdown", "top"})
 
 # Rollups (analytics/reports/models.py stores them): the scope of the whole platform, the dimensions rolled up
 # (DIMENSIONS' names, without `type`, plus `subtree`: every folder above the file), and the load-time histogram.
@@ -65,7 +67,8 @@ class SummaryQuery:
 
     `scope_org` limits events to those the organisation may see: usage of its own content (owner) and
     its own usage of others' content (partner). `filters` are equalities on DIMENSIONS, except `folder`,
-    which matches the folder and everything below it.
+    which matches the folder and everything below it. `parts` says which parts of the Summary to work
+    out (the others stay empty): each costs its own grouping, so a caller asks only for what it shows.
     """
 
     start: datetime
@@ -77,6 +80,7 @@ class SummaryQuery:
     include_bots: bool = False
     limit: int = 100
     tz: str = "UTC"  # the IANA time zone whose midnights start the day, week and month buckets
+    parts: frozenset[Part] = ALL_PARTS
 
 
 @dataclass(frozen=True)

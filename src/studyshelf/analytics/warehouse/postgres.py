@@ -84,17 +84,28 @@ class PostgresWarehouse:
         self._ready = False
 
     @contextmanager
-    def _conn(self, *, errors: tuple[type[psycopg.Error], ...] = ()) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in a transaction; psycopg errors become WarehouseError, except `errors`."""
+    def _conn(
+        self, *, errors: tuple[type[psycopg.Error], ...] = (), transaction: bool = True
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (in a transaction unless a single read: one round trip); psycopg errors
+        become WarehouseError, except `errors`."""
         try:
             conn = self._pool.get_nowait()
         except queue.Empty:
             try:
-                conn = psycopg.connect(self.url, connect_timeout=5, options="-c timezone=UTC")
+                conn = psycopg.connect(
+                    self.url,
+                    connect_timeout=5,
+                    autocommit=True,  # transactions are explicit (conn.transaction()), reads need none
+                    options=f"-c timezone=UTC -c search_path={self.schema}",  # a checked identifier
+                )
             except psycopg.Error as exc:
                 raise WarehouseError(f"cannot reach the PostgreSQL warehouse: {exc}") from exc
         try:
-            with conn.transaction():
+            if transaction:
+                with conn.transaction():
+                    yield conn
+            else:
                 yield conn
         except BaseException as exc:
             self._partitions = set()  # partitions made in the rolled-back transaction are gone again
@@ -196,9 +207,9 @@ class PostgresWarehouse:
                 return max(0, cur.rowcount)
 
     def _all(self, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """One read statement (the session's search_path is the warehouse schema)."""
         self._ensure_schema()
-        with self._conn() as conn:
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self.schema)))
+        with self._conn(transaction=False) as conn:
             return conn.execute(text.replace("?", "%s"), params).fetchall()
 
     def summary(self, query: SummaryQuery) -> Summary:

@@ -68,24 +68,32 @@ def where(query: SummaryQuery, table: str) -> tuple[str, list[Any]]:
 
 
 def summary_sql(query: SummaryQuery, table: str = TABLE, *, postgres: bool = False) -> tuple[str, list[Any]]:
-    """Totals, series, breakdown and top files and folders in one scan (GROUPING SETS).
+    """Totals, series, breakdown and top files and folders (those of query.parts) in one scan (GROUPING SETS).
 
-    Each row says which set it belongs to in `g` = GROUPING(b, k, f, d): 15 totals, 7 series (by b),
-    11 breakdown (by k), 13 files (by f), 14 folders (by d). Missing values group as ''.
+    Each row says which set it belongs to in `g`: 't' totals, 'b' series (by bucket), 'k' breakdown (by key),
+    'f' files, 'd' folders. Only the sets asked for are grouped; missing values group as ''.
     """
     if query.bucket not in _BUCKETS:
         raise ValueError(f"unknown bucket {query.bucket!r}")
     if query.breakdown is not None and query.breakdown not in DIMENSIONS:
         raise ValueError(f"unknown breakdown {query.breakdown!r}")
     clause, params = where(query, table)
-    key = f"coalesce(CAST({DIMENSIONS[query.breakdown]} AS VARCHAR), '')" if query.breakdown else "''"
-    inner = (
-        f"SELECT *, {bucket_start(query.bucket, query.tz, postgres=postgres)} AS b, {key} AS k, "
-        f"coalesce(CAST(file_id AS VARCHAR), '') AS f, coalesce(CAST(folder_id AS VARCHAR), '') AS d {clause}"
-    )
-    sets = "(), (b), (k), (f), (d)"  # without a breakdown k is '' throughout: one cheap group, ignored
-    select = f"SELECT GROUPING(b, k, f, d) AS g, b, k, f, d, {METRICS_SQL}"
-    sql = f"{select} FROM ({inner}) AS s GROUP BY GROUPING SETS ({sets})"
+    parts = query.parts
+    breakdown = query.breakdown if "breakdown" in parts else None
+    columns = {  # grouping column → its expression, for the parts asked for
+        "b": bucket_start(query.bucket, query.tz, postgres=postgres) if "series" in parts else None,
+        "k": f"coalesce(CAST({DIMENSIONS[breakdown]} AS VARCHAR), '')" if breakdown else None,
+        "f": "coalesce(CAST(file_id AS VARCHAR), '')" if "top" in parts else None,
+        "d": "coalesce(CAST(folder_id AS VARCHAR), '')" if "top" in parts else None,
+    }
+    used = [name for name, expression in columns.items() if expression is not None]
+    inner = "SELECT *" + "".join(f", {columns[name]} AS {name}" for name in used) + f" {clause}"
+    sets = ["()"] if "totals" in parts or not used else []
+    sets += [f"({name})" for name in used]
+    label = "CASE " + " ".join(f"WHEN GROUPING({name}) = 0 THEN '{name}'" for name in used) + " ELSE 't' END"
+    outer = ", ".join(name if name in used else f"NULL AS {name}" for name in columns)
+    select = f"SELECT {label if used else repr('t')} AS g, {outer}, {METRICS_SQL}"
+    sql = f"{select} FROM ({inner}) AS s GROUP BY GROUPING SETS ({', '.join(sets)})"
     return sql, params
 
 
@@ -97,24 +105,24 @@ def summary(rows: list[tuple[Any, ...]], query: SummaryQuery, *, as_utc: Callabl
     """Assemble the rows of summary_sql."""
     totals = Metrics()
     series: list[tuple[datetime, Metrics]] = []
-    groups: dict[int, list[tuple[str, Metrics]]] = {11: [], 13: [], 14: []}
+    groups: dict[str, list[tuple[str, Metrics]]] = {"k": [], "f": [], "d": []}
     for row in rows:
         g, bucket, key, file_key, folder_key = row[:5]
         values = metrics(row[5:])
-        if g == 15:
-            totals = values
-        elif g == 7:
+        if g == "t":
+            totals = values if "totals" in query.parts else totals
+        elif g == "b":
             series.append((as_utc(bucket), values))
         elif g in groups:
-            name = {11: key, 13: file_key, 14: folder_key}[g]
-            if g == 11 or name:
+            name = {"k": key, "f": file_key, "d": folder_key}[g]
+            if g == "k" or name:
                 groups[g].append((str(name), values))
     return Summary(
         totals=totals,
         series=sorted(series, key=lambda item: item[0]),
-        breakdown=_ranked(groups[11], query.limit) if query.breakdown else [],
-        top_files=_ranked(groups[13], TOP),
-        top_folders=_ranked(groups[14], TOP),
+        breakdown=_ranked(groups["k"], query.limit) if query.breakdown else [],
+        top_files=_ranked(groups["f"], TOP),
+        top_folders=_ranked(groups["d"], TOP),
     )
 
 

@@ -1,0 +1,376 @@
+"""Dashboard queries over 10 million events: p50/p95 on DuckDB raw, PostgreSQL raw and the rollups.
+
+The events are synthetic (`studyshelf analytics generate`'s traffic model: 90 days, 2,000 files, skewed
+countries, browsers and file types, a few failing files) and go into both warehouses; the daily rollups
+are then made by the reports job (`reports.rollup.catch_up`) into an SQLite and a PostgreSQL app DB.
+Every query runs through our query module (`Warehouse.summary` for raw events, `reports.read` for the
+rollups) and, in the same run, as the same bare SQL straight on the engine, so the module's own cost
+shows as a ratio (target ≤ 1.5). The rollups read by PostgreSQL answer each dashboard query they can
+hold within 100 ms p50 (target).
+
+The data set is kept in bench/results/analytics-data and in the PostgreSQL database
+studyshelf_bench_analytics for the next run (`--rebuild` makes it again; ~15 minutes for 10 M).
+Run: `python -m bench.analytics_queries [--events N] [--rebuild] [--reps N]` (part of `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+
+from bench.common import SECRET_KEY
+from studyshelf.analytics.reports import read
+from studyshelf.analytics.reports.rollup import catch_up, window
+from studyshelf.analytics.synthetic.catalogue import Catalogue, synthesise
+from studyshelf.analytics.synthetic.generate import Plan, batches
+from studyshelf.analytics.warehouse import Part, SummaryQuery, build_warehouse
+from studyshelf.analytics.warehouse import query as q
+from studyshelf.analytics.warehouse import rollup as rollup_sql
+from studyshelf.core import migrate
+from studyshelf.core.db import unit_of_work
+from studyshelf.events.schema import encode_lines
+from studyshelf.services import Services, build_services
+from studyshelf.settings import Settings
+
+RESULTS = Path(__file__).with_name("results")
+DATA = RESULTS / "analytics-data"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_DB = "studyshelf_bench_analytics"
+PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
+SEED = 11
+DAYS = 90
+P50_TARGET_MS = 100.0
+RATIO_TARGET = 1.5
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    query: SummaryQuery
+
+
+@dataclass
+class Timing:
+    case: str
+    engine: str  # duckdb raw | postgresql raw | rollups (sqlite) | rollups (postgresql)
+    p50_ms: float
+    p95_ms: float
+    bare_p50_ms: float
+    source: str  # what answered: raw | rollups
+
+    @property
+    def ratio(self) -> float:
+        return self.p50_ms / self.bare_p50_ms if self.bare_p50_ms else float("nan")
+
+
+# -- the data set -----------------------------------------------------------------------------------
+
+
+def _marker(events: int, end: date) -> dict[str, Any]:
+    return {"events": events, "seed": SEED, "days": DAYS, "end": end.isoformat(), "version": 2}
+
+
+def _catalogue() -> Catalogue:
+    return synthesise(Catalogue(), rng=random.Random(f"bench-{SEED}"), files=2000)  # noqa: S311 - reproducible
+
+
+def _settings(data_dir: Path, **kw: Any) -> Settings:
+    return Settings(data_dir=data_dir, secret_key=SECRET_KEY, scheduler_interval_seconds=0, **kw)
+
+
+@contextmanager
+def _services(settings: Settings) -> Iterator[Services]:
+    services = build_services(settings)
+    try:
+        yield services
+    finally:
+        services.warehouse.close()
+        services.engine.dispose()
+
+
+def _pg_database(*, fresh: bool) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DB]).fetchone()
+        if exists and fresh:
+            conn.execute(f"DROP DATABASE {PG_DB} WITH (FORCE)")
+            exists = None
+        if not exists:
+            conn.execute(f"CREATE DATABASE {PG_DB}")
+
+
+def _load(events: int, end: date) -> None:
+    """Both warehouses, the same events; then both app DBs rolled up."""
+    catalogue = _catalogue()
+    plan = Plan(events=events, end=end, days=DAYS, seed=SEED, batch=50_000)
+    duck = build_warehouse(f"duckdb://{DATA / 'warehouse.duckdb'}")
+    pg = build_warehouse(f"{PG_URL}?schema=analytics")
+    started, written = time.monotonic(), 0
+    try:
+        for batch in batches(catalogue, plan):
+            lines = encode_lines(batch)
+            duck.insert_lines(lines)
+            pg.insert_lines(lines)
+            written += len(batch)
+            if written % 1_000_000 < len(batch):
+                rate = written / (time.monotonic() - started)
+                print(f"  {written:,} events in both warehouses ({rate:,.0f}/s)", flush=True)
+    finally:
+        duck.close()
+        pg.close()
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE analytics.events")
+    # The rollups are a function of the events; both app DBs are rolled from DuckDB (the faster source),
+    # and one day is rolled from PostgreSQL as well to time the job there.
+    for label, database_url in (("SQLite", None), ("PostgreSQL", PG_URL)):
+        settings = _settings(DATA, database_url=database_url, warehouse_url=f"duckdb://{DATA / 'warehouse.duckdb'}")
+        with _services(settings) as services:
+            migrate.upgrade(services.engine)
+            began = time.monotonic()
+            rolled, _left = catch_up(services, now=datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
+            print(f"  rolled {rolled} days into the {label} app DB in {time.monotonic() - began:.0f} s", flush=True)
+
+
+def ensure_data(events: int, *, rebuild: bool) -> date:
+    """The data set for `events` events ending yesterday (kept between runs); returns its last day."""
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    marker = DATA / "marker.json"
+    wanted = _marker(events, end)
+    if not rebuild and marker.exists():
+        have = json.loads(marker.read_text())
+        if {k: v for k, v in have.items() if k != "end"} == {k: v for k, v in wanted.items() if k != "end"}:
+            print(f"Reusing the data set in {DATA} (events up to {have['end']}).")
+            return date.fromisoformat(have["end"])
+    print(f"Building the data set: {events:,} events over {DAYS} days …", flush=True)
+    shutil.rmtree(DATA, ignore_errors=True)
+    DATA.mkdir(parents=True)
+    _pg_database(fresh=True)
+    _load(events, end)
+    marker.write_text(json.dumps(wanted))
+    return end
+
+
+# -- the queries ------------------------------------------------------------------------------------
+
+
+def cases(end: date) -> list[Case]:
+    """What the dashboard asks, for the operator (who sees the most), each range ending today."""
+    catalogue = _catalogue()
+    operator = next(o for o in catalogue.orgs if o.operator).id
+    today = end + timedelta(days=1)
+
+    def days(n: int, **kw: Any) -> SummaryQuery:
+        first = today - timedelta(days=n - 1)
+        return SummaryQuery(start=window("UTC", first)[0], end=window("UTC", today)[1], scope_org=operator, **kw)
+
+    top_folder = catalogue.files[0].folder_path[1]  # the course folder of the most popular file
+    overview: frozenset[Part] = frozenset({"totals", "series", "top"})  # the dashboard's first query
+    breakdown: frozenset[Part] = frozenset({"breakdown"})  # then one of these per chart
+    series: frozenset[Part] = frozenset({"totals", "series"})
+    return [
+        Case("overview: KPIs, daily series, top files and folders, 30 days", days(30, parts=overview)),
+        Case("chart: views by country, 30 days", days(30, breakdown="country", parts=breakdown)),
+        Case("chart: fail rate by browser, 90 days", days(90, breakdown="browser", parts=breakdown)),
+        Case("top 20 files, 90 days", days(90, breakdown="file", limit=20, parts=breakdown)),
+        Case("weekly series, 90 days", days(90, bucket="week", parts=series)),
+        Case(
+            "series, country + browser filters, 30 days",
+            days(30, filters={"country": "DE", "browser": "Chrome"}, parts=series),
+        ),
+        Case(
+            "one course folder (subtree) by file type, 30 days",
+            days(30, filters={"folder": top_folder}, breakdown="category"),
+        ),
+        Case("everything at once (the API's default), 30 days", days(30, breakdown="country")),
+    ]
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+def _timed(run: Callable[[], object], reps: int) -> list[float]:
+    run()  # warm: plans cached, pages in memory
+    samples = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def raw_duckdb(case: Case, reps: int) -> Timing:
+    path = DATA / "warehouse.duckdb"
+    warehouse = build_warehouse(f"duckdb://{path}")
+    try:
+        module = _timed(lambda: warehouse.summary(case.query), reps)
+    finally:
+        warehouse.close()
+    sql, params = q.summary_sql(case.query)
+    params = [p.astimezone(UTC).replace(tzinfo=None) if isinstance(p, datetime) else p for p in params]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        bare = _timed(lambda: con.execute(sql, params).fetchall(), reps)
+    finally:
+        con.close()
+    return Timing(case.name, "DuckDB raw", *_percentiles(module), _percentiles(bare)[0], "raw")
+
+
+def raw_postgres(case: Case, reps: int) -> Timing:
+    warehouse = build_warehouse(f"{PG_URL}?schema=analytics")
+    sql, params = q.summary_sql(case.query, postgres=True)
+    with psycopg.connect(PG_URL, options="-c timezone=UTC -c search_path=analytics") as conn:
+        rounds_module, rounds_bare = [], []
+        for _ in range(2):  # interleaved, so a change in the machine's load hits both alike
+            rounds_module += _timed(lambda: warehouse.summary(case.query), max(1, reps // 2))
+            rounds_bare += _timed(lambda: conn.execute(sql.replace("?", "%s"), params).fetchall(), max(1, reps // 2))
+    warehouse.close()
+    return Timing(case.name, "PostgreSQL raw", *_percentiles(rounds_module), _percentiles(rounds_bare)[0], "raw")
+
+
+def _captured(engine: Engine, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The statements (and parameters) one call sends to the app DB."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def rollups(case: Case, reps: int, *, label: str, database_url: str | None) -> Timing:
+    """Through reports.read, today's live part from the warehouse beside it (DuckDB | PostgreSQL)."""
+    warehouse_url = f"duckdb://{DATA / 'warehouse.duckdb'}" if database_url is None else f"{PG_URL}?schema=analytics"
+    settings = _settings(DATA, database_url=database_url, warehouse_url=warehouse_url)
+    with _services(settings) as services:
+        migrate.upgrade(services.engine)  # a data set kept from an older run gets newer indexes
+
+        def module() -> object:
+            with unit_of_work(services.read_sessions) as db:
+                return read.summary_from_rollups(db, services.warehouse, case.query)
+
+        found = module()
+        if found is None:
+            return Timing(case.name, f"rollups ({label})", float("nan"), float("nan"), float("nan"), "raw")
+        statements = _captured(services.engine, module)
+        if not statements:
+            raise RuntimeError(f"{case.name}: no statements captured from the app DB")
+        timings = _timed(module, reps)
+        live = _live_sql(case.query)
+    bare = _bare_app_db(statements, database_url=database_url, live=live, reps=reps)
+    return Timing(case.name, f"rollups ({label})", *_percentiles(timings), _percentiles(bare)[0], "rollups")
+
+
+def _live_sql(query: SummaryQuery) -> tuple[str, list[Any]]:
+    """The warehouse statement reads.py sends for today's live figures."""
+    today_start = window("UTC", datetime.now(UTC).date())[0]
+    dims = ["file", "folder", *([query.breakdown] if query.breakdown else [])]
+    sql, params = rollup_sql.rollup_sql(
+        max(query.start, today_start), query.end, orgs=[query.scope_org or ""], platform=False, dims=dims
+    )
+    return sql, [p.astimezone(UTC).replace(tzinfo=None) if isinstance(p, datetime) else p for p in params]
+
+
+def _bare_app_db(
+    statements: list[tuple[str, Any]], *, database_url: str | None, live: tuple[str, list[Any]], reps: int
+) -> list[float]:
+    """The same statements on a plain DBAPI connection, plus the live warehouse statement beside it."""
+    if database_url is None:
+        conn: Any = sqlite3.connect(DATA / "studyshelf.sqlite3")
+        warehouse: Any = duckdb.connect(str(DATA / "warehouse.duckdb"), read_only=True)
+        live_sql, live_params = live
+    else:
+        conn = psycopg.connect(database_url)
+        warehouse = psycopg.connect(database_url, options="-c timezone=UTC -c search_path=analytics")
+        live_sql, live_params = live[0].replace("?", "%s"), [_aware(p) for p in live[1]]
+
+    queries = [(s, p) for s, p in statements if not s.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+
+    def run() -> None:
+        cursor = conn.cursor()
+        for statement, parameters in queries:
+            cursor.execute(statement, parameters)
+            cursor.fetchall()
+        conn.rollback()  # read only, as the module's session ends
+        warehouse.execute(live_sql, live_params).fetchall()
+
+    try:
+        return _timed(run, reps)
+    finally:
+        conn.close()
+        warehouse.close()
+
+
+def _aware(value: Any) -> Any:
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+
+def table(timings: list[Timing]) -> str:
+    rows = [
+        "| query | engine | p50 ms | p95 ms | bare SQL p50 ms | module / bare | targets |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for t in timings:
+        if t.source != "rollups" and t.engine.startswith("rollups"):
+            rows.append(f"| {t.case} | {t.engine} | — | — | — | — | not held by rollups: raw events answer |")
+            continue
+        verdicts = [f"ratio ≤ {RATIO_TARGET}: " + ("met" if t.ratio <= RATIO_TARGET else "**not met**")]
+        if t.engine == "rollups (PostgreSQL)":
+            verdicts.append(f"p50 ≤ {P50_TARGET_MS:.0f} ms: " + ("met" if t.p50_ms <= P50_TARGET_MS else "**not met**"))
+        rows.append(
+            f"| {t.case} | {t.engine} | {t.p50_ms:.1f} | {t.p95_ms:.1f} | {t.bare_p50_ms:.1f} | {t.ratio:.2f} | "
+            + "; ".join(verdicts)
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--rebuild", action="store_true", help="make the data set again")
+    parser.add_argument("--reps", type=int, default=15, help="timed runs per query and engine")
+    args = parser.parse_args()
+    end = ensure_data(args.events, rebuild=args.rebuild)
+    timings: list[Timing] = []
+    for case in cases(end):
+        print(f"{case.name} …", flush=True)
+        timings.append(raw_duckdb(case, args.reps))
+        timings.append(raw_postgres(case, args.reps))
+        timings.append(rollups(case, args.reps, label="SQLite", database_url=None))
+        timings.append(rollups(case, args.reps, label="PostgreSQL", database_url=PG_URL))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "analytics_queries.json").write_text(
+        json.dumps([{**asdict(t), "ratio": t.ratio} for t in timings], indent=2)
+    )
+    print(f"\n{args.events:,} events, {DAYS} days; p50/p95 of {args.reps} runs after one warm-up\n")
+    print(table(timings))
+
+
+if __name__ == "__main__":
+    main()
