@@ -115,7 +115,7 @@ def _pg_database(*, fresh: bool) -> None:
 
 
 def _load(events: int, end: date) -> None:
-    """Both warehouses, the same events; then both app DBs rolled up."""
+    """Both warehouses, the same events."""
     catalogue = _catalogue()
     plan = Plan(events=events, end=end, days=DAYS, seed=SEED, batch=50_000)
     duck = build_warehouse(f"duckdb://{DATA / 'warehouse.duckdb'}")
@@ -135,8 +135,15 @@ def _load(events: int, end: date) -> None:
         pg.close()
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE analytics.events")
-    # The rollups are a function of the events; both app DBs are rolled from DuckDB (the faster source),
-    # and one day is rolled from PostgreSQL as well to time the job there.
+
+
+def _roll(end: date) -> None:
+    """Both app DBs, fresh, rolled up by the reports job (both from DuckDB: the rollups are a function of
+    the events, and the faster source saves minutes)."""
+    (DATA / "studyshelf.sqlite3").unlink(missing_ok=True)
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
     for label, database_url in (("SQLite", None), ("PostgreSQL", PG_URL)):
         settings = _settings(DATA, database_url=database_url, warehouse_url=f"duckdb://{DATA / 'warehouse.duckdb'}")
         with _services(settings) as services:
@@ -144,25 +151,33 @@ def _load(events: int, end: date) -> None:
             began = time.monotonic()
             rolled, _left = catch_up(services, now=datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
             print(f"  rolled {rolled} days into the {label} app DB in {time.monotonic() - began:.0f} s", flush=True)
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
 
 
 def ensure_data(events: int, *, rebuild: bool) -> date:
-    """The data set for `events` events ending yesterday (kept between runs); returns its last day."""
-    end = datetime.now(UTC).date() - timedelta(days=1)
-    marker = DATA / "marker.json"
-    wanted = _marker(events, end)
-    if not rebuild and marker.exists():
-        have = json.loads(marker.read_text())
-        if {k: v for k, v in have.items() if k != "end"} == {k: v for k, v in wanted.items() if k != "end"}:
-            print(f"Reusing the data set in {DATA} (events up to {have['end']}).")
-            return date.fromisoformat(have["end"])
-    print(f"Building the data set: {events:,} events over {DAYS} days …", flush=True)
-    shutil.rmtree(DATA, ignore_errors=True)
-    DATA.mkdir(parents=True)
-    _pg_database(fresh=True)
-    _load(events, end)
-    marker.write_text(json.dumps(wanted))
-    return end
+    """The data set for `events` events ending yesterday (kept between runs); returns its last day.
+
+    Two stages, each marked when done: the events in both warehouses, then the rollups in both app DBs."""
+    wanted = _marker(events, datetime.now(UTC).date() - timedelta(days=1))
+    same = lambda have: {k: v for k, v in have.items() if k != "end"} == {k: v for k, v in wanted.items() if k != "end"}  # noqa: E731
+    loaded, rolled = DATA / "loaded.json", DATA / "marker.json"
+    if not rebuild and rolled.exists() and same(json.loads(rolled.read_text())):
+        end = date.fromisoformat(json.loads(rolled.read_text())["end"])
+        print(f"Reusing the data set in {DATA} (events up to {end}).")
+        return end
+    if rebuild or not loaded.exists() or not same(json.loads(loaded.read_text())):
+        print(f"Building the data set: {events:,} events over {DAYS} days …", flush=True)
+        shutil.rmtree(DATA, ignore_errors=True)
+        DATA.mkdir(parents=True)
+        _pg_database(fresh=True)
+        _load(events, date.fromisoformat(wanted["end"]))
+        loaded.write_text(json.dumps(wanted))
+    have = json.loads(loaded.read_text())
+    print("Rolling the days up …", flush=True)
+    _roll(date.fromisoformat(have["end"]))
+    rolled.write_text(json.dumps(have))
+    return date.fromisoformat(have["end"])
 
 
 # -- the queries ------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -18,8 +16,7 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.lti.cli import app as lti_app
 from studyshelf.partners.models import OrgKind, Role
-from studyshelf.services import Services, build_services
-from studyshelf.settings import Settings
+from studyshelf.services import command_services
 
 
 class _Commands(TyperGroup):
@@ -50,22 +47,10 @@ app.add_typer(analytics_app, name="analytics")
 console = Console()
 
 
-@contextmanager
-def _services() -> Iterator[Services]:
-    """The backends for one command (the embedded database migrated); the pool is closed at the end."""
-    services = build_services(Settings())
-    if services.settings.is_embedded_database:
-        migrations.upgrade(services.engine)
-    try:
-        yield services
-    finally:
-        services.engine.dispose()
-
-
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    with _services() as services:
+    with command_services() as services:
         migrations.upgrade(services.engine)
     console.print("[green]Database is up to date.[/green]")
 
@@ -80,7 +65,7 @@ def serve(
     """Serve the web UI and the API (migrates the embedded database first)."""
     from studyshelf.library.jobs import recover_storage
 
-    with _services() as services:
+    with command_services() as services:
         removed = recover_storage(services)
     if removed:
         console.print(f"Removed {removed} leftovers of interrupted uploads.")
@@ -117,7 +102,7 @@ def org_create(
     """Create an organisation with its root folder."""
     from studyshelf.library.service import provision_organization
 
-    with _services() as services, unit_of_work(services.write_sessions) as db:
+    with command_services() as services, unit_of_work(services.write_sessions) as db:
         org = provision_organization(db, name=name, slug=slug, kind=kind)
         console.print(f"Created {kind.value} organisation [bold]{org.name}[/bold] ({org.slug}, id {org.id}).")
 
@@ -135,7 +120,7 @@ def user_create(
 
     generated = password is None
     password = password or secrets.token_urlsafe(12)
-    with _services() as services, unit_of_work(services.write_sessions) as db:
+    with command_services() as services, unit_of_work(services.write_sessions) as db:
         organisation = partners.get_organization_by_slug(db, org)
         user = partners.create_user(db, email=email, password=password)
         user.is_platform_admin = platform_admin
@@ -152,7 +137,7 @@ def demo(
     """Create the demo organisations, the admin user and demo materials."""
     from studyshelf.demo.seed import seed_demo
 
-    with _services() as services:
+    with command_services() as services:
         seed_demo(services, console=console, only_if_empty=if_empty)
 
 
@@ -163,7 +148,7 @@ def trash_purge(
     """Delete for good what has been in the trash longer than the retention, and unused blobs."""
     from studyshelf.library.jobs import purge_trash
 
-    with _services() as services:
+    with command_services() as services:
         items, blobs = purge_trash(services, retention_days=older_than_days)
     console.print(f"Purged {items} items from the trash and {blobs} unused blobs.")
 
@@ -182,15 +167,13 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with _services() as services:
+    with command_services() as services:
         if not services.settings.redis_url:
             console.print("[yellow]No STUDYSHELF_REDIS_URL: the web process drains its own spool.[/yellow]")
             raise typer.Exit(code=2)
         consumer = name or drain.consumer_name()
         console.print(f"Draining events into the warehouse as {consumer}.")
         drain.run(services.events, services.warehouse, stop=stop, consumer=consumer, max_count=batch)
-        services.events.close()
-        services.warehouse.close()
 
 
 def main() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.analytics.warehouse import Warehouse, build_warehouse
+from studyshelf.core import migrate
 from studyshelf.core.db import make_engine, make_session_factory
 from studyshelf.delivery.signing import MediaSigner
 from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
@@ -47,3 +50,17 @@ def build_services(settings: Settings) -> Services:
         events=build_event_stream(settings),
         warehouse=build_warehouse(settings.resolved_warehouse_url),
     )
+
+
+@contextmanager
+def command_services(settings: Settings | None = None) -> Iterator[Services]:
+    """The backends for one CLI command: the embedded database migrated first, every backend closed at the end."""
+    services = build_services(settings or Settings())
+    if services.settings.is_embedded_database:
+        migrate.upgrade(services.engine)
+    try:
+        yield services
+    finally:
+        services.warehouse.close()
+        services.events.close()
+        services.engine.dispose()

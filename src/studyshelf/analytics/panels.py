@@ -249,9 +249,9 @@ def kpis(totals: Metrics) -> list[Kpi]:
         Kpi("bytes", "Data transferred", size(totals.bytes)),
         Kpi(
             "load",
-            "Load time (median)",
+            "Load time",
             duration(totals.load_p50_ms),
-            f"95th percentile {duration(totals.load_p95_ms)}",
+            f"median · 95th percentile {duration(totals.load_p95_ms)}",
         ),
     ]
 

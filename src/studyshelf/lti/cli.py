@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from studyshelf.core import migrate as migrations
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.lti import keys
-from studyshelf.services import Services, build_services
-from studyshelf.settings import Settings
+from studyshelf.services import command_services
 
 app = typer.Typer(help="LTI 1.3 (Moodle, Canvas).", no_args_is_help=True)
 keys_app = typer.Typer(
@@ -24,21 +19,10 @@ app.add_typer(keys_app, name="keys")
 console = Console()
 
 
-@contextmanager
-def _services() -> Iterator[Services]:
-    services = build_services(Settings())
-    if services.settings.is_embedded_database:
-        migrations.upgrade(services.engine)
-    try:
-        yield services
-    finally:
-        services.engine.dispose()
-
-
 @keys_app.command("rotate")
 def rotate() -> None:
     """Add a new active key; the previous one stays in the JWKS for STUDYSHELF_LTI_KEY_GRACE_DAYS."""
-    with _services() as services, unit_of_work(services.write_sessions) as db:
+    with command_services() as services, unit_of_work(services.write_sessions) as db:
         key = keys.rotate(db, secret_key=services.settings.secret_key)
         grace = services.settings.lti_key_grace_days
     console.print(f"New active key [bold]{key.kid}[/bold]; earlier keys stay published for {grace} days.")
@@ -47,7 +31,7 @@ def rotate() -> None:
 @keys_app.command("list")
 def list_keys() -> None:
     """Every key, whether it signs, and whether the JWKS still publishes it."""
-    with _services() as services, unit_of_work(services.read_sessions) as db:
+    with command_services() as services, unit_of_work(services.read_sessions) as db:
         published = {k.kid for k in keys.published_keys(db, grace_days=services.settings.lti_key_grace_days)}
         rows = [(k.kid, k.created_at, k.retired_at) for k in keys.list_keys(db)]
     table = Table("kid", "created", "state", "in JWKS")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Annotated, Final
 
@@ -12,11 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from studyshelf.analytics.reports import lease, rollup
-from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
-from studyshelf.services import Services, build_services
-from studyshelf.settings import Settings
+from studyshelf.services import Services, command_services
 
 MAX_BACKFILL_DAYS: Final = 3660
 app = typer.Typer(help="Daily rollups of usage (what dashboards and daily reports read).", no_args_is_help=True)
@@ -27,17 +23,6 @@ TzOption = Annotated[
         "--tz", help="One IANA time zone (e.g. Europe/Berlin); default: UTC and every zone organisations use."
     ),
 ]
-
-
-@contextmanager
-def _services() -> Iterator[Services]:
-    services = build_services(Settings())
-    if services.settings.is_embedded_database:
-        migrations.upgrade(services.engine)
-    try:
-        yield services
-    finally:
-        services.engine.dispose()
 
 
 def _day(value: str, option: str) -> date:
@@ -84,7 +69,7 @@ def run(
 ) -> None:
     """Roll one finished day up again (replaces that day's rollups; safe to repeat)."""
     wanted = _day(day, "--date")
-    with _services() as services:
+    with command_services() as services:
         zones = zones_of(services, tz)
         _finished(zones, wanted)
         rows = roll_days(services, [wanted], zones)
@@ -104,7 +89,7 @@ def backfill(
     count = (end - start).days + 1
     if count > MAX_BACKFILL_DAYS:
         raise typer.BadParameter(f"At most {MAX_BACKFILL_DAYS} days at a time ({count} asked).", param_hint="--from")
-    with _services() as services:
+    with command_services() as services:
         zones = zones_of(services, tz)
         _finished(zones, end)
         rows = roll_days(services, [start + timedelta(days=i) for i in range(count)], zones)

@@ -77,8 +77,11 @@ class _RollupColumns:
 
 class DailyRollup(_RollupColumns, Base):
     __tablename__ = "analytics_rollups"
-    # views and bytes in the index: ranking top values over a range reads the index only (reports/read.py).
-    __table_args__ = (Index("ix_analytics_rollups_lookup", "scope", "tz", "dim", "day", "value", "views", "bytes"),)
+    __table_args__ = (
+        # views and bytes in the index: ranking top values over a range reads the index only (reports/read.py).
+        Index("ix_analytics_rollups_lookup", "scope", "tz", "dim", "day", "value", "views", "bytes"),
+        Index("ix_analytics_rollups_day", "tz", "day"),  # rolling a day again replaces its rows
+    )
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
 
@@ -87,6 +90,7 @@ class MonthlyRollup(_RollupColumns, Base):
     __tablename__ = "analytics_rollups_monthly"
     __table_args__ = (
         Index("ix_analytics_rollups_monthly_lookup", "scope", "tz", "dim", "month", "value", "views", "bytes"),
+        Index("ix_analytics_rollups_monthly_month", "tz", "month"),
     )
 
     month: Mapped[date] = mapped_column(Date, primary_key=True)  # the first day of the month

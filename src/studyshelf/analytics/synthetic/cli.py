@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Final
 
@@ -18,27 +16,13 @@ from studyshelf.analytics.reports.rollup import today
 from studyshelf.analytics.synthetic.catalogue import load_catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import MAX_DAYS, MAX_EVENTS, Plan, generate
 from studyshelf.analytics.warehouse import WarehouseError
-from studyshelf.core import migrate as migrations
 from studyshelf.core.clock import utcnow
-from studyshelf.services import Services, build_services
-from studyshelf.settings import Settings
+from studyshelf.services import command_services
 
 SYNTHETIC_FILES: Final = 2000  # the catalogue made up when the app DB has no files
 
 app = typer.Typer(help="Analytics: synthetic traffic for demos and benchmarks.", no_args_is_help=True)
 console = Console()
-
-
-@contextmanager
-def _services() -> Iterator[Services]:
-    services = build_services(Settings())
-    if services.settings.is_embedded_database:
-        migrations.upgrade(services.engine)
-    try:
-        yield services
-    finally:
-        services.warehouse.close()
-        services.engine.dispose()
 
 
 @app.command("generate")
@@ -66,7 +50,7 @@ def generate_command(
     seed = secrets.randbelow(1 << 31) if seed is None else seed
     end = end_date.date() if end_date is not None else utcnow().date() - timedelta(days=1)
     plan = Plan(events=events, end=end, days=days, seed=seed, batch=batch)
-    with _services() as services:
+    with command_services() as services:
         with services.read_sessions() as db:
             catalogue = load_catalogue(db, now=utcnow())
         real = catalogue.real_files

@@ -49,10 +49,9 @@ ROLLUP_DIMENSIONS: Final = (
     "extension",
     "lms",
     "course",
-    "link",
     "error_class",
     "reason",
-)
+)  # not `link`: one row per link and day would be half of all rollup rows; per-link figures read raw events
 # Upper bounds (ms, exclusive) of the load-time histogram buckets h0..h15; h15 holds everything slower.
 LOAD_BUCKETS_MS: Final = (25, 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
 

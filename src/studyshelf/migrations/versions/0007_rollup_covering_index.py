@@ -1,4 +1,4 @@
-"""rollup lookups cover views and bytes
+"""rollup lookups cover views and bytes; rollups by day
 
 Revision ID: 0007
 Revises: 0006
@@ -6,6 +6,7 @@ Create Date: 2026-12-01 19:30:00
 
 Top files and folders over a range rank their values by summed views and bytes first, then read the
 full rows of the few that lead: with views and bytes in the lookup index, the ranking reads the index only.
+Rolling a day again replaces its rows and moves its month: (tz, day) and (tz, month) find them without a scan.
 """
 
 from __future__ import annotations
@@ -25,15 +26,19 @@ def upgrade() -> None:
     with op.batch_alter_table("analytics_rollups") as batch_op:
         batch_op.drop_index("ix_analytics_rollups_lookup")
         batch_op.create_index("ix_analytics_rollups_lookup", [*_DAILY, "views", "bytes"], unique=False)
+        batch_op.create_index("ix_analytics_rollups_day", ["tz", "day"], unique=False)
     with op.batch_alter_table("analytics_rollups_monthly") as batch_op:
         batch_op.drop_index("ix_analytics_rollups_monthly_lookup")
         batch_op.create_index("ix_analytics_rollups_monthly_lookup", [*_MONTHLY, "views", "bytes"], unique=False)
+        batch_op.create_index("ix_analytics_rollups_monthly_month", ["tz", "month"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("analytics_rollups_monthly") as batch_op:
+        batch_op.drop_index("ix_analytics_rollups_monthly_month")
         batch_op.drop_index("ix_analytics_rollups_monthly_lookup")
         batch_op.create_index("ix_analytics_rollups_monthly_lookup", _MONTHLY, unique=False)
     with op.batch_alter_table("analytics_rollups") as batch_op:
+        batch_op.drop_index("ix_analytics_rollups_day")
         batch_op.drop_index("ix_analytics_rollups_lookup")
         batch_op.create_index("ix_analytics_rollups_lookup", _DAILY, unique=False)
