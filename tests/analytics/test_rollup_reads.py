@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
+from studyshelf.analytics.reports.audience import summary_from_audience
 from studyshelf.analytics.reports.models import ReportSettings, RolledDay
 from studyshelf.analytics.reports.read import summary_from_rollups
 from studyshelf.analytics.reports.rollup import catch_up, roll_day, window
 from studyshelf.analytics.warehouse import ALL_PARTS, Metrics, Summary, SummaryQuery
 from studyshelf.core.db import unit_of_work
+from studyshelf.events import Event
 from studyshelf.partners.models import OrgKind
 from studyshelf.services import Services
 from tests.analytics.rollup_support import ORGS, seeded, varied
@@ -163,3 +165,70 @@ def test_top_files_are_exact_when_todays_views_overtake(services: Services) -> N
     assert [k for k, _ in found.top_files] == [k for k, _ in raw.top_files] == [files[-1], *files[:9]]
     assert [(k, counts(m)) for k, m in found.breakdown] == [(k, counts(m)) for k, m in raw.breakdown]
     assert len(found.breakdown) == 5
+
+
+def audience_events(seed: int, start: datetime, days: int, n: int) -> list[Event]:
+    """Events whose viewer fixes country, browser, OS and device for the day, as an address and user agent do."""
+    rng = seeded(seed)
+    clients = [
+        ("GB", "Chrome", "Windows", "desktop"),
+        ("GB", "Safari", "iOS", "mobile"),
+        ("DE", "Firefox", "Linux", "desktop"),
+    ]
+    clients += [("DE", "Chrome", "Android", "mobile"), ("", "Chrome", "Windows", "desktop")]
+    out = []
+    for _ in range(n):
+        ts = start + timedelta(minutes=rng.randrange(days * 24 * 60))
+        person = rng.randrange(40)
+        country, browser, os, device = clients[person % len(clients)]
+        kind = rng.choice(("view", "view", "load_ok", "load_fail", "download"))
+        out.append(
+            event(
+                kind,
+                ts=ts,
+                owner_org=OWNER,
+                partner_org=rng.choice(ORGS),
+                country=country,
+                browser=browser,
+                os=os,
+                device=device,
+                category=rng.choice(["pdf", "video"]),
+                viewer=f"p{person}-{ts.date()}",
+                bytes=rng.randrange(10_000) if kind == "download" else 0,
+                load_ms=rng.randrange(5, 9000) if kind == "load_ok" else None,
+                error_class="network" if kind == "load_fail" else "",
+                bot=rng.random() < 0.05,
+            )
+        )
+    return out
+
+
+def test_filters_on_who_watched_read_the_audience_cube(services: Services) -> None:
+    services.warehouse.insert(audience_events(31, datetime.combine(LAST - timedelta(days=9), time(), UTC), 10, 1200))
+    assert catch_up(services, now=NOW)[1] == 0
+    shown = frozenset({"totals", "series", "breakdown"})
+    cases: list[tuple[dict[str, str], str | None]] = [
+        ({"country": "GB"}, None),
+        ({"country": "DE", "browser": "Chrome"}, "os"),
+        ({"device": "desktop"}, "country"),
+        ({"browser": "Chrome"}, "device"),
+        ({"os": "Nothing"}, None),  # no cell matches: zeros
+    ]
+    for filters, breakdown in cases:
+        for first, bucket in ((LAST - timedelta(days=9), "day"), (LAST - timedelta(days=6), "week")):
+            q = query(first, LAST, filters=filters, breakdown=breakdown, bucket=bucket, parts=shown)
+            with unit_of_work(services.read_sessions) as db:
+                found = summary_from_audience(db, services.warehouse, q, now=NOW)
+            assert found is not None, filters
+            assert found.source == "rollups"
+            same(found, services.warehouse.summary(q))  # unique viewers too: exact
+    # Top files, other filters, bots: not the cube's to answer.
+    for change in (
+        {"parts": ALL_PARTS},
+        {"filters": {"category": "pdf"}},
+        {"include_bots": True},
+        {"breakdown": "lms"},
+    ):
+        q = dataclasses.replace(query(LAST - timedelta(days=3), LAST, filters={"country": "GB"}, parts=shown), **change)
+        with unit_of_work(services.read_sessions) as db:
+            assert summary_from_audience(db, services.warehouse, q, now=NOW) is None, change

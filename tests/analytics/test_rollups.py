@@ -25,7 +25,14 @@ from studyshelf.analytics.reports.models import (
 )
 from studyshelf.analytics.reports.read import percentile
 from studyshelf.analytics.reports.rollup import catch_up, pending, roll_day, window
-from studyshelf.analytics.warehouse import Metrics, RollupRow, SummaryQuery, Warehouse, build_warehouse
+from studyshelf.analytics.warehouse import (
+    AUDIENCE_SEPARATOR,
+    Metrics,
+    RollupRow,
+    SummaryQuery,
+    Warehouse,
+    build_warehouse,
+)
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Conflict
@@ -65,8 +72,18 @@ def test_rollup_rows_equal_the_raw_counts_of_the_day(warehouse: Warehouse) -> No
     for scope in (*ORGS, PLATFORM_SCOPE):
         q = SummaryQuery(start=START, end=START + DAY, scope_org=None if scope == PLATFORM_SCOPE else scope, limit=1000)
         assert counts(rows[(scope, "", "")]) == counts(warehouse.summary(q).totals)
+        cells = {value: r for (s, d, value), r in rows.items() if s == scope and d == "audience"}
+        for value, cell in cells.items():  # the audience cube: one cell per (country, browser, OS, device)
+            country, browser, os, device = value.split(AUDIENCE_SEPARATOR)
+            only = {"country": country, "browser": browser, "os": os, "device": device}
+            raw_cell = counts(
+                warehouse.summary(dataclasses.replace(q, filters={k: v for k, v in only.items() if v})).totals
+            )
+            if all(only.values()):
+                assert counts(cell) == raw_cell, (scope, value)
+        assert sum(c.views for c in cells.values()) == rows[(scope, "", "")].views
         for dim in ROLLUP_DIMENSIONS:
-            if dim == "subtree":
+            if dim in {"subtree", "audience"}:
                 continue
             raw = {key: counts(m) for key, m in warehouse.summary(dataclasses.replace(q, breakdown=dim)).breakdown}
             rolled = {value: counts(r) for (s, d, value), r in rows.items() if s == scope and d == dim}

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from studyshelf.analytics.reports import read
+from studyshelf.analytics.reports import audience, read
 from studyshelf.analytics.reports.rollup import UTC_ZONE, window, zone
 from studyshelf.analytics.warehouse import (
     ALL_PARTS,
@@ -80,7 +80,8 @@ def summarise(
 ) -> Summary:
     """Totals, series, breakdown and the top files and folders, within the organisation's scope.
 
-    With a database session, from the rollups when they hold the answer (reports/read.py), else from raw events.
+    With a database session, from the rollups when they hold the answer (reports/read.py, reports/audience.py),
+    else from raw events.
     """
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     if query.scope_org != str(org_id):
@@ -88,6 +89,7 @@ def summarise(
     try:
         if db is not None:
             found = read.summary_from_rollups(db, warehouse, query, now=now)
+            found = found or audience.summary_from_audience(db, warehouse, query, now=now)
             if found is not None:
                 return found
         return warehouse.summary(query)

@@ -33,6 +33,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "PLATFORM_SCOPE",
     "ROLLUP_DIMENSIONS",
+    "AudienceRollup",
     "DailyRollup",
     "MonthlyRollup",
     "ReportDelivery",
@@ -44,11 +45,7 @@ HISTOGRAM_COLUMNS: Final = tuple(f"h{i}" for i in range(len(LOAD_BUCKETS_MS) + 1
 METRIC_COLUMNS: Final = ("views", "viewers", "load_ok", "fails", "downloads", "blocked", "bytes", "load_ms_sum")
 
 
-class _RollupColumns:
-    tz: Mapped[str] = mapped_column(String(64), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(36), primary_key=True)
-    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+class _Metrics:
     views: Mapped[int] = mapped_column(BigInteger, default=0)
     viewers: Mapped[int] = mapped_column(BigInteger, default=0)
     load_ok: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -75,6 +72,13 @@ class _RollupColumns:
     h15: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class _RollupColumns(_Metrics):
+    tz: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 class DailyRollup(_RollupColumns, Base):
     __tablename__ = "analytics_rollups"
     __table_args__ = (
@@ -94,6 +98,22 @@ class MonthlyRollup(_RollupColumns, Base):
     )
 
     month: Mapped[date] = mapped_column(Date, primary_key=True)  # the first day of the month
+
+
+class AudienceRollup(_Metrics, Base):
+    """One day's metrics per cell of (country, browser, OS, device): the dimensions a viewer pseudonym fixes
+    for its day, so filters on any of them add cells up with unique viewers exact (reports/read.py)."""
+
+    __tablename__ = "analytics_audience_rollups"
+    __table_args__ = (Index("ix_analytics_audience_rollups_lookup", "scope", "tz", "day"),)
+
+    tz: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # (tz, day) first: a day is replaced whole
+    scope: Mapped[str] = mapped_column(String(36), primary_key=True)
+    country: Mapped[str] = mapped_column(String(8), primary_key=True)
+    browser: Mapped[str] = mapped_column(String(255), primary_key=True)
+    os: Mapped[str] = mapped_column(String(255), primary_key=True)
+    device: Mapped[str] = mapped_column(String(16), primary_key=True)
 
 
 class RolledDay(Base):

@@ -10,6 +10,7 @@ aggregated live from the warehouse for this organisation alone. Anything else re
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
@@ -33,9 +34,9 @@ from studyshelf.core.errors import Invalid
 
 TOP: Final = 10
 MANY_VALUES: Final = frozenset({"file", "folder", "subtree", "course", "link"})  # ranked first, then read
-_SUMMED: Final = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
+SUMMED: Final = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
 _BUCKETS: Final = frozenset({"day", "week", "month"})
-Sums = list[int]  # the _SUMMED columns in order
+Sums = list[int]  # the SUMMED columns in order
 
 
 def org_time_zone(db: Session, org_id: Any) -> str:
@@ -68,7 +69,7 @@ def percentile(histogram: Sequence[int], q: float) -> float | None:
 
 
 def metrics(sums: Sequence[int]) -> Metrics:
-    values = dict(zip(_SUMMED, sums, strict=True))
+    values = dict(zip(SUMMED, sums, strict=True))
     histogram = [values[name] for name in HISTOGRAM_COLUMNS]
     return Metrics(
         views=values["views"],
@@ -83,17 +84,17 @@ def metrics(sums: Sequence[int]) -> Metrics:
     )
 
 
-def _add(into: dict[Any, Sums], key: Any, sums: Iterable[Any]) -> None:
+def add_sums(into: dict[Any, Sums], key: Any, sums: Iterable[Any]) -> None:
     current = into.get(key)
     numbers = [int(n or 0) for n in sums]
     into[key] = numbers if current is None else [a + b for a, b in zip(current, numbers, strict=True)]
 
 
-def _live(row: RollupRow) -> list[int]:
+def row_sums(row: RollupRow) -> list[int]:
     return [getattr(row, name) for name in METRIC_COLUMNS] + list(row.histogram)
 
 
-def _bucket(day: date, bucket: str) -> date:
+def bucket_of(day: date, bucket: str) -> date:
     if bucket == "week":
         return day - timedelta(days=day.weekday())
     if bucket == "month":
@@ -138,17 +139,11 @@ def summary_from_rollups(
     """The summary from rollups (plus today's live events), or None when only raw events can answer it."""
     if not answerable(query) or query.scope_org is None:
         return None
-    tz = query.tz
-    z = zone(tz)
-    first = query.start.astimezone(z).date()
-    last = (query.end.astimezone(z) - timedelta(microseconds=1)).date()
-    if window(tz, first)[0] != query.start or window(tz, last)[1] != query.end or last < first:
-        return None  # not whole days of this zone
-    current = today(tz, now or utcnow())
-    rolled_last = min(last, current - timedelta(days=1))
-    if rolled_last >= first and not _all_rolled(db, tz=tz, first=first, last=rolled_last):
+    found = rolled_range(db, query, now=now)
+    if found is None:
         return None
-    scope = query.scope_org
+    tz, scope = query.tz, query.scope_org
+    first, last, current, rolled_last = found.first, found.last, found.today, found.rolled_last
     dims = (["file", "folder"] if "top" in query.parts else []) + (
         [query.breakdown] if query.breakdown and "breakdown" in query.parts else []
     )
@@ -163,10 +158,33 @@ def summary_from_rollups(
         _read_rolled(db, query, first=first, last=rolled_last, dims=dims, also=seen_today, series=series, groups=groups)
     for row in live:
         if row.dim == "":
-            _add(series, _bucket(max(first, current), query.bucket), _live(row))
+            add_sums(series, bucket_of(max(first, current), query.bucket), row_sums(row))
         else:
-            _add(groups, (row.dim, row.value), _live(row))
-    return _summary(query, z_name=tz, series=series, groups=groups)
+            add_sums(groups, (row.dim, row.value), row_sums(row))
+    return assemble(query, z_name=tz, series=series, groups=groups)
+
+
+@dataclass(frozen=True)
+class RolledRange:
+    first: date  # the query's days, in its zone
+    last: date
+    today: date  # not rolled: read live from the warehouse when in the range
+    rolled_last: date  # the last rolled day of the range (before `first` when none is)
+
+
+def rolled_range(db: Session, query: SummaryQuery, *, now: datetime | None = None) -> RolledRange | None:
+    """The query's days when it covers whole days of its zone and every finished one is rolled, else None."""
+    tz = query.tz
+    z = zone(tz)
+    first = query.start.astimezone(z).date()
+    last = (query.end.astimezone(z) - timedelta(microseconds=1)).date()
+    if window(tz, first)[0] != query.start or window(tz, last)[1] != query.end or last < first:
+        return None  # not whole days of this zone
+    current = today(tz, now or utcnow())
+    rolled_last = min(last, current - timedelta(days=1))
+    if rolled_last >= first and not _all_rolled(db, tz=tz, first=first, last=rolled_last):
+        return None
+    return RolledRange(first, last, current, rolled_last)
 
 
 def _all_rolled(db: Session, *, tz: str, first: date, last: date) -> bool:
@@ -206,7 +224,7 @@ def _read_rolled(
             db, scope=query.scope_org, tz=query.tz, first=first, last=last, months=months, bucket=query.bucket
         )
         for day, sums in totals:
-            _add(series, _bucket(day, query.bucket), sums)
+            add_sums(series, bucket_of(day, query.bucket), sums)
     days = _day_ranges(first, last, months)
     where: dict[str, Any] = {"scope": query.scope_org, "tz": query.tz, "days": days, "months": months}
     few = [dim for dim in dims if dim not in MANY_VALUES]
@@ -219,16 +237,16 @@ def _read_rolled(
             for start in range(0, len(values), 500):  # bounded IN lists
                 rows += _read_dims(db, dims=[dim], values=values[start : start + 500], **where)
     for dim, value, *sums in rows:
-        _add(groups, (dim, value), sums)
+        add_sums(groups, (dim, value), sums)
 
 
-def _summary(
+def assemble(
     query: SummaryQuery, *, z_name: str, series: dict[date, Sums], groups: dict[tuple[str, str], Sums]
 ) -> Summary:
     z = zone(z_name)
     totals: dict[int, Sums] = {}
     for sums in series.values():
-        _add(totals, 0, sums)
+        add_sums(totals, 0, sums)
 
     def ranked(dim: str, limit: int, *, named: bool) -> list[tuple[str, Metrics]]:
         found = [(value, sums) for (d, value), sums in groups.items() if d == dim and (value or not named)]
@@ -259,7 +277,7 @@ def _read_series(
     out: list[tuple[date, Sums]] = []
     if days:
         daily = db.execute(
-            select(DailyRollup.day, *(getattr(DailyRollup, c) for c in _SUMMED)).where(
+            select(DailyRollup.day, *(getattr(DailyRollup, c) for c in SUMMED)).where(
                 DailyRollup.scope == scope,
                 DailyRollup.tz == tz,
                 DailyRollup.dim == "",
@@ -269,7 +287,7 @@ def _read_series(
         out += [(row[0], list(row[1:])) for row in daily]
     if months:
         monthly = db.execute(
-            select(MonthlyRollup.month, *(getattr(MonthlyRollup, c) for c in _SUMMED)).where(
+            select(MonthlyRollup.month, *(getattr(MonthlyRollup, c) for c in SUMMED)).where(
                 MonthlyRollup.scope == scope,
                 MonthlyRollup.tz == tz,
                 MonthlyRollup.dim == "",
@@ -309,8 +327,8 @@ def _rows(
 
 def _read_dims(db: Session, **where: Any) -> list[tuple[Any, ...]]:
     """Per (dim, value): the sums over whole months (monthly rows) and the other days (daily rows)."""
-    rows = _rows(("dim", "value", *_SUMMED), **where)
-    grouped = select(rows.c.dim, rows.c.value, *(func.sum(rows.c[c]) for c in _SUMMED)).group_by(
+    rows = _rows(("dim", "value", *SUMMED), **where)
+    grouped = select(rows.c.dim, rows.c.value, *(func.sum(rows.c[c]) for c in SUMMED)).group_by(
         rows.c.dim, rows.c.value
     )
     return [tuple(row) for row in db.execute(grouped)]

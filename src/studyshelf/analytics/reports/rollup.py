@@ -23,12 +23,13 @@ from studyshelf.analytics.reports.models import (
     HISTOGRAM_COLUMNS,
     METRIC_COLUMNS,
     PLATFORM_SCOPE,
+    AudienceRollup,
     DailyRollup,
     MonthlyRollup,
     ReportSettings,
     RolledDay,
 )
-from studyshelf.analytics.warehouse import RollupRow
+from studyshelf.analytics.warehouse import AUDIENCE_SEPARATOR, RollupRow
 from studyshelf.core.clock import as_utc, utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
@@ -109,10 +110,15 @@ def write_day(db: Session, *, tz: str, day: date, rows: Sequence[RollupRow], now
     the caller's). The month is adjusted by the old day's rows out and the new ones in, so rolling a day
     costs its own rows, not the month's."""
     month = day.replace(day=1)
+    cells = [r for r in rows if r.dim == "audience"]
+    rows = [r for r in rows if r.dim != "audience"]
     _add_to_month(db, tz=tz, day=day, month=month, sign=-1)
     db.execute(delete(DailyRollup).where(DailyRollup.tz == tz, DailyRollup.day == day))
     if rows:
         db.execute(insert(DailyRollup), [_values(r, tz=tz, day=day) for r in rows])
+    db.execute(delete(AudienceRollup).where(AudienceRollup.tz == tz, AudienceRollup.day == day))
+    if cells:
+        db.execute(insert(AudienceRollup), [_cell(r, tz=tz, day=day) for r in cells])
     _add_to_month(db, tz=tz, day=day, month=month, sign=1)
     zero = [getattr(MonthlyRollup, name) == 0 for name in METRIC_COLUMNS]
     db.execute(delete(MonthlyRollup).where(MonthlyRollup.tz == tz, MonthlyRollup.month == month, *zero))
@@ -140,6 +146,15 @@ def _add_to_month(db: Session, *, tz: str, day: date, month: date, sign: int) ->
         set_={name: getattr(MonthlyRollup, name) + getattr(excluded, name) for name in _SUMMED},
     )
     db.execute(statement)
+
+
+def _cell(row: RollupRow, *, tz: str, day: date) -> dict[str, Any]:
+    """An audience row as the columns of its cell."""
+    country, browser, os, device = [*row.value.split(AUDIENCE_SEPARATOR), "", "", "", ""][:4]
+    cell = {"country": country[:8], "browser": browser[:255], "os": os[:255], "device": device[:16]}
+    values = _values(row, tz=tz, day=day)
+    del values["dim"], values["value"]
+    return {**values, **cell}
 
 
 def _values(row: RollupRow, *, tz: str, day: date) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from studyshelf.analytics.warehouse.interface import (
     ALL_PARTS,
+    AUDIENCE,
+    AUDIENCE_SEPARATOR,
     DIMENSIONS,
     LOAD_BUCKETS_MS,
     PLATFORM_SCOPE,
@@ -22,6 +24,8 @@ from studyshelf.analytics.warehouse.interface import (
 
 __all__ = [
     "ALL_PARTS",
+    "AUDIENCE",
+    "AUDIENCE_SEPARATOR",
     "DIMENSIONS",
     "LOAD_BUCKETS_MS",
     "PLATFORM_SCOPE",

@@ -51,7 +51,13 @@ ROLLUP_DIMENSIONS: Final = (
     "course",
     "error_class",
     "reason",
+    "audience",
 )  # not `link`: one row per link and day would be half of all rollup rows; per-link figures read raw events
+# `audience` rows are the cube of the dimensions a viewer pseudonym fixes for a day (its address gives the country,
+# its user agent the rest), their value the four joined by AUDIENCE_SEPARATOR: a viewer is in one cell a day,
+# so unique viewers of any set of cells add up exactly.
+AUDIENCE: Final = ("country", "browser", "os", "device")
+AUDIENCE_SEPARATOR: Final = "\t"
 # Upper bounds (ms, exclusive) of the load-time histogram buckets h0..h15; h15 holds everything slower.
 LOAD_BUCKETS_MS: Final = (25, 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
 

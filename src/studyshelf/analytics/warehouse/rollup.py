@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from studyshelf.analytics.warehouse.interface import (
+    AUDIENCE,
+    AUDIENCE_SEPARATOR,
     DIMENSIONS,
     LOAD_BUCKETS_MS,
     PLATFORM_SCOPE,
@@ -57,7 +59,9 @@ def rollup_sql(
     unknown = set(dims) - set(ROLLUP_DIMENSIONS)
     if unknown:
         raise ValueError(f"no rollups for {sorted(unknown)}")
-    flat = [d for d in ROLLUP_DIMENSIONS if d in dims and d != "subtree"]
+    flat = [d for d in ROLLUP_DIMENSIONS if d in dims and d not in {"subtree", "audience"}]
+    cube = "audience" in dims
+    grouped = [*flat, *(d for d in AUDIENCE if cube and d not in flat)]  # every d_ column the sets use
     org_list = sorted(orgs) if orgs is not None else None
     params: list[Any] = [start, end]
     where = "ts >= ? AND ts < ? AND NOT bot"
@@ -66,7 +70,7 @@ def rollup_sql(
         in_orgs = "IN (" + ", ".join("CAST(? AS UUID)" for _ in org_list) + ")"
         where += f" AND (owner_org {in_orgs} OR partner_org {in_orgs})"
         params += org_list * 2
-    columns = "".join(f", {_column(d)} AS d_{d}" for d in flat)
+    columns = "".join(f", {_column(d)} AS d_{d}" for d in grouped)
     events = (
         f"SELECT owner_org, partner_org, type, viewer, bytes, load_ms, folder_path, "  # noqa: S608
         f"{_bucket_case()} AS hb{columns} FROM {table} WHERE {where}"
@@ -83,10 +87,18 @@ def rollup_sql(
         params += org_list + org_list
     if platform:
         scoped.append(f"SELECT '{PLATFORM_SCOPE}' AS scope, e.* FROM e")  # noqa: S608
-    sets = ", ".join(["(scope)", *(f"(scope, d_{d})" for d in flat)])
-    whens = " ".join(f"WHEN GROUPING(d_{d}) = 0 THEN '{d}'" for d in flat)
-    dim_case = f"CASE {whens} ELSE '' END" if flat else "''"
+    cell = "(scope, " + ", ".join(f"d_{d}" for d in AUDIENCE) + ")"
+    sets = ", ".join(["(scope)", *(f"(scope, d_{d})" for d in flat), *([cell] if cube else [])])
+    # Only the audience set groups both country and browser; every other set groups one dimension at most.
+    in_cell = "GROUPING(d_country) = 0 AND GROUPING(d_browser) = 0"
+    whens = ([f"WHEN {in_cell} THEN 'audience'"] if cube else []) + [
+        f"WHEN GROUPING(d_{d}) = 0 THEN '{d}'" for d in flat
+    ]
+    dim_case = f"CASE {' '.join(whens)} ELSE '' END" if whens else "''"
     value = "coalesce(" + ", ".join([*(f"d_{d}" for d in flat), "''"]) + ")"
+    if cube:
+        joined = f" || '{AUDIENCE_SEPARATOR}' || ".join(f"d_{d}" for d in AUDIENCE)
+        value = f"CASE WHEN {in_cell} THEN {joined} ELSE {value} END"
     parts = [
         f"SELECT scope, {dim_case} AS dim, {value} AS value, {ROLLUP_METRICS_SQL} "  # noqa: S608
         f"FROM s GROUP BY GROUPING SETS ({sets})"

@@ -1,0 +1,92 @@
+"""Summaries filtered on who watched: read from the audience cube of the rollups.
+
+A viewer pseudonym fixes its day's country (from the address) and browser, OS and device (from the user
+agent), so each viewer-day sits in exactly one cell of `analytics_audience_rollups`, and any set of
+cells adds up to exact figures, unique viewers included. A summary is answered here when its filters
+and breakdown are all audience dimensions and it needs no top files or folders; the usual conditions of
+rollups hold too (no bots, day/week/month buckets, whole rolled days); today comes live from the
+warehouse's own cube of today.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session
+
+from studyshelf.analytics.reports.models import AudienceRollup
+from studyshelf.analytics.reports.read import (
+    SUMMED,
+    Sums,
+    add_sums,
+    assemble,
+    bucket_of,
+    rolled_range,
+    row_sums,
+)
+from studyshelf.analytics.reports.rollup import window
+from studyshelf.analytics.warehouse import AUDIENCE, AUDIENCE_SEPARATOR, Summary, SummaryQuery, Warehouse
+
+_BUCKETS: Final = frozenset({"day", "week", "month"})
+
+
+def answerable(query: SummaryQuery) -> bool:
+    """Whether the audience cube can hold this query's answer (the days' state is checked later)."""
+    breakdown = query.breakdown if "breakdown" in query.parts else None
+    return (
+        query.scope_org is not None
+        and bool(query.filters)
+        and set(query.filters) <= set(AUDIENCE)
+        and (breakdown is None or breakdown in AUDIENCE)
+        and "top" not in query.parts
+        and not query.include_bots
+        and query.bucket in _BUCKETS
+    )
+
+
+def summary_from_audience(
+    db: Session, warehouse: Warehouse, query: SummaryQuery, *, now: datetime | None = None
+) -> Summary | None:
+    """The summary from the audience cube (plus today's live cells), or None when it cannot answer."""
+    if not answerable(query) or query.scope_org is None:
+        return None
+    found = rolled_range(db, query, now=now)
+    if found is None:
+        return None
+    breakdown = query.breakdown if "breakdown" in query.parts else None
+    series: dict[date, Sums] = {}
+    groups: dict[tuple[str, str], Sums] = {}
+    if found.rolled_last >= found.first:
+        for day, key, *sums in _read_cells(db, query, first=found.first, last=found.rolled_last, by=breakdown):
+            add_sums(series, bucket_of(day, query.bucket), sums)
+            if breakdown:
+                add_sums(groups, (breakdown, key), sums)
+    if found.last >= found.today:
+        live_start = max(query.start, window(query.tz, found.today)[0])
+        cells = warehouse.rollup(live_start, query.end, orgs=[query.scope_org], platform=False, dims=("audience",))
+        for row in cells:
+            if row.dim != "audience":
+                continue
+            cell = dict(zip(AUDIENCE, row.value.split(AUDIENCE_SEPARATOR), strict=False))
+            if all(cell.get(name) == value for name, value in query.filters.items()):
+                add_sums(series, bucket_of(max(found.first, found.today), query.bucket), row_sums(row))
+                if breakdown:
+                    add_sums(groups, (breakdown, cell.get(breakdown, "")), row_sums(row))
+    return assemble(query, z_name=query.tz, series=series, groups=groups)
+
+
+def _read_cells(db: Session, query: SummaryQuery, *, first: date, last: date, by: str | None) -> list[Any]:
+    """(day, breakdown value or '', sums…) of the cells that match the filters, per day (and value)."""
+    key = getattr(AudienceRollup, by) if by else literal("")
+    columns = [AudienceRollup.day, key, *(func.sum(getattr(AudienceRollup, c)) for c in SUMMED)]
+    matching = [getattr(AudienceRollup, name) == value for name, value in sorted(query.filters.items())]
+    statement = select(*columns).where(
+        AudienceRollup.scope == query.scope_org,
+        AudienceRollup.tz == query.tz,
+        AudienceRollup.day.between(first, last),
+        *matching,
+    )
+    grouping = [AudienceRollup.day, key] if by else [AudienceRollup.day]
+    return list(db.execute(statement.group_by(*grouping)))
