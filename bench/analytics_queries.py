@@ -213,6 +213,10 @@ def cases(end: date) -> list[Case]:
             days(30, filters={"country": "DE", "browser": "Chrome"}, parts=series),
         ),
         Case(
+            "chart under a filter: views by OS, country DE, 30 days",
+            days(30, filters={"country": "DE"}, breakdown="os", parts=breakdown),
+        ),
+        Case(
             "one course folder (subtree) by file type, 30 days",
             days(30, filters={"folder": top_folder}, breakdown="category"),
         ),
