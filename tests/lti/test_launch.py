@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,7 +27,7 @@ from studyshelf.lti.registrations import RegistrationSpec, create_registration
 from studyshelf.partners.models import OrgKind
 from studyshelf.services import Services
 from tests.lti.conftest import Campus, launch, login, register, target_of
-from tests.lti.platform import CLAIM, INSTRUCTOR, Simulator
+from tests.lti.platform import CLAIM, INSTRUCTOR, Platform, Simulator
 
 
 def _stored(services: Services) -> tuple[int, int]:
@@ -103,6 +104,59 @@ def test_course_copy_new_resource_link_still_works(campus: Campus, simulator: Si
             extra={CLAIM + "custom": target_of(campus.notes), CLAIM + "resource_link": {"id": link_id}},
         )
         assert launch(campus.lms, platform, platform.sign(claims), started.state).status_code == 200
+
+
+def _launch_link(campus: Campus, platform: Platform, link_id: str, custom: dict[str, str]) -> httpx.Response:
+    started = login(campus.lms, platform)
+    extra = {CLAIM + "custom": custom, CLAIM + "resource_link": {"id": link_id}}
+    return launch(campus.lms, platform, platform.sign(platform.claims(nonce=started.nonce, extra=extra)), started.state)
+
+
+def test_copied_link_that_lost_its_material_is_found_by_its_history(
+    campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    """Course copy: the new link names nothing, but Canvas's $ResourceLink.id.history lists the link it came from."""
+    platform = simulator.platform("canvas")
+    register(campus, platform)
+    assert _launch_link(campus, platform, "rl-autumn", target_of(campus.notes)).status_code == 200
+    copied = {"resource_link_history": "rl-never-launched, rl-autumn", "context_history": "c-41"}
+    response = _launch_link(campus, platform, "rl-spring", copied)
+    assert response.status_code == 200, response.text
+    assert "notes.txt" in response.text
+    with unit_of_work(services.read_sessions) as db:
+        spring = db.scalars(select(Launch).where(Launch.resource_link_id == "rl-spring")).one()
+        assert str(spring.target_id) == campus.notes["id"]
+        assert spring.org_id == campus.university.id
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        "$ResourceLink.id.history",  # the platform did not expand the variable
+        "rl-unknown",
+        "",
+    ],
+)
+def test_copied_link_with_no_known_history_is_refused(
+    history: str, campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    platform = simulator.platform("canvas")
+    register(campus, platform)
+    response = _launch_link(campus, platform, "rl-spring", {"resource_link_history": history})
+    assert response.status_code == 400
+    assert "does not name any StudyShelf material" in response.text
+    assert _stored(services) == (0, 0)
+
+
+def test_history_reaches_only_links_launched_through_the_same_registration(
+    campus: Campus, simulator: Simulator
+) -> None:
+    canvas, moodle = simulator.platform("canvas"), simulator.platform("moodle")
+    register(campus, canvas)
+    register(campus, moodle)
+    assert _launch_link(campus, canvas, "rl-autumn", target_of(campus.notes)).status_code == 200
+    response = _launch_link(campus, moodle, "rl-spring", {"resource_link_history": "rl-autumn"})
+    assert response.status_code == 400
 
 
 def test_launch_without_cookie_asks_the_browser_for_its_binding(campus: Campus, simulator: Simulator) -> None:

@@ -21,6 +21,10 @@ def _registration_url(campus: Campus) -> str:
     assert body["manual"]["jwks_url"] == "http://testserver/lti/jwks"
     assert body["canvas_developer_key"]["oidc_initiation_url"] == "http://testserver/lti/login"
     assert body["canvas_developer_key"]["extensions"][0]["privacy_level"] == "anonymous"
+    assert body["canvas_developer_key"]["custom_fields"] == {
+        "resource_link_history": "$ResourceLink.id.history",
+        "context_history": "$Context.id.history",
+    }
     url: str = body["registration_url"]
     return url
 
@@ -38,6 +42,7 @@ def test_dynamic_registration_round_trip(campus: Campus, simulator: Simulator, s
     tool = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]
     assert tool["target_link_uri"] == "http://testserver/lti/launch"
     assert {m["type"] for m in tool["messages"]} == {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
+    assert tool["custom_parameters"]["resource_link_history"] == "$ResourceLink.id.history"
     assert sent["initiate_login_uri"] == "http://testserver/lti/login"
     assert sent["redirect_uris"] == ["http://testserver/lti/launch"]
     listed = campus.admin.client.get("/api/v1/lti/registrations", params={"org_id": str(campus.university.id)})

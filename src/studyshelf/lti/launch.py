@@ -36,6 +36,8 @@ DEEP_LINKING = "LtiDeepLinkingRequest"
 LEEWAY = 60  # seconds of clock disagreement tolerated on exp / iat
 MAX_TOKEN_AGE = 3600  # an iat older than this is refused even when exp is far away
 TARGET_PARAM = "studyshelf_target"
+LINK_HISTORY_PARAM = "resource_link_history"  # $ResourceLink.id.history: the links this one was copied from
+CONTEXT_HISTORY_PARAM = "context_history"  # $Context.id.history: the courses this one was copied from
 PRUNE_ONE_IN = 200  # launches between clean-ups of used nonces, on average
 
 

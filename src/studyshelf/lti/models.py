@@ -67,7 +67,10 @@ class Launch(Base):
     """One accepted resource-link launch, for analytics. No names, no e-mail addresses."""
 
     __tablename__ = "lti_launches"
-    __table_args__ = (Index("ix_lti_launches_target", "target_id"),)
+    __table_args__ = (
+        Index("ix_lti_launches_target", "target_id"),
+        Index("ix_lti_launches_placement", "registration_id", "resource_link_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     at: Mapped[datetime] = mapped_column(default=utcnow)

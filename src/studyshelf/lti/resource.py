@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from studyshelf.core.errors import NotFound
 from studyshelf.library.models import File, Folder
 from studyshelf.lti import registrations
-from studyshelf.lti.launch import CLAIM, TARGET_PARAM, LaunchRefused, ValidLaunch
+from studyshelf.lti.launch import CLAIM, LINK_HISTORY_PARAM, TARGET_PARAM, LaunchRefused, ValidLaunch
 from studyshelf.lti.material import Target, reach, target_from_launch
 from studyshelf.lti.models import Launch
 
 SCOPE_PREFIX = "lti-"
+HISTORY_LIMIT = 20  # copies of copies: the nearest ancestors are enough
 _INSTRUCTOR = ("#Instructor", "#ContentDeveloper", "#Administrator", "#TeachingAssistant", "membership/Instructor#")
 
 
@@ -75,10 +76,13 @@ def frame_origins(db: Session, valid: ValidLaunch) -> list[str]:
 def accept_resource_launch(db: Session, *, valid: ValidLaunch, secret: str) -> tuple[Launch, File | Folder]:
     """Check the material is still reachable by the partner and record the launch (no names, no e-mails)."""
     claims = valid.claims
-    target = target_from_launch(claims.get(CLAIM + "custom"), claims.get(CLAIM + "target_link_uri"), TARGET_PARAM)
+    registration = valid.registration
+    custom = claims.get(CLAIM + "custom")
+    target = target_from_launch(custom, claims.get(CLAIM + "target_link_uri"), TARGET_PARAM) or copied_target(
+        db, registration_id=registration.id, custom=custom
+    )
     if target is None:
         raise LaunchRefused("This activity does not name any StudyShelf material. Choose the material again.")
-    registration = valid.registration
     item = reach(db, org_id=registration.org_id, target=target)
     if item is None:
         raise MaterialGone("This material is no longer in the library. Ask your teacher to choose it again.")
@@ -107,6 +111,31 @@ def accept_resource_launch(db: Session, *, valid: ValidLaunch, secret: str) -> t
     db.add(launch)
     db.flush()
     return launch, item
+
+
+def history(custom: object, param: str) -> list[str]:
+    """The ids a history custom parameter lists (Canvas: comma-separated, most recent first); none when the
+    platform sent the variable unexpanded."""
+    value = custom.get(param) if isinstance(custom, dict) else None
+    if not isinstance(value, str) or value.startswith("$"):
+        return []
+    return [part.strip()[:300] for part in value.split(",") if part.strip()][:HISTORY_LIMIT]
+
+
+def copied_target(db: Session, *, registration_id: uuid.UUID, custom: object) -> Target | None:
+    """The material of the link this one was copied from (course copy), as launched before through the same
+    registration: never another partner's placement."""
+    earlier = history(custom, LINK_HISTORY_PARAM)
+    for link_id in earlier:
+        launch = db.scalars(
+            select(Launch)
+            .where(Launch.registration_id == registration_id, Launch.resource_link_id == link_id)
+            .order_by(Launch.at.desc())
+            .limit(1)
+        ).first()
+        if launch is not None:
+            return launch_target(launch)
+    return None
 
 
 def _object(claims: dict[str, Any], name: str) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from studyshelf.core.errors import PermissionDenied
-from studyshelf.lti.launch import DEEP_LINKING, RESOURCE_LINK
+from studyshelf.lti.launch import CONTEXT_HISTORY_PARAM, DEEP_LINKING, LINK_HISTORY_PARAM, RESOURCE_LINK
 from studyshelf.lti.web import base_url, jwks_url, launch_url, login_url
 from studyshelf.settings import Settings
 
 TOOL_NAME = "StudyShelf"
 CLAIMS = ["iss", "sub"]  # no name or e-mail: StudyShelf never needs them
+# Canvas fills these in a copied course: a link whose own custom parameters were lost is found by its history.
+COPY_HISTORY_FIELDS = {LINK_HISTORY_PARAM: "$ResourceLink.id.history", CONTEXT_HISTORY_PARAM: "$Context.id.history"}
 
 
 def registration_signature(secret: str, org_id: uuid.UUID, expires: int) -> str:
@@ -89,7 +91,7 @@ def canvas_developer_key(settings: Settings) -> dict[str, Any]:
                 },
             }
         ],
-        "custom_fields": {},
+        "custom_fields": COPY_HISTORY_FIELDS,
     }
 
 
@@ -111,6 +113,7 @@ def client_registration(settings: Settings) -> dict[str, Any]:
             "description": "Study materials from StudyShelf.",
             "target_link_uri": launch,
             "claims": CLAIMS,
+            "custom_parameters": COPY_HISTORY_FIELDS,
             "messages": [
                 {"type": RESOURCE_LINK, "target_link_uri": launch},
                 {"type": DEEP_LINKING, "target_link_uri": launch, "label": "Add StudyShelf material"},

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,15 +36,10 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs; only a few calls here
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse import rollup as rollup_sql
 from studyshelf.analytics.warehouse.interface import (
-    ROLLUP_DIMENSIONS,
-    RollupRow,
-    Summary,
-    SummaryQuery,
     WarehouseError,
 )
+from studyshelf.analytics.warehouse.reads import SqlReads
 from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
 
 log = logging.getLogger("studyshelf.analytics.warehouse")
@@ -97,7 +92,7 @@ def _lines_table(lines: bytes) -> Any:  # a pyarrow Table
     return pa.table({"line": pc.list_flatten(pc.split_pattern(whole, "\n"))})
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(SqlReads):
     def __init__(self, path: Path | str, *, min_hold: float = 1.0, idle_release: float = 30.0) -> None:
         self.path = str(path)
         self.min_hold = min_hold
@@ -314,15 +309,12 @@ class DuckDBWarehouse:
             except duckdb.Error as exc:
                 raise WarehouseError(f"DuckDB query failed: {exc}") from exc
 
-    def summary(self, query: SummaryQuery) -> Summary:
-        rows = self._all(*q.summary_sql(query))
-        return q.summary(rows, query, as_utc=lambda t: t.replace(tzinfo=UTC))
+    @staticmethod
+    def _as_utc(value: datetime) -> datetime:
+        return _naive_utc(value).replace(tzinfo=UTC)
 
     def delete_before(self, cutoff: datetime) -> int:
         return int(self._all("DELETE FROM events WHERE ts < ?", [cutoff])[0][0])
-
-    def count(self) -> int:
-        return int(self._all("SELECT count(*) FROM events", [])[0][0])
 
     def ping(self) -> None:
         """Answer from the open file; when another process holds it, it is open there, which is enough."""
@@ -347,18 +339,3 @@ class DuckDBWarehouse:
                 self._cond.wait(left)
             if self._con is not None:
                 self._let_go(waiting=False)
-
-    def rollup(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        orgs: Collection[str] | None = None,
-        platform: bool = True,
-        dims: Collection[str] = ROLLUP_DIMENSIONS,
-    ) -> list[RollupRow]:
-        return rollup_sql.rows(self._all(*rollup_sql.rollup_sql(start, end, orgs=orgs, platform=platform, dims=dims)))
-
-    def earliest(self) -> datetime | None:
-        value = self._all(rollup_sql.EARLIEST_SQL, [])[0][0]
-        return None if value is None else _naive_utc(value).replace(tzinfo=UTC)

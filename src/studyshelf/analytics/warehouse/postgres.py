@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,15 +23,10 @@ import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 import pyarrow.json as pa_json  # type: ignore[import-untyped]
 from psycopg import sql
 
-from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse import rollup as rollup_sql
 from studyshelf.analytics.warehouse.interface import (
-    ROLLUP_DIMENSIONS,
-    RollupRow,
-    Summary,
-    SummaryQuery,
     WarehouseError,
 )
+from studyshelf.analytics.warehouse.reads import SqlReads
 from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
 
 log = logging.getLogger("studyshelf.analytics.warehouse")
@@ -75,7 +70,9 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(SqlReads):
+    postgres = True
+
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url, self.schema = split_url(url)
         self._pool: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
@@ -212,9 +209,9 @@ class PostgresWarehouse:
         with self._conn(transaction=False) as conn:
             return conn.execute(text.replace("?", "%s"), params).fetchall()
 
-    def summary(self, query: SummaryQuery) -> Summary:
-        rows = self._all(*q.summary_sql(query, postgres=True))
-        return q.summary(rows, query, as_utc=lambda t: t.astimezone(UTC))
+    @staticmethod
+    def _as_utc(value: datetime) -> datetime:
+        return value.astimezone(UTC)
 
     def delete_before(self, cutoff: datetime) -> int:
         """Drop whole months before the cutoff's month, then delete the older rows of that month."""
@@ -243,9 +240,6 @@ class PostgresWarehouse:
             deleted += max(0, cur.rowcount)
         return deleted
 
-    def count(self) -> int:
-        return int(self._all("SELECT count(*) FROM events", [])[0][0])
-
     def ping(self) -> None:
         with self._conn() as conn:
             conn.execute("SELECT 1")
@@ -256,21 +250,6 @@ class PostgresWarehouse:
                 self._pool.get_nowait().close()
             except queue.Empty:
                 return
-
-    def rollup(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        orgs: Collection[str] | None = None,
-        platform: bool = True,
-        dims: Collection[str] = ROLLUP_DIMENSIONS,
-    ) -> list[RollupRow]:
-        return rollup_sql.rows(self._all(*rollup_sql.rollup_sql(start, end, orgs=orgs, platform=platform, dims=dims)))
-
-    def earliest(self) -> datetime | None:
-        value = self._all(rollup_sql.EARLIEST_SQL, [])[0][0]
-        return None if value is None else value.astimezone(UTC)
 
 
 def _as_csv(lines: bytes) -> tuple[bytes, set[datetime]]:

@@ -17,14 +17,15 @@ from studyshelf.events.schema import COLUMNS
 TABLE: Final = "events"
 TOP: Final = 10
 UUID_COLUMNS: Final = frozenset({"owner_org", "partner_org", "file_id", "version_id", "folder_id", "id"})
-METRICS_SQL: Final = """
+COUNTS_SQL: Final = """
     count(*) FILTER (WHERE type = 'view') AS views,
     count(DISTINCT viewer) FILTER (WHERE type = 'view') AS viewers,
     count(*) FILTER (WHERE type = 'load_ok') AS load_ok,
     count(*) FILTER (WHERE type = 'load_fail') AS fails,
     count(*) FILTER (WHERE type = 'download') AS downloads,
     count(*) FILTER (WHERE type = 'blocked') AS blocked,
-    coalesce(sum(bytes), 0) AS bytes,
+    coalesce(sum(bytes), 0) AS bytes,"""
+METRICS_SQL: Final = f"""{COUNTS_SQL}
     percentile_cont(0.5) WITHIN GROUP (ORDER BY load_ms) FILTER (WHERE type = 'load_ok') AS p50,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY load_ms) FILTER (WHERE type = 'load_ok') AS p95
 """

@@ -20,17 +20,10 @@ from studyshelf.analytics.warehouse.interface import (
     ROLLUP_DIMENSIONS,
     RollupRow,
 )
-from studyshelf.analytics.warehouse.query import TABLE
+from studyshelf.analytics.warehouse.query import COUNTS_SQL, TABLE
 
 _HISTOGRAM: Final = ", ".join(f"count(*) FILTER (WHERE hb = {i}) AS h{i}" for i in range(len(LOAD_BUCKETS_MS) + 1))
-ROLLUP_METRICS_SQL: Final = f"""
-    count(*) FILTER (WHERE type = 'view') AS views,
-    count(DISTINCT viewer) FILTER (WHERE type = 'view') AS viewers,
-    count(*) FILTER (WHERE type = 'load_ok') AS load_ok,
-    count(*) FILTER (WHERE type = 'load_fail') AS fails,
-    count(*) FILTER (WHERE type = 'download') AS downloads,
-    count(*) FILTER (WHERE type = 'blocked') AS blocked,
-    coalesce(sum(bytes), 0) AS bytes,
+ROLLUP_METRICS_SQL: Final = f"""{COUNTS_SQL}
     coalesce(sum(load_ms) FILTER (WHERE type = 'load_ok'), 0) AS load_ms_sum,
     {_HISTOGRAM}
 """

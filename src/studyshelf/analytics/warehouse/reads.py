@@ -1,0 +1,47 @@
+"""The read methods both SQL warehouses share: the same SQL (query.py, rollup.py) run through each one's `_all`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, ClassVar
+
+from studyshelf.analytics.warehouse import query as q
+from studyshelf.analytics.warehouse import rollup as rollup_sql
+from studyshelf.analytics.warehouse.interface import ROLLUP_DIMENSIONS, RollupRow, Summary, SummaryQuery
+
+
+class SqlReads(ABC):
+    postgres: ClassVar[bool] = False  # which dialect query.py writes
+
+    @abstractmethod
+    def _all(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Every row of one read statement (`?` placeholders), engine errors raised as WarehouseError."""
+
+    @staticmethod
+    @abstractmethod
+    def _as_utc(value: datetime) -> datetime:
+        """A timestamp the engine returned, as an aware UTC datetime."""
+
+    def summary(self, query: SummaryQuery) -> Summary:
+        rows = self._all(*q.summary_sql(query, postgres=self.postgres))
+        return q.summary(rows, query, as_utc=self._as_utc)
+
+    def count(self) -> int:
+        return int(self._all("SELECT count(*) FROM events", [])[0][0])
+
+    def rollup(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        orgs: Collection[str] | None = None,
+        platform: bool = True,
+        dims: Collection[str] = ROLLUP_DIMENSIONS,
+    ) -> list[RollupRow]:
+        return rollup_sql.rows(self._all(*rollup_sql.rollup_sql(start, end, orgs=orgs, platform=platform, dims=dims)))
+
+    def earliest(self) -> datetime | None:
+        value = self._all(rollup_sql.EARLIEST_SQL, [])[0][0]
+        return None if value is None else self._as_utc(value)
