@@ -10,7 +10,8 @@ hold within 100 ms p50 (target).
 
 The data set is kept in bench/results/analytics-data and in the PostgreSQL database
 studyshelf_bench_analytics for the next run (`--rebuild` makes it again; ~15 minutes for 10 M).
-Run: `python -m bench.analytics_queries [--events N] [--rebuild] [--reps N]` (part of `make bench`).
+Run: `python -m bench.analytics_queries [--events N] [--rebuild] [--reps N] [--skip-postgres-raw]` (part of
+`make bench`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from studyshelf.analytics.warehouse import Part, SummaryQuery, build_warehouse
 from studyshelf.analytics.warehouse import query as q
 from studyshelf.analytics.warehouse import rollup as rollup_sql
 from studyshelf.core import migrate
-from studyshelf.core.db import unit_of_work
+from studyshelf.core.db import CUSTOM_PLANS, unit_of_work
 from studyshelf.events.schema import encode_lines
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
@@ -242,18 +243,21 @@ def _timed(run: Callable[[], object], reps: int) -> list[float]:
 
 def raw_duckdb(case: Case, reps: int) -> Timing:
     path = DATA / "warehouse.duckdb"
-    warehouse = build_warehouse(f"duckdb://{path}")
-    try:
-        module = _timed(lambda: warehouse.summary(case.query), reps)
-    finally:
-        warehouse.close()
     sql, params = q.summary_sql(case.query)
     params = [p.astimezone(UTC).replace(tzinfo=None) if isinstance(p, datetime) else p for p in params]
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        bare = _timed(lambda: con.execute(sql, params).fetchall(), reps)
-    finally:
-        con.close()
+    module: list[float] = []
+    bare: list[float] = []
+    for _ in range(2):  # interleaved, so a change in the machine's load hits both alike
+        warehouse = build_warehouse(f"duckdb://{path}")
+        try:
+            module += _timed(lambda w=warehouse: w.summary(case.query), max(1, reps // 2))
+        finally:
+            warehouse.close()
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            bare += _timed(lambda c=con: c.execute(sql, params).fetchall(), max(1, reps // 2))
+        finally:
+            con.close()
     return Timing(case.name, "DuckDB raw", *_percentiles(module), _percentiles(bare)[0], "raw")
 
 
@@ -262,10 +266,10 @@ def raw_postgres(case: Case, reps: int) -> Timing:
     reps = max(4, reps // 3)
     warehouse = build_warehouse(f"{PG_URL}?schema=analytics")
     sql, params = q.summary_sql(case.query, postgres=True)
-    with psycopg.connect(PG_URL, options="-c timezone=UTC -c search_path=analytics") as conn:
+    with psycopg.connect(PG_URL, options=f"-c timezone=UTC -c search_path=analytics {CUSTOM_PLANS}") as conn:
         rounds_module, rounds_bare = [], []
         for _ in range(2):  # interleaved, so a change in the machine's load hits both alike
-            rounds_module += _timed(lambda: warehouse.summary(case.query), max(1, reps // 2))
+            rounds_module += _timed(lambda w=warehouse: w.summary(case.query), max(1, reps // 2))
             rounds_bare += _timed(lambda: conn.execute(sql.replace("?", "%s"), params).fetchall(), max(1, reps // 2))
     warehouse.close()
     return Timing(case.name, "PostgreSQL raw", *_percentiles(rounds_module), _percentiles(rounds_bare)[0], "raw")
@@ -329,8 +333,8 @@ def _bare_app_db(
         warehouse: Any = duckdb.connect(str(DATA / "warehouse.duckdb"), read_only=True)
         live_sql, live_params = live
     else:
-        conn = psycopg.connect(database_url)
-        warehouse = psycopg.connect(database_url, options="-c timezone=UTC -c search_path=analytics")
+        conn = psycopg.connect(database_url, options=CUSTOM_PLANS)  # as the app's engine connects
+        warehouse = psycopg.connect(database_url, options=f"-c timezone=UTC -c search_path=analytics {CUSTOM_PLANS}")
         live_sql, live_params = live[0].replace("?", "%s"), [_aware(p) for p in live[1]]
 
     queries = [(s, p) for s, p in statements if not s.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
@@ -382,13 +386,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--rebuild", action="store_true", help="make the data set again")
     parser.add_argument("--reps", type=int, default=15, help="timed runs per query and engine")
+    parser.add_argument(
+        "--skip-postgres-raw", action="store_true", help="leave out PostgreSQL raw scans (most of the run's time)"
+    )
     args = parser.parse_args()
     end = ensure_data(args.events, rebuild=args.rebuild)
     timings: list[Timing] = []
     for case in cases(end):
         print(f"{case.name} …", flush=True)
         timings.append(raw_duckdb(case, args.reps))
-        timings.append(raw_postgres(case, args.reps))
+        if not args.skip_postgres_raw:
+            timings.append(raw_postgres(case, args.reps))
         timings.append(rollups(case, args.reps, label="SQLite", database_url=None))
         timings.append(rollups(case, args.reps, label="PostgreSQL", database_url=PG_URL))
     RESULTS.mkdir(exist_ok=True)

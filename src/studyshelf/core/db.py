@@ -58,6 +58,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# psycopg prepares a statement run five times, and PostgreSQL then may switch it to a generic plan: for the
+# analytics reads over skewed rollups that plan was 4x slower. Plans per execution cost well under 1 ms here.
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the right settings for SQLite or PostgreSQL."""
     if url.startswith("sqlite"):
@@ -72,7 +77,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    connect_args = {"options": CUSTOM_PLANS, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs)
 
 
 def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:

@@ -84,6 +84,8 @@ class DailyRollup(_RollupColumns, Base):
     __table_args__ = (
         # views and bytes in the index: ranking top values over a range reads the index only (reports/read.py).
         Index("ix_analytics_rollups_lookup", "scope", "tz", "dim", "day", "value", "views", "bytes"),
+        # then the leaders' rows: a few values over many days, found without walking every value of each day.
+        Index("ix_analytics_rollups_values", "scope", "tz", "dim", "value", "day"),
         Index("ix_analytics_rollups_day", "tz", "day"),  # rolling a day again replaces its rows
     )
 

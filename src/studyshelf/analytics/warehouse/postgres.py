@@ -27,6 +27,7 @@ from studyshelf.analytics.warehouse.interface import (
     WarehouseError,
 )
 from studyshelf.analytics.warehouse.reads import SqlReads
+from studyshelf.core.db import CUSTOM_PLANS
 from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
 
 log = logging.getLogger("studyshelf.analytics.warehouse")
@@ -94,7 +95,7 @@ class PostgresWarehouse(SqlReads):
                     self.url,
                     connect_timeout=5,
                     autocommit=True,  # transactions are explicit (conn.transaction()), reads need none
-                    options=f"-c timezone=UTC -c search_path={self.schema}",  # a checked identifier
+                    options=f"-c timezone=UTC -c search_path={self.schema} {CUSTOM_PLANS}",  # a checked identifier
                 )
             except psycopg.Error as exc:
                 raise WarehouseError(f"cannot reach the PostgreSQL warehouse: {exc}") from exc
