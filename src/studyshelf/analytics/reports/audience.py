@@ -11,20 +11,23 @@ warehouse's own cube of today.
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports.models import AudienceRollup
 from studyshelf.analytics.reports.read import (
     SUMMED,
     Sums,
+    add_rows,
     add_sums,
     assemble,
     bucket_of,
     rolled_range,
     row_sums,
+    summed,
 )
 from studyshelf.analytics.reports.rollup import window
 from studyshelf.analytics.warehouse import AUDIENCE, AUDIENCE_SEPARATOR, Summary, SummaryQuery, Warehouse
@@ -59,10 +62,10 @@ def summary_from_audience(
     series: dict[date, Sums] = {}
     groups: dict[tuple[str, str], Sums] = {}
     if found.rolled_last >= found.first:
-        for day, key, *sums in _read_cells(db, query, first=found.first, last=found.rolled_last, by=breakdown):
-            add_sums(series, bucket_of(day, query.bucket), sums)
-            if breakdown:
-                add_sums(groups, (breakdown, key), sums)
+        cells = _read_cells(db, query, first=found.first, last=found.rolled_last, by=breakdown)
+        add_rows(series, cells, key=lambda row: bucket_of(row[0], query.bucket), skip=2)
+        if breakdown:
+            add_rows(groups, cells, key=lambda row: (breakdown, row[1]), skip=2)
     if found.last >= found.today:
         live_start = max(query.start, window(query.tz, found.today)[0])
         cells = warehouse.rollup(live_start, query.end, orgs=[query.scope_org], platform=False, dims=("audience",))
@@ -79,14 +82,22 @@ def summary_from_audience(
 
 def _read_cells(db: Session, query: SummaryQuery, *, first: date, last: date, by: str | None) -> list[Any]:
     """(day, breakdown value or '', sums…) of the cells that match the filters, per day (and value)."""
-    key = getattr(AudienceRollup, by) if by else literal("")
-    columns = [AudienceRollup.day, key, *(func.sum(getattr(AudienceRollup, c)) for c in SUMMED)]
-    matching = [getattr(AudienceRollup, name) == value for name, value in sorted(query.filters.items())]
+    filters = tuple(sorted(query.filters))
+    params = {"scope": query.scope_org, "tz": query.tz, "first": first, "last": last}
+    params |= {f"filter_{name}": query.filters[name] for name in filters}
+    return list(db.connection().execute(_cells_statement(filters, by), params).all())
+
+
+@cache
+def _cells_statement(filters: tuple[str, ...], by: str | None) -> Select[Any]:
+    """Built once per set of filtered dimensions and breakdown (reports/read.py says why)."""
+    cells = AudienceRollup.__table__.c
+    key = cells[by] if by else literal("")
+    columns = [cells.day, key, *(summed(cells[c]) for c in SUMMED)]
     statement = select(*columns).where(
-        AudienceRollup.scope == query.scope_org,
-        AudienceRollup.tz == query.tz,
-        AudienceRollup.day.between(first, last),
-        *matching,
+        cells.scope == bindparam("scope"),
+        cells.tz == bindparam("tz"),
+        cells.day.between(bindparam("first"), bindparam("last")),
+        *(cells[name] == bindparam(f"filter_{name}") for name in filters),
     )
-    grouping = [AudienceRollup.day, key] if by else [AudienceRollup.day]
-    return list(db.execute(statement.group_by(*grouping)))
+    return statement.group_by(cells.day, key) if by else statement.group_by(cells.day)

@@ -9,12 +9,26 @@ aggregated live from the warehouse for this organisation alone. Anything else re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from operator import add
 from typing import Any, Final
 
-from sqlalchemy import func, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    Subquery,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports.models import (
@@ -84,14 +98,24 @@ def metrics(sums: Sequence[int]) -> Metrics:
     )
 
 
-def add_sums(into: dict[Any, Sums], key: Any, sums: Iterable[Any]) -> None:
+def add_sums(into: dict[Any, Sums], key: Any, sums: Sequence[int]) -> None:
     current = into.get(key)
-    numbers = [int(n or 0) for n in sums]
-    into[key] = numbers if current is None else [a + b for a, b in zip(current, numbers, strict=True)]
+    into[key] = list(sums) if current is None else list(map(add, current, sums))
 
 
 def row_sums(row: RollupRow) -> list[int]:
     return [getattr(row, name) for name in METRIC_COLUMNS] + list(row.histogram)
+
+
+def add_rows(
+    into: dict[Any, Sums], rows: Iterable[Sequence[Any]], *, key: Callable[[Sequence[Any]], Any], skip: int
+) -> None:
+    """Add each row's sums (its columns after the first `skip`) into `into` under `key(row)`, column-wise."""
+    grouped: dict[Any, list[Sequence[Any]]] = {}
+    for row in rows:
+        grouped.setdefault(key(row), []).append(row)
+    for name, members in grouped.items():
+        add_sums(into, name, [sum(column) for column in list(zip(*members, strict=True))[skip:]])
 
 
 def bucket_of(day: date, bucket: str) -> date:
@@ -187,12 +211,17 @@ def rolled_range(db: Session, query: SummaryQuery, *, now: datetime | None = Non
     return RolledRange(first, last, current, rolled_last)
 
 
+_ROLLED_DAYS: Final = select(
+    func.min(RolledDay.day),
+    func.count().filter(RolledDay.day >= bindparam("first"), RolledDay.day <= bindparam("last")),
+).where(RolledDay.tz == bindparam("tz"))
+
+
 def _all_rolled(db: Session, *, tz: str, first: date, last: date) -> bool:
     """Whether every finished day of [first, last] is rolled. Days before the zone's first rolled day count as
     rolled and empty: the job starts at the day of the oldest event (older events added later need
     `studyshelf reports backfill`)."""
-    in_range = func.count().filter(RolledDay.day >= first, RolledDay.day <= last)
-    oldest, have = db.execute(select(func.min(RolledDay.day), in_range).where(RolledDay.tz == tz)).one()
+    oldest, have = db.connection().execute(_ROLLED_DAYS, {"tz": tz, "first": first, "last": last}).one()
     if oldest is None:
         return False
     start = max(first, oldest)  # no day before the oldest is rolled, so `have` counts from `start`
@@ -223,8 +252,7 @@ def _read_rolled(
         totals = _read_series(
             db, scope=query.scope_org, tz=query.tz, first=first, last=last, months=months, bucket=query.bucket
         )
-        for day, sums in totals:
-            add_sums(series, bucket_of(day, query.bucket), sums)
+        add_rows(series, totals, key=lambda row: bucket_of(row[0], query.bucket), skip=1)
     days = _day_ranges(first, last, months)
     where: dict[str, Any] = {"scope": query.scope_org, "tz": query.tz, "days": days, "months": months}
     few = [dim for dim in dims if dim not in MANY_VALUES]
@@ -232,7 +260,7 @@ def _read_rolled(
     for dim in dict.fromkeys(dims):  # a breakdown by file is also the top files: once
         if dim in MANY_VALUES:
             wanted = max(TOP, query.limit if dim == query.breakdown else 0) + 1  # +1: '' is not a top file
-            leaders = set(_leading_values(db, dim=dim, limit=wanted, **where))
+            leaders = set(_leading_values(db, dims=[dim], limit=wanted, **where))
             values = sorted(leaders | {value for d, value in also if d == dim})
             for start in range(0, len(values), 500):  # bounded IN lists
                 rows += _read_dims(db, dims=[dim], values=values[start : start + 500], **where)
@@ -244,9 +272,7 @@ def assemble(
     query: SummaryQuery, *, z_name: str, series: dict[date, Sums], groups: dict[tuple[str, str], Sums]
 ) -> Summary:
     z = zone(z_name)
-    totals: dict[int, Sums] = {}
-    for sums in series.values():
-        add_sums(totals, 0, sums)
+    totals = [sum(column) for column in zip(*series.values(), strict=True)]
 
     def ranked(dim: str, limit: int, *, named: bool) -> list[tuple[str, Metrics]]:
         found = [(value, sums) for (d, value), sums in groups.items() if d == dim and (value or not named)]
@@ -255,7 +281,7 @@ def assemble(
 
     parts = query.parts
     return Summary(
-        totals=metrics(totals[0]) if totals and "totals" in parts else Metrics(),
+        totals=metrics(totals) if totals and "totals" in parts else Metrics(),
         series=[
             (datetime.combine(key, time(), z).astimezone(UTC), metrics(sums)) for key, sums in sorted(series.items())
         ]
@@ -270,73 +296,97 @@ def assemble(
 
 def _read_series(
     db: Session, *, scope: str, tz: str, first: date, last: date, months: list[date], bucket: str
-) -> list[tuple[date, Sums]]:
-    """The scope's totals per day (whole months from the monthly rows when the series is monthly)."""
+) -> list[Sequence[Any]]:
+    """The scope's totals per day, (day, sums…) (whole months from the monthly rows when the series is monthly)."""
     months = months if bucket == "month" else []
     days = _day_ranges(first, last, months)
-    out: list[tuple[date, Sums]] = []
-    if days:
-        daily = db.execute(
-            select(DailyRollup.day, *(getattr(DailyRollup, c) for c in SUMMED)).where(
-                DailyRollup.scope == scope,
-                DailyRollup.tz == tz,
-                DailyRollup.dim == "",
-                or_(*(DailyRollup.day.between(a, b) for a, b in days)),
-            )
-        )
-        out += [(row[0], list(row[1:])) for row in daily]
-    if months:
-        monthly = db.execute(
-            select(MonthlyRollup.month, *(getattr(MonthlyRollup, c) for c in SUMMED)).where(
-                MonthlyRollup.scope == scope,
-                MonthlyRollup.tz == tz,
-                MonthlyRollup.dim == "",
-                MonthlyRollup.month.in_(months),
-            )
-        )
-        out += [(row[0], list(row[1:])) for row in monthly]
-    return out
+    statement = _series_statement(len(days), bool(months))
+    return list(db.connection().execute(statement, _params(scope=scope, tz=tz, days=days, months=months)).all())
 
 
-def _rows(
-    columns: Sequence[str],
-    *,
-    scope: str,
-    tz: str,
-    dims: list[str],
-    days: list[tuple[date, date]],
-    months: list[date],
-    values: list[str] | None = None,
-) -> Any:  # a subquery
-    """The daily rows of `days` and the monthly rows of `months`, of `dims` (and only `values` when given)."""
+def _read_dims(db: Session, **where: Any) -> list[Sequence[Any]]:
+    """Per (dim, value): the sums over whole months (monthly rows) and the other days (daily rows)."""
+    statement = _dims_statement(len(where["days"]), bool(where["months"]), "values" in where)
+    return list(db.connection().execute(statement, _params(**where)).all())
+
+
+def _leading_values(db: Session, *, limit: int, **where: Any) -> list[str]:
+    """The `limit` values of a dimension with the most views (then bytes) over the range: read from the index."""
+    statement = _leaders_statement(len(where["days"]), bool(where["months"]))
+    return list(db.connection().scalars(statement, {**_params(**where), "limit": limit}).all())
+
+
+# The statements are built once per shape (how many day ranges, whether whole months, whether only some
+# values) with bound parameters: a dashboard read then costs the database's time, not the building of SQL.
+
+
+def _params(*, scope: str, tz: str, days: list[tuple[date, date]], months: list[date], **more: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"scope": scope, "tz": tz, "months": months, **more}
+    for i, (first, last) in enumerate(days):
+        params[f"first{i}"], params[f"last{i}"] = first, last
+    return params
+
+
+def _daily_where(ranges: int, *, values: bool) -> list[ColumnElement[bool]]:
+    where = [
+        DailyRollup.scope == bindparam("scope"),
+        DailyRollup.tz == bindparam("tz"),
+        DailyRollup.dim.in_(bindparam("dims", expanding=True)),
+        or_(*(DailyRollup.day.between(bindparam(f"first{i}"), bindparam(f"last{i}")) for i in range(ranges))),
+    ]
+    return [*where, DailyRollup.value.in_(bindparam("values", expanding=True))] if values else where
+
+
+def _monthly_where(*, values: bool) -> list[ColumnElement[bool]]:
+    where = [
+        MonthlyRollup.scope == bindparam("scope"),
+        MonthlyRollup.tz == bindparam("tz"),
+        MonthlyRollup.dim.in_(bindparam("dims", expanding=True)),
+        MonthlyRollup.month.in_(bindparam("months", expanding=True)),
+    ]
+    return [*where, MonthlyRollup.value.in_(bindparam("values", expanding=True))] if values else where
+
+
+def _rows(columns: Sequence[str], ranges: int, months: bool, *, values: bool) -> Subquery:
+    """The daily rows of the day ranges and the monthly rows of the whole months, of `dims` (and `values`)."""
     parts = []
-    if days:
-        ranges = or_(*(DailyRollup.day.between(a, b) for a, b in days))
-        daily = [DailyRollup.scope == scope, DailyRollup.tz == tz, DailyRollup.dim.in_(dims), ranges]
-        if values is not None:
-            daily.append(DailyRollup.value.in_(values))
-        parts.append(select(*(getattr(DailyRollup, c) for c in columns)).where(*daily))
+    if ranges:
+        parts.append(select(*(DailyRollup.__table__.c[c] for c in columns)).where(*_daily_where(ranges, values=values)))
     if months:
-        monthly = [MonthlyRollup.scope == scope, MonthlyRollup.tz == tz, MonthlyRollup.dim.in_(dims)]
-        monthly.append(MonthlyRollup.month.in_(months))
-        if values is not None:
-            monthly.append(MonthlyRollup.value.in_(values))
-        parts.append(select(*(getattr(MonthlyRollup, c) for c in columns)).where(*monthly))
+        parts.append(select(*(MonthlyRollup.__table__.c[c] for c in columns)).where(*_monthly_where(values=values)))
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
-def _read_dims(db: Session, **where: Any) -> list[tuple[Any, ...]]:
-    """Per (dim, value): the sums over whole months (monthly rows) and the other days (daily rows)."""
-    rows = _rows(("dim", "value", *SUMMED), **where)
-    grouped = select(rows.c.dim, rows.c.value, *(func.sum(rows.c[c]) for c in SUMMED)).group_by(
-        rows.c.dim, rows.c.value
-    )
-    return [tuple(row) for row in db.execute(grouped)]
+def summed(column: ColumnElement[Any]) -> ColumnElement[int]:
+    return cast(func.sum(column), BigInteger)  # PostgreSQL's sum of bigint is numeric: ints come back as ints
 
 
-def _leading_values(db: Session, *, dim: str, limit: int, **where: Any) -> list[str]:
-    """The `limit` values of a dimension with the most views (then bytes) over the range: read from the index."""
-    rows = _rows(("value", "views", "bytes"), dims=[dim], **where)
+@cache
+def _series_statement(ranges: int, months: bool) -> CompoundSelect[Any] | Select[Any]:
+    parts: list[Select[Any]] = []
+    if ranges:
+        day = DailyRollup.__table__.c
+        in_days = or_(*(day.day.between(bindparam(f"first{i}"), bindparam(f"last{i}")) for i in range(ranges)))
+        where = [day.scope == bindparam("scope"), day.tz == bindparam("tz"), day.dim == "", in_days]
+        parts.append(select(day.day, *(day[c] for c in SUMMED)).where(*where))
+    if months:
+        month = MonthlyRollup.__table__.c
+        in_months = month.month.in_(bindparam("months", expanding=True))
+        where = [month.scope == bindparam("scope"), month.tz == bindparam("tz"), month.dim == "", in_months]
+        parts.append(select(month.month, *(month[c] for c in SUMMED)).where(*where))
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+@cache
+def _dims_statement(ranges: int, months: bool, values: bool) -> Select[Any]:
+    rows = _rows(("dim", "value", *SUMMED), ranges, months, values=values)
+    sums = (summed(rows.c[c]) for c in SUMMED)
+    return select(rows.c.dim, rows.c.value, *sums).group_by(rows.c.dim, rows.c.value)
+
+
+@cache
+def _leaders_statement(ranges: int, months: bool) -> Select[Any]:
+    rows = _rows(("value", "views", "bytes"), ranges, months, values=False)
     views, size = func.sum(rows.c.views), func.sum(rows.c.bytes)
     ranked = select(rows.c.value).group_by(rows.c.value).order_by(views.desc(), size.desc(), rows.c.value)
-    return list(db.scalars(ranked.limit(limit)))
+    return ranked.limit(bindparam("limit"))
