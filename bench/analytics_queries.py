@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import shutil
 import sqlite3
@@ -32,8 +33,6 @@ from typing import Any
 
 import duckdb
 import psycopg
-from sqlalchemy import event as sa_event
-from sqlalchemy.engine import Engine
 
 from bench.common import SECRET_KEY
 from studyshelf.analytics.reports import audience, read
@@ -42,9 +41,8 @@ from studyshelf.analytics.synthetic.catalogue import Catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import Plan, batches
 from studyshelf.analytics.warehouse import Part, SummaryQuery, build_warehouse
 from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse import rollup as rollup_sql
 from studyshelf.core import migrate
-from studyshelf.core.db import CUSTOM_PLANS, unit_of_work
+from studyshelf.core.db import CUSTOM_PLANS, sql_log, unit_of_work
 from studyshelf.events.schema import encode_lines
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
@@ -275,77 +273,88 @@ def raw_postgres(case: Case, reps: int) -> Timing:
     return Timing(case.name, "PostgreSQL raw", *_percentiles(rounds_module), _percentiles(rounds_bare)[0], "raw")
 
 
-def _captured(engine: Engine, run: Callable[[], object]) -> list[tuple[str, Any]]:
-    """The statements (and parameters) one call sends to the app DB."""
-    seen: list[tuple[str, Any]] = []
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[tuple[str, Any]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        seen.append((statement, parameters))
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((record.__dict__["sql"], record.__dict__["params"]))
 
-    sa_event.listen(engine, "before_cursor_execute", record)
+
+def _captured(warehouse: Any, run: Callable[[], object]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """The statements (and parameters) one call sends to the app DB (as the driver gets them, from
+    `core.db.sql_log`) and to the warehouse (`_all`, `?` placeholders)."""
+    recorder, live = _Recorder(), []
+    read_all = warehouse._all
+
+    def recording(sql: str, params: list[Any]) -> Any:
+        live.append((sql, params))
+        return read_all(sql, params)
+
+    level = sql_log.level
+    sql_log.addHandler(recorder)
+    sql_log.setLevel(logging.DEBUG)
+    warehouse._all = recording
     try:
         run()
     finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
-    return seen
+        del warehouse._all
+        sql_log.removeHandler(recorder)
+        sql_log.setLevel(level)
+    return recorder.seen, live
 
 
 def rollups(case: Case, reps: int, *, label: str, database_url: str | None) -> Timing:
-    """Through reports.read, today's live part from the warehouse beside it (DuckDB | PostgreSQL)."""
+    """Through reports.read, today's live part from the warehouse beside it (DuckDB | PostgreSQL). Module and
+    bare runs alternate in three rounds, so a change in the machine's load hits both alike."""
     warehouse_url = f"duckdb://{DATA / 'warehouse.duckdb'}" if database_url is None else f"{PG_URL}?schema=analytics"
     settings = _settings(DATA, database_url=database_url, warehouse_url=warehouse_url)
-    with _services(settings) as services:
-        migrate.upgrade(services.engine)  # a data set kept from an older run gets newer indexes
+    timings: list[float] = []
+    bare: list[float] = []
+    for round_ in range(3):
+        with _services(settings) as services:
+            if round_ == 0:
+                migrate.upgrade(services.engine)  # a data set kept from an older run gets newer indexes
 
-        def module() -> object:  # what analytics.service.summarise asks before raw events
-            with unit_of_work(services.read_sessions) as db:
-                found = read.summary_from_rollups(db, services.warehouse, case.query)
-                return found or audience.summary_from_audience(db, services.warehouse, case.query)
+            def module(services: Services = services) -> object:  # what analytics.service.summarise asks
+                with unit_of_work(services.read_sessions) as db:
+                    found = read.summary_from_rollups(db, services.warehouse, case.query)
+                    return found or audience.summary_from_audience(db, services.warehouse, case.query)
 
-        found = module()
-        if found is None:
-            return Timing(case.name, f"rollups ({label})", float("nan"), float("nan"), float("nan"), "raw")
-        statements = _captured(services.engine, module)
-        if not statements:
-            raise RuntimeError(f"{case.name}: no statements captured from the app DB")
-        timings = _timed(module, reps)
-        live = _live_sql(case.query)
-    bare = _bare_app_db(statements, database_url=database_url, live=live, reps=reps)
+            if module() is None:
+                return Timing(case.name, f"rollups ({label})", float("nan"), float("nan"), float("nan"), "raw")
+            statements, live = _captured(services.warehouse, module)
+            if not statements:
+                raise RuntimeError(f"{case.name}: no statements captured from the app DB")
+            timings += _timed(module, max(1, reps // 3))
+        bare += _bare_app_db(statements, database_url=database_url, live=live, reps=max(1, reps // 3))
     return Timing(case.name, f"rollups ({label})", *_percentiles(timings), _percentiles(bare)[0], "rollups")
 
 
-def _live_sql(query: SummaryQuery) -> tuple[str, list[Any]]:
-    """The warehouse statement reads.py sends for today's live figures."""
-    today_start = window("UTC", datetime.now(UTC).date())[0]
-    dims = ["file", "folder", *([query.breakdown] if query.breakdown else [])]
-    sql, params = rollup_sql.rollup_sql(
-        max(query.start, today_start), query.end, orgs=[query.scope_org or ""], platform=False, dims=dims
-    )
-    return sql, [p.astimezone(UTC).replace(tzinfo=None) if isinstance(p, datetime) else p for p in params]
-
-
 def _bare_app_db(
-    statements: list[tuple[str, Any]], *, database_url: str | None, live: tuple[str, list[Any]], reps: int
+    statements: list[tuple[str, Any]], *, database_url: str | None, live: list[tuple[str, Any]], reps: int
 ) -> list[float]:
-    """The same statements on a plain DBAPI connection, plus the live warehouse statement beside it."""
+    """The same statements on a plain DBAPI connection, plus the live warehouse statements beside it."""
     if database_url is None:
         conn: Any = sqlite3.connect(DATA / "studyshelf.sqlite3")
         warehouse: Any = duckdb.connect(str(DATA / "warehouse.duckdb"), read_only=True)
-        live_sql, live_params = live
+        live = [(sql, [_naive(p) for p in params]) for sql, params in live]
     else:
         conn = psycopg.connect(database_url, options=CUSTOM_PLANS)  # as the app's engine connects
-        warehouse = psycopg.connect(database_url, options=f"-c timezone=UTC -c search_path=analytics {CUSTOM_PLANS}")
-        live_sql, live_params = live[0].replace("?", "%s"), [_aware(p) for p in live[1]]
-
-    queries = [(s, p) for s, p in statements if not s.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+        warehouse = psycopg.connect(
+            database_url, autocommit=True, options=f"-c timezone=UTC -c search_path=analytics {CUSTOM_PLANS}"
+        )
+        live = [(sql.replace("?", "%s"), params) for sql, params in live]
 
     def run() -> None:
         cursor = conn.cursor()
-        for statement, parameters in queries:
+        for statement, parameters in statements:
             cursor.execute(statement, parameters)
             cursor.fetchall()
         conn.rollback()  # read only, as the module's session ends
-        warehouse.execute(live_sql, live_params).fetchall()
+        for statement, parameters in live:
+            warehouse.execute(statement, parameters).fetchall()
 
     try:
         return _timed(run, reps)
@@ -354,8 +363,9 @@ def _bare_app_db(
         warehouse.close()
 
 
-def _aware(value: Any) -> Any:
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+def _naive(value: Any) -> Any:
+    """A timestamp as the DuckDB warehouse binds it (naive UTC)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) and value.tzinfo else value
 
 
 # -- the report -------------------------------------------------------------------------------------

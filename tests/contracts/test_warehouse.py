@@ -283,3 +283,38 @@ class TestPostgres(WarehouseContract):
             ).fetchone()
         assert left is not None
         assert left[0] == 2
+
+    def test_the_key_leads_with_time_so_it_bounds_short_ranges(self, warehouse: Warehouse) -> None:
+        assert isinstance(warehouse, PostgresWarehouse)
+        warehouse.insert([event(ts=T0)])
+        assert _primary_key(warehouse.schema) == "PRIMARY KEY (ts, id)"
+
+    def test_a_warehouse_keyed_by_id_first_is_rekeyed_with_its_events(self) -> None:
+        for url in pg_warehouse_url():
+            first = build_warehouse(url)
+            held = event(ts=T0)
+            first.insert([held, event(ts=T0 + timedelta(hours=1))])
+            assert isinstance(first, PostgresWarehouse)
+            schema = first.schema
+            first.close()
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:  # as warehouses were made before
+                conn.execute(f"ALTER TABLE {schema}.events DROP CONSTRAINT events_pkey")
+                conn.execute(f"ALTER TABLE {schema}.events ADD PRIMARY KEY (id, ts)")
+            again = build_warehouse(url)
+            try:
+                assert again.count() == 2
+                assert _primary_key(schema) == "PRIMARY KEY (ts, id)"
+                assert again.insert([held, event(ts=T0 + timedelta(hours=2))]) == 1  # still deduplicated
+                assert again.count() == 3
+            finally:
+                again.close()
+
+
+def _primary_key(schema: str) -> str:
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        row = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+            [f"{schema}.events"],
+        ).fetchone()
+    assert row is not None
+    return str(row[0])

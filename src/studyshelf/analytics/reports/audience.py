@@ -11,15 +11,12 @@ warehouse's own cube of today.
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.orm import Session
 
-from studyshelf.analytics.reports.models import AudienceRollup
 from studyshelf.analytics.reports.read import (
-    SUMMED,
+    SUMS,
     Sums,
     add_rows,
     add_sums,
@@ -27,10 +24,10 @@ from studyshelf.analytics.reports.read import (
     bucket_of,
     rolled_range,
     row_sums,
-    summed,
 )
 from studyshelf.analytics.reports.rollup import window
 from studyshelf.analytics.warehouse import AUDIENCE, AUDIENCE_SEPARATOR, Summary, SummaryQuery, Warehouse
+from studyshelf.core.db import as_date, driver_rows
 
 _BUCKETS: Final = frozenset({"day", "week", "month"})
 
@@ -82,22 +79,14 @@ def summary_from_audience(
 
 def _read_cells(db: Session, query: SummaryQuery, *, first: date, last: date, by: str | None) -> list[Any]:
     """(day, breakdown value or '', sums…) of the cells that match the filters, per day (and value)."""
-    filters = tuple(sorted(query.filters))
-    params = {"scope": query.scope_org, "tz": query.tz, "first": first, "last": last}
-    params |= {f"filter_{name}": query.filters[name] for name in filters}
-    return list(db.connection().execute(_cells_statement(filters, by), params).all())
-
-
-@cache
-def _cells_statement(filters: tuple[str, ...], by: str | None) -> Select[Any]:
-    """Built once per set of filtered dimensions and breakdown (reports/read.py says why)."""
-    cells = AudienceRollup.__table__.c
-    key = cells[by] if by else literal("")
-    columns = [cells.day, key, *(summed(cells[c]) for c in SUMMED)]
-    statement = select(*columns).where(
-        cells.scope == bindparam("scope"),
-        cells.tz == bindparam("tz"),
-        cells.day.between(bindparam("first"), bindparam("last")),
-        *(cells[name] == bindparam(f"filter_{name}") for name in filters),
+    filters = sorted(query.filters)
+    names = [*filters, *([by] if by else [])]
+    if not set(names) <= set(AUDIENCE):  # they become column names
+        raise ValueError(f"not audience dimensions: {names}")
+    key, where = by or "''", "".join(f" AND {name} = ?" for name in filters)
+    sql = (
+        f"SELECT day, {key}, {SUMS} FROM analytics_audience_rollups"  # noqa: S608 - checked names, marks
+        f" WHERE scope = ? AND tz = ? AND day BETWEEN ? AND ?{where} GROUP BY day" + (f", {by}" if by else "")
     )
-    return statement.group_by(cells.day, key) if by else statement.group_by(cells.day)
+    rows = driver_rows(db, sql, [query.scope_org, query.tz, first, last, *(query.filters[name] for name in filters)])
+    return [(as_date(row[0]), *row[1:]) for row in rows]

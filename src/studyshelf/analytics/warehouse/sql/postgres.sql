@@ -30,8 +30,23 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     error_class text NOT NULL,
     reason text NOT NULL,
     bot boolean NOT NULL,
-    PRIMARY KEY (id, ts)
+    PRIMARY KEY (ts, id)
 ) PARTITION BY RANGE (ts);
+-- The key leads with ts: it is the dedup key (the event id; ts because a partition key must be in it) and
+-- the index that bounds a short range such as today's live figures (as (id, ts), the planner walked the
+-- whole index of the month for them: 7 ms for an empty day, growing with the month). Warehouses made with
+-- (id, ts) are changed once, here.
+DO $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conrelid = '{schema}.events'::regclass AND contype = 'p'
+          AND pg_get_constraintdef(oid) = 'PRIMARY KEY (id, ts)'
+    ) THEN
+        ALTER TABLE {schema}.events DROP CONSTRAINT events_pkey;
+        ALTER TABLE {schema}.events ADD PRIMARY KEY (ts, id);
+    END IF;
+END $$;
 -- Every query reads a time range: a BRIN index on ts keeps it to the blocks of that range (events arrive in
 -- time order), at almost no cost per insert. Dashboards read the rollups of the application database; raw
 -- scans here are the rollup job's days, today's live figures and drill-downs to one file or folder.
