@@ -318,7 +318,9 @@ def test_the_allowed_parent_plays_and_seeks_the_video(page: Any, shelf: Shelf, a
     frame.evaluate("() => { document.querySelector('video').currentTime = 8; }")
     frame.evaluate(PLAY_MUTED)
     frame.wait_for_function("() => document.querySelector('video').currentTime > 8.5", timeout=15_000)
-    assert not frame.evaluate("() => document.querySelector('video').paused"), "playback stopped after the seek"
+    # Played on from the seek: still playing, or (on a loaded machine, polled late) played to the end at 10 s.
+    playing = "() => { const v = document.querySelector('video'); return !v.paused || v.ended; }"
+    assert frame.evaluate(playing), "playback stopped after the seek"
     seeks = [r for r in _media(responses[before_seek:]) if r.status == 206 and _range_start(r) > 0]
     assert seeks, [(r.status, r.headers.get("content-range")) for r in _media(responses)]
     frame.evaluate("() => document.querySelector('video').pause()")
