@@ -3,7 +3,8 @@
 The allowed parent plays the video (and seeks through 206 responses) and renders the PDF; a disallowed
 parent is stopped both by the browser (the viewer's `frame-ancestors`) and by the server (its Referer);
 top-level visits to embed links, expired, revoked and used-up links, tampered or expired media URLs, and
-a link that spread to too many networks are all refused.
+a link that spread to too many networks are all refused. The viewer's beacons report a load and, when every
+media answer fails, one failure after its retries, both counted in the warehouse.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from studyshelf.analytics.warehouse.interface import Summary, SummaryQuery
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.delivery.models import Link, Refusal
@@ -469,3 +471,65 @@ def test_a_link_used_from_too_many_networks_is_suspended(page: Any, shelf: Shelf
         assert _blocked_headline(page, shelf.allowed, link_id) == "This link is paused"
     finally:
         shelf.api.patch(policy_url, json={"max_networks_per_hour": before})
+
+
+def _link_usage(services: Services, link_id: str) -> Summary:
+    """What the warehouse holds for one link today, by error class (once the server's spool has drained)."""
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    query = SummaryQuery(start=today, end=today + timedelta(days=1), filters={"link": link_id}, breakdown="error_class")
+    return services.warehouse.summary(query)
+
+
+def _stored(services: Services, link_id: str, done: Callable[[Summary], bool]) -> Summary:
+    deadline = time.monotonic() + 20
+    while not done(usage := _link_usage(services, link_id)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return usage
+
+
+def _beacons(requests: list[Any]) -> list[Any]:
+    """The beacons the page sent (their Blob bodies are not shown to Playwright: what they said is read back
+    from the warehouse), each answered 204."""
+    sent = [r for r in requests if urlsplit(r.url).path == "/api/v1/events" and r.method == "POST"]
+    for beacon in sent:
+        response = beacon.response()
+        assert response is not None, beacon
+        assert response.status == 204, beacon
+    return sent
+
+
+def test_the_viewer_reports_its_load_and_its_failure_through_beacons(
+    page: Any, shelf: Shelf, shelf_services: Services
+) -> None:
+    requests: list[Any] = []
+    page.on("request", lambda request: requests.append(request))  # noqa: PLW0108 - Playwright needs a Python function
+
+    played = shelf.link(VIDEO)
+    frame = _open_in_parent(page, shelf.allowed, played)
+    frame.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=15_000)
+    deadline = time.monotonic() + 10
+    while not _beacons(requests) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(_beacons(requests)) == 1
+    usage = _stored(shelf_services, played, lambda u: u.totals.views >= 1 and u.totals.load_ok >= 1)
+    assert (usage.totals.views, usage.totals.load_ok, usage.totals.fails) == (1, 1, 0)
+    assert usage.totals.load_p50_ms is not None
+    assert 0 < usage.totals.load_p50_ms < 15_000
+
+    # The origin in trouble: every media answer is a 503. The viewer retries with fresh URLs (1 s, 2 s, 4 s
+    # apart), then gives up; the page reports one failed load, with the status class its HEAD probe found.
+    requests.clear()
+    page.route("**/m/**", lambda route: route.fulfill(status=503, body="unavailable"))
+    failing = shelf.link(VIDEO)
+    frame = _open_in_parent(page, shelf.allowed, failing)
+    frame.wait_for_function("() => document.querySelector('video').error !== null", timeout=15_000)
+    deadline = time.monotonic() + 20
+    while not _beacons(requests) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(1000)  # nothing more comes: one outcome a page view
+    assert len(_beacons(requests)) == 1, " ".join(f"{r.method}:{urlsplit(r.url).path[:30]}" for r in requests)
+    renewals = [r for r in requests if r.method == "POST" and urlsplit(r.url).path == f"/v/{failing}/media"]
+    assert len(renewals) == 3, [r.url for r in renewals]  # retried, and not in a loop
+    usage = _stored(shelf_services, failing, lambda u: u.totals.fails >= 1)
+    assert (usage.totals.views, usage.totals.load_ok, usage.totals.fails) == (1, 0, 1)
+    assert [(key, m.fails) for key, m in usage.breakdown if m.fails] == [("http-5xx", 1)]

@@ -1,45 +1,99 @@
 // Playback beacons: tell StudyShelf when the material loaded (and how long it took) or why it failed.
 // Views are counted on the server; these add what only the browser knows. Bound to this page by its token.
+//
+// A page view has one outcome, so the fail rate (fails / (fails + loads)) is one of page views:
+// - load_ok: the first frame, the audio, the image or the PDF's first page is there (load_ms from the start
+//   of the page, retries included: what the learner waited);
+// - load_fail: the material did not load, after the viewer's retries with fresh URLs (viewer.js), or nothing
+//   at all arrived (not even a video's metadata) within the timeout.
 (function () {
   const stage = document.querySelector("[data-viewer]");
   if (!stage || !stage.dataset.beaconToken || !navigator.sendBeacon) return;
-  const started = performance.now();
+  const TIMEOUT_MS = Number(stage.dataset.loadTimeoutMs || 30000);
   let seq = 0;
-  let loaded = false;
-  let failures = 0;
+  let settled = false;
+  const timer = window.setTimeout(() => failed("timeout"), TIMEOUT_MS);
 
   function send(type, extra) {
     const body = Object.assign({ token: stage.dataset.beaconToken, type: type, seq: seq++, t: Date.now() }, extra);
     navigator.sendBeacon(stage.dataset.beaconUrl, new Blob([JSON.stringify(body)], { type: "application/json" }));
   }
+  function settle() {
+    if (settled) return false;
+    settled = true;
+    window.clearTimeout(timer);
+    return true;
+  }
   function ok() {
-    if (loaded) return;
-    loaded = true;
-    send("load_ok", { load_ms: Math.round(performance.now() - started) });
+    if (settle()) send("load_ok", { load_ms: Math.round(performance.now()) });
   }
+  // errorClass: the class, or a function that finds it out (asked only if this is the page's outcome)
   function failed(errorClass) {
-    if (failures++ >= 3) return;  // the viewer retries with fresh URLs; report the first few only
-    send("load_fail", { error_class: errorClass });
+    if (!settle()) return;
+    Promise.resolve(typeof errorClass === "function" ? errorClass() : errorClass)
+      .then((known) => send("load_fail", { error_class: known }));
   }
-  // MediaError codes: 1 aborted, 2 network, 3 decode, 4 not supported (or the URL failed).
-  const MEDIA_ERRORS = { 1: "aborted", 2: "network", 3: "decode", 4: "unsupported" };
+
+  // MediaError codes: 1 aborted, 2 network, 3 decode, 4 not supported. Chromium also says 4 when the URL
+  // answered with an error, and an image says nothing at all, so ask the URL again (HEAD) for its status.
+  async function classify(code, src) {
+    if (code === 1) return "aborted";
+    if (code === 3) return "decode";
+    if (!src) return "network";
+    try {
+      const response = await fetch(src, { method: "HEAD", credentials: "omit", cache: "no-store" });
+      if (response.status >= 500) return "http-5xx";
+      if (response.status >= 400) return "http-4xx";
+      if (code === 2) return "network";
+      return code === 4 ? "unsupported" : "decode";
+    } catch (_) {
+      return "network";
+    }
+  }
+  function pdfErrorClass(detail) {
+    const status = Number(detail && detail.status);
+    if (status >= 500) return "http-5xx";
+    if (status >= 400) return "http-4xx";
+    const name = detail && detail.name;
+    return name === "ResponseException" || name === "MissingPDFException" ? "network" : "decode";
+  }
 
   const media = stage.querySelector("[data-media]");
-  if (media && media.tagName === "IMG") {
-    if (media.complete && media.naturalWidth) ok();
-    media.addEventListener("load", ok, { once: true });
-    media.addEventListener("error", () => failed("network"), { once: true });
-  } else if (media) {
-    media.addEventListener("loadeddata", ok, { once: true });  // the first frame (or audio) is ready
-    media.addEventListener("loadedmetadata", () => { if (media.readyState >= 2) ok(); }, { once: true });
-    media.addEventListener("error", () => failed(MEDIA_ERRORS[media.error ? media.error.code : 2] || "network"));
-  }
   const pdf = stage.querySelector("[data-media-pdf]");
-  if (pdf) {
+  if (media && media.tagName === "IMG") {
+    const imageFailed = () => failed(() => classify(0, media.currentSrc));
+    if (media.complete && media.naturalWidth) ok();
+    else if (media.complete) imageFailed();  // it failed before this deferred script ran
+    media.addEventListener("load", ok, { once: true });
+    media.addEventListener("error", imageFailed, { once: true });
+  } else if (media) {
+    // This script is deferred: the media may have loaded, or failed, before it ran.
+    if (media.readyState >= 2) ok();
+    media.addEventListener("loadeddata", ok, { once: true });  // the first frame (or audio) is ready
+    media.addEventListener("loadedmetadata", () => {
+      // The file answered and plays: with preload=metadata the browser may wait for play from here on,
+      // which is not a timeout.
+      window.clearTimeout(timer);
+      if (media.readyState >= 2) ok();
+    });
+    if (stage.dataset.renewUrl) {
+      stage.addEventListener("studyshelf:media-failed", (event) => {
+        const failure = event.detail || {};
+        failed(() => classify(failure.code, failure.src));
+      });
+    } else {
+      const reportError = () => {
+        const code = media.error ? media.error.code : 2;
+        const src = media.currentSrc;
+        failed(() => classify(code, src));
+      };
+      media.addEventListener("error", reportError, { once: true });
+      if (media.error) reportError();
+    }
+  } else if (pdf) {
     pdf.addEventListener("studyshelf:first-page", ok, { once: true });
-    pdf.addEventListener("studyshelf:load-failed", (event) => {
-      const name = event.detail && event.detail.name;
-      failed(name === "ResponseException" || name === "MissingPDFException" ? "network" : "decode");
-    }, { once: true });
+    pdf.addEventListener("studyshelf:load-failed", (event) => failed(pdfErrorClass(event.detail)), { once: true });
+  } else {
+    settle();  // nothing to load here (a download card)
   }
 })();

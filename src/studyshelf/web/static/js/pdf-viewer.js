@@ -35,6 +35,6 @@ if (viewer) {
     const status = viewer.querySelector("[data-pdf-status]");
     status.textContent = "This PDF could not be shown here. Use Download to open it.";
     viewer.dataset.error = String(error && error.message ? error.message : error);
-    viewer.dispatchEvent(new CustomEvent("studyshelf:load-failed", { detail: { name: error && error.name } }));
+    viewer.dispatchEvent(new CustomEvent("studyshelf:load-failed", { detail: { name: error && error.name, status: error && error.status } }));
   });
 }

@@ -39,11 +39,29 @@
       if (download && fresh.download_url) download.href = fresh.download_url;
     } catch (status) {
       stage.dataset.renewError = String(status);
+      if (onError && failure) giveUp();  // no fresh URL to retry with (the link was revoked, or expired)
     }
   }
 
+  // A failed load is retried with fresh URLs a few times, slower each time (an expired URL or a blip heals;
+  // a broken file must not make every open page ask for new URLs in a loop); then the page says it gave up.
+  const RETRIES = 3;
+  let retries = 0;
+  let failure = null;
+  function giveUp() {
+    stage.dispatchEvent(new CustomEvent("studyshelf:media-failed", { detail: failure }));
+  }
+
   if (media && media.tagName !== "IMG") {
-    media.addEventListener("error", () => refresh(true));
+    const retry = () => {
+      failure = { code: media.error ? media.error.code : 2, src: media.currentSrc };
+      if (retries >= RETRIES) { giveUp(); return; }
+      retries += 1;
+      window.setTimeout(() => refresh(true), 1000 * 2 ** (retries - 1));
+    };
+    media.addEventListener("error", retry);
+    media.addEventListener("loadeddata", () => { retries = 0; failure = null; });
+    if (media.error) retry();  // it failed before this deferred script ran (a quick error answer)
     media.addEventListener("pause", () => {
       if (media.dataset.nextSrc) { swap(media, media.dataset.nextSrc); delete media.dataset.nextSrc; }
     });
