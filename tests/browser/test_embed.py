@@ -498,18 +498,24 @@ def _beacons(requests: list[Any]) -> list[Any]:
     return sent
 
 
+def _view_until_beacon(page: Any, shelf: Shelf, requests: list[Any], state: str) -> str:
+    """Open a new link to the video in the allowed parent, wait for the video's `state`, then for a beacon."""
+    link_id = shelf.link(VIDEO)
+    frame = _open_in_parent(page, shelf.allowed, link_id)
+    frame.wait_for_function(state, timeout=15_000)
+    deadline = time.monotonic() + 20
+    while not _beacons(requests) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return link_id
+
+
 def test_the_viewer_reports_its_load_and_its_failure_through_beacons(
     page: Any, shelf: Shelf, shelf_services: Services
 ) -> None:
     requests: list[Any] = []
     page.on("request", lambda request: requests.append(request))  # noqa: PLW0108 - Playwright needs a Python function
 
-    played = shelf.link(VIDEO)
-    frame = _open_in_parent(page, shelf.allowed, played)
-    frame.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=15_000)
-    deadline = time.monotonic() + 10
-    while not _beacons(requests) and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
+    played = _view_until_beacon(page, shelf, requests, "() => document.querySelector('video').readyState >= 2")
     assert len(_beacons(requests)) == 1
     usage = _stored(shelf_services, played, lambda u: u.totals.views >= 1 and u.totals.load_ok >= 1)
     assert (usage.totals.views, usage.totals.load_ok, usage.totals.fails) == (1, 1, 0)
@@ -520,12 +526,7 @@ def test_the_viewer_reports_its_load_and_its_failure_through_beacons(
     # apart), then gives up; the page reports one failed load, with the status class its HEAD probe found.
     requests.clear()
     page.route("**/m/**", lambda route: route.fulfill(status=503, body="unavailable"))
-    failing = shelf.link(VIDEO)
-    frame = _open_in_parent(page, shelf.allowed, failing)
-    frame.wait_for_function("() => document.querySelector('video').error !== null", timeout=15_000)
-    deadline = time.monotonic() + 20
-    while not _beacons(requests) and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
+    failing = _view_until_beacon(page, shelf, requests, "() => document.querySelector('video').error !== null")
     page.wait_for_timeout(1000)  # nothing more comes: one outcome a page view
     assert len(_beacons(requests)) == 1, " ".join(f"{r.method}:{urlsplit(r.url).path[:30]}" for r in requests)
     renewals = [r for r in requests if r.method == "POST" and urlsplit(r.url).path == f"/v/{failing}/media"]
