@@ -4,7 +4,7 @@ The allowed parent plays the video (and seeks through 206 responses) and renders
 parent is stopped both by the browser (the viewer's `frame-ancestors`) and by the server (its Referer);
 top-level visits to embed links, expired, revoked and used-up links, tampered or expired media URLs, and
 a link that spread to too many networks are all refused. The viewer's beacons report a load and, when every
-media answer fails, one failure after its retries, both counted in the warehouse.
+media answer fails, one failure after its retries, or a timeout when nothing answers, each counted in the warehouse.
 """
 
 from __future__ import annotations
@@ -534,3 +534,27 @@ def test_the_viewer_reports_its_load_and_its_failure_through_beacons(
     usage = _stored(shelf_services, failing, lambda u: u.totals.fails >= 1)
     assert (usage.totals.views, usage.totals.load_ok, usage.totals.fails) == (1, 0, 1)
     assert [(key, m.fails) for key, m in usage.breakdown if m.fails] == [("http-5xx", 1)]
+
+
+# Test-only: shorten the viewer's load timeout (30 s) before its deferred scripts read it.
+SHORT_LOAD_TIMEOUT = """
+new MutationObserver((_, observer) => {
+  const stage = document.querySelector("[data-viewer]");
+  if (stage) { stage.dataset.loadTimeoutMs = "1500"; observer.disconnect(); }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+def test_a_load_that_never_answers_is_reported_as_a_timeout(page: Any, shelf: Shelf, shelf_services: Services) -> None:
+    requests: list[Any] = []
+    page.on("request", lambda request: requests.append(request))  # noqa: PLW0108 - Playwright needs a Python function
+    page.add_init_script(SHORT_LOAD_TIMEOUT)
+    hanging: list[Any] = []
+    page.route("**/m/**", lambda route: hanging.append(route))  # noqa: PLW0108 - never answered: the media stack waits
+    stalled = _view_until_beacon(page, shelf, requests, "() => document.querySelector('video') !== null")
+    assert hanging, "the video asked for nothing"
+    assert len(_beacons(requests)) == 1
+    usage = _stored(shelf_services, stalled, lambda u: u.totals.fails >= 1)
+    assert (usage.totals.views, usage.totals.load_ok, usage.totals.fails) == (1, 0, 1)
+    assert [(key, m.fails) for key, m in usage.breakdown if m.fails] == [("timeout", 1)]
+    page.unroute("**/m/**")
