@@ -203,7 +203,7 @@ def _all_rolled(db: Session, *, tz: str, first: date, last: date) -> bool:
     rolled and empty: the job starts at the day of the oldest event (older events added later need
     `studyshelf reports backfill`)."""
     sql = "SELECT min(day), count(CASE WHEN day BETWEEN ? AND ? THEN 1 END) FROM analytics_rolled_days WHERE tz = ?"
-    (oldest, have), *_ = driver_rows(db, sql, [first, last, tz])
+    [(oldest, have)] = driver_rows(db, sql, [first, last, tz])  # an aggregate: always one row
     if oldest is None:
         return False
     oldest = as_date(oldest)

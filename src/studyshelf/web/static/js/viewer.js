@@ -6,6 +6,14 @@
   const media = stage.querySelector("[data-media]");
   const download = document.querySelector("[data-media-download]");
   let renewing = null;
+  // A failed load is retried with fresh URLs a few times, slower each time (an expired URL or a blip heals;
+  // a broken file must not make every open page ask for new URLs in a loop); then the page says it gave up.
+  const RETRIES = 3;
+  let retries = 0;
+  let failure = null;
+  function giveUp() {
+    stage.dispatchEvent(new CustomEvent("studyshelf:media-failed", { detail: failure }));
+  }
 
   async function renew() {
     if (renewing) return renewing;
@@ -41,15 +49,6 @@
       stage.dataset.renewError = String(status);
       if (onError && failure) giveUp();  // no fresh URL to retry with (the link was revoked, or expired)
     }
-  }
-
-  // A failed load is retried with fresh URLs a few times, slower each time (an expired URL or a blip heals;
-  // a broken file must not make every open page ask for new URLs in a loop); then the page says it gave up.
-  const RETRIES = 3;
-  let retries = 0;
-  let failure = null;
-  function giveUp() {
-    stage.dispatchEvent(new CustomEvent("studyshelf:media-failed", { detail: failure }));
   }
 
   if (media && media.tagName !== "IMG") {
