@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production below
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name in the data dir, not a secret
+MIN_SECRET_BYTES = 32
+# Values that once shipped in the code or its docs: public, so never accepted as a secret.
+PUBLISHED_SECRET_KEYS = frozenset({"insecure-development-key-change-me"})
 DEFAULT_MEDIA_KEY_ID = "k1"  # the media URL key derived from secret_key
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
@@ -26,7 +31,11 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     warehouse_url: str | None = None
     redis_url: str | None = None
-    secret_key: str = DEFAULT_SECRET_KEY
+    secret_key: str = Field(
+        default="",
+        repr=False,
+        description="signs every token; unset: generated on first start and kept in <data_dir>/secret_key (mode 0600)",
+    )
     base_url: str = "http://127.0.0.1:8000"
     admin_email: str = "admin@studyshelf.local"
     admin_password: str | None = None
@@ -73,14 +82,16 @@ class Settings(BaseSettings):
     beacon_rate_per_minute: int = Field(default=60, ge=1, description="client beacons accepted per viewer session")
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+    def _resolve_secret_key(self) -> Settings:
+        if not self.secret_key:
+            self.secret_key = load_or_create_install_secret(self.data_dir)
+        if self.secret_key in PUBLISHED_SECRET_KEYS:
+            raise ValueError("STUDYSHELF_SECRET_KEY is a published example value; unset it or set a long random one")
+        if self.environment == "production" and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
             raise ValueError(
-                "STUDYSHELF_SECRET_KEY must be set to a long random value in production "
+                f"STUDYSHELF_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production "
                 f"(for example: {secrets.token_urlsafe(48)})"
             )
-        if self.environment == "production" and len(self.secret_key) < 32:
-            raise ValueError("STUDYSHELF_SECRET_KEY must be at least 32 characters in production")
         return self
 
     @model_validator(mode="after")
@@ -119,3 +130,29 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+
+def load_or_create_install_secret(data_dir: Path) -> str:
+    """Return the install's secret from the data dir, creating it (384 random bits, mode 0600) on first start."""
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        draft = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            # link() never replaces: when two processes start at once, the first secret wins and both read it.
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"{path} is readable by other users; run: chmod 600 {path}")
+    secret = path.read_text().strip()
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"{path} holds fewer than {MIN_SECRET_BYTES} bytes; delete it to generate a new secret")
+    return secret
