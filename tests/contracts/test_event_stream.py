@@ -159,6 +159,28 @@ class TestSpool(DurableEventStreamContract):
         assert got == 80
         assert len(list(slot.glob("seg-*.jsonl"))) <= 2  # the last consumed one and the one being written
 
+    def test_restarts_leave_no_empty_segments(self, reopen: Reopen, tmp_path: Path) -> None:
+        slot = tmp_path / "events" / "0"
+        kept = event()
+        for round_ in range(8):
+            stream = reopen()
+            if round_ == 2:
+                stream.publish([kept])
+            stream.backlog()  # opens the slot, as serve does at start
+            stream.close()
+        segments = list(slot.glob("seg-*.jsonl"))
+        assert [p.stat().st_size > 0 for p in segments] == [True]  # the one holding an unread event
+        stream = reopen()
+        stream.publish([late := event()])
+        batch = stream.read(consumer="c1", max_count=10)
+        assert ids(batch.events) == [kept.id, late.id]
+        stream.ack(batch)
+        stream.close()
+        stream = reopen()
+        stream.publish([last := event()])  # resumes after a committed segment that is gone
+        assert ids(read_all(stream)) == [last.id]
+        stream.close()
+
     def test_a_torn_last_line_is_skipped_after_a_crash(self, reopen: Reopen, tmp_path: Path) -> None:
         stream = reopen()
         good = [event(), event()]

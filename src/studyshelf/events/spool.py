@@ -113,8 +113,11 @@ class SpoolEventStream:
         self._committed = self._read_committed()
         self._cursor = self._committed
         self._backlog = self._count_lines(self._committed)
+        for segment in self._segments():
+            self._drop_if_empty(segment)  # left by a run that published nothing; we hold the slot, so no writer races
         existing = self._segments()
-        self._new_segment((existing[-1] if existing else 0) + 1)
+        # Past the committed position even when its segment is gone, so that reading resumes at the new one.
+        self._new_segment(max(existing[-1] if existing else 0, self._committed.segment) + 1)
         self._durable = Position(self._segment, 0)
         self._opened = True
 
@@ -136,6 +139,11 @@ class SpoolEventStream:
 
     def _path(self, segment: int) -> Path:
         return self.directory / _SEGMENT.format(segment)
+
+    def _drop_if_empty(self, segment: int) -> None:
+        path = self._path(segment)
+        if path.stat().st_size == 0:
+            path.unlink()
 
     def _new_segment(self, number: int) -> None:
         self._fd = os.open(self._path(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -341,6 +349,7 @@ class SpoolEventStream:
             if not self._opened:
                 return
             os.close(self._fd)
+            self._drop_if_empty(self._segment)
             os.close(self._lock_fd)
             self._opened = False
 
