@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint fmt bench bench-analytics bench-upload install clean
 
+# The server's own dependencies (requirements.lock) for `make run`; the test and lint tools on top
+# (requirements-dev.lock, a superset at the same versions) for everything else.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -14,38 +17,42 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	touch $(DEV_STAMP)
+
+install: $(DEV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/studyshelf migrate
 	$(BIN)/studyshelf demo --if-empty
 	$(BIN)/studyshelf serve
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-fmt: $(STAMP)
+fmt: $(DEV_STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: $(STAMP) lint
+test: $(DEV_STAMP) lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.media
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
 
-bench-analytics: $(STAMP)
+bench-analytics: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
 
-bench-upload: $(STAMP)
+bench-upload: $(DEV_STAMP)
 	$(BIN)/python -m bench.upload_memory
 
 clean:
