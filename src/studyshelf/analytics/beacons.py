@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.analytics.enrich import Enricher
@@ -38,7 +39,8 @@ from studyshelf.events.schema import ClientFacts
 MAX_BODY = 4096
 CLOCK_SKEW_MS = 60_000
 MAX_AGE_MS = 24 * 3600 * 1000
-# The page reports a timeout after 30 s and its retries take seconds: ten minutes is no real load time.
+# The page reports a timeout after 30 s and its retries take seconds (a first frame that waits for the
+# learner's play may come later): past ten minutes a load time says nothing but that it is made up.
 MAX_LOAD_MS = 10 * 60 * 1000
 _SESSIONS_MAX = 100_000
 
@@ -158,7 +160,10 @@ def accept(
     if beacon.bytes is not None and beacon.bytes > claims.size:
         raise OutOfRange("A viewer page cannot report more bytes than its file has.", field="bytes")
     guard.admit(claims.session, beacon.seq, now)  # in this process first: replays and floods cost no write
-    views.take(claims.session)
+    try:
+        views.take(claims.session)
+    except SQLAlchemyError as exc:
+        raise Unavailable("The event could not be checked; try again.") from exc
     hit = Hit(
         type=beacon.type,
         at=datetime.fromtimestamp(beacon.t / 1000, UTC),
