@@ -79,7 +79,12 @@ class Settings(BaseSettings):
     spool_fsync_events: int = Field(default=256, ge=1, description="waiting events that trigger an fsync at once")
     spool_segment_bytes: int = Field(default=16 * 1024**2, ge=4096, description="size of a spool segment file")
     event_drain_batch: int = Field(default=1000, ge=1, description="events per warehouse transaction")
-    beacon_rate_per_minute: int = Field(default=60, ge=1, description="client beacons accepted per viewer session")
+    beacon_rate_per_minute: int = Field(
+        default=60, ge=1, description="client beacons a web process accepts per viewer session and minute"
+    )
+    beacon_events_per_view: int = Field(
+        default=1, ge=1, description="client beacons accepted per page view, across processes (the page sends one)"
+    )
 
     @model_validator(mode="after")
     def _resolve_secret_key(self) -> Settings:

@@ -124,6 +124,7 @@ async def beacon(request: Request, services: ServicesDep, client: ClientIp) -> R
         body,
         secret=services.settings.secret_key,
         guard=collector.beacons,
+        views=collector.views,
         enricher=collector.enricher,
         events=collector.events,
         client=facts,

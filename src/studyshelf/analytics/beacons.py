@@ -1,11 +1,15 @@
-"""Client beacons: validated, bound to a viewer page by its token, limited per viewer session.
+"""Client beacons: validated, bound to a counted page view by its token, limited per page view.
 
 A forged or expired token is refused (403); a body that is too large (413), not our schema or at a time
-the page could not have sent it (422) is refused; a repeated `seq` of a session is a replay (409); more
-than the allowed rate per session is refused (429). Nothing refused is stored. Limits are per process:
-with several web processes a session can send up to N times the rate, and replays that reach another
-process are still counted once (the event id is derived from session and seq, and the warehouse keeps ids
-once).
+the page could not have sent it (422) is refused; so is a figure no page could report (422
+`beacon-out-of-range`: a load time over MAX_LOAD_MS, more bytes than the file's size, which the token
+carries). Each page view may send `beacon_events_per_view` beacons in all, across every process: the
+server makes a `beacon_views` row when it counts the view, and each beacon takes one from it with a
+conditional UPDATE; a token whose view has no row is refused (403 `beacon-view-unknown`), one whose view
+has sent its share too (429 `beacon-view-limit`). Before that, each process keeps a cheap first line: a
+repeated `seq` is a replay (409) and a session may send `beacon_rate_per_minute` (429). A replay that
+reaches another process is still stored once (the event id is derived from session and seq, and the
+warehouse keeps ids once). Nothing refused is stored.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ import json
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.analytics.enrich import Enricher
+from studyshelf.analytics.models import BeaconView
 from studyshelf.analytics.schemas import BeaconIn
+from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, TooManyRequests, Unavailable
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
@@ -29,7 +39,56 @@ from studyshelf.events.schema import ClientFacts
 MAX_BODY = 4096
 CLOCK_SKEW_MS = 60_000
 MAX_AGE_MS = 24 * 3600 * 1000
+# The page reports a timeout after 30 s and its retries take seconds (a first frame that waits for the
+# learner's play may come later): past ten minutes a load time says nothing but that it is made up.
+MAX_LOAD_MS = 10 * 60 * 1000
 _SESSIONS_MAX = 100_000
+
+
+class OutOfRange(Invalid):
+    type_slug = "beacon-out-of-range"
+    title = "No viewer page reports this"
+
+
+class ViewUnknown(PermissionDenied):
+    type_slug = "beacon-view-unknown"
+    title = "The page view was not counted"
+
+
+class ViewSpent(TooManyRequests):
+    type_slug = "beacon-view-limit"
+    title = "This page view has reported all it may"
+
+
+@dataclass(frozen=True)
+class BeaconViews:
+    """The page views the server counted (in the app database), each with the beacons it may still send."""
+
+    sessions: sessionmaker[Session]
+    per_view: int
+
+    def open(self, session: str, *, at: datetime) -> None:
+        """Let the page view `session`, just counted, send its beacons."""
+        with unit_of_work(self.sessions) as db:
+            db.add(BeaconView(session=session, events=0, counted_at=at))
+
+    def take(self, session: str) -> None:
+        """Take one beacon of the view, atomically across processes, or raise why it may not send one."""
+        with unit_of_work(self.sessions) as db:
+            query = update(BeaconView).where(BeaconView.session == session, BeaconView.events < self.per_view)
+            taken = db.execute(query.values(events=BeaconView.events + 1)).rowcount  # type: ignore[attr-defined]
+            known = taken == 1 or db.scalar(select(BeaconView.session).where(BeaconView.session == session))
+        if taken == 1:
+            return
+        if not known:
+            raise ViewUnknown("This page view was never counted; reload the page.")
+        raise ViewSpent("This page view has sent all its events.")
+
+
+def prune_views(db: Session, *, before: datetime) -> int:
+    """Forget page views counted before `before` (their tokens have expired); return how many."""
+    result = db.execute(delete(BeaconView).where(BeaconView.counted_at < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class BeaconGuard:
@@ -77,6 +136,7 @@ def accept(
     *,
     secret: str,
     guard: BeaconGuard,
+    views: BeaconViews,
     enricher: Enricher,
     events: EventStream,
     client: ClientFacts,
@@ -95,7 +155,15 @@ def accept(
         raise Invalid("The event's time is outside the life of its viewer page.")
     if beacon.type == "load_fail" and beacon.error_class is None:
         raise Invalid("A load_fail needs an error_class.")
-    guard.admit(claims.session, beacon.seq, now)
+    if beacon.load_ms is not None and beacon.load_ms > MAX_LOAD_MS:
+        raise OutOfRange(f"A load time over {MAX_LOAD_MS // 60_000} minutes is not a load time.", field="load_ms")
+    if beacon.bytes is not None and beacon.bytes > claims.size:
+        raise OutOfRange("A viewer page cannot report more bytes than its file has.", field="bytes")
+    guard.admit(claims.session, beacon.seq, now)  # in this process first: replays and floods cost no write
+    try:
+        views.take(claims.session)
+    except SQLAlchemyError as exc:
+        raise Unavailable("The event could not be checked; try again.") from exc
     hit = Hit(
         type=beacon.type,
         at=datetime.fromtimestamp(beacon.t / 1000, UTC),

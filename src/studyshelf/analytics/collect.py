@@ -6,8 +6,9 @@ import logging
 from dataclasses import replace
 
 from prometheus_client import Counter
+from sqlalchemy.exc import SQLAlchemyError
 
-from studyshelf.analytics.beacons import BeaconGuard
+from studyshelf.analytics.beacons import BeaconGuard, BeaconViews
 from studyshelf.analytics.enrich import Enricher, build_geo_lookup
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.services import Services
@@ -20,9 +21,12 @@ EVENTS_LOST = Counter("studyshelf_events_lost", "Analytics events the buffer ref
 class Collector:
     """The HitSink of a web process: enrich, publish, and never fail the request that was counted."""
 
-    def __init__(self, events: EventStream, enricher: Enricher, *, beacons_per_minute: int = 60) -> None:
+    def __init__(
+        self, events: EventStream, enricher: Enricher, *, views: BeaconViews, beacons_per_minute: int = 60
+    ) -> None:
         self.events = events
         self.enricher = enricher
+        self.views = views  # counted page views, in the app database: limits that hold across processes
         self.beacons = BeaconGuard(beacons_per_minute)  # per process (see analytics/beacons.py)
 
     def record(self, hit: Hit) -> None:
@@ -34,6 +38,11 @@ class Collector:
             log.exception("an analytics event was lost")
             return
         EVENTS_ACCEPTED.labels(event.type).inc()
+        if hit.type == "view" and hit.session:  # a viewer page: its beacon token names this session
+            try:
+                self.views.open(hit.session, at=hit.at)
+            except SQLAlchemyError:
+                log.exception("a counted view could not be opened for its beacons (they will be refused)")
 
 
 def install(services: Services) -> Services:
@@ -42,5 +51,6 @@ def install(services: Services) -> Services:
         return services
     settings = services.settings
     enricher = Enricher(secret=settings.secret_key, geo=build_geo_lookup(settings))
-    collector = Collector(services.events, enricher, beacons_per_minute=settings.beacon_rate_per_minute)
+    views = BeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
+    collector = Collector(services.events, enricher, views=views, beacons_per_minute=settings.beacon_rate_per_minute)
     return replace(services, hits=collector)

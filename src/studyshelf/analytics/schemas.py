@@ -76,6 +76,8 @@ class BeaconIn(BaseModel):
     type: Literal["load_ok", "load_fail"]
     seq: int = Field(ge=0, le=1000, description="the page's own counter: a repeated seq is a replay")
     t: int = Field(description="when it happened, ms since the epoch (client clock)")
-    load_ms: int | None = Field(default=None, ge=0, le=3_600_000)
+    load_ms: int | None = Field(default=None, ge=0, description="over 10 minutes is refused (beacon-out-of-range)")
     error_class: Literal["network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"] | None = None
-    bytes: int | None = Field(default=None, ge=0, le=1 << 42)
+    bytes: int | None = Field(
+        default=None, ge=0, description="more than the file's size is refused (beacon-out-of-range)"
+    )

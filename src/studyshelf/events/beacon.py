@@ -1,9 +1,9 @@
 """The beacon token: lets a viewer page report its own playback, and nothing else.
 
 It names the link (or, for an LTI launch, no link but the course and resource link), file, version,
-the organisations and folders involved and a viewer session, under an HMAC with the secret key, and
-expires with the page. A beacon carrying it needs no database lookup; a forged one fails the MAC;
-one carried past its expiry or to another file is refused.
+the organisations and folders involved, the version's size and a viewer session (the page view's id),
+under an HMAC with the secret key, and expires with the page. A forged one fails the MAC; one carried
+past its expiry or to another file is refused; a beacon may not report more bytes than `size`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class BeaconClaims:
     folder_path: tuple[str, ...]
     content_type: str
     filename: str
-    session: str
+    session: str  # the page view's id: its beacons are counted against it (analytics/beacons.py)
+    size: int  # the version's bytes: no beacon of this page may report more
     issued: int
     expires: int
     course: str = ""  # an LTI launch's course and resource link ("" for a share link)

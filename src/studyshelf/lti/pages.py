@@ -277,6 +277,7 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
         content_type=version.content_type,
         filename=item.name,
         session=hit.session,
+        size=version.size,
         issued=now,
         expires=expires,
         course=record.context_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from studyshelf.analytics import models as _beacon_models  # noqa: F401 - registers tables
 from studyshelf.analytics.reports import models as _analytics_models  # noqa: F401 - registers tables
 from studyshelf.core.db import Base
 from studyshelf.delivery import models as _delivery_models  # noqa: F401 - registers tables
