@@ -5,6 +5,7 @@ from __future__ import annotations
 from studyshelf.partners.models import Role
 from tests.conftest import Member, World
 from tests.library.support import assert_problem
+from tests.links.support import viewer_token_client
 
 HOOK = "https://hooks.example.com/reports/T0001/s3cr3tT0ken?sig=abc123"
 MASKED = "https://hooks.example.com/…"
@@ -39,6 +40,8 @@ def test_only_admins_read_the_report_webhook_whole_in_the_api(world: World) -> N
     assert admin.client.get(_url(admin)).json()["webhook_url"] == HOOK
     owner = world.member(org, Role.OWNER)
     assert owner.client.get(_url(owner)).json()["webhook_url"] == HOOK
+    client, headers = viewer_token_client(world, owner)
+    assert client.get(_url(owner), headers=headers).json()["webhook_url"] == MASKED
 
 
 def test_only_admins_see_the_report_webhook_whole_on_the_reports_page(world: World) -> None:

@@ -20,7 +20,7 @@ from studyshelf.delivery.models import Link
 from studyshelf.partners.models import Role, User
 from tests.conftest import Member, World
 from tests.library.support import assert_problem, uploaded
-from tests.links.support import LMS, create_link
+from tests.links.support import LMS, create_link, viewer_token_client
 from tests.sharing.support import grant, partnership
 
 HTMX = {"HX-Request": "true"}
@@ -50,8 +50,8 @@ def campus(world: World) -> Campus:
     file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
     created = create_link(owner, file["id"], max_views=100, label="Biology 101")
     assert created.status_code == 201, created.text
-    members = (world.member(org, role) for role in (Role.ADMIN, Role.EDITOR, Role.VIEWER))
-    return Campus(world, owner, *members, file_id=file["id"], link_id=created.json()["id"])
+    admin, editor, viewer = (world.member(org, role) for role in (Role.ADMIN, Role.EDITOR, Role.VIEWER))
+    return Campus(world, owner, admin, editor, viewer, file_id=file["id"], link_id=created.json()["id"])
 
 
 def stored(world: World, link_id: str) -> tuple[Any, ...]:
@@ -86,14 +86,6 @@ def suspend_by_radar(world: World, owner: Member, link_id: str) -> None:
         with unit_of_work(world.services.write_sessions) as db:
             links.admit_visit(db, link_id=link_id, facts=facts)
     assert owner.client.get(f"/api/v1/links/{link_id}").json()["status"] == "suspended"
-
-
-def viewer_token_client(world: World, member: Member) -> tuple[TestClient, dict[str, str]]:
-    """A client with no session, using the member's personal token capped to the viewer role."""
-    body = {"name": "read-only", "org_id": str(member.org_id), "role": "viewer"}
-    token = member.client.post("/api/v1/auth/tokens", json=body, headers=member.headers())
-    assert token.status_code == 201, token.text
-    return TestClient(world.app, base_url="http://testserver"), {"Authorization": f"Bearer {token.json()['token']}"}
 
 
 def later(days: int = 300) -> str:
@@ -175,7 +167,8 @@ def test_a_platform_admin_reads_a_partners_link_but_cannot_change_it(world: Worl
 
 def page_post(member: Member, path: str, **form: str) -> int:
     response = member.client.post(path, data={"back": "/links", **form}, headers={**HTMX, **member.headers()})
-    return response.status_code
+    status: int = response.status_code
+    return status
 
 
 def test_the_link_pages_refuse_a_viewer_and_offer_no_buttons(campus: Campus) -> None:

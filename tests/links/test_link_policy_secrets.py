@@ -8,6 +8,7 @@ from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.partners.models import Role
 from tests.conftest import Member, World
 from tests.library.support import assert_problem
+from tests.links.support import viewer_token_client
 
 HOOK = "https://hooks.example.com/services/T0001/B0002/s3cr3tT0ken?sig=abc123"
 MASKED = "https://hooks.example.com/…"
@@ -72,6 +73,8 @@ def test_only_admins_read_the_policy_webhook_whole_in_the_api(world: World) -> N
     assert admin.client.get(_policy_url(admin)).json()["notify_webhook_url"] == HOOK
     owner = world.member(org, Role.OWNER)
     assert owner.client.get(_policy_url(owner)).json()["notify_webhook_url"] == HOOK
+    client, headers = viewer_token_client(world, owner)
+    assert client.get(_policy_url(owner), headers=headers).json()["notify_webhook_url"] == MASKED
 
 
 def test_only_admins_see_the_policy_webhook_whole_on_the_settings_page(world: World) -> None:
