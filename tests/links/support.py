@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.conftest import Member
+from tests.conftest import Member, World
 
 LMS = "https://moodle.example.edu"
 EMBEDDED = {"sec-fetch-dest": "iframe", "sec-fetch-site": "cross-site", "referer": f"{LMS}/course/view.php?id=7"}
@@ -27,3 +27,11 @@ def link_path(response: httpx.Response) -> str:
 def visitor(member: Member) -> TestClient:
     """A learner's browser: no StudyShelf session at all."""
     return TestClient(member.client.app, base_url="http://testserver")
+
+
+def viewer_token_client(world: World, member: Member) -> tuple[TestClient, dict[str, str]]:
+    """A client with no session, using the member's personal token capped to the viewer role."""
+    body = {"name": "read-only", "org_id": str(member.org_id), "role": "viewer"}
+    token = member.client.post("/api/v1/auth/tokens", json=body, headers=member.headers())
+    assert token.status_code == 201, token.text
+    return TestClient(world.app, base_url="http://testserver"), {"Authorization": f"Bearer {token.json()['token']}"}

@@ -110,7 +110,7 @@ def test_a_folder_link_browses_its_subtree_only(owner: Member) -> None:
 def test_renewal_gives_fresh_urls_until_the_grant_is_revoked(world: World) -> None:
     p = partnership(world)
     grant_id = grant(p.publisher, p.course["id"], p.partner.id).json()["id"]
-    created = create_link(p.student, p.notes["id"], org_id=str(p.partner.id))
+    created = create_link(p.teacher, p.notes["id"], org_id=str(p.partner.id))
     assert created.status_code == 201, created.text
     page = visitor(p.student).get(link_path(created), headers=EMBEDDED)
     token = re.search(r'data-token="([^"]+)"', page.text)

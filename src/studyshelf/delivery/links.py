@@ -19,7 +19,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
-from studyshelf.core.errors import Invalid, NotFound
+from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
+from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer, normalise_origins
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy, Refusal, Sighting
 from studyshelf.library import service as library
@@ -56,9 +57,13 @@ def get_policy(db: Session, *, org_id: uuid.UUID) -> LinkPolicy:
 
 
 def update_policy(db: Session, *, principal: Principal, org_id: uuid.UUID, changes: dict[str, object]) -> LinkPolicy:
-    """Change the organisation's link policy (admins)."""
-    require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
+    """Change the organisation's link policy (admins); a masked webhook sent back keeps the stored one."""
+    require(principal, Permission.SETTINGS_MANAGE, org_id, what="organisation")
     policy = get_policy(db, org_id=org_id)
+    if "notify_webhook_url" in changes:
+        changes["notify_webhook_url"] = unless_masked(
+            str(changes["notify_webhook_url"] or ""), policy.notify_webhook_url
+        )
     before = {k: getattr(policy, k) for k in changes}
     webhook = str(changes.get("notify_webhook_url") or "")
     if webhook and not webhook.startswith(("https://", "http://127.0.0.1", "http://localhost")):
@@ -122,9 +127,10 @@ class LinkSpec:
 
 
 def create_link(db: Session, *, principal: Principal, spec: LinkSpec) -> Link:
-    """Create a link to a file or folder the principal may view, for one of its organisations."""
+    """Create a link to a file or folder the principal may view, for an organisation where it may change content."""
     target = _load_target(db, principal=principal, target_type=spec.target_type, target_id=spec.target_id)
     org_id = _acting_org(principal, spec.org_id)
+    require(principal, Permission.LIBRARY_WRITE, org_id, what="organisation's links")
     found = library.content_path_ids(db, target_type=spec.target_type, target_id=spec.target_id)
     assert found is not None
     if not org_has_access(db, org_id=org_id, owner_org_id=target.org_id, path_ids=found[1]):
@@ -187,9 +193,24 @@ def list_links(
     return list(db.scalars(query.order_by(Link.created_at.desc())))
 
 
-def update_link(db: Session, *, principal: Principal, link_id: str, changes: dict[str, object]) -> Link:
-    """Extend, change origins, limits or label; only members of the link's organisation."""
+def may_change(principal: Principal, link: Link) -> bool:
+    return allows(principal, Permission.LIBRARY_WRITE, link.org_id)
+
+
+def may_reactivate(principal: Principal, link: Link) -> bool:
+    return allows(principal, Permission.LINK_REACTIVATE, link.org_id)
+
+
+def get_changeable_link(db: Session, *, principal: Principal, link_id: str) -> Link:
+    """A link the principal may change: `library:write` on the link's organisation (PermissionDenied otherwise)."""
     link = get_link(db, principal=principal, link_id=link_id)
+    require(principal, Permission.LIBRARY_WRITE, link.org_id, what="link")
+    return link
+
+
+def update_link(db: Session, *, principal: Principal, link_id: str, changes: dict[str, object]) -> Link:
+    """Extend, change origins, limits or label (editors of the link's organisation)."""
+    link = get_changeable_link(db, principal=principal, link_id=link_id)
     before = {k: getattr(link, k) for k in changes if k != "allowed_origins"}
     if "expires_at" in changes:
         value = changes["expires_at"]
@@ -218,7 +239,8 @@ def update_link(db: Session, *, principal: Principal, link_id: str, changes: dic
 
 
 def revoke_link(db: Session, *, principal: Principal, link_id: str) -> Link:
-    link = get_link(db, principal=principal, link_id=link_id)
+    """Stop a link now (editors of the link's organisation)."""
+    link = get_changeable_link(db, principal=principal, link_id=link_id)
     if link.revoked_at is None:
         link.revoked_at = utcnow()
         db.flush()
@@ -229,9 +251,11 @@ def revoke_link(db: Session, *, principal: Principal, link_id: str) -> Link:
 
 
 def reactivate_link(db: Session, *, principal: Principal, link_id: str) -> Link:
-    """Lift an automatic suspension."""
-    link = get_link(db, principal=principal, link_id=link_id)
+    """Lift the leak radar's suspension (organisation admins: the link was seen spreading)."""
+    link = get_changeable_link(db, principal=principal, link_id=link_id)
     if link.suspended_at is not None:
+        if not may_reactivate(principal, link):
+            raise PermissionDenied("Only an admin of the organisation can re-enable a link that was paused.")
         before = {"suspended_reason": link.suspended_reason}
         link.suspended_at = None
         link.suspended_reason = ""
@@ -467,3 +491,13 @@ def target_content_type(db: Session, link: Link) -> str | None:
 def get_link_policy_for(db: Session, *, principal: Principal, org_id: uuid.UUID) -> LinkPolicy:
     require(principal, Permission.LIBRARY_READ, org_id, what="organisation")
     return get_policy(db, org_id=org_id)
+
+
+def may_manage_policy(principal: Principal, org_id: uuid.UUID) -> bool:
+    return allows(principal, Permission.SETTINGS_MANAGE, org_id)
+
+
+def shown_webhook(principal: Principal, policy: LinkPolicy) -> str:
+    """The suspension webhook as the principal may see it: whole for the organisation's admins, else masked."""
+    url = policy.notify_webhook_url
+    return url if may_manage_policy(principal, policy.org_id) else mask_url(url)

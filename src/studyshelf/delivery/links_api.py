@@ -15,6 +15,7 @@ from studyshelf.delivery import links
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy
 from studyshelf.library.sniff import category
 from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["links"])
@@ -77,7 +78,9 @@ class LinkPolicyRead(BaseModel):
     max_networks_per_hour: int
     max_countries_per_hour: int
     max_refusals_per_hour: int
-    notify_webhook_url: str
+    notify_webhook_url: str = Field(
+        description="Whole for the organisation's admins; for others only scheme and host (https://hooks.example.com/…)."
+    )
 
 
 class LinkPolicyUpdate(BaseModel):
@@ -180,21 +183,21 @@ def get_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services:
 def update_link(
     link_id: str, body: LinkUpdate, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
 ) -> LinkRead:
-    """Extend a link, change its origins, limits or label."""
+    """Extend a link, change its origins, limits or label (editors and admins of the link's organisation)."""
     link = links.update_link(db, principal=principal, link_id=link_id, changes=body.model_dump(exclude_unset=True))
     return link_read(services, link, video=_is_video(db, link))
 
 
 @router.post("/links/{link_id}/revoke", response_model=LinkRead)
 def revoke_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> LinkRead:
-    """Stop a link now; outstanding media URLs end within their few minutes of life."""
+    """Stop a link now; outstanding media URLs end within their few minutes of life (editors and admins)."""
     link = links.revoke_link(db, principal=principal, link_id=link_id)
     return link_read(services, link, video=_is_video(db, link))
 
 
 @router.post("/links/{link_id}/reactivate", response_model=LinkRead)
 def reactivate_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> LinkRead:
-    """Re-enable a link that was suspended for spreading too far."""
+    """Re-enable a link that was suspended for spreading too far (the organisation's admins)."""
     link = links.reactivate_link(db, principal=principal, link_id=link_id)
     return link_read(services, link, video=_is_video(db, link))
 
@@ -202,7 +205,7 @@ def reactivate_link(link_id: str, principal: CurrentPrincipal, db: DbSession, se
 @router.get("/orgs/{org_id}/link-policy", response_model=LinkPolicyRead)
 def get_link_policy(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> LinkPolicyRead:
     """The organisation's link policy."""
-    return _policy_read(links.get_link_policy_for(db, principal=principal, org_id=org_id))
+    return _policy_read(principal, links.get_link_policy_for(db, principal=principal, org_id=org_id))
 
 
 @router.patch("/orgs/{org_id}/link-policy", response_model=LinkPolicyRead)
@@ -211,10 +214,10 @@ def update_link_policy(
 ) -> LinkPolicyRead:
     """Link lifetimes, default LMS origins and the thresholds that suspend a link (admins)."""
     policy = links.update_policy(db, principal=principal, org_id=org_id, changes=body.model_dump(exclude_unset=True))
-    return _policy_read(policy)
+    return _policy_read(principal, policy)
 
 
-def _policy_read(policy: LinkPolicy) -> LinkPolicyRead:
+def _policy_read(principal: Principal, policy: LinkPolicy) -> LinkPolicyRead:
     return LinkPolicyRead(
         default_ttl_days=policy.default_ttl_days,
         max_ttl_days=policy.max_ttl_days,
@@ -222,5 +225,5 @@ def _policy_read(policy: LinkPolicy) -> LinkPolicyRead:
         max_networks_per_hour=policy.max_networks_per_hour,
         max_countries_per_hour=policy.max_countries_per_hour,
         max_refusals_per_hour=policy.max_refusals_per_hour,
-        notify_webhook_url=policy.notify_webhook_url,
+        notify_webhook_url=links.shown_webhook(principal, policy),
     )

@@ -37,7 +37,7 @@ Threshold = Annotated[int, Form(ge=1, le=100_000)]
 
 @dataclass(frozen=True)
 class LinkRow:
-    """A link as a row shows it: its address, state, snippet and what it points at."""
+    """A link as a row shows it: its address, state, snippet, what it points at and what the viewer may do."""
 
     link: Link
     url: str
@@ -45,6 +45,8 @@ class LinkRow:
     snippet: str
     target_name: str
     target_href: str | None
+    can_change: bool = False
+    can_reactivate: bool = False
 
 
 def _lines(text: str) -> list[str]:
@@ -81,6 +83,8 @@ def _row(db: DbSession, services: Services, principal: Principal, link: Link) ->
         target_href=(f"/library/{target.id}" if link.target_type == "folder" else f"/files/{target.id}")
         if target
         else None,
+        can_change=links.may_change(principal, link),
+        can_reactivate=links.may_reactivate(principal, link),
     )
 
 
@@ -137,6 +141,7 @@ def _panel(
         "today": today.isoformat(),
         "max_day": (today + timedelta(days=policy.max_ttl_days)).isoformat(),
         "back": f"/get-link/{kind}/{item.id}",
+        "can_create": allows(principal, Permission.LIBRARY_WRITE, org_id),
         **extra,
     }
     if not is_htmx(request):
@@ -251,7 +256,7 @@ def edit_link(
     back: FormStr = "/links",
 ) -> Response:
     """Extend a link or change its origins; only what changed is sent to the service."""
-    link = links.get_link(db, principal=principal, link_id=link_id)
+    link = links.get_changeable_link(db, principal=principal, link_id=link_id)
     changes: dict[str, object] = {}
     if expires_on != link.expires_at.date().isoformat():
         changes["expires_at"] = _end_of_day(expires_on, links.get_policy(db, org_id=link.org_id))
@@ -295,8 +300,11 @@ def _policy_section(
     policy = links.get_link_policy_for(db, principal=principal, org_id=org_id)
     context: dict[str, Any] = {
         "link_policy": policy,
-        "policy_form": {"default_origins": "\n".join(links.policy_origins(policy))},
-        "can_edit_policy": allows(principal, Permission.MEMBERS_MANAGE, org_id),
+        "policy_form": {
+            "default_origins": "\n".join(links.policy_origins(policy)),
+            "notify_webhook_url": links.shown_webhook(principal, policy),
+        },
+        "can_edit_policy": links.may_manage_policy(principal, org_id),
         **extra,
     }
     if is_htmx(request):

@@ -1,10 +1,11 @@
 """The one permission policy: every decision about who may do what goes through here.
 
-Roles inside an organisation: viewer (read, analytics) < editor (content) < admin (members, grants,
-LMS registrations, settings) < owner. Another organisation's content is reachable only through a
-grant on the item or one of its folders: `view` lets the grantee's members read, `manage` lets its
-editors change content below the granted folder. Platform admins (operator staff) may read
-everything; what they change is audited like any change.
+Roles inside an organisation: viewer (read, analytics) < editor (content, links) < admin (members,
+grants, LMS registrations, settings and the secrets in them, lifting a leak-radar suspension) < owner.
+Another organisation's content is reachable only through a grant on the item or one of its folders:
+`view` lets the grantee's members read, `manage` lets its editors change content below the granted
+folder. Platform admins (operator staff) may read everything; they change only what their own roles
+allow, and that is audited like any change.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Permission(enum.StrEnum):
     MEMBERS_MANAGE = "members:manage"
     AUDIT_READ = "audit:read"
     ANALYTICS_READ = "analytics:read"
+    LINK_REACTIVATE = "link:reactivate"  # lift a suspension of the leak radar
+    SETTINGS_MANAGE = "settings:manage"  # change organisation settings, read their secrets (webhook URLs)
 
 
 _LOWEST_ROLE = {
@@ -38,6 +41,8 @@ _LOWEST_ROLE = {
     Permission.MEMBERS_MANAGE: Role.ADMIN,
     Permission.AUDIT_READ: Role.ADMIN,
     Permission.ANALYTICS_READ: Role.VIEWER,
+    Permission.LINK_REACTIVATE: Role.ADMIN,
+    Permission.SETTINGS_MANAGE: Role.ADMIN,
 }
 # What a grant can extend to another organisation's members, and the role they need for it.
 _GRANTABLE = {

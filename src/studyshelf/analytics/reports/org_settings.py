@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports.models import ReportDelivery, ReportSettings
 from studyshelf.core.errors import Invalid
+from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.partners import audit
 from studyshelf.partners.permissions import Permission, allows, require
 from studyshelf.partners.principal import Principal
@@ -64,9 +65,16 @@ def destinations(row: ReportSettings) -> Destinations:
 
 
 def read_settings(db: Session, *, principal: Principal, org_id: uuid.UUID) -> tuple[ReportSettings, bool]:
-    """The settings for anyone who may read the organisation's analytics, and whether they may change them."""
+    """The settings for anyone who may read the organisation's analytics, and whether they may change them
+    (and so see their secrets: see `shown_webhook`)."""
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
-    return get_settings(db, org_id=org_id), allows(principal, Permission.MEMBERS_MANAGE, org_id)
+    return get_settings(db, org_id=org_id), allows(principal, Permission.SETTINGS_MANAGE, org_id)
+
+
+def shown_webhook(row: ReportSettings, *, can_edit: bool) -> str:
+    """The webhook as the reader may see it: whole for those who may change the settings (admins), else masked."""
+    url = row.webhook_url or ""
+    return url if can_edit else mask_url(url)
 
 
 def clean_time_zone(value: str) -> str:
@@ -113,14 +121,16 @@ def clean_webhook(value: str) -> str:
 def update_settings(
     db: Session, *, principal: Principal, org_id: uuid.UUID, time_zone: str, emails: list[str], webhook_url: str
 ) -> ReportSettings:
-    """Change the time zone and destinations (admins); failed deliveries get a fresh round of attempts."""
-    require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
+    """Change the time zone and destinations (admins); failed deliveries get a fresh round of attempts.
+
+    A masked webhook sent back (a form that showed it masked) keeps the stored one."""
+    require(principal, Permission.SETTINGS_MANAGE, org_id, what="organisation")
+    row = db.get(ReportSettings, org_id)
     cleaned = {
         "time_zone": clean_time_zone(time_zone),
         "emails": ",".join(clean_emails(emails)),
-        "webhook_url": clean_webhook(webhook_url),
+        "webhook_url": clean_webhook(unless_masked(webhook_url, row.webhook_url if row is not None else "")),
     }
-    row = db.get(ReportSettings, org_id)
     if row is None:
         row = ReportSettings(org_id=org_id, time_zone=DEFAULT_TIME_ZONE, emails="", webhook_url="")
         db.add(row)

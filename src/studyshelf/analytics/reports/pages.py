@@ -54,7 +54,12 @@ def _page(
         "links": {d.day: report_links(org_id, d.day) for d in rows if d.status == "ready"},
         "time_zones": org_settings.time_zones(),
         "can_edit": can_edit,
-        "form": form or {"time_zone": row.time_zone, "emails": "\n".join(to.emails), "webhook_url": to.webhook_url},
+        "form": form
+        or {
+            "time_zone": row.time_zone,
+            "emails": "\n".join(to.emails),
+            "webhook_url": org_settings.shown_webhook(row, can_edit=can_edit),
+        },
         "webhook_secret": org_settings.webhook_secret(services.settings.secret_key, org_id) if can_edit else "",
         "mail_enabled": services.mailer.enabled,
         **extra,

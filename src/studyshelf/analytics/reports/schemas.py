@@ -106,7 +106,12 @@ class ReportSettingsRead(BaseModel):
     org_id: uuid.UUID
     time_zone: str = Field(description="IANA time zone of the organisation's days, e.g. Europe/Berlin")
     emails: list[str] = Field(description="who gets each day's report (CSV attached)")
-    webhook_url: str = Field(description="https URL that gets each day's report as JSON; '' for none")
+    webhook_url: str = Field(
+        description=(
+            "https URL that gets each day's report as JSON; '' for none. Whole for admins (can_edit); "
+            "for other roles only scheme and host, e.g. https://hooks.example.com/…"
+        )
+    )
     webhook_secret: str | None = Field(
         description="key of the X-StudyShelf-Signature HMAC (admins only; null for other roles)"
     )
