@@ -41,6 +41,7 @@ from studyshelf.partners.schemas import (
     TokenRead,
     UserRead,
 )
+from studyshelf.partners.throttle import ThrottlePolicy
 from studyshelf.services import Services
 from studyshelf.web.security import is_https
 
@@ -71,8 +72,7 @@ def sign_in(
             email=email,
             password=password,
             client=client,
-            max_failures=settings.login_max_failures,
-            window_seconds=settings.login_window_seconds,
+            policy=ThrottlePolicy.from_settings(settings),
         )
     except NotAuthenticated:
         db.commit()

@@ -129,7 +129,8 @@ def login_submit(
         sign_in(request, response, db=db, services=services, email=email, password=password, client=client)
     except (NotAuthenticated, TooManyRequests) as exc:
         context = {"next": safe_next(next), "email": email, "error": exc.detail}
-        return render(request, "partners/login.html", context, status=exc.status)
+        retry = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        return render(request, "partners/login.html", context, status=exc.status, headers=retry)
     return response
 
 
