@@ -7,6 +7,7 @@ which the `clock` fixture moves: no test sleeps.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,3 +184,11 @@ def test_old_failures_are_pruned(world: World, services: Services, clock: Clock)
     with services.read_sessions() as db:
         assert db.scalar(select(func.count()).select_from(LoginFailure)) == 3
     assert "partners.login_failures" in {job.name for job in JOBS}
+
+
+def test_parallel_guesses_cannot_all_pass_the_check(world: World, services: Services, clock: Clock) -> None:
+    site = Site(services, login_max_failures=3)
+    owner = world.member(world.org())
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: site.login("198.51.100.7", owner.email, WRONG).status_code, range(8)))
+    assert sorted(answers) == [401] * 3 + [429] * 5

@@ -52,6 +52,12 @@ def test_a_declared_content_length_over_the_cap_is_refused(app_client: TestClien
     response = app_client.post("/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"})
     assert_problem(response, 413, "too-large")
     assert failures(services) == 0
+    # Refused before routing: even where no route is.
+    assert_problem(app_client.post("/api/v1/nowhere", content=body), 413, "too-large")
+    # A multipart body waits for its route: only an upload lifts the cap.
+    multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+    assert_problem(app_client.post("/api/v1/auth/login", content=body, headers=multipart), 413, "too-large")
+    assert failures(services) == 0
 
 
 def test_an_html_form_over_the_cap_is_refused(app_client: TestClient, services: Services) -> None:

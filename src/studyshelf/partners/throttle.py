@@ -102,8 +102,19 @@ def _ceiling_until(db: Session, key: str, *, count: int, since: datetime, policy
     return clock.as_utc(oldest_to_expire) + policy.window if oldest_to_expire is not None else None
 
 
+def _one_attempt_at_a_time(db: Session, keys: SignInKeys) -> None:
+    """Queue the attempts of one (account, network) until the transaction ends, so that parallel guesses
+    cannot all pass the check before any of them is recorded. SQLite's writers queue already (BEGIN
+    IMMEDIATE); on PostgreSQL a transaction-level advisory lock does it.
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        lock_id = int.from_bytes(bytes.fromhex(sha256_hex(keys.pair))[:8], "big", signed=True)
+        db.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
+
 def check(db: Session, *, keys: SignInKeys, policy: ThrottlePolicy) -> None:
     """Raise TooManyRequests (with `retry_after` seconds) when this attempt must wait."""
+    _one_attempt_at_a_time(db, keys)
     now = clock.utcnow()
     since = now - policy.window
     waits: list[datetime] = []

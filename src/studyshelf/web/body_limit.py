@@ -1,11 +1,11 @@
 """A cap on request bodies, enforced while they stream in, so no JSON or form body is read whole unbounded.
 
 FastAPI reads a JSON or form body into memory before it validates it (and before it resolves the route's
-dependencies). This middleware hands the application a `receive()` that refuses the body at its first
-read when the declared Content-Length is over the cap, and otherwise counts the bytes of a chunked body
-as they arrive, so a body past the cap costs at most one more chunk of memory. A route that streams its
-body to storage under its own limit (uploads: settings.max_upload_bytes) calls `lift_body_limit` before
-it reads.
+dependencies). This middleware refuses a declared Content-Length over the cap at once, before routing,
+unless the body is multipart (an upload may be); otherwise it hands the application a `receive()` that
+refuses such a body at its first read and counts the bytes of a chunked body as they arrive, so a body
+past the cap costs at most one more chunk of memory. A route that streams its body to storage under its
+own limit (uploads: settings.max_upload_bytes) calls `lift_body_limit` before it reads.
 """
 
 from __future__ import annotations
@@ -52,8 +52,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes and not _may_be_upload(headers):
+            await self._refuse(scope, receive, send, BodyTooLarge(self.max_bytes))  # before any routing
+            return
         limit = scope[_SCOPE_KEY] = _Limit(self.max_bytes)
-        declared = Headers(scope=scope).get("content-length", "")
         received = 0
         started = False
 
@@ -80,6 +84,14 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:  # read outside FastAPI's error handlers (another middleware, say)
             if started:
                 raise
-            request = Request(scope, receive)
-            response = problem(request, status=413, slug="too-large", title="Content too large", detail=exc.detail)
-            await response(scope, receive, send)
+            await self._refuse(scope, receive, send, exc)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: BodyTooLarge) -> None:
+        request = Request(scope, receive)
+        response = problem(request, status=413, slug="too-large", title="Content too large", detail=exc.detail)
+        await response(scope, receive, send)
+
+
+def _may_be_upload(headers: Headers) -> bool:
+    """Uploads are multipart; only a route can say it is one (lift_body_limit), so these wait for its first read."""
+    return headers.get("content-type", "").lower().startswith("multipart/form-data")
