@@ -76,8 +76,11 @@ def is_cross_site(scope: Scope, *, base_url: str) -> bool:
 
     Sec-Fetch-Site decides when the browser sends it (every current one does): only `same-origin` and
     `none` (typed, bookmarked) pass. Otherwise Origin, else the Referer's origin, must be the base URL's.
-    A request with none of the three is not a browser's cross-site form post (browsers have sent Origin on
-    cross-site POSTs since 2020), so scripts and API clients pass.
+    A request with none of the three is not a current browser's cross-site form post (every current browser
+    sends Origin on a cross-origin POST), so scripts and API clients pass; a browser that sends neither
+    Origin nor Referer on a cross-site POST (Firefox before 70, with the attacker's no-referrer) is the
+    one gap. Over plain HTTP to a host other than localhost, browsers omit Sec-Fetch-Site and Origin
+    decides: STUDYSHELF_BASE_URL must then be the address browsers use.
     """
     fetch_site = _header(scope, b"sec-fetch-site").strip().lower()
     if fetch_site:
