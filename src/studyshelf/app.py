@@ -37,6 +37,7 @@ from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from studyshelf.web.body_limit import BodyLimitMiddleware
 from studyshelf.web.errors import install_error_handlers
 from studyshelf.web.render import STATIC_DIR, render
 from studyshelf.web.security import SecurityHeadersMiddleware
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = built
     install_error_handlers(app)
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # uploads lift it: library/upload.py
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(
         MediaUrls, on_refused=record_media_refusal, on_download=record_download, on_transfer=record_transfers

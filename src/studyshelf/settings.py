@@ -43,8 +43,22 @@ class Settings(BaseSettings):
     trash_retention_days: int = Field(default=30, ge=0)
     session_lifetime_hours: int = Field(default=12, ge=1)
     trusted_proxies: list[str] = Field(default_factory=list)
-    login_max_failures: int = Field(default=5, ge=1)
-    login_window_seconds: int = Field(default=900, ge=1)
+    max_body_bytes: int = Field(
+        default=1024**2, ge=1024, description="largest JSON or form body; uploads have max_upload_bytes instead"
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed sign-ins to one account from one network before the back-off starts"
+    )
+    login_window_seconds: int = Field(default=900, ge=1, description="how long a failed sign-in counts")
+    login_backoff_max_seconds: int = Field(
+        default=900, ge=1, description="longest wait the sign-in back-off imposes (it doubles from 1 s)"
+    )
+    login_account_max_failures: int = Field(
+        default=100, ge=1, description="failed sign-ins to one account from all networks that stop its sign-ins"
+    )
+    login_network_max_failures: int = Field(
+        default=50, ge=1, description="failed sign-ins from one network, to any accounts, before the back-off starts"
+    )
     smtp_url: str | None = None
     scheduler_interval_seconds: int = Field(default=300, ge=0, description="0 turns the in-process scheduler off")
     media_url_ttl_seconds: int = Field(default=600, ge=30, le=600, description="life of a signed /m/ URL")

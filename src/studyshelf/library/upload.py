@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from studyshelf.core.errors import Invalid, TooLarge
 from studyshelf.library.sniff import sniff_content_type
 from studyshelf.storage import BlobStore, BlobWriter, StoredBlob
+from studyshelf.web.body_limit import lift_body_limit
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -121,6 +122,7 @@ async def receive_upload(request: Request, blobs: BlobStore, *, max_bytes: int) 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         raise TooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
+    lift_body_limit(request)  # the app's cap is for JSON and forms; this stream has max_bytes
     writer = blobs.writer()
     receiver = _Receiver(writer, max_bytes)
     parser = MultipartParser(options[b"boundary"], callbacks=_callbacks(receiver))

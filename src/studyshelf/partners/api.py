@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from studyshelf.partners.deps import (
     DbSession,
     OptionalPrincipal,
     ServicesDep,
+    refuse_cross_site,
 )
 from studyshelf.partners.models import User, WebSession
 from studyshelf.partners.schemas import (
@@ -40,6 +41,7 @@ from studyshelf.partners.schemas import (
     TokenRead,
     UserRead,
 )
+from studyshelf.partners.throttle import ThrottlePolicy
 from studyshelf.services import Services
 from studyshelf.web.security import is_https
 
@@ -70,8 +72,7 @@ def sign_in(
             email=email,
             password=password,
             client=client,
-            max_failures=settings.login_max_failures,
-            window_seconds=settings.login_window_seconds,
+            policy=ThrottlePolicy.from_settings(settings),
         )
     except NotAuthenticated:
         db.commit()
@@ -82,7 +83,7 @@ def sign_in(
     return session
 
 
-@router.post("/auth/login", response_model=LoginResponse)
+@router.post("/auth/login", response_model=LoginResponse, dependencies=[Depends(refuse_cross_site)])
 def login(
     body: LoginRequest, request: Request, response: Response, db: DbSession, services: ServicesDep, client: ClientIp
 ) -> LoginResponse:

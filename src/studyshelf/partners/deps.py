@@ -14,7 +14,7 @@ from studyshelf.core.errors import CsrfFailed, NotAuthenticated
 from studyshelf.partners import service
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
-from studyshelf.web.security import client_ip
+from studyshelf.web.security import client_ip, is_cross_site
 
 SESSION_COOKIE = "studyshelf_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,6 +61,19 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
         sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent, principal.session.csrf_token):
         raise CsrfFailed("The form expired or came from another site. Reload the page and try again.")
+
+
+CROSS_SITE = "This sign-in came from a page of another site. Open StudyShelf yourself and sign in there."
+
+
+def refuse_cross_site(request: Request, services: ServicesDep) -> None:
+    """Refuse a sign-in or sign-up that a browser posted from another site (login CSRF).
+
+    There is no session, hence no CSRF token, yet: the browser's Sec-Fetch-Site, Origin or Referer decides
+    (web/security.py, is_cross_site). Writes of a signed-in browser need the token (_check_csrf).
+    """
+    if is_cross_site(request.scope, base_url=services.settings.base_url):
+        raise CsrfFailed(CROSS_SITE)
 
 
 def resolve_principal(request: Request, db: Session) -> Principal | None:

@@ -13,7 +13,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from studyshelf.core.errors import Conflict, Invalid, NotAuthenticated, NotFound, PermissionDenied, TooManyRequests
+from studyshelf.core.errors import (
+    Conflict,
+    CsrfFailed,
+    Invalid,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    TooManyRequests,
+)
 from studyshelf.partners import audit, members, service
 from studyshelf.partners.api import invitation_url, send_invitation, sign_in
 from studyshelf.partners.deps import (
@@ -23,6 +31,7 @@ from studyshelf.partners.deps import (
     DbSession,
     OptionalPrincipal,
     ServicesDep,
+    refuse_cross_site,
 )
 from studyshelf.partners.models import AuditEntry, Membership, Organization, Role
 from studyshelf.partners.permissions import Permission, allows, assignable_roles
@@ -86,6 +95,16 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def cross_site_refusal(request: Request, services: ServicesDep) -> Response | None:
+    """The 403 page for a sign-in or sign-up form posted from another site; None when it came from ours."""
+    try:
+        refuse_cross_site(request, services)
+    except CsrfFailed as exc:
+        context = {"detail": exc.detail, "sign_in_url": services.settings.base_url.rstrip("/") + "/login"}
+        return render(request, "partners/cross_site.html", context, status=exc.status)
+    return None
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, principal: OptionalPrincipal, next: str | None = None) -> Response:
     if principal is not None and principal.session is not None:
@@ -103,12 +122,15 @@ def login_submit(
     password: FormStr,
     next: FormStr = "/",
 ) -> Response:
+    if (refused := cross_site_refusal(request, services)) is not None:
+        return refused
     response = RedirectResponse(safe_next(next), status_code=303)
     try:
         sign_in(request, response, db=db, services=services, email=email, password=password, client=client)
     except (NotAuthenticated, TooManyRequests) as exc:
         context = {"next": safe_next(next), "email": email, "error": exc.detail}
-        return render(request, "partners/login.html", context, status=exc.status)
+        retry = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        return render(request, "partners/login.html", context, status=exc.status, headers=retry)
     return response
 
 
@@ -307,6 +329,8 @@ def accept_with_new_account(
     name: FormStr = "",
 ) -> Response:
     """Create the invited account, join, and sign in."""
+    if (refused := cross_site_refusal(request, services)) is not None:
+        return refused
     if len(password) < MIN_PASSWORD:
         error = f"Choose a password of at least {MIN_PASSWORD} characters."
         return _invitation_page(request, db, None, secret, status=422, error=error, name=name)

@@ -8,15 +8,15 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
-from studyshelf.core.errors import Conflict, Invalid, NotAuthenticated, NotFound, TooManyRequests
+from studyshelf.core.errors import Conflict, Invalid, NotAuthenticated, NotFound
 from studyshelf.core.ids import new_secret, sha256_hex
+from studyshelf.partners import throttle
 from studyshelf.partners.models import (
     ApiToken,
-    LoginFailure,
     Membership,
     Organization,
     OrgKind,
@@ -26,6 +26,7 @@ from studyshelf.partners.models import (
 )
 from studyshelf.partners.permissions import Permission, acting_org_ids, require
 from studyshelf.partners.principal import Principal
+from studyshelf.partners.throttle import SignInKeys, ThrottlePolicy
 
 # argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): ~100 ms here, so a burst of
 # sign-ins cannot exhaust memory or CPU the way the library's 64 MiB x 4-lane default would on 2 cores.
@@ -94,23 +95,11 @@ def add_member(db: Session, *, user: User, org: Organization, role: Role) -> Mem
     return membership
 
 
-def _check_throttle(db: Session, *, keys: list[str], max_failures: int, window_seconds: int) -> None:
-    since = utcnow() - timedelta(seconds=window_seconds)
-    for key in keys:
-        failures = db.scalar(
-            select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
-        )
-        if (failures or 0) >= max_failures:
-            raise TooManyRequests("Too many failed sign-ins. Wait a few minutes and try again.")
-
-
-def authenticate(
-    db: Session, *, email: str, password: str, client: str, max_failures: int, window_seconds: int
-) -> User:
-    """Check a password, throttled per account and per client; raise NotAuthenticated on failure."""
+def authenticate(db: Session, *, email: str, password: str, client: str, policy: ThrottlePolicy) -> User:
+    """Check a password, throttled per account and client network (partners/throttle.py); raise on failure."""
     email = email.strip().lower()
-    keys = [f"account:{email}", f"client:{client}"]
-    _check_throttle(db, keys=keys, max_failures=max_failures, window_seconds=window_seconds)
+    keys = SignInKeys.of(email=email, client=client)
+    throttle.check(db, keys=keys, policy=policy)
     user = db.scalar(select(User).where(User.email == email))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -118,10 +107,9 @@ def authenticate(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        db.add_all([LoginFailure(key=key) for key in keys])
-        db.flush()
+        throttle.record_failure(db, keys=keys)
         raise NotAuthenticated("The e-mail address or password is not correct.")
-    db.execute(delete(LoginFailure).where(LoginFailure.key == keys[0]))
+    throttle.record_success(db, keys=keys)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user

@@ -82,6 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Content-Range": str(exc.extra["content_range"])} if "content_range" in exc.extra else None
         if exc.status == 401:
             headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="studyshelf"'}
+        if "retry_after" in exc.extra:  # 429 and 503: seconds, also in the body as `retry_after`
+            headers = {**(headers or {}), "Retry-After": str(exc.extra["retry_after"])}
         extra = {k: v for k, v in exc.extra.items() if k != "content_range"}
         return problem(
             request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra

@@ -1,9 +1,10 @@
-"""Security headers, client addresses behind trusted proxies, request ids."""
+"""Security headers, client addresses behind trusted proxies, request ids, cross-site form posts."""
 
 from __future__ import annotations
 
 import ipaddress
 import uuid
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +53,45 @@ def is_https(scope: Scope, trusted: list[str]) -> bool:
     peer = scope.get("client")
     if peer and _is_trusted(str(peer[0]), trusted):
         return _header(scope, b"x-forwarded-proto").lower() == "https"
+    return False
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lowercased, without a default port; "" when it has none."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    if not parts.scheme or not parts.hostname:
+        return ""
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host.lower()}{suffix}"
+
+
+def is_cross_site(scope: Scope, *, base_url: str) -> bool:
+    """Whether a browser sent this request from a page of another site (the login-CSRF check).
+
+    Sec-Fetch-Site decides when the browser sends it (every current one does): only `same-origin` and
+    `none` (typed, bookmarked) pass. Otherwise Origin, else the Referer's origin, must be the base URL's.
+    A request with none of the three is not a current browser's cross-site form post (every current browser
+    sends Origin on a cross-origin POST), so scripts and API clients pass; a browser that sends neither
+    Origin nor Referer on a cross-site POST (Firefox before 70, with the attacker's no-referrer) is the
+    one gap. Over plain HTTP to a host other than localhost, browsers omit Sec-Fetch-Site and Origin
+    decides: STUDYSHELF_BASE_URL must then be the address browsers use.
+    """
+    fetch_site = _header(scope, b"sec-fetch-site").strip().lower()
+    if fetch_site:
+        return fetch_site not in ("same-origin", "none")
+    own = _origin(base_url)
+    origin = _header(scope, b"origin").strip()
+    if origin:
+        return _origin(origin) != own  # "null" (sandboxed frames, data: pages) has no origin
+    referer = _header(scope, b"referer").strip()
+    if referer:
+        return _origin(referer) != own
     return False
 
 

@@ -1,0 +1,21 @@
+"""Scheduled work of the partners domain."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from studyshelf.core import clock
+from studyshelf.core.db import unit_of_work
+from studyshelf.partners.models import LoginFailure
+from studyshelf.services import Services
+
+
+def prune_login_failures(services: Services, _memo: str) -> str:
+    """Forget failed sign-ins older than the throttling window: they no longer count (partners/throttle.py)."""
+    since = clock.utcnow() - timedelta(seconds=services.settings.login_window_seconds)
+    with unit_of_work(services.write_sessions) as db:
+        result = db.execute(delete(LoginFailure).where(LoginFailure.at < since))
+        removed = int(result.rowcount)  # type: ignore[attr-defined]
+    return f"removed {removed} old sign-in failures"
