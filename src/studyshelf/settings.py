@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from studyshelf.core.outbound import parse_networks
+
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production below
 DEFAULT_MEDIA_KEY_ID = "k1"  # the media URL key derived from secret_key
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
@@ -53,6 +55,12 @@ class Settings(BaseSettings):
         default=14, ge=1, le=365, description="life of a dynamic-registration URL shown to partner admins"
     )
 
+    outbound_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs the outbound client may reach although private or loopback (an LMS or webhook "
+        'receiver on the internal network), as a JSON list: ["10.20.0.0/16"]',
+    )
+
     geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
     event_retention_days: int = Field(default=400, ge=1, description="days raw analytics events are kept")
     event_stream_url: str | None = Field(
@@ -92,6 +100,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"STUDYSHELF_MEDIA_KEYS: the secret of {kid!r} must be at least 32 characters")
         if self.media_key_id not in (None, DEFAULT_MEDIA_KEY_ID, *self.media_keys):
             raise ValueError(f"STUDYSHELF_MEDIA_KEY_ID {self.media_key_id!r} is not in STUDYSHELF_MEDIA_KEYS")
+        return self
+
+    @model_validator(mode="after")
+    def _check_outbound_networks(self) -> Settings:
+        try:
+            parse_networks(self.outbound_allowed_networks)
+        except ValueError as exc:
+            raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
         return self
 
     @property

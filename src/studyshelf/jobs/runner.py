@@ -21,6 +21,7 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.jobs.lti_nonces import prune_spent_nonces
 from studyshelf.jobs.models import JobState
 from studyshelf.library import jobs as library_jobs
+from studyshelf.notify import jobs as notify_jobs
 from studyshelf.services import Services
 
 log = logging.getLogger("studyshelf.jobs")
@@ -44,6 +45,7 @@ JOBS = (
     Job("analytics.rollups", timedelta(minutes=15), rollup_job),
     Job("analytics.reports", timedelta(minutes=15), deliver_reports),
     Job("lti.nonces", timedelta(hours=1), prune_spent_nonces),
+    Job("notify.outbox", timedelta(minutes=1), notify_jobs.drain_outbox),
 )
 
 

@@ -204,6 +204,7 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
         registration=registration,
         state=signed,
         keys=platform_keys,
+        client=services.outbound,
         jwks_max_age=settings.lti_jwks_cache_seconds,
         now=time.time(),
     )
