@@ -250,12 +250,8 @@ class OutboundClient:
         target = self._target(url, what)
         address = self._resolve(target, what, deadline)
         port = target.port or (443 if target.scheme == "https" else 80)
-        sent_headers = {
-            "Host": target.netloc.decode("ascii"),
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-            **(headers or {}),
-        }
+        sent_headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+        sent_headers["Host"] = target.netloc.decode("ascii")  # the name, not the address: virtual hosts, TLS
         if content or method in {"POST", "PUT", "PATCH"}:
             sent_headers["Content-Length"] = str(len(content))
         core_url = httpcore.URL(scheme=target.raw_scheme, host=target.raw_host, port=port, target=target.raw_path)
@@ -280,8 +276,8 @@ class OutboundClient:
         return OutboundResponse(response.status, answer_headers, body)
 
     def _read(self, response: httpcore.Response, what: str) -> bytes:
-        declared = dict(response.headers).get(b"Content-Length") or dict(response.headers).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        declared = next((v for k, v in response.headers if k.lower() == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
             raise OutboundError(what, "answer too large")
         chunks: list[bytes] = []
         size = 0

@@ -199,9 +199,10 @@ def unverified_issuer(token: str) -> tuple[str, str | None]:
     return str(claims.get("iss", "")), str(first) if isinstance(first, str) else None
 
 
-def _signing_key(
+def signing_key(
     token: str, registration: Registration, keys: PlatformKeys, client: OutboundClient, max_age: float
 ) -> Any:
+    """The platform key that signed the token, from its JWKS (fetched through the outbound client, cached)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -317,7 +318,7 @@ def validate_id_token(
     now: float,
 ) -> ValidLaunch:
     """Verify the id_token completely, then spend its nonce (the last step, so a refusal stores nothing)."""
-    key = _signing_key(token, registration, keys, client, jwks_max_age)
+    key = signing_key(token, registration, keys, client, jwks_max_age)
     claims = _decode(token, key, registration)
     _check_times(claims, now)
     _check_audience(claims, registration.client_id)
