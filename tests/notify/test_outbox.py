@@ -234,3 +234,56 @@ def test_a_receiver_that_hangs_neither_delays_the_viewer_nor_holds_the_write_loc
     while not any(m.sent_at for m in _outbox(setup.services) if m.kind == "webhook"):
         assert time.monotonic() < deadline, "the held webhook call never completed"
         time.sleep(0.05)
+
+
+def test_old_messages_are_forgotten_and_pending_ones_kept(setup: Setup, receiver: Receiver) -> None:
+    receiver.answers = [500] * notify.MAX_ATTEMPTS
+    with unit_of_work(setup.services.write_sessions) as db:
+        notify.enqueue_webhook(db, url=receiver.url, payload={"n": 1}, event="test")
+    now = utcnow()
+    assert notify.drain(setup.services, now=now) == (0, 1)
+    assert notify.prune(setup.services, now=now + notify.KEEP * 2) == 0  # still to be retried
+    for _ in range(notify.MAX_ATTEMPTS - 1):
+        notify.drain(setup.services, now=now + timedelta(days=1))
+        now += timedelta(days=1)
+    (row,) = _outbox(setup.services)
+    assert row.attempts == notify.MAX_ATTEMPTS
+    assert notify.prune(setup.services, now=now + timedelta(days=1)) == 0  # the error is kept a while
+    assert notify.prune(setup.services, now=now + notify.KEEP + timedelta(days=2)) == 1
+    assert _outbox(setup.services) == []
+
+
+def test_by_default_the_suspension_webhook_cannot_reach_an_internal_receiver(
+    world: World, owner: Member, receiver: Receiver
+) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
+    link = create_link(owner, file["id"], label="Biology 101").json()
+    policy = owner.client.patch(
+        f"/api/v1/orgs/{owner.org_id}/link-policy",
+        json={"max_networks_per_hour": 1, "notify_webhook_url": receiver.url},  # http://127.0.0.10:…
+        headers=owner.headers(),
+    )
+    assert policy.status_code == 200, policy.text
+    for ip in NETWORKS:
+        TestClient(world.app, base_url="http://testserver", client=(ip, 4000)).get(f"/v/{link['id']}", headers=EMBEDDED)
+    (webhook,) = [m for m in _outbox(world.services) if m.kind == "webhook"]
+    assert (webhook.sent_at, webhook.last_error) == (None, "could not reach the webhook: address not allowed")
+    assert receiver.bodies == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.edu/x",
+        "http://127.0.0.1.attacker.example/x",
+        "ftp://hooks.example.edu/x",
+        "https://u:p@h.example/x",
+    ],
+)
+def test_a_webhook_url_is_checked_when_saved(owner: Member, url: str) -> None:
+    response = owner.client.patch(
+        f"/api/v1/orgs/{owner.org_id}/link-policy", json={"notify_webhook_url": url}, headers=owner.headers()
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "webhook URL" in response.json()["detail"]

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
@@ -29,6 +29,7 @@ log = logging.getLogger("studyshelf.notify")
 MAX_ATTEMPTS = 8
 BACKOFF = timedelta(minutes=1)
 MAX_BACKOFF = timedelta(hours=6)
+KEEP = timedelta(days=30)  # sent and given-up messages are kept this long, for support
 LEASE = timedelta(minutes=5)  # longer than one send can take (the outbound deadline, an SMTP timeout)
 BATCH = 50
 EMAIL = "email"
@@ -133,10 +134,14 @@ def _record(services: Services, message: _Leased, *, error: str | None, now: dat
 
 
 def drain(services: Services, *, now: datetime | None = None, limit: int = BATCH) -> tuple[int, int]:
-    """Send what is due; return (sent, failed). Call it with no transaction open."""
-    now = now or utcnow()
+    """Send what is due; return (sent, failed). Call it with no transaction open; tests pass `now`."""
     sent = failed = 0
-    for message in _lease(services, now, limit):
+    for _ in range(limit):  # one lease at a time, so a lease never outlives the sending it covers
+        at = now or utcnow()
+        leased = _lease(services, at, 1)
+        if not leased:
+            break
+        (message,) = leased
         try:
             _send(services, message)
         except (OutboundError, MailError, OSError) as exc:
@@ -144,9 +149,20 @@ def drain(services: Services, *, now: datetime | None = None, limit: int = BATCH
             log.warning(
                 "%s %s (%s) not sent, attempt %d: %s", message.kind, message.id, message.event, message.attempts, error
             )
-            _record(services, message, error=error, now=now)
+            _record(services, message, error=error, now=at)
             failed += 1
         else:
-            _record(services, message, error=None, now=now)
+            _record(services, message, error=None, now=at)
             sent += 1
     return sent, failed
+
+
+def prune(services: Services, *, now: datetime | None = None) -> int:
+    """Forget messages sent, or given up on, more than KEEP ago; return how many."""
+    cutoff = (now or utcnow()) - KEEP
+    with unit_of_work(services.write_sessions) as db:
+        done = (OutboxMessage.sent_at < cutoff) | (
+            (OutboxMessage.attempts >= MAX_ATTEMPTS) & (OutboxMessage.next_attempt_at < cutoff)
+        )
+        result = db.execute(delete(OutboxMessage).where(done))
+        return int(result.rowcount)  # type: ignore[attr-defined]
