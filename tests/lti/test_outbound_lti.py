@@ -1,5 +1,5 @@
-"""Dynamic registration goes through the outbound client: what a platform answers is never shown, internal
-addresses are off limits unless the operator allowed them, and a redirect is not followed."""
+"""Dynamic registration and platform JWKS go through the outbound client: what a platform answers is never
+shown, internal addresses are off limits unless the operator allowed them, and a redirect is not followed."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from studyshelf.app import create_app
+from studyshelf.core.outbound import OutboundClient
+from studyshelf.lti.platform_keys import JwksUnavailable, PlatformKeys
 from studyshelf.services import Services, build_services
 from tests.lti.conftest import Campus
+from tests.lti.platform import Simulator
 
 SECRET = "root:x:0:0:internal-metadata-token-7f3a"
 
@@ -112,3 +115,11 @@ def test_by_default_registration_cannot_reach_an_internal_address(
         strict.warehouse.close()
         strict.events.close()
         strict.engine.dispose()
+
+
+def test_a_platform_key_set_on_an_internal_address_is_fetched_only_when_allowed(simulator: Simulator) -> None:
+    platform = simulator.platform("moodle")  # serves its JWKS on 127.0.0.1
+    with pytest.raises(JwksUnavailable, match="could not reach the platform's key set: address not allowed"):
+        PlatformKeys().key_for(OutboundClient(), platform.jwks_url, platform.kid, max_age=300)
+    allowed = OutboundClient(allowed_networks=["127.0.0.1/32"])
+    assert PlatformKeys().key_for(allowed, platform.jwks_url, platform.kid, max_age=300) is not None
