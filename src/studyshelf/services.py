@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studyshelf.analytics.warehouse import Warehouse, build_warehouse
 from studyshelf.core import migrate
 from studyshelf.core.db import make_engine, make_session_factory
+from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.signing import MediaSigner
 from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
 from studyshelf.mail import Mailer, build_mailer
@@ -30,6 +31,7 @@ class Services:
     signer: MediaSigner
     events: EventStream
     warehouse: Warehouse
+    outbound: OutboundClient  # every request to a URL that a user or a platform supplied
     # Where delivery reports views, downloads and refusals. create_app installs the analytics collector
     # (analytics.collect.install); processes that serve no one (CLI, worker) keep discarding.
     hits: HitSink = field(default_factory=DiscardHits)
@@ -49,6 +51,7 @@ def build_services(settings: Settings) -> Services:
         signer=MediaSigner.from_settings(settings),
         events=build_event_stream(settings),
         warehouse=build_warehouse(settings.resolved_warehouse_url),
+        outbound=OutboundClient(allowed_networks=settings.outbound_allowed_networks),
     )
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from studyshelf.core.outbound import parse_networks
+
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name in the data dir, not a secret
 MIN_SECRET_BYTES = 32
 # Values that once shipped in the code or its docs: public, so never accepted as a secret.
@@ -76,6 +78,12 @@ class Settings(BaseSettings):
         default=14, ge=1, le=365, description="life of a dynamic-registration URL shown to partner admins"
     )
 
+    outbound_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs the outbound client may reach although private or loopback (an LMS or webhook "
+        'receiver on the internal network), as a JSON list: ["10.20.0.0/16"]',
+    )
+
     geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
     event_retention_days: int = Field(default=400, ge=1, description="days raw analytics events are kept")
     event_stream_url: str | None = Field(
@@ -122,6 +130,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"STUDYSHELF_MEDIA_KEYS: the secret of {kid!r} must be at least 32 characters")
         if self.media_key_id not in (None, DEFAULT_MEDIA_KEY_ID, *self.media_keys):
             raise ValueError(f"STUDYSHELF_MEDIA_KEY_ID {self.media_key_id!r} is not in STUDYSHELF_MEDIA_KEYS")
+        return self
+
+    @model_validator(mode="after")
+    def _check_outbound_networks(self) -> Settings:
+        try:
+            parse_networks(self.outbound_allowed_networks)
+        except ValueError as exc:
+            raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
         return self
 
     @property

@@ -93,7 +93,8 @@ def mailing(services: Services) -> Iterator[Mailing]:
     inbox = _Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
     controller.start()
-    built = build_services(services.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{controller.port}"}))
+    local = {"smtp_url": f"smtp://127.0.0.1:{controller.port}", "outbound_allowed_networks": ["127.0.0.0/8"]}
+    built = build_services(services.settings.model_copy(update=local))
     try:
         yield Mailing(built, World(built), inbox)
     finally:
@@ -166,7 +167,7 @@ def test_a_failed_webhook_is_retried_without_e_mailing_again(mailing: Mailing, h
     assert deliver_due(mailing.services, "") == "0 reports delivered, 1 failed"
     (delivery,) = _deliveries(mailing.services)
     assert (delivery.sent_at, delivery.attempts) == (None, 1)
-    assert delivery.last_error == "email: sent\nwebhook: HTTP 500 from the webhook"
+    assert delivery.last_error == "email: sent\nwebhook: could not reach the webhook: HTTP 500"
     listing = s.p.publisher.client.get("/api/v1/analytics/reports", params={"org_id": str(s.p.operator.id)}).json()
     assert listing["days"][1]["delivery"] == {"sent_at": None, "attempts": 1, "last_error": delivery.last_error}
 
@@ -227,3 +228,12 @@ def test_the_scheduler_runs_the_delivery_job(mailing: Mailing, hook: Hook) -> No
     _configure(s.p.publisher, webhook=hook.url)
     assert "analytics.reports" in run_due_jobs(mailing.services)
     assert len(hook.received) == 1
+
+
+def test_a_webhook_on_an_internal_address_is_not_called_by_default(world: World, hook: Hook) -> None:
+    s = _yesterday_shelf(world)  # this app allows no internal network: the receiver on 127.0.0.1 is off limits
+    _configure(s.p.publisher, webhook=hook.url)
+    assert deliver_due(world.services, "") == "0 reports delivered, 1 failed"
+    (delivery,) = _deliveries(world.services)
+    assert delivery.last_error == "webhook: could not reach the webhook: address not allowed"
+    assert hook.received == []

@@ -37,6 +37,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         max_upload_bytes=10 * 1024 * 1024,
         scheduler_interval_seconds=0,
         base_url="http://testserver",
+        outbound_allowed_networks=["127.0.0.0/8"],  # the platform simulator listens on loopback
     )
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
-import logging
 import secrets
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from studyshelf.core import outbound
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.core.redact import mask_url, unless_masked
@@ -25,7 +23,7 @@ from studyshelf.delivery.embed import embed_refusal, is_link_previewer, normalis
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy, Refusal, Sighting
 from studyshelf.library import service as library
 from studyshelf.library.models import File, Folder
-from studyshelf.mail import MailError, Message
+from studyshelf.notify import service as notify
 from studyshelf.partners import audit
 from studyshelf.partners.grants import org_has_access
 from studyshelf.partners.models import User
@@ -33,7 +31,6 @@ from studyshelf.partners.permissions import Permission, acting_org_ids, allows, 
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
 
-log = logging.getLogger("studyshelf.links")
 LINK_ID_BYTES = 16  # 128 bits of randomness
 LINK_ID_LENGTH = 22
 
@@ -65,9 +62,11 @@ def update_policy(db: Session, *, principal: Principal, org_id: uuid.UUID, chang
             str(changes["notify_webhook_url"] or ""), policy.notify_webhook_url
         )
     before = {k: getattr(policy, k) for k in changes}
-    webhook = str(changes.get("notify_webhook_url") or "")
-    if webhook and not webhook.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise Invalid("The webhook URL must use https://.")
+    if changes.get("notify_webhook_url"):
+        try:
+            changes["notify_webhook_url"] = outbound.check_url(str(changes["notify_webhook_url"]))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
     if "default_origins" in changes:
         changes["default_origins"] = "\n".join(normalise_origins(list(changes["default_origins"])))  # type: ignore[call-overload]
     for key, value in changes.items():
@@ -455,7 +454,9 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, count_view: boo
 
 
 def notify_suspension(services: Services, db: Session, *, link: Link, reason: str) -> None:
-    """Tell the link's creator (e-mail) and the organisation (webhook) that a link was suspended."""
+    """Queue the notices of a suspension: an e-mail to the link's creator, a webhook call for the organisation.
+
+    They join the caller's transaction and leave after its commit (notify.drain), never inside it."""
     creator = db.get(User, link.created_by) if link.created_by else None
     text = (
         f"StudyShelf paused the link {link.label or link.id} because it was {reason}.\n"
@@ -463,21 +464,13 @@ def notify_suspension(services: Services, db: Session, *, link: Link, reason: st
         "if the use is legitimate.\n"
     )
     if creator is not None and services.mailer.enabled:
-        try:
-            services.mailer.send(Message(to=creator.email, subject="A StudyShelf link was paused", text=text))
-        except MailError:
-            log.warning("could not e-mail the suspension of link %s", link.id, exc_info=True)
+        notify.enqueue_email(
+            db, to=creator.email, subject="A StudyShelf link was paused", text=text, event="link.suspended"
+        )
     url = get_policy(db, org_id=link.org_id).notify_webhook_url
     if url:
-        payload = json.dumps(
-            {"event": "link.suspended", "link_id": link.id, "label": link.label, "reason": reason}
-        ).encode()
-        request = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"}, method="POST")  # noqa: S310 - an admin-configured https URL
-        try:
-            with urllib.request.urlopen(request, timeout=5):  # noqa: S310
-                pass
-        except OSError:
-            log.warning("webhook for the suspension of link %s failed", link.id, exc_info=True)
+        payload = {"event": "link.suspended", "link_id": link.id, "label": link.label, "reason": reason}
+        notify.enqueue_webhook(db, url=url, payload=dict(payload), event="link.suspended")
 
 
 def target_content_type(db: Session, link: Link) -> str | None:

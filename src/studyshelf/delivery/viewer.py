@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from studyshelf.events.beacon import BeaconClaims, sign_beacon
 from studyshelf.library import service as library
 from studyshelf.library.models import File, FileVersion, Folder
 from studyshelf.library.sniff import category
+from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ClientIp, ServicesDep
 from studyshelf.services import Services
 from studyshelf.web.render import render
@@ -230,6 +231,7 @@ def view(
     request: Request,
     services: ServicesDep,
     client: ClientIp,
+    background: BackgroundTasks,
     file: uuid.UUID | None = None,
     folder: uuid.UUID | None = None,
 ) -> Response:
@@ -245,6 +247,8 @@ def view(
         assert link is not None
         if admission.suspended_now:
             links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
+    if admission.suspended_now:  # committed: the notices go out after the answer, outside any transaction
+        background.add_task(notify.drain, services)
     if admission.refusal is not None:
         hits.record_for_link(services, request, type_="blocked", link=link, reason=admission.refusal)
         return blocked_page(request, admission.refusal, link=link)

@@ -22,6 +22,7 @@ from studyshelf.jobs.lti_nonces import prune_spent_nonces
 from studyshelf.jobs.models import JobState
 from studyshelf.library import jobs as library_jobs
 from studyshelf.partners.jobs import prune_login_failures
+from studyshelf.notify import jobs as notify_jobs
 from studyshelf.services import Services
 
 log = logging.getLogger("studyshelf.jobs")
@@ -46,6 +47,7 @@ JOBS = (
     Job("analytics.reports", timedelta(minutes=15), deliver_reports),
     Job("lti.nonces", timedelta(hours=1), prune_spent_nonces),
     Job("partners.login_failures", timedelta(hours=1), prune_login_failures),
+    Job("notify.outbox", timedelta(minutes=1), notify_jobs.drain_outbox),
 )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 from sqlalchemy.orm import Session
 
 from studyshelf.core.errors import Invalid
+from studyshelf.core.outbound import OutboundClient, OutboundError, OutboundResponse
 from studyshelf.delivery.embed import origin_of
 from studyshelf.lti.models import Registration
 from studyshelf.lti.registrations import RegistrationSpec, check_url, create_registration
@@ -17,12 +17,10 @@ from studyshelf.settings import Settings
 
 PLATFORM_CONFIG = "https://purl.imsglobal.org/spec/lti-platform-configuration"
 TOOL_CONFIG = "https://purl.imsglobal.org/spec/lti-tool-configuration"
-TIMEOUT = 10.0
 
 
-def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    if response.status_code >= 400:
-        raise Invalid(f"The platform answered {response.status_code} to the {what}: {response.text[:300]}")
+def _json(response: OutboundResponse, what: str) -> dict[str, Any]:
+    # Only the shape of the answer is ever reported, never its text: it is whatever the URL returned.
     try:
         body = response.json()
     except ValueError as exc:
@@ -32,14 +30,14 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     return body
 
 
-def fetch_configuration(settings: Settings, url: str) -> dict[str, Any]:
+def fetch_configuration(settings: Settings, client: OutboundClient, url: str) -> dict[str, Any]:
     """The platform's OpenID configuration, checked: its issuer shares the configuration URL's origin."""
     loopback = settings.environment != "production"
     url = check_url(url, what="openid_configuration", allow_loopback_http=loopback)
     try:
-        config = _json(httpx.get(url, timeout=TIMEOUT, follow_redirects=False), "OpenID configuration request")
-    except httpx.HTTPError as exc:
-        raise Invalid(f"Could not read the platform's configuration: {exc}") from exc
+        config = _json(client.get(url, what="the platform"), "OpenID configuration request")
+    except OutboundError as exc:
+        raise Invalid(f"Could not read the platform's configuration ({exc}).") from exc
     for name in ("issuer", "authorization_endpoint", "registration_endpoint", "jwks_uri"):
         if not isinstance(config.get(name), str):
             raise Invalid(f"The platform's configuration lacks {name}.")
@@ -50,17 +48,25 @@ def fetch_configuration(settings: Settings, url: str) -> dict[str, Any]:
 
 
 def register(
-    db: Session, *, settings: Settings, org_id: uuid.UUID, openid_configuration: str, registration_token: str | None
+    db: Session,
+    *,
+    settings: Settings,
+    client: OutboundClient,
+    org_id: uuid.UUID,
+    openid_configuration: str,
+    registration_token: str | None,
 ) -> Registration:
-    """Register StudyShelf with the platform and keep the registration for the organisation."""
-    config = fetch_configuration(settings, openid_configuration)
+    """Register StudyShelf with the platform and keep the registration for the organisation.
+
+    Both requests go out before the session's first statement, so no write lock is held while waiting."""
+    config = fetch_configuration(settings, client, openid_configuration)
     loopback = settings.environment != "production"
     endpoint = check_url(config["registration_endpoint"], what="registration_endpoint", allow_loopback_http=loopback)
     headers = {"Authorization": f"Bearer {registration_token}"} if registration_token else {}
     try:
-        response = httpx.post(endpoint, json=client_registration(settings), headers=headers, timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise Invalid(f"Could not register with the platform: {exc}") from exc
+        response = client.post_json(endpoint, client_registration(settings), what="the platform", headers=headers)
+    except OutboundError as exc:
+        raise Invalid(f"Could not register with the platform ({exc}).") from exc
     answer = _json(response, "registration")
     client_id = answer.get("client_id")
     if not isinstance(client_id, str) or not client_id:

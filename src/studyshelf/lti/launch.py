@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import StudyShelfError
+from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.embed import origin_of
 from studyshelf.lti.models import PickerSession, Registration, UsedNonce
 from studyshelf.lti.platform_keys import JwksUnavailable, PlatformKeys
@@ -198,7 +199,10 @@ def unverified_issuer(token: str) -> tuple[str, str | None]:
     return str(claims.get("iss", "")), str(first) if isinstance(first, str) else None
 
 
-def _signing_key(token: str, registration: Registration, keys: PlatformKeys, max_age: float) -> Any:
+def signing_key(
+    token: str, registration: Registration, keys: PlatformKeys, client: OutboundClient, max_age: float
+) -> Any:
+    """The platform key that signed the token, from its JWKS (fetched through the outbound client, cached)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -207,7 +211,7 @@ def _signing_key(token: str, registration: Registration, keys: PlatformKeys, max
         raise LaunchUnauthorized(f"The id_token must be signed with RS256, not {header.get('alg')!r}.")
     kid = header.get("kid")
     try:
-        key = keys.key_for(registration.jwks_url, kid if isinstance(kid, str) else None, max_age=max_age)
+        key = keys.key_for(client, registration.jwks_url, kid if isinstance(kid, str) else None, max_age=max_age)
     except JwksUnavailable as exc:
         raise LaunchRefused(f"The platform's public keys could not be fetched ({exc}).") from exc
     if key is None:
@@ -309,11 +313,12 @@ def validate_id_token(
     registration: Registration,
     state: State,
     keys: PlatformKeys,
+    client: OutboundClient,
     jwks_max_age: float,
     now: float,
 ) -> ValidLaunch:
     """Verify the id_token completely, then spend its nonce (the last step, so a refusal stores nothing)."""
-    key = _signing_key(token, registration, keys, jwks_max_age)
+    key = signing_key(token, registration, keys, client, jwks_max_age)
     claims = _decode(token, key, registration)
     _check_times(claims, now)
     _check_audience(claims, registration.client_id)

@@ -187,10 +187,20 @@ def launch_post(
             }
             return render(request, "lti/launch_check.html", context, headers=headers(frames=None))
         launch.check_binding(signed, binding)
+        _fetch_platform_key(services, signed, id_token)
         with unit_of_work(services.write_sessions) as db:
             return _accept(request, services, db, signed, id_token)
     except launch.LaunchRefused as refused:
         return error_page(request, status=refused.status, headline=refused.title, message=refused.detail)
+
+
+def _fetch_platform_key(services: Services, signed: launch.State, id_token: str) -> None:
+    """Fetch (or find cached) the platform's key before the write transaction, so no write lock waits on it."""
+    with unit_of_work(services.read_sessions) as db:
+        registration = db.get(Registration, signed.registration_id)
+    if registration is not None:
+        max_age = services.settings.lti_jwks_cache_seconds
+        launch.signing_key(id_token, registration, platform_keys, services.outbound, max_age)
 
 
 def _accept(request: Request, services: Services, db: Session, signed: launch.State, id_token: str) -> Response:
@@ -204,6 +214,7 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
         registration=registration,
         state=signed,
         keys=platform_keys,
+        client=services.outbound,
         jwks_max_age=settings.lti_jwks_cache_seconds,
         now=time.time(),
     )

@@ -1,4 +1,4 @@
-"""Platform JWKS, fetched with httpx and cached per process; an unknown `kid` triggers one refetch.
+"""Platform JWKS, fetched with the outbound client and cached per process; an unknown `kid` triggers one refetch.
 
 A per-process cache is safe with several instances: it only ever holds public keys the platform
 publishes, and a rotation at the platform is picked up by the refetch on an unknown kid.
@@ -10,10 +10,10 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import jwt
 
-FETCH_TIMEOUT = 5.0
+from studyshelf.core.outbound import OutboundClient, OutboundError
+
 MIN_FORCED_REFETCH_SECONDS = 10.0  # unknown kids from a flood of forged tokens cannot hammer the platform
 
 
@@ -27,18 +27,18 @@ class PlatformKeys:
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._forced: dict[str, float] = {}
 
-    def _fetch(self, url: str) -> dict[str, Any]:
+    def _fetch(self, client: OutboundClient, url: str) -> dict[str, Any]:
         try:
-            response = httpx.get(url, timeout=FETCH_TIMEOUT, follow_redirects=False)
-            response.raise_for_status()
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise JwksUnavailable(f"could not fetch the platform's keys from {url}: {exc}") from exc
+            body = client.get(url, what="the platform's key set").json()
+        except OutboundError as exc:
+            raise JwksUnavailable(str(exc)) from exc
+        except ValueError as exc:
+            raise JwksUnavailable("the platform's key set is not JSON") from exc
         if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
-            raise JwksUnavailable(f"{url} did not answer a JSON Web Key Set")
+            raise JwksUnavailable("the platform did not answer a JSON Web Key Set")
         return body
 
-    def _jwks(self, url: str, *, force: bool, max_age: float) -> dict[str, Any]:
+    def _jwks(self, client: OutboundClient, url: str, *, force: bool, max_age: float) -> dict[str, Any]:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(url)
@@ -48,17 +48,17 @@ class PlatformKeys:
                 return cached[1]
             if force:
                 self._forced[url] = now
-        body = self._fetch(url)
+        body = self._fetch(client, url)
         with self._lock:
             self._cache[url] = (time.monotonic(), body)
         return body
 
-    def key_for(self, url: str, kid: str | None, *, max_age: float) -> Any:
+    def key_for(self, client: OutboundClient, url: str, kid: str | None, *, max_age: float) -> Any:
         """The RSA public key with this kid (a lone key when the token names none), or None."""
         for force in (False, True):
             keys = [
                 k
-                for k in self._jwks(url, force=force, max_age=max_age)["keys"]
+                for k in self._jwks(client, url, force=force, max_age=max_age)["keys"]
                 if isinstance(k, dict) and k.get("kty") == "RSA"
             ]
             if kid is None and len(keys) == 1:

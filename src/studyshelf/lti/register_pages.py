@@ -36,6 +36,7 @@ def register(
             created = dynamic.register(
                 db,
                 settings=settings,
+                client=services.outbound,
                 org_id=org_id,
                 openid_configuration=openid_configuration,
                 registration_token=registration_token,

@@ -11,6 +11,7 @@ from studyshelf.delivery import models as _delivery_models  # noqa: F401 - regis
 from studyshelf.jobs import models as _jobs_models  # noqa: F401 - registers tables
 from studyshelf.library import models as _library_models  # noqa: F401 - registers tables
 from studyshelf.lti import models as _lti_models  # noqa: F401 - registers tables
+from studyshelf.notify import models as _notify_models  # noqa: F401 - registers tables
 from studyshelf.partners import models as _partners_models  # noqa: F401 - registers tables
 
 config = context.config

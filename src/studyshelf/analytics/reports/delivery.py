@@ -10,10 +10,7 @@ A crash between sending and recording can repeat one sending: webhook receivers 
 
 from __future__ import annotations
 
-import http.client
 import logging
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -30,13 +27,13 @@ from studyshelf.analytics.reports.schemas import DailyReport
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound
+from studyshelf.core.outbound import OutboundError
 from studyshelf.mail import Attachment, MailError, Message
 from studyshelf.services import Services
 
 log = logging.getLogger("studyshelf.reports")
 LOOKBACK_DAYS = 3  # days before yesterday still sent when the job was down, or a destination was just set
 MAX_ATTEMPTS = 10
-WEBHOOK_TIMEOUT_SECONDS = 10
 SENT = "sent"
 
 
@@ -134,18 +131,14 @@ def _send_email(services: Services, report: DailyReport, to: tuple[str, ...]) ->
     )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # a redirect is an answer like any other non-2xx: the configured URL is the one to use
-
-
 def _post_webhook(services: Services, report: DailyReport, url: str, delivery_id: uuid.UUID) -> None:
     body = report.model_dump_json().encode()
     secret = webhook_secret(services.settings.secret_key, report.org.id)
-    request = urllib.request.Request(  # noqa: S310 - an admin-configured https URL
+    services.outbound.request(
+        "POST",
         url,
-        data=body,
-        method="POST",
+        what="the webhook",
+        content=body,
         headers={
             "Content-Type": "application/json",
             "User-Agent": "StudyShelf-Reports/1",
@@ -154,9 +147,6 @@ def _post_webhook(services: Services, report: DailyReport, url: str, delivery_id
             "X-StudyShelf-Signature": sign(secret, body),
         },
     )
-    with urllib.request.build_opener(_NoRedirects).open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-        if not 200 <= response.status < 300:
-            raise OSError(f"HTTP {response.status}")
 
 
 def _send(services: Services, due: Due, report: DailyReport, delivery_id: uuid.UUID, done: set[str]) -> dict[str, str]:
@@ -172,10 +162,8 @@ def _send(services: Services, due: Due, report: DailyReport, delivery_id: uuid.U
         try:
             _post_webhook(services, report, due.to.webhook_url, delivery_id)
             outcome["webhook"] = SENT
-        except urllib.error.HTTPError as exc:
-            outcome["webhook"] = f"HTTP {exc.code} from the webhook"
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            outcome["webhook"] = f"could not reach the webhook: {exc}"
+        except OutboundError as exc:
+            outcome["webhook"] = str(exc)
     return outcome
 
 

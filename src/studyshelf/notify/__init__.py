@@ -1,0 +1,1 @@
+"""Notifications (e-mail, webhooks) that leave after commit, from one outbox."""
