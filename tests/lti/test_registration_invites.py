@@ -204,6 +204,7 @@ def test_the_lms_page_lists_urls_with_their_state(
     admin = campus.admin
     created = admin.client.post("/settings/lms/invites", data={"csrf_token": admin.csrf})
     assert created.status_code == 201
+    assert created.headers["cache-control"] == "no-store"
     shown = re.search(r'id="dyn-url"[^>]*value="([^"]+)"', created.text)
     assert shown is not None
     used_url = shown.group(1)
@@ -275,3 +276,14 @@ def test_a_registration_is_audited_and_mailed_to_the_admins_after_commit(
         assert platform.client_id in entry.after
         created = db.scalars(select(AuditEntry).where(AuditEntry.action == "lti.registration_invite.create")).one()
         assert created.actor_email == campus.admin.email
+
+
+def test_link_lifetime_setting_in_hours_with_the_days_one_deprecated(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).lti_registration_link_lifetime == timedelta(hours=24)
+    assert Settings(data_dir=tmp_path, lti_registration_link_hours=2).lti_registration_link_lifetime == timedelta(
+        hours=2
+    )
+    days = Settings(data_dir=tmp_path, lti_registration_link_days=3)
+    assert days.lti_registration_link_lifetime == timedelta(days=3)  # still honoured when alone
+    both = Settings(data_dir=tmp_path, lti_registration_link_days=3, lti_registration_link_hours=6)
+    assert both.lti_registration_link_lifetime == timedelta(hours=6)

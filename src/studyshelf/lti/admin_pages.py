@@ -118,7 +118,9 @@ def create_invite(request: Request, principal: PagePrincipal, db: DbSession, ser
     """A new single-use registration URL, shown once (only its hash is kept)."""
     invite, token = invites.create_invite(db, principal=principal, org_id=_org(principal), settings=services.settings)
     url = invites.invite_url(services.settings, token)
-    return _page(request, db, services, principal, status=201, new_url=url, new_expires=invite.expires_at)
+    page = _page(request, db, services, principal, status=201, new_url=url, new_expires=invite.expires_at)
+    page.headers["cache-control"] = "no-store"  # the page carries a bearer URL
+    return page
 
 
 @router.post(PAGE + "/invites/{invite_id}/revoke", response_class=HTMLResponse)
