@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -72,10 +73,21 @@ class Settings(BaseSettings):
     lti_key_grace_days: int = Field(
         default=7, ge=0, description="days a rotated-out LTI key stays in the JWKS, so LMSs keep verifying"
     )
-    lti_jwks_cache_seconds: int = Field(default=300, ge=0, description="how long a platform's JWKS is cached")
+    lti_jwks_cache_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="how long a JWKS may be cached: platforms' by StudyShelf, and /lti/jwks by platforms (its "
+        "max-age); a rotated LTI key signs only once this has passed (plus a minute)",
+    )
     lti_state_ttl_seconds: int = Field(default=600, ge=60, le=3600, description="life of an LTI login state")
-    lti_registration_link_days: int = Field(
-        default=14, ge=1, le=365, description="life of a dynamic-registration URL shown to partner admins"
+    lti_registration_link_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="life of a single-use dynamic-registration URL"
+    )
+    lti_registration_link_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="deprecated: use lti_registration_link_hours (days × 24 when only this is set)",
     )
 
     outbound_allowed_networks: list[str] = Field(
@@ -139,6 +151,13 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
         return self
+
+    @property
+    def lti_registration_link_lifetime(self) -> timedelta:
+        """The life of a registration URL: the hours setting, or the deprecated days one when only it is set."""
+        if self.lti_registration_link_days is not None and "lti_registration_link_hours" not in self.model_fields_set:
+            return timedelta(days=self.lti_registration_link_days)
+        return timedelta(hours=self.lti_registration_link_hours)
 
     @property
     def resolved_database_url(self) -> str:

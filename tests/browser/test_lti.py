@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import select
@@ -214,4 +216,24 @@ def test_blocked_frame_storage_offers_a_new_window_that_plays(browser: Any, stac
     window.wait_for_selector("video[data-media]", timeout=20000)
     window.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
     window.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=20000)
+    context.close()
+
+
+def test_a_launch_finished_in_another_browser_is_refused_as_unverified(browser: Any, stack: Stack) -> None:
+    """The login ran in one browser, the platform's launch arrives in another: 403, not a storage complaint."""
+    platform = stack.simulator.platform("moodle", host="127.0.0.1")
+    video_id = _connect(stack, platform, f"http://localhost:{stack.simulator.port}")
+    platform.launch_extra = {CLAIM + "custom": {"studyshelf_target": f"file:{video_id}"}}
+    login = httpx.post(f"{stack.url}/lti/login", data=platform.login_params(f"{stack.url}/lti/launch"), timeout=10)
+    found = re.search(r'data-auth-url="([^"]+)"', login.text)
+    assert found is not None, login.text
+    context = browser.new_context()  # the other browser: no cookie, nothing in its storage
+    page = context.new_page()
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status) if r.url.endswith("/lti/launch") else None)
+    page.goto(html.unescape(found.group(1)))  # the platform authorises and posts the launch here
+    page.wait_for_selector("text=This launch could not be verified", timeout=20000)
+    assert "Open the activity again from the course" in page.content()
+    assert "blocked the storage" not in page.content()
+    assert statuses == [200, 403]  # the page looked in this browser's storage, then StudyShelf refused
     context.close()

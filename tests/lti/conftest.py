@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from studyshelf.app import create_app
+from studyshelf.core.clock import utcnow
 from studyshelf.lti.platform_keys import platform_keys
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services
@@ -54,6 +56,26 @@ def _fresh_jwks_cache() -> None:
     platform_keys.forget()
 
 
+class Clock:
+    """core.clock.utcnow as the LTI key and invite modules see it, moved by the test (no sleeps)."""
+
+    MODULES = ("studyshelf.lti.keys", "studyshelf.lti.invites", "studyshelf.lti.cli")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = utcnow()
+        for module in self.MODULES:
+            monkeypatch.setattr(f"{module}.utcnow", lambda: self.now)
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
 @dataclass
 class Campus:
     """A publisher sharing a course folder with a university that connects its LMS."""
@@ -87,6 +109,15 @@ def register(campus: Campus, platform: Platform) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def registration_url(campus: Campus) -> str:
+    """A fresh single-use registration URL, made by the university's admin through the API."""
+    body = {"org_id": str(campus.university.id)}
+    response = campus.admin.client.post("/api/v1/lti/registration-invites", json=body, headers=campus.admin.headers())
+    assert response.status_code == 201, response.text
+    url: str = response.json()["url"]
+    return url
 
 
 def data_attr(html: str, name: str) -> str:

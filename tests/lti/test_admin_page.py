@@ -16,7 +16,7 @@ def test_admin_page_shows_values_and_adds_a_platform(campus: Campus, simulator: 
         "http://testserver/lti/login",
         "http://testserver/lti/jwks",
         "oidc_initiation_url",
-        "/lti/register?org=",
+        "Create a registration URL",
     ):
         assert value in page.text
     platform = simulator.platform("moodle")

@@ -1,15 +1,17 @@
-"""Tool keys: JWKS at both addresses, rotation with a grace period, private keys never in clear text."""
+"""Tool keys: JWKS at both addresses, rotation by pre-publication with a grace period, private keys sealed."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import Conflict
 from studyshelf.lti import keys
-from studyshelf.lti.models import ToolKey
 from studyshelf.services import Services
+from tests.lti.conftest import Clock
 
 
 def test_jwks_publishes_one_rsa_key_at_both_addresses(app_client: TestClient) -> None:
@@ -24,19 +26,51 @@ def test_jwks_publishes_one_rsa_key_at_both_addresses(app_client: TestClient) ->
     assert app_client.get("/.well-known/jwks.json").json() == first.json()
 
 
-def test_rotation_keeps_the_previous_key_for_the_grace_period(services: Services, app_client: TestClient) -> None:
-    old_kid = app_client.get("/lti/jwks").json()["keys"][0]["kid"]
+def _kids(client: TestClient) -> list[str]:
+    return [k["kid"] for k in client.get("/lti/jwks").json()["keys"]]
+
+
+def _signing(services: Services) -> str:
     with unit_of_work(services.write_sessions) as db:
-        new = keys.rotate(db, secret_key=services.settings.secret_key)
-        new_kid = new.kid
-    kids = [k["kid"] for k in app_client.get("/lti/jwks").json()["keys"]]
-    assert kids == [new_kid, old_kid]
+        key, _private = keys.signing_key(db, secret_key=services.settings.secret_key)
+        return key.kid
+
+
+def test_rotation_publishes_first_then_signs_then_retires(
+    services: Services, app_client: TestClient, clock: Clock
+) -> None:
+    settings = services.settings
+    first = app_client.get("/lti/jwks")
+    assert first.headers["cache-control"] == f"public, max-age={settings.lti_jwks_cache_seconds}"
+    (old_kid,) = _kids(app_client)
     with unit_of_work(services.write_sessions) as db:
-        old = db.get(ToolKey, old_kid)
-        assert old is not None
-        assert old.retired_at is not None
-        old.retired_at -= timedelta(days=services.settings.lti_key_grace_days, seconds=1)
-    assert [k["kid"] for k in app_client.get("/lti/jwks").json()["keys"]] == [new_kid]
+        new_kid = keys.rotate(
+            db, secret_key=settings.secret_key, jwks_cache_seconds=settings.lti_jwks_cache_seconds
+        ).kid
+    assert _kids(app_client) == [new_kid, old_kid]  # published at once
+    assert _signing(services) == old_kid  # a platform's cached JWKS lacks the new key: the old one still signs
+    clock.advance(timedelta(seconds=settings.lti_jwks_cache_seconds))
+    assert _signing(services) == old_kid  # cached copies may just be expiring
+    clock.advance(keys.SWITCH_MARGIN)
+    assert _signing(services) == new_kid
+    assert _kids(app_client) == [new_kid, old_kid]  # responses signed just before the switch still verify
+    clock.advance(timedelta(days=settings.lti_key_grace_days) - timedelta(seconds=1))
+    assert _kids(app_client) == [new_kid, old_kid]
+    clock.advance(timedelta(seconds=2))
+    assert _kids(app_client) == [new_kid]
+
+
+def test_a_second_rotation_waits_for_the_first_unless_forced(services: Services, clock: Clock) -> None:
+    secret, cache = services.settings.secret_key, services.settings.lti_jwks_cache_seconds
+    with unit_of_work(services.write_sessions) as db:
+        first = keys.ensure_key(db, secret_key=secret).kid
+        waiting = keys.rotate(db, secret_key=secret, jwks_cache_seconds=cache).kid
+        with pytest.raises(Conflict):
+            keys.rotate(db, secret_key=secret, jwks_cache_seconds=cache)
+        urgent = keys.rotate(db, secret_key=secret, jwks_cache_seconds=cache, immediately=True).kid
+        assert keys.signing_key(db, secret_key=secret)[0].kid == urgent
+        states = {k.kid: keys.key_status(k, grace_days=7).state for k in keys.list_keys(db)}
+    assert states == {first: "retiring", waiting: "retiring", urgent: "signing"}
 
 
 def test_private_key_is_stored_encrypted(services: Services) -> None:

@@ -307,11 +307,34 @@ def test_state_from_another_browser_or_tampered_is_refused(
     token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
     campus.lms.cookies.clear()
     wrong = launch(campus.lms, platform, token, started.state, binding="another-browser")
-    assert wrong.status_code == 400
-    assert "does not belong to this browser" in wrong.text
+    assert wrong.status_code == 403
+    assert "could not verify" in wrong.text
     tampered = launch(campus.lms, platform, token, started.state[:-2] + "xx", binding=started.binding)
     assert tampered.status_code == 400
     assert "not one StudyShelf issued" in tampered.text
+    assert _stored(services) == (0, 0)
+
+
+def test_a_launch_from_another_browser_is_refused_as_unverified(
+    campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    """The state came from another browser: not a storage problem, and not a 200 page."""
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    started = login(campus.lms, platform)
+    token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
+    other = TestClient(create_app(services=services), base_url="http://testserver")  # no cookie, nothing stored
+    check = launch(other, platform, token, started.state)
+    assert check.status_code == 200  # the page looks in this browser's storage first
+    assert "blocked the storage" not in check.text
+    looked = launch(other, platform, token, started.state, checked="1", storage="available")
+    assert looked.status_code == 403
+    assert "This launch could not be verified" in looked.text
+    assert "Open the activity again from the course" in looked.text
+    assert "blocked the storage" not in looked.text
+    blocked = launch(other, platform, token, started.state, checked="1", storage="blocked")
+    assert blocked.status_code == 403
+    assert "Your browser blocked the storage" in blocked.text
     assert _stored(services) == (0, 0)
 
 

@@ -21,8 +21,8 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.jobs.lti_nonces import prune_spent_nonces
 from studyshelf.jobs.models import JobState
 from studyshelf.library import jobs as library_jobs
-from studyshelf.partners.jobs import prune_login_failures
 from studyshelf.notify import jobs as notify_jobs
+from studyshelf.partners.jobs import prune_login_failures
 from studyshelf.services import Services
 
 log = logging.getLogger("studyshelf.jobs")

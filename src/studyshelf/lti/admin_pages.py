@@ -10,8 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from studyshelf.core.errors import NotFound, StudyShelfError
-from studyshelf.lti import registrations
-from studyshelf.lti.tool_config import canvas_developer_key, manual_values, registration_url
+from studyshelf.lti import invites, registrations
+from studyshelf.lti.tool_config import canvas_developer_key, manual_values
 from studyshelf.partners.deps import DbSession, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
@@ -41,10 +41,10 @@ def _page(
         "title": "LMS connections",
         "nav": "organization",
         "registrations": registrations.list_registrations(db, principal=principal, org_id=org_id),
-        "registration_url": registration_url(settings, org_id=org_id),
+        "invites": invites.list_invites(db, principal=principal, org_id=org_id),
         "manual": manual_values(settings),
         "canvas_json": json.dumps(canvas_developer_key(settings), indent=2),
-        "link_days": settings.lti_registration_link_days,
+        "link_hours": int(settings.lti_registration_link_lifetime.total_seconds() // 3600),
         **extra,
     }
     return render(request, "lti/admin.html", context, status=status)
@@ -110,4 +110,20 @@ def change_deployments(
 @router.post(PAGE + "/{registration_id}/delete", response_class=HTMLResponse)
 def remove_platform(registration_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
     registrations.delete_registration(db, principal=principal, registration_id=registration_id)
+    return RedirectResponse(PAGE, status_code=303)
+
+
+@router.post(PAGE + "/invites", response_class=HTMLResponse)
+def create_invite(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
+    """A new single-use registration URL, shown once (only its hash is kept)."""
+    invite, token = invites.create_invite(db, principal=principal, org_id=_org(principal), settings=services.settings)
+    url = invites.invite_url(services.settings, token)
+    page = _page(request, db, services, principal, status=201, new_url=url, new_expires=invite.expires_at)
+    page.headers["cache-control"] = "no-store"  # the page carries a bearer URL
+    return page
+
+
+@router.post(PAGE + "/invites/{invite_id}/revoke", response_class=HTMLResponse)
+def revoke_invite(invite_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
+    invites.revoke_invite(db, principal=principal, invite_id=invite_id)
     return RedirectResponse(PAGE, status_code=303)

@@ -1,4 +1,4 @@
-"""JSON API for partner admins: LMS registrations and the values to set StudyShelf up in an LMS."""
+"""JSON API for partner admins: LMS registrations, registration URLs, and the values to set StudyShelf up."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from studyshelf.lti import registrations
+from studyshelf.core.clock import utcnow
+from studyshelf.lti import invites, registrations
 from studyshelf.lti.models import Registration
-from studyshelf.lti.tool_config import canvas_developer_key, manual_values, registration_url
+from studyshelf.lti.tool_config import canvas_developer_key, manual_values
 from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
 from studyshelf.partners.permissions import Permission, require
 
@@ -74,8 +75,46 @@ class RegistrationRead(BaseModel):
 
 class ToolConfiguration(BaseModel):
     manual: dict[str, str]
-    registration_url: str
     canvas_developer_key: dict[str, Any]
+
+
+class InviteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: uuid.UUID
+
+
+class InviteRead(BaseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    state: invites.InviteState
+    created_at: datetime
+    created_by_email: str
+    expires_at: datetime
+    used_at: datetime | None
+    used_by: str
+    registration_id: uuid.UUID | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, view: invites.InviteView) -> InviteRead:
+        i = view.invite
+        return cls(
+            id=i.id,
+            org_id=i.org_id,
+            state=view.state,
+            created_at=i.created_at,
+            created_by_email=i.created_by_email,
+            expires_at=i.expires_at,
+            used_at=i.used_at,
+            used_by=i.used_by,
+            registration_id=i.registration_id,
+            revoked_at=i.revoked_at,
+        )
+
+
+class InviteCreated(InviteRead):
+    url: str  # shown only in this answer: StudyShelf keeps its hash
 
 
 @router.get("/registrations")
@@ -120,11 +159,33 @@ def delete_registration(registration_id: uuid.UUID, db: DbSession, principal: Cu
 
 @router.get("/tool-configuration")
 def tool_configuration(org_id: uuid.UUID, principal: CurrentPrincipal, services: ServicesDep) -> ToolConfiguration:
-    """StudyShelf's values for a manual LMS set-up, the Canvas key JSON, and the dynamic-registration URL."""
+    """StudyShelf's values for a manual LMS set-up and the Canvas key JSON (registration URLs: registration-invites)."""
     require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
     settings = services.settings
     return ToolConfiguration(
         manual=manual_values(settings),
-        registration_url=registration_url(settings, org_id=org_id),
         canvas_developer_key=canvas_developer_key(settings),
     )
+
+
+@router.post("/registration-invites", status_code=201)
+def create_invite(
+    body: InviteCreate, db: DbSession, principal: CurrentPrincipal, services: ServicesDep
+) -> InviteCreated:
+    """A single-use dynamic-registration URL (organisation admins); the URL is in this answer only."""
+    invite, token = invites.create_invite(db, principal=principal, org_id=body.org_id, settings=services.settings)
+    read = InviteRead.of(invites.InviteView(invite, "unused"))
+    return InviteCreated(**read.model_dump(), url=invites.invite_url(services.settings, token))
+
+
+@router.get("/registration-invites")
+def list_invites(org_id: uuid.UUID, db: DbSession, principal: CurrentPrincipal) -> list[InviteRead]:
+    """The organisation's registration URLs with their state: unused, used (by which platform), expired, revoked."""
+    return [InviteRead.of(v) for v in invites.list_invites(db, principal=principal, org_id=org_id)]
+
+
+@router.post("/registration-invites/{invite_id}/revoke")
+def revoke_invite(invite_id: uuid.UUID, db: DbSession, principal: CurrentPrincipal) -> InviteRead:
+    """Make an unused registration URL unusable."""
+    invite = invites.revoke_invite(db, principal=principal, invite_id=invite_id)
+    return InviteRead.of(invites.InviteView(invite, invites.state_of(invite, utcnow())))

@@ -1,8 +1,16 @@
 """StudyShelf's RSA signing keys: created on first need, rotated by the CLI, published as a JWKS.
 
 The private key is stored PKCS#8-encrypted under a key derived from STUDYSHELF_SECRET_KEY, so a copy
-of the database alone cannot sign as StudyShelf. A rotated-out key stays in the JWKS for a grace
-period, so responses signed just before the rotation still verify at the LMS.
+of the database alone cannot sign as StudyShelf.
+
+Rotation pre-publishes (1EdTech Security Framework, key rotation): the next key enters the JWKS at once
+but signs only once every platform's cached copy of the JWKS has expired (`switch_delay`: the JWKS's
+own max-age plus a margin), so a platform that caches without refetching on an unknown kid never sees
+a signature it cannot check. The key it replaces keeps signing until then, and stays in the JWKS for the
+grace period after it stopped, so responses signed just before the switch still verify.
+
+A key's state: `published` (in the JWKS, not signing yet), `signing`, `retiring` (stopped signing,
+still published), `retired` (gone from the JWKS).
 """
 
 from __future__ import annotations
@@ -11,8 +19,9 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -20,10 +29,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
+from studyshelf.core.errors import Conflict
 from studyshelf.core.ids import new_secret
 from studyshelf.lti.models import ToolKey
 
 KEY_BITS = 2048
+# Beyond the JWKS max-age: clock skew, and a copy fetched from a shared cache just before it expired.
+SWITCH_MARGIN = timedelta(seconds=60)
+KeyState = Literal["published", "signing", "retiring", "retired"]
 
 
 def _passphrase(secret_key: str) -> bytes:
@@ -40,8 +53,13 @@ def public_jwk(private: rsa.RSAPrivateKey, kid: str) -> dict[str, str]:
     return {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": _b64(numbers.n), "e": _b64(numbers.e)}
 
 
-def create_key(db: Session, *, secret_key: str) -> ToolKey:
-    """Generate a new RSA-2048 key; it becomes the active one."""
+def switch_delay(jwks_cache_seconds: int) -> timedelta:
+    """How long a pre-published key waits before it signs: the JWKS's max-age, plus a margin."""
+    return timedelta(seconds=jwks_cache_seconds) + SWITCH_MARGIN
+
+
+def create_key(db: Session, *, secret_key: str, signs_from: datetime | None = None) -> ToolKey:
+    """Generate a new RSA-2048 key, published at once and signing from `signs_from` (default now)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     kid = new_secret(12)
     pem = private.private_bytes(
@@ -49,14 +67,28 @@ def create_key(db: Session, *, secret_key: str) -> ToolKey:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(_passphrase(secret_key)),
     )
-    key = ToolKey(kid=kid, private_pem=pem.decode(), public_jwk=json.dumps(public_jwk(private, kid)))
+    now = utcnow()
+    key = ToolKey(
+        kid=kid,
+        private_pem=pem.decode(),
+        public_jwk=json.dumps(public_jwk(private, kid)),
+        created_at=now,
+        signs_from=signs_from or now,
+    )
     db.add(key)
     db.flush()
     return key
 
 
 def active_key(db: Session) -> ToolKey | None:
-    query = select(ToolKey).where(ToolKey.retired_at.is_(None)).order_by(ToolKey.created_at.desc()).limit(1)
+    """The key that signs now: the latest to have started signing, and not yet retired."""
+    now = utcnow()
+    query = (
+        select(ToolKey)
+        .where(ToolKey.signs_from <= now, (ToolKey.retired_at.is_(None)) | (ToolKey.retired_at > now))
+        .order_by(ToolKey.signs_from.desc(), ToolKey.created_at.desc())
+        .limit(1)
+    )
     return db.scalars(query).first()
 
 
@@ -65,24 +97,59 @@ def ensure_key(db: Session, *, secret_key: str) -> ToolKey:
     return active_key(db) or create_key(db, secret_key=secret_key)
 
 
-def rotate(db: Session, *, secret_key: str) -> ToolKey:
-    """Add a new active key; the previous ones retire now and leave the JWKS after the grace period."""
+def rotate(db: Session, *, secret_key: str, jwks_cache_seconds: int, immediately: bool = False) -> ToolKey:
+    """Publish a new key that signs once cached JWKS have expired; the keys it replaces retire at that moment.
+
+    `immediately` is the emergency path (a leaked key, a lost secret): the new key signs at once, and a platform
+    holding a cached JWKS may refuse deep-linking responses until its copy expires.
+    """
     now = utcnow()
-    for old in db.scalars(select(ToolKey).where(ToolKey.retired_at.is_(None))):
-        old.retired_at = now
+    current = [k for k in db.scalars(select(ToolKey)) if k.retired_at is None or k.retired_at > now]
+    waiting = [k for k in current if k.signs_from > now]
+    if waiting and not immediately:
+        raise Conflict(f"Key {waiting[0].kid} is already published and signs from {_when(waiting[0].signs_from)}.")
+    signs_from = now if immediately or not current else now + switch_delay(jwks_cache_seconds)
+    for old in current:
+        old.retired_at = signs_from
     db.flush()
-    return create_key(db, secret_key=secret_key)
+    return create_key(db, secret_key=secret_key, signs_from=signs_from)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    kid: str
+    created_at: datetime
+    state: KeyState
+    changes_at: datetime | None  # when the state changes next (None: not by itself)
+    next_state: KeyState | None
+
+
+def key_status(key: ToolKey, *, grace_days: int) -> KeyStatus:
+    """Where a key stands now, and when that changes."""
+    now = utcnow()
+    leaves = key.retired_at + timedelta(days=grace_days) if key.retired_at is not None else None
+    if key.retired_at is not None and key.retired_at <= now:
+        if leaves is not None and leaves > now:
+            return KeyStatus(key.kid, key.created_at, "retiring", leaves, "retired")
+        return KeyStatus(key.kid, key.created_at, "retired", None, None)
+    if key.signs_from > now:
+        return KeyStatus(key.kid, key.created_at, "published", key.signs_from, "signing")
+    return KeyStatus(key.kid, key.created_at, "signing", key.retired_at, "retiring" if key.retired_at else None)
 
 
 def published_keys(db: Session, *, grace_days: int) -> list[ToolKey]:
-    """Keys in the JWKS: active ones, and retired ones still inside the grace period (newest first)."""
+    """Keys in the JWKS: waiting, signing, and retired ones still inside the grace period (newest first)."""
     cutoff = utcnow() - timedelta(days=grace_days)
     query = select(ToolKey).where((ToolKey.retired_at.is_(None)) | (ToolKey.retired_at > cutoff))
-    return list(db.scalars(query.order_by(ToolKey.created_at.desc())))
+    return list(db.scalars(query.order_by(ToolKey.signs_from.desc(), ToolKey.created_at.desc())))
 
 
 def list_keys(db: Session) -> list[ToolKey]:
-    return list(db.scalars(select(ToolKey).order_by(ToolKey.created_at.desc())))
+    return list(db.scalars(select(ToolKey).order_by(ToolKey.signs_from.desc(), ToolKey.created_at.desc())))
 
 
 def jwks(db: Session, *, grace_days: int) -> dict[str, Any]:
@@ -95,7 +162,7 @@ def signing_key(db: Session, *, secret_key: str) -> tuple[ToolKey, rsa.RSAPrivat
     try:
         return key, private_key(key, secret_key=secret_key)
     except ValueError:  # STUDYSHELF_SECRET_KEY changed since the key was made
-        key = rotate(db, secret_key=secret_key)
+        key = rotate(db, secret_key=secret_key, jwks_cache_seconds=0, immediately=True)
         return key, private_key(key, secret_key=secret_key)
 
 

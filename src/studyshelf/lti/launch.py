@@ -54,6 +54,23 @@ class LaunchUnauthorized(LaunchRefused):
     status = 401
 
 
+class LaunchUnverified(LaunchRefused):
+    """The browser presenting the launch is not the one that started it, or kept nothing to prove it is."""
+
+    status = 403
+    title = "This launch could not be verified"
+
+
+UNVERIFIED = (
+    "StudyShelf could not verify that this launch was started in this browser window (it may have been opened "
+    "in another browser, or the page was reloaded). Open the activity again from the course."
+)
+STORAGE_BLOCKED = (
+    "Your browser blocked the storage StudyShelf needs inside the course page, so this launch cannot be verified. "
+    "Allow cookies for this site, or open the activity again from the course in a new window."
+)
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -181,11 +198,12 @@ def start_login(
     )
 
 
-def check_binding(state: State, binding: str | None) -> None:
-    if binding is None:
-        raise LaunchRefused("The browser that started this launch could not be recognised.")
-    if not hmac.compare_digest(binding_hash(binding), state.binding_hash):
-        raise LaunchRefused("The launch state does not belong to this browser. Start the activity again.")
+def check_binding(state: State, binding: str | None, *, storage_blocked: bool = False) -> None:
+    """Refuse a launch whose browser binding is missing or foreign (storage_blocked: the page could not look)."""
+    if binding is None and storage_blocked:
+        raise LaunchUnverified(STORAGE_BLOCKED)
+    if binding is None or not hmac.compare_digest(binding_hash(binding), state.binding_hash):
+        raise LaunchUnverified(UNVERIFIED)
 
 
 def unverified_issuer(token: str) -> tuple[str, str | None]:

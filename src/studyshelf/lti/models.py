@@ -14,7 +14,7 @@ from studyshelf.core.ids import new_id
 
 
 class ToolKey(Base):
-    """An RSA key StudyShelf signs with (deep-linking responses); the newest unretired one is active."""
+    """An RSA key StudyShelf signs with (deep-linking responses); see lti/keys.py for its states."""
 
     __tablename__ = "lti_tool_keys"
 
@@ -22,7 +22,8 @@ class ToolKey(Base):
     private_pem: Mapped[str] = mapped_column(Text)  # PKCS#8, encrypted with a key derived from secret_key
     public_jwk: Mapped[str] = mapped_column(Text)  # JSON
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    signs_from: Mapped[datetime] = mapped_column(default=utcnow)  # published before, so cached JWKS know it
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)  # stops signing; published for the grace
 
 
 class Registration(Base):
@@ -52,6 +53,26 @@ class Registration(Base):
     @property
     def origin_list(self) -> list[str]:
         return [o for o in self.origins.split("\n") if o]
+
+
+class RegistrationInvite(Base):
+    """A single-use dynamic-registration URL: the URL carries a random token, only its hash is kept."""
+
+    __tablename__ = "lti_registration_invites"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_email: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    registration_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("lti_registrations.id", ondelete="SET NULL"), default=None
+    )
+    used_by: Mapped[str] = mapped_column(String(300), default="")  # the platform, kept if it is disconnected
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class UsedNonce(Base):

@@ -65,7 +65,9 @@ def jwks(services: ServicesDep) -> JSONResponse:
     with unit_of_work(services.write_sessions) as db:
         keys.ensure_key(db, secret_key=settings.secret_key)
         body = keys.jwks(db, grace_days=settings.lti_key_grace_days)
-    return JSONResponse(body, headers={"cache-control": "public, max-age=300", "access-control-allow-origin": "*"})
+    # The max-age is the pre-publication delay's basis (keys.switch_delay): a rotated key signs only after it.
+    cache = f"public, max-age={settings.lti_jwks_cache_seconds}"
+    return JSONResponse(body, headers={"cache-control": cache, "access-control-allow-origin": "*"})
 
 
 def _login(request: Request, services: Services, params: dict[str, str | None]) -> Response:
@@ -161,6 +163,8 @@ def launch_post(
     id_token: OptionalForm = None,
     state: OptionalForm = None,
     binding: OptionalForm = None,
+    checked: OptionalForm = None,
+    storage: OptionalForm = None,
     error: OptionalForm = None,
     error_description: OptionalForm = None,
 ) -> Response:
@@ -177,7 +181,7 @@ def launch_post(
     try:
         signed = launch.read_state(settings.secret_key, state, now=time.time())
         binding = binding or request.cookies.get(launch.binding_cookie(signed.nonce))
-        if binding is None:  # no cookie in this frame: the page finds the binding in browser storage
+        if binding is None and not checked:  # no cookie in this frame: the page finds the binding in browser storage
             context = {
                 "title": "Opening…",
                 "id_token": id_token,
@@ -186,7 +190,7 @@ def launch_post(
                 "key": launch.binding_cookie(signed.nonce),
             }
             return render(request, "lti/launch_check.html", context, headers=headers(frames=None))
-        launch.check_binding(signed, binding)
+        launch.check_binding(signed, binding, storage_blocked=storage == "blocked")
         _fetch_platform_key(services, signed, id_token)
         with unit_of_work(services.write_sessions) as db:
             return _accept(request, services, db, signed, id_token)

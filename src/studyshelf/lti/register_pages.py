@@ -1,16 +1,18 @@
-"""GET /lti/register: LTI Dynamic Registration, started by the LMS admin pasting our registration URL."""
+"""GET /lti/register: LTI Dynamic Registration, started by the LMS admin pasting a registration URL."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import StudyShelfError
-from studyshelf.lti import dynamic
-from studyshelf.lti.tool_config import check_registration_url
+from studyshelf.core.errors import PermissionDenied, StudyShelfError
+from studyshelf.lti import dynamic, invites
 from studyshelf.lti.web import error_page, headers
+from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ServicesDep
+from studyshelf.services import Services
 from studyshelf.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -22,27 +24,44 @@ def register(
     services: ServicesDep,
     openid_configuration: str = "",
     registration_token: str | None = None,
-    org: str = "",
-    exp: str = "",
-    sig: str = "",
+    invite: str = "",
 ) -> Response:
-    """Register with the platform for the organisation the signed URL names, then ask the LMS to close us."""
-    settings = services.settings
+    """Use the registration URL once: register with the platform for its organisation, then ask the LMS to close us."""
     try:
-        org_id = check_registration_url(settings, org=org, expires=exp, sig=sig)
-        if not openid_configuration:
+        if not invite:
+            raise PermissionDenied(invites.UNKNOWN)
+        if not openid_configuration:  # opened in a browser: say so, without using the URL up
+            with unit_of_work(services.read_sessions) as db:
+                invites.check_invite(db, token=invite)
             raise StudyShelfError("Open this URL from the LMS's dynamic registration (it adds openid_configuration).")
+        name, deployments = _register(services, invite, openid_configuration, registration_token)
+    except StudyShelfError as exc:
+        return error_page(request, status=exc.status, headline="StudyShelf could not be registered", message=exc.detail)
+    context = {"title": "StudyShelf is registered", "name": name, "deployments": deployments}
+    response = render(request, "lti/registered.html", context, headers=headers(frames=None))
+    response.background = BackgroundTask(notify.drain, services)  # the admins' notices leave after commit
+    return response
+
+
+def _register(
+    services: Services, token: str, openid_configuration: str, registration_token: str | None
+) -> tuple[str, list[str]]:
+    with unit_of_work(services.write_sessions) as db:  # committed before the platform is contacted
+        claimed = invites.claim_invite(db, token=token)
+        invite_id, org_id = claimed.id, claimed.org_id
+    try:
         with unit_of_work(services.write_sessions) as db:
             created = dynamic.register(
                 db,
-                settings=settings,
+                settings=services.settings,
                 client=services.outbound,
                 org_id=org_id,
                 openid_configuration=openid_configuration,
                 registration_token=registration_token,
             )
-            name, deployments = created.name, created.deployments
-    except StudyShelfError as exc:
-        return error_page(request, status=exc.status, headline="StudyShelf could not be registered", message=exc.detail)
-    context = {"title": "StudyShelf is registered", "name": name, "deployments": deployments}
-    return render(request, "lti/registered.html", context, headers=headers(frames=None))
+            invites.complete_invite(db, invite_id=invite_id, registration=created)
+            return created.name, created.deployments
+    except Exception:
+        with unit_of_work(services.write_sessions) as db:
+            invites.release_invite(db, invite_id=invite_id)
+        raise

@@ -1,48 +1,18 @@
-"""What a partner admin copies into the LMS: our URLs, the Canvas developer-key JSON, the registration URL."""
+"""What a partner admin copies into the LMS: our URLs and the Canvas developer-key JSON (registration URLs: invites)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-import uuid
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-from studyshelf.core.errors import PermissionDenied
 from studyshelf.lti.launch import CONTEXT_HISTORY_PARAM, DEEP_LINKING, LINK_HISTORY_PARAM, RESOURCE_LINK
-from studyshelf.lti.web import base_url, jwks_url, launch_url, login_url
+from studyshelf.lti.web import jwks_url, launch_url, login_url
 from studyshelf.settings import Settings
 
 TOOL_NAME = "StudyShelf"
 CLAIMS = ["iss", "sub"]  # no name or e-mail: StudyShelf never needs them
 # Canvas fills these in a copied course: a link whose own custom parameters were lost is found by its history.
 COPY_HISTORY_FIELDS = {LINK_HISTORY_PARAM: "$ResourceLink.id.history", CONTEXT_HISTORY_PARAM: "$Context.id.history"}
-
-
-def registration_signature(secret: str, org_id: uuid.UUID, expires: int) -> str:
-    message = f"lti-register|{org_id}|{expires}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
-
-
-def registration_url(settings: Settings, *, org_id: uuid.UUID) -> str:
-    """The dynamic-registration URL for one organisation, valid for lti_registration_link_days."""
-    expires = int(time.time()) + settings.lti_registration_link_days * 86400
-    sig = registration_signature(settings.secret_key, org_id, expires)
-    return f"{base_url(settings)}/lti/register?" + urlencode({"org": str(org_id), "exp": expires, "sig": sig})
-
-
-def check_registration_url(settings: Settings, *, org: str, expires: str, sig: str) -> uuid.UUID:
-    """The organisation a registration URL was issued for, or PermissionDenied."""
-    try:
-        org_id, until = uuid.UUID(org), int(expires)
-    except ValueError as exc:
-        raise PermissionDenied("This registration URL is not complete. Copy it again from StudyShelf.") from exc
-    if until < time.time():
-        raise PermissionDenied("This registration URL has expired. Copy a fresh one from StudyShelf.")
-    if not hmac.compare_digest(sig, registration_signature(settings.secret_key, org_id, until)):
-        raise PermissionDenied("This registration URL is not valid. Copy it again from StudyShelf.")
-    return org_id
 
 
 def manual_values(settings: Settings) -> dict[str, str]:

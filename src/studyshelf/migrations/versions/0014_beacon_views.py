@@ -1,7 +1,7 @@
 """beacon_views: the page views the server counted, with the beacons each has sent
 
-Revision ID: 0015
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06 18:10:00
 
 A beacon is stored only for a view that has a row here, and only while its count is under the limit:
@@ -15,8 +15,8 @@ from alembic import op
 
 import studyshelf.core.db
 
-revision = "0015"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
