@@ -17,7 +17,7 @@ from studyshelf.app import create_app
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.lti.platform_keys import JwksUnavailable, PlatformKeys
 from studyshelf.services import Services, build_services
-from tests.lti.conftest import Campus
+from tests.lti.conftest import Campus, registration_url
 from tests.lti.platform import Simulator
 
 SECRET = "root:x:0:0:internal-metadata-token-7f3a"
@@ -80,8 +80,7 @@ def fake() -> Iterator[FakePlatform]:
 
 
 def _register_query(campus: Campus, config_url: str) -> dict[str, str]:
-    response = campus.admin.client.get("/api/v1/lti/tool-configuration", params={"org_id": str(campus.university.id)})
-    url = response.json()["registration_url"]
+    url = registration_url(campus)
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     return query | {"openid_configuration": config_url}
 

@@ -77,6 +77,7 @@ def settings(tmp_path: Path, db_url: str, inbox: tuple[Inbox, int]) -> Settings:
         scheduler_interval_seconds=0,
         base_url="http://testserver",
         smtp_url=f"smtp://127.0.0.1:{inbox[1]}?from=shelf@example.test",
+        outbound_allowed_networks=["127.0.0.0/8"],  # the platform simulator listens on loopback
     )
 
 
