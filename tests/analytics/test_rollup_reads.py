@@ -113,7 +113,7 @@ def test_what_rollups_do_not_hold_is_left_to_raw_events(rolled: Services) -> Non
         {"start": window("UTC", FIRST)[0] + timedelta(hours=3)},  # not whole days
     ]
     for change in changes:
-        assert read(rolled, dataclasses.replace(query(FIRST, LAST), **change)) is None, change  # type: ignore[arg-type]
+        assert read(rolled, dataclasses.replace(query(FIRST, LAST), **change)) is None, change  # type: ignore[arg-type]  # deliberately wrong or loosely typed keywords, to test the validation
 
 
 def test_a_day_not_rolled_sends_the_query_to_raw_events(rolled: Services) -> None:

@@ -29,7 +29,7 @@ class Clock:
 
 
 def _tally(clock: Clock, reported: list[Transfer], **kw: float) -> TransferTally:
-    return TransferTally(reported.extend, clock=clock, ticker=False, **kw)  # type: ignore[arg-type]
+    return TransferTally(reported.extend, clock=clock, ticker=False, **kw)  # type: ignore[arg-type]  # deliberately wrong or loosely typed keywords, to test the validation
 
 
 def test_bytes_add_up_per_viewer_and_file_until_idle() -> None:

@@ -91,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "STUDYSHELF_WAREHOUSE_URL",
     ):
         env.pop(key, None)
-    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603 - a fixed argv of our own, no shell
     assert demo.returncode == 0, demo.stdout + demo.stderr
     port = _free_port()
     env["STUDYSHELF_BASE_URL"] = f"http://127.0.0.1:{port}"  # link URLs and embed snippets point here

@@ -53,7 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDYSHELF_")}
     env |= {"STUDYSHELF_DATA_DIR": str(data), "STUDYSHELF_BASE_URL": url, "STUDYSHELF_ENVIRONMENT": "development"}
     env |= {"STUDYSHELF_ADMIN_PASSWORD": "lti-browser-test-password"}
-    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    env |= {"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}  # the platform simulator is on loopback
+    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603 - a fixed argv of our own, no shell
     assert demo.returncode == 0, demo.stdout + demo.stderr
     log = data / "server.log"
     simulator = Simulator()

@@ -177,7 +177,7 @@ def test_settings_build_the_keys() -> None:
 )
 def test_settings_refuse_bad_media_keys(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"(?i)media"):
-        Settings(environment="test", secret_key=SECRET, **changes)  # type: ignore[arg-type]
+        Settings(environment="test", secret_key=SECRET, **changes)  # type: ignore[arg-type]  # deliberately wrong or loosely typed keywords, to test the validation
 
 
 @pytest.mark.parametrize(

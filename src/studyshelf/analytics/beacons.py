@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studyshelf.analytics.enrich import Enricher
 from studyshelf.analytics.models import BeaconView
 from studyshelf.analytics.schemas import BeaconIn
-from studyshelf.core.db import unit_of_work
+from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, TooManyRequests, Unavailable
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
@@ -76,7 +76,7 @@ class BeaconViews:
         """Take one beacon of the view, atomically across processes, or raise why it may not send one."""
         with unit_of_work(self.sessions) as db:
             query = update(BeaconView).where(BeaconView.session == session, BeaconView.events < self.per_view)
-            taken = db.execute(query.values(events=BeaconView.events + 1)).rowcount  # type: ignore[attr-defined]
+            taken = affected_rows(db.execute(query.values(events=BeaconView.events + 1)))
             known = taken == 1 or db.scalar(select(BeaconView.session).where(BeaconView.session == session))
         if taken == 1:
             return
@@ -88,7 +88,7 @@ class BeaconViews:
 def prune_views(db: Session, *, before: datetime) -> int:
     """Forget page views counted before `before` (their tokens have expired); return how many."""
     result = db.execute(delete(BeaconView).where(BeaconView.counted_at < before))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return affected_rows(result)
 
 
 class BeaconGuard:

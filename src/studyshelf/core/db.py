@@ -6,10 +6,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -102,6 +102,11 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (Session.execute is typed as Result; DML gives a CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def driver_rows(db: Session, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core import outbound
 from studyshelf.core.clock import utcnow
+from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer, normalise_origins
@@ -68,7 +69,7 @@ def update_policy(db: Session, *, principal: Principal, org_id: uuid.UUID, chang
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
     if "default_origins" in changes:
-        changes["default_origins"] = "\n".join(normalise_origins(list(changes["default_origins"])))  # type: ignore[call-overload]
+        changes["default_origins"] = "\n".join(normalise_origins(list(changes["default_origins"])))  # type: ignore[call-overload]  # validated by the schema as a list of str
     for key, value in changes.items():
         setattr(policy, key, value)
     if policy.default_ttl_days > policy.max_ttl_days:
@@ -215,7 +216,7 @@ def update_link(db: Session, *, principal: Principal, link_id: str, changes: dic
         value = changes["expires_at"]
         link.expires_at = _expiry(get_policy(db, org_id=link.org_id), value if isinstance(value, datetime) else None)
     if "allowed_origins" in changes:
-        link.allowed_origins = "\n".join(normalise_origins(list(changes["allowed_origins"])))  # type: ignore[call-overload]
+        link.allowed_origins = "\n".join(normalise_origins(list(changes["allowed_origins"])))  # type: ignore[call-overload]  # validated by the schema as a list of str
     for key in ("label", "max_views", "allow_download", "mode"):
         if key in changes:
             setattr(link, key, changes[key])
@@ -331,7 +332,7 @@ def consume_view(db: Session, *, link: Link) -> bool:
     query = update(Link).where(Link.id == link.id)
     if link.max_views is not None:
         query = query.where(Link.view_count < link.max_views)
-    counted = db.execute(query.values(view_count=Link.view_count + 1)).rowcount  # type: ignore[attr-defined]
+    counted = affected_rows(db.execute(query.values(view_count=Link.view_count + 1)))
     return bool(counted)
 
 
@@ -342,17 +343,19 @@ def record_sighting(db: Session, *, link: Link, visitor: Visitor) -> str | None:
     """
     hour = utcnow().replace(minute=0, second=0, microsecond=0)
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    added = db.execute(
-        insert(Sighting)
-        .values(
-            id=uuid.uuid4(),
-            link_id=link.id,
-            hour=hour,
-            network=network_of(visitor.ip, salt=visitor.salt),
-            country=country_of(visitor.ip),
+    added = affected_rows(
+        db.execute(
+            insert(Sighting)
+            .values(
+                id=uuid.uuid4(),
+                link_id=link.id,
+                hour=hour,
+                network=network_of(visitor.ip, salt=visitor.salt),
+                country=country_of(visitor.ip),
+            )
+            .on_conflict_do_nothing()
         )
-        .on_conflict_do_nothing()
-    ).rowcount  # type: ignore[attr-defined]
+    )
     return check_spread(db, link=link, hour=hour) if added else None
 
 

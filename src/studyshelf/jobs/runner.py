@@ -17,7 +17,7 @@ from studyshelf.analytics import jobs as analytics_jobs
 from studyshelf.analytics.reports.delivery import deliver_due as deliver_reports
 from studyshelf.analytics.reports.rollup import rollup_job
 from studyshelf.core.clock import utcnow
-from studyshelf.core.db import unit_of_work
+from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.jobs.lti_nonces import prune_spent_nonces
 from studyshelf.jobs.models import JobState
 from studyshelf.library import jobs as library_jobs
@@ -71,7 +71,7 @@ def _claim(services: Services, job: Job, holder: str) -> str | None:
             )
             .values(lease_holder=holder, lease_until=now + timedelta(minutes=30))
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if affected_rows(claimed) != 1:
             return None
         state = db.get(JobState, job.name)
         return state.memo if state else ""

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
+from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import NotFound, PermissionDenied, StudyShelfError
 from studyshelf.core.ids import new_secret, sha256_hex
 from studyshelf.lti.models import Registration, RegistrationInvite
@@ -159,7 +160,7 @@ def claim_invite(db: Session, *, token: str) -> RegistrationInvite:
         .execution_options(synchronize_session=False)
     )
     invite = db.scalars(select(RegistrationInvite).where(RegistrationInvite.token_hash == token_hash)).first()
-    if getattr(claimed, "rowcount", 0) != 1 or invite is None:
+    if affected_rows(claimed) != 1 or invite is None:
         raise _refusal(invite, now)
     return invite
 

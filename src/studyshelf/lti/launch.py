@@ -24,6 +24,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
+from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.embed import origin_of
@@ -364,4 +365,4 @@ def prune(db: Session) -> int:
     now = utcnow()
     nonces = db.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
     pickers = db.execute(delete(PickerSession).where(PickerSession.expires_at < now))
-    return int(nonces.rowcount) + int(pickers.rowcount)  # type: ignore[attr-defined]
+    return affected_rows(nonces) + affected_rows(pickers)

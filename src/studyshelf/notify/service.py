@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
-from studyshelf.core.db import unit_of_work
+from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.outbound import OutboundError
 from studyshelf.mail import MailError, Message
 from studyshelf.notify.models import OutboxMessage
@@ -96,7 +96,7 @@ def _lease(services: Services, now: datetime, limit: int) -> list[_Leased]:
                 )
                 .values(lease_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
             )
-            if taken.rowcount == 1:  # type: ignore[attr-defined]
+            if affected_rows(taken) == 1:
                 row = db.get(OutboxMessage, message_id)
                 assert row is not None
                 db.refresh(row)
@@ -165,4 +165,4 @@ def prune(services: Services, *, now: datetime | None = None) -> int:
             (OutboxMessage.attempts >= MAX_ATTEMPTS) & (OutboxMessage.next_attempt_at < cutoff)
         )
         result = db.execute(delete(OutboxMessage).where(done))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return affected_rows(result)

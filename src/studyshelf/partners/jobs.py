@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from studyshelf.core import clock
-from studyshelf.core.db import unit_of_work
+from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.partners.models import LoginFailure
 from studyshelf.services import Services
 
@@ -17,5 +17,5 @@ def prune_login_failures(services: Services, _memo: str) -> str:
     since = clock.utcnow() - timedelta(seconds=services.settings.login_window_seconds)
     with unit_of_work(services.write_sessions) as db:
         result = db.execute(delete(LoginFailure).where(LoginFailure.at < since))
-        removed = int(result.rowcount)  # type: ignore[attr-defined]
+        removed = affected_rows(result)
     return f"removed {removed} old sign-in failures"

@@ -25,7 +25,7 @@ from studyshelf.analytics.reports.models import ReportDelivery, ReportSettings, 
 from studyshelf.analytics.reports.org_settings import Destinations, destinations, sign, webhook_secret
 from studyshelf.analytics.reports.schemas import DailyReport
 from studyshelf.core.clock import utcnow
-from studyshelf.core.db import unit_of_work
+from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.errors import NotFound
 from studyshelf.core.outbound import OutboundError
 from studyshelf.mail import Attachment, MailError, Message
@@ -87,7 +87,7 @@ def _claim(services: Services, due: Due) -> tuple[uuid.UUID, set[str]] | None:
             )
             .values(attempts=ReportDelivery.attempts + 1)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if affected_rows(claimed) != 1:
             return None
         row = db.scalars(
             select(ReportDelivery).where(ReportDelivery.org_id == due.org_id, ReportDelivery.day == due.day)

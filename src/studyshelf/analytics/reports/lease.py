@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from studyshelf.core.clock import utcnow
-from studyshelf.core.db import UtcDateTime, unit_of_work
+from studyshelf.core.db import UtcDateTime, affected_rows, unit_of_work
 from studyshelf.core.errors import Conflict
 from studyshelf.services import Services
 
@@ -62,7 +62,7 @@ def acquire(services: Services, holder: str) -> Lease:
             .where(_jobs.c.name == JOB_NAME, or_(_jobs.c.lease_until.is_(None), _jobs.c.lease_until < now))
             .values(lease_holder=holder, lease_until=now + TTL)
         )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        if affected_rows(claimed) == 1:
             return Lease(services, holder)
         until = db.execute(select(_jobs.c.lease_until).where(_jobs.c.name == JOB_NAME)).scalar_one_or_none()
     when = f" until {until:%Y-%m-%d %H:%M} UTC at the latest" if until else ""

@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs; only a few calls here
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
-import pyarrow.json as pa_json  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow.csv as pa_csv  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow.json as pa_json  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 from psycopg import sql
 
 from studyshelf.analytics.warehouse.interface import (
