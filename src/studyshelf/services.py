@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from studyshelf.analytics.warehouse import Warehouse, build_warehouse
 from studyshelf.core import migrate
 from studyshelf.core.db import make_engine, make_session_factory
 from studyshelf.core.outbound import OutboundClient
@@ -18,6 +17,7 @@ from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_str
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.storage import BlobStore, build_blob_store
+from studyshelf.warehouse import Warehouse, build_warehouse
 
 
 @dataclass(frozen=True)

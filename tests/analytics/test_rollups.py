@@ -25,7 +25,13 @@ from studyshelf.analytics.reports.models import (
 )
 from studyshelf.analytics.reports.read import percentile
 from studyshelf.analytics.reports.rollup import catch_up, pending, roll_day, window
-from studyshelf.analytics.warehouse import (
+from studyshelf.core.clock import utcnow
+from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import Conflict
+from studyshelf.jobs.runner import run_due_jobs
+from studyshelf.partners.models import OrgKind
+from studyshelf.services import Services
+from studyshelf.warehouse import (
     AUDIENCE_SEPARATOR,
     Metrics,
     RollupRow,
@@ -33,12 +39,6 @@ from studyshelf.analytics.warehouse import (
     Warehouse,
     build_warehouse,
 )
-from studyshelf.core.clock import utcnow
-from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import Conflict
-from studyshelf.jobs.runner import run_due_jobs
-from studyshelf.partners.models import OrgKind
-from studyshelf.services import Services
 from tests.analytics.rollup_support import FOLDERS, ORGS, daily_rows, midnight, seeded, varied
 from tests.analytics.support import OWNER, PARTNER_A, event
 from tests.conftest import World

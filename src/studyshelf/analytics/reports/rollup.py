@@ -29,11 +29,11 @@ from studyshelf.analytics.reports.models import (
     ReportSettings,
     RolledDay,
 )
-from studyshelf.analytics.warehouse import AUDIENCE_SEPARATOR, RollupRow
 from studyshelf.core.clock import as_utc, utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
 from studyshelf.services import Services
+from studyshelf.warehouse import AUDIENCE_SEPARATOR, RollupRow
 
 log = logging.getLogger("studyshelf.analytics.rollups")
 UTC_ZONE: Final = "UTC"

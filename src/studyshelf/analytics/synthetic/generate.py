@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from studyshelf.analytics.synthetic import traffic as t
 from studyshelf.analytics.synthetic.catalogue import Catalogue, CatalogueFile, CatalogueOrg
-from studyshelf.analytics.warehouse import Warehouse
 from studyshelf.events.schema import COLUMNS, Event
+from studyshelf.warehouse import Warehouse
 
 MAX_EVENTS: Final = 1_000_000_000
 MAX_DAYS: Final = 3660
