@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.jobs.models import JobState
+from studyshelf.core.lease import JobState
 from studyshelf.jobs.runner import JOBS, run_due_jobs
 from studyshelf.library.jobs import collect_orphans
 from studyshelf.services import Services
