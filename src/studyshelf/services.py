@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.core import migrate
+from studyshelf.core.clock import Clock, SystemClock
 from studyshelf.core.db import make_engine, make_session_factory
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.signing import MediaSigner
@@ -32,6 +33,7 @@ class Services:
     events: EventStream
     warehouse: Warehouse
     outbound: OutboundClient  # every request to a URL that a user or a platform supplied
+    clock: Clock = field(default_factory=SystemClock)  # "now" for jobs and drains; tests move a MovableClock
     # Where delivery reports views, downloads and refusals. create_app installs the analytics collector
     # (analytics.collect.install); processes that serve no one (CLI, worker) keep discarding.
     hits: HitSink = field(default_factory=DiscardHits)

@@ -13,7 +13,6 @@ from studyshelf.analytics import jobs as analytics_jobs
 from studyshelf.analytics.reports.delivery import deliver_due as deliver_reports
 from studyshelf.analytics.reports.rollup import ROLLUPS_JOB, rollup_job
 from studyshelf.core import lease
-from studyshelf.core.clock import utcnow
 from studyshelf.library import jobs as library_jobs
 from studyshelf.lti.jobs import prune_spent_nonces
 from studyshelf.notify import jobs as notify_jobs
@@ -57,7 +56,7 @@ def run_due_jobs(services: Services, *, holder: str | None = None) -> list[str]:
     holder = holder or uuid.uuid4().hex
     ran = []
     for job in JOBS:
-        now = utcnow()
+        now = services.clock.now()
         leased = lease.acquire(
             services.write_sessions, job.name, holder=holder, now=now, ttl=LEASE_TTL, idle_since=now - job.every
         )
@@ -69,7 +68,7 @@ def run_due_jobs(services: Services, *, holder: str | None = None) -> list[str]:
             log.info("job %s: %s", job.name, memo[:200])
         except Exception:
             log.exception("job %s failed", job.name)
-        lease.release(services.write_sessions, leased, finished_at=utcnow(), memo=memo)
+        lease.release(services.write_sessions, leased, finished_at=services.clock.now(), memo=memo)
         ran.append(job.name)
     return ran
 

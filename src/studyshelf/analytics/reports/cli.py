@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from studyshelf.analytics.reports import rollup
 from studyshelf.core import lease
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
 from studyshelf.services import Services, command_services
@@ -59,7 +58,7 @@ def roll_days(services: Services, days: list[date], zones: list[str]) -> int:
                 for day in days:
                     progress.update(task, description=f"{day.isoformat()} {tz}")
                     written += rollup.roll_day(services, tz, day)
-                    lease.renew(services.write_sessions, held, now=utcnow(), ttl=rollup.LEASE_TTL)
+                    lease.renew(services.write_sessions, held, now=services.clock.now(), ttl=rollup.LEASE_TTL)
                     progress.advance(task)
     return written
 

@@ -22,7 +22,6 @@ from studyshelf.analytics.reports.daily import build_report, filename, to_csv, t
 from studyshelf.analytics.reports.models import ReportDelivery, ReportSettings, RolledDay
 from studyshelf.analytics.reports.org_settings import Destinations, destinations, sign, webhook_secret
 from studyshelf.analytics.reports.schemas import DailyReport
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows, insert_missing, unit_of_work
 from studyshelf.core.errors import NotFound
 from studyshelf.core.ids import new_id
@@ -182,7 +181,7 @@ def deliver(services: Services, due: Due) -> bool | None:
             update(ReportDelivery)
             .where(ReportDelivery.id == delivery_id)
             .values(
-                sent_at=utcnow() if complete else None,
+                sent_at=services.clock.now() if complete else None,
                 last_error="" if complete else "\n".join(f"{k}: {v}"[:500] for k, v in sorted(outcome.items())),
             )
         )

@@ -101,7 +101,7 @@ def roll_day(services: Services, tz: str, day: date, *, now: datetime | None = N
         orgs = scope_orgs(db, tz)
     rows = [] if orgs == [] else services.warehouse.rollup(start, end, orgs=orgs, platform=tz == UTC_ZONE)
     with unit_of_work(services.write_sessions) as db:
-        write_day(db, tz=tz, day=day, rows=rows, now=now)
+        write_day(db, tz=tz, day=day, rows=rows, now=now or services.clock.now())
     return len(rows)
 
 
@@ -191,7 +191,7 @@ def pending(services: Services, *, now: datetime | None = None) -> list[tuple[st
     up to yesterday that is not rolled yet, and rolled days that ended more than SETTLE ago but were rolled
     before that (once more, for late events).
     """
-    now = now or utcnow()
+    now = now or services.clock.now()
     with unit_of_work(services.read_sessions) as db:
         zones = time_zones(db)
         rolled = {
@@ -234,6 +234,7 @@ def catch_up(
     progress: Callable[[str, date], None] | None = None,
 ) -> tuple[int, int]:
     """Roll every pending day (within the time budget, if any); return (days rolled, days still pending)."""
+    now = now or services.clock.now()
     todo = pending(services, now=now)
     deadline = None if budget is None else monotonic.monotonic() + budget.total_seconds()
     for done, (tz, day) in enumerate(todo, start=1):
@@ -255,7 +256,7 @@ def rollup_job(services: Services, _memo: str) -> str:
 def rollups_lease(services: Services, *, holder: str | None = None) -> Iterator[lease.Lease]:
     """Hold the rollups' lease for the block (Conflict if another process has it); renew it between days."""
     holder = holder or f"cli-{uuid.uuid4().hex}"
-    held = lease.acquire(services.write_sessions, ROLLUPS_JOB, holder=holder, now=utcnow(), ttl=LEASE_TTL)
+    held = lease.acquire(services.write_sessions, ROLLUPS_JOB, holder=holder, now=services.clock.now(), ttl=LEASE_TTL)
     if held is None:
         until = lease.expiry(services.write_sessions, ROLLUPS_JOB)
         when = f" until {until:%Y-%m-%d %H:%M} UTC at the latest" if until else ""
