@@ -33,11 +33,11 @@ from bench.common import SECRET_KEY, STUDYSHELF, Processes
 from studyshelf.analytics.ingest.drain import Drainer
 from studyshelf.analytics.synthetic.catalogue import Catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import Plan, batches
-from studyshelf.analytics.warehouse import Warehouse, build_warehouse
 from studyshelf.core.clock import utcnow
 from studyshelf.events import Event, EventStream
 from studyshelf.events.redis_streams import RedisStreamsEventStream
 from studyshelf.events.spool import SpoolEventStream
+from studyshelf.warehouse import Warehouse, build_warehouse
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -42,13 +42,13 @@ from studyshelf.analytics.reports import audience, read
 from studyshelf.analytics.reports.rollup import catch_up, window
 from studyshelf.analytics.synthetic.catalogue import Catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import Plan, batches
-from studyshelf.analytics.warehouse import Part, SummaryQuery, build_warehouse
-from studyshelf.analytics.warehouse import query as q
 from studyshelf.core import migrate
 from studyshelf.core.db import CUSTOM_PLANS, sql_log, unit_of_work
 from studyshelf.events.schema import encode_lines
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from studyshelf.warehouse import Part, SummaryQuery, build_warehouse
+from studyshelf.warehouse import query as q
 
 RESULTS = Path(__file__).with_name("results")
 DATA = RESULTS / "analytics-data"

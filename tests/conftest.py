@@ -22,6 +22,7 @@ from studyshelf.partners import service as partners
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from tests.mail_support import SmtpInbox, running_smtp_inbox
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("STUDYSHELF_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -119,6 +120,13 @@ def services(settings: Settings) -> Iterator[Services]:
     built.warehouse.close()
     built.events.close()
     built.engine.dispose()
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SmtpInbox]:
+    """A local SMTP server; point `smtp_url` at `smtp_inbox.url`."""
+    with running_smtp_inbox() as inbox:
+        yield inbox
 
 
 @pytest.fixture

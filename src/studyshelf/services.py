@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from studyshelf.analytics.warehouse import Warehouse, build_warehouse
 from studyshelf.core import migrate
+from studyshelf.core.clock import Clock, SystemClock
 from studyshelf.core.db import make_engine, make_session_factory
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.signing import MediaSigner
@@ -18,6 +18,7 @@ from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_str
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.storage import BlobStore, build_blob_store
+from studyshelf.warehouse import Warehouse, build_warehouse
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Services:
     events: EventStream
     warehouse: Warehouse
     outbound: OutboundClient  # every request to a URL that a user or a platform supplied
+    clock: Clock = field(default_factory=SystemClock)  # "now" for jobs and drains; tests move a MovableClock
     # Where delivery reports views, downloads and refusals. create_app installs the analytics collector
     # (analytics.collect.install); processes that serve no one (CLI, worker) keep discarding.
     hits: HitSink = field(default_factory=DiscardHits)

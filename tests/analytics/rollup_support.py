@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from studyshelf.analytics.reports.models import DailyRollup, MonthlyRollup, RolledDay
-from studyshelf.analytics.warehouse import Warehouse
 from studyshelf.core.db import unit_of_work
 from studyshelf.events import Event
 from studyshelf.services import Services
+from studyshelf.warehouse import Warehouse
 from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, event
 
 ORGS = (OWNER, PARTNER_A, PARTNER_B)

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from studyshelf.analytics.reports.models import DailyRollup, RolledDay
-from studyshelf.analytics.warehouse import SummaryQuery, Warehouse, build_warehouse
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from studyshelf.warehouse import SummaryQuery, Warehouse, build_warehouse
 from tests.cli.test_cli import data_dir, ok, run
 
 __all__ = ["data_dir"]  # the fixture, imported for these tests

@@ -22,13 +22,13 @@ from sqlalchemy import select
 from studyshelf.analytics.beacons import MAX_LOAD_MS, BeaconGuard
 from studyshelf.analytics.jobs import apply_retention
 from studyshelf.analytics.models import BeaconView
-from studyshelf.analytics.warehouse import SummaryQuery
 from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import TooManyRequests
 from studyshelf.events.beacon import BeaconClaims, read_beacon, sign_beacon
 from studyshelf.services import Services
+from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, Usage, drain
 from tests.conftest import World
 from tests.links.support import EMBEDDED, visitor

@@ -21,11 +21,11 @@ import pytest
 import redis
 
 from studyshelf.analytics.ingest.drain import drain_all
-from studyshelf.analytics.warehouse import SummaryQuery, build_warehouse
 from studyshelf.core.clock import utcnow
 from studyshelf.events.redis_streams import RedisStreamsEventStream
 from studyshelf.services import build_services
 from studyshelf.settings import Settings
+from studyshelf.warehouse import SummaryQuery, build_warehouse
 from tests.analytics.conftest import CHROME
 from tests.analytics.support import REDIS_URL, event, redis_available
 from tests.conftest import World, require_service

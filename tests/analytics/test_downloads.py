@@ -8,8 +8,8 @@ import html
 import re
 from typing import Any
 
-from studyshelf.analytics.warehouse import SummaryQuery
 from studyshelf.core.clock import utcnow
+from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World
 from tests.library.support import uploaded

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studyshelf.analytics.warehouse import DIMENSIONS, Metrics, SummaryQuery, Warehouse, build_warehouse
 from studyshelf.events import Event
+from studyshelf.warehouse import DIMENSIONS, Metrics, SummaryQuery, Warehouse, build_warehouse
 from tests.analytics.support import T0, event
 from tests.contracts.test_warehouse import pg_warehouse_url
 

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from studyshelf.analytics.ingest.drain import wait_until_drained
-from studyshelf.analytics.warehouse import WarehouseError
 from studyshelf.app import create_app
 from studyshelf.events.spool import SpoolEventStream
+from studyshelf.warehouse import WarehouseError
 from tests.analytics.conftest import CHROME, Usage, drain
 from tests.conftest import Member, World
 from tests.links.support import EMBEDDED, visitor

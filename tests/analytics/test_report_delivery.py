@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import email
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from studyshelf.analytics.reports.daily import today_in
@@ -29,24 +23,7 @@ from studyshelf.jobs.runner import run_due_jobs
 from studyshelf.services import Services, build_services
 from tests.analytics.reports_support import Shelf, mark_rolled, shelf
 from tests.conftest import Member, World
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
-        message = email.message_from_bytes(envelope.content, policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
+from tests.mail_support import SmtpInbox, free_port
 
 
 @dataclass
@@ -85,20 +62,16 @@ def hook() -> Iterator[Hook]:
 class Mailing:
     services: Services
     world: World
-    inbox: _Inbox
+    inbox: SmtpInbox
 
 
 @pytest.fixture
-def mailing(services: Services) -> Iterator[Mailing]:
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    local = {"smtp_url": f"smtp://127.0.0.1:{controller.port}", "outbound_allowed_networks": ["127.0.0.0/8"]}
+def mailing(services: Services, smtp_inbox: SmtpInbox) -> Iterator[Mailing]:
+    local = {"smtp_url": smtp_inbox.url, "outbound_allowed_networks": ["127.0.0.0/8"]}
     built = build_services(services.settings.model_copy(update=local))
     try:
-        yield Mailing(built, World(built), inbox)
+        yield Mailing(built, World(built), smtp_inbox)
     finally:
-        controller.stop()
         built.engine.dispose()
 
 
@@ -181,7 +154,7 @@ def test_a_failed_webhook_is_retried_without_e_mailing_again(mailing: Mailing, h
 
 def test_an_unreachable_webhook_is_an_error_not_a_crash(mailing: Mailing) -> None:
     s = _yesterday_shelf(mailing.world)
-    _configure(s.p.publisher, webhook=f"http://127.0.0.1:{_free_port()}/gone")
+    _configure(s.p.publisher, webhook=f"http://127.0.0.1:{free_port()}/gone")
     assert deliver_due(mailing.services, "") == "0 reports delivered, 1 failed"
     (delivery,) = _deliveries(mailing.services)
     assert delivery.last_error.startswith("webhook: could not reach the webhook")

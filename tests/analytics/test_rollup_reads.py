@@ -14,11 +14,11 @@ from studyshelf.analytics.reports.audience import summary_from_audience
 from studyshelf.analytics.reports.models import ReportSettings, RolledDay
 from studyshelf.analytics.reports.read import summary_from_rollups
 from studyshelf.analytics.reports.rollup import catch_up, roll_day, window
-from studyshelf.analytics.warehouse import ALL_PARTS, Metrics, Summary, SummaryQuery
 from studyshelf.core.db import unit_of_work
 from studyshelf.events import Event
 from studyshelf.partners.models import OrgKind
 from studyshelf.services import Services
+from studyshelf.warehouse import ALL_PARTS, Metrics, Summary, SummaryQuery
 from tests.analytics.rollup_support import ORGS, seeded, varied
 from tests.analytics.support import OWNER, PARTNER_A, event
 from tests.conftest import World

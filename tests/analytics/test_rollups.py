@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from studyshelf.analytics.reports import lease
 from studyshelf.analytics.reports.models import (
     HISTOGRAM_COLUMNS,
     METRIC_COLUMNS,
@@ -24,8 +23,14 @@ from studyshelf.analytics.reports.models import (
     RolledDay,
 )
 from studyshelf.analytics.reports.read import percentile
-from studyshelf.analytics.reports.rollup import catch_up, pending, roll_day, window
-from studyshelf.analytics.warehouse import (
+from studyshelf.analytics.reports.rollup import catch_up, pending, roll_day, rollups_lease, window
+from studyshelf.core.clock import utcnow
+from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import Conflict
+from studyshelf.jobs.runner import run_due_jobs
+from studyshelf.partners.models import OrgKind
+from studyshelf.services import Services
+from studyshelf.warehouse import (
     AUDIENCE_SEPARATOR,
     Metrics,
     RollupRow,
@@ -33,12 +38,6 @@ from studyshelf.analytics.warehouse import (
     Warehouse,
     build_warehouse,
 )
-from studyshelf.core.clock import utcnow
-from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import Conflict
-from studyshelf.jobs.runner import run_due_jobs
-from studyshelf.partners.models import OrgKind
-from studyshelf.services import Services
 from tests.analytics.rollup_support import FOLDERS, ORGS, daily_rows, midnight, seeded, varied
 from tests.analytics.support import OWNER, PARTNER_A, event
 from tests.conftest import World
@@ -219,12 +218,12 @@ def test_catch_up_rolls_missed_days_and_re_rolls_the_last_once_for_late_events(s
 
 
 def test_the_rollup_lease_lets_one_process_in(services: Services) -> None:
-    held = lease.acquire(services, "first")
-    with pytest.raises(Conflict, match="another process"):
-        lease.acquire(services, "second")
-    assert "analytics.rollups" not in run_due_jobs(services, holder="scheduler")
-    lease.release(held)
-    lease.release(lease.acquire(services, "second"))
+    with rollups_lease(services, holder="first"):
+        with pytest.raises(Conflict, match="another process"), rollups_lease(services, holder="second"):
+            pass
+        assert "analytics.rollups" not in run_due_jobs(services, holder="scheduler")
+    with rollups_lease(services, holder="second"):
+        pass
 
 
 def test_two_instances_racing_roll_once(services: Services) -> None:

@@ -7,10 +7,10 @@ import re
 
 from fastapi.testclient import TestClient
 
-from studyshelf.analytics.warehouse import SummaryQuery
 from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
+from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World
 from tests.library.support import uploaded

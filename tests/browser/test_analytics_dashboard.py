@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from studyshelf.analytics.warehouse import build_warehouse
 from studyshelf.core.clock import utcnow
 from studyshelf.events import Event
+from studyshelf.warehouse import build_warehouse
 from tests.analytics.support import event
 from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
 

@@ -25,12 +25,12 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from studyshelf.analytics.warehouse.interface import Summary, SummaryQuery
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.delivery.models import Link, Refusal
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from studyshelf.warehouse.interface import Summary, SummaryQuery
 from tests.browser.conftest import DESKTOP, Server
 
 pytestmark = pytest.mark.browser

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from studyshelf.analytics.warehouse import Metrics, SummaryQuery, Warehouse, build_warehouse
-from studyshelf.analytics.warehouse.postgres import PostgresWarehouse
 from studyshelf.events.schema import encode_lines
+from studyshelf.warehouse import Metrics, SummaryQuery, Warehouse, build_warehouse
+from studyshelf.warehouse.postgres import PostgresWarehouse
 from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, T0, event
 from tests.conftest import PG_ADMIN_URL, postgres_available, require_service
 

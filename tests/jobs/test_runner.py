@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import update
 
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import MovableClock, utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.jobs.models import JobState
+from studyshelf.core.lease import JobState
 from studyshelf.jobs.runner import JOBS, run_due_jobs
 from studyshelf.library.jobs import collect_orphans
 from studyshelf.services import Services
@@ -21,11 +22,14 @@ def _orphan(services: Services, payload: bytes) -> str:
 
 
 def test_due_jobs_run_once_then_wait_for_their_interval(services: Services) -> None:
+    clock = MovableClock()
+    services = replace(services, clock=clock)
     every = [job.name for job in JOBS]
     assert run_due_jobs(services, holder="a") == every
     assert run_due_jobs(services, holder="b") == []
-    with unit_of_work(services.write_sessions) as db:
-        db.execute(update(JobState).values(last_run_at=utcnow() - timedelta(days=1)))
+    clock.advance(61)
+    assert run_due_jobs(services, holder="b") == ["notify.outbox"]  # the one job due every minute
+    clock.advance(timedelta(days=1).total_seconds())
     assert run_due_jobs(services, holder="b") == every
 
 

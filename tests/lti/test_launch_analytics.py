@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from studyshelf.analytics.ingest.drain import drain_all
-from studyshelf.analytics.warehouse import SummaryQuery
 from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.events.beacon import read_beacon
 from studyshelf.services import Services
+from studyshelf.warehouse import SummaryQuery
 from tests.lti.conftest import Campus, data_attr, launch, login, register, target_of
 from tests.lti.platform import CLAIM, Simulator
 

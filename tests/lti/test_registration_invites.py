@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email import message_from_bytes
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -31,42 +23,16 @@ from studyshelf.settings import Settings
 from tests.conftest import World
 from tests.lti.conftest import Campus, Clock, registration_url
 from tests.lti.platform import Platform, Simulator
-
-
-@dataclass
-class Inbox:
-    """A local SMTP server that notes, for each message, whether the registration was already committed."""
-
-    services: Services | None = None
-    messages: list[bytes] = field(default_factory=list)
-    committed: list[bool] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
-        self.committed.append(await asyncio.to_thread(self._registered))
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-    def _registered(self) -> bool:
-        if self.services is None:
-            return False
-        with unit_of_work(self.services.read_sessions) as db:  # a connection of its own: sees committed rows only
-            return bool(db.scalar(select(func.count()).select_from(Registration)))
+from tests.mail_support import SmtpInbox
 
 
 @pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
+def inbox(smtp_inbox: SmtpInbox) -> SmtpInbox:
+    return smtp_inbox
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str, inbox: tuple[Inbox, int]) -> Settings:
+def settings(tmp_path: Path, db_url: str, inbox: SmtpInbox) -> Settings:
     """As the LTI tests' settings, with a mail server."""
     return Settings(
         environment="test",
@@ -76,7 +42,7 @@ def settings(tmp_path: Path, db_url: str, inbox: tuple[Inbox, int]) -> Settings:
         max_upload_bytes=10 * 1024 * 1024,
         scheduler_interval_seconds=0,
         base_url="http://testserver",
-        smtp_url=f"smtp://127.0.0.1:{inbox[1]}?from=shelf@example.test",
+        smtp_url=f"{inbox.url}?from=shelf@example.test",
         outbound_allowed_networks=["127.0.0.0/8"],  # the platform simulator listens on loopback
     )
 
@@ -250,21 +216,21 @@ def test_only_admins_create_or_revoke_urls(campus: Campus, world: World, service
 
 
 def test_a_registration_is_audited_and_mailed_to_the_admins_after_commit(
-    campus: Campus, simulator: Simulator, services: Services, world: World, inbox: tuple[Inbox, int]
+    campus: Campus, simulator: Simulator, services: Services, world: World, inbox: SmtpInbox
 ) -> None:
-    box, _port = inbox
-    box.services = services
+    def registered() -> bool:
+        with unit_of_work(services.read_sessions) as db:  # a connection of its own: sees committed rows only
+            return bool(db.scalar(select(func.count()).select_from(Registration)))
+
+    inbox.on_message = registered
     owner = world.member(campus.university, Role.OWNER)
     world.member(campus.university, Role.EDITOR)  # not told
     url = registration_url(campus)
     platform = simulator.platform("moodle")
     assert _use(campus.lms, url, platform).status_code == 200
-    deadline = time.monotonic() + 5
-    while len(box.messages) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    mails = [message_from_bytes(m) for m in box.messages]
+    mails = inbox.wait_for(2)
     assert sorted(str(m["To"]) for m in mails) == sorted([campus.admin.email, owner.email])
-    assert box.committed == [True, True]  # the registration was visible to another connection when mailed
+    assert inbox.noted == [True, True]  # the registration was visible to another connection when mailed
     body = mails[0].get_payload(decode=True)
     assert isinstance(body, bytes)
     assert platform.issuer in body.decode()

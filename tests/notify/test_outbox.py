@@ -3,49 +3,32 @@ after-commit drain or the scheduler), retried with growing back-off, and never i
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.jobs.runner import JOBS, run_due_jobs
+from studyshelf.mail.memory import MemoryMailer
 from studyshelf.notify import service as notify
 from studyshelf.notify.models import OutboxMessage
 from studyshelf.services import Services, build_services
 from tests.conftest import PASSWORD, Member, World
 from tests.library.support import uploaded
 from tests.links.support import EMBEDDED, create_link
+from tests.mail_support import free_port
 
 NETWORKS = ("203.0.113.9", "198.51.100.9")  # two networks within the hour: over a limit of one
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(envelope.content)
-        return "250 OK"
 
 
 @dataclass
@@ -90,18 +73,15 @@ def receiver() -> Iterator[Receiver]:
 class Setup:
     services: Services
     world: World
-    inbox: _Inbox
+    mailer: MemoryMailer
     owner: Member
     link_id: str
 
 
 @pytest.fixture
 def setup(services: Services, receiver: Receiver) -> Iterator[Setup]:
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
     local = {
-        "smtp_url": f"smtp://127.0.0.1:{controller.port}",
+        "smtp_url": "memory://",
         "outbound_allowed_networks": ["127.0.0.10/32"],
         "trusted_proxies": ["127.0.0.1/32"],  # the uvicorn test below forwards the visitors' addresses
     }
@@ -117,9 +97,9 @@ def setup(services: Services, receiver: Receiver) -> Iterator[Setup]:
             headers=owner.headers(),
         )
         assert policy.status_code == 200, policy.text
-        yield Setup(built, world, inbox, owner, link["id"])
+        assert isinstance(built.mailer, MemoryMailer)
+        yield Setup(built, world, built.mailer, owner, link["id"])
     finally:
-        controller.stop()
         built.engine.dispose()
 
 
@@ -142,7 +122,7 @@ def test_a_suspension_is_queued_with_it_and_sent_after_commit(setup: Setup, rece
     assert (email.kind, email.target, email.event) == ("email", setup.owner.email, "link.suspended")
     assert (webhook.kind, webhook.target) == ("webhook", receiver.url)
     assert email.sent_at is not None  # the request's after-commit drain sent the e-mail …
-    assert b"Biology 101" in setup.inbox.messages[0]
+    assert "Biology 101" in setup.mailer.sent[0].text
     assert (webhook.sent_at, webhook.attempts) == (None, 1)  # … and tried the webhook once
     assert webhook.last_error == "could not reach the webhook: HTTP 503"
     assert len(receiver.bodies) == 1
@@ -198,7 +178,7 @@ def test_nothing_is_queued_when_the_suspending_transaction_rolls_back(setup: Set
 @pytest.fixture
 def served(setup: Setup) -> Iterator[str]:
     """The app on a real port: background tasks run after the answer has gone, as in production."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(setup.world.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from email import message_from_bytes
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -21,6 +15,7 @@ from studyshelf.partners.models import Invitation, OrgKind, Role
 from studyshelf.services import Services, build_services
 from tests.conftest import Member, World
 from tests.library.support import assert_problem
+from tests.mail_support import SmtpInbox
 
 
 def _invite(admin: Member, email: str, role: str = "editor") -> Any:
@@ -88,30 +83,8 @@ def test_invitation_expires_in_seven_days(world: World) -> None:
     assert timedelta(days=7) - timedelta(seconds=5) < lifetime <= timedelta(days=7)
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_inbox() -> Iterator[tuple[_Inbox, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
-
-
-def test_invitations_are_sent_through_smtp(services: Services, smtp_inbox: tuple[_Inbox, int]) -> None:
-    inbox, port = smtp_inbox
-    smtp_url = f"smtp://127.0.0.1:{port}?from=shelf@example.test"
+def test_invitations_are_sent_through_smtp(services: Services, smtp_inbox: SmtpInbox) -> None:
+    smtp_url = f"{smtp_inbox.url}?from=shelf@example.test"
     # Same database as the `services` fixture (which cleans it up afterwards), plus a mail server.
     mailing = build_services(services.settings.model_copy(update={"smtp_url": smtp_url}))
     try:
@@ -119,14 +92,11 @@ def test_invitations_are_sent_through_smtp(services: Services, smtp_inbox: tuple
         owner = world.member(world.org())
         invitation = _invite(owner, "mailed@uni.test", "viewer")
         assert invitation["emailed"] is True
-        deadline = time.monotonic() + 5
-        while not inbox.messages and time.monotonic() < deadline:
-            time.sleep(0.05)
-        message = message_from_bytes(inbox.messages[0])
+        message = smtp_inbox.wait_for(1)[0]
         assert message["To"] == "mailed@uni.test"
-        body = message.get_payload(decode=True)
-        assert isinstance(body, bytes)
-        assert invitation["url"] in body.decode()
+        body = message.get_body(("plain",))
+        assert body is not None
+        assert invitation["url"] in body.get_content()
     finally:
         mailing.engine.dispose()
 

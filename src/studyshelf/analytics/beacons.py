@@ -18,7 +18,6 @@ import hashlib
 import json
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +31,7 @@ from studyshelf.analytics.models import BeaconView
 from studyshelf.analytics.schemas import BeaconIn
 from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, TooManyRequests, Unavailable
+from studyshelf.core.ids import uuid7_str
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
 from studyshelf.events.schema import ClientFacts
@@ -117,9 +117,7 @@ class BeaconGuard:
 def beacon_event_id(session: str, seq: int, t_ms: int) -> str:
     """A UUIDv7-shaped id fixed by (session, seq): a replay carries the same id, so it is stored once."""
     digest = int.from_bytes(hashlib.sha256(f"{session}|{seq}".encode()).digest()[:10], "big")
-    value = (t_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | ((digest >> 62) & 0xFFF) << 64
-    value |= 0b10 << 62 | digest & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    return uuid7_str(t_ms, digest)
 
 
 def parse(body: bytes) -> BeaconIn:

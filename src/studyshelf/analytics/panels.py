@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
-from studyshelf.analytics.warehouse import Metrics, Part, Summary, Warehouse
 from studyshelf.core.errors import NotFound, PermissionDenied
 from studyshelf.events.schema import LMS_VALUES
 from studyshelf.library import service as library
 from studyshelf.library.sniff import category
 from studyshelf.partners import service as partners
 from studyshelf.partners.principal import Principal
+from studyshelf.warehouse import Metrics, Part, Summary, Warehouse
 
 # (dimension, card title), in the order the cards are laid out.
 CHARTS: Final = (

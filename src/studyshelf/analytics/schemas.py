@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from studyshelf.analytics.warehouse import Metrics
+from studyshelf.warehouse import Metrics
 
 
 class MetricsRead(BaseModel):

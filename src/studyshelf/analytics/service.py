@@ -9,7 +9,10 @@ from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports import audience, read
 from studyshelf.analytics.reports.rollup import UTC_ZONE, window, zone
-from studyshelf.analytics.warehouse import (
+from studyshelf.core.errors import Invalid, Unavailable
+from studyshelf.partners.permissions import Permission, require
+from studyshelf.partners.principal import Principal
+from studyshelf.warehouse import (
     ALL_PARTS,
     DIMENSIONS,
     Bucket,
@@ -19,9 +22,6 @@ from studyshelf.analytics.warehouse import (
     Warehouse,
     WarehouseError,
 )
-from studyshelf.core.errors import Invalid, Unavailable
-from studyshelf.partners.permissions import Permission, require
-from studyshelf.partners.principal import Principal
 
 MAX_RANGE_DAYS = 732
 

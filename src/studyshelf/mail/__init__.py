@@ -8,11 +8,16 @@ __all__ = ["Attachment", "MailError", "Mailer", "Message", "build_mailer"]
 
 
 def build_mailer(url: str | None) -> Mailer:
-    """An SMTP mailer when STUDYSHELF_SMTP_URL is set, otherwise one that sends nothing."""
+    """An SMTP mailer when STUDYSHELF_SMTP_URL is set, one that keeps what it sends for `memory://`,
+    otherwise one that sends nothing."""
     if not url:
         from studyshelf.mail.null import NullMailer
 
         return NullMailer()
+    if url == "memory://":
+        from studyshelf.mail.memory import MemoryMailer
+
+        return MemoryMailer()
     from studyshelf.mail.smtp import SmtpMailer
 
     return SmtpMailer(url)

@@ -8,7 +8,7 @@ from studyshelf.analytics import models as _beacon_models  # noqa: F401 - regist
 from studyshelf.analytics.reports import models as _analytics_models  # noqa: F401 - registers tables
 from studyshelf.core.db import Base
 from studyshelf.delivery import models as _delivery_models  # noqa: F401 - registers tables
-from studyshelf.jobs import models as _jobs_models  # noqa: F401 - registers tables
+from studyshelf.core import lease as _lease  # noqa: F401 - registers the job_states table
 from studyshelf.library import models as _library_models  # noqa: F401 - registers tables
 from studyshelf.lti import models as _lti_models  # noqa: F401 - registers tables
 from studyshelf.notify import models as _notify_models  # noqa: F401 - registers tables

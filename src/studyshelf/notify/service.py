@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.outbound import OutboundError
 from studyshelf.mail import MailError, Message
@@ -137,7 +136,7 @@ def drain(services: Services, *, now: datetime | None = None, limit: int = BATCH
     """Send what is due; return (sent, failed). Call it with no transaction open; tests pass `now`."""
     sent = failed = 0
     for _ in range(limit):  # one lease at a time, so a lease never outlives the sending it covers
-        at = now or utcnow()
+        at = now or services.clock.now()
         leased = _lease(services, at, 1)
         if not leased:
             break
@@ -159,7 +158,7 @@ def drain(services: Services, *, now: datetime | None = None, limit: int = BATCH
 
 def prune(services: Services, *, now: datetime | None = None) -> int:
     """Forget messages sent, or given up on, more than KEEP ago; return how many."""
-    cutoff = (now or utcnow()) - KEEP
+    cutoff = (now or services.clock.now()) - KEEP
     with unit_of_work(services.write_sessions) as db:
         done = (OutboxMessage.sent_at < cutoff) | (
             (OutboxMessage.attempts >= MAX_ATTEMPTS) & (OutboxMessage.next_attempt_at < cutoff)

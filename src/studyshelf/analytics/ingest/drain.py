@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
-from studyshelf.analytics.warehouse import Warehouse, WarehouseError
 from studyshelf.events import Batch, EventStream, EventStreamError
+from studyshelf.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("studyshelf.analytics.ingest")
 EVENTS_STORED = Counter("studyshelf_events_stored", "Analytics events newly stored in the warehouse")

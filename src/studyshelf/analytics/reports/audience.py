@@ -26,8 +26,8 @@ from studyshelf.analytics.reports.read import (
     row_sums,
 )
 from studyshelf.analytics.reports.rollup import window
-from studyshelf.analytics.warehouse import AUDIENCE, AUDIENCE_SEPARATOR, Summary, SummaryQuery, Warehouse
 from studyshelf.core.db import as_date, driver_rows
+from studyshelf.warehouse import AUDIENCE, AUDIENCE_SEPARATOR, Summary, SummaryQuery, Warehouse
 
 _BUCKETS: Final = frozenset({"day", "week", "month"})
 

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from studyshelf.analytics.reports import lease, rollup
+from studyshelf.analytics.reports import rollup
+from studyshelf.core import lease
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
 from studyshelf.services import Services, command_services
@@ -49,7 +50,7 @@ def _finished(zones: list[str], last: date) -> None:
 def roll_days(services: Services, days: list[date], zones: list[str]) -> int:
     """Roll each day of each zone under the rollups' lease, with a progress bar; return the rows written."""
     written = 0
-    with lease.held(services) as held:
+    with rollup.rollups_lease(services) as held:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=len(days) * len(zones) == 1) as progress:
             task = progress.add_task("Rolling up", total=len(days) * len(zones))
@@ -57,7 +58,7 @@ def roll_days(services: Services, days: list[date], zones: list[str]) -> int:
                 for day in days:
                     progress.update(task, description=f"{day.isoformat()} {tz}")
                     written += rollup.roll_day(services, tz, day)
-                    held.renew()
+                    lease.renew(services.write_sessions, held, now=services.clock.now(), ttl=rollup.LEASE_TTL)
                     progress.advance(task)
     return written
 

@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports.daily import build_report, filename, to_csv, today_in
 from studyshelf.analytics.reports.models import ReportDelivery, ReportSettings, RolledDay
 from studyshelf.analytics.reports.org_settings import Destinations, destinations, sign, webhook_secret
 from studyshelf.analytics.reports.schemas import DailyReport
-from studyshelf.core.clock import utcnow
-from studyshelf.core.db import affected_rows, unit_of_work
+from studyshelf.core.db import affected_rows, insert_missing, unit_of_work
 from studyshelf.core.errors import NotFound
+from studyshelf.core.ids import new_id
 from studyshelf.core.outbound import OutboundError
 from studyshelf.mail import Attachment, MailError, Message
 from studyshelf.services import Services
@@ -71,11 +69,8 @@ def due_reports(db: Session, *, lookback_days: int = LOOKBACK_DAYS) -> list[Due]
 def _claim(services: Services, due: Due) -> tuple[uuid.UUID, set[str]] | None:
     """Count an attempt; return the delivery's id and the channels already done, or None if it is finished."""
     with unit_of_work(services.write_sessions) as db:
-        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-        db.execute(
-            insert(ReportDelivery)
-            .values(id=uuid.uuid4(), org_id=due.org_id, day=due.day, attempts=0, last_error="")
-            .on_conflict_do_nothing()
+        insert_missing(
+            db, ReportDelivery, {"id": new_id(), "org_id": due.org_id, "day": due.day, "attempts": 0, "last_error": ""}
         )
         claimed = db.execute(
             update(ReportDelivery)
@@ -186,7 +181,7 @@ def deliver(services: Services, due: Due) -> bool | None:
             update(ReportDelivery)
             .where(ReportDelivery.id == delivery_id)
             .values(
-                sent_at=utcnow() if complete else None,
+                sent_at=services.clock.now() if complete else None,
                 last_error="" if complete else "\n".join(f"{k}: {v}"[:500] for k, v in sorted(outcome.items())),
             )
         )

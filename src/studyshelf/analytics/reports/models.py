@@ -22,10 +22,10 @@ from typing import Final
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from studyshelf.analytics.warehouse import LOAD_BUCKETS_MS, PLATFORM_SCOPE, ROLLUP_DIMENSIONS
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base
 from studyshelf.core.ids import new_id
+from studyshelf.warehouse import LOAD_BUCKETS_MS, PLATFORM_SCOPE, ROLLUP_DIMENSIONS
 
 __all__ = [
     "HISTOGRAM_COLUMNS",

@@ -28,10 +28,10 @@ from studyshelf.analytics.reports.models import (
     ReportSettings,
 )
 from studyshelf.analytics.reports.rollup import UTC_ZONE, today, window, zone
-from studyshelf.analytics.warehouse import Metrics, RollupRow, Summary, SummaryQuery, Warehouse
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import as_date, driver_rows
 from studyshelf.core.errors import Invalid
+from studyshelf.warehouse import Metrics, RollupRow, Summary, SummaryQuery, Warehouse
 
 TOP: Final = 10
 MANY_VALUES: Final = frozenset({"file", "folder", "subtree", "course", "link"})  # ranked first, then read

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time as monotonic
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,11 +31,12 @@ from studyshelf.analytics.reports.models import (
     ReportSettings,
     RolledDay,
 )
-from studyshelf.analytics.warehouse import AUDIENCE_SEPARATOR, RollupRow
+from studyshelf.core import lease
 from studyshelf.core.clock import as_utc, utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import Invalid
+from studyshelf.core.errors import Conflict, Invalid
 from studyshelf.services import Services
+from studyshelf.warehouse import AUDIENCE_SEPARATOR, RollupRow
 
 log = logging.getLogger("studyshelf.analytics.rollups")
 UTC_ZONE: Final = "UTC"
@@ -41,6 +44,10 @@ UTC_ZONE: Final = "UTC"
 # the buffer (a worker down, a backlog) are counted; after that it is settled.
 SETTLE: Final = timedelta(hours=1)
 JOB_BUDGET: Final = timedelta(minutes=20)  # below the scheduler's 30-minute lease; the next pass goes on
+# The scheduler's job name, and the lease the CLI takes too: the CLI and the scheduler of any app instance
+# never roll days at the same time.
+ROLLUPS_JOB: Final = "analytics.rollups"
+LEASE_TTL: Final = timedelta(minutes=30)  # as long as the scheduler's own lease: a crashed holder blocks no longer
 _SUMMED: Final = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
 
 
@@ -94,7 +101,7 @@ def roll_day(services: Services, tz: str, day: date, *, now: datetime | None = N
         orgs = scope_orgs(db, tz)
     rows = [] if orgs == [] else services.warehouse.rollup(start, end, orgs=orgs, platform=tz == UTC_ZONE)
     with unit_of_work(services.write_sessions) as db:
-        write_day(db, tz=tz, day=day, rows=rows, now=now)
+        write_day(db, tz=tz, day=day, rows=rows, now=now or services.clock.now())
     return len(rows)
 
 
@@ -184,7 +191,7 @@ def pending(services: Services, *, now: datetime | None = None) -> list[tuple[st
     up to yesterday that is not rolled yet, and rolled days that ended more than SETTLE ago but were rolled
     before that (once more, for late events).
     """
-    now = now or utcnow()
+    now = now or services.clock.now()
     with unit_of_work(services.read_sessions) as db:
         zones = time_zones(db)
         rolled = {
@@ -227,6 +234,7 @@ def catch_up(
     progress: Callable[[str, date], None] | None = None,
 ) -> tuple[int, int]:
     """Roll every pending day (within the time budget, if any); return (days rolled, days still pending)."""
+    now = now or services.clock.now()
     todo = pending(services, now=now)
     deadline = None if budget is None else monotonic.monotonic() + budget.total_seconds()
     for done, (tz, day) in enumerate(todo, start=1):
@@ -242,3 +250,18 @@ def rollup_job(services: Services, _memo: str) -> str:
     """The scheduled job (the scheduler holds the lease): catch up on finished days."""
     rolled, left = catch_up(services, budget=JOB_BUDGET)
     return f"rolled {rolled} days" + (f", {left} left for the next pass" if left else "")
+
+
+@contextmanager
+def rollups_lease(services: Services, *, holder: str | None = None) -> Iterator[lease.Lease]:
+    """Hold the rollups' lease for the block (Conflict if another process has it); renew it between days."""
+    holder = holder or f"cli-{uuid.uuid4().hex}"
+    held = lease.acquire(services.write_sessions, ROLLUPS_JOB, holder=holder, now=services.clock.now(), ttl=LEASE_TTL)
+    if held is None:
+        until = lease.expiry(services.write_sessions, ROLLUPS_JOB)
+        when = f" until {until:%Y-%m-%d %H:%M} UTC at the latest" if until else ""
+        raise Conflict(f"Rollups are being computed by another process{when}; try again when it has finished.")
+    try:
+        yield held
+    finally:
+        lease.release(services.write_sessions, held)

@@ -15,9 +15,9 @@ from studyshelf.analytics.reports.cli import roll_days, zones_of
 from studyshelf.analytics.reports.rollup import today
 from studyshelf.analytics.synthetic.catalogue import load_catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import MAX_DAYS, MAX_EVENTS, Plan, generate
-from studyshelf.analytics.warehouse import WarehouseError
 from studyshelf.core.clock import utcnow
 from studyshelf.services import command_services
+from studyshelf.warehouse import WarehouseError
 
 SYNTHETIC_FILES: Final = 2000  # the catalogue made up when the app DB has no files
 

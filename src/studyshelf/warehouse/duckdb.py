@@ -36,13 +36,13 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs; only a few calls here
 import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 
-from studyshelf.analytics.warehouse.interface import (
+from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
+from studyshelf.warehouse.interface import (
     WarehouseError,
 )
-from studyshelf.analytics.warehouse.reads import SqlReads
-from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
+from studyshelf.warehouse.reads import SqlReads
 
-log = logging.getLogger("studyshelf.analytics.warehouse")
+log = logging.getLogger("studyshelf.warehouse")
 _DDL = (Path(__file__).parent / "sql" / "duckdb.sql").read_text()
 _TYPES = {
     "id": "UUID",

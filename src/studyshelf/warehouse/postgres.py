@@ -23,14 +23,14 @@ import pyarrow.csv as pa_csv  # type: ignore[import-untyped]  # pyarrow ships no
 import pyarrow.json as pa_json  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 from psycopg import sql
 
-from studyshelf.analytics.warehouse.interface import (
-    WarehouseError,
-)
-from studyshelf.analytics.warehouse.reads import SqlReads
 from studyshelf.core.db import CUSTOM_PLANS
 from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
+from studyshelf.warehouse.interface import (
+    WarehouseError,
+)
+from studyshelf.warehouse.reads import SqlReads
 
-log = logging.getLogger("studyshelf.analytics.warehouse")
+log = logging.getLogger("studyshelf.warehouse")
 _DDL = (Path(__file__).parent / "sql" / "postgres.sql").read_text()
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _PARTITION = re.compile(r"events_p(\d{4})(\d{2})")

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Final
 
-from studyshelf.analytics.warehouse.interface import (
+from studyshelf.warehouse.interface import (
     AUDIENCE,
     AUDIENCE_SEPARATOR,
     DIMENSIONS,
@@ -20,7 +20,7 @@ from studyshelf.analytics.warehouse.interface import (
     ROLLUP_DIMENSIONS,
     RollupRow,
 )
-from studyshelf.analytics.warehouse.query import COUNTS_SQL, TABLE
+from studyshelf.warehouse.query import COUNTS_SQL, TABLE
 
 _HISTOGRAM: Final = ", ".join(f"count(*) FILTER (WHERE hb = {i}) AS h{i}" for i in range(len(LOAD_BUCKETS_MS) + 1))
 ROLLUP_METRICS_SQL: Final = f"""{COUNTS_SQL}

@@ -7,9 +7,9 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
-from studyshelf.analytics.warehouse import query as q
-from studyshelf.analytics.warehouse import rollup as rollup_sql
-from studyshelf.analytics.warehouse.interface import ROLLUP_DIMENSIONS, RollupRow, Summary, SummaryQuery
+from studyshelf.warehouse import query as q
+from studyshelf.warehouse import rollup as rollup_sql
+from studyshelf.warehouse.interface import ROLLUP_DIMENSIONS, RollupRow, Summary, SummaryQuery
 
 
 class SqlReads(ABC):

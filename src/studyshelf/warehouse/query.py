@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from studyshelf.analytics.warehouse.interface import DIMENSIONS, Metrics, Summary, SummaryQuery
 from studyshelf.events.schema import COLUMNS
+from studyshelf.warehouse.interface import DIMENSIONS, Metrics, Summary, SummaryQuery
 
 TABLE: Final = "events"
 TOP: Final = 10

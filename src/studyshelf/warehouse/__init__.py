@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studyshelf.analytics.warehouse.interface import (
+from studyshelf.warehouse.interface import (
     ALL_PARTS,
     AUDIENCE,
     AUDIENCE_SEPARATOR,
@@ -45,12 +45,12 @@ __all__ = [
 def build_warehouse(url: str) -> Warehouse:
     """duckdb://path (or duckdb://:memory:) or postgresql://… (optional ?schema=name, default analytics)."""
     if url.startswith("duckdb://"):
-        from studyshelf.analytics.warehouse.duckdb import DuckDBWarehouse
+        from studyshelf.warehouse.duckdb import DuckDBWarehouse
 
         rest = url.removeprefix("duckdb://")
         return DuckDBWarehouse(rest if rest == ":memory:" else Path(rest))
     if url.startswith(("postgresql://", "postgres://")):
-        from studyshelf.analytics.warehouse.postgres import PostgresWarehouse
+        from studyshelf.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse(url)
     raise ValueError(f"unsupported STUDYSHELF_WAREHOUSE_URL {url!r} (use duckdb://path or postgresql://…)")
