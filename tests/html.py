@@ -43,7 +43,7 @@ class HasText(Protocol):
     def text(self) -> str: ...
 
 
-def page(source: HasText | str) -> Page:
+def parse_html(source: HasText | str) -> Page:
     """Parse a response's body, or markup, into a Page."""
     markup = source if isinstance(source, str) else source.text
     return Page(BeautifulSoup(markup, "html.parser"))
@@ -204,6 +204,10 @@ class Page:
     def is_full_document(self) -> bool:
         """Whether this is a whole page (it has an <html> element) rather than an HTMX fragment."""
         return self.soup.find("html") is not None
+
+    def roots(self) -> list[Tag]:
+        """The top-level elements: for an HTMX fragment, what it swaps in."""
+        return [child for child in self.soup.children if isinstance(child, Tag)]
 
     def forms(self, css: str = "form") -> list[dict[str, str]]:
         """The fields of every form matching the CSS selector."""
