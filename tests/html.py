@@ -117,7 +117,8 @@ def form_fields(form: Tag) -> dict[str, str]:
             if kind in _BUTTON_TYPES or (kind in {"checkbox", "radio"} and not has_attr(control, "checked")):
                 continue
             value = control.get("value")
-            fields.setdefault(name, value if isinstance(value, str) else "")
+            missing = "on" if kind in {"checkbox", "radio"} else ""  # what a browser sends for a box without one
+            fields.setdefault(name, value if isinstance(value, str) else missing)
         elif control.name == "select":
             chosen = control.select_one("option[selected]") or control.select_one("option")
             fields.setdefault(name, _option_value(chosen) if chosen else "")

@@ -52,7 +52,7 @@ def test_resource_link_launch_shows_the_viewer(
     csp = response.headers["content-security-policy"]
     assert "frame-ancestors 'self' " in csp
     assert platform.lms_origin in csp
-    assert "lti-placement" not in response.text  # learners see no placement bar
+    assert parse_html(response).select_one(".lti-placement") is None  # learners see no placement bar
     with unit_of_work(services.read_sessions) as db:
         (record,) = db.scalars(select(Launch))
         assert record.product_family == family
@@ -90,7 +90,7 @@ def test_instructor_sees_the_placement_bar_with_view_counts(campus: Campus, simu
             campus.lms, platform, platform.sign(platform.claims(nonce=started.nonce, extra=extra)), started.state
         )
         assert response.status_code == 200
-    assert "lti-placement" in response.text
+    assert parse_html(response).by_role("complementary", "Placement (teachers only)")
     assert "2 views" in response.text
 
 
