@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from studyshelf.services import Services
 from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, Usage, drain
 from tests.conftest import World
+from tests.html import parse_html
 from tests.links.support import EMBEDDED, visitor
 
 URL = "/api/v1/events"
@@ -42,10 +42,8 @@ TIB = 1 << 40
 
 def open_page(client: TestClient, path: str) -> str:
     """Open a viewer page in `client` (counted as a view by its app); return the page's beacon token."""
-    html = client.get(path, headers={**EMBEDDED, "user-agent": CHROME}).text
-    found = re.search(r'data-beacon-token="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
+    viewer = parse_html(client.get(path, headers={**EMBEDDED, "user-agent": CHROME}))
+    return viewer.attr("[data-beacon-token]", "data-beacon-token")
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import re
 from typing import Any
 
 from studyshelf.core.clock import utcnow
 from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World
+from tests.html import parse_html
 from tests.library.support import uploaded
 from tests.links.support import EMBEDDED, create_link, link_path, visitor
 
@@ -23,9 +22,7 @@ def _download_url(owner: Member) -> str:
     page = visitor(owner).get(
         link_path(create_link(owner, file["id"], allow_download=True)), headers={**EMBEDDED, "user-agent": CHROME}
     )
-    found = re.search(r'href="(/m/[^"]+)" download', page.text)
-    assert found is not None, page.text
-    return html.unescape(found.group(1))
+    return parse_html(page).attr('a[href^="/m/"][download]', "href")
 
 
 def _totals(world: World) -> Any:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
-
 from fastapi.testclient import TestClient
 
 from studyshelf.app import create_app
@@ -13,6 +10,7 @@ from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World
+from tests.html import parse_html
 from tests.library.support import uploaded
 from tests.links.support import EMBEDDED, create_link, link_path
 
@@ -82,9 +80,8 @@ def test_a_ranged_playback_counts_its_bytes_once_and_no_views(world: World, owne
     got = 0
     with TestClient(create_app(services=world.services), base_url="http://testserver") as browser:
         page = browser.get(link, headers={**EMBEDDED, "user-agent": CHROME})
-        found = re.search(r'src="(/m/[^"]+)"', page.text)
-        assert found is not None, page.text
-        media = html.unescape(found.group(1))
+        media = parse_html(page).attr("video[data-media]", "src")
+        assert media.startswith("/m/"), page.text
         for value in ranges:
             response = browser.get(
                 media, headers={"range": value, "user-agent": CHROME, "referer": "http://testserver/"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -12,6 +11,7 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.delivery import links
 from studyshelf.delivery.models import Link, Refusal
 from tests.conftest import Member, World
+from tests.html import parse_html
 from tests.library.support import make_folder, tiny_png, uploaded
 from tests.links.support import EMBEDDED, LMS, create_link, link_path, visitor
 from tests.sharing.support import grant, partnership
@@ -29,9 +29,9 @@ def test_an_embedded_visit_shows_the_material_with_frame_ancestors(world: World,
     csp = page.headers["content-security-policy"]
     assert f"frame-ancestors 'self' {LMS}" in csp
     assert "x-frame-options" not in page.headers
-    media = re.search(r'src="(/m/[^"]+)"', page.text)
-    assert media is not None
-    image = visitor(owner).get(media.group(1).replace("&amp;", "&"))
+    media = parse_html(page).attr("img[data-media]", "src")
+    assert media.startswith("/m/")
+    image = visitor(owner).get(media)
     assert image.status_code == 200
     assert image.content == tiny_png()
 
@@ -113,10 +113,9 @@ def test_renewal_gives_fresh_urls_until_the_grant_is_revoked(world: World) -> No
     created = create_link(p.teacher, p.notes["id"], org_id=str(p.partner.id))
     assert created.status_code == 201, created.text
     page = visitor(p.student).get(link_path(created), headers=EMBEDDED)
-    token = re.search(r'data-token="([^"]+)"', page.text)
-    assert token is not None
+    token = parse_html(page).attr("[data-viewer]", "data-token")
     renew_url = f"{link_path(created)}/media"
-    body = {"token": token.group(1), "file_id": p.notes["id"]}
+    body = {"token": token, "file_id": p.notes["id"]}
     renewed = visitor(p.student).post(renew_url, json=body)
     assert renewed.status_code == 200
     assert renewed.json()["url"].startswith("/m/")
@@ -174,9 +173,8 @@ def test_a_tampered_media_url_is_refused_and_recorded(world: World, owner: Membe
     file = uploaded(owner, owner.root_folder_id, "diagram.png", tiny_png())
     created = create_link(owner, file["id"]).json()
     page = visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED)
-    media = re.search(r'src="(/m/[^"]+)"', page.text)
-    assert media is not None
-    url = media.group(1)
+    url = parse_html(page).attr("img[data-media]", "src")
+    assert url.startswith("/m/")
     tampered = url[:-12] + ("x" if url[-12] != "x" else "y") + url[-11:]
     assert visitor(owner).get(tampered).status_code == 403
     assert _refusals(world) == ["bad-signature"]
@@ -186,9 +184,10 @@ def test_a_media_url_to_purged_bytes_is_a_clean_404(world: World, owner: Member)
     big = b"%PDF-1.4\n" + b"%" * 400_000  # a PDF above the small-blob memory cache
     file = uploaded(owner, owner.root_folder_id, "notes.pdf", big)
     created = create_link(owner, file["id"]).json()
-    media = re.search(r'"(/m/[^"]+)"', visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED).text)
-    assert media is not None
+    viewer = parse_html(visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED))
+    media = viewer.attr("[data-media-pdf]", "data-pdf-src")
+    assert media.startswith("/m/")
     world.services.blobs.delete(file["sha256"])
-    gone = visitor(owner).get(media.group(1))
+    gone = visitor(owner).get(media)
     assert gone.status_code == 404
     assert gone.headers["content-type"] == "application/problem+json"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 from tests.conftest import Member, World
+from tests.html import parse_html
 from tests.library.support import make_folder, uploaded
 from tests.lti.platform import Platform, Simulator
 from tests.sharing.support import grant
@@ -121,9 +120,7 @@ def registration_url(campus: Campus) -> str:
 
 
 def data_attr(html: str, name: str) -> str:
-    found = re.search(rf'data-{name}="([^"]*)"', html)
-    assert found is not None, f"no data-{name} in the page"
-    return unescape(found.group(1))
+    return parse_html(html).attr(f"[data-{name}]", f"data-{name}")
 
 
 @dataclass

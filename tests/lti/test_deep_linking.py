@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from html import unescape
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from tests.html import attr, form_fields, parse_html
 from tests.library.support import uploaded
 from tests.lti.conftest import LAUNCH, Campus, launch, login, register
 from tests.lti.platform import CLAIM, DL_CLAIM, INSTRUCTOR, Platform, Simulator
@@ -31,18 +30,13 @@ def _picker(campus: Campus, platform: Platform, **settings: Any) -> httpx.Respon
 
 
 def _form(html: str) -> tuple[str, str]:
-    action = re.search(r'<form method="post" action="([^"]+)"', html)
-    token = re.search(r'name="t" value="([^"]+)"', html)
-    assert action is not None
-    assert token is not None
-    return unescape(action.group(1)), unescape(token.group(1))
+    form = parse_html(html).one('form[method="post"]')
+    return attr(form, "action"), form_fields(form)["t"]
 
 
 def _verify(campus: Campus, platform: Platform, html: str) -> dict[str, Any]:
     """The auto-posted JWT, verified against StudyShelf's published JWKS as the LMS does."""
-    found = re.search(r'name="JWT" value="([^"]+)"', html)
-    assert found is not None
-    token = found.group(1)
+    token = parse_html(html).attr('input[name="JWT"]', "value")
     jwks = campus.lms.get("/lti/jwks").json()
     kid = jwt.get_unverified_header(token)["kid"]
     key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == kid)).key
@@ -69,7 +63,7 @@ def test_deep_linking_round_trip(family: str, campus: Campus, simulator: Simulat
     answer = campus.lms.post(action, data={"t": token, "item": f"file:{campus.notes['id']}", "title": "Read first"})
     assert answer.status_code == 200
     settings = platform.deep_linking_settings()
-    assert f'action="{settings["deep_link_return_url"]}"' in unescape(answer.text)
+    assert settings["deep_link_return_url"] in [attr(form, "action") for form in parse_html(answer).select("form")]
     claims = _verify(campus, platform, answer.text)
     assert claims[DL_CLAIM + "data"] == settings["data"]
     (item,) = claims[DL_CLAIM + "content_items"]
@@ -105,7 +99,7 @@ def test_single_item_placement_refuses_several(campus: Campus, simulator: Simula
     platform = simulator.platform("canvas")
     register(campus, platform)
     page = campus.lms.get(_picker(campus, platform, accept_multiple=False).headers["location"])
-    assert 'type="radio"' in page.text
+    assert parse_html(page).select_one('input[type="radio"]')
     action, token = _form(page.text)
     answer = campus.lms.post(
         action, data={"t": token, "item": [f"file:{campus.notes['id']}", f"folder:{campus.course['id']}"]}

@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import re
 import time
 from typing import Any
 
@@ -26,7 +25,8 @@ from studyshelf.lti.models import Launch, UsedNonce
 from studyshelf.lti.registrations import RegistrationSpec, create_registration
 from studyshelf.partners.models import OrgKind
 from studyshelf.services import Services
-from tests.lti.conftest import Campus, launch, login, register, target_of
+from tests.html import parse_html
+from tests.lti.conftest import Campus, data_attr, launch, login, register, target_of
 from tests.lti.platform import CLAIM, INSTRUCTOR, Platform, Simulator
 
 
@@ -48,11 +48,11 @@ def test_resource_link_launch_shows_the_viewer(
     response = launch(campus.lms, platform, platform.sign(claims), started.state)
     assert response.status_code == 200, response.text
     assert "notes.txt" in response.text
-    assert 'data-renew-url="/lti/media/lti-' in response.text
+    assert data_attr(response.text, "renew-url").startswith("/lti/media/lti-")
     csp = response.headers["content-security-policy"]
     assert "frame-ancestors 'self' " in csp
     assert platform.lms_origin in csp
-    assert "lti-placement" not in response.text  # learners see no placement bar
+    assert parse_html(response).select_one(".lti-placement") is None  # learners see no placement bar
     with unit_of_work(services.read_sessions) as db:
         (record,) = db.scalars(select(Launch))
         assert record.product_family == family
@@ -90,7 +90,7 @@ def test_instructor_sees_the_placement_bar_with_view_counts(campus: Campus, simu
             campus.lms, platform, platform.sign(platform.claims(nonce=started.nonce, extra=extra)), started.state
         )
         assert response.status_code == 200
-    assert "lti-placement" in response.text
+    assert parse_html(response).by_role("complementary", "Placement (teachers only)")
     assert "2 views" in response.text
 
 
@@ -168,7 +168,7 @@ def test_launch_without_cookie_asks_the_browser_for_its_binding(campus: Campus, 
     token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
     check = launch(campus.lms, platform, token, started.state)
     assert check.status_code == 200
-    assert "data-lti-launch" in check.text
+    assert parse_html(check).select_one("[data-lti-launch]")
     assert binding_cookie(started.nonce) in check.text  # the storage key the login page used
     again = launch(campus.lms, platform, token, started.state, binding=started.binding)
     assert again.status_code == 200
@@ -183,11 +183,9 @@ def test_folder_launch_lists_and_opens_files_inside(campus: Campus, simulator: S
     response = launch(campus.lms, platform, platform.sign(claims), started.state)
     assert response.status_code == 200
     assert "notes.txt" in response.text
-    href = re.search(r'href="(/lti/view/[^"]+)"', response.text)
-    assert href is not None
-    inner = campus.lms.get(href.group(1).replace("&amp;", "&"))
+    inner = campus.lms.get(parse_html(response).attr('a[href^="/lti/view/"]', "href"))
     assert inner.status_code == 200
-    assert 'data-file-id="' + campus.notes["id"] in inner.text
+    assert data_attr(inner.text, "file-id") == campus.notes["id"]
 
 
 def test_target_in_target_link_uri_query_is_honoured(campus: Campus, simulator: Simulator) -> None:
@@ -410,14 +408,11 @@ def test_media_renewal_stops_when_the_grant_is_revoked(campus: Campus, simulator
     started = login(campus.lms, platform)
     token = platform.sign(platform.claims(nonce=started.nonce, extra={CLAIM + "custom": target_of(campus.notes)}))
     page = launch(campus.lms, platform, token, started.state).text
-    renew_url = re.search(r'data-renew-url="([^"]+)"', page)
-    viewer_token = re.search(r'data-token="([^"]+)"', page)
-    assert renew_url is not None
-    assert viewer_token is not None
-    body = {"token": viewer_token.group(1), "file_id": campus.notes["id"]}
-    fresh = campus.lms.post(renew_url.group(1), json=body)
+    renew_url = data_attr(page, "renew-url")
+    body = {"token": data_attr(page, "token"), "file_id": campus.notes["id"]}
+    fresh = campus.lms.post(renew_url, json=body)
     assert fresh.status_code == 200
     assert fresh.json()["url"].startswith("/m/")
     assert fresh.json()["download_url"] is None
     campus.publisher.client.delete(f"/api/v1/grants/{campus.grant_id}", headers=campus.publisher.headers())
-    assert campus.lms.post(renew_url.group(1), json=body).status_code == 403
+    assert campus.lms.post(renew_url, json=body).status_code == 403

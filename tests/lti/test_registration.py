@@ -9,6 +9,7 @@ from studyshelf.delivery.links import get_policy, policy_origins
 from studyshelf.partners.models import Role
 from studyshelf.services import Services
 from tests.conftest import World
+from tests.html import parse_html
 from tests.lti.conftest import Campus, register, registration_url
 from tests.lti.platform import Simulator
 
@@ -36,7 +37,7 @@ def test_dynamic_registration_round_trip(campus: Campus, simulator: Simulator, s
     query |= {"openid_configuration": platform.base + "/.well-known/openid-configuration", "registration_token": "tok"}
     response = campus.lms.get("/lti/register", params=query)
     assert response.status_code == 200, response.text
-    assert "data-lti-close" in response.text
+    assert parse_html(response).select_one("[data-lti-close]")
     assert platform.registration_tokens == ["tok"]
     (sent,) = platform.registrations
     tool = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from studyshelf.partners.models import AuditEntry, Role
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 from tests.conftest import World
+from tests.html import attr, parse_html, text_of
 from tests.lti.conftest import Campus, Clock, registration_url
 from tests.lti.platform import Platform, Simulator
 from tests.mail_support import SmtpInbox
@@ -172,9 +172,7 @@ def test_the_lms_page_lists_urls_with_their_state(
     created = admin.client.post("/settings/lms/invites", data={"csrf_token": admin.csrf})
     assert created.status_code == 201
     assert created.headers["cache-control"] == "no-store"
-    shown = re.search(r'id="dyn-url"[^>]*value="([^"]+)"', created.text)
-    assert shown is not None
-    used_url = shown.group(1)
+    used_url = parse_html(created).attr("input#dyn-url", "value")
     revoked_url, expired_url, unused_url = (registration_url(campus) for _ in range(3))
     platform = simulator.platform("moodle")
     assert _use(campus.lms, used_url, platform).status_code == 200
@@ -184,15 +182,16 @@ def test_the_lms_page_lists_urls_with_their_state(
         expired = db.get(RegistrationInvite, _invite(services, expired_url).id)
         assert expired is not None
         expired.expires_at = clock.now - timedelta(minutes=1)
-    page = admin.client.get("/settings/lms").text
-    states = dict(re.findall(r'data-invite="([^"]+)" data-state="([^"]+)"', page))
+    page = parse_html(admin.client.get("/settings/lms"))
+    states = {attr(row, "data-invite"): attr(row, "data-state") for row in page.select("[data-invite][data-state]")}
     assert states == {
         str(_invite(services, used_url).id): "used",
         str(revoked_id): "revoked",
         str(_invite(services, expired_url).id): "expired",
         str(_invite(services, unused_url).id): "unused",
     }
-    assert f"Used by <strong>Moodle at {platform.lms_origin} ({platform.issuer})</strong>" in page
+    used_by = page.one('[data-state="used"] :-soup-contains-own("Used") > strong')
+    assert text_of(used_by) == f"Moodle at {platform.lms_origin} ({platform.issuer})"
     assert used_url not in admin.client.get("/settings/lms").text  # the URL itself is shown once only
     listed = admin.client.get("/api/v1/lti/registration-invites", params={"org_id": str(campus.university.id)})
     assert sorted(i["state"] for i in listed.json()) == ["expired", "revoked", "unused", "used"]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from html import unescape
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from studyshelf.partners import service as partners
 from studyshelf.partners.models import OrgKind, Role
 from tests.analytics.support import event
 from tests.conftest import PASSWORD, World
+from tests.html import attr, parse_html, text_of
 from tests.sharing.support import Partnership, grant, partnership
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -43,16 +42,15 @@ def _uses(world: World, p: Partnership, org: uuid.UUID, n: int, *, ts: datetime 
 
 
 def _kpis(html: str) -> dict[str, str]:
-    tiles = re.findall(
-        r'data-kpi="(\w+)">\s*<span class="kpi-label">[^<]*</span>\s*<span class="kpi-value">([^<]*)<', html
-    )
-    return dict(tiles)
+    values = {
+        attr(tile, "data-kpi"): tile.select_one(":scope > .kpi-label + .kpi-value")
+        for tile in parse_html(html).select("[data-kpi]")
+    }
+    return {key: text_of(value) for key, value in values.items() if value is not None}
 
 
 def _series(html: str) -> dict[str, Any]:
-    match = re.search(r'data-timeseries="([^"]+)"', html)
-    assert match, "no time series on the page"
-    data: dict[str, Any] = json.loads(unescape(match.group(1)))
+    data: dict[str, Any] = json.loads(parse_html(html).attr("[data-timeseries]", "data-timeseries"))
     return data
 
 
@@ -60,16 +58,16 @@ def test_the_page_shell_renders_at_once_and_loads_its_figures(world: World) -> N
     p = partnership(world)
     page = p.publisher.client.get("/analytics", headers=HTML)
     assert page.status_code == 200
-    html = page.text
-    assert '<a class="nav-mid" href="/analytics" aria-current="page">Analytics</a>' in html
-    assert 'href="/analytics/reports"' in html
-    assert 'id="dashboard-loader"' in html
-    assert 'hx-trigger="load"' in html
-    assert 'aria-busy="true"' in html
-    assert "/static/vendor/uplot-1.6.32/uPlot.iife.min.js" in html
-    assert "/static/js/analytics.js" in html
-    assert "<script>" not in html  # strict CSP: no inline script
-    assert 'value="30" checked' in html
+    shell = parse_html(page)
+    nav = shell.one('a.nav-mid[href="/analytics"]')
+    assert (nav["aria-current"], text_of(nav)) == ("page", "Analytics")
+    assert shell.select_one('a[href="/analytics/reports"]')
+    loader = shell.one("#dashboard-loader")
+    assert (loader["hx-trigger"], loader["aria-busy"]) == ("load", "true")
+    assert shell.select_one('script[src="/static/vendor/uplot-1.6.32/uPlot.iife.min.js"]')
+    assert shell.select_one('script[src="/static/js/analytics.js"]')
+    assert shell.select("script:not([src])") == []  # strict CSP: no inline script
+    assert shell.select_one('input[value="30"][checked]')
 
 
 def test_figures_kpis_breakdowns_and_top_lists(world: World) -> None:
@@ -87,8 +85,9 @@ def test_figures_kpis_breakdowns_and_top_lists(world: World) -> None:
     response = p.publisher.client.get(f"/analytics?{MARCH}", headers=HTMX)
     assert response.status_code == 200
     html = response.text
-    assert "<html" not in html
-    assert 'id="dashboard"' in html
+    board = parse_html(html)
+    assert not board.is_full_document()
+    assert board.select_one("#dashboard")
     kpis = _kpis(html)
     assert kpis["views"] == "4"
     assert kpis["viewers"] == "4"
@@ -102,14 +101,13 @@ def test_figures_kpis_breakdowns_and_top_lists(world: World) -> None:
     assert sum(series["views"]) == 4
     assert sum(series["fails"]) == 1
     # Breakdown bars drill down; the partner's name, the file's and folder's names and links are shown.
-    assert 'href="/analytics?days=custom&amp;from=2026-03-01&amp;to=2026-03-31&amp;country=GB"' in html
-    assert 'data-region="GB"' in html
+    assert board.select_one('a[href="/analytics?days=custom&from=2026-03-01&to=2026-03-31&country=GB"]')
+    assert board.select_one('[data-region="GB"]')
     assert "University" in html
-    assert f'href="/files/{p.notes["id"]}"' in html
+    assert board.select_one(f'a[href="/files/{p.notes["id"]}"]')
     assert "notes.txt" in html
-    assert f'href="/library/{p.course["id"]}"' in html
-    assert ">Course<" in html
-    assert f'data-drill="{p.notes["id"]}"' in html
+    assert text_of(board.one(f'a[href="/library/{p.course["id"]}"]')) == "Course"
+    assert board.select_one(f'[data-drill="{p.notes["id"]}"]')
 
 
 def test_filters_narrow_the_figures_and_show_as_chips(world: World) -> None:
@@ -119,13 +117,13 @@ def test_filters_narrow_the_figures_and_show_as_chips(world: World) -> None:
     response = p.publisher.client.get(f"/analytics?{MARCH}&country=fr", headers=HTMX)
     assert response.status_code == 200
     assert _kpis(response.text)["views"] == "2"
-    assert 'class="chip"' in response.text
-    assert 'data-region="FR"' in response.text
+    assert parse_html(response).select_one(".chip")
+    assert parse_html(response).select_one('[data-region="FR"]')
     assert response.headers["HX-Push-Url"] == "/analytics?days=custom&from=2026-03-01&to=2026-03-31&country=FR"
     by_file = p.publisher.client.get(f"/analytics?{MARCH}&file={p.notes['id']}&lms=moodle", headers=HTMX)
     assert _kpis(by_file.text)["views"] == "5"
     assert "notes.txt" in by_file.text
-    assert f'name="file" value="{p.notes["id"]}"' in by_file.text
+    assert parse_html(by_file).select_one(f'[name="file"][value="{p.notes["id"]}"]')
     first_load = p.publisher.client.get(f"/analytics?{MARCH}", headers={**HTMX, "HX-Trigger": "dashboard-loader"})
     assert "HX-Push-Url" not in first_load.headers
 
@@ -148,7 +146,7 @@ def test_empty_state(world: World) -> None:
     response = p.publisher.client.get("/analytics", headers=HTMX)
     assert response.status_code == 200
     assert "No usage in this period" in response.text
-    assert "data-timeseries" not in response.text
+    assert parse_html(response).select_one("[data-timeseries]") is None
     filtered = p.publisher.client.get("/analytics?country=NZ", headers=HTMX)
     assert "No usage matches these filters" in filtered.text
     assert "Clear the filters" in filtered.text
@@ -163,7 +161,7 @@ def test_a_partner_sees_only_its_own_usage(world: World) -> None:
     mine = p.student.client.get(f"/analytics?{MARCH}", headers=HTMX)
     assert mine.status_code == 200
     assert _kpis(mine.text)["views"] == "2"
-    assert 'data-region="DE"' not in mine.text
+    assert parse_html(mine).select_one('[data-region="DE"]') is None
     assert "College" not in mine.text
     # Naming the other partner in a filter does not reveal its usage either.
     theirs = p.student.client.get(f"/analytics?{MARCH}&partner={other.id}", headers=HTMX)
@@ -225,8 +223,8 @@ def test_a_viewer_sees_the_nav_link_and_the_file_page_links_to_usage(world: Worl
     viewer = world.member(p.operator, Role.VIEWER)
     page = viewer.client.get(f"/files/{p.notes['id']}", headers=HTML)
     assert page.status_code == 200
-    assert 'href="/analytics"' in page.text
-    assert f'href="/analytics?file={p.notes["id"]}"' in page.text
+    assert parse_html(page).select_one('a[href="/analytics"]')
+    assert parse_html(page).select_one(f'a[href="/analytics?file={p.notes["id"]}"]')
 
 
 def test_uplot_is_vendored_with_its_licence(app_client: TestClient) -> None:

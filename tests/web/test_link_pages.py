@@ -11,6 +11,7 @@ from studyshelf.delivery import links
 from studyshelf.delivery.models import Link
 from studyshelf.partners.models import Role
 from tests.conftest import Member, World
+from tests.html import has_attr, parse_html
 from tests.web.test_pages import HTML, HTMX, _folder, _upload
 
 LMS = "https://moodle.example.edu"
@@ -48,23 +49,24 @@ def test_the_dialog_is_offered_and_renders_with_the_policy_defaults(owner: Membe
     folder_id = _folder(owner, "Biology")
     file_id = _upload(owner, folder_id, "notes.txt", b"cells\n")
     file_page = owner.client.get(f"/files/{file_id}", headers=HTML)
-    assert f'data-load="/get-link/file/{file_id}"' in file_page.text
-    assert 'id="link-dialog"' in file_page.text
-    folder_page = owner.client.get(f"/library/{owner.root_folder_id}", headers=HTML)
-    assert f'data-load="/get-link/folder/{folder_id}"' in folder_page.text
-    assert 'href="/links"' in folder_page.text  # the top bar's entry
+    assert parse_html(file_page).select_one(f'[data-load="/get-link/file/{file_id}"]')
+    assert parse_html(file_page).select_one("dialog#link-dialog")
+    folder_page = parse_html(owner.client.get(f"/library/{owner.root_folder_id}", headers=HTML))
+    assert folder_page.select_one(f'[data-load="/get-link/folder/{folder_id}"]')
+    assert folder_page.select_one('a[href="/links"]')  # the top bar's entry
 
     panel = owner.client.get(f"/get-link/file/{file_id}", headers=HTMX)
     assert panel.status_code == 200
-    assert "<html" not in panel.text
-    assert 'id="link-panel"' in panel.text
-    assert f">{LMS}</textarea>" in panel.text  # the organisation's default origins, prefilled
-    assert f'value="{_day(120)}"' in panel.text  # the default lifetime
-    assert f'max="{_day(400)}"' in panel.text
+    panel_html = parse_html(panel)
+    assert not panel_html.is_full_document()
+    assert panel_html.select_one("#link-panel")
+    assert panel_html.one('textarea[name="allowed_origins"]').get_text() == LMS  # the default origins, prefilled
+    assert panel_html.attr('input[name="expires_on"]', "value") == _day(120)  # the default lifetime
+    assert panel_html.attr('input[name="expires_on"]', "max") == _day(400)
     assert "No links yet." in panel.text
     page = owner.client.get(f"/get-link/folder/{folder_id}", headers=HTML)  # without JavaScript: a page
     assert page.status_code == 200
-    assert "<html" in page.text
+    assert parse_html(page).is_full_document()
     assert "Create link" in page.text
 
 
@@ -75,18 +77,19 @@ def test_creating_a_link_shows_url_snippet_and_lms_instructions(owner: Member) -
     assert link["allowed_origins"] == [LMS, "https://canvas.example.edu"]
     assert link["label"] == "BIO 101"
     assert link["expires_at"].startswith(_day(30))
-    assert link["url"] in html
-    assert 'id="new-link-snippet"' in html
-    assert "&lt;iframe" in html  # the snippet, escaped into the textarea
-    assert "height:720px" in html  # a document: fixed height
+    panel = parse_html(html)
+    assert panel.attr("#new-link-url", "value") == link["url"]
+    snippet = panel.one("textarea#new-link-snippet").get_text()
+    assert snippet.startswith("<iframe")  # the snippet, escaped into the textarea (text, not an element)
+    assert "height:720px" in snippet  # a document: fixed height
     assert "Moodle" in html
     assert "Source code" in html
     assert "Save and display" in html
     assert "Canvas" in html
     assert "Insert → Embed" in html
     assert "LTI" in html
-    assert 'data-copy="#new-link-snippet"' in html
-    assert f'id="link-{link["id"]}"' in html  # listed below, with its actions
+    assert panel.by_role("button", "Copy embed code")[0]["data-copy"] == "#new-link-snippet"
+    assert panel.select_one(f'li[id="link-{link["id"]}"]')  # listed below, with its actions
 
 
 def test_a_direct_link_with_limits(owner: Member) -> None:
@@ -94,16 +97,17 @@ def test_a_direct_link_with_limits(owner: Member) -> None:
     html = _create(owner, file_id, mode="direct", allowed_origins="", max_views="5", allow_download="true")
     [link] = _links(owner, file_id)
     assert (link["mode"], link["max_views"], link["allow_download"], link["allowed_origins"]) == ("direct", 5, True, [])
-    assert "new-link-snippet" not in html
+    assert parse_html(html).select_one("#new-link-snippet") is None
     assert "0 / 5" in html
 
 
 def test_form_errors_are_shown_in_the_dialog(owner: Member) -> None:
     file_id = _upload(owner, owner.root_folder_id, "notes.txt", b"cells\n")
     html = _create(owner, file_id, allowed_origins=f"{LMS}/course/view.php?id=7", label="Keep me")
-    assert 'class="alert alert-error"' in html
+    panel = parse_html(html)
+    assert panel.by_role("alert")[0]["class"] == ["alert", "alert-error"]
     assert "path" in html.lower()
-    assert 'value="Keep me"' in html  # what was typed stays
+    assert panel.attr('input[name="label"]', "value") == "Keep me"  # what was typed stays
     html = _create(owner, file_id, allowed_origins="")
     assert "at least one allowed origin" in html
     html = _create(owner, file_id, expires_on=_day(401))
@@ -115,7 +119,7 @@ def test_form_errors_are_shown_in_the_dialog(owner: Member) -> None:
         headers={**HTML, **owner.headers()},
     )
     assert plain.status_code == 422
-    assert "alert-error" in plain.text
+    assert parse_html(plain).select_one(".alert-error")
 
 
 def test_extend_change_origins_revoke_through_the_rows(owner: Member) -> None:
@@ -128,7 +132,7 @@ def test_extend_change_origins_revoke_through_the_rows(owner: Member) -> None:
         headers=_htmx(owner),
     )
     assert edited.status_code == 200, edited.text
-    assert edited.text.lstrip().startswith("<li")
+    assert parse_html(edited).roots()[0].name == "li"
     assert "Link updated" in edited.headers["hx-trigger"]
     assert "Biology" not in edited.text
     assert "notes.txt" in edited.text
@@ -142,8 +146,9 @@ def test_extend_change_origins_revoke_through_the_rows(owner: Member) -> None:
 
     revoked = owner.client.post(f"/links/{link['id']}/revoke", data={"back": "/links"}, headers=_htmx(owner))
     assert revoked.status_code == 200
-    assert "status-revoked" in revoked.text
-    assert "/revoke" not in revoked.text  # nothing left to do with a revoked link
+    revoked_row = parse_html(revoked)
+    assert revoked_row.select_one(".status-revoked")
+    assert not revoked_row.select('[action*="/revoke"], [hx-post*="/revoke"]')  # nothing left to do with it
     assert _links(owner, file_id)[0]["status"] == "revoked"
     plain = owner.client.post(
         f"/links/{link['id']}/revoke",
@@ -176,23 +181,23 @@ def test_suspended_links_are_flagged_on_the_links_page_and_can_be_reenabled(worl
     assert calm.status_code == 200
     assert "were paused" not in calm.text
     assert "was paused" not in calm.text
-    assert 'aria-current="page">Links' in calm.text or 'href="/links" aria-current="page"' in calm.text
+    assert parse_html(calm).select_one('a[href="/links"][aria-current="page"]')
 
     _suspend(world, owner, leaky["id"])
     page = owner.client.get("/links", headers=HTML)
     assert "1 link was paused" in page.text
     assert "spread beyond one course" in page.text
-    assert 'href="/links?status=suspended"' in page.text
+    assert parse_html(page).select_one('a[href="/links?status=suspended"]')
     assert "networks within an hour" in page.text  # the reason, on the row
     assert "notes.txt" in page.text
     only = owner.client.get("/links?status=suspended", headers=HTML)
     assert "Leaky course" in only.text
     assert "Quiet course" not in only.text
-    assert f"/links/{leaky['id']}/reactivate" in only.text
+    assert parse_html(only).select_one(f'form[action="/links/{leaky["id"]}/reactivate"]')
 
     back = owner.client.post(f"/links/{leaky['id']}/reactivate", data={"back": "/links"}, headers=_htmx(owner))
     assert back.status_code == 200
-    assert "status-active" in back.text
+    assert parse_html(back).select_one(".status-active")
     assert "The link works again" in back.headers["hx-trigger"]
     assert next(link for link in _links(owner) if link["id"] == leaky["id"])["status"] == "active"
     assert "was paused" not in owner.client.get("/links", headers=HTML).text
@@ -228,13 +233,14 @@ POLICY = {
 
 def test_the_organisation_page_loads_the_link_policy_section(owner: Member) -> None:
     page = owner.client.get("/settings/organization", headers=HTML)
-    assert 'hx-get="/settings/organization/link-policy"' in page.text
+    assert parse_html(page).select_one('[hx-get="/settings/organization/link-policy"]')
     section = owner.client.get("/settings/organization/link-policy", headers=HTMX)
     assert section.status_code == 200
-    assert 'id="link-policy"' in section.text
-    assert 'hx-trigger="load"' not in section.text
+    fragment = parse_html(section)
+    assert fragment.select_one("#link-policy")
+    assert fragment.select_one('[hx-trigger="load"]') is None
     assert "Save link settings" in section.text
-    assert 'name="default_ttl_days"' in section.text
+    assert fragment.select_one('[name="default_ttl_days"]')
     whole = owner.client.get("/settings/organization/link-policy", headers=HTML)  # without JavaScript
     assert "Members" in whole.text
     assert "Save link settings" in whole.text
@@ -249,16 +255,19 @@ def test_admins_save_the_link_policy(owner: Member) -> None:
     assert (policy["default_ttl_days"], policy["max_ttl_days"], policy["max_countries_per_hour"]) == (90, 365, 3)
     file_id = _upload(owner, owner.root_folder_id, "notes.txt", b"cells\n")
     panel = owner.client.get(f"/get-link/file/{file_id}", headers=HTMX)
-    assert f"{LMS}\nhttps://school.instructure.com</textarea>" in panel.text
-    assert f'value="{_day(90)}"' in panel.text
+    panel_html = parse_html(panel)
+    assert panel_html.one('textarea[name="allowed_origins"]').get_text() == f"{LMS}\nhttps://school.instructure.com"
+    assert panel_html.attr('input[name="expires_on"]', "value") == _day(90)
 
 
 def test_policy_errors_are_shown_inline_and_nothing_is_saved(owner: Member) -> None:
     bad_origin = {**POLICY, "default_origins": f"{LMS}/course/view.php"}
     shown = owner.client.post("/settings/organization/link-policy", data=bad_origin, headers=_htmx(owner))
     assert shown.status_code == 200
-    assert 'class="alert alert-error"' in shown.text
-    assert "/course/view.php</textarea>" in shown.text  # the admin's text stays to be fixed
+    shown_html = parse_html(shown)
+    assert shown_html.by_role("alert")[0]["class"] == ["alert", "alert-error"]
+    typed = shown_html.one('textarea[name="default_origins"]').get_text()
+    assert typed.endswith("/course/view.php")  # the admin's text stays to be fixed
     longer = {**POLICY, "default_ttl_days": "500", "max_ttl_days": "400"}
     shown = owner.client.post("/settings/organization/link-policy", data=longer, headers=_htmx(owner))
     assert "cannot be longer than the maximum" in shown.text
@@ -273,7 +282,7 @@ def test_policy_errors_are_shown_inline_and_nothing_is_saved(owner: Member) -> N
     )
     assert plain.status_code == 422
     assert "Members" in plain.text
-    assert "alert-error" in plain.text
+    assert parse_html(plain).select_one(".alert-error")
 
 
 def test_others_read_the_link_policy_but_cannot_change_it(world: World) -> None:
@@ -281,7 +290,7 @@ def test_others_read_the_link_policy_but_cannot_change_it(world: World) -> None:
     section = viewer.client.get("/settings/organization/link-policy", headers=HTMX)
     assert section.status_code == 200
     assert "Only admins and owners" in section.text
-    assert '<fieldset class="policy-fields" disabled' in section.text
+    assert has_attr(parse_html(section).one("fieldset.policy-fields"), "disabled")
     assert "Save link settings" not in section.text
     refused = viewer.client.post("/settings/organization/link-policy", data=POLICY, headers=_htmx(viewer))
     assert refused.status_code == 403

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from studyshelf.library.upload import FILE_FIELD
 from tests.conftest import PASSWORD, Member, World
+from tests.html import has_attr, parse_html
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 HTMX = {"HX-Request": "true"}
 
 
 def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF field"
-    return match.group(1)
+    return parse_html(html).attr('input[name="csrf_token"]', "value")
 
 
 def _upload(member: Member, folder_id: object, name: str, data: bytes) -> str:
@@ -50,11 +49,12 @@ def test_folder_page_lists_children_with_breadcrumbs(owner: Member) -> None:
     _upload(owner, folder_id, "notes.txt", b"cells and membranes\n")
     page = owner.client.get(f"/library/{folder_id}", headers=HTML)
     assert page.status_code == 200
-    assert 'aria-label="Breadcrumb"' in page.text
-    assert f'href="/library/{owner.root_folder_id}"' in page.text
+    shown = parse_html(page)
+    [breadcrumb] = shown.by_role("navigation", "Breadcrumb")
+    assert breadcrumb.select_one(f'a[href="/library/{owner.root_folder_id}"]')
     assert "notes.txt" in page.text
-    assert "data-dropzone" in page.text
-    assert owner.csrf in page.text
+    assert shown.select_one("[data-dropzone]")
+    assert shown.attr('meta[name="csrf-token"]', "content") == owner.csrf
 
 
 def test_sorting_and_load_more(owner: Member) -> None:
@@ -63,14 +63,12 @@ def test_sorting_and_load_more(owner: Member) -> None:
     page = owner.client.get(f"/library/{owner.root_folder_id}?sort=size&order=desc", headers=HTML)
     assert page.status_code == 200
     assert page.text.index("file-54.txt") < page.text.index("file-53.txt")
-    assert 'aria-sort="descending"' in page.text
-    cursor = re.search(r'cursor=([A-Za-z0-9_-]+)"', page.text)
-    assert cursor is not None
-    more = owner.client.get(
-        f"/library/{owner.root_folder_id}?sort=size&order=desc&cursor={cursor.group(1)}", headers=HTMX
-    )
+    sorted_page = parse_html(page)
+    assert sorted_page.select_one('[aria-sort="descending"]')
+    [cursor] = parse_qs(urlsplit(sorted_page.attr('a[href*="cursor="]', "href")).query)["cursor"]
+    more = owner.client.get(f"/library/{owner.root_folder_id}?sort=size&order=desc&cursor={cursor}", headers=HTMX)
     assert more.status_code == 200
-    assert "<html" not in more.text
+    assert not parse_html(more).is_full_document()
     assert "file-00.txt" in more.text
     assert "file-54.txt" not in more.text
 
@@ -80,7 +78,7 @@ def test_new_folder_rename_move_delete_and_restore(owner: Member) -> None:
     headers = {**HTMX, **owner.headers()}
     created = owner.client.post(f"/library/{root}/folders", data={"name": "Week 1"}, headers=headers)
     assert created.status_code == 200, created.text
-    assert 'id="listing"' in created.text
+    assert parse_html(created).select_one("#listing")
     assert "Week 1" in created.text
     assert "toast" in created.headers["hx-trigger"]
     folder_id = _folder(owner, "Archive")
@@ -130,29 +128,32 @@ def test_conflict_in_htmx_action_is_a_problem(owner: Member) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "data", "marker"),
+    ("name", "data", "preview"),
     [
-        ("clip.txt", b"plain words\n", "<iframe"),
-        ("image.png", bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"), "<img"),
-        ("doc.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "data-pdf-src"),
-        ("data.bin", b"\x00\x01\x02\x03", "No preview"),
+        ("clip.txt", b"plain words\n", "iframe"),
+        ("image.png", bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"), "img"),
+        ("doc.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "[data-pdf-src]"),
+        ("data.bin", b"\x00\x01\x02\x03", ':-soup-contains-own("No preview")'),
     ],
 )
-def test_file_page_previews_and_versions(owner: Member, name: str, data: bytes, marker: str) -> None:
+def test_file_page_previews_and_versions(owner: Member, name: str, data: bytes, preview: str) -> None:
     file_id = _upload(owner, owner.root_folder_id, name, data)
     page = owner.client.get(f"/files/{file_id}", headers=HTML)
     assert page.status_code == 200, page.text
-    assert marker in page.text
+    shown = parse_html(page)
+    assert shown.select_one(preview)
     assert "Version history" in page.text
-    assert f"/api/v1/files/{file_id}/versions/" in page.text
-    assert "?download=1" in page.text
+    assert shown.select_one(f'a[href^="/api/v1/files/{file_id}/versions/"]')
+    assert shown.select_one('a[href$="?download=1"]')
 
 
 def test_media_preview_uses_the_content_url(owner: Member) -> None:
     mp3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
     file_id = _upload(owner, owner.root_folder_id, "talk.mp3", mp3)
     page = owner.client.get(f"/files/{file_id}", headers=HTML)
-    assert f'<audio class="player" controls preload="metadata" src="/api/v1/files/{file_id}/content"' in page.text
+    player = parse_html(page).one("audio.player")
+    assert has_attr(player, "controls")
+    assert (player["preload"], player["src"]) == ("metadata", f"/api/v1/files/{file_id}/content")
 
 
 def test_tokens_page_creates_shows_once_and_revokes(owner: Member) -> None:
@@ -162,16 +163,15 @@ def test_tokens_page_creates_shows_once_and_revokes(owner: Member) -> None:
         "/settings/tokens", data={"name": "sync script", "org_id": str(owner.org_id), "role": "viewer"}, headers=headers
     )
     assert created.status_code == 200, created.text
-    token = re.search(r'value="(ss_[^"]+)"', created.text)
-    assert token is not None
-    assert owner.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token.group(1)}"}).status_code == 200
+    token = parse_html(created).attr('[value^="ss_"]', "value")
+    assert owner.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     listing = owner.client.get("/settings/tokens", headers=HTML)
     assert "sync script" in listing.text
-    assert token.group(1) not in listing.text
+    assert token not in listing.text
     token_id = owner.client.get("/api/v1/auth/tokens").json()[0]["id"]
     revoked = owner.client.post(f"/settings/tokens/{token_id}/revoke", headers=headers)
     assert revoked.status_code == 200
-    assert owner.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token.group(1)}"}).status_code == 401
+    assert owner.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
 def test_org_switch(world: World, owner: Member) -> None:
@@ -187,7 +187,7 @@ def test_org_switch(world: World, owner: Member) -> None:
         partners.add_member(db, user=user, org=db.get(Organization, second.id) or second, role=Role.EDITOR)
         second_root = get_root_folder(db, org_id=second.id).id
     page = owner.client.get(f"/library/{owner.root_folder_id}", headers=HTML)
-    assert 'name="org_id"' in page.text
+    assert parse_html(page).select_one('[name="org_id"]')
     switched = owner.client.post(
         "/orgs/switch", data={"org_id": str(second.id), "csrf_token": _csrf(page.text)}, follow_redirects=False
     )
@@ -219,7 +219,7 @@ def test_login_form_signs_in_and_out(world: World) -> None:
     client = TestClient(world.app, base_url="http://testserver")
     form = client.get("/login?next=/trash", headers=HTML)
     assert form.status_code == 200
-    assert 'name="next" value="/trash"' in form.text
+    assert parse_html(form).attr('input[name="next"]', "value") == "/trash"
     wrong = client.post(
         "/login", data={"email": member.email, "password": "not it at all", "next": "/trash"}, headers=HTML
     )
@@ -264,7 +264,7 @@ def test_viewer_sees_no_write_controls(world: World) -> None:
     viewer = world.member(org, role=Role.VIEWER)
     page = viewer.client.get(f"/library/{viewer.root_folder_id}", headers=HTML)
     assert page.status_code == 200
-    assert "data-dropzone" not in page.text
+    assert parse_html(page).select_one("[data-dropzone]") is None
     assert "New folder" not in page.text
 
 
@@ -289,18 +289,19 @@ def test_security_headers(app_client: object, path: str) -> None:
     assert "frame-ancestors 'self'" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
-    assert "<script>" not in response.text
-    assert " style=" not in response.text
+    shown = parse_html(response)
+    assert shown.select("script:not([src])") == []
+    assert shown.select("[style]") == []
     assert "cdn" not in response.text.lower()
 
 
 def test_signed_in_pages_have_no_inline_script_or_style(owner: Member) -> None:
     file_id = _upload(owner, owner.root_folder_id, "a.txt", b"a")
     for path in (f"/library/{owner.root_folder_id}", f"/files/{file_id}", "/trash", "/settings/tokens"):
-        html = owner.client.get(path, headers=HTML).text
-        assert re.search(r"<script(?![^>]*\bsrc=)", html) is None, path
-        assert " style=" not in html, path
-        assert "hx-on" not in html, path
+        shown = parse_html(owner.client.get(path, headers=HTML))
+        assert shown.select("script:not([src])") == [], path
+        assert shown.select("[style]") == [], path
+        assert [name for tag in shown.select("*") for name in tag.attrs if name.startswith("hx-on")] == [], path
 
 
 def test_vendored_assets_are_served(app_client: object) -> None:
