@@ -20,7 +20,8 @@ from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
 from studyshelf.analytics.warehouse import Metrics, Part, Summary, Warehouse
 from studyshelf.core.errors import NotFound, PermissionDenied
 from studyshelf.events.schema import LMS_VALUES
-from studyshelf.library import service as library
+from studyshelf.library.files import get_file
+from studyshelf.library.folders import get_folder
 from studyshelf.library.sniff import category
 from studyshelf.partners import service as partners
 from studyshelf.partners.principal import Principal
@@ -161,7 +162,7 @@ class Names:
         """The file's name and kind (pdf, video, …)."""
         if key not in self._files:
             try:
-                found = library.get_file(self.db, principal=self.principal, file_id=uuid.UUID(key))
+                found = get_file(self.db, principal=self.principal, file_id=uuid.UUID(key))
             except (NotFound, PermissionDenied, ValueError):
                 self._files[key] = None
             else:
@@ -172,7 +173,7 @@ class Names:
     def folder(self, key: str) -> str | None:
         if key not in self._folders:
             try:
-                found = library.get_folder(self.db, principal=self.principal, folder_id=uuid.UUID(key))
+                found = get_folder(self.db, principal=self.principal, folder_id=uuid.UUID(key))
             except (NotFound, PermissionDenied, ValueError):
                 self._folders[key] = None
             else:
