@@ -1,14 +1,16 @@
 """The dashboard's panels: KPI tiles, the time series, breakdown bar charts and the top files and folders.
 
 Figures come from the analytics service (one summary per breakdown, all in the organisation's scope);
-names of files, folders and organisations are looked up through the library and partner services, so a
-name is shown only to someone who may see the item.
+names of files and folders come from the library's access model (library.access.label_items, one batch
+for the whole page) and organisations' from the partner service, so a name is shown only to someone who
+may see the item.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
@@ -18,10 +20,8 @@ from sqlalchemy.orm import Session
 from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
 from studyshelf.analytics.warehouse import Metrics, Part, Summary, Warehouse
-from studyshelf.core.errors import NotFound, PermissionDenied
 from studyshelf.events.schema import LMS_VALUES
-from studyshelf.library.files import get_file
-from studyshelf.library.folders import get_folder
+from studyshelf.library.access import ItemLabel, label_items
 from studyshelf.library.sniff import category
 from studyshelf.partners import service as partners
 from studyshelf.partners.principal import Principal
@@ -144,7 +144,10 @@ class Dashboard:
 
 
 class Names:
-    """Names for the ids in usage figures, looked up once each, as far as the principal may see them."""
+    """Names for the ids in usage figures, as far as the principal may see them (the library's access model).
+
+    Files and folders are labelled in batches (`learn`), a few statements however many ids a page shows.
+    """
 
     def __init__(self, db: Session, principal: Principal, org_id: uuid.UUID) -> None:
         self.db, self.principal, self.org_id = db, principal, org_id
@@ -158,27 +161,46 @@ class Names:
             self._orgs = {str(o.id): o.name + (" (you)" if o.id == self.org_id else "") for o in orgs}
         return self._orgs.get(key, "Another organisation")
 
+    def learn(self, *, files: Iterable[str] = (), folders: Iterable[str] = ()) -> None:
+        """Label at once every file and folder key not known yet; a key that names nothing visible gets None."""
+        new_files, new_folders = _parse(files, known=self._files), _parse(folders, known=self._folders)
+        if not new_files and not new_folders:
+            return
+        file_labels, folder_labels = label_items(
+            self.db, viewer=self.principal, file_ids=new_files.values(), folder_ids=new_folders.values()
+        )
+        for key, file_id in new_files.items():
+            found = file_labels[file_id]
+            kind = category(found.content_type) if found.content_type else "other"
+            self._files[key] = (found.name, kind) if _shown(found) else None
+        for key, folder_id in new_folders.items():
+            self._folders[key] = folder_labels[folder_id].name if _shown(folder_labels[folder_id]) else None
+
     def file(self, key: str) -> tuple[str, str] | None:
         """The file's name and kind (pdf, video, …)."""
-        if key not in self._files:
-            try:
-                found = get_file(self.db, principal=self.principal, file_id=uuid.UUID(key))
-            except (NotFound, PermissionDenied, ValueError):
-                self._files[key] = None
-            else:
-                version = found.current_version
-                self._files[key] = (found.name, category(version.content_type) if version else "other")
-        return self._files[key]
+        self.learn(files=[key])
+        return self._files.get(key)
 
     def folder(self, key: str) -> str | None:
-        if key not in self._folders:
-            try:
-                found = get_folder(self.db, principal=self.principal, folder_id=uuid.UUID(key))
-            except (NotFound, PermissionDenied, ValueError):
-                self._folders[key] = None
-            else:
-                self._folders[key] = found.name
-        return self._folders[key]
+        self.learn(folders=[key])
+        return self._folders.get(key)
+
+
+def _parse(keys: Iterable[str], *, known: Container[str]) -> dict[str, uuid.UUID]:
+    parsed = {}
+    for key in keys:
+        if key in known:
+            continue
+        try:
+            parsed[key] = uuid.UUID(key)
+        except ValueError:
+            continue
+    return parsed
+
+
+def _shown(item: ItemLabel) -> bool:
+    """A name is shown while the item is live and the principal may see it."""
+    return item.visible and not item.deleted
 
 
 _EMPTY_LABELS: Final = {"category": "Other", "course": "No course"}
@@ -328,7 +350,13 @@ def top_rows(kind: str, rows: list[tuple[str, Metrics]], query: DashboardQuery, 
     return result
 
 
+def _filtered(query: DashboardQuery, dim: str) -> list[str]:
+    value = query.filters.get(dim)
+    return [value] if value else []
+
+
 def chips(query: DashboardQuery, names: Names) -> list[Chip]:
+    names.learn(files=_filtered(query, "file"), folders=_filtered(query, "folder"))
     return [
         Chip(name, FILTER_TITLES[name], label(name, value, names), query.url(**{name: None}))
         for name, value in query.filters.items()
@@ -363,6 +391,10 @@ def build(
     figures = summaries(db, warehouse, principal=principal, org_id=org_id, query=query)
     names = Names(db, principal, org_id)
     first = figures.overview
+    names.learn(
+        files=[key for key, _m in first.top_files] + _filtered(query, "file"),
+        folders=[key for key, _m in first.top_folders] + _filtered(query, "folder"),
+    )
     bucket = service.build_query(
         org_id=org_id, start=query.start, end=query.end, filters={}, breakdown=None, bucket=None
     ).bucket
