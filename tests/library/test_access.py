@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from studyshelf.analytics.names import Names
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.library import access
@@ -231,3 +232,18 @@ def test_many_ids_take_a_bounded_number_of_statements(services: Services, lib: L
     assert len(many) == len(few) <= 4, many
     assert sum(label.visible for label in files.values()) == 100  # those in Week 1 and below it, not in Course
     assert len(folders) == len(folder_ids)
+
+
+def test_the_dashboard_names_a_page_in_one_batch(services: Services, lib: Library) -> None:
+    with unit_of_work(services.read_sessions) as db:
+        names = Names(db, _principal(db, lib.student), lib.campus)
+        db.scalar(select(Folder.id).limit(1))
+        with _statements(services) as batch:
+            names.learn(files=[str(lib.notes), str(lib.secret), "not an id"], folders=[str(lib.week), str(lib.course)])
+        with _statements(services) as later:
+            found = [names.file(str(lib.notes)), names.file(str(lib.secret)), names.file("not an id")]
+            folders = [names.folder(str(lib.week)), names.folder(str(lib.course))]
+    assert found == [("notes.pdf", "pdf"), None, None]
+    assert folders == ["Week 1", None]
+    assert len(batch) <= 4
+    assert later == []
