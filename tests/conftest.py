@@ -17,7 +17,8 @@ from sqlalchemy import text
 from studyshelf.app import create_app
 from studyshelf.core import migrate
 from studyshelf.core.db import Base, make_engine, unit_of_work
-from studyshelf.library.service import get_root_folder, provision_organization
+from studyshelf.library.folders import get_root_folder
+from studyshelf.library.provisioning import provision_organization
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services, build_services

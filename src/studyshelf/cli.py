@@ -100,7 +100,7 @@ def org_create(
     kind: Annotated[OrgKind, typer.Option(help="operator or partner.")] = OrgKind.PARTNER,
 ) -> None:
     """Create an organisation with its root folder."""
-    from studyshelf.library.service import provision_organization
+    from studyshelf.library.provisioning import provision_organization
 
     with command_services() as services, unit_of_work(services.write_sessions) as db:
         org = provision_organization(db, name=name, slug=slug, kind=kind)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from studyshelf.app import create_app
 from studyshelf.core.db import unit_of_work
-from studyshelf.library.service import provision_organization
+from studyshelf.library.provisioning import provision_organization
 from studyshelf.lti.launch import binding_cookie
 from studyshelf.lti.models import Launch, UsedNonce
 from studyshelf.lti.registrations import RegistrationSpec, create_registration

@@ -13,7 +13,7 @@ from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base, unit_of_work
 from studyshelf.core.ids import sha256_hex
-from studyshelf.library.service import get_root_folder
+from studyshelf.library.folders import get_root_folder
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import ApiToken, Organization, OrgKind, Role, User, WebSession
 from studyshelf.services import Services

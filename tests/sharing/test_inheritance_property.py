@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.library import service as library
+from studyshelf.library.folders import get_folder, get_root_folder
 from studyshelf.library.models import Folder
+from studyshelf.library.provisioning import provision_organization
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import Grant, GrantLevel, OrgKind, Role, TargetType, User
 from studyshelf.partners.permissions import Permission
@@ -64,11 +65,11 @@ def test_grant_inheritance_matches_the_reference_model(services: Services, tree:
     tag = uuid.uuid4().hex[:8]
     now = utcnow()
     with unit_of_work(services.write_sessions) as db:
-        owner = library.provision_organization(db, name="Owner", slug=f"owner-{tag}", kind=OrgKind.OPERATOR)
-        partner = library.provision_organization(db, name="Partner", slug=f"partner-{tag}", kind=OrgKind.PARTNER)
+        owner = provision_organization(db, name="Owner", slug=f"owner-{tag}", kind=OrgKind.OPERATOR)
+        partner = provision_organization(db, name="Partner", slug=f"partner-{tag}", kind=OrgKind.PARTNER)
         editor = partners.create_user(db, email=f"editor-{tag}@partner.test", password="long enough")
         partners.add_member(db, user=editor, org=partner, role=Role.EDITOR)
-        root = library.get_root_folder(db, org_id=owner.id)
+        root = get_root_folder(db, org_id=owner.id)
         folders = [root]
         for index, parent in enumerate(tree.parents):
             folder = Folder(org_id=owner.id, parent_id=folders[parent].id, name=f"f{index}", name_key=f"f{index}")
@@ -97,7 +98,7 @@ def test_grant_inheritance_matches_the_reference_model(services: Services, tree:
         for node, folder_id in enumerate(folder_ids):
             for permission in (Permission.LIBRARY_READ, Permission.LIBRARY_WRITE):
                 try:
-                    library.get_folder(db, principal=principal, folder_id=folder_id, permission=permission)
+                    get_folder(db, principal=principal, folder_id=folder_id, permission=permission)
                     allowed = True
                 except (NotFound, PermissionDenied):
                     allowed = False

@@ -24,7 +24,8 @@ import pytest
 
 from studyshelf.core import migrate
 from studyshelf.core.db import unit_of_work
-from studyshelf.library.service import get_root_folder, provision_organization
+from studyshelf.library.folders import get_root_folder
+from studyshelf.library.provisioning import provision_organization
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import build_services

@@ -176,7 +176,7 @@ def test_tokens_page_creates_shows_once_and_revokes(owner: Member) -> None:
 
 def test_org_switch(world: World, owner: Member) -> None:
     from studyshelf.core.db import unit_of_work
-    from studyshelf.library.service import get_root_folder
+    from studyshelf.library.folders import get_root_folder
     from studyshelf.partners import service as partners
     from studyshelf.partners.models import Organization, OrgKind, Role, User
 

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from studyshelf.analytics import panels
 from studyshelf.analytics.dashboard import parse_query
+from studyshelf.analytics.names import Names
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import NotFound, Unavailable
 from studyshelf.partners import service as partners
@@ -27,7 +28,7 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
         raise NotFound("You are not a member of any organisation.")
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     query = parse_query(request.query_params, today=utcnow().date())
-    names = panels.Names(db, principal, org_id)
+    names = Names(db, principal, org_id)
     context = {
         "query": query,
         "org_name": partners.get_organization(db, org_id).name,

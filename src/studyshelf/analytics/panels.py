@@ -1,8 +1,8 @@
 """The dashboard's panels: KPI tiles, the time series, breakdown bar charts and the top files and folders.
 
 Figures come from the analytics service (one summary per breakdown, all in the organisation's scope);
-names of files, folders and organisations are looked up through the library and partner services, so a
-name is shown only to someone who may see the item.
+names of files, folders and organisations come from `analytics.names.Names` (the library's access model,
+one batch for the whole page), so a name is shown only to someone who may see the item.
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ from sqlalchemy.orm import Session
 
 from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
-from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.analytics.names import Names
 from studyshelf.events.schema import LMS_VALUES
-from studyshelf.library import service as library
-from studyshelf.library.sniff import category
-from studyshelf.partners import service as partners
 from studyshelf.partners.principal import Principal
 from studyshelf.warehouse import Metrics, Part, Summary, Warehouse
 
@@ -140,44 +137,6 @@ class Dashboard:
     top_folders: list[TopRow]
     chips: list[Chip]
     options: dict[str, list[Option]]
-
-
-class Names:
-    """Names for the ids in usage figures, looked up once each, as far as the principal may see them."""
-
-    def __init__(self, db: Session, principal: Principal, org_id: uuid.UUID) -> None:
-        self.db, self.principal, self.org_id = db, principal, org_id
-        self._orgs: dict[str, str] | None = None
-        self._files: dict[str, tuple[str, str] | None] = {}
-        self._folders: dict[str, str | None] = {}
-
-    def org(self, key: str) -> str:
-        if self._orgs is None:
-            orgs = partners.list_organizations(self.db, principal=self.principal)
-            self._orgs = {str(o.id): o.name + (" (you)" if o.id == self.org_id else "") for o in orgs}
-        return self._orgs.get(key, "Another organisation")
-
-    def file(self, key: str) -> tuple[str, str] | None:
-        """The file's name and kind (pdf, video, …)."""
-        if key not in self._files:
-            try:
-                found = library.get_file(self.db, principal=self.principal, file_id=uuid.UUID(key))
-            except (NotFound, PermissionDenied, ValueError):
-                self._files[key] = None
-            else:
-                version = found.current_version
-                self._files[key] = (found.name, category(version.content_type) if version else "other")
-        return self._files[key]
-
-    def folder(self, key: str) -> str | None:
-        if key not in self._folders:
-            try:
-                found = library.get_folder(self.db, principal=self.principal, folder_id=uuid.UUID(key))
-            except (NotFound, PermissionDenied, ValueError):
-                self._folders[key] = None
-            else:
-                self._folders[key] = found.name
-        return self._folders[key]
 
 
 _EMPTY_LABELS: Final = {"category": "Other", "course": "No course"}
@@ -327,7 +286,13 @@ def top_rows(kind: str, rows: list[tuple[str, Metrics]], query: DashboardQuery, 
     return result
 
 
+def _filtered(query: DashboardQuery, dim: str) -> list[str]:
+    value = query.filters.get(dim)
+    return [value] if value else []
+
+
 def chips(query: DashboardQuery, names: Names) -> list[Chip]:
+    names.learn(files=_filtered(query, "file"), folders=_filtered(query, "folder"))
     return [
         Chip(name, FILTER_TITLES[name], label(name, value, names), query.url(**{name: None}))
         for name, value in query.filters.items()
@@ -362,6 +327,10 @@ def build(
     figures = summaries(db, warehouse, principal=principal, org_id=org_id, query=query)
     names = Names(db, principal, org_id)
     first = figures.overview
+    names.learn(
+        files=[key for key, _m in first.top_files] + _filtered(query, "file"),
+        folders=[key for key, _m in first.top_folders] + _filtered(query, "folder"),
+    )
     bucket = service.build_query(
         org_id=org_id, start=query.start, end=query.end, filters={}, breakdown=None, bucket=None
     ).bucket

@@ -1,7 +1,7 @@
 """Members' downloads: a file's current bytes, or any version's.
 
 The hot path: who may read which file is decided by the usual code (`resolve_principal`, then
-`library.get_file` / `library.get_version`, so `partners.permissions`) in a worker thread, and the
+`library.files.get_file` / `get_version`, so `partners.permissions`) in a worker thread, and the
 answer is remembered per process for at most ACCESS_TTL seconds, keyed by the exact credential and
 the file (and version). A revoked token, an ended session, a lost membership or a deleted file thus
 stops working within ACCESS_TTL; failures are never remembered. The bytes themselves are immutable
@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from studyshelf.core.errors import NotAuthenticated, StudyShelfError
 from studyshelf.delivery.streaming import BlobResponse, Representation
-from studyshelf.library import service as library
+from studyshelf.library.files import get_file, get_version
 from studyshelf.library.models import File, FileVersion
 from studyshelf.partners.deps import SESSION_COOKIE, resolve_principal
 from studyshelf.partners.principal import Principal
@@ -216,7 +216,7 @@ async def file_content(file_id: uuid.UUID, request: Request, caller: Caller, dow
     """The current version's bytes (Range, conditional requests; `?download=1` for an attachment)."""
 
     def load(db: Session, principal: Principal) -> Representation:
-        file = library.get_file(db, principal=principal, file_id=file_id)
+        file = get_file(db, principal=principal, file_id=file_id)
         assert file.current_version is not None
         return _representation(file, file.current_version)
 
@@ -237,7 +237,7 @@ async def version_content(
     """One version's bytes; versions never change, so they may be cached for long."""
 
     def load(db: Session, principal: Principal) -> Representation:
-        file, version = library.get_version(db, principal=principal, file_id=file_id, version_id=version_id)
+        file, version = get_version(db, principal=principal, file_id=file_id, version_id=version_id)
         return _representation(file, version)
 
     services = _services(request)

@@ -20,7 +20,7 @@ from studyshelf.delivery.signing import MediaClaims
 from studyshelf.delivery.transfers import Transfer
 from studyshelf.events import Hit
 from studyshelf.events.schema import ClientFacts
-from studyshelf.library import service as library
+from studyshelf.library.access import content_path_ids
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import Services
 from studyshelf.web.security import client_ip
@@ -37,7 +37,7 @@ def _client(request: Request, services: Services) -> ClientFacts:
 
 def folder_path(db: Session, file: File) -> tuple[str, ...]:
     """The ids of the file's folder and its ancestors, root first."""
-    found = library.content_path_ids(db, target_type="file", target_id=file.id)
+    found = content_path_ids(db, target_type="file", target_id=file.id)
     return tuple(str(i) for i in found[1][:-1]) if found else (str(file.folder_id),)
 
 
@@ -72,7 +72,7 @@ def file_hit(
 
 def target_folders(db: Session, link: Link) -> tuple[str, ...]:
     """The folders of a link's target (itself, for a folder), root first; () when it is gone."""
-    found = library.content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
+    found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
     if found is None:
         return ()
     ids = found[1][:-1] if link.target_type == "file" else found[1]

@@ -22,7 +22,9 @@ from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer, normalise_origins
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy, Refusal, Sighting
-from studyshelf.library import service as library
+from studyshelf.library.access import content_path_ids
+from studyshelf.library.files import get_file
+from studyshelf.library.folders import get_folder
 from studyshelf.library.models import File, Folder
 from studyshelf.notify import service as notify
 from studyshelf.partners import audit
@@ -94,9 +96,9 @@ def _acting_org(principal: Principal, org_id: uuid.UUID | None) -> uuid.UUID:
 
 def _load_target(db: Session, *, principal: Principal, target_type: str, target_id: uuid.UUID) -> File | Folder:
     if target_type == "file":
-        return library.get_file(db, principal=principal, file_id=target_id)
+        return get_file(db, principal=principal, file_id=target_id)
     if target_type == "folder":
-        return library.get_folder(db, principal=principal, folder_id=target_id)
+        return get_folder(db, principal=principal, folder_id=target_id)
     raise Invalid("target_type is file or folder.")
 
 
@@ -131,7 +133,7 @@ def create_link(db: Session, *, principal: Principal, spec: LinkSpec) -> Link:
     target = _load_target(db, principal=principal, target_type=spec.target_type, target_id=spec.target_id)
     org_id = _acting_org(principal, spec.org_id)
     require(principal, Permission.LIBRARY_WRITE, org_id, what="organisation's links")
-    found = library.content_path_ids(db, target_type=spec.target_type, target_id=spec.target_id)
+    found = content_path_ids(db, target_type=spec.target_type, target_id=spec.target_id)
     assert found is not None
     if not org_has_access(db, org_id=org_id, owner_org_id=target.org_id, path_ids=found[1]):
         raise NotFound(f"No such {spec.target_type} for that organisation.")
@@ -319,7 +321,7 @@ def link_state(db: Session, link: Link) -> str | None:
         return "suspended"
     if link.expires_at <= utcnow():
         return "expired"
-    found = library.content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
+    found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
     if found is None:
         return "deleted"
     if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1]):

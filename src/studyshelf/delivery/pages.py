@@ -16,7 +16,8 @@ from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.delivery import links
 from studyshelf.delivery.links_api import embed_html, link_status, link_url
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy
-from studyshelf.library import service as library
+from studyshelf.library.files import get_file
+from studyshelf.library.folders import get_folder
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.partners.deps import DbSession, ServicesDep
@@ -62,8 +63,8 @@ def _acting_org(principal: Principal) -> uuid.UUID:
 
 def _target(db: DbSession, principal: Principal, kind: str, item_id: uuid.UUID) -> File | Folder:
     if kind == "folder":
-        return library.get_folder(db, principal=principal, folder_id=item_id)
-    return library.get_file(db, principal=principal, file_id=item_id)
+        return get_folder(db, principal=principal, folder_id=item_id)
+    return get_file(db, principal=principal, file_id=item_id)
 
 
 def _row(db: DbSession, services: Services, principal: Principal, link: Link) -> LinkRow:

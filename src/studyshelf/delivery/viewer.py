@@ -21,7 +21,8 @@ from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.signing import MediaClaims
 from studyshelf.events.beacon import BeaconClaims, sign_beacon
-from studyshelf.library import service as library
+from studyshelf.library.access import content_path_ids, folder_path
+from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, FileVersion, Folder
 from studyshelf.library.sniff import category
 from studyshelf.notify import service as notify
@@ -105,7 +106,7 @@ class Crumb:
 
 def _item_in_link(db: Session, link: Link, kind: str, item_id: uuid.UUID) -> File | Folder:
     """A live file or folder inside what the link shares, or NotFound."""
-    found = library.content_path_ids(db, target_type=kind, target_id=item_id)
+    found = content_path_ids(db, target_type=kind, target_id=item_id)
     if found is None or link.target_id not in found[1]:
         raise NotFound("That item is not part of this link.")
     item = db.get(File, item_id) if kind == "file" else db.get(Folder, item_id)
@@ -116,7 +117,7 @@ def _item_in_link(db: Session, link: Link, kind: str, item_id: uuid.UUID) -> Fil
 def _crumbs(db: Session, link: Link, folder_id: uuid.UUID) -> list[Crumb]:
     if link.target_type != "folder":
         return []
-    path = library.folder_path(db, folder_id)
+    path = folder_path(db, folder_id)
     start = next(i for i, f in enumerate(path) if f.id == link.target_id)
     return [
         Crumb(f.name, f"/v/{link.id}" if f.id == link.target_id else f"/v/{link.id}?folder={f.id}")
@@ -207,7 +208,7 @@ _BADGES = {
 
 
 def _render_folder(request: Request, link: Link, db: Session, folder: Folder) -> HTMLResponse:
-    entries, _cursor = library.children_of(db, folder=folder, limit=500)
+    entries, _cursor = children_of(db, folder=folder, limit=500)
     rows = []
     for entry in entries:
         kind = "folder" if entry.kind == "folder" else category(entry.content_type or "")

@@ -14,7 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
-from studyshelf.library import service as library
+from studyshelf.library.files import add_file
+from studyshelf.library.folders import create_folder, get_root_folder
+from studyshelf.library.listing import list_children
+from studyshelf.library.provisioning import provision_organization
 from studyshelf.library.sniff import sniff_content_type
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import Organization, OrgKind, Role, User
@@ -62,14 +65,14 @@ def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> N
         partners.add_member(db, user=admin, org=operator, role=Role.OWNER)
         partners.add_member(db, user=admin, org=partner, role=Role.ADMIN)
         principal = Principal(user=admin)
-        course = _folder(db, principal, parent_id=library.get_root_folder(db, org_id=operator.id).id, name=COURSE)
+        course = _folder(db, principal, parent_id=get_root_folder(db, org_id=operator.id).id, name=COURSE)
         # Blobs are written before the commit; if the commit fails, recover_storage removes them at the next start.
         added = 0
         for item in DEMO_FILES:
             folder = _folder(db, principal, parent_id=course, name=item.folder)
             if _child_id(db, principal, folder_id=folder, name=item.name) is None:
                 blob, content_type = _store(services.blobs, asset(item.asset), item.name)
-                library.add_file(
+                add_file(
                     db, principal=principal, folder_id=folder, name=item.name, blob=blob, content_type=content_type
                 )
                 added += 1
@@ -91,7 +94,7 @@ def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> N
 
 def _organization(db: Session, name: str, slug: str, kind: OrgKind) -> Organization:
     existing = db.scalar(select(Organization).where(Organization.slug == slug))
-    return existing or library.provision_organization(db, name=name, slug=slug, kind=kind)
+    return existing or provision_organization(db, name=name, slug=slug, kind=kind)
 
 
 def _admin(db: Session, *, email: str, password: str | None) -> tuple[User, str | None]:
@@ -108,7 +111,7 @@ def _admin(db: Session, *, email: str, password: str | None) -> tuple[User, str 
 
 
 def _child_id(db: Session, principal: Principal, *, folder_id: uuid.UUID, name: str) -> uuid.UUID | None:
-    entries, _ = library.list_children(db, principal=principal, folder_id=folder_id, limit=500)
+    entries, _ = list_children(db, principal=principal, folder_id=folder_id, limit=500)
     return next((entry.id for entry in entries if entry.name == name), None)
 
 
@@ -116,7 +119,7 @@ def _folder(db: Session, principal: Principal, *, parent_id: uuid.UUID, name: st
     existing = _child_id(db, principal, folder_id=parent_id, name=name)
     if existing is not None:
         return existing
-    return library.create_folder(db, principal=principal, parent_id=parent_id, name=name).id
+    return create_folder(db, principal=principal, parent_id=parent_id, name=name).id
 
 
 def _store(blobs: BlobStore, source: Traversable, name: str) -> tuple[StoredBlob, str]:

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from studyshelf.core.clock import as_utc
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Invalid
-from studyshelf.library import service
+from studyshelf.library import access, files, folders, listing, trash
 from studyshelf.library.models import File, FileVersion, Folder
 from studyshelf.library.schemas import (
     ChildrenPage,
@@ -59,7 +59,7 @@ MULTIPART_BODY = {
 
 
 def folder_read(db: DbSession, principal: Principal, folder: Folder) -> FolderRead:
-    path = [Crumb(id=f.id, name=f.name) for f in service.visible_path(db, principal=principal, folder=folder)]
+    path = [Crumb(id=f.id, name=f.name) for f in access.visible_path(db, viewer=principal, folder=folder)]
     return FolderRead(
         **{k: getattr(folder, k) for k in ("id", "org_id", "parent_id", "name", "created_at", "updated_at")}, path=path
     )
@@ -103,7 +103,7 @@ def me(principal: CurrentPrincipal, db: DbSession) -> MeRead:
     for membership in sorted(principal.user.memberships, key=lambda m: m.organization.name):
         role = role_in(principal, membership.org_id)
         if role is not None:
-            root = service.get_root_folder(db, org_id=membership.org_id)
+            root = folders.get_root_folder(db, org_id=membership.org_id)
             orgs.append(
                 MyOrgRead(
                     **OrgRead.model_validate(membership.organization).model_dump(), role=role, root_folder_id=root.id
@@ -120,7 +120,7 @@ def create_folder(
     body: FolderCreate, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
 ) -> FolderRead:
     """Create a folder inside another."""
-    folder = service.create_folder(
+    folder = folders.create_folder(
         db, principal=principal, parent_id=body.parent_id, name=body.name, on_conflict=on_conflict
     )
     return folder_read(db, principal, folder)
@@ -129,7 +129,7 @@ def create_folder(
 @router.get("/folders/{folder_id}", response_model=FolderRead)
 def get_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> FolderRead:
     """A folder with its path from the root."""
-    return folder_read(db, principal, service.get_folder(db, principal=principal, folder_id=folder_id))
+    return folder_read(db, principal, folders.get_folder(db, principal=principal, folder_id=folder_id))
 
 
 def _cursor_key_fits(sort: str | None, key: object) -> bool:
@@ -143,7 +143,7 @@ def _cursor_key_fits(sort: str | None, key: object) -> bool:
     return True
 
 
-def _decode_cursor(cursor: str | None, sort: str | None = None) -> service.Cursor | None:
+def _decode_cursor(cursor: str | None, sort: str | None = None) -> listing.Cursor | None:
     if cursor is None:
         return None
     try:
@@ -156,7 +156,7 @@ def _decode_cursor(cursor: str | None, sort: str | None = None) -> service.Curso
     return (int(kind), key, str(item_id))
 
 
-def _encode_cursor(cursor: service.Cursor | None) -> str | None:
+def _encode_cursor(cursor: listing.Cursor | None) -> str | None:
     return None if cursor is None else base64.urlsafe_b64encode(json.dumps(list(cursor)).encode()).decode().rstrip("=")
 
 
@@ -171,7 +171,7 @@ def list_children(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ChildrenPage:
     """A folder's children, folders first, sorted, one page at a time."""
-    entries, next_cursor = service.list_children(
+    entries, next_cursor = listing.list_children(
         db,
         principal=principal,
         folder_id=folder_id,
@@ -198,20 +198,20 @@ def update_folder(
     """Rename and/or move a folder."""
     if body.name is None and body.parent_id is None:
         raise Invalid("Give a new name, a new parent_id, or both.")
-    folder = service.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+    folder = folders.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
     if body.parent_id is not None:
-        folder = service.move_folder(
+        folder = folders.move_folder(
             db, principal=principal, folder_id=folder_id, target_id=body.parent_id, on_conflict=on_conflict
         )
     if body.name is not None:
-        folder = service.rename_folder(db, principal=principal, folder_id=folder_id, name=body.name)
+        folder = folders.rename_folder(db, principal=principal, folder_id=folder_id, name=body.name)
     return folder_read(db, principal, folder)
 
 
 @router.delete("/folders/{folder_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
     """Move a folder and everything in it to the trash."""
-    service.delete_folder(db, principal=principal, folder_id=folder_id)
+    folders.delete_folder(db, principal=principal, folder_id=folder_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -220,7 +220,7 @@ def restore_folder(
     folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
 ) -> FolderRead:
     """Bring a folder back from the trash."""
-    folder = service.restore(db, principal=principal, kind="folder", item_id=folder_id, on_conflict=on_conflict)
+    folder = trash.restore(db, principal=principal, kind="folder", item_id=folder_id, on_conflict=on_conflict)
     assert isinstance(folder, Folder)
     return folder_read(db, principal, folder)
 
@@ -230,9 +230,9 @@ async def _authorise_upload(
 ) -> None:
     def check() -> None:
         if folder_id is not None:
-            service.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+            folders.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
         if file_id is not None:
-            service.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+            files.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
         db.commit()  # release the database before a long upload; nothing here needs to stay open
 
     await run_in_threadpool(check)
@@ -258,7 +258,7 @@ async def upload_file(
 
     def record(blob: StoredBlob) -> FileRead:
         with unit_of_work(services.write_sessions) as tx:
-            file = service.add_file(
+            file = files.add_file(
                 tx,
                 principal=principal,
                 folder_id=folder_id,
@@ -276,7 +276,7 @@ async def upload_file(
 @router.get("/files/{file_id}", response_model=FileRead)
 def get_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> FileRead:
     """A file's metadata and its current version."""
-    return file_read(service.get_file(db, principal=principal, file_id=file_id))
+    return file_read(files.get_file(db, principal=principal, file_id=file_id))
 
 
 @router.patch("/files/{file_id}", response_model=FileRead)
@@ -290,20 +290,20 @@ def update_file(
     """Rename and/or move a file."""
     if body.name is None and body.folder_id is None:
         raise Invalid("Give a new name, a new folder_id, or both.")
-    file = service.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+    file = files.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
     if body.folder_id is not None:
-        file = service.move_file(
+        file = files.move_file(
             db, principal=principal, file_id=file_id, target_id=body.folder_id, on_conflict=on_conflict
         )
     if body.name is not None:
-        file = service.rename_file(db, principal=principal, file_id=file_id, name=body.name)
+        file = files.rename_file(db, principal=principal, file_id=file_id, name=body.name)
     return file_read(file)
 
 
 @router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
     """Move a file to the trash."""
-    service.delete_file(db, principal=principal, file_id=file_id)
+    files.delete_file(db, principal=principal, file_id=file_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -312,7 +312,7 @@ def restore_file(
     file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
 ) -> FileRead:
     """Bring a file back from the trash."""
-    file = service.restore(db, principal=principal, kind="file", item_id=file_id, on_conflict=on_conflict)
+    file = trash.restore(db, principal=principal, kind="file", item_id=file_id, on_conflict=on_conflict)
     assert isinstance(file, File)
     return file_read(file)
 
@@ -320,7 +320,7 @@ def restore_file(
 @router.get("/files/{file_id}/versions", response_model=list[VersionRead])
 def list_versions(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> list[VersionRead]:
     """Every version of a file, newest first."""
-    return [version_read(v) for v in service.list_versions(db, principal=principal, file_id=file_id)]
+    return [version_read(v) for v in files.list_versions(db, principal=principal, file_id=file_id)]
 
 
 @router.post(
@@ -338,7 +338,7 @@ async def upload_version(
 
     def record(blob: StoredBlob) -> VersionRead:
         with unit_of_work(services.write_sessions) as tx:
-            version = service.add_version(
+            version = files.add_version(
                 tx, principal=principal, file_id=file_id, blob=blob, content_type=received.content_type
             )
             received.writer.commit()
@@ -352,7 +352,7 @@ def list_trash(
     org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
 ) -> list[TrashItemRead]:
     """What was deleted in an organisation and can still be restored."""
-    items = service.list_trash(
+    items = trash.list_trash(
         db, principal=principal, org_id=org_id, retention_days=services.settings.trash_retention_days
     )
     return [

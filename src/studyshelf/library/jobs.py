@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.library import service
-from studyshelf.library.models import Blob
+from studyshelf.library import blobs, trash
 from studyshelf.services import Services
 
 
@@ -17,15 +14,15 @@ def purge_trash(services: Services, *, retention_days: int | None = None) -> tup
     """Purge trash older than the retention; return (items purged, blobs deleted)."""
     days = services.settings.trash_retention_days if retention_days is None else retention_days
     with unit_of_work(services.write_sessions) as db:
-        purged = service.purge_trash(db, older_than=utcnow() - timedelta(days=days))
-        digests = service.unreferenced_blobs(db)
-        service.forget_blobs(db, digests=digests)
+        purged = trash.purge_trash(db, older_than=utcnow() - timedelta(days=days))
+        digests = blobs.unreferenced_blobs(db)
+        blobs.forget_blobs(db, digests=digests)
     # Bytes go only after the rows are gone, so a crash here leaves an orphan, never a dangling row; and
     # only if no upload of the same bytes has recorded them again meanwhile (it also rewrites the file).
     deleted = 0
     for digest in digests:
         with unit_of_work(services.read_sessions) as db:
-            if service.known_blob(db, digest):
+            if blobs.known_blob(db, digest):
                 continue
         services.blobs.delete(digest)
         deleted += 1
@@ -42,7 +39,7 @@ def recover_storage(services: Services) -> int:
     if not services.settings.is_embedded_database:
         return removed
     with unit_of_work(services.read_sessions) as db:
-        known = set(db.scalars(select(Blob.sha256)))
+        known = blobs.known_digests(db)
     for digest in services.blobs.iter_digests():
         if digest not in known:
             services.blobs.delete(digest)
@@ -57,7 +54,7 @@ def collect_orphans(services: Services, memo: str) -> str:
     """
     services.blobs.recover()
     with unit_of_work(services.read_sessions) as db:
-        known = set(db.scalars(select(Blob.sha256)))
+        known = blobs.known_digests(db)
     orphans = {digest for digest in services.blobs.iter_digests() if digest not in known}
     previous = set(memo.split()) if memo else set()
     for digest in orphans & previous:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
-from studyshelf.library import service, sharing
+from studyshelf.library import access, files, folders, listing, sharing, trash
 from studyshelf.library.api import _decode_cursor, _encode_cursor
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
@@ -38,8 +38,8 @@ def _listing(
     db: DbSession, principal: Principal, folder_id: uuid.UUID, *, sort: SortKey, order: Order, cursor: str | None = None
 ) -> dict[str, Any]:
     """Everything the folder page and its fragments show."""
-    folder = service.get_folder(db, principal=principal, folder_id=folder_id)
-    entries, next_cursor = service.list_children(
+    folder = folders.get_folder(db, principal=principal, folder_id=folder_id)
+    entries, next_cursor = listing.list_children(
         db,
         principal=principal,
         folder_id=folder.id,
@@ -50,7 +50,7 @@ def _listing(
     )
     return {
         "folder": folder,
-        "path": service.visible_path(db, principal=principal, folder=folder),
+        "path": access.visible_path(db, viewer=principal, folder=folder),
         "entries": [(entry, category(entry.content_type) if entry.content_type else "folder") for entry in entries],
         "next_cursor": _encode_cursor(next_cursor),
         "sort": sort,
@@ -68,9 +68,9 @@ def _may_change(db: DbSession, principal: Principal, kind: str, item_id: uuid.UU
         return True
     try:
         if kind == "folder":
-            service.get_folder(db, principal=principal, folder_id=item_id, permission=Permission.LIBRARY_WRITE)
+            folders.get_folder(db, principal=principal, folder_id=item_id, permission=Permission.LIBRARY_WRITE)
         else:
-            service.get_file(db, principal=principal, file_id=item_id, permission=Permission.LIBRARY_WRITE)
+            files.get_file(db, principal=principal, file_id=item_id, permission=Permission.LIBRARY_WRITE)
     except (NotFound, PermissionDenied):
         return False
     return True
@@ -91,7 +91,7 @@ def home(request: Request, principal: PagePrincipal, db: DbSession) -> Response:
     if org_id is None:
         detail = "Your account is not a member of any organisation yet. Ask an owner to invite you."
         return render(request, "error.html", {"status": 200, "title": "No library yet", "detail": detail})
-    return RedirectResponse(f"/library/{service.get_root_folder(db, org_id=org_id).id}", status_code=303)
+    return RedirectResponse(f"/library/{folders.get_root_folder(db, org_id=org_id).id}", status_code=303)
 
 
 @router.get("/library/{folder_id}", response_class=HTMLResponse)
@@ -108,7 +108,7 @@ def folder_page(
     if is_htmx(request):
         return render(request, "library/folder.html", context, block="more_rows" if cursor else "listing")
     if context["can_move"]:
-        context["move_targets"] = service.search_folders_for_move(
+        context["move_targets"] = folders.search_folders_for_move(
             db, principal=principal, org_id=context["folder"].org_id
         )
     return render(request, "library/folder.html", context)
@@ -118,7 +118,7 @@ def folder_page(
 def new_folder(
     request: Request, folder_id: uuid.UUID, principal: PagePrincipal, db: DbSession, name: Annotated[str, Form()]
 ) -> Response:
-    created = service.create_folder(db, principal=principal, parent_id=folder_id, name=name)
+    created = folders.create_folder(db, principal=principal, parent_id=folder_id, name=name)
     return _changed(request, db, principal, folder_id, f"Created folder “{created.name}”.")
 
 
@@ -133,9 +133,9 @@ def rename_item(
     name: Annotated[str, Form()],
 ) -> Response:
     if kind == "folder":
-        item: Any = service.rename_folder(db, principal=principal, folder_id=item_id, name=name)
+        item: Any = folders.rename_folder(db, principal=principal, folder_id=item_id, name=name)
     else:
-        item = service.rename_file(db, principal=principal, file_id=item_id, name=name)
+        item = files.rename_file(db, principal=principal, file_id=item_id, name=name)
     return _changed(request, db, principal, folder_id, f"Renamed to “{item.name}”.")
 
 
@@ -150,11 +150,11 @@ def move_item(
     target_id: ItemId,
 ) -> Response:
     if kind == "folder":
-        item: Any = service.move_folder(
+        item: Any = folders.move_folder(
             db, principal=principal, folder_id=item_id, target_id=target_id, on_conflict="rename"
         )
     else:
-        item = service.move_file(db, principal=principal, file_id=item_id, target_id=target_id, on_conflict="rename")
+        item = files.move_file(db, principal=principal, file_id=item_id, target_id=target_id, on_conflict="rename")
     return _changed(request, db, principal, folder_id, f"Moved “{item.name}”.")
 
 
@@ -163,22 +163,22 @@ def delete_item(
     request: Request, folder_id: uuid.UUID, principal: PagePrincipal, db: DbSession, kind: Kind, item_id: ItemId
 ) -> Response:
     if kind == "folder":
-        item: Any = service.delete_folder(db, principal=principal, folder_id=item_id)
+        item: Any = folders.delete_folder(db, principal=principal, folder_id=item_id)
     else:
-        item = service.delete_file(db, principal=principal, file_id=item_id)
+        item = files.delete_file(db, principal=principal, file_id=item_id)
     return _changed(request, db, principal, folder_id, f"Moved “{item.name}” to the trash.")
 
 
 @router.get("/files/{file_id}", response_class=HTMLResponse)
 def file_page(request: Request, file_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
-    file = service.get_file(db, principal=principal, file_id=file_id)
+    file = files.get_file(db, principal=principal, file_id=file_id)
     assert file.current_version is not None
     context = {
         "file": file,
         "version": file.current_version,
         "kind": category(file.current_version.content_type),
         "path": _file_path(db, principal, file),
-        "versions": service.list_versions(db, principal=principal, file_id=file.id),
+        "versions": files.list_versions(db, principal=principal, file_id=file.id),
         "can_write": _may_change(db, principal, "file", file.id, file.org_id),
         "can_share": allows(principal, Permission.LIBRARY_SHARE, file.org_id),
         "nav": "library" if allows(principal, Permission.LIBRARY_READ, file.org_id) else "shared",
@@ -189,10 +189,10 @@ def file_page(request: Request, file_id: uuid.UUID, principal: PagePrincipal, db
 def _file_path(db: DbSession, principal: Principal, file: File) -> list[Folder]:
     """Breadcrumbs for a file: its folders as far as the principal may see them (none for a file shared alone)."""
     try:
-        folder = service.get_folder(db, principal=principal, folder_id=file.folder_id)
+        folder = folders.get_folder(db, principal=principal, folder_id=file.folder_id)
     except NotFound:
         return []
-    return service.visible_path(db, principal=principal, folder=folder)
+    return access.visible_path(db, viewer=principal, folder=folder)
 
 
 def _trash(request: Request, db: DbSession, principal: Principal, services: ServicesDep, **extra: Any) -> Response:
@@ -200,7 +200,7 @@ def _trash(request: Request, db: DbSession, principal: Principal, services: Serv
     if org_id is None:
         raise NotFound("You are not a member of any organisation.")
     days = services.settings.trash_retention_days
-    items = service.list_trash(db, principal=principal, org_id=org_id, retention_days=days)
+    items = trash.list_trash(db, principal=principal, org_id=org_id, retention_days=days)
     context = {
         "items": items,
         "retention_days": days,
@@ -219,7 +219,7 @@ def trash_page(request: Request, principal: PagePrincipal, db: DbSession, servic
 def restore_item(
     request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, kind: Kind, item_id: ItemId
 ) -> Response:
-    item = service.restore(db, principal=principal, kind=kind, item_id=item_id, on_conflict="rename")
+    item = trash.restore(db, principal=principal, kind=kind, item_id=item_id, on_conflict="rename")
     if not is_htmx(request):
         return RedirectResponse("/trash", status_code=303)
     folder_id = item.parent_id if isinstance(item, Folder) else item.folder_id
@@ -236,9 +236,9 @@ def _share_panel(
     target_type = TargetType(kind)
     grants = sharing.grants_on_item(db, principal=principal, target_type=target_type, target_id=item_id)
     item: Folder | File = (
-        service.get_folder(db, principal=principal, folder_id=item_id)
+        folders.get_folder(db, principal=principal, folder_id=item_id)
         if kind == "folder"
-        else service.get_file(db, principal=principal, file_id=item_id)
+        else files.get_file(db, principal=principal, file_id=item_id)
     )
     orgs = [o for o in partners.list_organizations(db, principal=principal) if o.id != item.org_id]
     names = {o.id: o.name for o in orgs}

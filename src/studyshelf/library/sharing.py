@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from studyshelf.core.errors import NotFound
+from studyshelf.library.access import content_path_ids
 from studyshelf.library.models import File, Folder
-from studyshelf.library.service import content_path_ids
 from studyshelf.partners import grants
 from studyshelf.partners.models import Grant, GrantLevel, Organization, TargetType
 from studyshelf.partners.permissions import Permission, require

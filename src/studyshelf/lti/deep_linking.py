@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
-from studyshelf.library import service as library
+from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
 from studyshelf.lti import keys, registrations
 from studyshelf.lti.launch import CLAIM, DL_CLAIM, TARGET_PARAM, ValidLaunch
@@ -123,7 +123,7 @@ def content_items(
         if not isinstance(item, File | Folder):
             raise Invalid("Some of the chosen material is no longer available. Choose again.")
         if choice.expand and isinstance(item, Folder):
-            entries, _cursor = library.children_of(db, folder=item, limit=MAX_ITEMS)
+            entries, _cursor = children_of(db, folder=item, limit=MAX_ITEMS)
             items.extend(
                 _item(base_url, Target("file", e.id), e.name, session, text=item.name)
                 for e in entries

@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from studyshelf.library import service as library
+from studyshelf.library.access import content_path_ids
+from studyshelf.library.folders import get_root_folder
 from studyshelf.library.models import File, Folder
 from studyshelf.partners.grants import grants_to, org_has_access
 from studyshelf.partners.models import TargetType
@@ -53,7 +54,7 @@ def target_from_launch(custom: object, target_link_uri: object, param: str) -> T
 
 def reach(db: Session, *, org_id: uuid.UUID, target: Target) -> File | Folder | bool | None:
     """The live item if the organisation reaches it; None when it is gone; False when access ended."""
-    found = library.content_path_ids(db, target_type=target.kind, target_id=target.id)
+    found = content_path_ids(db, target_type=target.kind, target_id=target.id)
     if found is None:
         return None
     owner, path = found
@@ -64,7 +65,7 @@ def reach(db: Session, *, org_id: uuid.UUID, target: Target) -> File | Folder | 
 
 def within(db: Session, *, kind: str, item_id: uuid.UUID, ancestor_id: uuid.UUID) -> bool:
     """Whether a live item lies at or below another (a folder target's contents)."""
-    found = library.content_path_ids(db, target_type=kind, target_id=item_id)
+    found = content_path_ids(db, target_type=kind, target_id=item_id)
     return found is not None and ancestor_id in found[1]
 
 
@@ -77,9 +78,9 @@ class Root:
 
 def roots(db: Session, *, org_id: uuid.UUID) -> list[Root]:
     """The organisation's own root folder, then what other organisations shared with it."""
-    result = [Root(library.get_root_folder(db, org_id=org_id), "folder", "")]
+    result = [Root(get_root_folder(db, org_id=org_id), "folder", "")]
     for grant in grants_to(db, grantee_org_id=org_id):
-        if library.content_path_ids(db, target_type=grant.target_type.value, target_id=grant.target_id) is None:
+        if content_path_ids(db, target_type=grant.target_type.value, target_id=grant.target_id) is None:
             continue
         item: File | Folder | None = (
             db.get(Folder, grant.target_id) if grant.target_type is TargetType.FOLDER else db.get(File, grant.target_id)

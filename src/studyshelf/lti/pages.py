@@ -20,7 +20,7 @@ from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.viewer import VIEWER_TOKEN_SECONDS, check_viewer_token, media_urls, viewer_token
 from studyshelf.events.beacon import BeaconClaims, sign_beacon
-from studyshelf.library import service as library
+from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.lti import deep_linking, keys, launch, resource
@@ -251,7 +251,7 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
     expires = now + VIEWER_TOKEN_SECONDS
     token = viewer_token(services.settings.secret_key, scope, expires)
     if isinstance(item, Folder):
-        entries, _cursor = library.children_of(db, folder=item, limit=500)
+        entries, _cursor = children_of(db, folder=item, limit=500)
         rows = []
         for entry in entries:
             kind = "folder" if entry.kind == "folder" else category(entry.content_type or "")

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.embed import origin_of
-from studyshelf.library import service as library
+from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.lti import deep_linking
@@ -62,7 +62,7 @@ def pick(
                         request, status=404, headline="Not found", message="That folder is not available."
                     )
                 current = reached
-                entries, _cursor = library.children_of(db, folder=reached, limit=500)
+                entries, _cursor = children_of(db, folder=reached, limit=500)
                 rows = [_row(e.kind, e.id, e.name, e.content_type) for e in entries]
             else:
                 rows = [

@@ -44,7 +44,7 @@ def hash_password(password: str) -> str:
 
 
 def create_organization(db: Session, *, name: str, slug: str, kind: OrgKind) -> Organization:
-    """Create an organisation (without its root folder: library.service.provision_organization adds it)."""
+    """Create an organisation (without its root folder: library.provisioning.provision_organization adds it)."""
     if not SLUG_RE.match(slug):
         raise Invalid("A slug is 1-64 lowercase letters, digits and hyphens.")
     if db.scalar(select(Organization.id).where(Organization.slug == slug)):

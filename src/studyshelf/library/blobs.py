@@ -1,0 +1,41 @@
+"""Content-addressed blobs: recording one once, and which are no longer used (bytes live in the blob store)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from studyshelf.core.clock import utcnow
+from studyshelf.library.models import Blob, FileVersion
+from studyshelf.storage import StoredBlob
+
+
+def record_blob(db: Session, *, blob: StoredBlob) -> None:
+    """Register a stored blob once, even when two uploads of the same bytes race."""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.execute(insert(Blob).values(sha256=blob.sha256, size=blob.size, created_at=utcnow()).on_conflict_do_nothing())
+
+
+def unreferenced_blobs(db: Session) -> list[str]:
+    """Blobs no version points at any more (safe to delete from the store)."""
+    used = select(FileVersion.blob_sha256)
+    return list(db.scalars(select(Blob.sha256).where(Blob.sha256.not_in(used))))
+
+
+def forget_blobs(db: Session, *, digests: list[str]) -> None:
+    """Delete the rows of blobs whose bytes are about to go."""
+    if digests:
+        db.execute(delete(Blob).where(Blob.sha256.in_(digests)))
+        db.flush()
+
+
+def known_blob(db: Session, sha256: str) -> bool:
+    """Whether a row knows this blob (an upload may have recorded it again since it was forgotten)."""
+    return db.get(Blob, sha256) is not None
+
+
+def known_digests(db: Session) -> set[str]:
+    """Every blob a row knows of (what the store may keep)."""
+    return set(db.scalars(select(Blob.sha256)))
