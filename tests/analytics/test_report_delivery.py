@@ -87,7 +87,7 @@ def _deliveries(services: Services) -> list[ReportDelivery]:
 
 
 def _yesterday_shelf(world: World) -> Shelf:
-    return shelf(world, day=today_in("UTC") - timedelta(days=1))
+    return shelf(world, day=today_in("UTC", world.services.clock.now()) - timedelta(days=1))
 
 
 def test_a_ready_day_is_emailed_with_its_csv_and_posted_signed_to_the_webhook(mailing: Mailing, hook: Hook) -> None:
@@ -96,7 +96,7 @@ def test_a_ready_day_is_emailed_with_its_csv_and_posted_signed_to_the_webhook(ma
     assert deliver_due(mailing.services, "") == "1 reports delivered, 0 failed"
 
     (message,) = mailing.inbox.messages
-    day = today_in("UTC") - timedelta(days=1)
+    day = today_in("UTC", mailing.services.clock.now()) - timedelta(days=1)
     assert message["To"] == "dean@example.edu, data@example.edu"
     assert message["Subject"] == f"Publisher: StudyShelf report for {day:%d %b %Y}"
     body = message.get_body(("plain",))
@@ -175,7 +175,7 @@ def test_attempts_stop_at_the_limit_and_saving_the_settings_starts_again(world: 
 
 
 def test_only_finished_recent_days_of_organisations_with_a_destination_are_due(mailing: Mailing, hook: Hook) -> None:
-    today = today_in("UTC")
+    today = today_in("UTC", mailing.services.clock.now())
     s = shelf(mailing.world, day=today - timedelta(days=LOOKBACK_DAYS + 2))  # too old to send now
     mark_rolled(mailing.services, day=today - timedelta(days=2))
     mark_rolled(mailing.services, day=today)  # cannot be complete: never sent
@@ -189,7 +189,7 @@ def test_days_follow_each_organisations_time_zone(mailing: Mailing, hook: Hook) 
     s = _yesterday_shelf(mailing.world)
     tz = "Pacific/Kiritimati"  # UTC+14: its yesterday may be UTC's today
     _configure(s.p.publisher, webhook=hook.url, tz=tz)
-    yesterday = today_in(tz) - timedelta(days=1)
+    yesterday = today_in(tz, mailing.services.clock.now()) - timedelta(days=1)
     mark_rolled(mailing.services, tz=tz, day=yesterday)
     assert deliver_due(mailing.services, "") == "1 reports delivered, 0 failed"
     report = json.loads(hook.received[0][1])

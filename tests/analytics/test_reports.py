@@ -169,7 +169,7 @@ def test_deleted_items_keep_their_names(world: World, s: Shelf) -> None:
 
 
 def test_days_are_listed_with_status_and_links(world: World, s: Shelf) -> None:
-    today = today_in("UTC")
+    today = today_in("UTC", world.services.clock.now())
     mark_rolled(world.services, day=today - timedelta(days=1))
     mark_rolled(world.services, day=today - timedelta(days=3))
     params = {"org_id": str(s.p.operator.id), "from": (today - timedelta(days=3)).isoformat()}

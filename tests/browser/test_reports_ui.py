@@ -39,7 +39,7 @@ def shelf(server: Server) -> Iterator[Services]:
 
 def _roll_yesterday(services: Services) -> str:
     """A day of the operator's usage (merged, so rows the demo may have rolled itself are overwritten)."""
-    day = today_in("UTC") - timedelta(days=1)
+    day = today_in("UTC", services.clock.now()) - timedelta(days=1)
     with unit_of_work(services.write_sessions) as db:
         org = db.scalars(select(Organization).where(Organization.name == OPERATOR)).one()
         zero = dict.fromkeys(("viewers", "load_ok", "fails", "downloads", "blocked", "bytes", "load_ms_sum"), 0)

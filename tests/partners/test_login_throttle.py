@@ -1,14 +1,13 @@
 """Issue 13.9: sign-in throttling per (account, client network) with back-off, and a per-account ceiling.
 
-Nobody can lock an account out for everyone by failing to sign in to it. Time comes from core/clock.py,
-which the `clock` fixture moves: no test sleeps.
+Nobody can lock an account out for everyone by failing to sign in to it. Time comes from the services'
+clock, a MovableClock that the tests move: no test sleeps.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from studyshelf.app import create_app
-from studyshelf.core import clock as core_clock
+from studyshelf.core.clock import MovableClock, utcnow
 from studyshelf.jobs.runner import JOBS
 from studyshelf.partners.jobs import prune_login_failures
 from studyshelf.partners.models import LoginFailure
@@ -32,32 +31,17 @@ WRONG = "not the password"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
-class Clock:
-    """A clock that stands still until a test moves it."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    frozen = Clock()
-    monkeypatch.setattr(core_clock, "utcnow", frozen)
-    return frozen
+def clock() -> MovableClock:
+    return MovableClock(utcnow().replace(microsecond=0))
 
 
 class Site:
-    """The app with some sign-in settings changed, and clients at chosen addresses."""
+    """The app on a movable clock with some sign-in settings changed, and clients at chosen addresses."""
 
-    def __init__(self, services: Services, **settings: Any) -> None:
+    def __init__(self, services: Services, clock: MovableClock, **settings: Any) -> None:
         changed = services.settings.model_copy(update=settings)
-        self.services = dataclasses.replace(services, settings=changed)
+        self.services = dataclasses.replace(services, settings=changed, clock=clock)
         self.app = create_app(services=self.services)
 
     def client(self, address: str) -> TestClient:
@@ -87,8 +71,8 @@ def test_client_networks(client: str, network: str) -> None:
     assert client_network(client) == network
 
 
-def test_an_attackers_failures_do_not_lock_the_owner_out(world: World, services: Services, clock: Clock) -> None:
-    site = Site(services)
+def test_an_attackers_failures_do_not_lock_the_owner_out(world: World, services: Services, clock: MovableClock) -> None:
+    site = Site(services, clock)
     owner = world.member(world.org())
     answers = [site.login("198.51.100.7", owner.email, WRONG).status_code for _ in range(30)]
     assert answers[:5] == [401] * 5
@@ -104,9 +88,9 @@ def test_an_attackers_failures_do_not_lock_the_owner_out(world: World, services:
 
 
 def test_the_back_off_doubles_is_capped_and_resets_after_a_success(
-    world: World, services: Services, clock: Clock
+    world: World, services: Services, clock: MovableClock
 ) -> None:
-    site = Site(services, login_window_seconds=86400, login_backoff_max_seconds=60)
+    site = Site(services, clock, login_window_seconds=86400, login_backoff_max_seconds=60)
     owner = world.member(world.org())
     for _ in range(5):
         assert site.login("198.51.100.7", owner.email, WRONG).status_code == 401
@@ -127,8 +111,8 @@ def test_the_back_off_doubles_is_capped_and_resets_after_a_success(
         assert site.login("198.51.100.7", owner.email, WRONG).status_code == 401
 
 
-def test_the_per_account_ceiling_holds_across_networks(world: World, services: Services, clock: Clock) -> None:
-    site = Site(services, login_account_max_failures=12)
+def test_the_per_account_ceiling_holds_across_networks(world: World, services: Services, clock: MovableClock) -> None:
+    site = Site(services, clock, login_account_max_failures=12)
     owner = world.member(world.org())
     for network in range(6):  # below the per-network threshold everywhere
         for _ in range(2):
@@ -145,9 +129,9 @@ def test_the_per_account_ceiling_holds_across_networks(world: World, services: S
 
 
 def test_a_throttled_answer_does_not_tell_whether_the_account_exists(
-    world: World, services: Services, clock: Clock
+    world: World, services: Services, clock: MovableClock
 ) -> None:
-    site = Site(services)
+    site = Site(services, clock)
     owner = world.member(world.org())
     answers = []
     for email in (owner.email, "nobody@northwind.test"):
@@ -159,8 +143,8 @@ def test_a_throttled_answer_does_not_tell_whether_the_account_exists(
     assert answers[0] == answers[1]
 
 
-def test_the_sign_in_page_says_when_to_try_again(world: World, services: Services, clock: Clock) -> None:
-    site = Site(services)
+def test_the_sign_in_page_says_when_to_try_again(world: World, services: Services, clock: MovableClock) -> None:
+    site = Site(services, clock)
     owner = world.member(world.org())
     browser = site.client("198.51.100.7")
     form = {"email": owner.email, "password": WRONG, "next": "/"}
@@ -174,21 +158,21 @@ def test_the_sign_in_page_says_when_to_try_again(world: World, services: Service
     assert login_form["email"] == owner.email
 
 
-def test_old_failures_are_pruned(world: World, services: Services, clock: Clock) -> None:
-    site = Site(services)
+def test_old_failures_are_pruned(world: World, services: Services, clock: MovableClock) -> None:
+    site = Site(services, clock)
     owner = world.member(world.org())
     assert site.login("198.51.100.7", owner.email, WRONG).status_code == 401
     clock.advance(services.settings.login_window_seconds - 1)
     assert site.login("198.51.100.7", owner.email, WRONG).status_code == 401
     clock.advance(2)
-    assert prune_login_failures(services, "") == "removed 3 old sign-in failures"
+    assert prune_login_failures(site.services, "") == "removed 3 old sign-in failures"
     with services.read_sessions() as db:
         assert db.scalar(select(func.count()).select_from(LoginFailure)) == 3
     assert "partners.login_failures" in {job.name for job in JOBS}
 
 
-def test_parallel_guesses_cannot_all_pass_the_check(world: World, services: Services, clock: Clock) -> None:
-    site = Site(services, login_max_failures=3)
+def test_parallel_guesses_cannot_all_pass_the_check(world: World, services: Services, clock: MovableClock) -> None:
+    site = Site(services, clock, login_max_failures=3)
     owner = world.member(world.org())
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: site.login("198.51.100.7", owner.email, WRONG).status_code, range(8)))

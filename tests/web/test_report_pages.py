@@ -15,7 +15,7 @@ PAGE = "/analytics/reports"
 
 
 def test_the_page_lists_days_with_downloads_for_ready_ones(world: World, owner: Member) -> None:
-    yesterday = today_in("UTC") - timedelta(days=1)
+    yesterday = today_in("UTC", world.services.clock.now()) - timedelta(days=1)
     rollup(
         world.services, scope=owner.org_id, day=yesterday, rows={("", ""): {"views": 1234, "load_ok": 9, "fails": 3}}
     )

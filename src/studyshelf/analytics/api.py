@@ -13,7 +13,6 @@ from fastapi.concurrency import run_in_threadpool
 from studyshelf.analytics import beacons, service
 from studyshelf.analytics.collect import Collector
 from studyshelf.analytics.schemas import BreakdownRow, MetricsRead, SeriesPoint, SummaryRead
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import TooLarge, Unavailable
 from studyshelf.events.schema import ClientFacts
 from studyshelf.partners.deps import ClientIp, CurrentPrincipal, DbSession, ServicesDep
@@ -54,7 +53,8 @@ def summary(
     """Views, unique viewers, failures, bytes and load times of an organisation's usage: its own content
     (by anyone it shared with) and its own use of content shared with it; never another partner's."""
     tz = service.time_zone(db, org_id=org_id)
-    end = to or utcnow().astimezone(ZoneInfo(tz)).date()
+    now = services.clock.now()
+    end = to or now.astimezone(ZoneInfo(tz)).date()
     start = from_ or end - timedelta(days=29)
     given = {
         "partner": partner,
@@ -74,7 +74,7 @@ def summary(
     query = service.build_query(
         org_id=org_id, start=start, end=end, filters=filters, breakdown=breakdown, bucket=bucket, tz=tz
     )
-    result = service.summarise(services.warehouse, principal=principal, org_id=org_id, query=query, db=db)
+    result = service.summarise(services.warehouse, principal=principal, org_id=org_id, query=query, db=db, now=now)
     return SummaryRead(
         org_id=org_id,
         from_=start,
@@ -128,5 +128,6 @@ async def beacon(request: Request, services: ServicesDep, client: ClientIp) -> R
         enricher=collector.enricher,
         events=collector.events,
         client=facts,
+        now=services.clock.time(),
     )
     return Response(status_code=204)

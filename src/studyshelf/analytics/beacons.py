@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -138,10 +137,9 @@ def accept(
     enricher: Enricher,
     events: EventStream,
     client: ClientFacts,
-    now: float | None = None,
+    now: float,
 ) -> None:
     """Check one beacon and store it durably, or raise the 4xx (or 503) that says why not."""
-    now = time.time() if now is None else now
     beacon = parse(body)
     try:
         claims = read_beacon(secret, beacon.token, now=now)

@@ -8,7 +8,6 @@ from fastapi.responses import HTMLResponse, Response
 from studyshelf.analytics import panels
 from studyshelf.analytics.dashboard import parse_query
 from studyshelf.analytics.names import Names
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import NotFound, Unavailable
 from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, ServicesDep
@@ -27,7 +26,7 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
     if org_id is None:
         raise NotFound("You are not a member of any organisation.")
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
-    query = parse_query(request.query_params, today=utcnow().date())
+    query = parse_query(request.query_params, today=services.clock.now().date())
     names = Names(db, principal, org_id)
     context = {
         "query": query,

@@ -19,6 +19,7 @@ from studyshelf.partners.deps import (
     ClientIp,
     CurrentPrincipal,
     DbSession,
+    Now,
     OptionalPrincipal,
     ServicesDep,
     refuse_cross_site,
@@ -66,6 +67,7 @@ def sign_in(
 ) -> WebSession:
     """Check the password (recording a failure even though the request then fails) and set the cookie."""
     settings = services.settings
+    now = services.clock.now()
     try:
         user = service.authenticate(
             db,
@@ -73,11 +75,12 @@ def sign_in(
             password=password,
             client=client,
             policy=ThrottlePolicy.from_settings(settings),
+            now=now,
         )
     except NotAuthenticated:
         db.commit()
         raise
-    session, secret = service.create_session(db, user=user, lifetime_hours=settings.session_lifetime_hours)
+    session, secret = service.create_session(db, user=user, lifetime_hours=settings.session_lifetime_hours, now=now)
     secure = settings.secure_cookies or is_https(request.scope, settings.trusted_proxies)
     set_session_cookie(response, value=secret, services=services, secure=secure)
     return session
@@ -96,10 +99,10 @@ def login(
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(principal: CurrentPrincipal, db: DbSession) -> Response:
+def logout(principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     """End the browser session."""
     if principal.session is not None:
-        service.end_session(db, session=principal.session)
+        service.end_session(db, session=principal.session, now=now)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -121,9 +124,9 @@ def create_token(body: TokenCreate, principal: CurrentPrincipal, db: DbSession) 
 
 
 @router.delete("/auth/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+def revoke_token(token_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     """Revoke one of your tokens."""
-    service.revoke_api_token(db, user=principal.user, token_id=token_id)
+    service.revoke_api_token(db, user=principal.user, token_id=token_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -152,9 +155,11 @@ def change_member_role(
 
 
 @router.delete("/orgs/{org_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(org_id: uuid.UUID, user_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+def remove_member(
+    org_id: uuid.UUID, user_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now
+) -> Response:
     """Remove a member (or leave, for yourself); their tokens for this organisation stop working."""
-    members.remove_member(db, principal=principal, org_id=org_id, user_id=user_id)
+    members.remove_member(db, principal=principal, org_id=org_id, user_id=user_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -180,11 +185,16 @@ def send_invitation(services: Services, *, email: str, org_name: str, inviter: s
 
 @router.post("/orgs/{org_id}/invitations", response_model=InvitationCreated, status_code=status.HTTP_201_CREATED)
 def create_invitation(
-    org_id: uuid.UUID, body: InvitationCreate, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    org_id: uuid.UUID,
+    body: InvitationCreate,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    now: Now,
 ) -> InvitationCreated:
     """Invite someone by e-mail with a role; the single-use link expires in 7 days."""
     invitation, secret = members.create_invitation(
-        db, principal=principal, org_id=org_id, email=body.email, role=body.role
+        db, principal=principal, org_id=org_id, email=body.email, role=body.role, now=now
     )
     org_name = service.get_organization(db, invitation.org_id).name
     db.commit()  # the invitation exists before anyone can receive its link
@@ -196,23 +206,29 @@ def create_invitation(
 
 
 @router.get("/orgs/{org_id}/invitations", response_model=list[InvitationRead])
-def list_invitations(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> list[InvitationRead]:
+def list_invitations(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> list[InvitationRead]:
     """Invitations still open."""
-    return [InvitationRead.model_validate(i) for i in members.list_invitations(db, principal=principal, org_id=org_id)]
+    found = members.list_invitations(db, principal=principal, org_id=org_id, now=now)
+    return [InvitationRead.model_validate(i) for i in found]
 
 
 @router.delete("/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_invitation(invitation_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+def revoke_invitation(invitation_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     """Withdraw an invitation."""
-    members.revoke_invitation(db, principal=principal, invitation_id=invitation_id)
+    members.revoke_invitation(db, principal=principal, invitation_id=invitation_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/invitations/accept", response_model=UserRead)
-def accept_invitation(body: InvitationAccept, principal: OptionalPrincipal, db: DbSession) -> UserRead:
+def accept_invitation(body: InvitationAccept, principal: OptionalPrincipal, db: DbSession, now: Now) -> UserRead:
     """Accept an invitation as the signed-in user, or create an account with a password."""
     user = members.accept_invitation(
-        db, secret=body.token, user=principal.user if principal else None, password=body.password, name=body.name
+        db,
+        secret=body.token,
+        user=principal.user if principal else None,
+        now=now,
+        password=body.password,
+        name=body.name,
     )
     return UserRead.model_validate(user)
 

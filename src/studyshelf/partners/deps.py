@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,6 +27,14 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_now(services: ServicesDep) -> datetime:
+    """The request's "now", from the services' clock (one reading per request)."""
+    return services.clock.now()
+
+
+Now = Annotated[datetime, Depends(get_now)]
 
 
 def get_db(request: Request, services: ServicesDep) -> Iterator[Session]:
@@ -77,14 +86,15 @@ def refuse_cross_site(request: Request, services: ServicesDep) -> None:
 
 
 def resolve_principal(request: Request, db: Session) -> Principal | None:
+    now = get_services(request).clock.now()
     token = _bearer(request)
     if token is not None:
-        principal = service.resolve_api_token(db, token)
+        principal = service.resolve_api_token(db, token, now=now)
         if principal is None:
             raise NotAuthenticated("The API token is not valid or was revoked.")
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
-    return service.resolve_session(db, cookie) if cookie else None
+    return service.resolve_session(db, cookie, now=now) if cookie else None
 
 
 def get_optional_principal(request: Request, db: DbSession) -> Principal | None:

@@ -1,4 +1,8 @@
-"""Grants: an owning organisation shares a folder or a file with another organisation."""
+"""Grants: an owning organisation shares a folder or a file with another organisation.
+
+Whether a grant is live depends on "now": callers pass `now` from the services' clock. It is optional only
+because the library, delivery and LTI callers do not pass it yet; without it, the system time is read.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,17 @@ from studyshelf.partners.permissions import Permission, acting_org_ids, allows, 
 from studyshelf.partners.principal import Principal
 
 
-def active_grants(db: Session, *, target_ids: Sequence[uuid.UUID], grantee_org_ids: Sequence[uuid.UUID]) -> list[Grant]:
+def active_grants(
+    db: Session,
+    *,
+    target_ids: Sequence[uuid.UUID],
+    grantee_org_ids: Sequence[uuid.UUID],
+    now: datetime | None = None,
+) -> list[Grant]:
     """Live grants on any of the targets to any of the organisations (one indexed query)."""
     if not target_ids or not grantee_org_ids:
         return []
-    now = utcnow()
+    now = now or utcnow()
     query = select(Grant).where(
         Grant.target_id.in_(list(target_ids)),
         Grant.grantee_org_id.in_(list(grantee_org_ids)),
@@ -31,8 +41,10 @@ def active_grants(db: Session, *, target_ids: Sequence[uuid.UUID], grantee_org_i
     return list(db.scalars(query))
 
 
-def grants_for_principal(db: Session, *, principal: Principal, target_ids: Sequence[uuid.UUID]) -> list[Grant]:
-    return active_grants(db, target_ids=target_ids, grantee_org_ids=acting_org_ids(principal))
+def grants_for_principal(
+    db: Session, *, principal: Principal, target_ids: Sequence[uuid.UUID], now: datetime | None = None
+) -> list[Grant]:
+    return active_grants(db, target_ids=target_ids, grantee_org_ids=acting_org_ids(principal), now=now)
 
 
 def create_grant(
@@ -46,6 +58,7 @@ def create_grant(
     grantee_org_id: uuid.UUID,
     level: GrantLevel,
     expires_at: datetime | None,
+    now: datetime | None = None,
 ) -> Grant:
     """Share a live item the caller's organisation owns (the library checks the item exists and is live)."""
     require(principal, Permission.LIBRARY_SHARE, owner_org_id, what=target_type.value)
@@ -53,11 +66,12 @@ def create_grant(
         raise Invalid("An organisation cannot share with itself.")
     if db.get(Organization, grantee_org_id) is None:
         raise Invalid("There is no organisation with that id to share with.")
-    if expires_at is not None and expires_at <= utcnow():
+    now = now or utcnow()
+    if expires_at is not None and expires_at <= now:
         raise Invalid("The expiry must be in the future.")
-    existing = active_grants(db, target_ids=[target_id], grantee_org_ids=[grantee_org_id])
+    existing = active_grants(db, target_ids=[target_id], grantee_org_ids=[grantee_org_id], now=now)
     for old in existing:  # one live grant per item and grantee: a new one replaces the old
-        old.revoked_at = utcnow()
+        old.revoked_at = now
     grant = Grant(
         owner_org_id=owner_org_id,
         grantee_org_id=grantee_org_id,
@@ -92,12 +106,12 @@ def get_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID) -> Gran
     return grant
 
 
-def revoke_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID) -> Grant:
+def revoke_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID, now: datetime | None = None) -> Grant:
     """End a grant at once: everything reached through it (links, LMS placements) stops with it."""
     grant = get_grant(db, principal=principal, grant_id=grant_id)
     require(principal, Permission.LIBRARY_SHARE, grant.owner_org_id, what="grant")
     if grant.revoked_at is None:
-        grant.revoked_at = utcnow()
+        grant.revoked_at = now or utcnow()
         db.flush()
         audit.record(
             db,
@@ -111,10 +125,17 @@ def revoke_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID) -> G
     return grant
 
 
-def grants_on(db: Session, *, principal: Principal, owner_org_id: uuid.UUID, target_id: uuid.UUID) -> list[Grant]:
+def grants_on(
+    db: Session,
+    *,
+    principal: Principal,
+    owner_org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    now: datetime | None = None,
+) -> list[Grant]:
     """Live grants on one item, for the owner's admins (the share dialog)."""
     require(principal, Permission.LIBRARY_SHARE, owner_org_id, what="item")
-    now = utcnow()
+    now = now or utcnow()
     query = select(Grant).where(
         Grant.owner_org_id == owner_org_id,
         Grant.target_id == target_id,
@@ -124,9 +145,9 @@ def grants_on(db: Session, *, principal: Principal, owner_org_id: uuid.UUID, tar
     return list(db.scalars(query.order_by(Grant.created_at)))
 
 
-def grants_to(db: Session, *, grantee_org_id: uuid.UUID) -> list[Grant]:
+def grants_to(db: Session, *, grantee_org_id: uuid.UUID, now: datetime | None = None) -> list[Grant]:
     """Live grants an organisation has received (the 'Shared with us' roots)."""
-    now = utcnow()
+    now = now or utcnow()
     query = select(Grant).where(
         Grant.grantee_org_id == grantee_org_id,
         Grant.revoked_at.is_(None),
@@ -135,7 +156,14 @@ def grants_to(db: Session, *, grantee_org_id: uuid.UUID) -> list[Grant]:
     return list(db.scalars(query.order_by(Grant.created_at)))
 
 
-def org_has_access(db: Session, *, org_id: uuid.UUID, owner_org_id: uuid.UUID, path_ids: Sequence[uuid.UUID]) -> bool:
+def org_has_access(
+    db: Session,
+    *,
+    org_id: uuid.UUID,
+    owner_org_id: uuid.UUID,
+    path_ids: Sequence[uuid.UUID],
+    now: datetime | None = None,
+) -> bool:
     """Whether an organisation still reaches an item (its own, or through a live grant on its path).
 
     The hook for links and LMS placements: they check this at every use, so revoking or expiring a
@@ -143,4 +171,4 @@ def org_has_access(db: Session, *, org_id: uuid.UUID, owner_org_id: uuid.UUID, p
     """
     if org_id == owner_org_id:
         return True
-    return bool(active_grants(db, target_ids=path_ids, grantee_org_ids=[org_id]))
+    return bool(active_grants(db, target_ids=path_ids, grantee_org_ids=[org_id], now=now))

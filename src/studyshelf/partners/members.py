@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict, Invalid, NotFound, PermissionDenied
 from studyshelf.core.ids import new_secret, sha256_hex
 from studyshelf.partners import audit
@@ -66,7 +65,7 @@ def change_role(db: Session, *, principal: Principal, org_id: uuid.UUID, user_id
     return membership
 
 
-def remove_member(db: Session, *, principal: Principal, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
+def remove_member(db: Session, *, principal: Principal, org_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> None:
     """Remove a member; their tokens for this organisation stop working at once."""
     membership = _membership(db, org_id=org_id, user_id=user_id)
     if user_id != principal.user.id:
@@ -75,7 +74,6 @@ def remove_member(db: Session, *, principal: Principal, org_id: uuid.UUID, user_
         raise Conflict("The last owner cannot be removed; make someone else an owner first.")
     email = membership.user.email
     db.delete(membership)
-    now = utcnow()
     db.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user_id, ApiToken.org_id == org_id, ApiToken.revoked_at.is_(None))
@@ -99,7 +97,7 @@ def remove_member(db: Session, *, principal: Principal, org_id: uuid.UUID, user_
 
 
 def create_invitation(
-    db: Session, *, principal: Principal, org_id: uuid.UUID, email: str, role: Role
+    db: Session, *, principal: Principal, org_id: uuid.UUID, email: str, role: Role, now: datetime
 ) -> tuple[Invitation, str]:
     """Invite someone by e-mail; return the invitation and the secret for its single-use link."""
     require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
@@ -122,7 +120,7 @@ def create_invitation(
         role=role,
         token_hash=sha256_hex(secret),
         invited_by=principal.user.id,
-        expires_at=utcnow() + INVITATION_LIFETIME,
+        expires_at=now + INVITATION_LIFETIME,
     )
     db.add(invitation)
     db.flush()
@@ -139,25 +137,25 @@ def create_invitation(
     return invitation, secret
 
 
-def list_invitations(db: Session, *, principal: Principal, org_id: uuid.UUID) -> list[Invitation]:
+def list_invitations(db: Session, *, principal: Principal, org_id: uuid.UUID, now: datetime) -> list[Invitation]:
     """Invitations not yet accepted, revoked or expired."""
     require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
     query = select(Invitation).where(
         Invitation.org_id == org_id,
         Invitation.accepted_at.is_(None),
         Invitation.revoked_at.is_(None),
-        Invitation.expires_at > utcnow(),
+        Invitation.expires_at > now,
     )
     return list(db.scalars(query.order_by(Invitation.created_at.desc())))
 
 
-def revoke_invitation(db: Session, *, principal: Principal, invitation_id: uuid.UUID) -> None:
+def revoke_invitation(db: Session, *, principal: Principal, invitation_id: uuid.UUID, now: datetime) -> None:
     invitation = db.get(Invitation, invitation_id)
     if invitation is None:
         raise NotFound("No such invitation.")
     require(principal, Permission.MEMBERS_MANAGE, invitation.org_id, what="invitation")
     if invitation.revoked_at is None and invitation.accepted_at is None:
-        invitation.revoked_at = utcnow()
+        invitation.revoked_at = now
         audit.record(
             db,
             principal=principal,
@@ -170,7 +168,7 @@ def revoke_invitation(db: Session, *, principal: Principal, invitation_id: uuid.
     db.flush()
 
 
-def open_invitation(db: Session, *, secret: str) -> tuple[Invitation, Organization]:
+def open_invitation(db: Session, *, secret: str, now: datetime) -> tuple[Invitation, Organization]:
     """The invitation behind a link, if it can still be accepted; Invalid/NotFound with the reason otherwise."""
     invitation = db.scalar(select(Invitation).where(Invitation.token_hash == sha256_hex(secret)))
     if invitation is None:
@@ -179,7 +177,7 @@ def open_invitation(db: Session, *, secret: str) -> tuple[Invitation, Organizati
         raise Invalid("This invitation has been used already.")
     if invitation.revoked_at is not None:
         raise Invalid("This invitation was withdrawn.")
-    if invitation.expires_at <= utcnow():
+    if invitation.expires_at <= now:
         raise Invalid("This invitation has expired; ask for a new one.")
     org = db.get(Organization, invitation.org_id)
     assert org is not None
@@ -192,10 +190,16 @@ def invitee_has_account(db: Session, *, invitation: Invitation) -> bool:
 
 
 def accept_invitation(
-    db: Session, *, secret: str, user: User | None, password: str | None = None, name: str = ""
+    db: Session,
+    *,
+    secret: str,
+    user: User | None,
+    now: datetime,
+    password: str | None = None,
+    name: str = "",
 ) -> User:
     """Join through an invitation, as the signed-in user (same e-mail) or as a new account."""
-    invitation, org = open_invitation(db, secret=secret)
+    invitation, org = open_invitation(db, secret=secret, now=now)
     if user is None:
         if db.scalar(select(User.id).where(User.email == invitation.email)) is not None:
             raise Conflict("An account with this e-mail exists; sign in first, then open the link again.")
@@ -207,7 +211,7 @@ def accept_invitation(
     existing = next((m for m in user.memberships if m.org_id == org.id), None)
     role = invitation.role if existing is None or invitation.role.rank > existing.role.rank else existing.role
     add_member(db, user=user, org=org, role=role)
-    invitation.accepted_at = utcnow()
+    invitation.accepted_at = now
     invitation.accepted_by = user.id
     db.flush()
     audit.record(

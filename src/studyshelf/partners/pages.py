@@ -29,6 +29,7 @@ from studyshelf.partners.deps import (
     ClientIp,
     CurrentPrincipal,
     DbSession,
+    Now,
     OptionalPrincipal,
     ServicesDep,
     refuse_cross_site,
@@ -135,9 +136,9 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout(principal: CurrentPrincipal, db: DbSession) -> Response:
+def logout(principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     if principal.session is not None:
-        service.end_session(db, session=principal.session)
+        service.end_session(db, session=principal.session, now=now)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -183,8 +184,8 @@ def create_token(
 
 
 @router.post("/settings/tokens/{token_id}/revoke", response_class=HTMLResponse)
-def revoke_token(request: Request, token_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
-    service.revoke_api_token(db, user=principal.user, token_id=token_id)
+def revoke_token(request: Request, token_id: uuid.UUID, principal: PagePrincipal, db: DbSession, now: Now) -> Response:
+    service.revoke_api_token(db, user=principal.user, token_id=token_id, now=now)
     return _tokens_page(request, principal, db, revoked=True)
 
 
@@ -208,7 +209,9 @@ class MemberRow:
     is_me: bool
 
 
-def _org_settings(request: Request, db: DbSession, principal: Principal, *, block: str, **extra: Any) -> Response:
+def _org_settings(
+    request: Request, db: DbSession, principal: Principal, *, now: datetime, block: str, **extra: Any
+) -> Response:
     """The organisation page, or (for HTMX) one block of it, with a toast when a message is given."""
     org_id = _acting_org(principal)
     memberships = service.list_members(db, principal=principal, org_id=org_id)
@@ -228,7 +231,7 @@ def _org_settings(request: Request, db: DbSession, principal: Principal, *, bloc
         "members": rows,
         "can_manage": can_manage,
         "assignable_roles": assignable,
-        "invitations": members.list_invitations(db, principal=principal, org_id=org_id) if can_manage else [],
+        "invitations": members.list_invitations(db, principal=principal, org_id=org_id, now=now) if can_manage else [],
         **extra,
     }
     message = extra.pop("message", None)
@@ -239,27 +242,32 @@ def _org_settings(request: Request, db: DbSession, principal: Principal, *, bloc
 
 
 @router.get("/settings/organization", response_class=HTMLResponse)
-def organization_page(request: Request, principal: PagePrincipal, db: DbSession) -> Response:
-    return _org_settings(request, db, principal, block="members")
+def organization_page(request: Request, principal: PagePrincipal, db: DbSession, now: Now) -> Response:
+    return _org_settings(request, db, principal, now=now, block="members")
 
 
 @router.post("/settings/organization/members/{user_id}/role", response_class=HTMLResponse)
 def change_member_role(
-    request: Request, user_id: uuid.UUID, principal: PagePrincipal, db: DbSession, role: Annotated[Role, Form()]
+    request: Request,
+    user_id: uuid.UUID,
+    principal: PagePrincipal,
+    db: DbSession,
+    now: Now,
+    role: Annotated[Role, Form()],
 ) -> Response:
     changed = members.change_role(db, principal=principal, org_id=_acting_org(principal), user_id=user_id, role=role)
     message = f"{changed.user.email} is now {role.value}."
-    return _org_settings(request, db, principal, block="members", message=message)
+    return _org_settings(request, db, principal, now=now, block="members", message=message)
 
 
 @router.post("/settings/organization/members/{user_id}/remove", response_class=HTMLResponse)
-def remove_member(request: Request, user_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
-    members.remove_member(db, principal=principal, org_id=_acting_org(principal), user_id=user_id)
+def remove_member(request: Request, user_id: uuid.UUID, principal: PagePrincipal, db: DbSession, now: Now) -> Response:
+    members.remove_member(db, principal=principal, org_id=_acting_org(principal), user_id=user_id, now=now)
     if user_id == principal.user.id:  # left the organisation: its settings are no longer ours to see
         return (
             Response(status_code=204, headers={"HX-Redirect": "/"}) if is_htmx(request) else RedirectResponse("/", 303)
         )
-    return _org_settings(request, db, principal, block="members", message="The member was removed.")
+    return _org_settings(request, db, principal, now=now, block="members", message="The member was removed.")
 
 
 @router.post("/settings/organization/invitations", response_class=HTMLResponse)
@@ -268,11 +276,14 @@ def invite(
     principal: PagePrincipal,
     db: DbSession,
     services: ServicesDep,
+    now: Now,
     email: FormStr,
     role: Annotated[Role, Form()],
 ) -> Response:
     org_id = _acting_org(principal)
-    invitation, secret = members.create_invitation(db, principal=principal, org_id=org_id, email=email, role=role)
+    invitation, secret = members.create_invitation(
+        db, principal=principal, org_id=org_id, email=email, role=role, now=now
+    )
     org_name = service.get_organization(db, org_id).name
     db.commit()  # the invitation exists before anyone can receive its link
     url = invitation_url(services, secret)
@@ -281,27 +292,45 @@ def invite(
     )
     message = f"Invitation for {invitation.email} created."
     return _org_settings(
-        request, db, principal, block="invitations", invited=invitation, url=url, emailed=emailed, message=message
+        request,
+        db,
+        principal,
+        now=now,
+        block="invitations",
+        invited=invitation,
+        url=url,
+        emailed=emailed,
+        message=message,
     )
 
 
 @router.post("/settings/organization/invitations/{invitation_id}/revoke", response_class=HTMLResponse)
-def revoke_invitation(request: Request, invitation_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
-    members.revoke_invitation(db, principal=principal, invitation_id=invitation_id)
-    return _org_settings(request, db, principal, block="invitations", message="The invitation was withdrawn.")
+def revoke_invitation(
+    request: Request, invitation_id: uuid.UUID, principal: PagePrincipal, db: DbSession, now: Now
+) -> Response:
+    members.revoke_invitation(db, principal=principal, invitation_id=invitation_id, now=now)
+    message = "The invitation was withdrawn."
+    return _org_settings(request, db, principal, now=now, block="invitations", message=message)
 
 
 # --- Accepting an invitation ---------------------------------------------------------------------------------
 
 
 def _invitation_page(
-    request: Request, db: DbSession, principal: Principal | None, secret: str, *, status: int = 200, **extra: Any
+    request: Request,
+    db: DbSession,
+    principal: Principal | None,
+    secret: str,
+    *,
+    now: datetime,
+    status: int = 200,
+    **extra: Any,
 ) -> Response:
     """The accept page in the state that fits who is looking; a friendly error page for a dead link."""
     if principal is not None:
         fill_page_context(request, principal)
     try:
-        invitation, org = members.open_invitation(db, secret=secret)
+        invitation, org = members.open_invitation(db, secret=secret, now=now)
     except (Invalid, NotFound) as exc:
         code = 410 if isinstance(exc, Invalid) else 404
         return render_error_page(request, status=code, title="This invitation cannot be used", detail=exc.detail)
@@ -314,8 +343,8 @@ def _invitation_page(
 
 
 @router.get("/invitations/{secret}", response_class=HTMLResponse)
-def invitation_page(request: Request, secret: str, db: DbSession, principal: OptionalPrincipal) -> Response:
-    return _invitation_page(request, db, principal, secret)
+def invitation_page(request: Request, secret: str, db: DbSession, principal: OptionalPrincipal, now: Now) -> Response:
+    return _invitation_page(request, db, principal, secret, now=now)
 
 
 @router.post("/invitations/{secret}", response_class=HTMLResponse)
@@ -324,6 +353,7 @@ def accept_with_new_account(
     secret: str,
     db: DbSession,
     services: ServicesDep,
+    now: Now,
     client: ClientIp,
     password: FormStr,
     name: FormStr = "",
@@ -333,24 +363,26 @@ def accept_with_new_account(
         return refused
     if len(password) < MIN_PASSWORD:
         error = f"Choose a password of at least {MIN_PASSWORD} characters."
-        return _invitation_page(request, db, None, secret, status=422, error=error, name=name)
+        return _invitation_page(request, db, None, secret, now=now, status=422, error=error, name=name)
     try:
-        user = members.accept_invitation(db, secret=secret, user=None, password=password, name=name.strip()[:200])
+        user = members.accept_invitation(
+            db, secret=secret, user=None, now=now, password=password, name=name.strip()[:200]
+        )
     except (Conflict, Invalid) as exc:
-        return _invitation_page(request, db, None, secret, status=exc.status, error=exc.detail, name=name)
+        return _invitation_page(request, db, None, secret, now=now, status=exc.status, error=exc.detail, name=name)
     response = RedirectResponse("/", status_code=303)
     sign_in(request, response, db=db, services=services, email=user.email, password=password, client=client)
     return response
 
 
 @router.post("/invitations/{secret}/join")
-def join(request: Request, secret: str, principal: PagePrincipal, db: DbSession) -> Response:
+def join(request: Request, secret: str, principal: PagePrincipal, db: DbSession, now: Now) -> Response:
     """Join as the signed-in user, and work in the organisation just joined."""
     try:
-        invitation, _org = members.open_invitation(db, secret=secret)
-        members.accept_invitation(db, secret=secret, user=principal.user)
+        invitation, _org = members.open_invitation(db, secret=secret, now=now)
+        members.accept_invitation(db, secret=secret, user=principal.user, now=now)
     except (Invalid, NotFound, PermissionDenied) as exc:
-        return _invitation_page(request, db, principal, secret, status=exc.status, error=exc.detail)
+        return _invitation_page(request, db, principal, secret, now=now, status=exc.status, error=exc.detail)
     service.switch_organization(db, principal=principal, org_id=invitation.org_id)
     return RedirectResponse("/", status_code=303)
 

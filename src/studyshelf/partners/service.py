@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict, Invalid, NotAuthenticated, NotFound
 from studyshelf.core.ids import new_secret, sha256_hex
 from studyshelf.partners import throttle
@@ -95,11 +94,11 @@ def add_member(db: Session, *, user: User, org: Organization, role: Role) -> Mem
     return membership
 
 
-def authenticate(db: Session, *, email: str, password: str, client: str, policy: ThrottlePolicy) -> User:
+def authenticate(db: Session, *, email: str, password: str, client: str, policy: ThrottlePolicy, now: datetime) -> User:
     """Check a password, throttled per account and client network (partners/throttle.py); raise on failure."""
     email = email.strip().lower()
     keys = SignInKeys.of(email=email, client=client)
-    throttle.check(db, keys=keys, policy=policy)
+    throttle.check(db, keys=keys, policy=policy, now=now)
     user = db.scalar(select(User).where(User.email == email))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -107,7 +106,7 @@ def authenticate(db: Session, *, email: str, password: str, client: str, policy:
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        throttle.record_failure(db, keys=keys)
+        throttle.record_failure(db, keys=keys, now=now)
         raise NotAuthenticated("The e-mail address or password is not correct.")
     throttle.record_success(db, keys=keys)
     if _hasher.check_needs_rehash(user.password_hash):
@@ -115,7 +114,7 @@ def authenticate(db: Session, *, email: str, password: str, client: str, policy:
     return user
 
 
-def create_session(db: Session, *, user: User, lifetime_hours: int) -> tuple[WebSession, str]:
+def create_session(db: Session, *, user: User, lifetime_hours: int, now: datetime) -> tuple[WebSession, str]:
     """Start a browser session; return it and the cookie value (shown to nobody else)."""
     secret = new_secret()
     default_org = user.memberships[0].org_id if user.memberships else None
@@ -124,17 +123,17 @@ def create_session(db: Session, *, user: User, lifetime_hours: int) -> tuple[Web
         user_id=user.id,
         csrf_token=new_secret(24),
         current_org_id=default_org,
-        expires_at=utcnow() + timedelta(hours=lifetime_hours),
+        expires_at=now + timedelta(hours=lifetime_hours),
     )
     db.add(session)
     db.flush()
     return session, secret
 
 
-def resolve_session(db: Session, cookie_value: str) -> Principal | None:
+def resolve_session(db: Session, cookie_value: str, *, now: datetime) -> Principal | None:
     """Return the principal behind a session cookie, or None when it is unknown, expired or revoked."""
     session = db.get(WebSession, sha256_hex(cookie_value))
-    if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
+    if session is None or session.revoked_at is not None or session.expires_at <= now:
         return None
     user = db.get(User, session.user_id)
     if user is None or not user.is_active:
@@ -142,8 +141,8 @@ def resolve_session(db: Session, cookie_value: str) -> Principal | None:
     return Principal(user=user, session=session)
 
 
-def end_session(db: Session, *, session: WebSession) -> None:
-    session.revoked_at = utcnow()
+def end_session(db: Session, *, session: WebSession, now: datetime) -> None:
+    session.revoked_at = now
     db.flush()
 
 
@@ -196,20 +195,20 @@ def list_api_tokens(db: Session, *, user: User) -> list[ApiToken]:
     return list(db.scalars(query.order_by(ApiToken.created_at.desc())))
 
 
-def revoke_api_token(db: Session, *, user: User, token_id: uuid.UUID) -> None:
+def revoke_api_token(db: Session, *, user: User, token_id: uuid.UUID, now: datetime) -> None:
     token = db.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("No such token.")
-    token.revoked_at = utcnow()
+    token.revoked_at = now
     db.flush()
 
 
-def resolve_api_token(db: Session, plaintext: str) -> Principal | None:
+def resolve_api_token(db: Session, plaintext: str, *, now: datetime) -> Principal | None:
     """Return the principal behind a bearer token, or None when it is unknown or revoked."""
     token = db.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(plaintext)))
     if token is None or token.revoked_at is not None:
         return None
-    if token.expires_at is not None and token.expires_at <= utcnow():
+    if token.expires_at is not None and token.expires_at <= now:
         return None
     user = db.get(User, token.user_id)
     if user is None or not user.is_active:

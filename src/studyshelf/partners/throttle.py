@@ -112,10 +112,9 @@ def _one_attempt_at_a_time(db: Session, keys: SignInKeys) -> None:
         db.execute(select(func.pg_advisory_xact_lock(lock_id)))
 
 
-def check(db: Session, *, keys: SignInKeys, policy: ThrottlePolicy) -> None:
+def check(db: Session, *, keys: SignInKeys, policy: ThrottlePolicy, now: datetime) -> None:
     """Raise TooManyRequests (with `retry_after` seconds) when this attempt must wait."""
     _one_attempt_at_a_time(db, keys)
-    now = clock.utcnow()
     since = now - policy.window
     waits: list[datetime] = []
     for key, threshold in ((keys.pair, policy.max_failures), (keys.network, policy.network_max_failures)):
@@ -131,8 +130,7 @@ def check(db: Session, *, keys: SignInKeys, policy: ThrottlePolicy) -> None:
         raise TooManyRequests(f"Too many failed sign-ins. Try again in {_duration(seconds)}.", retry_after=seconds)
 
 
-def record_failure(db: Session, *, keys: SignInKeys) -> None:
-    now = clock.utcnow()
+def record_failure(db: Session, *, keys: SignInKeys, now: datetime) -> None:
     db.add_all([LoginFailure(key=key, at=now) for key in (keys.pair, keys.account, keys.network)])
     db.flush()
 

@@ -20,7 +20,7 @@ from studyshelf.analytics.reports.schemas import (
     ReportSettingsRead,
     ReportSettingsUpdate,
 )
-from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.partners.deps import CurrentPrincipal, DbSession, Now, ServicesDep
 from studyshelf.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
@@ -39,12 +39,13 @@ def report_links(org_id: uuid.UUID, day: date) -> ReportLinks:
 def list_reports(
     principal: CurrentPrincipal,
     db: DbSession,
+    now: Now,
     org_id: uuid.UUID,
     from_: Annotated[date | None, Query(alias="from", description="first day, default 29 days before `to`")] = None,
     to: Annotated[date | None, Query(description="last day, inclusive; default and latest: today")] = None,
 ) -> ReportDayList:
     """The organisation's days (in its time zone), newest first: whether each report is ready, and its links."""
-    time_zone, start, end, days = daily.list_days(db, principal=principal, org_id=org_id, start=from_, end=to)
+    time_zone, start, end, days = daily.list_days(db, principal=principal, org_id=org_id, start=from_, end=to, now=now)
     return ReportDayList(
         org_id=org_id,
         time_zone=time_zone,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Final
 
 import typer
@@ -41,9 +41,9 @@ def zones_of(services: Services, tz: str | None) -> list[str]:
         return rollup.time_zones(db)
 
 
-def _finished(zones: list[str], last: date) -> None:
+def _finished(zones: list[str], last: date, *, now: datetime) -> None:
     for tz in zones:
-        if last >= rollup.today(tz):
+        if last >= rollup.today(tz, now):
             raise Invalid(f"{last.isoformat()} has not ended yet in {tz}: only finished days can be rolled up.")
 
 
@@ -72,7 +72,7 @@ def run(
     wanted = _day(day, "--date")
     with command_services() as services:
         zones = zones_of(services, tz)
-        _finished(zones, wanted)
+        _finished(zones, wanted, now=services.clock.now())
         rows = roll_days(services, [wanted], zones)
     console.print(f"Rolled up {wanted.isoformat()} in {', '.join(zones)}: {rows} rows.")
 
@@ -92,6 +92,6 @@ def backfill(
         raise typer.BadParameter(f"At most {MAX_BACKFILL_DAYS} days at a time ({count} asked).", param_hint="--from")
     with command_services() as services:
         zones = zones_of(services, tz)
-        _finished(zones, end)
+        _finished(zones, end, now=services.clock.now())
         rows = roll_days(services, [start + timedelta(days=i) for i in range(count)], zones)
     console.print(f"Rolled up {count} days ({start} to {end}) in {', '.join(zones)}: {rows} rows.")

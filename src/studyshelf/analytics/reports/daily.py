@@ -23,7 +23,7 @@ from studyshelf.analytics.reports.schemas import (
     ReportMetrics,
     ReportRow,
 )
-from studyshelf.core.clock import as_utc, utcnow
+from studyshelf.core.clock import as_utc
 from studyshelf.core.errors import Invalid, NotFound
 from studyshelf.partners.audit import csv_safe
 from studyshelf.partners.models import Organization
@@ -90,8 +90,9 @@ def day_bounds(day: date, time_zone: str) -> tuple[datetime, datetime]:
     return datetime.combine(day, time(), tz), datetime.combine(day + timedelta(days=1), time(), tz)
 
 
-def today_in(time_zone: str) -> date:
-    return utcnow().astimezone(zone(time_zone)).date()
+def today_in(time_zone: str, now: datetime) -> date:
+    """The calendar day that `now` falls on in the time zone."""
+    return now.astimezone(zone(time_zone)).date()
 
 
 def rolled_day(db: Session, *, time_zone: str, day: date) -> RolledDay | None:
@@ -214,12 +215,13 @@ def list_days(
     org_id: uuid.UUID,
     start: date | None,
     end: date | None,
+    now: datetime,
     default_days: int = 30,
 ) -> tuple[str, date, date, list[DayInfo]]:
     """The organisation's days from start to end (default: the last `default_days`), newest first, with their state."""
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     time_zone = time_zone_of(db, org_id=org_id)
-    today = today_in(time_zone)
+    today = today_in(time_zone, now)
     end = min(end or today, today)
     start = start or date.fromordinal(max(end.toordinal() - default_days + 1, 1))
     if start > end:

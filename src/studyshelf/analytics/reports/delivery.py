@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -42,13 +42,13 @@ class Due:
     to: Destinations
 
 
-def due_reports(db: Session, *, lookback_days: int = LOOKBACK_DAYS) -> list[Due]:
+def due_reports(db: Session, *, now: datetime, lookback_days: int = LOOKBACK_DAYS) -> list[Due]:
     """Rolled days of every organisation with a destination that are neither sent nor given up on."""
     found = []
     for row in db.scalars(
         select(ReportSettings).where((ReportSettings.emails != "") | (ReportSettings.webhook_url != ""))
     ):
-        today = today_in(row.time_zone)
+        today = today_in(row.time_zone, now)
         first = today - timedelta(days=lookback_days + 1)
         rolled = db.scalars(
             select(RolledDay.day).where(RolledDay.tz == row.time_zone, RolledDay.day >= first, RolledDay.day < today)
@@ -193,7 +193,7 @@ def deliver(services: Services, due: Due) -> bool | None:
 def deliver_due(services: Services, _memo: str) -> str:
     """The scheduler's job: deliver every report that is due (see the module's docstring)."""
     with unit_of_work(services.read_sessions) as db:
-        due = due_reports(db)
+        due = due_reports(db, now=services.clock.now())
     results = [deliver(services, item) for item in due]
     sent, failed = results.count(True), results.count(False)
     return f"{sent} reports delivered, {failed} failed"

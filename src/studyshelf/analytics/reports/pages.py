@@ -42,7 +42,7 @@ def _page(
 ) -> Response:
     org_id = _org(principal)
     time_zone, _, _, rows = daily.list_days(
-        db, principal=principal, org_id=org_id, start=None, end=None, default_days=days
+        db, principal=principal, org_id=org_id, start=None, end=None, now=services.clock.now(), default_days=days
     )
     row, can_edit = org_settings.read_settings(db, principal=principal, org_id=org_id)
     to = org_settings.destinations(row)

@@ -32,7 +32,7 @@ from studyshelf.analytics.reports.models import (
     RolledDay,
 )
 from studyshelf.core import lease
-from studyshelf.core.clock import as_utc, utcnow
+from studyshelf.core.clock import as_utc
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Conflict, Invalid
 from studyshelf.services import Services
@@ -67,8 +67,9 @@ def window(tz: str, day: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def today(tz: str, now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(zone(tz)).date()
+def today(tz: str, now: datetime) -> date:
+    """The calendar day that `now` falls on in a time zone."""
+    return now.astimezone(zone(tz)).date()
 
 
 def time_zones(db: Session) -> list[str]:
@@ -112,7 +113,7 @@ def _events(rows: Sequence[RollupRow]) -> int:
     return sum(r.views + r.load_ok + r.fails + r.downloads + r.blocked for r in (platform or totals))
 
 
-def write_day(db: Session, *, tz: str, day: date, rows: Sequence[RollupRow], now: datetime | None = None) -> None:
+def write_day(db: Session, *, tz: str, day: date, rows: Sequence[RollupRow], now: datetime) -> None:
     """Replace a day's rollups, move its month by the difference and mark the day rolled (one transaction:
     the caller's). The month is adjusted by the old day's rows out and the new ones in, so rolling a day
     costs its own rows, not the month's."""
@@ -131,10 +132,10 @@ def write_day(db: Session, *, tz: str, day: date, rows: Sequence[RollupRow], now
     db.execute(delete(MonthlyRollup).where(MonthlyRollup.tz == tz, MonthlyRollup.month == month, *zero))
     rolled = db.get(RolledDay, (tz, day))
     if rolled is None:
-        db.add(RolledDay(tz=tz, day=day, events=_events(rows), rolled_at=now or utcnow()))
+        db.add(RolledDay(tz=tz, day=day, events=_events(rows), rolled_at=now))
     else:
         rolled.events = _events(rows)
-        rolled.rolled_at = now or utcnow()
+        rolled.rolled_at = now
     db.flush()
 
 

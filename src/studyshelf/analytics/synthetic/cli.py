@@ -15,7 +15,6 @@ from studyshelf.analytics.reports.cli import roll_days, zones_of
 from studyshelf.analytics.reports.rollup import today
 from studyshelf.analytics.synthetic.catalogue import load_catalogue, synthesise
 from studyshelf.analytics.synthetic.generate import MAX_DAYS, MAX_EVENTS, Plan, generate
-from studyshelf.core.clock import utcnow
 from studyshelf.services import command_services
 from studyshelf.warehouse import WarehouseError
 
@@ -48,11 +47,12 @@ def generate_command(
 ) -> None:
     """Fill the warehouse with realistic, skewed traffic over the app DB's files (or a made-up catalogue)."""
     seed = secrets.randbelow(1 << 31) if seed is None else seed
-    end = end_date.date() if end_date is not None else utcnow().date() - timedelta(days=1)
-    plan = Plan(events=events, end=end, days=days, seed=seed, batch=batch)
     with command_services() as services:
+        now = services.clock.now()
+        end = end_date.date() if end_date is not None else now.date() - timedelta(days=1)
+        plan = Plan(events=events, end=end, days=days, seed=seed, batch=batch)
         with services.read_sessions() as db:
-            catalogue = load_catalogue(db, now=utcnow())
+            catalogue = load_catalogue(db, now=now)
         real = catalogue.real_files
         extra = synthetic_files if synthetic_files is not None else (0 if real else SYNTHETIC_FILES)
         if real + extra == 0:
@@ -85,5 +85,5 @@ def generate_command(
             filled = [plan.start + timedelta(days=i) for i in range(plan.days)]
             rows = 0
             for tz in zones_of(services, None):  # each zone's finished days only
-                rows += roll_days(services, [d for d in filled if d < today(tz)], [tz])
+                rows += roll_days(services, [d for d in filled if d < today(tz, now)], [tz])
             console.print(f"Rolled the filled days up: {rows:,} rollup rows.")
