@@ -32,6 +32,7 @@ from studyshelf.analytics.models import BeaconView
 from studyshelf.analytics.schemas import BeaconIn
 from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, TooManyRequests, Unavailable
+from studyshelf.core.keys import KeyRing
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
 from studyshelf.events.schema import ClientFacts
@@ -134,7 +135,7 @@ def parse(body: bytes) -> BeaconIn:
 def accept(
     body: bytes,
     *,
-    secret: str,
+    keys: KeyRing,
     guard: BeaconGuard,
     views: BeaconViews,
     enricher: Enricher,
@@ -146,7 +147,7 @@ def accept(
     now = time.time() if now is None else now
     beacon = parse(body)
     try:
-        claims = read_beacon(secret, beacon.token, now=now)
+        claims = read_beacon(keys, beacon.token, now=now)
     except BadBeaconToken as exc:
         raise PermissionDenied("This viewer page has expired; reload it.") from exc
     now_ms = int(now * 1000)

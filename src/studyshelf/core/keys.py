@@ -6,9 +6,10 @@ Every key StudyShelf computes with comes from here. A purpose's key is HKDF-SHA2
 Each purpose has one current key id, which signs, and may accept older ones, each until a time or until
 they are removed (rotation with grace).
 
-A signed token is `{kid}.{body}.{mac}`: body is base64url JSON `{"u": purpose, "e": expires, "p": payload}`,
-mac the first 16 bytes of HMAC-SHA256 over `{kid}.{body}` under the purpose's key, base64url. The purpose
-is both in the key and in the body, so a token made for one purpose never verifies for another.
+A signed token is `{kid}.{body}.{mac}`: body is base64url JSON `[expires, payload]`, mac the first 16 bytes
+of HMAC-SHA256 over `{kid}.{body}` under the purpose's key, base64url. The purpose is in the key, so a token
+made for one purpose never verifies for another (a refused token is checked against the other purposes'
+keys, to say "wrong purpose" rather than "bad signature"; nothing unverified is believed).
 
 The key id `legacy` reproduces what the code did before this service existed (HMAC keyed with the raw
 install secret over a fixed prefix and the message), for the values that live outside the process and
@@ -22,6 +23,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -36,6 +38,7 @@ TOKEN_MAC_BYTES = 16  # 128 bits: as much as a forger must guess, with no way to
 MAX_TOKEN_CHARS = 16_384
 DEFAULT_KID = "1"
 LEGACY = "legacy"
+_TOKEN = re.compile(r"([A-Za-z0-9_-]{1,16})\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{22})", re.ASCII)
 DEFAULT_MEDIA_KEY_ID = "k1"  # the media URL key derived from the install secret (the name media URLs carry)
 
 
@@ -186,35 +189,47 @@ class KeyRing:
         copy.update(message)
         return copy.digest()
 
-    def encode(self, purpose: Purpose, payload: Mapping[str, Any], expires_at: float) -> str:
-        """A signed token carrying `payload` (JSON-serialisable) for `purpose` until `expires_at` (unix seconds)."""
+    def encode(self, purpose: Purpose, payload: object, expires_at: float) -> str:
+        """A signed token carrying `payload` (any JSON value) for `purpose` until `expires_at` (unix seconds)."""
         kid = self.current_kid(purpose)
         if kid == LEGACY:
             raise ValueError(f"{purpose.value!r} signs with its legacy key, which makes no tokens")
-        body = json.dumps({"u": purpose.value, "e": int(expires_at), "p": payload}, separators=(",", ":"))
-        signed = f"{kid}.{_b64(body.encode())}"
+        signed = f"{kid}.{_b64(json.dumps([int(expires_at), payload], separators=(',', ':')).encode())}"
         return f"{signed}.{_b64(self._token_mac(purpose, kid, signed))}"
 
-    def decode(self, purpose: Purpose, token: str, now: float) -> dict[str, Any]:
+    def decode(self, purpose: Purpose, token: str, now: float) -> Any:
         """The payload of a token this install signed for `purpose`, or a TokenRefused saying why not."""
         kid, body, mac = _split(token)
         try:
-            data = json.loads(_unb64(body))
-            made_for, expires, payload = data["u"], data["e"], data["p"]
             sent_mac = _unb64(mac)
-        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        except (ValueError, binascii.Error) as exc:
             raise BadSignature("the token is malformed") from exc
-        if made_for != purpose.value:
-            raise WrongPurpose(f"the token is not a {purpose.value}")
-        if kid == LEGACY or kid not in self.accepted_kids(purpose, now):
+        signed = f"{kid}.{body}"
+        if kid not in self.accepted_kids(purpose, now) or kid == LEGACY:
+            if self._made_for_another(purpose, kid, signed, sent_mac, now):
+                raise WrongPurpose(f"the token is not a {purpose.value}")
             raise UnknownKey(f"the token's key {kid[:16]!r} is not accepted for a {purpose.value}")
-        if not hmac.compare_digest(self._token_mac(purpose, kid, f"{kid}.{body}"), sent_mac):
+        if not hmac.compare_digest(self._token_mac(purpose, kid, signed), sent_mac):
+            if self._made_for_another(purpose, kid, signed, sent_mac, now):
+                raise WrongPurpose(f"the token is not a {purpose.value}")
             raise BadSignature("the token's signature does not match")
-        if not isinstance(expires, int) or not isinstance(payload, dict):
+        try:
+            expires, payload = json.loads(_unb64(body))
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise BadSignature("the token is malformed") from exc
+        if not isinstance(expires, int):
             raise BadSignature("the token is malformed")
         if expires < now:
             raise TokenExpired(f"the {purpose.value} has expired")
         return payload
+
+    def _made_for_another(self, purpose: Purpose, kid: str, signed: str, sent_mac: bytes, now: float) -> bool:
+        """Whether a token refused for `purpose` is genuine for another one (only ever run on refusal)."""
+        return any(
+            hmac.compare_digest(self._token_mac(other, kid, signed), sent_mac)
+            for other in Purpose
+            if other is not purpose and kid != LEGACY and kid in self.accepted_kids(other, now)
+        )
 
     def _token_mac(self, purpose: Purpose, kid: str, signed: str) -> bytes:
         return self.mac(purpose, signed.encode("ascii"), kid=kid)[:TOKEN_MAC_BYTES]
@@ -225,9 +240,8 @@ def _within(until: float | None, now: float) -> bool:
 
 
 def _split(token: str) -> tuple[str, str, str]:
-    if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+    match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_CHARS else None
+    if match is None:
         raise BadSignature("the token is malformed")
-    kid, body, mac = token.split(".")
-    if not (kid and body and mac):
-        raise BadSignature("the token is malformed")
+    kid, body, mac = match.groups()
     return kid, body, mac
