@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studyshelf.core import migrate
 from studyshelf.core.clock import Clock, SystemClock
 from studyshelf.core.db import make_engine, make_session_factory
+from studyshelf.core.keys import KeyRing
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.signing import MediaSigner
 from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
@@ -24,6 +25,7 @@ from studyshelf.warehouse import Warehouse, build_warehouse
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    keys: KeyRing  # every key derived from the install secret, and the one signed-token codec
     engine: Engine
     write_sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
@@ -43,14 +45,16 @@ def build_services(settings: Settings) -> Services:
     """Build every backend the settings name."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
+    keys = KeyRing.for_install(settings.secret_key, media_keys=settings.media_keys, media_key_id=settings.media_key_id)
     return Services(
         settings=settings,
+        keys=keys,
         engine=engine,
         write_sessions=make_session_factory(engine, write=True),
         read_sessions=make_session_factory(engine, write=False),
         blobs=build_blob_store(settings.resolved_storage_url),
         mailer=build_mailer(settings.smtp_url),
-        signer=MediaSigner.from_settings(settings),
+        signer=MediaSigner.from_keys(keys, max_ttl=settings.media_url_ttl_seconds),
         events=build_event_stream(settings),
         warehouse=build_warehouse(settings.resolved_warehouse_url),
         outbound=OutboundClient(allowed_networks=settings.outbound_allowed_networks),

@@ -13,13 +13,13 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from studyshelf.core.keys import DEFAULT_MEDIA_KEY_ID
 from studyshelf.core.outbound import parse_networks
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name in the data dir, not a secret
 MIN_SECRET_BYTES = 32
 # Values that once shipped in the code or its docs: public, so never accepted as a secret.
 PUBLISHED_SECRET_KEYS = frozenset({"insecure-development-key-change-me"})
-DEFAULT_MEDIA_KEY_ID = "k1"  # the media URL key derived from secret_key
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 

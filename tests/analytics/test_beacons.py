@@ -25,6 +25,7 @@ from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import TooManyRequests
+from studyshelf.core.keys import KeyRing
 from studyshelf.events.beacon import BeaconClaims, read_beacon, sign_beacon
 from studyshelf.services import Services
 from studyshelf.warehouse import SummaryQuery
@@ -35,6 +36,7 @@ from tests.links.support import EMBEDDED, visitor
 
 URL = "/api/v1/events"
 SECRET = "test-secret-key-that-is-long-enough-for-production-0123456789"
+KEYS = KeyRing.for_install(SECRET)
 PROBLEMS = "https://studyshelf.dev/problems/"
 NOTES_SIZE = len(b"lecture notes")
 TIB = 1 << 40
@@ -125,14 +127,14 @@ def test_not_json_and_huge_bodies_are_refused(world: World, page: tuple[TestClie
 
 def test_an_expired_or_tampered_token_is_refused(world: World, page: tuple[TestClient, str]) -> None:
     client, token = page
-    claims = read_beacon(SECRET, token, now=time.time())
+    claims = read_beacon(KEYS, token, now=time.time())
     data = {**claims.__dict__, "expires": int(time.time()) - 1}
-    expired = sign_beacon(SECRET, BeaconClaims(**data))
+    expired = sign_beacon(KEYS, BeaconClaims(**data))
     assert client.post(URL, json=beacon(expired)).status_code == 403
-    other_file = sign_beacon("another-secret-" + SECRET, claims)
+    other_file = sign_beacon(KeyRing.for_install("another-secret-" + SECRET), claims)
     assert client.post(URL, json=beacon(other_file)).status_code == 403
-    body, mac = token.split(".")
-    assert client.post(URL, json=beacon(f"{body[:-2]}AA.{mac}")).status_code == 403
+    kid, body, mac = token.split(".")
+    assert client.post(URL, json=beacon(f"{kid}.{body[:-2]}AA.{mac}")).status_code == 403
     assert stored(world) == ["view"]
 
 
@@ -181,7 +183,7 @@ def _totals(world: World) -> dict[str, Any]:
 
 def test_a_beacon_cannot_report_more_bytes_than_the_file_has(world: World, page: tuple[TestClient, str]) -> None:
     client, token = page
-    assert read_beacon(SECRET, token, now=time.time()).size == NOTES_SIZE  # the token carries the size
+    assert read_beacon(KEYS, token, now=time.time()).size == NOTES_SIZE  # the token carries the size
     for too_many in (4 * TIB, NOTES_SIZE + 1):
         refused = client.post(URL, json=beacon(token, type="load_fail", error_class="aborted", bytes=too_many))
         _refusal(refused, 422, "beacon-out-of-range")
@@ -229,8 +231,8 @@ def test_the_default_is_one_event_a_page_view_in_any_process(world: World, page:
 
 def test_a_beacon_for_a_view_never_counted_is_refused(world: World, page: tuple[TestClient, str]) -> None:
     client, token = page
-    claims = read_beacon(SECRET, token, now=time.time())
-    uncounted = sign_beacon(SECRET, dataclasses.replace(claims, session="0123456789abcdef"))
+    claims = read_beacon(KEYS, token, now=time.time())
+    uncounted = sign_beacon(KEYS, dataclasses.replace(claims, session="0123456789abcdef"))
     _refusal(client.post(URL, json=beacon(uncounted)), 403, "beacon-view-unknown")
     assert stored(world) == ["view"]
     assert client.post(URL, json=beacon(token)).status_code == 204  # the page's own view is counted
@@ -242,14 +244,14 @@ def test_an_attack_leaves_the_dashboard_sane(world: World, usage: Usage) -> None
     # The attacker opens the viewer once and sends forged figures through three processes.
     processes = [visitor(usage.p.publisher), *(TestClient(create_app(services=world.services)) for _ in range(2))]
     token = open_page(processes[0], usage.partner_link)
-    claims = read_beacon(SECRET, token, now=time.time())
+    claims = read_beacon(KEYS, token, now=time.time())
     huge = {"type": "load_fail", "error_class": "network", "load_ms": None, "bytes": 4 * TIB}
     for seq, process in enumerate(processes):
         process.post(URL, json=beacon(token, seq=seq, **huge))
         process.post(URL, json=beacon(token, seq=10 + seq, type="load_fail", error_class="decode", load_ms=None))
         process.post(URL, json=beacon(token, seq=20 + seq, load_ms=3_600_000))
         for n in range(3):  # sessions the server never counted
-            forged = sign_beacon(SECRET, dataclasses.replace(claims, session=f"{seq}{n}".ljust(16, "f")))
+            forged = sign_beacon(KEYS, dataclasses.replace(claims, session=f"{seq}{n}".ljust(16, "f")))
             process.post(URL, json=beacon(forged, type="load_fail", error_class="network", load_ms=None))
     drain(world.services)
     totals = usage.p.student.client.get("/api/v1/analytics/summary", params={"org_id": str(usage.p.partner.id)}).json()[

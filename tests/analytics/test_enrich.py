@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from studyshelf.analytics.enrich import Enricher, IptoccGeoLookup, MaxMindGeoLookup, build_geo_lookup, client_info
+from studyshelf.core.keys import KeyRing
 from studyshelf.events import Hit
 from studyshelf.settings import Settings
 
@@ -80,7 +81,7 @@ def hit(**kw: Any) -> Hit:
     return Hit(**values)
 
 
-ENRICHER = Enricher(secret="s" * 40, geo=IptoccGeoLookup())
+ENRICHER = Enricher(keys=KeyRing.for_install("s" * 40), geo=IptoccGeoLookup())
 
 
 def test_an_event_carries_no_address_and_no_user_agent() -> None:
@@ -116,7 +117,7 @@ def test_the_viewer_pseudonym_is_stable_for_a_day_and_changes_the_next() -> None
     assert ENRICHER.enrich(hit()).viewer == same_day
     assert ENRICHER.enrich(hit(at=datetime(2026, 3, 11, 1, tzinfo=UTC))).viewer != same_day
     assert ENRICHER.enrich(hit(client_ip="8.8.8.8")).viewer != same_day
-    other_key = Enricher(secret="t" * 40, geo=IptoccGeoLookup())
+    other_key = Enricher(keys=KeyRing.for_install("t" * 40), geo=IptoccGeoLookup())
     assert other_key.enrich(hit()).viewer != same_day
 
 

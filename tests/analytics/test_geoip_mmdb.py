@@ -11,6 +11,7 @@ from netaddr import IPSet
 
 from studyshelf.analytics.enrich import Enricher, GeoDatabaseError, MaxMindGeoLookup, build_geo_lookup
 from studyshelf.app import create_app
+from studyshelf.core.keys import KeyRing
 from studyshelf.events import Hit
 from studyshelf.settings import Settings
 
@@ -48,7 +49,7 @@ def test_lookups(mmdb: Path, ip: str, country: str) -> None:
 def test_the_configured_database_is_used_for_events(mmdb: Path, tmp_path: Path) -> None:
     geo = build_geo_lookup(Settings(data_dir=tmp_path, geoip_mmdb=mmdb))
     assert isinstance(geo, MaxMindGeoLookup)
-    event = Enricher(secret="s" * 32, geo=geo).enrich(
+    event = Enricher(keys=KeyRing.for_install("s" * 32), geo=geo).enrich(
         Hit(type="view", at=datetime(2026, 3, 10, tzinfo=UTC), client_ip="192.0.2.1", user_agent="Mozilla/5.0")
     )
     assert event.country == "DE"

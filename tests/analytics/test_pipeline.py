@@ -134,7 +134,7 @@ def test_a_warehouse_that_is_down_keeps_events_buffered_and_readyz_says_so(
 def test_the_viewer_page_carries_a_beacon_token(world: World, usage: Usage) -> None:
     page = visitor(usage.p.publisher).get(usage.partner_link, headers=BROWSER)
     token = parse_html(page).attr("[data-beacon-token]", "data-beacon-token")
-    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
 
 
 def test_the_app_drains_its_spool_in_the_background(world: World, usage: Usage) -> None:

@@ -114,7 +114,7 @@ def test_a_ready_day_is_emailed_with_its_csv_and_posted_signed_to_the_webhook(ma
     ((headers, raw),) = hook.received
     assert headers["content-type"] == "application/json"
     assert headers["x-studyshelf-event"] == "report.daily"
-    secret = webhook_secret(mailing.services.settings.secret_key, s.p.operator.id)
+    secret = webhook_secret(mailing.services.keys, s.p.operator.id)
     assert headers["x-studyshelf-signature"] == "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     report = json.loads(raw)
     assert (report["day"], report["totals"]["views"], len(report["files"])) == (day.isoformat(), 10, 2)

@@ -65,7 +65,7 @@ def test_the_launched_viewer_sends_beacons_with_course_and_resource_link(
     token = data_attr(page, "beacon-token")
     assert token
     assert data_attr(page, "beacon-url") == "/api/v1/events"
-    claims = read_beacon(services.settings.secret_key, token, now=time.time())
+    claims = read_beacon(services.keys, token, now=time.time())
     assert (claims.link_id, claims.course, claims.resource_link) == ("", "c-77", "rl-week1")
     assert claims.partner_org_id == str(campus.university.id)
     assert claims.size == len(b"lecture notes")  # no beacon of this page may report more bytes

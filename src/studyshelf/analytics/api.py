@@ -122,7 +122,7 @@ async def beacon(request: Request, services: ServicesDep, client: ClientIp) -> R
     await run_in_threadpool(
         beacons.accept,
         body,
-        secret=services.settings.secret_key,
+        keys=services.keys,
         guard=collector.beacons,
         views=collector.views,
         enricher=collector.enricher,

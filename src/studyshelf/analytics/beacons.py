@@ -31,6 +31,7 @@ from studyshelf.analytics.schemas import BeaconIn
 from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, TooManyRequests, Unavailable
 from studyshelf.core.ids import uuid7_str
+from studyshelf.core.keys import KeyRing
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
 from studyshelf.events.schema import ClientFacts
@@ -131,7 +132,7 @@ def parse(body: bytes) -> BeaconIn:
 def accept(
     body: bytes,
     *,
-    secret: str,
+    keys: KeyRing,
     guard: BeaconGuard,
     views: BeaconViews,
     enricher: Enricher,
@@ -142,7 +143,7 @@ def accept(
     """Check one beacon and store it durably, or raise the 4xx (or 503) that says why not."""
     beacon = parse(body)
     try:
-        claims = read_beacon(secret, beacon.token, now=now)
+        claims = read_beacon(keys, beacon.token, now=now)
     except BadBeaconToken as exc:
         raise PermissionDenied("This viewer page has expired; reload it.") from exc
     now_ms = int(now * 1000)

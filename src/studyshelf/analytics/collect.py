@@ -50,7 +50,7 @@ def install(services: Services) -> Services:
     if isinstance(services.hits, Collector):
         return services
     settings = services.settings
-    enricher = Enricher(secret=settings.secret_key, geo=build_geo_lookup(settings))
+    enricher = Enricher(keys=services.keys, geo=build_geo_lookup(settings))
     views = BeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
     collector = Collector(services.events, enricher, views=views, beacons_per_minute=settings.beacon_rate_per_minute)
     return replace(services, hits=collector)

@@ -21,6 +21,7 @@ import ua_parser
 
 from studyshelf.core.bots import is_bot
 from studyshelf.core.ids import new_id
+from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.events.schema import LMS_VALUES, Event, Hit
 from studyshelf.library.sniff import category
 from studyshelf.settings import Settings
@@ -139,9 +140,9 @@ def lms_of(host: str, *, moodle_app: bool) -> str:
     return "other" if host else "none"
 
 
-def viewer_id(secret: str, *, day: str, ip: str, user_agent: str) -> str:
-    """A pseudonym for one client on one UTC day."""
-    key = hmac.new(secret.encode(), f"viewer|{day}".encode(), hashlib.sha256).digest()
+def viewer_id(keys: KeyRing, *, day: str, ip: str, user_agent: str) -> str:
+    """A pseudonym for one client on one UTC day (the day's key: core/keys.py, purpose `viewer pseudonym`)."""
+    key = keys.mac(Purpose.VIEWER_PSEUDONYM, day.encode())
     return hmac.new(key, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
@@ -151,8 +152,8 @@ def extension_of(filename: str) -> str:
 
 
 class Enricher:
-    def __init__(self, *, secret: str, geo: GeoLookup) -> None:
-        self.secret = secret
+    def __init__(self, *, keys: KeyRing, geo: GeoLookup) -> None:
+        self.keys = keys
         self.geo = geo
 
     def enrich(self, hit: Hit) -> Event:
@@ -181,7 +182,7 @@ class Enricher:
             link_id=hit.link_id,
             course=hit.course[:255],
             resource_link=hit.resource_link[:255],
-            viewer=viewer_id(self.secret, day=hit.at.strftime("%Y-%m-%d"), ip=hit.client_ip, user_agent=hit.user_agent),
+            viewer=viewer_id(self.keys, day=hit.at.strftime("%Y-%m-%d"), ip=hit.client_ip, user_agent=hit.user_agent),
             session=hit.session[:64],
             bytes=max(0, hit.bytes),
             load_ms=hit.load_ms,

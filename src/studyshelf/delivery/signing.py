@@ -2,10 +2,11 @@
 
     /m/{kid}/{exp}/{link_id}/{version_id}/{sha256}/{size}/{modified}/{type}~{subtype}/{dl}/{sig}/{filename}
 
-`kid` names the key (keys rotate without breaking URLs in use); `exp` and `modified` are unix seconds;
-`dl` is 1 for an attachment, 0 for inline; `sig` is the full 32-byte HMAC-SHA256, base64url without
-padding, over `MESSAGE_PREFIX` + the path between `/m/` and `/{sig}` + `/` + the (decoded) file name.
-The file name is last so it may be percent-encoded freely; the server decodes it before we see it.
+`kid` names the key (derived by core/keys.py, purpose `media url`; keys rotate without breaking URLs in
+use); `exp` and `modified` are unix seconds; `dl` is 1 for an attachment, 0 for inline; `sig` is the full
+32-byte HMAC-SHA256, base64url without padding, over `MESSAGE_PREFIX` + the path between `/m/` and
+`/{sig}` + `/` + the (decoded) file name. The file name is last so it may be percent-encoded freely; the
+server decodes it before we see it.
 
 No JSON and no base64 payload: one regular expression checks every field's length and charset, then
 one HMAC and one constant-time compare decide (bench/media.py: 120,000–160,000 a second on one core).
@@ -21,7 +22,8 @@ import re
 from typing import Literal, NamedTuple
 from urllib.parse import quote
 
-from studyshelf.settings import DEFAULT_MEDIA_KEY_ID, Settings
+from studyshelf.core.keys import KeyRing, Purpose
+from studyshelf.settings import Settings
 
 MESSAGE_PREFIX = b"studyshelf-media-v1\n"
 CLOCK_SKEW = 60  # seconds of disagreement tolerated between the instance that signs and the one that verifies
@@ -86,39 +88,19 @@ class MediaClaims(NamedTuple):
 _new_claims = tuple.__new__
 
 
-def hkdf_sha256(secret: bytes, *, info: bytes, salt: bytes = b"studyshelf", length: int = 32) -> bytes:
-    """RFC 5869 HKDF with SHA-256: extract, then expand to `length` bytes."""
-    prk = hmac.digest(salt, secret, "sha256")
-    out, block = b"", b""
-    for counter in range(1, -(-length // 32) + 1):
-        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
-        out += block
-    return out[:length]
-
-
-def media_key(secret: str, kid: str) -> bytes:
-    """The 32-byte HMAC key for `kid`, derived from a configured secret (never the secret itself)."""
-    return hkdf_sha256(secret.encode(), info=b"studyshelf media url key " + kid.encode())
-
-
 class _HmacSha256:
-    """HMAC-SHA256 (RFC 2104) with the padded-key states hashed once: 4× faster per message than
-    hmac.digest(), which sets the key up again every call (bench/media.py)."""
+    """HMAC-SHA256 with the key set up and the common prefix hashed once; each message copies that state:
+    4× faster per message than hmac.digest(), which sets the key up again every call (bench/media.py)."""
 
     def __init__(self, key: bytes, prefix: bytes) -> None:
-        block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._inner.update(prefix)  # every message starts with it, so hash it once here too
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._state = hmac.new(key, prefix, hashlib.sha256)
 
     def mac(self, first: bytes, second: bytes) -> bytes:
         """base64url (no padding) of HMAC(key, prefix + first + second)."""
-        inner = self._inner.copy()
-        inner.update(first)
-        inner.update(second)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return binascii.b2a_base64(outer.digest(), newline=False)[:SIG_LENGTH].translate(_URLSAFE)
+        state = self._state.copy()
+        state.update(first)
+        state.update(second)
+        return binascii.b2a_base64(state.digest(), newline=False)[:SIG_LENGTH].translate(_URLSAFE)
 
 
 class MediaSigner:
@@ -135,10 +117,17 @@ class MediaSigner:
         self.max_ttl = max_ttl
 
     @classmethod
+    def from_keys(cls, keys: KeyRing, *, max_ttl: int) -> MediaSigner:
+        """The signer of the key ring's media keys (each verifies until the settings drop it)."""
+        media = Purpose.MEDIA_URL
+        return cls(keys.keys_of(media), keys.current_kid(media), max_ttl=max_ttl)
+
+    @classmethod
     def from_settings(cls, settings: Settings) -> MediaSigner:
-        keys = {DEFAULT_MEDIA_KEY_ID: media_key(settings.secret_key, DEFAULT_MEDIA_KEY_ID)}
-        keys.update({kid: media_key(secret, kid) for kid, secret in settings.media_keys.items()})
-        return cls(keys, settings.media_key_id or DEFAULT_MEDIA_KEY_ID, max_ttl=settings.media_url_ttl_seconds)
+        keys = KeyRing.for_install(
+            settings.secret_key, media_keys=settings.media_keys, media_key_id=settings.media_key_id
+        )
+        return cls.from_keys(keys, max_ttl=settings.media_url_ttl_seconds)
 
     @property
     def key_ids(self) -> frozenset[str]:

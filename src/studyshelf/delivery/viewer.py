@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
 from studyshelf.delivery import hits, links
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
@@ -76,16 +75,15 @@ def _facts(request: Request, services: Services, client: str) -> links.VisitFact
     )
 
 
-def viewer_token(secret: str, link_id: str, expires: int) -> str:
-    mac = hmac.new(secret.encode(), f"viewer|{link_id}|{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{expires}.{mac}"
+def viewer_token(keys: KeyRing, link_id: str, expires: int) -> str:
+    return keys.encode(Purpose.VIEWER_TOKEN, link_id, expires)
 
 
-def check_viewer_token(secret: str, link_id: str, token: str, now: float) -> bool:
-    expires_text, _, _mac = token.partition(".")
-    if not expires_text.isdigit() or int(expires_text) < now:
+def check_viewer_token(keys: KeyRing, link_id: str, token: str, now: float) -> bool:
+    try:
+        return bool(keys.decode(Purpose.VIEWER_TOKEN, token, now) == link_id)
+    except TokenRefused:
         return False
-    return hmac.compare_digest(viewer_token(secret, link_id, int(expires_text)), token)
 
 
 def blocked_page(request: Request, reason: str, *, status: int = 403, link: Link | None = None) -> HTMLResponse:
@@ -188,8 +186,8 @@ def _render_file(request: Request, services: Services, link: Link, db: Session, 
         "download_url": urls["download_url"],
         "refresh_after": urls["refresh_after"],
         "renew_url": f"/v/{link.id}/media",
-        "viewer_token": viewer_token(services.settings.secret_key, link.id, expires),
-        "beacon_token": sign_beacon(services.settings.secret_key, beacon),
+        "viewer_token": viewer_token(services.keys, link.id, expires),
+        "beacon_token": sign_beacon(services.keys, beacon),
         "file_id": file.id,
         "crumbs": _crumbs(db, link, file.folder_id),
     }
@@ -302,9 +300,7 @@ class RenewRequest(BaseModel):
 @router.post("/v/{link_id}/media")
 def renew(link_id: str, body: RenewRequest, request: Request, services: ServicesDep, client: ClientIp) -> Response:
     """Fresh media URLs for a playing viewer, while the link (and the grant behind it) still stands."""
-    if not links.is_link_id(link_id) or not check_viewer_token(
-        services.settings.secret_key, link_id, body.token, time.time()
-    ):
+    if not links.is_link_id(link_id) or not check_viewer_token(services.keys, link_id, body.token, time.time()):
         raise PermissionDenied("This viewer session has ended; reload the page.")
     with unit_of_work(services.write_sessions) as db:
         link = db.get(Link, link_id)

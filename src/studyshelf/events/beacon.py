@@ -2,17 +2,16 @@
 
 It names the link (or, for an LTI launch, no link but the course and resource link), file, version,
 the organisations and folders involved, the version's size and a viewer session (the page view's id),
-under an HMAC with the secret key, and expires with the page. A forged one fails the MAC; one carried
-past its expiry or to another file is refused; a beacon may not report more bytes than `size`.
+in a token of the key service (core/keys.py, purpose `beacon token`), and expires with the page. A forged
+one fails the MAC; one carried past its expiry or to another file is refused; a beacon may not report more
+bytes than `size`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from dataclasses import asdict, dataclass
+
+from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
 
 
 class BadBeaconToken(ValueError):
@@ -39,28 +38,21 @@ class BeaconClaims:
     lms: str = ""  # an LTI launch's platform (moodle, canvas, other)
 
 
-def _mac(secret: str, body: str) -> str:
-    key = hashlib.sha256(f"beacon|{secret}".encode()).digest()
-    return base64.urlsafe_b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest()[:24]).decode().rstrip("=")
-
-
-def sign_beacon(secret: str, claims: BeaconClaims) -> str:
+def sign_beacon(keys: KeyRing, claims: BeaconClaims) -> str:
     data = asdict(claims)
     data["folder_path"] = list(claims.folder_path)
-    body = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
-    return f"{body}.{_mac(secret, body)}"
+    return keys.encode(Purpose.BEACON_TOKEN, data, claims.expires)
 
 
-def read_beacon(secret: str, token: str, *, now: float) -> BeaconClaims:
-    body, _, mac = token.partition(".")
-    if not body or not mac or not hmac.compare_digest(_mac(secret, body), mac):
-        raise BadBeaconToken("the beacon token is not valid")
+def read_beacon(keys: KeyRing, token: str, *, now: float) -> BeaconClaims:
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        data = keys.decode(Purpose.BEACON_TOKEN, token, now)
+    except TokenRefused as exc:
+        detail = "has expired" if exc.reason == "expired" else "is not valid"
+        raise BadBeaconToken(f"the beacon token {detail}") from exc
+    try:
         data["folder_path"] = tuple(data["folder_path"])
         claims = BeaconClaims(**data)
     except (ValueError, TypeError, KeyError) as exc:
         raise BadBeaconToken("the beacon token is not valid") from exc
-    if claims.expires < now:
-        raise BadBeaconToken("the beacon token has expired")
     return claims

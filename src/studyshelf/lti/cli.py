@@ -33,7 +33,7 @@ def rotate(
         settings = services.settings
         try:
             key = keys.rotate(
-                db, secret_key=settings.secret_key, jwks_cache_seconds=settings.lti_jwks_cache_seconds, immediately=now
+                db, keys=services.keys, jwks_cache_seconds=settings.lti_jwks_cache_seconds, immediately=now
             )
         except Conflict as exc:
             console.print(f"{exc.detail} Wait until then, or rotate --now.")

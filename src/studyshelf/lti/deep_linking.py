@@ -6,8 +6,6 @@ at view time, never baked into LMS content.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,11 +16,13 @@ from urllib.parse import urlencode
 import jwt
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import as_utc, utcnow
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
+from studyshelf.core.keys import KeyRing, Purpose, TokenExpired, TokenRefused
 from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
-from studyshelf.lti import keys, registrations
+from studyshelf.lti import keys as tool_keys
+from studyshelf.lti import registrations
 from studyshelf.lti.launch import CLAIM, DL_CLAIM, TARGET_PARAM, ValidLaunch
 from studyshelf.lti.material import Target, reach
 from studyshelf.lti.models import PickerSession, Registration
@@ -42,8 +42,9 @@ class NotAccepted(Exception):
         self.accept_types = accept_types
 
 
-def picker_token(secret: str, session_id: uuid.UUID) -> str:
-    return hmac.new(secret.encode(), f"lti-picker|{session_id}".encode(), hashlib.sha256).hexdigest()[:32]
+def picker_token(keys: KeyRing, session: PickerSession) -> str:
+    """What the picker's pages carry to prove they belong to this session (a key-service token)."""
+    return keys.encode(Purpose.LTI_PICKER, str(session.id), as_utc(session.expires_at).timestamp())
 
 
 def start_picker(db: Session, *, valid: ValidLaunch) -> PickerSession:
@@ -71,14 +72,21 @@ def start_picker(db: Session, *, valid: ValidLaunch) -> PickerSession:
     return session
 
 
-def open_picker(db: Session, *, session_id: uuid.UUID, token: str, secret: str) -> PickerSession:
+def open_picker(db: Session, *, session_id: uuid.UUID, token: str, keys: KeyRing) -> PickerSession:
     """A live, unused picker session whose token matches, else PermissionDenied / NotFound."""
     session = db.get(PickerSession, session_id)
     if session is None:
         raise NotFound("This selection session is not known. Start again from the LMS.")
-    if not hmac.compare_digest(token, picker_token(secret, session_id)):
+    now = utcnow()
+    try:
+        matches = keys.decode(Purpose.LTI_PICKER, token, now.timestamp()) == str(session_id)
+    except TokenExpired:
+        matches = True  # the session's own end decides below, with its own message
+    except TokenRefused:
+        matches = False
+    if not matches:
         raise PermissionDenied("This selection session does not match. Start again from the LMS.")
-    if session.used_at is not None or session.expires_at <= utcnow():
+    if session.used_at is not None or session.expires_at <= now:
         raise PermissionDenied("This selection session has ended. Start again from the LMS.")
     return session
 
@@ -141,10 +149,10 @@ def content_items(
 
 
 def response_jwt(
-    db: Session, *, session: PickerSession, registration: Registration, items: list[dict[str, Any]], secret_key: str
+    db: Session, *, session: PickerSession, registration: Registration, items: list[dict[str, Any]], keys: KeyRing
 ) -> str:
     """The LtiDeepLinkingResponse, signed RS256 with our active key (its kid is in /lti/jwks)."""
-    key, private = keys.signing_key(db, secret_key=secret_key)
+    key, private = tool_keys.signing_key(db, keys=keys)
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": registration.client_id,

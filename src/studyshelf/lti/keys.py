@@ -1,7 +1,8 @@
 """StudyShelf's RSA signing keys: created on first need, rotated by the CLI, published as a JWKS.
 
-The private key is stored PKCS#8-encrypted under a key derived from STUDYSHELF_SECRET_KEY, so a copy
-of the database alone cannot sign as StudyShelf.
+The private key is stored PKCS#8-encrypted under a passphrase from the key service (core/keys.py, purpose
+`lti tool key`), derived from the install secret, so a copy of the database alone cannot sign as StudyShelf.
+A key sealed under the passphrase of before the key service (key id `legacy`) is read and sealed again.
 
 Rotation pre-publishes (1EdTech Security Framework, key rotation): the next key enters the JWKS at once
 but signs only once every platform's cached copy of the JWKS has expired (`switch_delay`: the JWKS's
@@ -16,8 +17,6 @@ still published), `retired` (gone from the JWKS).
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict
 from studyshelf.core.ids import new_secret
+from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.lti.models import ToolKey
 
 KEY_BITS = 2048
@@ -39,8 +39,26 @@ SWITCH_MARGIN = timedelta(seconds=60)
 KeyState = Literal["published", "signing", "retiring", "retired"]
 
 
-def _passphrase(secret_key: str) -> bytes:
-    return hmac.new(secret_key.encode(), b"studyshelf-lti-tool-key-v1", hashlib.sha256).hexdigest().encode()
+def _passphrase(keys: KeyRing, kid: str | None = None) -> bytes:
+    """The private keys' passphrase: the current one, or the accepted older one `kid`."""
+    return keys.mac(Purpose.LTI_TOOL_KEY, b"", kid=kid).hex().encode()
+
+
+def _seal(private: rsa.RSAPrivateKey, keys: KeyRing) -> str:
+    encryption = serialization.BestAvailableEncryption(_passphrase(keys))
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
+
+
+def _unseal(key: ToolKey, keys: KeyRing) -> tuple[rsa.RSAPrivateKey, str]:
+    """The private half and the key id of the passphrase that opened it; ValueError when none does."""
+    for kid in keys.accepted_kids(Purpose.LTI_TOOL_KEY, utcnow().timestamp()):
+        try:
+            loaded = serialization.load_pem_private_key(key.private_pem.encode(), password=_passphrase(keys, kid))
+        except ValueError:
+            continue
+        assert isinstance(loaded, rsa.RSAPrivateKey)
+        return loaded, kid
+    raise ValueError(f"LTI key {key.kid} was sealed under another install secret")
 
 
 def _b64(number: int) -> str:
@@ -58,19 +76,14 @@ def switch_delay(jwks_cache_seconds: int) -> timedelta:
     return timedelta(seconds=jwks_cache_seconds) + SWITCH_MARGIN
 
 
-def create_key(db: Session, *, secret_key: str, signs_from: datetime | None = None) -> ToolKey:
+def create_key(db: Session, *, keys: KeyRing, signs_from: datetime | None = None) -> ToolKey:
     """Generate a new RSA-2048 key, published at once and signing from `signs_from` (default now)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     kid = new_secret(12)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(_passphrase(secret_key)),
-    )
     now = utcnow()
     key = ToolKey(
         kid=kid,
-        private_pem=pem.decode(),
+        private_pem=_seal(private, keys),
         public_jwk=json.dumps(public_jwk(private, kid)),
         created_at=now,
         signs_from=signs_from or now,
@@ -92,12 +105,12 @@ def active_key(db: Session) -> ToolKey | None:
     return db.scalars(query).first()
 
 
-def ensure_key(db: Session, *, secret_key: str) -> ToolKey:
+def ensure_key(db: Session, *, keys: KeyRing) -> ToolKey:
     """The active key, creating the first one when there is none."""
-    return active_key(db) or create_key(db, secret_key=secret_key)
+    return active_key(db) or create_key(db, keys=keys)
 
 
-def rotate(db: Session, *, secret_key: str, jwks_cache_seconds: int, immediately: bool = False) -> ToolKey:
+def rotate(db: Session, *, keys: KeyRing, jwks_cache_seconds: int, immediately: bool = False) -> ToolKey:
     """Publish a new key that signs once cached JWKS have expired; the keys it replaces retire at that moment.
 
     `immediately` is the emergency path (a leaked key, a lost secret): the new key signs at once, and a platform
@@ -112,7 +125,7 @@ def rotate(db: Session, *, secret_key: str, jwks_cache_seconds: int, immediately
     for old in current:
         old.retired_at = signs_from
     db.flush()
-    return create_key(db, secret_key=secret_key, signs_from=signs_from)
+    return create_key(db, keys=keys, signs_from=signs_from)
 
 
 def _when(moment: datetime) -> str:
@@ -156,17 +169,20 @@ def jwks(db: Session, *, grace_days: int) -> dict[str, Any]:
     return {"keys": [json.loads(k.public_jwk) for k in published_keys(db, grace_days=grace_days)]}
 
 
-def signing_key(db: Session, *, secret_key: str) -> tuple[ToolKey, rsa.RSAPrivateKey]:
-    """The active key and its private half; a key sealed under an older secret key is replaced."""
-    key = ensure_key(db, secret_key=secret_key)
+def signing_key(db: Session, *, keys: KeyRing) -> tuple[ToolKey, rsa.RSAPrivateKey]:
+    """The active key and its private half; a key sealed under an older secret key is replaced, one sealed
+    under an older passphrase of this install is sealed again under the current one."""
+    key = ensure_key(db, keys=keys)
     try:
-        return key, private_key(key, secret_key=secret_key)
+        private, passphrase_kid = _unseal(key, keys)
     except ValueError:  # STUDYSHELF_SECRET_KEY changed since the key was made
-        key = rotate(db, secret_key=secret_key, jwks_cache_seconds=0, immediately=True)
-        return key, private_key(key, secret_key=secret_key)
+        key = rotate(db, keys=keys, jwks_cache_seconds=0, immediately=True)
+        return key, private_key(key, keys=keys)
+    if passphrase_kid != keys.current_kid(Purpose.LTI_TOOL_KEY):
+        key.private_pem = _seal(private, keys)
+        db.flush()
+    return key, private
 
 
-def private_key(key: ToolKey, *, secret_key: str) -> rsa.RSAPrivateKey:
-    loaded = serialization.load_pem_private_key(key.private_pem.encode(), password=_passphrase(secret_key))
-    assert isinstance(loaded, rsa.RSAPrivateKey)
-    return loaded
+def private_key(key: ToolKey, *, keys: KeyRing) -> rsa.RSAPrivateKey:
+    return _unseal(key, keys)[0]

@@ -7,10 +7,8 @@ random *binding* value the browser keeps (LTI Platform Storage, sessionStorage, 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 import uuid
@@ -26,6 +24,7 @@ from sqlalchemy.orm import Session
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import StudyShelfError
+from studyshelf.core.keys import KeyRing, Purpose, TokenExpired, TokenRefused
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.embed import origin_of
 from studyshelf.lti.models import PickerSession, Registration, UsedNonce
@@ -72,14 +71,6 @@ STORAGE_BLOCKED = (
 )
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def binding_hash(binding: str) -> str:
     return hashlib.sha256(f"studyshelf-lti-binding|{binding}".encode()).hexdigest()[:32]
 
@@ -99,11 +90,7 @@ class State:
     storage_origin: str
 
 
-def _mac(secret: str, body: str) -> str:
-    return _b64(hmac.new(secret.encode(), f"studyshelf-lti-state-v1|{body}".encode(), hashlib.sha256).digest())
-
-
-def sign_state(secret: str, state: State) -> str:
+def sign_state(keys: KeyRing, state: State) -> str:
     payload = {
         "r": str(state.registration_id),
         "n": state.nonce,
@@ -112,18 +99,21 @@ def sign_state(secret: str, state: State) -> str:
         "t": state.storage_target,
         "o": state.storage_origin,
     }
-    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-    return f"{body}.{_mac(secret, body)}"
+    return keys.encode(Purpose.LTI_STATE, payload, state.expires)
 
 
-def read_state(secret: str, token: str, *, now: float) -> State:
+def read_state(keys: KeyRing, token: str, *, now: float) -> State:
     """The state we signed at login, or LaunchRefused (tampered, foreign or expired)."""
-    body, _, mac = token.partition(".")
-    if not body or not mac or not hmac.compare_digest(mac, _mac(secret, body)):
-        raise LaunchRefused("The launch state is not one StudyShelf issued. Start the activity again from the course.")
     try:
-        payload = json.loads(_unb64(body))
-        state = State(
+        payload = keys.decode(Purpose.LTI_STATE, token, now)
+    except TokenExpired as exc:
+        raise LaunchRefused("The launch took too long to complete. Start the activity again from the course.") from exc
+    except TokenRefused as exc:
+        raise LaunchRefused(
+            "The launch state is not one StudyShelf issued. Start the activity again from the course."
+        ) from exc
+    try:
+        return State(
             registration_id=uuid.UUID(payload["r"]),
             nonce=str(payload["n"]),
             binding_hash=str(payload["b"]),
@@ -133,9 +123,6 @@ def read_state(secret: str, token: str, *, now: float) -> State:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise LaunchRefused("The launch state is malformed.") from exc
-    if state.expires < now:
-        raise LaunchRefused("The launch took too long to complete. Start the activity again from the course.")
-    return state
 
 
 @dataclass(frozen=True)
@@ -153,7 +140,7 @@ class LoginStart:
 def start_login(
     registration: Registration,
     *,
-    secret: str,
+    keys: KeyRing,
     ttl: int,
     redirect_uri: str,
     login_hint: str,
@@ -165,7 +152,7 @@ def start_login(
     binding = secrets.token_urlsafe(24)
     storage_origin = origin_of(registration.auth_url) or ""
     state = sign_state(
-        secret,
+        keys,
         State(
             registration_id=registration.id,
             nonce=nonce,

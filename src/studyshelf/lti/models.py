@@ -19,7 +19,7 @@ class ToolKey(Base):
     __tablename__ = "lti_tool_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    private_pem: Mapped[str] = mapped_column(Text)  # PKCS#8, encrypted with a key derived from secret_key
+    private_pem: Mapped[str] = mapped_column(Text)  # PKCS#8, encrypted under a passphrase from core/keys.py
     public_jwk: Mapped[str] = mapped_column(Text)  # JSON
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     signs_from: Mapped[datetime] = mapped_column(default=utcnow)  # published before, so cached JWKS know it

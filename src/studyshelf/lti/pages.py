@@ -63,7 +63,7 @@ def jwks(services: ServicesDep) -> JSONResponse:
     """StudyShelf's public keys (the active one and those in their grace period)."""
     settings = services.settings
     with unit_of_work(services.write_sessions) as db:
-        keys.ensure_key(db, secret_key=settings.secret_key)
+        keys.ensure_key(db, keys=services.keys)
         body = keys.jwks(db, grace_days=settings.lti_key_grace_days)
     # The max-age is the pre-publication delay's basis (keys.switch_delay): a rotated key signs only after it.
     cache = f"public, max-age={settings.lti_jwks_cache_seconds}"
@@ -101,7 +101,7 @@ def _login(request: Request, services: Services, params: dict[str, str | None]) 
             )
         start = launch.start_login(
             registration,
-            secret=settings.secret_key,
+            keys=services.keys,
             ttl=settings.lti_state_ttl_seconds,
             redirect_uri=launch_url(settings),
             login_hint=hint,
@@ -177,9 +177,8 @@ def launch_post(
         return error_page(
             request, status=400, headline="This launch is incomplete", message="id_token and state are required."
         )
-    settings = services.settings
     try:
-        signed = launch.read_state(settings.secret_key, state, now=time.time())
+        signed = launch.read_state(services.keys, state, now=time.time())
         binding = binding or request.cookies.get(launch.binding_cookie(signed.nonce))
         if binding is None and not checked:  # no cookie in this frame: the page finds the binding in browser storage
             context = {
@@ -232,12 +231,12 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
                 "or Add an activity → External tool, instead."
             )
             return error_page(request, status=400, headline="StudyShelf cannot add content here", message=message)
-        token = deep_linking.picker_token(settings.secret_key, session.id)
+        token = deep_linking.picker_token(services.keys, session)
         return RedirectResponse(f"/lti/pick/{session.id}?t={token}", status_code=303)
-    record, _item = resource.accept_resource_launch(db, valid=valid, secret=settings.secret_key)
+    record, _item = resource.accept_resource_launch(db, valid=valid, keys=services.keys)
     # Answer the POST with a redirect, so reloading the frame shows the material instead of replaying the launch.
     scope = resource.scope_id(record.id)
-    token = viewer_token(settings.secret_key, scope, int(time.time()) + VIEWER_TOKEN_SECONDS)
+    token = viewer_token(services.keys, scope, int(time.time()) + VIEWER_TOKEN_SECONDS)
     return RedirectResponse(f"/lti/view/{scope}?" + urlencode({"t": token}), status_code=303)
 
 
@@ -249,7 +248,7 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
     scope = resource.scope_id(record.id)
     now = int(time.time())
     expires = now + VIEWER_TOKEN_SECONDS
-    token = viewer_token(services.settings.secret_key, scope, expires)
+    token = viewer_token(services.keys, scope, expires)
     if isinstance(item, Folder):
         entries, _cursor = children_of(db, folder=item, limit=500)
         rows = []
@@ -312,7 +311,7 @@ def _show(request: Request, services: Services, db: Session, record: Launch, ite
         "refresh_after": urls["refresh_after"],
         "renew_url": f"/lti/media/{scope}",
         "viewer_token": token,
-        "beacon_token": sign_beacon(services.settings.secret_key, beacon),
+        "beacon_token": sign_beacon(services.keys, beacon),
         "file_id": item.id,
         "crumbs": [],
         "placement": (
@@ -334,7 +333,7 @@ def view_inside(
     folder: uuid.UUID | None = None,
 ) -> Response:
     """What a launch shows, or a file or folder inside a launched folder (authorised by the token, no cookie)."""
-    if not check_viewer_token(services.settings.secret_key, scope, t, time.time()):
+    if not check_viewer_token(services.keys, scope, t, time.time()):
         return error_page(request, status=403, headline="This page has expired", message="Reopen it from your course.")
     with unit_of_work(services.read_sessions) as db:
         try:
@@ -369,7 +368,7 @@ class RenewRequest(BaseModel):
 @router.post("/lti/media/{scope}")
 def renew(scope: str, body: RenewRequest, services: ServicesDep) -> JSONResponse:
     """Fresh media URLs for a playing launched viewer, while the partner still reaches the file."""
-    if not check_viewer_token(services.settings.secret_key, scope, body.token, time.time()):
+    if not check_viewer_token(services.keys, scope, body.token, time.time()):
         raise PermissionDenied("This viewer session has ended; reload the page.")
     with unit_of_work(services.read_sessions) as db:
         record = resource.launch_from_scope(db, scope)

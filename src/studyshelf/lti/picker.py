@@ -51,7 +51,7 @@ def pick(
     """The picker: the partner's library and what is shared with it; folders open, names are searchable."""
     try:
         with unit_of_work(services.read_sessions) as db:
-            session = deep_linking.open_picker(db, session_id=session_id, token=t, secret=services.settings.secret_key)
+            session = deep_linking.open_picker(db, session_id=session_id, token=t, keys=services.keys)
             current: Folder | None = None
             if q.strip():
                 rows = [_row(k, i.id, i.name, _content_type(i)) for k, i in search(db, org_id=session.org_id, text=q)]
@@ -104,7 +104,7 @@ def choose(
     settings = services.settings
     try:
         with unit_of_work(services.write_sessions) as db:
-            session = deep_linking.open_picker(db, session_id=session_id, token=t, secret=settings.secret_key)
+            session = deep_linking.open_picker(db, session_id=session_id, token=t, keys=services.keys)
             expanded = set(expand or [])
             targets = [found for value in item or [] if (found := parse_target(value)) is not None]
             choices = [deep_linking.Choice(target, expand=str(target.id) in expanded) for target in targets]
@@ -114,7 +114,7 @@ def choose(
             registration = db.get(Registration, session.registration_id)
             assert registration is not None
             token = deep_linking.response_jwt(
-                db, session=session, registration=registration, items=items, secret_key=settings.secret_key
+                db, session=session, registration=registration, items=items, keys=services.keys
             )
             deep_linking.finish(session)
             action, frames = session.return_url, _frames(session)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from typing import Any
 
@@ -11,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.errors import NotFound
+from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.library.models import File, Folder
 from studyshelf.lti import registrations
 from studyshelf.lti.launch import CLAIM, LINK_HISTORY_PARAM, TARGET_PARAM, LaunchRefused, ValidLaunch
@@ -42,10 +41,10 @@ def role_class(roles: object) -> str:
     return "other"
 
 
-def pseudonym(secret: str, *, issuer: str, client_id: str, sub: str) -> str:
-    """A keyed hash of the LMS user: stable per platform, meaningless without our secret."""
-    message = f"lti-learner|{issuer}|{client_id}|{sub}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:40]
+def pseudonym(keys: KeyRing, *, issuer: str, client_id: str, sub: str) -> str:
+    """A keyed hash of the LMS user: stable per platform, meaningless without our secret (stored with launches,
+    so its purpose stays on the legacy derivation, core/keys.py)."""
+    return keys.mac(Purpose.LEARNER_PSEUDONYM, f"{issuer}|{client_id}|{sub}".encode()).hex()[:40]
 
 
 def scope_id(launch_id: uuid.UUID) -> str:
@@ -73,7 +72,7 @@ def frame_origins(db: Session, valid: ValidLaunch) -> list[str]:
     return valid.registration.origin_list
 
 
-def accept_resource_launch(db: Session, *, valid: ValidLaunch, secret: str) -> tuple[Launch, File | Folder]:
+def accept_resource_launch(db: Session, *, valid: ValidLaunch, keys: KeyRing) -> tuple[Launch, File | Folder]:
     """Check the material is still reachable by the partner and record the launch (no names, no e-mails)."""
     claims = valid.claims
     registration = valid.registration
@@ -102,7 +101,7 @@ def accept_resource_launch(db: Session, *, valid: ValidLaunch, secret: str) -> t
         context_title=str(context.get("title") or "")[:300],
         resource_link_id=str(resource["id"])[:300],
         role_class=role_class(claims.get(CLAIM + "roles")),
-        learner=pseudonym(secret, issuer=registration.issuer, client_id=registration.client_id, sub=str(claims["sub"])),
+        learner=pseudonym(keys, issuer=registration.issuer, client_id=registration.client_id, sub=str(claims["sub"])),
         lti11_user_id=str(legacy)[:300] if isinstance(legacy, str) else "",
         target_type=target.kind,
         target_id=target.id,

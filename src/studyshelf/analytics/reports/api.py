@@ -94,7 +94,7 @@ def _settings_read(services: Services, row: ReportSettings, *, can_edit: bool) -
         time_zone=row.time_zone,
         emails=list(to.emails),
         webhook_url=org_settings.shown_webhook(row, can_edit=can_edit),
-        webhook_secret=org_settings.webhook_secret(services.settings.secret_key, row.org_id) if can_edit else None,
+        webhook_secret=org_settings.webhook_secret(services.keys, row.org_id) if can_edit else None,
         can_edit=can_edit,
     )
 

@@ -128,7 +128,7 @@ def _send_email(services: Services, report: DailyReport, to: tuple[str, ...]) ->
 
 def _post_webhook(services: Services, report: DailyReport, url: str, delivery_id: uuid.UUID) -> None:
     body = report.model_dump_json().encode()
-    secret = webhook_secret(services.settings.secret_key, report.org.id)
+    secret = webhook_secret(services.keys, report.org.id)
     services.outbound.request(
         "POST",
         url,

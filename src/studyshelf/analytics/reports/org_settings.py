@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from studyshelf.analytics.reports.models import ReportDelivery, ReportSettings
 from studyshelf.core import outbound
 from studyshelf.core.errors import Invalid
+from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.partners import audit
 from studyshelf.partners.permissions import Permission, allows, require
@@ -150,9 +151,10 @@ def update_settings(
     return row
 
 
-def webhook_secret(secret_key: str, org_id: uuid.UUID) -> str:
-    """The key of an organisation's webhook signatures, derived from the app's secret (stable, never stored)."""
-    return hmac.new(secret_key.encode(), f"report-webhook:{org_id}".encode(), hashlib.sha256).hexdigest()
+def webhook_secret(keys: KeyRing, org_id: uuid.UUID) -> str:
+    """The key of an organisation's webhook signatures, derived from the install secret (stable, never stored:
+    receivers hold it, so its purpose stays on the legacy derivation, core/keys.py)."""
+    return keys.mac(Purpose.REPORT_WEBHOOK, str(org_id).encode()).hex()
 
 
 def sign(secret: str, body: bytes) -> str:

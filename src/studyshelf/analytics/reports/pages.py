@@ -60,7 +60,7 @@ def _page(
             "emails": "\n".join(to.emails),
             "webhook_url": org_settings.shown_webhook(row, can_edit=can_edit),
         },
-        "webhook_secret": org_settings.webhook_secret(services.settings.secret_key, org_id) if can_edit else "",
+        "webhook_secret": org_settings.webhook_secret(services.keys, org_id) if can_edit else "",
         "mail_enabled": services.mailer.enabled,
         **extra,
     }
