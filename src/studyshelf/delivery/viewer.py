@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.delivery import hits, links
+from studyshelf.delivery import admission, hits, links, radar
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.signing import MediaClaims
@@ -62,11 +62,11 @@ def _own_origin(request: Request) -> str:
     return origin_of(str(request.url)) or ""
 
 
-def _facts(request: Request, services: Services, client: str) -> links.VisitFacts:
+def _facts(request: Request, services: Services, client: str) -> admission.VisitFacts:
     h = request.headers
     origin = h.get("origin") or h.get("referer") or ""
-    return links.VisitFacts(
-        visitor=links.Visitor(ip=client, salt=services.settings.secret_key, origin=origin),
+    return admission.VisitFacts(
+        visitor=radar.Visitor(ip=client, salt=services.settings.secret_key, origin=origin),
         own_origin=_own_origin(request),
         sec_fetch_dest=h.get("sec-fetch-dest"),
         sec_fetch_site=h.get("sec-fetch-site"),
@@ -240,19 +240,21 @@ def view(
     # is rendered afterwards from a read session, so concurrent viewers do not queue on the write lock.
     with unit_of_work(services.write_sessions) as db:
         try:
-            admission = links.admit_visit(db, link_id=link_id, facts=_facts(request, services, client))
+            admitted = admission.admit_visit(
+                db, geo=services.geo, link_id=link_id, facts=_facts(request, services, client)
+            )
         except NotFound:
             return blocked_page(request, "revoked", status=404) if links.is_link_id(link_id) else _not_a_link(request)
-        link = admission.link
+        link = admitted.link
         assert link is not None
-        if admission.suspended_now:
-            links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
-    if admission.suspended_now:  # committed: the notices go out after the answer, outside any transaction
+        if admitted.suspended_now:
+            radar.notify_suspension(services, db, link=link, reason=admitted.suspended_now)
+    if admitted.suspended_now:  # committed: the notices go out after the answer, outside any transaction
         background.add_task(notify.drain, services)
-    if admission.refusal is not None:
-        hits.record_for_link(services, request, type_="blocked", link=link, reason=admission.refusal)
-        return blocked_page(request, admission.refusal, link=link)
-    if admission.preview_only:
+    if admitted.refusal is not None:
+        hits.record_for_link(services, request, type_="blocked", link=link, reason=admitted.refusal)
+        return blocked_page(request, admitted.refusal, link=link)
+    if admitted.preview_only:
         hits.record_for_link(services, request, type_="view", link=link)  # flagged a bot by its user agent
         title = link.label or "Study material"
         return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
@@ -309,9 +311,10 @@ def renew(link_id: str, body: RenewRequest, request: Request, services: Services
         link = db.get(Link, link_id)
         if link is None:
             raise NotFound("No such link.")
-        state = links.link_state(db, link)
+        state = admission.link_state(db, link)
         if state is not None:
-            links.record_refusal(db, link_id=link.id, reason=state, visitor=_facts(request, services, client).visitor)
+            visitor = _facts(request, services, client).visitor
+            radar.record_refusal(db, geo=services.geo, link_id=link.id, reason=state, visitor=visitor)
             folders = hits.target_folders(db, link)
             hits.record(
                 services, hits.link_hit(request, services, type_="blocked", link=link, reason=state, folders=folders)
@@ -334,11 +337,11 @@ def renew(link_id: str, body: RenewRequest, request: Request, services: Services
 def record_media_refusal(request: Request, reason: str, link_id: str | None) -> None:
     """Keep a refused media URL (bad signature, expired) as a `blocked` event; called by the /m/ middleware."""
     services: Services = request.app.state.services
-    visitor = links.Visitor(
+    visitor = radar.Visitor(
         ip=client_ip(request.scope, services.settings.trusted_proxies),
         salt=services.settings.secret_key,
         origin=request.headers.get("referer", ""),
     )
     with unit_of_work(services.write_sessions) as db:
-        links.record_refusal(db, link_id=link_id, reason=reason, visitor=visitor)
+        radar.record_refusal(db, geo=services.geo, link_id=link_id, reason=reason, visitor=visitor)
         hits.record(services, hits.media_refusal_hit(db, request, services, reason=reason, link_id=link_id))
