@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studyshelf.core import migrate
 from studyshelf.core.clock import Clock, SystemClock
 from studyshelf.core.db import make_engine, make_session_factory
+from studyshelf.core.geo import GeoLookup, build_geo_lookup
 from studyshelf.core.keys import KeyRing
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.signing import MediaSigner
@@ -35,6 +36,7 @@ class Services:
     events: EventStream
     warehouse: Warehouse
     outbound: OutboundClient  # every request to a URL that a user or a platform supplied
+    geo: GeoLookup  # the country of an address: the leak radar and analytics enrichment
     clock: Clock = field(default_factory=SystemClock)  # "now" for jobs and drains; tests move a MovableClock
     # Where delivery reports views, downloads and refusals. create_app installs the analytics collector
     # (analytics.collect.install); processes that serve no one (CLI, worker) keep discarding.
@@ -58,6 +60,7 @@ def build_services(settings: Settings) -> Services:
         events=build_event_stream(settings),
         warehouse=build_warehouse(settings.resolved_warehouse_url),
         outbound=OutboundClient(allowed_networks=settings.outbound_allowed_networks),
+        geo=build_geo_lookup(settings.geoip_mmdb),
     )
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from studyshelf.analytics.enrich import Enricher, IptoccGeoLookup, MaxMindGeoLookup, build_geo_lookup, client_info
+from studyshelf.analytics.enrich import Enricher, client_info
+from studyshelf.core.geo import IptoccGeoLookup, MaxMindGeoLookup, build_geo_lookup
 from studyshelf.core.keys import KeyRing
 from studyshelf.events import Hit
 from studyshelf.settings import Settings
@@ -60,7 +61,7 @@ def test_known_addresses(ip: str, country: str) -> None:
 
 
 def test_a_configured_mmdb_is_used(tmp_path: Path) -> None:
-    assert isinstance(build_geo_lookup(Settings(data_dir=tmp_path)), IptoccGeoLookup)
+    assert isinstance(build_geo_lookup(Settings(data_dir=tmp_path).geoip_mmdb), IptoccGeoLookup)
     missing = tmp_path / "none.mmdb"
     with pytest.raises(FileNotFoundError):
         MaxMindGeoLookup(missing)

@@ -9,8 +9,9 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from studyshelf.analytics.enrich import Enricher, GeoDatabaseError, MaxMindGeoLookup, build_geo_lookup
+from studyshelf.analytics.enrich import Enricher
 from studyshelf.app import create_app
+from studyshelf.core.geo import GeoDatabaseError, MaxMindGeoLookup, build_geo_lookup
 from studyshelf.core.keys import KeyRing
 from studyshelf.events import Hit
 from studyshelf.settings import Settings
@@ -47,7 +48,7 @@ def test_lookups(mmdb: Path, ip: str, country: str) -> None:
 
 
 def test_the_configured_database_is_used_for_events(mmdb: Path, tmp_path: Path) -> None:
-    geo = build_geo_lookup(Settings(data_dir=tmp_path, geoip_mmdb=mmdb))
+    geo = build_geo_lookup(Settings(data_dir=tmp_path, geoip_mmdb=mmdb).geoip_mmdb)
     assert isinstance(geo, MaxMindGeoLookup)
     event = Enricher(keys=KeyRing.for_install("s" * 32), geo=geo).enrich(
         Hit(type="view", at=datetime(2026, 3, 10, tzinfo=UTC), client_ip="192.0.2.1", user_agent="Mozilla/5.0")

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.delivery import links
+from studyshelf.delivery import admission, radar
 from studyshelf.delivery.models import Link
 from studyshelf.partners.models import Role, User
 from tests.conftest import Member, World
@@ -79,13 +79,13 @@ def suspend_by_radar(world: World, owner: Member, link_id: str) -> None:
     )
     assert lowered.status_code == 200, lowered.text
     for n in (1, 2):
-        facts = links.VisitFacts(
-            visitor=links.Visitor(ip=f"198.51.{n}.7", salt="s"),
+        facts = admission.VisitFacts(
+            visitor=radar.Visitor(ip=f"198.51.{n}.7", salt="s"),
             own_origin="http://testserver",
             user_agent="Mozilla/5.0",
         )
         with unit_of_work(world.services.write_sessions) as db:
-            links.admit_visit(db, link_id=link_id, facts=facts)
+            admission.admit_visit(db, geo=world.services.geo, link_id=link_id, facts=facts)
     assert owner.client.get(f"/api/v1/links/{link_id}").json()["status"] == "suspended"
 
 

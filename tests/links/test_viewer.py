@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.delivery import links
+from studyshelf.delivery import admission, radar
 from studyshelf.delivery.models import Link, Refusal
 from tests.conftest import Member, World
 from tests.html import parse_html
@@ -135,8 +135,8 @@ def test_a_link_spreading_over_too_many_networks_is_suspended_and_can_be_reenabl
     )
     assert policy.json()["max_networks_per_hour"] == 3
     facts = [
-        links.VisitFacts(
-            visitor=links.Visitor(ip=f"198.51.{n}.7", salt="s"),
+        admission.VisitFacts(
+            visitor=radar.Visitor(ip=f"198.51.{n}.7", salt="s"),
             own_origin="http://testserver",
             user_agent="Mozilla/5.0",
         )
@@ -145,8 +145,8 @@ def test_a_link_spreading_over_too_many_networks_is_suspended_and_can_be_reenabl
     outcomes = []
     for fact in facts:
         with unit_of_work(world.services.write_sessions) as db:
-            admission = links.admit_visit(db, link_id=created["id"], facts=fact)
-            outcomes.append(admission.refusal)
+            admitted = admission.admit_visit(db, geo=world.services.geo, link_id=created["id"], facts=fact)
+            outcomes.append(admitted.refusal)
     assert outcomes == [None, None, None, "suspended", "suspended"]
     state = owner.client.get(f"/api/v1/links/{created['id']}").json()
     assert state["status"] == "suspended"

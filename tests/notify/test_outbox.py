@@ -160,14 +160,14 @@ def test_failures_back_off_more_each_time_and_stop_at_the_limit(setup: Setup, re
 
 
 def test_nothing_is_queued_when_the_suspending_transaction_rolls_back(setup: Setup) -> None:
-    from studyshelf.delivery import links
+    from studyshelf.delivery import radar
     from studyshelf.delivery.models import Link
 
     def suspend_then_fail() -> None:
         with unit_of_work(setup.services.write_sessions) as db:
             link = db.get(Link, setup.link_id)
             assert link is not None
-            links.notify_suspension(setup.services, db, link=link, reason="a test")
+            radar.notify_suspension(setup.services, db, link=link, reason="a test")
             raise RuntimeError("the change failed")
 
     with pytest.raises(RuntimeError):

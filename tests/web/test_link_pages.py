@@ -7,7 +7,7 @@ from typing import Any
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.delivery import links
+from studyshelf.delivery import radar
 from studyshelf.delivery.models import Link
 from studyshelf.partners.models import Role
 from tests.conftest import Member, World
@@ -169,7 +169,8 @@ def _suspend(world: World, member: Member, link_id: str) -> None:
         with unit_of_work(world.services.write_sessions) as db:
             link = db.get(Link, link_id)
             assert link is not None
-            links.record_sighting(db, link=link, visitor=links.Visitor(ip=f"198.51.{n}.7", salt="s"))
+            visitor = radar.Visitor(ip=f"198.51.{n}.7", salt="s")
+            radar.record_sighting(db, geo=world.services.geo, link=link, visitor=visitor)
 
 
 def test_suspended_links_are_flagged_on_the_links_page_and_can_be_reenabled(world: World, owner: Member) -> None:

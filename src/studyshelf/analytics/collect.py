@@ -9,7 +9,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
 from studyshelf.analytics.beacons import BeaconGuard, BeaconViews
-from studyshelf.analytics.enrich import Enricher, build_geo_lookup
+from studyshelf.analytics.enrich import Enricher
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.services import Services
 
@@ -50,7 +50,7 @@ def install(services: Services) -> Services:
     if isinstance(services.hits, Collector):
         return services
     settings = services.settings
-    enricher = Enricher(keys=services.keys, geo=build_geo_lookup(settings))
+    enricher = Enricher(keys=services.keys, geo=services.geo)
     views = BeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
     collector = Collector(services.events, enricher, views=views, beacons_per_minute=settings.beacon_rate_per_minute)
     return replace(services, hits=collector)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from studyshelf.core.clock import utcnow
+from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.signing import MediaClaims
 from studyshelf.delivery.transfers import Transfer
@@ -26,48 +27,14 @@ from studyshelf.services import Services
 from studyshelf.web.security import client_ip
 
 
-def _client(request: Request, services: Services) -> ClientFacts:
+def client_facts(request: Request, services: Services) -> ClientFacts:
+    """What the request says about its client (read by enrichment, never stored)."""
     h = request.headers
     return {
         "client_ip": client_ip(request.scope, services.settings.trusted_proxies),
         "user_agent": h.get("user-agent", ""),
         "referer": h.get("referer") or h.get("origin") or "",
     }
-
-
-def folder_path(db: Session, file: File) -> tuple[str, ...]:
-    """The ids of the file's folder and its ancestors, root first."""
-    found = content_path_ids(db, target_type="file", target_id=file.id)
-    return tuple(str(i) for i in found[1][:-1]) if found else (str(file.folder_id),)
-
-
-def file_hit(
-    request: Request,
-    services: Services,
-    *,
-    type_: str,
-    link: Link,
-    file: File,
-    version: FileVersion,
-    folders: tuple[str, ...],
-    session: str = "",
-    sent_bytes: int = 0,
-) -> Hit:
-    return Hit(
-        type=type_,
-        at=utcnow(),
-        link_id=link.id,
-        owner_org_id=str(link.owner_org_id),
-        partner_org_id=str(link.org_id),
-        file_id=str(file.id),
-        version_id=str(version.id),
-        folder_path=folders,
-        content_type=version.content_type,
-        filename=file.name,
-        session=session,
-        bytes=sent_bytes,
-        **_client(request, services),
-    )
 
 
 def target_folders(db: Session, link: Link) -> tuple[str, ...]:
@@ -99,7 +66,7 @@ def link_hit(
         file_id=str(link.target_id) if link and target_file else None,
         folder_path=folders,
         reason=reason,
-        **_client(request, services),
+        **client_facts(request, services),
     )
 
 
@@ -135,57 +102,15 @@ def record_download(request: Request, claims: MediaClaims, sent: int, complete: 
         file = db.get(File, version.file_id) if version is not None else None
         if link is None or version is None or file is None:
             return  # deleted since the URL was signed: nothing left to attribute the bytes to
-        hit = file_hit(
-            request,
-            services,
-            type_="download" if complete else "load_fail",
-            link=link,
-            file=file,
-            version=version,
-            folders=folder_path(db, file),
-            sent_bytes=sent,
-        )
-    services.hits.record(replace(hit, error_class="") if complete else replace(hit, error_class="aborted"))
-
-
-def launch_view_hit(
-    db: Session,
-    request: Request,
-    services: Services,
-    *,
-    file: File,
-    version: FileVersion,
-    partner_org_id: uuid.UUID,
-    course: str,
-    resource_link: str,
-    lms: str = "",
-) -> Hit:
-    """A view through an LTI launch: no share link, but the LMS course and resource link are known."""
-    return Hit(
-        type="view",
+        content = ContentFacts.of(db, file, version)
+    hit = content.hit(
+        type_="download" if complete else "load_fail",
         at=utcnow(),
-        owner_org_id=str(file.org_id),
-        partner_org_id=str(partner_org_id),
-        file_id=str(file.id),
-        version_id=str(version.id),
-        folder_path=folder_path(db, file),
-        content_type=version.content_type,
-        filename=file.name,
-        session=new_session(),
-        course=course,
-        resource_link=resource_link,
-        lms=lms,
-        **_client(request, services),
+        scope=ScopeFacts(str(link.org_id), link_id=link.id),
+        client=client_facts(request, services),
+        sent_bytes=sent,
     )
-
-
-@dataclass(frozen=True)
-class ScopeFacts:
-    """Who a media scope that is not a share link (an LTI launch) serves."""
-
-    partner_org_id: str
-    course: str = ""
-    resource_link: str = ""
+    services.hits.record(replace(hit, error_class="") if complete else replace(hit, error_class="aborted"))
 
 
 ScopeResolver = Callable[[Session, str], ScopeFacts | None]
@@ -200,7 +125,7 @@ def register_scope(prefix: str, resolver: ScopeResolver) -> None:
 def _scope_facts(db: Session, scope: str) -> ScopeFacts | None:
     if len(scope) <= 32:
         link = db.get(Link, scope)
-        return ScopeFacts(str(link.org_id)) if link is not None else None
+        return ScopeFacts(str(link.org_id), link_id=link.id) if link is not None else None
     for prefix, resolver in _SCOPES.items():
         if scope.startswith(prefix):
             return resolver(db, scope)
@@ -221,25 +146,21 @@ def record_transfers(services: Services, transfers: list[Transfer]) -> None:
             facts = _scope_facts(db, key.link_id)
             if version is None or file is None or facts is None:
                 continue  # deleted since, or a scope nobody can name: no organisation to give the bytes to
+            content = ContentFacts.of(db, file, version)
+            client: ClientFacts = {
+                "client_ip": key.client_ip,
+                "user_agent": key.user_agent,
+                "referer": transfer.referer,
+            }
+            at = datetime.fromtimestamp(transfer.started, UTC)
             hits.append(
-                Hit(
-                    type="transfer",
-                    at=datetime.fromtimestamp(transfer.started, UTC),
-                    client_ip=key.client_ip,
-                    user_agent=key.user_agent,
-                    referer=transfer.referer,
-                    link_id=key.link_id if len(key.link_id) <= 32 else None,
-                    owner_org_id=str(file.org_id),
-                    partner_org_id=facts.partner_org_id,
-                    file_id=str(file.id),
-                    version_id=str(version.id),
-                    folder_path=folder_path(db, file),
-                    content_type=version.content_type,
-                    filename=file.name,
+                content.hit(
+                    type_="transfer",
+                    at=at,
+                    scope=facts,
+                    client=client,
                     session=transfer.session,
-                    course=facts.course,
-                    resource_link=facts.resource_link,
-                    bytes=transfer.bytes,
+                    sent_bytes=transfer.bytes,
                 )
             )
     for hit in hits:

@@ -1,38 +1,32 @@
-"""Share links: create, list, edit, revoke; open one for a visitor, counting views and watching its spread."""
+"""Share links: create, list, edit, revoke, reactivate, and each organisation's link policy.
+
+Whether a visit may use a link is `admission`; where a link spreads, and its suspension, is `radar`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import iptocc
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyshelf.core import outbound
 from studyshelf.core.clock import utcnow
-from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.core.redact import mask_url, unless_masked
-from studyshelf.delivery.embed import embed_refusal, is_link_previewer, normalise_origins
-from studyshelf.delivery.models import Link, LinkMode, LinkPolicy, Refusal, Sighting
+from studyshelf.delivery.embed import normalise_origins
+from studyshelf.delivery.models import Link, LinkMode, LinkPolicy
 from studyshelf.library.access import content_path_ids
 from studyshelf.library.files import get_file
 from studyshelf.library.folders import get_folder
 from studyshelf.library.models import File, Folder
-from studyshelf.notify import service as notify
 from studyshelf.partners import audit
 from studyshelf.partners.grants import org_has_access
-from studyshelf.partners.models import User
 from studyshelf.partners.permissions import Permission, acting_org_ids, allows, require
 from studyshelf.partners.principal import Principal
-from studyshelf.services import Services
 
 LINK_ID_BYTES = 16  # 128 bits of randomness
 LINK_ID_LENGTH = 22
@@ -272,210 +266,6 @@ def reactivate_link(db: Session, *, principal: Principal, link_id: str) -> Link:
             before=before,
         )
     return link
-
-
-def network_of(ip: str, *, salt: str) -> str:
-    """A pseudonymous network id: the /24 (IPv4) or /48 (IPv6) prefix, hashed with a secret salt."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "unknown"
-    prefix = 24 if address.version == 4 else 48
-    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-    return hashlib.sha256(f"{salt}|{network}".encode()).hexdigest()[:32]
-
-
-def country_of(ip: str) -> str:
-    try:
-        return str(iptocc.country_code(ip) or "")[:2]
-    except (ValueError, TypeError):
-        return ""
-
-
-@dataclass(frozen=True)
-class Visitor:
-    ip: str
-    salt: str
-    origin: str = ""
-
-
-def record_refusal(db: Session, *, link_id: str | None, reason: str, visitor: Visitor) -> None:
-    """Keep a `blocked` event (expired, revoked, origin, top-level, over-limit, bad-signature, grant-revoked …)."""
-    db.add(
-        Refusal(
-            link_id=link_id if link_id and is_link_id(link_id) else None,
-            reason=reason,
-            origin=visitor.origin[:300],
-            network=network_of(visitor.ip, salt=visitor.salt),
-            country=country_of(visitor.ip),
-        )
-    )
-    db.flush()
-
-
-def link_state(db: Session, link: Link) -> str | None:
-    """Why a link cannot be used now, or None: revoked, suspended, expired, deleted, grant-revoked."""
-    if link.revoked_at is not None:
-        return "revoked"
-    if link.suspended_at is not None:
-        return "suspended"
-    if link.expires_at <= utcnow():
-        return "expired"
-    found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
-    if found is None:
-        return "deleted"
-    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1]):
-        return "grant-revoked"
-    return None
-
-
-def consume_view(db: Session, *, link: Link) -> bool:
-    """Count one view; False when the link's view limit is used up (atomic across instances)."""
-    query = update(Link).where(Link.id == link.id)
-    if link.max_views is not None:
-        query = query.where(Link.view_count < link.max_views)
-    counted = affected_rows(db.execute(query.values(view_count=Link.view_count + 1)))
-    return bool(counted)
-
-
-def record_sighting(db: Session, *, link: Link, visitor: Visitor) -> str | None:
-    """Note where a link was used this hour; suspend it when its spread passes the policy. Returns why, if so.
-
-    Only a network not yet seen this hour can raise the counts, so only then are they checked.
-    """
-    hour = utcnow().replace(minute=0, second=0, microsecond=0)
-    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    added = affected_rows(
-        db.execute(
-            insert(Sighting)
-            .values(
-                id=uuid.uuid4(),
-                link_id=link.id,
-                hour=hour,
-                network=network_of(visitor.ip, salt=visitor.salt),
-                country=country_of(visitor.ip),
-            )
-            .on_conflict_do_nothing()
-        )
-    )
-    return check_spread(db, link=link, hour=hour) if added else None
-
-
-def check_spread(db: Session, *, link: Link, hour: datetime | None = None) -> str | None:
-    """Suspend the link when this hour's networks, countries or refusals exceed the organisation's thresholds."""
-    hour = hour or utcnow().replace(minute=0, second=0, microsecond=0)
-    policy = get_policy(db, org_id=link.org_id)
-    seen = select(func.count(func.distinct(Sighting.network)), func.count(func.distinct(Sighting.country))).where(
-        Sighting.link_id == link.id, Sighting.hour == hour
-    )
-    networks, countries = db.execute(seen).one()
-    refusals = (
-        db.scalar(
-            select(func.count())
-            .select_from(Refusal)
-            .where(Refusal.link_id == link.id, Refusal.at >= hour, Refusal.reason.in_(("origin", "top-level")))
-        )
-        or 0
-    )
-    reason = None
-    if networks > policy.max_networks_per_hour:
-        reason = f"used from {networks} networks within an hour (limit {policy.max_networks_per_hour})"
-    elif countries > policy.max_countries_per_hour:
-        reason = f"used from {countries} countries within an hour (limit {policy.max_countries_per_hour})"
-    elif refusals > policy.max_refusals_per_hour:
-        reason = f"{refusals} refused attempts from unknown sites within an hour (limit {policy.max_refusals_per_hour})"
-    if reason is not None and link.suspended_at is None:
-        link.suspended_at = utcnow()
-        link.suspended_reason = reason
-        db.flush()
-        audit.record(
-            db,
-            principal=None,
-            org_id=link.org_id,
-            action="link.suspend",
-            target_type="link",
-            target_id=link.id,
-            target_label=link.label,
-            after={"reason": reason},
-        )
-        return reason
-    return None
-
-
-@dataclass(frozen=True)
-class VisitFacts:
-    """What a request to a link tells us about where it comes from."""
-
-    visitor: Visitor
-    own_origin: str
-    sec_fetch_dest: str | None = None
-    sec_fetch_site: str | None = None
-    referer: str | None = None
-    user_agent: str | None = None
-
-
-@dataclass(frozen=True)
-class Admission:
-    link: Link | None
-    refusal: str | None = None  # the `blocked` reason, when refused
-    preview_only: bool = False  # a link previewer or crawler: show a card, count nothing
-    suspended_now: str | None = None  # this visit pushed the link over a spread threshold
-
-
-def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, count_view: bool = True) -> Admission:
-    """Decide whether a visit to a link may see the material; refusals are recorded, never raised,
-    so they are kept when the caller commits. NotFound for ids that name no link."""
-    link = db.get(Link, link_id) if is_link_id(link_id) else None
-    if link is None:
-        raise NotFound("This link does not exist. Check that it was copied completely.")
-
-    def refuse(reason: str) -> Admission:
-        record_refusal(db, link_id=link.id, reason=reason, visitor=facts.visitor)
-        suspended = check_spread(db, link=link) if reason in {"origin", "top-level"} else None
-        return Admission(link, refusal=reason, suspended_now=suspended)
-
-    state = link_state(db, link)
-    if state is not None:
-        return refuse(state)
-    embed = embed_refusal(
-        embed_only=link.mode is LinkMode.EMBED,
-        allowed=link.origins,
-        own_origin=facts.own_origin,
-        sec_fetch_dest=facts.sec_fetch_dest,
-        sec_fetch_site=facts.sec_fetch_site,
-        referer=facts.referer,
-    )
-    if embed is not None:
-        return refuse(embed)
-    if is_link_previewer(facts.user_agent):
-        return Admission(link, preview_only=True)
-    if count_view and not consume_view(db, link=link):
-        return refuse("over-limit")
-    suspended = record_sighting(db, link=link, visitor=facts.visitor)
-    if suspended is not None:
-        record_refusal(db, link_id=link.id, reason="suspended", visitor=facts.visitor)
-        return Admission(link, refusal="suspended", suspended_now=suspended)
-    return Admission(link)
-
-
-def notify_suspension(services: Services, db: Session, *, link: Link, reason: str) -> None:
-    """Queue the notices of a suspension: an e-mail to the link's creator, a webhook call for the organisation.
-
-    They join the caller's transaction and leave after its commit (notify.drain), never inside it."""
-    creator = db.get(User, link.created_by) if link.created_by else None
-    text = (
-        f"StudyShelf paused the link {link.label or link.id} because it was {reason}.\n"
-        "This usually means the link was shared outside the course. Review it in StudyShelf and re-enable it "
-        "if the use is legitimate.\n"
-    )
-    if creator is not None and services.mailer.enabled:
-        notify.enqueue_email(
-            db, to=creator.email, subject="A StudyShelf link was paused", text=text, event="link.suspended"
-        )
-    url = get_policy(db, org_id=link.org_id).notify_webhook_url
-    if url:
-        payload = {"event": "link.suspended", "link_id": link.id, "label": link.label, "reason": reason}
-        notify.enqueue_webhook(db, url=url, payload=dict(payload), event="link.suspended")
 
 
 def target_content_type(db: Session, link: Link) -> str | None:

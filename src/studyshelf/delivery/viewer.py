@@ -1,29 +1,21 @@
-"""The viewer behind a share link: `/v/{link_id}`, and the renewal of its short-lived media URLs."""
+"""The viewer behind a share link: `/v/{link_id}` (admission, then the one viewing path), and its renewals."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
-from studyshelf.delivery import hits, links
+from studyshelf.core.errors import NotFound
+from studyshelf.delivery import admission, hits, links, radar, viewing
+from studyshelf.delivery.content import ScopeFacts
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
-from studyshelf.delivery.signing import MediaClaims
-from studyshelf.events.beacon import BeaconClaims, sign_beacon
 from studyshelf.library.access import content_path_ids, folder_path
-from studyshelf.library.listing import children_of
-from studyshelf.library.models import File, FileVersion, Folder
-from studyshelf.library.sniff import category
+from studyshelf.library.models import File, Folder
 from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ClientIp, ServicesDep
 from studyshelf.services import Services
@@ -32,7 +24,6 @@ from studyshelf.web.security import client_ip
 
 router = APIRouter(include_in_schema=False)
 
-VIEWER_TOKEN_SECONDS = 6 * 3600
 _HEADLINES = {
     "expired": ("This link has expired", "Ask your teacher for a new link to this material."),
     "revoked": ("This link was withdrawn", "The material is no longer shared through this link."),
@@ -62,28 +53,17 @@ def _own_origin(request: Request) -> str:
     return origin_of(str(request.url)) or ""
 
 
-def _facts(request: Request, services: Services, client: str) -> links.VisitFacts:
+def _facts(request: Request, services: Services, client: str) -> admission.VisitFacts:
     h = request.headers
     origin = h.get("origin") or h.get("referer") or ""
-    return links.VisitFacts(
-        visitor=links.Visitor(ip=client, salt=services.settings.secret_key, origin=origin),
+    return admission.VisitFacts(
+        visitor=radar.Visitor(ip=client, salt=services.settings.secret_key, origin=origin),
         own_origin=_own_origin(request),
         sec_fetch_dest=h.get("sec-fetch-dest"),
         sec_fetch_site=h.get("sec-fetch-site"),
         referer=h.get("referer"),
         user_agent=h.get("user-agent"),
     )
-
-
-def viewer_token(keys: KeyRing, link_id: str, expires: int) -> str:
-    return keys.encode(Purpose.VIEWER_TOKEN, link_id, expires)
-
-
-def check_viewer_token(keys: KeyRing, link_id: str, token: str, now: float) -> bool:
-    try:
-        return bool(keys.decode(Purpose.VIEWER_TOKEN, token, now) == link_id)
-    except TokenRefused:
-        return False
 
 
 def blocked_page(request: Request, reason: str, *, status: int = 403, link: Link | None = None) -> HTMLResponse:
@@ -96,132 +76,63 @@ def blocked_page(request: Request, reason: str, *, status: int = 403, link: Link
     return response
 
 
-@dataclass(frozen=True)
-class Crumb:
-    name: str
-    url: str
-
-
-def _item_in_link(db: Session, link: Link, kind: str, item_id: uuid.UUID) -> File | Folder:
-    """A live file or folder inside what the link shares, or NotFound."""
-    found = content_path_ids(db, target_type=kind, target_id=item_id)
-    if found is None or link.target_id not in found[1]:
-        raise NotFound("That item is not part of this link.")
-    item = db.get(File, item_id) if kind == "file" else db.get(Folder, item_id)
-    assert item is not None
-    return item
-
-
-def _crumbs(db: Session, link: Link, folder_id: uuid.UUID) -> list[Crumb]:
+def _crumbs(db: Session, link: Link, folder_id: uuid.UUID) -> list[viewing.Crumb]:
     if link.target_type != "folder":
         return []
     path = folder_path(db, folder_id)
     start = next(i for i, f in enumerate(path) if f.id == link.target_id)
     return [
-        Crumb(f.name, f"/v/{link.id}" if f.id == link.target_id else f"/v/{link.id}?folder={f.id}")
+        viewing.Crumb(f.name, f"/v/{link.id}" if f.id == link.target_id else f"/v/{link.id}?folder={f.id}")
         for f in path[start:]
     ]
 
 
-def media_urls(services: Services, link: Link, file: File, version: FileVersion) -> dict[str, Any]:
-    """Fresh signed URLs for a version's bytes (and a download URL when the link allows it)."""
-    ttl = services.settings.media_url_ttl_seconds
-    expires = int(time.time()) + ttl
-
-    def sign(download: bool) -> str:
-        claims = MediaClaims(
-            expires=expires,
-            link_id=link.id,
-            version_id=str(version.id),
-            sha256=version.blob_sha256,
-            size=version.size,
-            modified=int(version.created_at.timestamp()),
-            content_type=version.content_type,
-            download=download,
-            filename=file.name,
-        )
-        return services.signer.sign(claims)
-
-    return {
-        "url": sign(False),
-        "download_url": sign(True) if link.allow_download else None,
-        "expires_at": expires,
-        "refresh_after": max(30, ttl - 90),
-    }
-
-
-def _render_file(request: Request, services: Services, link: Link, db: Session, file: File) -> HTMLResponse:
-    version = file.current_version
-    assert version is not None
-    urls = media_urls(services, link, file, version)
-    now = int(time.time())
-    expires = now + VIEWER_TOKEN_SECONDS
-    folders = hits.folder_path(db, file)
-    session = hits.new_session()
-    view = hits.file_hit(
-        request, services, type_="view", link=link, file=file, version=version, folders=folders, session=session
+def link_scope(link: Link) -> viewing.ViewScope:
+    """The view scope of a share link."""
+    return viewing.ViewScope(
+        kind="link",
+        scope_id=link.id,
+        facts=ScopeFacts(str(link.org_id), link_id=link.id),
+        root_type=link.target_type,
+        root_id=link.target_id,
+        allow_download=link.allow_download,
+        renew_url=f"/v/{link.id}/media",
+        headers=_headers(link),
     )
-    hits.record(services, view)
-    beacon = BeaconClaims(
-        link_id=link.id,
-        file_id=str(file.id),
-        version_id=str(version.id),
-        owner_org_id=str(link.owner_org_id),
-        partner_org_id=str(link.org_id),
-        folder_path=folders,
-        content_type=version.content_type,
-        filename=file.name,
-        session=session,
-        size=version.size,
-        issued=now,
-        expires=expires,
-        referer=origin_of(view.referer) or "",
-    )
-    context = {
-        "title": file.name,
-        "kind": category(version.content_type),
-        "content_type": version.content_type,
-        "size": version.size,
-        "media_url": urls["url"],
-        "download_url": urls["download_url"],
-        "refresh_after": urls["refresh_after"],
-        "renew_url": f"/v/{link.id}/media",
-        "viewer_token": viewer_token(services.keys, link.id, expires),
-        "beacon_token": sign_beacon(services.keys, beacon),
-        "file_id": file.id,
-        "crumbs": _crumbs(db, link, file.folder_id),
-    }
-    return render(request, "delivery/viewer.html", context, headers=_headers(link))
 
 
-_BADGES = {
-    "folder": "DIR",
-    "video": "VID",
-    "audio": "AUD",
-    "image": "IMG",
-    "pdf": "PDF",
-    "document": "DOC",
-    "text": "TXT",
-}
+class LinkAccess:
+    """Share links as a view scope: reopened for a renewal while the link (and the grant behind it) stands."""
+
+    def open(self, services: Services, request: Request, scope_id: str) -> viewing.ViewScope:
+        if not links.is_link_id(scope_id):
+            raise viewing.ViewScopeNotFound("No such link.")
+        with unit_of_work(services.write_sessions) as db:
+            link = db.get(Link, scope_id)
+            if link is None:
+                raise viewing.ViewScopeNotFound("No such link.")
+            state = admission.link_state(db, link)
+            if state is None:
+                return link_scope(link)
+            client = client_ip(request.scope, services.settings.trusted_proxies)
+            visitor = _facts(request, services, client).visitor
+            radar.record_refusal(db, geo=services.geo, link_id=link.id, reason=state, visitor=visitor)
+            folders = hits.target_folders(db, link)
+            hits.record(
+                services, hits.link_hit(request, services, type_="blocked", link=link, reason=state, folders=folders)
+            )
+        raise viewing.ViewUnavailable(_HEADLINES.get(state, _HEADLINES["revoked"])[0], reason=state)
+
+    def reach(self, db: Session, scope: viewing.ViewScope, kind: str, item_id: uuid.UUID) -> File | Folder:
+        found = content_path_ids(db, target_type=kind, target_id=item_id)
+        if found is None or scope.root_id not in found[1]:
+            raise viewing.NotInView("That item is not part of this link.", reason="deleted")
+        item = db.get(File, item_id) if kind == "file" else db.get(Folder, item_id)
+        assert item is not None
+        return item
 
 
-def _render_folder(request: Request, link: Link, db: Session, folder: Folder) -> HTMLResponse:
-    entries, _cursor = children_of(db, folder=folder, limit=500)
-    rows = []
-    for entry in entries:
-        kind = "folder" if entry.kind == "folder" else category(entry.content_type or "")
-        param = "folder" if entry.kind == "folder" else "file"
-        rows.append(
-            {
-                "name": entry.name,
-                "kind": kind,
-                "badge": _BADGES.get(kind, "FILE"),
-                "size": entry.size,
-                "url": f"/v/{link.id}?{param}={entry.id}",
-            }
-        )
-    context = {"title": folder.name, "entries": rows, "crumbs": _crumbs(db, link, folder.id)[:-1]}
-    return render(request, "delivery/folder.html", context, headers=_headers(link))
+LINK_ACCESS = LinkAccess()
 
 
 @router.get("/v/{link_id}", response_class=HTMLResponse)
@@ -239,19 +150,21 @@ def view(
     # is rendered afterwards from a read session, so concurrent viewers do not queue on the write lock.
     with unit_of_work(services.write_sessions) as db:
         try:
-            admission = links.admit_visit(db, link_id=link_id, facts=_facts(request, services, client))
+            admitted = admission.admit_visit(
+                db, geo=services.geo, link_id=link_id, facts=_facts(request, services, client)
+            )
         except NotFound:
             return blocked_page(request, "revoked", status=404) if links.is_link_id(link_id) else _not_a_link(request)
-        link = admission.link
+        link = admitted.link
         assert link is not None
-        if admission.suspended_now:
-            links.notify_suspension(services, db, link=link, reason=admission.suspended_now)
-    if admission.suspended_now:  # committed: the notices go out after the answer, outside any transaction
+        if admitted.suspended_now:
+            radar.notify_suspension(services, db, link=link, reason=admitted.suspended_now)
+    if admitted.suspended_now:  # committed: the notices go out after the answer, outside any transaction
         background.add_task(notify.drain, services)
-    if admission.refusal is not None:
-        hits.record_for_link(services, request, type_="blocked", link=link, reason=admission.refusal)
-        return blocked_page(request, admission.refusal, link=link)
-    if admission.preview_only:
+    if admitted.refusal is not None:
+        hits.record_for_link(services, request, type_="blocked", link=link, reason=admitted.refusal)
+        return blocked_page(request, admitted.refusal, link=link)
+    if admitted.preview_only:
         hits.record_for_link(services, request, type_="view", link=link)  # flagged a bot by its user agent
         title = link.label or "Study material"
         return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
@@ -269,13 +182,20 @@ def _show(
         kind, item_id = "folder", folder
     else:
         kind, item_id = link.target_type, link.target_id
+    scope = link_scope(link)
     try:
-        item = _item_in_link(db, link, kind, item_id)
-    except NotFound:
+        item = LINK_ACCESS.reach(db, scope, kind, item_id)
+    except viewing.NotInView:
         return blocked_page(request, "deleted", status=404, link=link)
     if isinstance(item, File):
-        return _render_file(request, services, link, db, item)
-    return _render_folder(request, link, db, item)
+        crumbs = _crumbs(db, link, item.folder_id)
+        return viewing.render_file(request, services, db, scope, item, crumbs=crumbs)
+
+    def item_url(kind: str, item_id: uuid.UUID) -> str:
+        return f"/v/{link.id}?{kind}={item_id}"
+
+    crumbs = _crumbs(db, link, item.id)[:-1]
+    return viewing.render_folder(request, db, scope, item, item_url=item_url, crumbs=crumbs)
 
 
 def _not_a_link(request: Request) -> HTMLResponse:
@@ -292,50 +212,21 @@ def _not_a_link(request: Request) -> HTMLResponse:
     return response
 
 
-class RenewRequest(BaseModel):
-    token: str = Field(max_length=100)
-    file_id: uuid.UUID
-
-
 @router.post("/v/{link_id}/media")
-def renew(link_id: str, body: RenewRequest, request: Request, services: ServicesDep, client: ClientIp) -> Response:
+def renew(link_id: str, body: viewing.RenewRequest, request: Request, services: ServicesDep) -> JSONResponse:
     """Fresh media URLs for a playing viewer, while the link (and the grant behind it) still stands."""
-    if not links.is_link_id(link_id) or not check_viewer_token(services.keys, link_id, body.token, time.time()):
-        raise PermissionDenied("This viewer session has ended; reload the page.")
-    with unit_of_work(services.write_sessions) as db:
-        link = db.get(Link, link_id)
-        if link is None:
-            raise NotFound("No such link.")
-        state = links.link_state(db, link)
-        if state is not None:
-            links.record_refusal(db, link_id=link.id, reason=state, visitor=_facts(request, services, client).visitor)
-            folders = hits.target_folders(db, link)
-            hits.record(
-                services, hits.link_hit(request, services, type_="blocked", link=link, reason=state, folders=folders)
-            )
-            refused: Response = JSONResponse(
-                {"detail": _HEADLINES.get(state, _HEADLINES["revoked"])[0], "reason": state}, status_code=403
-            )
-            return refused
-        try:
-            item = _item_in_link(db, link, "file", body.file_id)
-        except NotFound:
-            return JSONResponse({"detail": "That item is not part of this link.", "reason": "deleted"}, status_code=404)
-        assert isinstance(item, File)
-        assert item.current_version is not None
-        return JSONResponse(
-            media_urls(services, link, item, item.current_version), headers={"cache-control": "no-store"}
-        )
+    urls = viewing.renew_media(services, request, LINK_ACCESS, scope_id=link_id, body=body)
+    return JSONResponse(urls, headers={"cache-control": "no-store"})
 
 
 def record_media_refusal(request: Request, reason: str, link_id: str | None) -> None:
     """Keep a refused media URL (bad signature, expired) as a `blocked` event; called by the /m/ middleware."""
     services: Services = request.app.state.services
-    visitor = links.Visitor(
+    visitor = radar.Visitor(
         ip=client_ip(request.scope, services.settings.trusted_proxies),
         salt=services.settings.secret_key,
         origin=request.headers.get("referer", ""),
     )
     with unit_of_work(services.write_sessions) as db:
-        links.record_refusal(db, link_id=link_id, reason=reason, visitor=visitor)
+        radar.record_refusal(db, geo=services.geo, link_id=link_id, reason=reason, visitor=visitor)
         hits.record(services, hits.media_refusal_hit(db, request, services, reason=reason, link_id=link_id))

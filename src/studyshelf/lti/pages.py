@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.delivery import hits
+from studyshelf.core.errors import NotFound
+from studyshelf.delivery import hits, viewing
+from studyshelf.delivery.content import ScopeFacts
 from studyshelf.delivery.embed import origin_of
-from studyshelf.delivery.models import Link
-from studyshelf.delivery.viewer import VIEWER_TOKEN_SECONDS, check_viewer_token, media_urls, viewer_token
-from studyshelf.events.beacon import BeaconClaims, sign_beacon
-from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
-from studyshelf.library.sniff import category
 from studyshelf.lti import deep_linking, keys, launch, resource
 from studyshelf.lti.material import Target, reach, within
 from studyshelf.lti.models import Launch, Registration
@@ -44,17 +39,16 @@ def platform_lms(product_family: str) -> str:
     return "moodle" if "moodle" in family else "canvas" if "canvas" in family else "other" if family else ""
 
 
-def _launch_scope(db: Session, scope: str) -> hits.ScopeFacts | None:
+def _launch_scope(db: Session, scope: str) -> ScopeFacts | None:
     """Whom the media of a launch serve: the launch's partner, course and resource link."""
     try:
         record = resource.launch_from_scope(db, scope)
     except NotFound:
         return None
-    return hits.ScopeFacts(str(record.org_id), record.context_id, record.resource_link_id)
+    return ScopeFacts(str(record.org_id), course=record.context_id, resource_link=record.resource_link_id)
 
 
 hits.register_scope(resource.SCOPE_PREFIX, _launch_scope)
-_BADGES = {"folder": "DIR", "video": "VID", "audio": "AUD", "image": "IMG", "pdf": "PDF", "document": "DOC"}
 
 
 @router.get("/lti/jwks")
@@ -236,7 +230,7 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
     record, _item = resource.accept_resource_launch(db, valid=valid, keys=services.keys)
     # Answer the POST with a redirect, so reloading the frame shows the material instead of replaying the launch.
     scope = resource.scope_id(record.id)
-    token = viewer_token(services.keys, scope, int(time.time()) + VIEWER_TOKEN_SECONDS)
+    token = viewing.viewer_token(services.keys, scope, int(services.clock.time()) + viewing.VIEWER_TOKEN_SECONDS)
     return RedirectResponse(f"/lti/view/{scope}?" + urlencode({"t": token}), status_code=303)
 
 
@@ -244,83 +238,66 @@ def _frames(record: Launch) -> list[str]:
     return [o for o in record.frame_origins.split("\n") if o]
 
 
-def _show(request: Request, services: Services, db: Session, record: Launch, item: File | Folder) -> Response:
+def launch_scope(record: Launch) -> viewing.ViewScope:
+    """The view scope of an LTI launch: its partner, course, resource link and platform; no downloads."""
     scope = resource.scope_id(record.id)
-    now = int(time.time())
-    expires = now + VIEWER_TOKEN_SECONDS
-    token = viewer_token(services.keys, scope, expires)
-    if isinstance(item, Folder):
-        entries, _cursor = children_of(db, folder=item, limit=500)
-        rows = []
-        for entry in entries:
-            kind = "folder" if entry.kind == "folder" else category(entry.content_type or "")
-            query = urlencode({"t": token, entry.kind: str(entry.id)})
-            rows.append(
-                {
-                    "name": entry.name,
-                    "kind": kind,
-                    "badge": _BADGES.get(kind, "FILE"),
-                    "size": entry.size,
-                    "url": f"/lti/view/{scope}?{query}",
-                }
-            )
-        context: dict[str, Any] = {"title": item.name, "entries": rows, "crumbs": []}
-        return render(request, "delivery/folder.html", context, headers=headers(frames=_frames(record)))
-    version = item.current_version
-    if version is None:
-        raise launch.LaunchRefused("This file has no content yet.")
-    hit = hits.launch_view_hit(
-        db,
-        request,
-        services,
-        file=item,
-        version=version,
-        partner_org_id=record.org_id,
+    facts = ScopeFacts(
+        str(record.org_id),
         course=record.context_id,
         resource_link=record.resource_link_id,
         lms=platform_lms(record.product_family),
     )
-    hits.record(services, hit)
-    beacon = BeaconClaims(
-        link_id="",  # no share link: the launch's course and resource link say where it was seen
-        file_id=str(item.id),
-        version_id=str(version.id),
-        owner_org_id=str(item.org_id),
-        partner_org_id=str(record.org_id),
-        folder_path=hit.folder_path,
-        content_type=version.content_type,
-        filename=item.name,
-        session=hit.session,
-        size=version.size,
-        issued=now,
-        expires=expires,
-        course=record.context_id,
-        resource_link=record.resource_link_id,
-        referer=origin_of(hit.referer) or "",
-        lms=hit.lms,
+    return viewing.ViewScope(
+        kind="lti",
+        scope_id=scope,
+        facts=facts,
+        root_type=record.target_type,
+        root_id=record.target_id,
+        allow_download=False,
+        renew_url=f"/lti/media/{scope}",
+        headers=headers(frames=_frames(record)),
     )
-    scope_link = Link(id=scope, allow_download=False)  # not stored: names the launch in the signed media URL
-    urls = media_urls(services, scope_link, item, version)
-    context = {
-        "title": item.name,
-        "kind": category(version.content_type),
-        "content_type": version.content_type,
-        "size": version.size,
-        "media_url": urls["url"],
-        "download_url": None,
-        "refresh_after": urls["refresh_after"],
-        "renew_url": f"/lti/media/{scope}",
-        "viewer_token": token,
-        "beacon_token": sign_beacon(services.keys, beacon),
-        "file_id": item.id,
-        "crumbs": [],
-        "placement": (
-            {"name": item.name, "views": resource.placement_views(db, record), "context": record.context_title}
-            if record.role_class == "instructor"
-            else None
-        ),
-    }
-    return render(request, "lti/viewer.html", context, headers=headers(frames=_frames(record)))
+
+
+class LaunchAccess:
+    """LTI launches as a view scope: reopened for a renewal while the launch's partner still reaches the item."""
+
+    def open(self, services: Services, request: Request, scope_id: str) -> viewing.ViewScope:
+        with unit_of_work(services.read_sessions) as db:
+            try:
+                return launch_scope(resource.launch_from_scope(db, scope_id))
+            except NotFound as exc:
+                raise viewing.ViewScopeNotFound(exc.detail) from exc
+
+    def reach(self, db: Session, scope: viewing.ViewScope, kind: str, item_id: uuid.UUID) -> File | Folder:
+        if not within(db, kind=kind, item_id=item_id, ancestor_id=scope.root_id):
+            raise viewing.NotInView("That item is not part of this material.")
+        item = reach(db, org_id=uuid.UUID(scope.facts.partner_org_id), target=Target(kind, item_id))
+        if not isinstance(item, File | Folder):
+            raise viewing.ViewUnavailable("Access to this material has ended.", reason="grant-revoked")
+        return item
+
+
+LAUNCH_ACCESS = LaunchAccess()
+
+
+def _show(request: Request, services: Services, db: Session, record: Launch, item: File | Folder) -> Response:
+    scope = launch_scope(record)
+    if isinstance(item, Folder):
+        token = viewing.viewer_token(
+            services.keys, scope.scope_id, int(services.clock.time()) + viewing.VIEWER_TOKEN_SECONDS
+        )
+
+        def item_url(kind: str, item_id: uuid.UUID) -> str:
+            return f"/lti/view/{scope.scope_id}?" + urlencode({"t": token, kind: str(item_id)})
+
+        return viewing.render_folder(request, db, scope, item, item_url=item_url)
+    placement = (
+        viewing.Placement(name=item.name, views=resource.placement_views(db, record), context=record.context_title)
+        if record.role_class == "instructor"
+        else None
+    )
+    return viewing.render_file(request, services, db, scope, item, placement=placement)
 
 
 @router.get("/lti/view/{scope}")
@@ -333,7 +310,7 @@ def view_inside(
     folder: uuid.UUID | None = None,
 ) -> Response:
     """What a launch shows, or a file or folder inside a launched folder (authorised by the token, no cookie)."""
-    if not check_viewer_token(services.keys, scope, t, time.time()):
+    if not viewing.check_viewer_token(services.keys, scope, t, services.clock.time()):
         return error_page(request, status=403, headline="This page has expired", message="Reopen it from your course.")
     with unit_of_work(services.read_sessions) as db:
         try:
@@ -348,34 +325,19 @@ def view_inside(
             kind, item_id = "folder", folder
         else:
             kind, item_id = record.target_type, record.target_id
-        if not within(db, kind=kind, item_id=item_id, ancestor_id=record.target_id):
+        try:
+            item = LAUNCH_ACCESS.reach(db, launch_scope(record), kind, item_id)
+            return _show(request, services, db, record, item)
+        except viewing.NotInView:
             return error_page(
                 request, status=404, headline="Not found", message="That item is not part of this material."
             )
-        item = reach(db, org_id=record.org_id, target=Target(kind, item_id))
-        if not isinstance(item, File | Folder):
-            return error_page(
-                request, status=403, headline="This material is no longer shared", message="Access ended."
-            )
-        return _show(request, services, db, record, item)
-
-
-class RenewRequest(BaseModel):
-    token: str = Field(max_length=100)
-    file_id: uuid.UUID
+        except viewing.ViewUnavailable as exc:
+            return error_page(request, status=403, headline="This material is no longer shared", message=exc.detail)
 
 
 @router.post("/lti/media/{scope}")
-def renew(scope: str, body: RenewRequest, services: ServicesDep) -> JSONResponse:
+def renew(scope: str, body: viewing.RenewRequest, request: Request, services: ServicesDep) -> JSONResponse:
     """Fresh media URLs for a playing launched viewer, while the partner still reaches the file."""
-    if not check_viewer_token(services.keys, scope, body.token, time.time()):
-        raise PermissionDenied("This viewer session has ended; reload the page.")
-    with unit_of_work(services.read_sessions) as db:
-        record = resource.launch_from_scope(db, scope)
-        if not within(db, kind="file", item_id=body.file_id, ancestor_id=record.target_id):
-            raise NotFound("That file is not part of this material.")
-        item = reach(db, org_id=record.org_id, target=Target("file", body.file_id))
-        if not isinstance(item, File) or item.current_version is None:
-            raise PermissionDenied("Access to this material has ended.")
-        urls = media_urls(services, Link(id=scope, allow_download=False), item, item.current_version)
+    urls = viewing.renew_media(services, request, LAUNCH_ACCESS, scope_id=scope, body=body)
     return JSONResponse(urls, headers={"cache-control": "no-store"})

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.embed import origin_of
+from studyshelf.delivery.viewing import badge_of
 from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
@@ -23,12 +24,11 @@ from studyshelf.partners.deps import ServicesDep
 from studyshelf.web.render import render
 
 router = APIRouter(include_in_schema=False)
-_BADGES = {"folder": "DIR", "video": "VID", "audio": "AUD", "image": "IMG", "pdf": "PDF", "document": "DOC"}
 
 
 def _row(kind: str, item_id: uuid.UUID, name: str, content_type: str | None, note: str = "") -> dict[str, Any]:
     shown = "folder" if kind == "folder" else category(content_type or "")
-    return {"kind": kind, "id": item_id, "name": name, "badge": _BADGES.get(shown, "FILE"), "note": note}
+    return {"kind": kind, "id": item_id, "name": name, "badge": badge_of(shown), "note": note}
 
 
 def _content_type(item: File | Folder) -> str | None:

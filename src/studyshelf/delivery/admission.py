@@ -1,0 +1,99 @@
+"""Admission: whether one visit to a share link may see the material, counted and watched by the radar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from studyshelf.core.clock import utcnow
+from studyshelf.core.db import affected_rows
+from studyshelf.core.errors import NotFound
+from studyshelf.core.geo import GeoLookup
+from studyshelf.delivery import links, radar
+from studyshelf.delivery.embed import embed_refusal, is_link_previewer
+from studyshelf.delivery.models import Link, LinkMode
+from studyshelf.library.access import content_path_ids
+from studyshelf.partners.grants import org_has_access
+
+
+def link_state(db: Session, link: Link) -> str | None:
+    """Why a link cannot be used now, or None: revoked, suspended, expired, deleted, grant-revoked."""
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.suspended_at is not None:
+        return "suspended"
+    if link.expires_at <= utcnow():
+        return "expired"
+    found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
+    if found is None:
+        return "deleted"
+    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1]):
+        return "grant-revoked"
+    return None
+
+
+def consume_view(db: Session, *, link: Link) -> bool:
+    """Count one view; False when the link's view limit is used up (atomic across instances)."""
+    query = update(Link).where(Link.id == link.id)
+    if link.max_views is not None:
+        query = query.where(Link.view_count < link.max_views)
+    counted = affected_rows(db.execute(query.values(view_count=Link.view_count + 1)))
+    return bool(counted)
+
+
+@dataclass(frozen=True)
+class VisitFacts:
+    """What a request to a link tells us about where it comes from."""
+
+    visitor: radar.Visitor
+    own_origin: str
+    sec_fetch_dest: str | None = None
+    sec_fetch_site: str | None = None
+    referer: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    link: Link | None
+    refusal: str | None = None  # the `blocked` reason, when refused
+    preview_only: bool = False  # a link previewer or crawler: show a card, count nothing
+    suspended_now: str | None = None  # this visit pushed the link over a spread threshold
+
+
+def admit_visit(db: Session, *, geo: GeoLookup, link_id: str, facts: VisitFacts, count_view: bool = True) -> Admission:
+    """Decide whether a visit to a link may see the material; refusals are recorded, never raised,
+    so they are kept when the caller commits. NotFound for ids that name no link."""
+    link = db.get(Link, link_id) if links.is_link_id(link_id) else None
+    if link is None:
+        raise NotFound("This link does not exist. Check that it was copied completely.")
+
+    def refuse(reason: str) -> Admission:
+        radar.record_refusal(db, geo=geo, link_id=link.id, reason=reason, visitor=facts.visitor)
+        suspended = radar.check_spread(db, link=link) if reason in {"origin", "top-level"} else None
+        return Admission(link, refusal=reason, suspended_now=suspended)
+
+    state = link_state(db, link)
+    if state is not None:
+        return refuse(state)
+    embed = embed_refusal(
+        embed_only=link.mode is LinkMode.EMBED,
+        allowed=link.origins,
+        own_origin=facts.own_origin,
+        sec_fetch_dest=facts.sec_fetch_dest,
+        sec_fetch_site=facts.sec_fetch_site,
+        referer=facts.referer,
+    )
+    if embed is not None:
+        return refuse(embed)
+    if is_link_previewer(facts.user_agent):
+        return Admission(link, preview_only=True)
+    if count_view and not consume_view(db, link=link):
+        return refuse("over-limit")
+    suspended = radar.record_sighting(db, geo=geo, link=link, visitor=facts.visitor)
+    if suspended is not None:
+        radar.record_refusal(db, geo=geo, link_id=link.id, reason="suspended", visitor=facts.visitor)
+        return Admission(link, refusal="suspended", suspended_now=suspended)
+    return Admission(link)

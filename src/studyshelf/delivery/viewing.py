@@ -1,0 +1,230 @@
+"""One viewing path: a file or folder seen through a view scope (a share link or an LTI placement).
+
+A scope's own pages decide whether a visit may see the material (admission for links, the launch for LTI);
+from there the viewer page, its media URLs, its viewer and beacon tokens, the folder listing and the
+renewal of media URLs are the same for every scope, here. A scope kind supplies a `ScopeAccess`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from studyshelf.core.db import unit_of_work
+from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
+from studyshelf.delivery import hits
+from studyshelf.delivery.content import ContentFacts, ScopeFacts
+from studyshelf.delivery.embed import origin_of
+from studyshelf.events.beacon import sign_beacon
+from studyshelf.library.listing import children_of
+from studyshelf.library.models import File, Folder
+from studyshelf.library.sniff import category
+from studyshelf.services import Services
+from studyshelf.web.render import render
+
+VIEWER_TOKEN_SECONDS = 6 * 3600
+BADGES = {
+    "folder": "DIR",
+    "video": "VID",
+    "audio": "AUD",
+    "image": "IMG",
+    "pdf": "PDF",
+    "document": "DOC",
+    "text": "TXT",
+}
+
+
+def badge_of(kind: str) -> str:
+    """The short tag a listing shows for a folder or a file category."""
+    return BADGES.get(kind, "FILE")
+
+
+class ViewerSessionEnded(PermissionDenied):
+    type_slug = "viewer-session-ended"
+    title = "This viewer session has ended"
+
+
+class ViewUnavailable(PermissionDenied):
+    """The scope no longer shows the material; `reason` is the refusal (expired, revoked, grant-revoked …)."""
+
+    type_slug = "view-unavailable"
+    title = "This material is not available"
+
+
+class NotInView(NotFound):
+    type_slug = "not-in-view"
+    title = "Not part of this material"
+
+
+class ViewScopeNotFound(NotFound):
+    type_slug = "view-scope-not-found"
+    title = "No such link or course launch"
+
+
+@dataclass(frozen=True)
+class ViewScope:
+    """What a viewer page is seen through: a share link, or an LTI placement (a launch)."""
+
+    kind: Literal["link", "lti"]
+    scope_id: str  # the link id or `lti-<launch id>`: named by the viewer token and the signed media URLs
+    facts: ScopeFacts  # whom the views serve: the partner, the link or the course
+    root_type: str  # what the scope shares: a file or a folder (and everything below it)
+    root_id: uuid.UUID
+    allow_download: bool
+    renew_url: str
+    headers: dict[str, str] = field(default_factory=dict, compare=False)  # CSP frame-ancestors, caching
+
+
+class ScopeAccess(Protocol):
+    """How one kind of scope is reopened for a renewal, and which items it reaches."""
+
+    def open(self, services: Services, request: Request, scope_id: str) -> ViewScope:
+        """The scope while it may still be used: ViewScopeNotFound, or ViewUnavailable after recording why."""
+        ...
+
+    def reach(self, db: Session, scope: ViewScope, kind: str, item_id: uuid.UUID) -> File | Folder:
+        """A live item at or below the scope's root (NotInView) that the scope still serves (ViewUnavailable)."""
+        ...
+
+
+def viewer_token(keys: KeyRing, scope_id: str, expires: int) -> str:
+    return keys.encode(Purpose.VIEWER_TOKEN, scope_id, expires)
+
+
+def check_viewer_token(keys: KeyRing, scope_id: str, token: str, now: float) -> bool:
+    try:
+        return bool(keys.decode(Purpose.VIEWER_TOKEN, token, now) == scope_id)
+    except TokenRefused:
+        return False
+
+
+def media_urls(services: Services, scope: ViewScope, content: ContentFacts) -> dict[str, Any]:
+    """Fresh signed URLs for a version's bytes (and a download URL when the scope allows it)."""
+    ttl = services.settings.media_url_ttl_seconds
+    expires = int(services.clock.time()) + ttl
+
+    def sign(download: bool) -> str:
+        return services.signer.sign(content.media_claims(scope_id=scope.scope_id, expires=expires, download=download))
+
+    return {
+        "url": sign(False),
+        "download_url": sign(True) if scope.allow_download else None,
+        "expires_at": expires,
+        "refresh_after": max(30, ttl - 90),
+    }
+
+
+@dataclass(frozen=True)
+class Crumb:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """An LTI placement as its teachers see it above the material."""
+
+    name: str
+    views: int
+    context: str
+
+
+def render_file(
+    request: Request,
+    services: Services,
+    db: Session,
+    scope: ViewScope,
+    file: File,
+    *,
+    crumbs: Sequence[Crumb] = (),
+    placement: Placement | None = None,
+) -> HTMLResponse:
+    """The viewer page of a file: counts the view, signs its media URLs and its viewer and beacon tokens."""
+    version = file.current_version
+    if version is None:
+        raise ViewUnavailable("This file has no content yet.", reason="deleted")
+    content = ContentFacts.of(db, file, version)
+    now = int(services.clock.time())
+    expires = now + VIEWER_TOKEN_SECONDS
+    session = hits.new_session()
+    client = hits.client_facts(request, services)
+    hits.record(
+        services, content.hit(type_="view", at=services.clock.now(), scope=scope.facts, client=client, session=session)
+    )
+    beacon = content.beacon_claims(
+        scope=scope.facts, session=session, issued=now, expires=expires, referer=origin_of(client["referer"]) or ""
+    )
+    urls = media_urls(services, scope, content)
+    context = {
+        "title": content.filename,
+        "kind": content.kind,
+        "content_type": content.content_type,
+        "size": content.size,
+        "media_url": urls["url"],
+        "download_url": urls["download_url"],
+        "refresh_after": urls["refresh_after"],
+        "renew_url": scope.renew_url,
+        "viewer_token": viewer_token(services.keys, scope.scope_id, expires),
+        "beacon_token": sign_beacon(services.keys, beacon),
+        "file_id": file.id,
+        "crumbs": list(crumbs),
+        "placement": placement,
+    }
+    return render(request, "delivery/viewer.html", context, headers=scope.headers)
+
+
+def render_folder(
+    request: Request,
+    db: Session,
+    scope: ViewScope,
+    folder: Folder,
+    *,
+    item_url: Callable[[str, uuid.UUID], str],
+    crumbs: Sequence[Crumb] = (),
+) -> HTMLResponse:
+    """The listing of a folder inside the scope; `item_url(kind, id)` links each entry within the scope."""
+    entries, _cursor = children_of(db, folder=folder, limit=500)
+    rows = []
+    for entry in entries:
+        kind = "folder" if entry.kind == "folder" else category(entry.content_type or "")
+        rows.append(
+            {
+                "name": entry.name,
+                "kind": kind,
+                "badge": badge_of(kind),
+                "size": entry.size,
+                "url": item_url("folder" if entry.kind == "folder" else "file", entry.id),
+            }
+        )
+    context = {"title": folder.name, "entries": rows, "crumbs": list(crumbs)}
+    return render(request, "delivery/folder.html", context, headers=scope.headers)
+
+
+class RenewRequest(BaseModel):
+    token: str = Field(max_length=100)
+    file_id: uuid.UUID
+
+
+def renew_media(
+    services: Services, request: Request, access: ScopeAccess, *, scope_id: str, body: RenewRequest
+) -> dict[str, Any]:
+    """Fresh media URLs for a playing viewer, while its scope still serves the file (problem+json otherwise)."""
+    if not check_viewer_token(services.keys, scope_id, body.token, services.clock.time()):
+        raise ViewerSessionEnded("This viewer session has ended; reload the page.")
+    scope = access.open(services, request, scope_id)
+    with unit_of_work(services.read_sessions) as db:
+        item = access.reach(db, scope, "file", body.file_id)
+        if not isinstance(item, File):
+            raise NotInView("That item is not a file of this material.")
+        if item.current_version is None:
+            raise ViewUnavailable("This file has no content any more.", reason="deleted")
+        content = ContentFacts.of(db, item, item.current_version)
+    return media_urls(services, scope, content)
