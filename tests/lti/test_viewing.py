@@ -59,7 +59,7 @@ def test_renewal_refusals_are_problems_with_stable_types(campus: Campus, simulat
 
 def test_a_launch_nobody_knows_is_not_found(campus: Campus, services: Services) -> None:
     scope = "lti-" + uuid.uuid4().hex
-    token = viewing.viewer_token(services.settings.secret_key, scope, int(time.time()) + 60)
+    token = viewing.viewer_token(services.keys, scope, int(time.time()) + 60)
     missing = campus.lms.post(f"/lti/media/{scope}", json={"token": token, "file_id": campus.notes["id"]})
     _problem(missing, 404, "view-scope-not-found")
 
