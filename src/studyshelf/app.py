@@ -36,9 +36,9 @@ from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from studyshelf.web.assets import VersionedStaticFiles, static_assets
 from studyshelf.web.body_limit import BodyLimitMiddleware
 from studyshelf.web.errors import install_error_handlers
-from studyshelf.web.assets import VersionedStaticFiles, static_assets
 from studyshelf.web.render import render
 from studyshelf.web.security import SecurityHeadersMiddleware
 

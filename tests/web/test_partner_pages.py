@@ -14,6 +14,7 @@ from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.partners.models import Invitation, Organization, OrgKind, Role
 from tests.conftest import Member, World
+from tests.web.inline_scripts import assert_no_inline_script_but_the_import_map
 from tests.web.test_pages import HTML, HTMX, _csrf, _folder, _upload
 
 
@@ -382,6 +383,6 @@ def test_new_pages_have_no_inline_script_or_style(owner: Member, world: World) -
     for client, path in pages:
         response = client.get(path, headers=HTML)
         assert response.status_code == 200, path
-        assert re.search(r"<script(?![^>]*\bsrc=)", response.text) is None, path
+        assert_no_inline_script_but_the_import_map(response, path)
         assert " style=" not in response.text, path
         assert "hx-on" not in response.text, path
