@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 
 from studyshelf.analytics import collect
 from studyshelf.analytics.api import router as analytics_router
@@ -37,9 +36,10 @@ from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
+from studyshelf.web.assets import VersionedStaticFiles, static_assets
 from studyshelf.web.body_limit import BodyLimitMiddleware
 from studyshelf.web.errors import install_error_handlers
-from studyshelf.web.render import STATIC_DIR, render
+from studyshelf.web.render import render
 from studyshelf.web.security import SecurityHeadersMiddleware
 
 API_DESCRIPTION = """
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(
         MediaUrls, on_refused=record_media_refusal, on_download=record_download, on_transfer=record_transfers
     )  # outermost: /m/ is answered before the router (delivery/media.py)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", VersionedStaticFiles(static_assets()), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def api_docs(request: Request) -> HTMLResponse:

@@ -131,6 +131,22 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+# What a broken script leaves in the console: a CSP refusal, an import that did not resolve or load, an
+# exception nobody caught. Pages are watched with watch_script_errors, which marks uncaught ones "pageerror:".
+SCRIPT_FAILURES = ("Content Security Policy", "Refused", "Uncaught", "module script", "module specifier", "pageerror:")
+
+
+def watch_script_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    return errors
+
+
+def script_failures(errors: list[str]) -> list[str]:
+    return [e for e in errors if any(sign in e for sign in SCRIPT_FAILURES)]
+
+
 def sign_in(page: Any, server: Server, email: str | None = None, password: str | None = None) -> None:
     page.goto(server.url + "/")
     assert "/login" in page.url

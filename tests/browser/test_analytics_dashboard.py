@@ -14,7 +14,7 @@ from studyshelf.core.clock import utcnow
 from studyshelf.events import Event
 from studyshelf.warehouse import build_warehouse
 from tests.analytics.support import event
-from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -128,13 +128,12 @@ def _watch_errors(page: Any) -> list[str]:
     page.on(
         "console", lambda msg: errors.append(f"{page.url} {msg.location} {msg.text}") if msg.type == "error" else None
     )
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     return errors
 
 
 def _no_page_errors(errors: list[str]) -> None:
-    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
-    assert not [e for e in errors if "Uncaught" in e or "TypeError" in e], errors
+    assert not script_failures(errors), errors
 
 
 def test_dashboard_charts_and_kpis(browser: Any, server: Server, seeded: Seeded, artifacts: Path) -> None:
@@ -240,5 +239,5 @@ def test_dashboard_on_a_phone(browser: Any, server: Server, seeded: Seeded, arti
     page.screenshot(path=str(artifacts / "analytics-phone.png"), full_page=True)
     page.locator(".avatar").click()
     assert page.get_by_role("link", name="Analytics").is_visible()
-    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+    assert not script_failures(errors), errors
     context.close()

@@ -16,8 +16,8 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.delivery.models import Link
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
-from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
-from tests.browser.test_partner_ui import NO_SIDEWAYS_SCROLL, OPERATOR, _switch_to, _watch_errors
+from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, sign_in, watch_script_errors
+from tests.browser.test_partner_ui import NO_SIDEWAYS_SCROLL, OPERATOR, _switch_to
 from tests.browser.test_ui import _find_file
 
 pytestmark = pytest.mark.browser
@@ -65,7 +65,7 @@ def _create_embed_link(page: Any, server: Server, label: str) -> str:
 def test_get_link_dialog_and_links_page(browser: Any, server: Server, shelf: Services, artifacts: Path) -> None:
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_script_errors(page)
     sign_in(page, server)
     _switch_to(page, OPERATOR)
     url = _create_embed_link(page, server, "BIO 101 · Autumn")
@@ -97,7 +97,7 @@ def test_get_link_dialog_and_links_page(browser: Any, server: Server, shelf: Ser
     page.goto(server.url + "/settings/organization")
     page.locator("#link-policy form").wait_for()
     page.locator("#link-policy").screenshot(path=str(artifacts / "link-policy-desktop.png"))
-    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+    assert not script_failures(errors), errors
     context.close()
 
 

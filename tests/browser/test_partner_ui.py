@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, sign_in, watch_script_errors
 
 pytestmark = pytest.mark.browser
 
@@ -16,13 +16,6 @@ OPERATOR = "Northwind Publishing"
 STUDENT_EMAIL = "student@riverside.test"
 STUDENT_PASSWORD = "riverside-student-pw"
 NO_SIDEWAYS_SCROLL = f"() => document.documentElement.scrollWidth <= {PHONE['width']}"
-
-
-def _watch_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return errors
 
 
 def _switch_to(page: Any, org_name: str) -> None:
@@ -51,7 +44,7 @@ def _share_with_partner(page: Any, artifacts: Path, shot: str) -> None:
 def test_share_invite_and_audit(browser: Any, server: Server, artifacts: Path) -> None:
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_script_errors(page)
     sign_in(page, server)
     _switch_to(page, OPERATOR)
     _share_with_partner(page, artifacts, "share-dialog-desktop.png")
@@ -71,7 +64,7 @@ def test_share_invite_and_audit(browser: Any, server: Server, artifacts: Path) -
 
     guest = browser.new_context(viewport=DESKTOP)
     student = guest.new_page()
-    student_errors = _watch_errors(student)
+    student_errors = watch_script_errors(student)
     student.goto(server.url + url[url.index("/invitations/") :])
     student.get_by_label("Your name").fill("Sam Student")
     student.get_by_label("Choose a password").fill(STUDENT_PASSWORD)
@@ -99,7 +92,7 @@ def test_share_invite_and_audit(browser: Any, server: Server, artifacts: Path) -
     page.screenshot(path=str(artifacts / "audit-desktop.png"), full_page=True)
 
     all_errors = errors + student_errors
-    assert not [e for e in all_errors if "Content Security Policy" in e or "Refused" in e], all_errors
+    assert not script_failures(all_errors), all_errors
     guest.close()
     context.close()
 

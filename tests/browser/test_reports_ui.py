@@ -17,8 +17,8 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.partners.models import Organization
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
-from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
-from tests.browser.test_partner_ui import NO_SIDEWAYS_SCROLL, OPERATOR, _switch_to, _watch_errors
+from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in, watch_script_errors
+from tests.browser.test_partner_ui import NO_SIDEWAYS_SCROLL, OPERATOR, _switch_to
 
 pytestmark = pytest.mark.browser
 
@@ -61,7 +61,7 @@ def test_reports_page_downloads_a_day_and_saves_settings(
     day = _roll_yesterday(shelf)
     context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
     page = context.new_page()
-    errors = _watch_errors(page)
+    errors = watch_script_errors(page)
     sign_in(page, server)
     _switch_to(page, OPERATOR)
     page.goto(server.url + "/analytics/reports")

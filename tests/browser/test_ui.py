@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import DESKTOP, PHONE, Server, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, sign_in, watch_script_errors
 
 pytestmark = pytest.mark.browser
 
@@ -60,9 +60,7 @@ def _find_file(page: Any, server: Server, name: str) -> str:
 def test_ui_end_to_end(browser: Any, server: Server, artifacts: Path) -> None:
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    errors = watch_script_errors(page)
 
     page.goto(server.url + "/login")
     page.screenshot(path=str(artifacts / "login-desktop.png"))
@@ -111,7 +109,7 @@ def test_ui_end_to_end(browser: Any, server: Server, artifacts: Path) -> None:
     page.locator(".swagger-ui .info").wait_for(timeout=20_000)
     page.screenshot(path=str(artifacts / "api-docs-desktop.png"))
 
-    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+    assert not script_failures(errors), errors
     context.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 from studyshelf.library.upload import FILE_FIELD
 from tests.conftest import PASSWORD, Member, World
 from tests.html import has_attr, parse_html
+from tests.web.inline_scripts import assert_no_inline_script_but_the_import_map
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 HTMX = {"HX-Request": "true"}
@@ -298,8 +299,9 @@ def test_security_headers(app_client: object, path: str) -> None:
 def test_signed_in_pages_have_no_inline_script_or_style(owner: Member) -> None:
     file_id = _upload(owner, owner.root_folder_id, "a.txt", b"a")
     for path in (f"/library/{owner.root_folder_id}", f"/files/{file_id}", "/trash", "/settings/tokens"):
-        shown = parse_html(owner.client.get(path, headers=HTML))
-        assert shown.select("script:not([src])") == [], path
+        response = owner.client.get(path, headers=HTML)
+        assert_no_inline_script_but_the_import_map(response, path)
+        shown = parse_html(response)
         assert shown.select("[style]") == [], path
         assert [name for tag in shown.select("*") for name in tag.attrs if name.startswith("hx-on")] == [], path
 

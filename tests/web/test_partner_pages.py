@@ -15,6 +15,7 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.partners.models import Invitation, Organization, OrgKind, Role
 from tests.conftest import Member, World
 from tests.html import parse_html, text_of
+from tests.web.inline_scripts import assert_no_inline_script_but_the_import_map
 from tests.web.test_pages import HTML, HTMX, _csrf, _folder, _upload
 
 
@@ -381,7 +382,7 @@ def test_new_pages_have_no_inline_script_or_style(owner: Member, world: World) -
     for client, path in pages:
         response = client.get(path, headers=HTML)
         assert response.status_code == 200, path
+        assert_no_inline_script_but_the_import_map(response, path)
         shown = parse_html(response)
-        assert shown.select("script:not([src])") == [], path
         assert shown.select("[style]") == [], path
         assert [name for tag in shown.select("*") for name in tag.attrs if name.startswith("hx-on")] == [], path

@@ -19,6 +19,7 @@ from studyshelf.library.models import File, Folder
 from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ClientIp, ServicesDep
 from studyshelf.services import Services
+from studyshelf.web.assets import script_src
 from studyshelf.web.render import render
 from studyshelf.web.security import client_ip
 
@@ -38,7 +39,7 @@ _HEADLINES = {
 
 def viewer_csp(link: Link) -> str:
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"default-src 'self'; {script_src()}; style-src 'self'; img-src 'self' data: blob:; "
         "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
         f"object-src 'none'; base-uri 'none'; form-action 'self'; {frame_ancestors(link.origins)}"
     )

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from studyshelf.delivery.embed import frame_ancestors
 from studyshelf.settings import Settings
+from studyshelf.web.assets import script_src
 from studyshelf.web.render import render
 
 # Login, launch checks and error pages carry nothing worth clickjacking and must load inside any
@@ -18,7 +19,7 @@ def lti_csp(*, frames: list[str] | None, form_targets: list[str] | None = None) 
     ancestors = ANY_FRAME if frames is None else frame_ancestors(frames)
     forms = " ".join(["'self'", *(form_targets or [])])
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"default-src 'self'; {script_src()}; style-src 'self'; img-src 'self' data: blob:; "
         "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
         f"object-src 'none'; base-uri 'none'; form-action {forms}; {ancestors}"
     )

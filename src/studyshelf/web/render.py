@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from studyshelf.web.assets import static_assets
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-STATIC_DIR = Path(__file__).parent / "static"
 
 _env = Environment(
     loader=FileSystemLoader(TEMPLATE_DIR),
@@ -53,6 +55,19 @@ def iso_datetime(value: datetime | None) -> str:
 _env.filters["human_size"] = human_size
 _env.filters["short_datetime"] = short_datetime
 _env.filters["iso_datetime"] = iso_datetime
+
+
+def static_url(path: str) -> str:
+    """The versioned URL of a file under static/, e.g. `static_url("js/app.js")`."""
+    return static_assets().url(path)
+
+
+def import_map() -> Markup:
+    return static_assets().import_map_tag()
+
+
+_env.globals["static_url"] = static_url
+_env.globals["import_map"] = import_map
 
 
 def is_htmx(request: Request) -> bool:

@@ -9,11 +9,16 @@ from urllib.parse import urlsplit
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-UI_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
-    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
-)
+from studyshelf.web.assets import script_src
+
+
+def ui_csp() -> str:
+    """The policy of every page that does not set its own (the viewer and the LTI pages do)."""
+    return (
+        f"default-src 'self'; {script_src()}; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+    )
 
 
 def _is_trusted(host: str | None, trusted: list[str]) -> bool:
@@ -100,6 +105,7 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.csp = ui_csp()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,7 +121,7 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("referrer-policy", "strict-origin-when-cross-origin")
                 headers.setdefault("x-request-id", request_id)
                 if "content-security-policy" not in headers:
-                    headers["content-security-policy"] = UI_CSP
+                    headers["content-security-policy"] = self.csp
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -6,9 +6,7 @@
 //   of the page, retries included: what the learner waited);
 // - load_fail: the material did not load, after the viewer's retries with fresh URLs (viewer.js), or nothing
 //   at all arrived (not even a video's metadata) within the timeout.
-(function () {
-  const stage = document.querySelector("[data-viewer]");
-  if (!stage || !stage.dataset.beaconToken || !navigator.sendBeacon) return;
+function reportLoad(stage) {
   const TIMEOUT_MS = Number(stage.dataset.loadTimeoutMs || 30000);
   let seq = 0;
   let settled = false;
@@ -96,4 +94,7 @@
   } else {
     settle();  // nothing to load here (a download card)
   }
-})();
+}
+
+const stage = document.querySelector("[data-viewer]");
+if (stage && stage.dataset.beaconToken && navigator.sendBeacon) reportLoad(stage);

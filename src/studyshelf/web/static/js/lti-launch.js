@@ -2,16 +2,16 @@
 // sessionStorage or Platform Storage and post the launch again with it. When there is none, post anyway
 // saying whether this frame's storage could be read at all, so StudyShelf can tell a launch started in
 // another browser (not verifiable) from a browser that blocks the storage.
-(async function () {
-  const box = document.querySelector("[data-lti-launch]");
-  if (!box) return;
+import * as platformStorage from "./lti-storage.js";
+
+async function relaunch(box) {
   const d = box.dataset;
   const form = document.querySelector("[data-lti-launch-form]");
   let binding = null;
   let readable = true;
   try { binding = sessionStorage.getItem(d.key); } catch (e) { readable = false; }
-  if (!binding && d.storageTarget && window.StudyShelfLtiStorage) {
-    binding = await window.StudyShelfLtiStorage.get(d.storageTarget, d.storageOrigin, d.key);
+  if (!binding && d.storageTarget) {
+    binding = await platformStorage.get(d.storageTarget, d.storageOrigin, d.key);
   }
   form.elements.checked.value = "1";
   if (binding) {
@@ -20,4 +20,7 @@
     form.elements.storage.value = readable ? "available" : "blocked";
   }
   form.submit();
-})();
+}
+
+const box = document.querySelector("[data-lti-launch]");
+if (box) relaunch(box);

@@ -1,12 +1,13 @@
-// Render a PDF into canvases with the vendored pdf.js (an ES module; its worker is served from /static).
+// Render a PDF into canvases with the vendored pdf.js. The page's import map names both of its modules
+// (web/assets.py), so they load from versioned URLs; it is imported only when a PDF is on the page.
 const viewer = document.querySelector("[data-pdf-src]");
 const MAX_PAGES = 100;
 
 async function renderPdf(root) {
   const status = root.querySelector("[data-pdf-status]");
   const pages = root.querySelector("[data-pdf-pages]");
-  const pdfjs = await import(root.dataset.pdfLib);
-  pdfjs.GlobalWorkerOptions.workerSrc = root.dataset.pdfWorker;
+  const pdfjs = await import("pdfjs-dist");
+  pdfjs.GlobalWorkerOptions.workerSrc = import.meta.resolve("pdfjs-dist/worker");
   const doc = await pdfjs.getDocument({ url: root.dataset.pdfSrc, withCredentials: true, isEvalSupported: false }).promise;
   const count = Math.min(doc.numPages, MAX_PAGES);
   status.textContent = doc.numPages === 1 ? "1 page" : `${doc.numPages} pages`;

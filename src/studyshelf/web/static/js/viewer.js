@@ -1,8 +1,6 @@
 // Share-link viewer: media URLs are short-lived; fetch fresh ones before they expire and after an error,
 // keeping the playback position, so a lecture plays to the end.
-(function () {
-  const stage = document.querySelector("[data-viewer]");
-  if (!stage || !stage.dataset.renewUrl) return;
+function keepMediaUrlsFresh(stage) {
   const media = stage.querySelector("[data-media]");
   const download = document.querySelector("[data-media-download]");
   let renewing = null;
@@ -67,4 +65,7 @@
   }
   const every = Math.max(30, Number(stage.dataset.refreshAfter || 480)) * 1000;
   window.setInterval(() => refresh(false), every);
-})();
+}
+
+const stage = document.querySelector("[data-viewer]");
+if (stage && stage.dataset.renewUrl) keepMediaUrlsFresh(stage);
