@@ -14,10 +14,12 @@ from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import OrgKind, Role
+from studyshelf.web.assets import static_assets
 from tests.analytics.support import event
 from tests.conftest import PASSWORD, World
 from tests.html import attr, parse_html, text_of
 from tests.sharing.support import Partnership, grant, partnership
+from tests.web.inline_scripts import assert_no_inline_script_but_the_import_map
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 HTMX = {"HX-Request": "true"}
@@ -64,9 +66,9 @@ def test_the_page_shell_renders_at_once_and_loads_its_figures(world: World) -> N
     assert shell.select_one('a[href="/analytics/reports"]')
     loader = shell.one("#dashboard-loader")
     assert (loader["hx-trigger"], loader["aria-busy"]) == ("load", "true")
-    assert shell.select_one('script[src="/static/vendor/uplot-1.6.32/uPlot.iife.min.js"]')
-    assert shell.select_one('script[src="/static/js/analytics.js"]')
-    assert shell.select("script:not([src])") == []  # strict CSP: no inline script
+    assert shell.select_one(f'script[src="{static_assets().url("vendor/uplot-1.6.32/uPlot.iife.min.js")}"]')
+    assert shell.select_one(f'script[type="module"][src="{static_assets().url("js/analytics.js")}"]')
+    assert_no_inline_script_but_the_import_map(page, "/analytics")  # strict CSP: only the hashed import map
     assert shell.select_one('input[value="30"][checked]')
 
 
