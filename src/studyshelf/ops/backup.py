@@ -65,7 +65,7 @@ def _database_snapshot(source: Path, target: Path) -> None:
 
 
 def _known_blobs(database: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
         return {digest: int(size) for digest, size in db.execute("SELECT sha256, size FROM blobs")}
 
 

@@ -139,7 +139,7 @@ def _restore_extras(location: BackupLocation, point: str | None, target: Path) -
 
 
 def _restore_blobs(location: BackupLocation, database: Path, blob_root: Path) -> tuple[int, list[str]]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
         digests = sorted(row[0] for row in db.execute("SELECT sha256 FROM blobs"))
     store = LocalBlobStore(blob_root)
     missing = [d for d in digests if not location.blobs.exists(d)]
