@@ -172,12 +172,18 @@ def status(settings: Settings, *, now: datetime) -> Status:
     replicated_at = max((f.shipped_at for f in ltx), default=None)
     lag = None
     if replicated_at is not None:
-        config = litestream.write_config(settings, location.replica)
-        local = litestream.local_txid(config)
-        lag = 0.0 if local is None or local <= (replicated_txid or 0) else (now - replicated_at).total_seconds()
+        # Litestream's own status reads its metadata, not the live WAL: a database file written after the
+        # last shipment means changes are waiting, and the lag is how long since that shipment.
+        written = max(_mtime(litestream.database_path(settings)), _mtime(litestream.database_path(settings), "-wal"))
+        lag = max(0.0, (now - replicated_at).total_seconds()) if written > replicated_at.timestamp() + 1 else 0.0
     candidates = [f.shipped_at for f in ltx] + [location.manifest(i).created_at for i in location.point_ids()[:1]]
     oldest = min(candidates, default=None)
     return Status(location.root, problem, replicated_txid, replicated_at, lag, oldest, location.size(), free)
+
+
+def _mtime(database: Path, suffix: str = "") -> float:
+    path = database.with_name(database.name + suffix)
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 def _writable(directory: Path) -> bool:

@@ -91,9 +91,30 @@ def restore(settings: Settings, *, target: Path, at: datetime | None) -> Restore
     if not use_replica and point is None:
         raise NotFound(f"no backup point at or before {at.isoformat() if at else 'now'} in {location.root}")
     target.mkdir(parents=True, exist_ok=True)
+    try:
+        return _restore_into(settings, location, target, at=at, point=point, use_replica=use_replica)
+    except BaseException:
+        for leftover in sorted(target.rglob("*"), reverse=True):  # it was empty: leave it so
+            leftover.rmdir() if leftover.is_dir() else leftover.unlink()
+        raise
+
+
+def _restore_into(
+    settings: Settings,
+    location: BackupLocation,
+    target: Path,
+    *,
+    at: datetime | None,
+    point: str | None,
+    use_replica: bool,
+) -> Restored:
+    ltx = litestream.list_ltx(location.replica)
+    point_at = point_time(point) if point else None
     database = target / DATABASE_FILE
     if use_replica:
-        txid = litestream.restore(location.replica, database, at=at)
+        # Litestream refuses a time after its newest shipment: that time restores the latest.
+        newest = max(f.shipped_at for f in ltx)
+        txid = litestream.restore(location.replica, database, at=at if at is not None and at < newest else None)
         as_of = max(f.shipped_at for f in ltx if f.max_txid <= txid)
         source = "replica"
     else:

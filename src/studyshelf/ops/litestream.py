@@ -122,15 +122,6 @@ def list_ltx(replica: Path) -> list[LtxFile]:
     ]
 
 
-def local_txid(config: Path) -> int | None:
-    """The newest transaction of the live database as Litestream sees it (None before its first start)."""
-    rows = json.loads(_run(["status", "-json", "-no-expand-env", "-config", str(config)]) or "[]")
-    for row in rows or []:
-        if row.get("local_txid"):
-            return int(row["local_txid"], 16)
-    return None
-
-
 def restore(replica: Path, target: Path, *, at: datetime | None) -> int:
     """Restore the replica into `target` (a new file), as of `at` or the latest; return the transaction restored."""
     args = ["restore", "-json", "-integrity-check", "quick", "-o", str(target)]
