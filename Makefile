@@ -23,10 +23,17 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 
 install: $(DEV_STAMP)
 
+# With STUDYSHELF_BACKUP_URL set, Litestream replicates beside serve; it stops when serve stops.
 run: $(STAMP)
 	$(BIN)/studyshelf migrate
 	$(BIN)/studyshelf demo --if-empty
-	$(BIN)/studyshelf serve
+	if [ -n "$$STUDYSHELF_BACKUP_URL" ]; then \
+		$(BIN)/studyshelf backup replicate & replicator=$$!; \
+		trap 'kill $$replicator 2>/dev/null' EXIT INT TERM; \
+		$(BIN)/studyshelf serve; \
+	else \
+		exec $(BIN)/studyshelf serve; \
+	fi
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench

@@ -15,6 +15,7 @@ from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.lti.cli import app as lti_app
+from studyshelf.ops.cli import app as backup_app
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
 
@@ -44,6 +45,7 @@ app.add_typer(trash_app, name="trash")
 app.add_typer(lti_app, name="lti")
 app.add_typer(reports_app, name="reports")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(backup_app, name="backup")
 console = Console()
 
 

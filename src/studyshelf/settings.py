@@ -120,6 +120,23 @@ class Settings(BaseSettings):
         default=1, ge=1, description="client beacons accepted per page view, across processes (the page sends one)"
     )
 
+    backup_url: str | None = Field(
+        default=None,
+        description="where backups go: a directory (a path or file:///path); unset: no replication, no backups",
+    )
+    backup_sync_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often Litestream ships new database pages (bounds what a crash loses)"
+    )
+    backup_snapshot_interval_hours: int = Field(
+        default=24, ge=1, description="how often Litestream writes a full database snapshot to the backup"
+    )
+    backup_retention_days: int = Field(
+        default=35, ge=1, description="how far back a restore can go: older snapshots and points are pruned"
+    )
+    backup_blob_sync_seconds: int = Field(
+        default=60, ge=1, description="how often `backup replicate` copies new blobs beside the database"
+    )
+
     @model_validator(mode="after")
     def _resolve_secret_key(self) -> Settings:
         if not self.secret_key:
@@ -151,6 +168,19 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
         return self
+
+    @model_validator(mode="after")
+    def _check_backup_url(self) -> Settings:
+        if self.backup_url and "://" in self.backup_url and not self.backup_url.startswith("file://"):
+            raise ValueError("STUDYSHELF_BACKUP_URL: only a directory (a path or file:///path) is supported for now")
+        return self
+
+    @property
+    def backup_dir(self) -> Path | None:
+        """The backup location's directory, or None when backups are off."""
+        if not self.backup_url:
+            return None
+        return Path(self.backup_url.removeprefix("file://")).resolve()
 
     @property
     def lti_registration_link_lifetime(self) -> timedelta:

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import threading
 import time
 import weakref
@@ -327,6 +328,18 @@ class DuckDBWarehouse(SqlReads):
             finally:
                 os.close(fd)
         self._all("SELECT 1", [])
+
+    def snapshot(self, target: Path) -> bool:
+        """CHECKPOINT folds the WAL into the file; the copy happens while this process holds the file's lock."""
+        if self.path == ":memory:":
+            return False
+        with self._connect() as con:
+            try:
+                con.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                raise WarehouseError(f"DuckDB checkpoint failed: {exc}") from exc
+            shutil.copyfile(self.path, target)
+        return True
 
     def close(self, timeout: float | None = None) -> None:
         """Let go of the file once running operations end (or, with a timeout, give up waiting for them)."""

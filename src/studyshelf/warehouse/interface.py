@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from studyshelf.events.schema import Event
@@ -158,6 +159,11 @@ class Warehouse(Protocol):
 
     def ping(self) -> None:
         """Raise WarehouseError unless the warehouse answers."""
+        ...
+
+    def snapshot(self, target: Path) -> bool:
+        """Write a consistent copy of the warehouse to `target`; False when the backend is backed up by its
+        server instead (PostgreSQL) or holds nothing worth copying (in memory)."""
         ...
 
     def close(self) -> None: ...

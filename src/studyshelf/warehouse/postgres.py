@@ -245,6 +245,10 @@ class PostgresWarehouse(SqlReads):
         with self._conn() as conn:
             conn.execute("SELECT 1")
 
+    def snapshot(self, target: Path) -> bool:
+        """PostgreSQL is backed up by its own WAL archiving (pgBackRest), not by copying."""
+        return False
+
     def close(self) -> None:
         while True:
             try:

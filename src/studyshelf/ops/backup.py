@@ -1,0 +1,200 @@
+"""Backups of the embedded install: Litestream replicates the SQLite WAL, points are on-demand snapshots
+(database, warehouse, event spool) with a blob manifest, and blobs are copied once by content hash.
+
+`backup_store` holds the on-disk layout, `litestream` the replicator; this module holds the operations
+the `studyshelf backup` commands call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from studyshelf.core.errors import Invalid
+from studyshelf.ops import litestream
+from studyshelf.ops.backup_store import (
+    MANIFEST,
+    BackupLocation,
+    FileEntry,
+    Manifest,
+    Progress,
+    copy_missing_blobs,
+    point_id,
+    sha256_of,
+    write_json,
+)
+from studyshelf.services import Services
+from studyshelf.settings import SECRET_KEY_FILE, Settings
+
+DATABASE_FILE = "studyshelf.sqlite3"
+WAREHOUSE_FILE = "warehouse.duckdb"
+SPOOL_DIR = "events"
+FULL_BELOW_BYTES = 64 * 1024**2  # less free space than this and the location counts as full
+
+Sizing = Callable[[int], None]  # tells a progress bar the total bytes, once known
+
+
+def location_of(settings: Settings) -> BackupLocation:
+    if settings.backup_dir is None:
+        raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory")
+    return BackupLocation(settings.backup_dir)
+
+
+def keep_install_secret(settings: Settings, location: BackupLocation) -> None:
+    """Keep a copy of the install secret with the backups (mode 0600), so restored tokens still verify."""
+    source = settings.data_dir / SECRET_KEY_FILE
+    if source.is_file():
+        location.install_dir.mkdir(parents=True, exist_ok=True)
+        target = location.install_dir / SECRET_KEY_FILE
+        target.touch(mode=0o600, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+
+
+def _database_snapshot(source: Path, target: Path) -> None:
+    """A consistent copy through SQLite's online backup API (readers and writers carry on meanwhile)."""
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as live,
+        contextlib.closing(sqlite3.connect(target)) as copy,
+    ):
+        live.backup(copy)
+
+
+def _known_blobs(database: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
+        return {digest: int(size) for digest, size in db.execute("SELECT sha256, size FROM blobs")}
+
+
+def create_point(services: Services, *, progress: Progress | None = None, sizing: Sizing | None = None) -> str:
+    """Write an on-demand point (database, warehouse, spool, blob manifest) and copy its new blobs; return its id."""
+    settings = services.settings
+    location = location_of(settings)
+    location.prepare()
+    keep_install_secret(settings, location)
+    created_at = services.clock.now()
+    identifier = point_id(created_at)
+    draft = location.points_dir / f".{identifier}"
+    draft.mkdir()
+    try:
+        _database_snapshot(litestream.database_path(settings), draft / DATABASE_FILE)
+        services.warehouse.snapshot(draft / WAREHOUSE_FILE)
+        spool = settings.data_dir / SPOOL_DIR
+        if spool.is_dir():
+            # Segments are append-only and the reader drops a torn last line, so a plain copy is consistent.
+            shutil.copytree(spool, draft / SPOOL_DIR, ignore=shutil.ignore_patterns("*.lock", "*.tmp"))
+        files = tuple(
+            FileEntry(str(path.relative_to(draft)), sha256_of(path), path.stat().st_size)
+            for path in sorted(draft.rglob("*"), key=lambda p: (p.name != DATABASE_FILE, str(p)))
+            if path.is_file()
+        )
+        blobs = _known_blobs(draft / DATABASE_FILE)
+        if sizing:
+            sizing(sum(blobs.values()))
+        copy_missing_blobs(services.blobs, location.blobs, sorted(blobs), progress)
+        write_json(draft / MANIFEST, Manifest(created_at, files, blobs).to_json())
+        draft.rename(location.points_dir / identifier)
+    except BaseException:
+        shutil.rmtree(draft, ignore_errors=True)
+        raise
+    return identifier
+
+
+def sync_blobs(services: Services) -> int:
+    """Copy the blobs the backup lacks and record what the store holds now (the replica's blob manifest)."""
+    location = location_of(services.settings)
+    location.prepare()
+    held = {digest: services.blobs.size(digest) for digest in services.blobs.iter_digests()}
+    copied = copy_missing_blobs(services.blobs, location.blobs, sorted(held))
+    write_json(location.blob_manifests / f"{point_id(services.clock.now())}.json", {"blobs": held})
+    return copied
+
+
+@dataclass(frozen=True, slots=True)
+class PointSummary:
+    kind: str  # "snapshot" (an on-demand point) or "replica" (Litestream's restorable range)
+    name: str
+    oldest: datetime
+    newest: datetime
+    size: int
+
+
+def list_points(settings: Settings) -> list[PointSummary]:
+    """Litestream's restorable range (when it has replicated anything) and every on-demand point."""
+    location = location_of(settings)
+    found: list[PointSummary] = []
+    ltx = litestream.list_ltx(location.replica)
+    if ltx:
+        found.append(
+            PointSummary(
+                "replica",
+                "litestream",
+                min(f.shipped_at for f in ltx),
+                max(f.shipped_at for f in ltx),
+                sum(f.size for f in ltx),
+            )
+        )
+    for identifier in location.point_ids():
+        manifest = location.manifest(identifier)
+        size = sum(f.size for f in manifest.files) + sum(manifest.blobs.values())
+        found.append(PointSummary("snapshot", identifier, manifest.created_at, manifest.created_at, size))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    location: Path
+    problem: str | None  # unreachable, not writable or full: replication cannot go on (serving does)
+    replicated_txid: int | None
+    replicated_at: datetime | None
+    lag_seconds: float | None
+    oldest_restorable: datetime | None
+    size: int
+    free: int
+
+
+def status(settings: Settings, *, now: datetime) -> Status:
+    """Where replication stands: last replicated position, lag, oldest restorable point, size and space."""
+    location = location_of(settings)
+    if not location.root.is_dir():
+        return Status(location.root, "unreachable: the directory does not exist", None, None, None, None, 0, 0)
+    free = shutil.disk_usage(location.root).free
+    problem = None
+    if not _writable(location.root):
+        problem = "not writable"
+    elif free < FULL_BELOW_BYTES:
+        problem = f"full: {free} bytes free"
+    ltx = litestream.list_ltx(location.replica)
+    replicated_txid = max((f.max_txid for f in ltx), default=None)
+    replicated_at = max((f.shipped_at for f in ltx), default=None)
+    lag = None
+    if replicated_at is not None:
+        # Litestream's own status reads its metadata, not the live WAL: a database file written after the
+        # last shipment means changes are waiting, and the lag is how long since that shipment.
+        written = max(_mtime(litestream.database_path(settings)), _mtime(litestream.database_path(settings), "-wal"))
+        lag = max(0.0, (now - replicated_at).total_seconds()) if written > replicated_at.timestamp() + 1 else 0.0
+    candidates = [f.shipped_at for f in ltx] + [location.manifest(i).created_at for i in location.point_ids()[:1]]
+    oldest = min(candidates, default=None)
+    return Status(location.root, problem, replicated_txid, replicated_at, lag, oldest, location.size(), free)
+
+
+def _mtime(database: Path, suffix: str = "") -> float:
+    path = database.with_name(database.name + suffix)
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+def _writable(directory: Path) -> bool:
+    probe = directory / ".write-probe"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def retention_cutoff(settings: Settings, now: datetime) -> datetime:
+    return now - timedelta(days=settings.backup_retention_days)

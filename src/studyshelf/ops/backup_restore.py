@@ -1,0 +1,206 @@
+"""Checking, restoring and pruning backups: `backup verify`, `backup restore`, `backup prune`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from studyshelf.core.errors import Conflict, Invalid, NotFound
+from studyshelf.ops import litestream
+from studyshelf.ops.backup import DATABASE_FILE, location_of, retention_cutoff
+from studyshelf.ops.backup_store import MANIFEST, BackupLocation, Progress, copy_blob, point_time, sha256_of
+from studyshelf.settings import SECRET_KEY_FILE, Settings
+from studyshelf.storage.local import LocalBlobStore
+
+
+def integrity_problem(database: Path) -> str | None:
+    """SQLite's own full check of a database file; None when it is sound."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
+            answer = [row[0] for row in db.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if answer == ["ok"] else "; ".join(answer[:5])
+
+
+def verify_point(settings: Settings, identifier: str, *, progress: Progress | None = None) -> list[str]:
+    """Check every checksum of a point (its files and every blob it references); return each failure, naming it."""
+    location = location_of(settings)
+    manifest = location.manifest(identifier)
+    directory = location.points_dir / identifier
+    problems: list[str] = []
+    for entry in manifest.files:
+        path = directory / entry.path
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif sha256_of(path, progress) != entry.sha256:
+            problems.append(f"{path}: checksum mismatch (recorded {entry.sha256})")
+    database = directory / DATABASE_FILE
+    if database.is_file() and (problem := integrity_problem(database)):
+        problems.append(f"{database}: integrity check failed: {problem}")
+    for digest in sorted(manifest.blobs):
+        path = location.blobs.path_for(digest)
+        if not path.is_file():
+            problems.append(f"blob {digest}: missing from {location.blobs.root}")
+        elif sha256_of(path, progress) != digest:
+            problems.append(f"blob {digest}: checksum mismatch ({path})")
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a restore brought back, and from which point in time exactly."""
+
+    source: str  # "replica" or "snapshot <id>"
+    as_of: datetime
+    txid: int | None
+    blobs: int
+    missing_blobs: list[str] = field(default_factory=list)
+    extras_from: str | None = None  # the point whose warehouse and spool came along
+
+
+def _check_target(settings: Settings, target: Path) -> None:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise Conflict(f"refused: {target} is not empty; restore only into a new or empty directory")
+    if target.resolve() == settings.data_dir.resolve():
+        raise Conflict(f"refused: {target} is the live data dir")
+
+
+def _pick_point(location: BackupLocation, at: datetime | None) -> str | None:
+    ids = [i for i in location.point_ids() if at is None or point_time(i) <= at]
+    return ids[-1] if ids else None
+
+
+def restore(settings: Settings, *, target: Path, at: datetime | None) -> Restored:
+    """Restore the database as of `at` (or the latest) into an empty `target` data dir, with its blobs."""
+    _check_target(settings, target)
+    location = location_of(settings)
+    ltx = litestream.list_ltx(location.replica)
+    point = _pick_point(location, at)
+    point_at = point_time(point) if point else None
+    use_replica = bool(ltx) and (
+        min(f.shipped_at for f in ltx) <= at
+        if at is not None
+        else point_at is None or max(f.shipped_at for f in ltx) >= point_at
+    )
+    if not use_replica and point is None:
+        raise NotFound(f"no backup point at or before {at.isoformat() if at else 'now'} in {location.root}")
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        return _restore_into(settings, location, target, at=at, point=point, use_replica=use_replica)
+    except BaseException:
+        for leftover in sorted(target.rglob("*"), reverse=True):  # it was empty: leave it so
+            leftover.rmdir() if leftover.is_dir() else leftover.unlink()
+        raise
+
+
+def _restore_into(
+    settings: Settings,
+    location: BackupLocation,
+    target: Path,
+    *,
+    at: datetime | None,
+    point: str | None,
+    use_replica: bool,
+) -> Restored:
+    ltx = litestream.list_ltx(location.replica)
+    point_at = point_time(point) if point else None
+    database = target / DATABASE_FILE
+    if use_replica:
+        # Litestream refuses a time after its newest shipment: that time restores the latest.
+        newest = max(f.shipped_at for f in ltx)
+        txid = litestream.restore(location.replica, database, at=at if at is not None and at < newest else None)
+        as_of = max(f.shipped_at for f in ltx if f.max_txid <= txid)
+        source = "replica"
+    else:
+        assert point is not None
+        assert point_at is not None
+        _refuse_corrupt(settings, location, point)
+        shutil.copyfile(location.points_dir / point / DATABASE_FILE, database)
+        txid, as_of, source = None, point_at, f"snapshot {point}"
+    extras = _restore_extras(location, point, target)
+    copied, missing = _restore_blobs(location, database, target / "blobs")
+    secret = location.install_dir / SECRET_KEY_FILE
+    if secret.is_file():
+        descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secret.read_bytes())
+    return Restored(source, as_of, txid, copied, missing, extras)
+
+
+def _refuse_corrupt(settings: Settings, location: BackupLocation, point: str) -> None:
+    manifest = location.manifest(point)
+    database = location.points_dir / point / DATABASE_FILE
+    entry = manifest.files[0]
+    if not database.is_file() or sha256_of(database) != entry.sha256:
+        earlier = [i for i in location.point_ids() if i < point]
+        offer = (
+            f"; the previous point is {earlier[-1]}: restore --at {point_time(earlier[-1]).isoformat()}"
+            if earlier
+            else ""
+        )
+        raise Invalid(f"refused: backup point {point} is corrupt ({database} does not match its checksum){offer}")
+
+
+def _restore_extras(location: BackupLocation, point: str | None, target: Path) -> str | None:
+    """The warehouse and the event spool come from the point at or before the time restored, when there is one."""
+    if point is None:
+        return None
+    directory = location.points_dir / point
+    for entry in location.manifest(point).files[1:]:
+        destination = target / entry.path
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(directory / entry.path, destination)
+    return point
+
+
+def _restore_blobs(location: BackupLocation, database: Path, blob_root: Path) -> tuple[int, list[str]]:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
+        digests = sorted(row[0] for row in db.execute("SELECT sha256 FROM blobs"))
+    store = LocalBlobStore(blob_root)
+    missing = [d for d in digests if not location.blobs.exists(d)]
+    for digest in digests:
+        if digest not in missing:
+            copy_blob(location.blobs, store, digest)
+    return len(digests) - len(missing), missing
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    points: int
+    blob_manifests: int
+    blobs: int
+
+
+def prune(settings: Settings, *, now: datetime) -> Pruned:
+    """Drop points and blob manifests older than the retention, then blobs no retained manifest references.
+
+    The newest blob manifest older than the retention stays: it covers the start of Litestream's window.
+    """
+    location = location_of(settings)
+    cutoff = retention_cutoff(settings, now)
+    points = location.point_ids()
+    old_points = [i for i in points if point_time(i) < cutoff]
+    if old_points and len(old_points) == len(points):
+        old_points = old_points[:-1]  # never prune the last point there is
+    for identifier in old_points:
+        (location.points_dir / identifier / MANIFEST).unlink()
+        shutil.rmtree(location.points_dir / identifier)
+    manifests = location.blob_manifest_ids()
+    old_manifests = [i for i in manifests if point_time(i) < cutoff][:-1]
+    for identifier in old_manifests:
+        (location.blob_manifests / f"{identifier}.json").unlink()
+    referenced: set[str] = set()
+    for identifier in location.point_ids():
+        referenced |= location.manifest(identifier).blobs.keys()
+    for identifier in location.blob_manifest_ids():
+        referenced |= location.blob_manifest(identifier).keys()
+    unreferenced = [d for d in location.blobs.iter_digests() if d not in referenced]
+    for digest in unreferenced:
+        location.blobs.delete(digest)
+    return Pruned(len(old_points), len(old_manifests), len(unreferenced))
