@@ -327,8 +327,10 @@ def rollups(case: Case, reps: int, *, label: str, database_url: str | None) -> T
             service.time_zone(db, org_id=uuid.UUID(case.query.scope_org or ""))  # the request's session, begun
 
             def module(db: Session = db, services: Services = services) -> object:  # as analytics.service.summarise
-                found = read.summary_from_rollups(db, services.warehouse, case.query)
-                return found or audience.summary_from_audience(db, services.warehouse, case.query)
+                found = read.summary_from_rollups(db, services.warehouse, case.query, now=services.clock.now())
+                return found or audience.summary_from_audience(
+                    db, services.warehouse, case.query, now=services.clock.now()
+                )
 
             if module() is None:
                 return Timing(case.name, f"rollups ({label})", float("nan"), float("nan"), float("nan"), "raw")

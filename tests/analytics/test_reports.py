@@ -163,7 +163,7 @@ def test_deleted_items_keep_their_names(world: World, s: Shelf) -> None:
     deleted = s.p.publisher.client.delete(f"/api/v1/files/{s.evil['id']}", headers=s.p.publisher.headers())
     assert deleted.status_code in {200, 204}, deleted.text
     with unit_of_work(world.services.read_sessions) as db:
-        report = build_report(db, org_id=s.p.operator.id, day=DAY)
+        report = build_report(db, org_id=s.p.operator.id, day=DAY, now=world.services.clock.now())
     evil = next(f for f in report.files if f.key == s.evil["id"])
     assert (evil.name, evil.deleted) == ("=cmd.pdf", True)
 

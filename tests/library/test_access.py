@@ -14,7 +14,6 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics.names import Names
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.library import access
 from studyshelf.library.files import add_file, delete_file
@@ -64,12 +63,14 @@ def lib(services: Services) -> Library:
         publisher, student = _member(db, northwind, Role.OWNER), _member(db, campus, Role.VIEWER)
         editor = _member(db, campus, Role.EDITOR)
         root = get_root_folder(db, org_id=northwind.id)
-        course = create_folder(db, principal=publisher, parent_id=root.id, name="Course")
-        week = create_folder(db, principal=publisher, parent_id=course.id, name="Week 1")
-        private = create_folder(db, principal=publisher, parent_id=course.id, name="Private")
+        course = create_folder(db, principal=publisher, parent_id=root.id, name="Course", now=services.clock.now())
+        week = create_folder(db, principal=publisher, parent_id=course.id, name="Week 1", now=services.clock.now())
+        private = create_folder(db, principal=publisher, parent_id=course.id, name="Private", now=services.clock.now())
         pdf = {"blob": BLOB, "content_type": "application/pdf"}
-        notes = add_file(db, principal=publisher, folder_id=week.id, name="notes.pdf", **pdf)
-        secret = add_file(db, principal=publisher, folder_id=private.id, name="secret.pdf", **pdf)
+        notes = add_file(db, principal=publisher, folder_id=week.id, name="notes.pdf", now=services.clock.now(), **pdf)
+        secret = add_file(
+            db, principal=publisher, folder_id=private.id, name="secret.pdf", now=services.clock.now(), **pdf
+        )
         create_grant(
             db,
             principal=publisher,
@@ -80,9 +81,16 @@ def lib(services: Services) -> Library:
             grantee_org_id=campus.id,
             level=GrantLevel.VIEW,
             expires_at=None,
+            now=services.clock.now(),
         )
-        own = create_folder(db, principal=editor, parent_id=get_root_folder(db, org_id=campus.id).id, name="Own")
-        mine = add_file(db, principal=editor, folder_id=own.id, name="mine.pdf", **pdf)
+        own = create_folder(
+            db,
+            principal=editor,
+            parent_id=get_root_folder(db, org_id=campus.id).id,
+            name="Own",
+            now=services.clock.now(),
+        )
+        mine = add_file(db, principal=editor, folder_id=own.id, name="mine.pdf", now=services.clock.now(), **pdf)
         return Library(
             northwind.id,
             campus.id,
@@ -112,7 +120,11 @@ def test_a_partner_sees_shared_items_from_the_shared_folder_down(services: Servi
     with unit_of_work(services.read_sessions) as db:
         for viewer in _viewers(db, lib):
             files, folders = access.label_items(
-                db, viewer=viewer, file_ids=[lib.notes, lib.mine], folder_ids=[lib.week, lib.own]
+                db,
+                viewer=viewer,
+                file_ids=[lib.notes, lib.mine],
+                folder_ids=[lib.week, lib.own],
+                now=services.clock.now(),
             )
             notes, mine = files[lib.notes], files[lib.mine]
             assert (notes.visible, notes.name, notes.path, notes.owner) == (True, "notes.pdf", ("Week 1",), "Northwind")
@@ -126,7 +138,9 @@ def test_a_partner_sees_shared_items_from_the_shared_folder_down(services: Servi
 def test_names_of_items_without_a_grant_are_not_revealed(services: Services, lib: Library) -> None:
     with unit_of_work(services.read_sessions) as db:
         for viewer in _viewers(db, lib):
-            files, folders = access.label_items(db, viewer=viewer, file_ids=[lib.secret], folder_ids=[lib.course])
+            files, folders = access.label_items(
+                db, viewer=viewer, file_ids=[lib.secret], folder_ids=[lib.course], now=services.clock.now()
+            )
             for label in (files[lib.secret], folders[lib.course]):
                 assert (label.exists, label.visible, label.name, label.path) == (True, False, "", ())
                 assert label.content_type is None
@@ -136,18 +150,24 @@ def test_names_of_items_without_a_grant_are_not_revealed(services: Services, lib
 def test_the_owner_sees_everything_below_its_root(services: Services, lib: Library) -> None:
     with unit_of_work(services.read_sessions) as db:
         for viewer in (access.OrgViewer(lib.northwind), _principal(db, lib.publisher)):
-            files, _ = access.label_items(db, viewer=viewer, file_ids=[lib.notes, lib.secret], folder_ids=[])
+            files, _ = access.label_items(
+                db, viewer=viewer, file_ids=[lib.notes, lib.secret], folder_ids=[], now=services.clock.now()
+            )
             assert files[lib.notes].path == ("Course", "Week 1")
             assert (files[lib.secret].name, files[lib.secret].path) == ("secret.pdf", ("Course", "Private"))
 
 
 def test_trashed_and_unknown_items(services: Services, lib: Library) -> None:
     with unit_of_work(services.write_sessions) as db:
-        delete_file(db, principal=_principal(db, lib.publisher), file_id=lib.notes)
+        delete_file(db, principal=_principal(db, lib.publisher), file_id=lib.notes, now=services.clock.now())
     unknown = uuid.uuid4()
     with unit_of_work(services.read_sessions) as db:
         files, folders = access.label_items(
-            db, viewer=access.OrgViewer(lib.campus), file_ids=[lib.notes, unknown], folder_ids=[unknown]
+            db,
+            viewer=access.OrgViewer(lib.campus),
+            file_ids=[lib.notes, unknown],
+            folder_ids=[unknown],
+            now=services.clock.now(),
         )
     assert (files[lib.notes].name, files[lib.notes].deleted, files[lib.notes].visible) == ("notes.pdf", True, True)
     assert not files[unknown].exists
@@ -157,10 +177,12 @@ def test_trashed_and_unknown_items(services: Services, lib: Library) -> None:
 def test_an_expired_grant_reveals_nothing(services: Services, lib: Library) -> None:
     with unit_of_work(services.write_sessions) as db:
         for grant in db.scalars(select(Grant).where(Grant.target_id == lib.week)):
-            grant.expires_at = utcnow() - timedelta(minutes=1)
+            grant.expires_at = services.clock.now() - timedelta(minutes=1)
     with unit_of_work(services.read_sessions) as db:
         for viewer in _viewers(db, lib):
-            files, _ = access.label_items(db, viewer=viewer, file_ids=[lib.notes], folder_ids=[])
+            files, _ = access.label_items(
+                db, viewer=viewer, file_ids=[lib.notes], folder_ids=[], now=services.clock.now()
+            )
             assert (files[lib.notes].visible, files[lib.notes].name) == (False, "")
 
 
@@ -169,16 +191,22 @@ def test_breadcrumbs_start_at_the_shared_folder(services: Services, lib: Library
         week = db.get(Folder, lib.week)
         assert week is not None
         for viewer in _viewers(db, lib):
-            assert [f.name for f in access.visible_path(db, viewer=viewer, folder=week)] == ["Week 1"]
+            assert [f.name for f in access.visible_path(db, viewer=viewer, folder=week, now=services.clock.now())] == [
+                "Week 1"
+            ]
         owner = _principal(db, lib.publisher)
-        assert [f.name for f in access.visible_path(db, viewer=owner, folder=week)] == ["Library", "Course", "Week 1"]
+        assert [f.name for f in access.visible_path(db, viewer=owner, folder=week, now=services.clock.now())] == [
+            "Library",
+            "Course",
+            "Week 1",
+        ]
 
 
 def test_a_platform_admin_reading_names_of_another_organisation_is_audited(services: Services, lib: Library) -> None:
     with unit_of_work(services.write_sessions) as db:
         admin = _member(db, db.get(Organization, lib.campus) or pytest.fail("no campus"), Role.VIEWER)
         admin.user.is_platform_admin = True
-        files, _ = access.label_items(db, viewer=admin, file_ids=[lib.secret], folder_ids=[])
+        files, _ = access.label_items(db, viewer=admin, file_ids=[lib.secret], folder_ids=[], now=services.clock.now())
         assert files[lib.secret].name == "secret.pdf"
         db.flush()
         entries = db.scalars(select(AuditEntry).where(AuditEntry.action == "platform_admin.view"))
@@ -204,7 +232,11 @@ def _many_files(services: Services, lib: Library, count: int) -> list[uuid.UUID]
         publisher = _principal(db, lib.publisher)
         folders = [lib.course, lib.week]
         for depth in range(4):  # Week 1 / Level 0 / … / Level 3
-            folders.append(create_folder(db, principal=publisher, parent_id=folders[-1], name=f"Level {depth}").id)
+            folders.append(
+                create_folder(
+                    db, principal=publisher, parent_id=folders[-1], name=f"Level {depth}", now=services.clock.now()
+                ).id
+            )
         return [
             add_file(
                 db,
@@ -213,6 +245,7 @@ def _many_files(services: Services, lib: Library, count: int) -> list[uuid.UUID]
                 name=f"file {n}.pdf",
                 blob=BLOB,
                 content_type="application/pdf",
+                now=services.clock.now(),
             ).id
             for n in range(count)
         ]
@@ -226,9 +259,13 @@ def test_many_ids_take_a_bounded_number_of_statements(services: Services, lib: L
         viewer = access.OrgViewer(lib.campus) if viewer_kind == "organisation" else _principal(db, lib.student)
         db.scalar(select(Folder.id).limit(1))  # the transaction is open before counting
         with _statements(services) as few:
-            access.label_items(db, viewer=viewer, file_ids=file_ids[:2], folder_ids=folder_ids[:2])
+            access.label_items(
+                db, viewer=viewer, file_ids=file_ids[:2], folder_ids=folder_ids[:2], now=services.clock.now()
+            )
         with _statements(services) as many:
-            files, folders = access.label_items(db, viewer=viewer, file_ids=file_ids, folder_ids=folder_ids)
+            files, folders = access.label_items(
+                db, viewer=viewer, file_ids=file_ids, folder_ids=folder_ids, now=services.clock.now()
+            )
     assert len(many) == len(few) <= 4, many
     assert sum(label.visible for label in files.values()) == 100  # those in Week 1 and below it, not in Course
     assert len(folders) == len(folder_ids)
@@ -236,7 +273,7 @@ def test_many_ids_take_a_bounded_number_of_statements(services: Services, lib: L
 
 def test_the_dashboard_names_a_page_in_one_batch(services: Services, lib: Library) -> None:
     with unit_of_work(services.read_sessions) as db:
-        names = Names(db, _principal(db, lib.student), lib.campus)
+        names = Names(db, _principal(db, lib.student), lib.campus, now=services.clock.now())
         db.scalar(select(Folder.id).limit(1))
         with _statements(services) as batch:
             names.learn(files=[str(lib.notes), str(lib.secret), "not an id"], folders=[str(lib.week), str(lib.course)])

@@ -44,7 +44,7 @@ def _link(owner: Member, **extra: object) -> str:
 
 def _visit(world: World, link_id: str, facts: admission.VisitFacts, geo: FakeGeo) -> admission.Admission:
     with unit_of_work(world.services.write_sessions) as db:
-        return admission.admit_visit(db, geo=geo, link_id=link_id, facts=facts)
+        return admission.admit_visit(db, geo=geo, link_id=link_id, facts=facts, now=world.services.clock.now())
 
 
 def test_an_embedded_visit_is_admitted_and_its_sighting_kept_with_the_lookups_country(
@@ -106,7 +106,7 @@ def test_the_radar_suspends_a_link_seen_from_too_many_countries(world: World, ow
         link = db.get(Link, link_id)
         assert link is not None
         assert link.suspended_reason == outcomes[-1].suspended_now
-        assert admission.link_state(db, link) == "suspended"
+        assert admission.link_state(db, link, now=world.services.clock.now()) == "suspended"
 
 
 def test_one_network_seen_twice_in_an_hour_is_one_sighting(world: World, owner: Member) -> None:
@@ -116,7 +116,12 @@ def test_one_network_seen_twice_in_an_hour_is_one_sighting(world: World, owner: 
         link = db.get(Link, link_id)
         assert link is not None
         for ip in ("198.51.100.7", "198.51.100.8"):  # the same /24
-            assert radar.record_sighting(db, geo=geo, link=link, visitor=radar.Visitor(ip=ip, salt="s")) is None
+            assert (
+                radar.record_sighting(
+                    db, geo=geo, link=link, visitor=radar.Visitor(ip=ip, salt="s"), now=world.services.clock.now()
+                )
+                is None
+            )
     with unit_of_work(world.services.read_sessions) as db:
         assert len(db.scalars(select(Sighting).where(Sighting.link_id == link_id)).all()) == 1
 

@@ -85,7 +85,9 @@ def suspend_by_radar(world: World, owner: Member, link_id: str) -> None:
             user_agent="Mozilla/5.0",
         )
         with unit_of_work(world.services.write_sessions) as db:
-            admission.admit_visit(db, geo=world.services.geo, link_id=link_id, facts=facts)
+            admission.admit_visit(
+                db, geo=world.services.geo, link_id=link_id, facts=facts, now=world.services.clock.now()
+            )
     assert owner.client.get(f"/api/v1/links/{link_id}").json()["status"] == "suspended"
 
 

@@ -145,7 +145,9 @@ def test_a_link_spreading_over_too_many_networks_is_suspended_and_can_be_reenabl
     outcomes = []
     for fact in facts:
         with unit_of_work(world.services.write_sessions) as db:
-            admitted = admission.admit_visit(db, geo=world.services.geo, link_id=created["id"], facts=fact)
+            admitted = admission.admit_visit(
+                db, geo=world.services.geo, link_id=created["id"], facts=fact, now=world.services.clock.now()
+            )
             outcomes.append(admitted.refusal)
     assert outcomes == [None, None, None, "suspended", "suspended"]
     state = owner.client.get(f"/api/v1/links/{created['id']}").json()

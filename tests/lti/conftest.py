@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from studyshelf.app import create_app
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import MovableClock
 from studyshelf.lti.platform_keys import platform_keys
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services
@@ -55,24 +55,25 @@ def _fresh_jwks_cache() -> None:
     platform_keys.forget()
 
 
-class Clock:
-    """core.clock.utcnow as the LTI key and invite modules see it, moved by the test (no sleeps)."""
+class Clock(MovableClock):
+    """The services' clock in LTI tests, moved by the test (no sleeps) by seconds or a timedelta."""
 
-    MODULES = ("studyshelf.lti.keys", "studyshelf.lti.invites", "studyshelf.lti.cli")
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = utcnow()
-        for module in self.MODULES:
-            monkeypatch.setattr(f"{module}.utcnow", lambda: self.now)
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
+    def advance(self, seconds: float | timedelta) -> datetime:
+        return super().advance(seconds.total_seconds() if isinstance(seconds, timedelta) else seconds)
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    return Clock(monkeypatch)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def services(services: Services, request: pytest.FixtureRequest) -> Services:
+    """The suite's services; telling the time from `clock` in the tests that move it."""
+    if "clock" not in request.fixturenames:
+        return services  # rows stamped by column defaults stay in step with a clock that runs
+    clock: Clock = request.getfixturevalue("clock")
+    return replace(services, clock=clock)
 
 
 @dataclass

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,16 +15,24 @@ from typer.testing import CliRunner
 
 from studyshelf.cli import app
 from studyshelf.lti.keys import SWITCH_MARGIN
+from studyshelf.services import Services, command_services
 from tests.lti.conftest import Clock
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Path:
     for name in list(os.environ):
         if name.startswith("STUDYSHELF_"):
             monkeypatch.delenv(name)
     path = tmp_path / "data"
     monkeypatch.setenv("STUDYSHELF_DATA_DIR", str(path))
+
+    @contextmanager
+    def command_services_on_clock() -> Iterator[Services]:
+        with command_services() as services:
+            yield replace(services, clock=clock)
+
+    monkeypatch.setattr("studyshelf.lti.cli.command_services", command_services_on_clock)
     return path
 
 
@@ -49,7 +60,7 @@ def test_rotate_publishes_first_and_list_shows_states(
     assert "signs now" in first.output  # nothing was published before: nothing to wait for
     second = runner.invoke(app, ["lti", "keys", "rotate"])
     assert second.exit_code == 0
-    switch = clock.now + timedelta(seconds=300) + SWITCH_MARGIN
+    switch = clock.now() + timedelta(seconds=300) + SWITCH_MARGIN
     assert f"signs from {switch:%Y-%m-%d %H:%M:%S} UTC" in second.output
     third = runner.invoke(app, ["lti", "keys", "rotate"])
     assert third.exit_code == 1

@@ -36,7 +36,7 @@ def _kids(client: TestClient) -> list[str]:
 
 def _signing(services: Services) -> str:
     with unit_of_work(services.write_sessions) as db:
-        key, _private = keys.signing_key(db, keys=services.keys)
+        key, _private = keys.signing_key(db, keys=services.keys, now=services.clock.now())
         return key.kid
 
 
@@ -48,7 +48,9 @@ def test_rotation_publishes_first_then_signs_then_retires(
     assert first.headers["cache-control"] == f"public, max-age={settings.lti_jwks_cache_seconds}"
     (old_kid,) = _kids(app_client)
     with unit_of_work(services.write_sessions) as db:
-        new_kid = keys.rotate(db, keys=services.keys, jwks_cache_seconds=settings.lti_jwks_cache_seconds).kid
+        new_kid = keys.rotate(
+            db, keys=services.keys, jwks_cache_seconds=settings.lti_jwks_cache_seconds, now=services.clock.now()
+        ).kid
     assert _kids(app_client) == [new_kid, old_kid]  # published at once
     assert _signing(services) == old_kid  # a platform's cached JWKS lacks the new key: the old one still signs
     clock.advance(timedelta(seconds=settings.lti_jwks_cache_seconds))
@@ -65,27 +67,29 @@ def test_rotation_publishes_first_then_signs_then_retires(
 def test_a_second_rotation_waits_for_the_first_unless_forced(services: Services, clock: Clock) -> None:
     ring, cache = services.keys, services.settings.lti_jwks_cache_seconds
     with unit_of_work(services.write_sessions) as db:
-        first = keys.ensure_key(db, keys=ring).kid
-        waiting = keys.rotate(db, keys=ring, jwks_cache_seconds=cache).kid
+        first = keys.ensure_key(db, keys=ring, now=services.clock.now()).kid
+        waiting = keys.rotate(db, keys=ring, jwks_cache_seconds=cache, now=services.clock.now()).kid
         with pytest.raises(Conflict):
-            keys.rotate(db, keys=ring, jwks_cache_seconds=cache)
-        urgent = keys.rotate(db, keys=ring, jwks_cache_seconds=cache, immediately=True).kid
-        assert keys.signing_key(db, keys=ring)[0].kid == urgent
-        states = {k.kid: keys.key_status(k, grace_days=7).state for k in keys.list_keys(db)}
+            keys.rotate(db, keys=ring, jwks_cache_seconds=cache, now=services.clock.now())
+        urgent = keys.rotate(db, keys=ring, jwks_cache_seconds=cache, immediately=True, now=services.clock.now()).kid
+        assert keys.signing_key(db, keys=ring, now=services.clock.now())[0].kid == urgent
+        states = {k.kid: keys.key_status(k, grace_days=7, now=services.clock.now()).state for k in keys.list_keys(db)}
     assert states == {first: "retiring", waiting: "retiring", urgent: "signing"}
 
 
 def test_private_key_is_stored_encrypted(services: Services) -> None:
     with unit_of_work(services.write_sessions) as db:
-        key = keys.ensure_key(db, keys=services.keys)
+        key = keys.ensure_key(db, keys=services.keys, now=services.clock.now())
         assert "ENCRYPTED PRIVATE KEY" in key.private_pem
-        assert keys.private_key(key, keys=services.keys).key_size == 2048
+        assert keys.private_key(key, keys=services.keys, now=services.clock.now()).key_size == 2048
 
 
 def test_a_key_sealed_under_an_old_secret_is_replaced(services: Services) -> None:
     with unit_of_work(services.write_sessions) as db:
-        old = keys.ensure_key(db, keys=KeyRing.for_install("an-older-secret-key-that-was-replaced-000"))
-        key, private = keys.signing_key(db, keys=services.keys)
+        old = keys.ensure_key(
+            db, keys=KeyRing.for_install("an-older-secret-key-that-was-replaced-000"), now=services.clock.now()
+        )
+        key, private = keys.signing_key(db, keys=services.keys, now=services.clock.now())
         assert key.kid != old.kid
         assert private.key_size == 2048
 
@@ -96,15 +100,15 @@ def test_a_key_sealed_under_the_passphrase_of_before_the_key_service_is_kept_and
     secret = services.settings.secret_key
     old_passphrase = hmac.new(secret.encode(), b"studyshelf-lti-tool-key-v1", hashlib.sha256).hexdigest().encode()
     with unit_of_work(services.write_sessions) as db:
-        key = keys.ensure_key(db, keys=services.keys)
-        private = keys.private_key(key, keys=services.keys)
+        key = keys.ensure_key(db, keys=services.keys, now=services.clock.now())
+        private = keys.private_key(key, keys=services.keys, now=services.clock.now())
         key.private_pem = private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(old_passphrase),
         ).decode()
         db.flush()
-        signing, unsealed = keys.signing_key(db, keys=services.keys)
+        signing, unsealed = keys.signing_key(db, keys=services.keys, now=services.clock.now())
         assert signing.kid == key.kid  # platforms keep verifying: no emergency rotation
         assert unsealed.private_numbers() == private.private_numbers()
         with pytest.raises(ValueError, match="password"):

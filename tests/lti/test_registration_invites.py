@@ -105,7 +105,7 @@ def test_a_forged_or_unknown_url_is_refused(campus: Campus, simulator: Simulator
 
 def test_an_expired_url_is_refused(campus: Campus, simulator: Simulator, services: Services, clock: Clock) -> None:
     url = registration_url(campus)
-    assert _invite(services, url).expires_at - clock.now == timedelta(hours=24)
+    assert _invite(services, url).expires_at - clock.now() == timedelta(hours=24)
     clock.advance(timedelta(hours=24, seconds=1))
     platform = simulator.platform("moodle")
     response = _use(campus.lms, url, platform)
@@ -181,7 +181,7 @@ def test_the_lms_page_lists_urls_with_their_state(
     with unit_of_work(services.write_sessions) as db:
         expired = db.get(RegistrationInvite, _invite(services, expired_url).id)
         assert expired is not None
-        expired.expires_at = clock.now - timedelta(minutes=1)
+        expired.expires_at = clock.now() - timedelta(minutes=1)
     page = parse_html(admin.client.get("/settings/lms"))
     states = {attr(row, "data-invite"): attr(row, "data-state") for row in page.select("[data-invite][data-state]")}
     assert states == {

@@ -76,12 +76,16 @@ def test_revoking_takes_effect_at_once_and_the_hook_says_so(world: World) -> Non
     assert p.student.client.get(f"/api/v1/files/{p.notes['id']}").status_code == 200
     with unit_of_work(world.services.read_sessions) as db:
         path = [uuid.UUID(p.publisher.root_folder_id.hex), uuid.UUID(p.course["id"]), uuid.UUID(p.notes["id"])]
-        assert org_has_access(db, org_id=p.partner.id, owner_org_id=p.operator.id, path_ids=path)
+        assert org_has_access(
+            db, org_id=p.partner.id, owner_org_id=p.operator.id, path_ids=path, now=world.services.clock.now()
+        )
     assert p.publisher.client.delete(f"/api/v1/grants/{grant_id}", headers=p.publisher.headers()).status_code == 204
     assert_problem(p.student.client.get(f"/api/v1/files/{p.notes['id']}"), 404, "not-found")
     assert_problem(p.student.client.get(f"/api/v1/files/{p.notes['id']}/content"), 404, "not-found")
     with unit_of_work(world.services.read_sessions) as db:
-        assert not org_has_access(db, org_id=p.partner.id, owner_org_id=p.operator.id, path_ids=path)
+        assert not org_has_access(
+            db, org_id=p.partner.id, owner_org_id=p.operator.id, path_ids=path, now=world.services.clock.now()
+        )
 
 
 def test_an_expired_grant_gives_nothing(world: World) -> None:

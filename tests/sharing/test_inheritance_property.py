@@ -98,7 +98,9 @@ def test_grant_inheritance_matches_the_reference_model(services: Services, tree:
         for node, folder_id in enumerate(folder_ids):
             for permission in (Permission.LIBRARY_READ, Permission.LIBRARY_WRITE):
                 try:
-                    get_folder(db, principal=principal, folder_id=folder_id, permission=permission)
+                    get_folder(
+                        db, principal=principal, folder_id=folder_id, permission=permission, now=services.clock.now()
+                    )
                     allowed = True
                 except (NotFound, PermissionDenied):
                     allowed = False

@@ -170,7 +170,9 @@ def _suspend(world: World, member: Member, link_id: str) -> None:
             link = db.get(Link, link_id)
             assert link is not None
             visitor = radar.Visitor(ip=f"198.51.{n}.7", salt="s")
-            radar.record_sighting(db, geo=world.services.geo, link=link, visitor=visitor)
+            radar.record_sighting(
+                db, geo=world.services.geo, link=link, visitor=visitor, now=world.services.clock.now()
+            )
 
 
 def test_suspended_links_are_flagged_on_the_links_page_and_can_be_reenabled(world: World, owner: Member) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Container, Iterable
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -20,8 +21,8 @@ from studyshelf.partners.principal import Principal
 class Names:
     """Names for the ids in usage figures; `learn` labels many files and folders at once."""
 
-    def __init__(self, db: Session, principal: Principal, org_id: uuid.UUID) -> None:
-        self.db, self.principal, self.org_id = db, principal, org_id
+    def __init__(self, db: Session, principal: Principal, org_id: uuid.UUID, now: datetime) -> None:
+        self.db, self.principal, self.org_id, self.now = db, principal, org_id, now
         self._orgs: dict[str, str] | None = None
         self._files: dict[str, tuple[str, str] | None] = {}
         self._folders: dict[str, str | None] = {}
@@ -38,7 +39,7 @@ class Names:
         if not new_files and not new_folders:
             return
         file_labels, folder_labels = label_items(
-            self.db, viewer=self.principal, file_ids=new_files.values(), folder_ids=new_folders.values()
+            self.db, viewer=self.principal, file_ids=new_files.values(), folder_ids=new_folders.values(), now=self.now
         )
         for key, file_id in new_files.items():
             found = file_labels[file_id]

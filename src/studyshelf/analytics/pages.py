@@ -10,7 +10,7 @@ from studyshelf.analytics.dashboard import parse_query
 from studyshelf.analytics.names import Names
 from studyshelf.core.errors import NotFound, Unavailable
 from studyshelf.partners import service as partners
-from studyshelf.partners.deps import DbSession, ServicesDep
+from studyshelf.partners.deps import DbSession, Now, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.web.render import is_htmx, render
@@ -20,14 +20,14 @@ LOADER_ID = "dashboard-loader"  # the shell's placeholder that fetches the figur
 
 
 @router.get("/analytics", response_class=HTMLResponse)
-def dashboard(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
+def dashboard(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, now: Now) -> Response:
     """The page shell at once (filters and a loading state); its figures as an HTMX fragment."""
     org_id = current_org_id(principal)
     if org_id is None:
         raise NotFound("You are not a member of any organisation.")
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     query = parse_query(request.query_params, today=services.clock.now().date())
-    names = Names(db, principal, org_id)
+    names = Names(db, principal, org_id, now=now)
     context = {
         "query": query,
         "org_name": partners.get_organization(db, org_id).name,
@@ -39,7 +39,7 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
     if not is_htmx(request):
         return render(request, "analytics/dashboard.html", context)
     try:
-        board = panels.build(db, services.warehouse, principal=principal, org_id=org_id, query=query)
+        board = panels.build(db, services.warehouse, principal=principal, org_id=org_id, query=query, now=now)
     except Unavailable as exc:
         context["error"] = exc.detail
     else:

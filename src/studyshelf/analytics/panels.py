@@ -166,7 +166,13 @@ class Figures:
 
 
 def summaries(
-    db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
+    db: Session,
+    warehouse: Warehouse,
+    *,
+    principal: Principal,
+    org_id: uuid.UUID,
+    query: DashboardQuery,
+    now: datetime,
 ) -> Figures:
     """The overview, then one breakdown per chart; each from the rollups when they hold it (service.summarise)."""
 
@@ -180,7 +186,7 @@ def summaries(
             bucket=None,
             parts=parts,
         )
-        return service.summarise(warehouse, principal=principal, org_id=org_id, query=built, db=db)
+        return service.summarise(warehouse, principal=principal, org_id=org_id, query=built, db=db, now=now)
 
     overview = summarise(None, frozenset({"totals", "series", "top"}))
     if _is_empty(overview.totals):
@@ -321,11 +327,11 @@ def options(figures: Figures | None, query: DashboardQuery, names: Names) -> dic
 
 
 def build(
-    db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery
+    db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery, now: datetime
 ) -> Dashboard:
     """Everything the dashboard shows for one organisation, period and set of filters."""
-    figures = summaries(db, warehouse, principal=principal, org_id=org_id, query=query)
-    names = Names(db, principal, org_id)
+    figures = summaries(db, warehouse, principal=principal, org_id=org_id, query=query, now=now)
+    names = Names(db, principal, org_id, now=now)
     first = figures.overview
     names.learn(
         files=[key for key, _m in first.top_files] + _filtered(query, "file"),

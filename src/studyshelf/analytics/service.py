@@ -75,8 +75,8 @@ def summarise(
     principal: Principal,
     org_id: uuid.UUID,
     query: SummaryQuery,
+    now: datetime,
     db: Session | None = None,
-    now: datetime | None = None,
 ) -> Summary:
     """Totals, series, breakdown and the top files and folders, within the organisation's scope.
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import NotFound
 from studyshelf.core.geo import GeoLookup
@@ -18,18 +18,18 @@ from studyshelf.library.access import content_path_ids
 from studyshelf.partners.grants import org_has_access
 
 
-def link_state(db: Session, link: Link) -> str | None:
+def link_state(db: Session, link: Link, now: datetime) -> str | None:
     """Why a link cannot be used now, or None: revoked, suspended, expired, deleted, grant-revoked."""
     if link.revoked_at is not None:
         return "revoked"
     if link.suspended_at is not None:
         return "suspended"
-    if link.expires_at <= utcnow():
+    if link.expires_at <= now:
         return "expired"
     found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
     if found is None:
         return "deleted"
-    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1]):
+    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1], now=now):
         return "grant-revoked"
     return None
 
@@ -63,7 +63,9 @@ class Admission:
     suspended_now: str | None = None  # this visit pushed the link over a spread threshold
 
 
-def admit_visit(db: Session, *, geo: GeoLookup, link_id: str, facts: VisitFacts, count_view: bool = True) -> Admission:
+def admit_visit(
+    db: Session, *, geo: GeoLookup, link_id: str, facts: VisitFacts, now: datetime, count_view: bool = True
+) -> Admission:
     """Decide whether a visit to a link may see the material; refusals are recorded, never raised,
     so they are kept when the caller commits. NotFound for ids that name no link."""
     link = db.get(Link, link_id) if links.is_link_id(link_id) else None
@@ -72,10 +74,10 @@ def admit_visit(db: Session, *, geo: GeoLookup, link_id: str, facts: VisitFacts,
 
     def refuse(reason: str) -> Admission:
         radar.record_refusal(db, geo=geo, link_id=link.id, reason=reason, visitor=facts.visitor)
-        suspended = radar.check_spread(db, link=link) if reason in {"origin", "top-level"} else None
+        suspended = radar.check_spread(db, link=link, now=now) if reason in {"origin", "top-level"} else None
         return Admission(link, refusal=reason, suspended_now=suspended)
 
-    state = link_state(db, link)
+    state = link_state(db, link, now)
     if state is not None:
         return refuse(state)
     embed = embed_refusal(
@@ -92,7 +94,7 @@ def admit_visit(db: Session, *, geo: GeoLookup, link_id: str, facts: VisitFacts,
         return Admission(link, preview_only=True)
     if count_view and not consume_view(db, link=link):
         return refuse("over-limit")
-    suspended = radar.record_sighting(db, geo=geo, link=link, visitor=facts.visitor)
+    suspended = radar.record_sighting(db, geo=geo, link=link, visitor=facts.visitor, now=now)
     if suspended is not None:
         radar.record_refusal(db, geo=geo, link_id=link.id, reason="suspended", visitor=facts.visitor)
         return Admission(link, refusal="suspended", suspended_now=suspended)

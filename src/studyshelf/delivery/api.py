@@ -216,7 +216,7 @@ async def file_content(file_id: uuid.UUID, request: Request, caller: Caller, dow
     """The current version's bytes (Range, conditional requests; `?download=1` for an attachment)."""
 
     def load(db: Session, principal: Principal) -> Representation:
-        file = get_file(db, principal=principal, file_id=file_id)
+        file = get_file(db, principal=principal, file_id=file_id, now=services.clock.now())
         assert file.current_version is not None
         return _representation(file, file.current_version)
 
@@ -237,7 +237,9 @@ async def version_content(
     """One version's bytes; versions never change, so they may be cached for long."""
 
     def load(db: Session, principal: Principal) -> Representation:
-        file, version = get_version(db, principal=principal, file_id=file_id, version_id=version_id)
+        file, version = get_version(
+            db, principal=principal, file_id=file_id, version_id=version_id, now=services.clock.now()
+        )
         return _representation(file, version)
 
     services = _services(request)

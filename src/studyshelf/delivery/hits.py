@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from studyshelf.core.clock import utcnow
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.models import Link
 from studyshelf.delivery.signing import MediaClaims
@@ -59,7 +58,7 @@ def link_hit(
     target_file = link is not None and link.target_type == "file"
     return Hit(
         type=type_,
-        at=utcnow(),
+        at=services.clock.now(),
         link_id=link.id if link else None,
         owner_org_id=str(link.owner_org_id) if link else None,
         partner_org_id=str(link.org_id) if link else None,
@@ -105,7 +104,7 @@ def record_download(request: Request, claims: MediaClaims, sent: int, complete: 
         content = ContentFacts.of(db, file, version)
     hit = content.hit(
         type_="download" if complete else "load_fail",
-        at=utcnow(),
+        at=services.clock.now(),
         scope=ScopeFacts(str(link.org_id), link_id=link.id),
         client=client_facts(request, services),
         sent_bytes=sent,

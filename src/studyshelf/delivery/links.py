@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyshelf.core import outbound
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.core.redact import mask_url, unless_masked
 from studyshelf.delivery.embed import normalise_origins
@@ -88,16 +87,17 @@ def _acting_org(principal: Principal, org_id: uuid.UUID | None) -> uuid.UUID:
     return org_id
 
 
-def _load_target(db: Session, *, principal: Principal, target_type: str, target_id: uuid.UUID) -> File | Folder:
+def _load_target(
+    db: Session, *, principal: Principal, target_type: str, target_id: uuid.UUID, now: datetime
+) -> File | Folder:
     if target_type == "file":
-        return get_file(db, principal=principal, file_id=target_id)
+        return get_file(db, principal=principal, file_id=target_id, now=now)
     if target_type == "folder":
-        return get_folder(db, principal=principal, folder_id=target_id)
+        return get_folder(db, principal=principal, folder_id=target_id, now=now)
     raise Invalid("target_type is file or folder.")
 
 
-def _expiry(policy: LinkPolicy, expires_at: datetime | None) -> datetime:
-    now = utcnow()
+def _expiry(policy: LinkPolicy, expires_at: datetime | None, now: datetime) -> datetime:
     if expires_at is None:
         return now + timedelta(days=policy.default_ttl_days)
     if expires_at.tzinfo is None:
@@ -122,14 +122,14 @@ class LinkSpec:
     org_id: uuid.UUID | None = None
 
 
-def create_link(db: Session, *, principal: Principal, spec: LinkSpec) -> Link:
+def create_link(db: Session, *, principal: Principal, spec: LinkSpec, now: datetime) -> Link:
     """Create a link to a file or folder the principal may view, for an organisation where it may change content."""
-    target = _load_target(db, principal=principal, target_type=spec.target_type, target_id=spec.target_id)
+    target = _load_target(db, principal=principal, target_type=spec.target_type, target_id=spec.target_id, now=now)
     org_id = _acting_org(principal, spec.org_id)
     require(principal, Permission.LIBRARY_WRITE, org_id, what="organisation's links")
     found = content_path_ids(db, target_type=spec.target_type, target_id=spec.target_id)
     assert found is not None
-    if not org_has_access(db, org_id=org_id, owner_org_id=target.org_id, path_ids=found[1]):
+    if not org_has_access(db, org_id=org_id, owner_org_id=target.org_id, path_ids=found[1], now=now):
         raise NotFound(f"No such {spec.target_type} for that organisation.")
     policy = get_policy(db, org_id=org_id)
     origins = normalise_origins(spec.allowed_origins if spec.allowed_origins is not None else policy_origins(policy))
@@ -146,7 +146,7 @@ def create_link(db: Session, *, principal: Principal, spec: LinkSpec) -> Link:
         label=spec.label.strip()[:200],
         mode=spec.mode,
         allowed_origins="\n".join(origins),
-        expires_at=_expiry(policy, spec.expires_at),
+        expires_at=_expiry(policy, spec.expires_at, now),
         max_views=spec.max_views,
         allow_download=spec.allow_download,
         created_by=principal.user.id,
@@ -204,13 +204,15 @@ def get_changeable_link(db: Session, *, principal: Principal, link_id: str) -> L
     return link
 
 
-def update_link(db: Session, *, principal: Principal, link_id: str, changes: dict[str, object]) -> Link:
+def update_link(db: Session, *, principal: Principal, link_id: str, changes: dict[str, object], now: datetime) -> Link:
     """Extend, change origins, limits or label (editors of the link's organisation)."""
     link = get_changeable_link(db, principal=principal, link_id=link_id)
     before = {k: getattr(link, k) for k in changes if k != "allowed_origins"}
     if "expires_at" in changes:
         value = changes["expires_at"]
-        link.expires_at = _expiry(get_policy(db, org_id=link.org_id), value if isinstance(value, datetime) else None)
+        link.expires_at = _expiry(
+            get_policy(db, org_id=link.org_id), value if isinstance(value, datetime) else None, now
+        )
     if "allowed_origins" in changes:
         link.allowed_origins = "\n".join(normalise_origins(list(changes["allowed_origins"])))  # type: ignore[call-overload]  # validated by the schema as a list of str
     for key in ("label", "max_views", "allow_download", "mode"):
@@ -218,7 +220,7 @@ def update_link(db: Session, *, principal: Principal, link_id: str, changes: dic
             setattr(link, key, changes[key])
     if link.mode is LinkMode.EMBED and not link.origins:
         raise Invalid("An embed link needs at least one allowed origin.")
-    link.updated_at = utcnow()
+    link.updated_at = now
     db.flush()
     audit.record(
         db,
@@ -234,11 +236,11 @@ def update_link(db: Session, *, principal: Principal, link_id: str, changes: dic
     return link
 
 
-def revoke_link(db: Session, *, principal: Principal, link_id: str) -> Link:
+def revoke_link(db: Session, *, principal: Principal, link_id: str, now: datetime) -> Link:
     """Stop a link now (editors of the link's organisation)."""
     link = get_changeable_link(db, principal=principal, link_id=link_id)
     if link.revoked_at is None:
-        link.revoked_at = utcnow()
+        link.revoked_at = now
         db.flush()
         audit.record(
             db, principal=principal, org_id=link.org_id, action="link.revoke", target_type="link", target_id=link.id

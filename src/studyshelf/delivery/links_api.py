@@ -10,11 +10,10 @@ from typing import Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from studyshelf.core.clock import utcnow
 from studyshelf.delivery import links
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy
 from studyshelf.library.sniff import category
-from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.partners.deps import CurrentPrincipal, DbSession, Now, ServicesDep
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
 
@@ -113,17 +112,17 @@ def embed_html(url: str, *, video: bool, title: str) -> str:
     )
 
 
-def link_status(link: Link) -> Literal["active", "expired", "revoked", "suspended"]:
+def link_status(link: Link, now: datetime) -> Literal["active", "expired", "revoked", "suspended"]:
     if link.revoked_at is not None:
         return "revoked"
     if link.suspended_at is not None:
         return "suspended"
-    if link.expires_at <= utcnow():
+    if link.expires_at <= now:
         return "expired"
     return "active"
 
 
-def link_read(services: Services, link: Link, *, video: bool) -> LinkRead:
+def link_read(services: Services, link: Link, *, video: bool, now: datetime) -> LinkRead:
     url = link_url(services, link)
     return LinkRead(
         id=link.id,
@@ -143,7 +142,7 @@ def link_read(services: Services, link: Link, *, video: bool) -> LinkRead:
         revoked_at=link.revoked_at,
         suspended_at=link.suspended_at,
         suspended_reason=link.suspended_reason,
-        status=link_status(link),
+        status=link_status(link, now=now),
     )
 
 
@@ -153,11 +152,13 @@ def _is_video(db: DbSession, link: Link) -> bool:
 
 
 @router.post("/links", response_model=LinkRead, status_code=status.HTTP_201_CREATED)
-def create_link(body: LinkCreate, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> LinkRead:
+def create_link(
+    body: LinkCreate, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, now: Now
+) -> LinkRead:
     """Create a secured link to a file or folder, for embedding in an LMS or opening directly."""
     spec = links.LinkSpec(**body.model_dump())
-    link = links.create_link(db, principal=principal, spec=spec)
-    return link_read(services, link, video=_is_video(db, link))
+    link = links.create_link(db, principal=principal, spec=spec, now=now)
+    return link_read(services, link, video=_is_video(db, link), now=now)
 
 
 @router.get("/links", response_model=list[LinkRead])
@@ -166,40 +167,45 @@ def list_links(
     db: DbSession,
     services: ServicesDep,
     org_id: uuid.UUID,
+    now: Now,
     target_id: uuid.UUID | None = None,
 ) -> list[LinkRead]:
     """An organisation's links, or only those to one file or folder."""
     found = links.list_links(db, principal=principal, org_id=org_id, target_id=target_id)
-    return [link_read(services, link, video=_is_video(db, link)) for link in found]
+    return [link_read(services, link, video=_is_video(db, link), now=now) for link in found]
 
 
 @router.get("/links/{link_id}", response_model=LinkRead)
-def get_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> LinkRead:
+def get_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, now: Now) -> LinkRead:
     link = links.get_link(db, principal=principal, link_id=link_id)
-    return link_read(services, link, video=_is_video(db, link))
+    return link_read(services, link, video=_is_video(db, link), now=now)
 
 
 @router.patch("/links/{link_id}", response_model=LinkRead)
 def update_link(
-    link_id: str, body: LinkUpdate, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    link_id: str, body: LinkUpdate, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, now: Now
 ) -> LinkRead:
     """Extend a link, change its origins, limits or label (editors and admins of the link's organisation)."""
-    link = links.update_link(db, principal=principal, link_id=link_id, changes=body.model_dump(exclude_unset=True))
-    return link_read(services, link, video=_is_video(db, link))
+    link = links.update_link(
+        db, principal=principal, link_id=link_id, changes=body.model_dump(exclude_unset=True), now=now
+    )
+    return link_read(services, link, video=_is_video(db, link), now=now)
 
 
 @router.post("/links/{link_id}/revoke", response_model=LinkRead)
-def revoke_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> LinkRead:
+def revoke_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, now: Now) -> LinkRead:
     """Stop a link now; outstanding media URLs end within their few minutes of life (editors and admins)."""
-    link = links.revoke_link(db, principal=principal, link_id=link_id)
-    return link_read(services, link, video=_is_video(db, link))
+    link = links.revoke_link(db, principal=principal, link_id=link_id, now=now)
+    return link_read(services, link, video=_is_video(db, link), now=now)
 
 
 @router.post("/links/{link_id}/reactivate", response_model=LinkRead)
-def reactivate_link(link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep) -> LinkRead:
+def reactivate_link(
+    link_id: str, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, now: Now
+) -> LinkRead:
     """Re-enable a link that was suspended for spreading too far (the organisation's admins)."""
     link = links.reactivate_link(db, principal=principal, link_id=link_id)
-    return link_read(services, link, video=_is_video(db, link))
+    return link_read(services, link, video=_is_video(db, link), now=now)
 
 
 @router.get("/orgs/{org_id}/link-policy", response_model=LinkPolicyRead)

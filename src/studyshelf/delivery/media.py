@@ -138,7 +138,7 @@ class MediaUrls:
             return None
         if self.transfers is None:
             recorder = self.on_transfer
-            self.transfers = TransferTally(lambda entries: recorder(services, entries))
+            self.transfers = TransferTally(lambda entries: recorder(services, entries), clock=services.clock.time)
         return self.transfers
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -243,7 +243,7 @@ class MediaUrls:
         scope = request.scope
         if scope["method"] not in ("GET", "HEAD"):
             return _problem(request, 405, "method-not-allowed", "Method not allowed", "Use GET or HEAD.", allow=True)
-        now = time.time()
+        now = services.clock.time()
         path: str = scope["path"]
         entry = self.verified.get(path)
         remembered = entry is not None

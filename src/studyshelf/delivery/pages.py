@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.delivery import links
 from studyshelf.delivery.links_api import embed_html, link_status, link_url
@@ -20,7 +19,7 @@ from studyshelf.library.files import get_file
 from studyshelf.library.folders import get_folder
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
-from studyshelf.partners.deps import DbSession, ServicesDep, get_services
+from studyshelf.partners.deps import DbSession, Now, ServicesDep, get_services
 from studyshelf.partners.pages import PagePrincipal, _org_settings, current_org_id, safe_next
 from studyshelf.partners.permissions import Permission, allows
 from studyshelf.partners.principal import Principal
@@ -61,15 +60,15 @@ def _acting_org(principal: Principal) -> uuid.UUID:
     return org_id
 
 
-def _target(db: DbSession, principal: Principal, kind: str, item_id: uuid.UUID) -> File | Folder:
+def _target(db: DbSession, principal: Principal, kind: str, item_id: uuid.UUID, now: datetime) -> File | Folder:
     if kind == "folder":
-        return get_folder(db, principal=principal, folder_id=item_id)
-    return get_file(db, principal=principal, file_id=item_id)
+        return get_folder(db, principal=principal, folder_id=item_id, now=now)
+    return get_file(db, principal=principal, file_id=item_id, now=now)
 
 
-def _row(db: DbSession, services: Services, principal: Principal, link: Link) -> LinkRow:
+def _row(db: DbSession, services: Services, principal: Principal, link: Link, now: datetime) -> LinkRow:
     try:
-        target: File | Folder | None = _target(db, principal, link.target_type, link.target_id)
+        target: File | Folder | None = _target(db, principal, link.target_type, link.target_id, now=now)
     except (NotFound, PermissionDenied):  # in the trash, or no longer shared with us
         target = None
     content_type = links.target_content_type(db, link)
@@ -78,7 +77,7 @@ def _row(db: DbSession, services: Services, principal: Principal, link: Link) ->
     return LinkRow(
         link=link,
         url=url,
-        status=link_status(link),
+        status=link_status(link, now=now),
         snippet=embed_html(url, video=content_type is not None and category(content_type) == "video", title=title),
         target_name=target.name if target else "Deleted item",
         target_href=(f"/library/{target.id}" if link.target_type == "folder" else f"/files/{target.id}")
@@ -89,13 +88,13 @@ def _row(db: DbSession, services: Services, principal: Principal, link: Link) ->
     )
 
 
-def _end_of_day(value: str, policy: LinkPolicy) -> datetime:
+def _end_of_day(value: str, policy: LinkPolicy, now: datetime) -> datetime:
     """A date from a form as the end of that day (UTC), kept within the policy's maximum lifetime."""
     try:
         day = date.fromisoformat(value)
     except ValueError as exc:
         raise Invalid("Choose an expiry date.") from exc
-    cap = utcnow() + timedelta(days=policy.max_ttl_days)
+    cap = now + timedelta(days=policy.max_ttl_days)
     return cap if day == cap.date() else datetime.combine(day, time(23, 59, 59), UTC)
 
 
@@ -116,19 +115,20 @@ def _panel(
     *,
     status: int = 200,
     message: str = "",
+    now: datetime,
     **extra: Any,
 ) -> Response:
     """The dialog's contents (an HTMX block), or a page of its own without JavaScript."""
-    item = _target(db, principal, kind, item_id)
+    item = _target(db, principal, kind, item_id, now=now)
     org_id = _acting_org(principal)
     policy = links.get_link_policy_for(db, principal=principal, org_id=org_id)
-    today = utcnow().date()
+    today = now.date()
     context = {
         "kind": kind,
         "item": item,
         "policy": policy,
         "rows": [
-            _row(db, services, principal, link)
+            _row(db, services, principal, link, now=now)
             for link in links.list_links(db, principal=principal, org_id=org_id, target_id=item.id)
         ],
         "form": {
@@ -154,9 +154,15 @@ def _panel(
 
 @router.get("/get-link/{kind}/{item_id}", response_class=HTMLResponse)
 def link_panel(
-    request: Request, kind: ItemKind, item_id: uuid.UUID, principal: PagePrincipal, db: DbSession, services: ServicesDep
+    request: Request,
+    kind: ItemKind,
+    item_id: uuid.UUID,
+    principal: PagePrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    now: Now,
 ) -> Response:
-    return _panel(request, db, services, principal, kind, item_id)
+    return _panel(request, db, services, principal, kind, item_id, now=now)
 
 
 @router.post("/get-link/{kind}/{item_id}", response_class=HTMLResponse)
@@ -168,6 +174,7 @@ def create_link(
     db: DbSession,
     services: ServicesDep,
     mode: Annotated[LinkMode, Form()],
+    now: Now,
     expires_on: Annotated[str, Form(max_length=10)],
     label: Annotated[str, Form(max_length=200)] = "",
     allowed_origins: Annotated[str, Form(max_length=4000)] = "",
@@ -190,31 +197,40 @@ def create_link(
             target_type=kind,
             target_id=item_id,
             mode=mode,
-            expires_at=_end_of_day(expires_on, links.get_link_policy_for(db, principal=principal, org_id=org_id)),
+            expires_at=_end_of_day(expires_on, links.get_link_policy_for(db, principal=principal, org_id=org_id), now),
             allowed_origins=_lines(allowed_origins) if mode is LinkMode.EMBED else [],
             max_views=int(max_views) if max_views.strip() else None,
             allow_download=allow_download,
             label=label,
             org_id=org_id,
         )
-        link = links.create_link(db, principal=principal, spec=spec)
+        link = links.create_link(db, principal=principal, spec=spec, now=now)
     except Invalid as exc:
         db.rollback()
         status = 200 if is_htmx(request) else 422  # htmx swaps only successful answers
-        return _panel(request, db, services, principal, kind, item_id, status=status, error=exc.detail, form=form)
-    created = _row(db, services, principal, link)
-    return _panel(request, db, services, principal, kind, item_id, message="Link created.", created=created)
+        return _panel(
+            request, db, services, principal, kind, item_id, status=status, error=exc.detail, form=form, now=now
+        )
+    created = _row(db, services, principal, link, now=now)
+    return _panel(request, db, services, principal, kind, item_id, message="Link created.", created=created, now=now)
 
 
 # --- Actions on one link: a row comes back ------------------------------------------------------------------
 
 
 def _changed(
-    request: Request, db: DbSession, services: Services, principal: Principal, link: Link, message: str, back: str
+    request: Request,
+    db: DbSession,
+    services: Services,
+    principal: Principal,
+    link: Link,
+    message: str,
+    back: str,
+    now: datetime,
 ) -> Response:
     if not is_htmx(request):
         return RedirectResponse(safe_next(back), status_code=303)
-    row = _row(db, services, principal, link)
+    row = _row(db, services, principal, link, now=now)
     context = {"row": row, "show_target": back.startswith("/links"), "back": back}
     return render(request, "delivery/_link_row.html", context, headers=_toast(message))
 
@@ -226,10 +242,13 @@ def revoke_link(
     principal: PagePrincipal,
     db: DbSession,
     services: ServicesDep,
+    now: Now,
     back: FormStr = "/links",
 ) -> Response:
-    link = links.revoke_link(db, principal=principal, link_id=link_id)
-    return _changed(request, db, services, principal, link, "The link was revoked; it stops working now.", back)
+    link = links.revoke_link(db, principal=principal, link_id=link_id, now=now)
+    return _changed(
+        request, db, services, principal, link, "The link was revoked; it stops working now.", back, now=now
+    )
 
 
 @router.post("/links/{link_id}/reactivate", response_class=HTMLResponse)
@@ -239,10 +258,11 @@ def reactivate_link(
     principal: PagePrincipal,
     db: DbSession,
     services: ServicesDep,
+    now: Now,
     back: FormStr = "/links",
 ) -> Response:
     link = links.reactivate_link(db, principal=principal, link_id=link_id)
-    return _changed(request, db, services, principal, link, "The link works again.", back)
+    return _changed(request, db, services, principal, link, "The link works again.", back, now=now)
 
 
 @router.post("/links/{link_id}/edit", response_class=HTMLResponse)
@@ -252,6 +272,7 @@ def edit_link(
     principal: PagePrincipal,
     db: DbSession,
     services: ServicesDep,
+    now: Now,
     expires_on: Annotated[str, Form(max_length=10)],
     allowed_origins: Annotated[str, Form(max_length=4000)] = "",
     back: FormStr = "/links",
@@ -260,12 +281,14 @@ def edit_link(
     link = links.get_changeable_link(db, principal=principal, link_id=link_id)
     changes: dict[str, object] = {}
     if expires_on != link.expires_at.date().isoformat():
-        changes["expires_at"] = _end_of_day(expires_on, links.get_policy(db, org_id=link.org_id))
+        changes["expires_at"] = _end_of_day(expires_on, links.get_policy(db, org_id=link.org_id), now)
     if _lines(allowed_origins) != link.origins:
         changes["allowed_origins"] = _lines(allowed_origins)
     if changes:
-        link = links.update_link(db, principal=principal, link_id=link_id, changes=changes)
-    return _changed(request, db, services, principal, link, "Link updated." if changes else "Nothing changed.", back)
+        link = links.update_link(db, principal=principal, link_id=link_id, changes=changes, now=now)
+    return _changed(
+        request, db, services, principal, link, "Link updated." if changes else "Nothing changed.", back, now=now
+    )
 
 
 # --- The organisation's links -------------------------------------------------------------------------------
@@ -273,10 +296,18 @@ def edit_link(
 
 @router.get("/links", response_class=HTMLResponse)
 def links_page(
-    request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, status: Status | None = None
+    request: Request,
+    principal: PagePrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    now: Now,
+    status: Status | None = None,
 ) -> Response:
     org_id = _acting_org(principal)
-    rows = [_row(db, services, principal, link) for link in links.list_links(db, principal=principal, org_id=org_id)]
+    rows = [
+        _row(db, services, principal, link, now=now)
+        for link in links.list_links(db, principal=principal, org_id=org_id)
+    ]
     counts = {name: sum(1 for row in rows if row.status == name) for name in STATUSES}
     context = {
         "rows": [row for row in rows if status is None or row.status == status],

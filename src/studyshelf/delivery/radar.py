@@ -17,7 +17,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links
@@ -62,12 +61,12 @@ def record_refusal(db: Session, *, geo: GeoLookup, link_id: str | None, reason: 
     db.flush()
 
 
-def record_sighting(db: Session, *, geo: GeoLookup, link: Link, visitor: Visitor) -> str | None:
+def record_sighting(db: Session, *, geo: GeoLookup, link: Link, visitor: Visitor, now: datetime) -> str | None:
     """Note where a link was used this hour; suspend it when its spread passes the policy. Returns why, if so.
 
     Only a network not yet seen this hour can raise the counts, so only then are they checked.
     """
-    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    hour = _hour_of(now)
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     added = affected_rows(
         db.execute(
@@ -82,12 +81,16 @@ def record_sighting(db: Session, *, geo: GeoLookup, link: Link, visitor: Visitor
             .on_conflict_do_nothing()
         )
     )
-    return check_spread(db, link=link, hour=hour) if added else None
+    return check_spread(db, link=link, now=now) if added else None
 
 
-def check_spread(db: Session, *, link: Link, hour: datetime | None = None) -> str | None:
+def _hour_of(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def check_spread(db: Session, *, link: Link, now: datetime) -> str | None:
     """Suspend the link when this hour's networks, countries or refusals exceed the organisation's thresholds."""
-    hour = hour or utcnow().replace(minute=0, second=0, microsecond=0)
+    hour = _hour_of(now)
     policy = links.get_policy(db, org_id=link.org_id)
     seen = select(func.count(func.distinct(Sighting.network)), func.count(func.distinct(Sighting.country))).where(
         Sighting.link_id == link.id, Sighting.hour == hour
@@ -109,7 +112,7 @@ def check_spread(db: Session, *, link: Link, hour: datetime | None = None) -> st
     elif refusals > policy.max_refusals_per_hour:
         reason = f"{refusals} refused attempts from unknown sites within an hour (limit {policy.max_refusals_per_hour})"
     if reason is not None and link.suspended_at is None:
-        link.suspended_at = utcnow()
+        link.suspended_at = now
         link.suspended_reason = reason
         db.flush()
         audit.record(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ class Transfer:
 
     key: TransferKey
     referer: str
-    started: float  # wall clock (time.time())
+    started: float  # wall clock (unix seconds, from the services' clock)
     last: float
     bytes: int = 0
     responses: int = 0
@@ -66,7 +65,7 @@ class TransferTally:
         idle: float = IDLE_SECONDS,
         max_open: float = MAX_OPEN_SECONDS,
         max_entries: int = MAX_ENTRIES,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
         ticker: bool = True,
     ) -> None:
         self.report = report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -17,7 +18,7 @@ from studyshelf.delivery.models import Link
 from studyshelf.library.access import content_path_ids, folder_path
 from studyshelf.library.models import File, Folder
 from studyshelf.notify import service as notify
-from studyshelf.partners.deps import ClientIp, ServicesDep
+from studyshelf.partners.deps import ClientIp, Now, ServicesDep
 from studyshelf.services import Services
 from studyshelf.web.assets import script_src
 from studyshelf.web.render import render
@@ -112,7 +113,7 @@ class LinkAccess:
             link = db.get(Link, scope_id)
             if link is None:
                 raise viewing.ViewScopeNotFound("No such link.")
-            state = admission.link_state(db, link)
+            state = admission.link_state(db, link, services.clock.now())
             if state is None:
                 return link_scope(link)
             client = client_ip(request.scope, services.settings.trusted_proxies)
@@ -124,7 +125,9 @@ class LinkAccess:
             )
         raise viewing.ViewUnavailable(_HEADLINES.get(state, _HEADLINES["revoked"])[0], reason=state)
 
-    def reach(self, db: Session, scope: viewing.ViewScope, kind: str, item_id: uuid.UUID) -> File | Folder:
+    def reach(
+        self, db: Session, scope: viewing.ViewScope, kind: str, item_id: uuid.UUID, now: datetime
+    ) -> File | Folder:
         found = content_path_ids(db, target_type=kind, target_id=item_id)
         if found is None or scope.root_id not in found[1]:
             raise viewing.NotInView("That item is not part of this link.", reason="deleted")
@@ -143,6 +146,7 @@ def view(
     services: ServicesDep,
     client: ClientIp,
     background: BackgroundTasks,
+    now: Now,
     file: uuid.UUID | None = None,
     folder: uuid.UUID | None = None,
 ) -> Response:
@@ -152,7 +156,11 @@ def view(
     with unit_of_work(services.write_sessions) as db:
         try:
             admitted = admission.admit_visit(
-                db, geo=services.geo, link_id=link_id, facts=_facts(request, services, client)
+                db,
+                geo=services.geo,
+                link_id=link_id,
+                facts=_facts(request, services, client),
+                now=now,
             )
         except NotFound:
             return blocked_page(request, "revoked", status=404) if links.is_link_id(link_id) else _not_a_link(request)
@@ -170,11 +178,18 @@ def view(
         title = link.label or "Study material"
         return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
     with unit_of_work(services.read_sessions) as db:
-        return _show(request, services, db, link, file=file, folder=folder)
+        return _show(request, services, db, link, file=file, folder=folder, now=now)
 
 
 def _show(
-    request: Request, services: Services, db: Session, link: Link, *, file: uuid.UUID | None, folder: uuid.UUID | None
+    request: Request,
+    services: Services,
+    db: Session,
+    link: Link,
+    *,
+    file: uuid.UUID | None,
+    folder: uuid.UUID | None,
+    now: datetime,
 ) -> Response:
     """The file or folder asked for (by default what the link shares), if it lies inside the link."""
     if file is not None:
@@ -185,7 +200,7 @@ def _show(
         kind, item_id = link.target_type, link.target_id
     scope = link_scope(link)
     try:
-        item = LINK_ACCESS.reach(db, scope, kind, item_id)
+        item = LINK_ACCESS.reach(db, scope, kind, item_id, now=now)
     except viewing.NotInView:
         return blocked_page(request, "deleted", status=404, link=link)
     if isinstance(item, File):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from fastapi import Request
@@ -90,7 +91,7 @@ class ScopeAccess(Protocol):
         """The scope while it may still be used: ViewScopeNotFound, or ViewUnavailable after recording why."""
         ...
 
-    def reach(self, db: Session, scope: ViewScope, kind: str, item_id: uuid.UUID) -> File | Folder:
+    def reach(self, db: Session, scope: ViewScope, kind: str, item_id: uuid.UUID, now: datetime) -> File | Folder:
         """A live item at or below the scope's root (NotInView) that the scope still serves (ViewUnavailable)."""
         ...
 
@@ -221,7 +222,7 @@ def renew_media(
         raise ViewerSessionEnded("This viewer session has ended; reload the page.")
     scope = access.open(services, request, scope_id)
     with unit_of_work(services.read_sessions) as db:
-        item = access.reach(db, scope, "file", body.file_id)
+        item = access.reach(db, scope, "file", body.file_id, services.clock.now())
         if not isinstance(item, File):
             raise NotInView("That item is not a file of this material.")
         if item.current_version is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -55,6 +56,7 @@ def asset(name: str) -> Traversable:
 
 def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> None:
     """Create (or complete) the demo; running it again adds nothing twice."""
+    now = services.clock.now()
     with unit_of_work(services.write_sessions) as db:
         if only_if_empty and db.scalar(select(Organization.id).limit(1)) is not None:
             console.print("StudyShelf is already set up; the demo was not added.")
@@ -65,15 +67,21 @@ def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> N
         partners.add_member(db, user=admin, org=operator, role=Role.OWNER)
         partners.add_member(db, user=admin, org=partner, role=Role.ADMIN)
         principal = Principal(user=admin)
-        course = _folder(db, principal, parent_id=get_root_folder(db, org_id=operator.id).id, name=COURSE)
+        course = _folder(db, principal, parent_id=get_root_folder(db, org_id=operator.id).id, name=COURSE, now=now)
         # Blobs are written before the commit; if the commit fails, recover_storage removes them at the next start.
         added = 0
         for item in DEMO_FILES:
-            folder = _folder(db, principal, parent_id=course, name=item.folder)
-            if _child_id(db, principal, folder_id=folder, name=item.name) is None:
+            folder = _folder(db, principal, parent_id=course, name=item.folder, now=now)
+            if _child_id(db, principal, folder_id=folder, name=item.name, now=now) is None:
                 blob, content_type = _store(services.blobs, asset(item.asset), item.name)
                 add_file(
-                    db, principal=principal, folder_id=folder, name=item.name, blob=blob, content_type=content_type
+                    db,
+                    principal=principal,
+                    folder_id=folder,
+                    name=item.name,
+                    blob=blob,
+                    content_type=content_type,
+                    now=now,
                 )
                 added += 1
     console.print(
@@ -110,16 +118,16 @@ def _admin(db: Session, *, email: str, password: str | None) -> tuple[User, str 
     return user, password if generated else None
 
 
-def _child_id(db: Session, principal: Principal, *, folder_id: uuid.UUID, name: str) -> uuid.UUID | None:
-    entries, _ = list_children(db, principal=principal, folder_id=folder_id, limit=500)
+def _child_id(db: Session, principal: Principal, *, folder_id: uuid.UUID, name: str, now: datetime) -> uuid.UUID | None:
+    entries, _ = list_children(db, principal=principal, folder_id=folder_id, limit=500, now=now)
     return next((entry.id for entry in entries if entry.name == name), None)
 
 
-def _folder(db: Session, principal: Principal, *, parent_id: uuid.UUID, name: str) -> uuid.UUID:
-    existing = _child_id(db, principal, folder_id=parent_id, name=name)
+def _folder(db: Session, principal: Principal, *, parent_id: uuid.UUID, name: str, now: datetime) -> uuid.UUID:
+    existing = _child_id(db, principal, folder_id=parent_id, name=name, now=now)
     if existing is not None:
         return existing
-    return create_folder(db, principal=principal, parent_id=parent_id, name=name).id
+    return create_folder(db, principal=principal, parent_id=parent_id, name=name, now=now).id
 
 
 def _store(blobs: BlobStore, source: Traversable, name: str) -> tuple[StoredBlob, str]:

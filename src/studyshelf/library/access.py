@@ -12,12 +12,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 
 from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import PermissionDenied
 from studyshelf.library.models import File, Folder
 from studyshelf.partners import audit
@@ -114,6 +114,7 @@ def authorize(
     owner_org_id: uuid.UUID,
     path_ids: list[uuid.UUID],
     what: str,
+    now: datetime,
     placement: bool = False,
 ) -> None:
     """Judge an action on the item at the end of `path_ids` through the one policy.
@@ -124,8 +125,7 @@ def authorize(
     """
     # Members of the owner need no grant lookup; everyone else is judged on the live grants along the path.
     needs_grants = not allows(principal, permission, owner_org_id)
-    grants = grants_for_principal(db, principal=principal, target_ids=path_ids) if needs_grants else []
-    now = utcnow()
+    grants = grants_for_principal(db, principal=principal, target_ids=path_ids, now=now) if needs_grants else []
     scope = ContentScope(owner_org_id, tuple(path_ids))
     if not placement:
         require_content(principal, permission, scope, grants, now=now, what=what)
@@ -144,26 +144,31 @@ def _sees_whole_library(viewer: Viewer, owner_org_id: uuid.UUID) -> bool:
     return allows(viewer, Permission.LIBRARY_READ, owner_org_id)
 
 
-def _grants(db: Session, viewer: Viewer, target_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Grant]]:
+def _grants(
+    db: Session, viewer: Viewer, target_ids: Iterable[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[Grant]]:
     """The viewer's live grants on any of the targets, by target."""
     by_target: dict[uuid.UUID, list[Grant]] = defaultdict(list)
     for chunk in _chunks(set(target_ids)):
         if isinstance(viewer, OrgViewer):
-            found = active_grants(db, target_ids=chunk, grantee_org_ids=[viewer.org_id])
+            found = active_grants(db, target_ids=chunk, grantee_org_ids=[viewer.org_id], now=now)
         else:
-            found = grants_for_principal(db, principal=viewer, target_ids=chunk)
+            found = grants_for_principal(db, principal=viewer, target_ids=chunk, now=now)
         for grant in found:
             by_target[grant.target_id].append(grant)
     return by_target
 
 
 def _visible_from(
-    viewer: Viewer, owner_org_id: uuid.UUID, path_ids: Sequence[uuid.UUID], grants: Mapping[uuid.UUID, list[Grant]]
+    viewer: Viewer,
+    owner_org_id: uuid.UUID,
+    path_ids: Sequence[uuid.UUID],
+    grants: Mapping[uuid.UUID, list[Grant]],
+    now: datetime,
 ) -> int | None:
     """Where the viewer's sight of a path begins: 0 for the owner, the first granted item for a grantee, else None."""
     if _sees_whole_library(viewer, owner_org_id):
         return 0
-    now = utcnow()
     for index, item_id in enumerate(path_ids):
         on_item = grants.get(item_id, [])
         if isinstance(viewer, OrgViewer):
@@ -177,11 +182,11 @@ def _visible_from(
     return None
 
 
-def visible_path(db: Session, *, viewer: Viewer, folder: Folder) -> list[Folder]:
+def visible_path(db: Session, *, viewer: Viewer, folder: Folder, now: datetime) -> list[Folder]:
     """The breadcrumbs the viewer may see: all for the owner, from the shared folder down for a grantee."""
     path = folder_path(db, folder.id)
-    grants = {} if _sees_whole_library(viewer, folder.org_id) else _grants(db, viewer, [f.id for f in path])
-    start = _visible_from(viewer, folder.org_id, [f.id for f in path], grants)
+    grants = {} if _sees_whole_library(viewer, folder.org_id) else _grants(db, viewer, [f.id for f in path], now)
+    start = _visible_from(viewer, folder.org_id, [f.id for f in path], grants, now)
     return path[len(path) - 1 if start is None else start :]
 
 
@@ -218,7 +223,12 @@ def _chain(folders: dict[uuid.UUID, Folder], folder_id: uuid.UUID) -> list[Folde
 
 
 def label_items(
-    db: Session, *, viewer: Viewer, file_ids: Iterable[uuid.UUID], folder_ids: Iterable[uuid.UUID]
+    db: Session,
+    *,
+    viewer: Viewer,
+    file_ids: Iterable[uuid.UUID],
+    folder_ids: Iterable[uuid.UUID],
+    now: datetime,
 ) -> tuple[dict[uuid.UUID, ItemLabel], dict[uuid.UUID, ItemLabel]]:
     """Labels of many files and folders for one viewer, in four statements per 500 ids (not one per id)."""
     wanted_files, wanted_folders = set(file_ids), set(folder_ids)
@@ -229,7 +239,7 @@ def label_items(
     owner_ids = list({item.org_id for item in items})
     by_id = select(Organization.id, Organization.name).where(Organization.id.in_(owner_ids))
     owners: dict[uuid.UUID, str] = dict(db.execute(by_id).all()) if owner_ids else {}
-    grants = _grants(db, viewer, [item.id for item in items if not _sees_whole_library(viewer, item.org_id)])
+    grants = _grants(db, viewer, [item.id for item in items if not _sees_whole_library(viewer, item.org_id)], now)
 
     def label(item: File | Folder) -> ItemLabel:
         chain = _chain(folders, item.folder_id if isinstance(item, File) else item.id)
@@ -237,7 +247,7 @@ def label_items(
         path_ids = [f.id for f in chain] + ([item.id] if isinstance(item, File) else [])
         owner = owners.get(item.org_id, "")
         deleted = item.deleted_at is not None or any(f.deleted_at is not None for f in chain)
-        start = _visible_from(viewer, item.org_id, path_ids, grants)
+        start = _visible_from(viewer, item.org_id, path_ids, grants, now)
         if start is None:
             return ItemLabel(True, False, "", (), owner, deleted, None)
         own = _sees_whole_library(viewer, item.org_id)

@@ -34,7 +34,7 @@ from studyshelf.library.schemas import (
 )
 from studyshelf.library.sniff import category
 from studyshelf.library.upload import receive_upload
-from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.partners.deps import CurrentPrincipal, DbSession, Now, ServicesDep
 from studyshelf.partners.permissions import Permission, role_in
 from studyshelf.partners.principal import Principal
 from studyshelf.partners.schemas import OrgRead, UserRead
@@ -58,8 +58,8 @@ MULTIPART_BODY = {
 }
 
 
-def folder_read(db: DbSession, principal: Principal, folder: Folder) -> FolderRead:
-    path = [Crumb(id=f.id, name=f.name) for f in access.visible_path(db, viewer=principal, folder=folder)]
+def folder_read(db: DbSession, principal: Principal, folder: Folder, now: datetime) -> FolderRead:
+    path = [Crumb(id=f.id, name=f.name) for f in access.visible_path(db, viewer=principal, folder=folder, now=now)]
     return FolderRead(
         **{k: getattr(folder, k) for k in ("id", "org_id", "parent_id", "name", "created_at", "updated_at")}, path=path
     )
@@ -117,19 +117,21 @@ def me(principal: CurrentPrincipal, db: DbSession) -> MeRead:
 
 @router.post("/folders", response_model=FolderRead, status_code=status.HTTP_201_CREATED)
 def create_folder(
-    body: FolderCreate, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
+    body: FolderCreate, principal: CurrentPrincipal, db: DbSession, now: Now, on_conflict: OnConflictQuery = "fail"
 ) -> FolderRead:
     """Create a folder inside another."""
     folder = folders.create_folder(
-        db, principal=principal, parent_id=body.parent_id, name=body.name, on_conflict=on_conflict
+        db, principal=principal, parent_id=body.parent_id, name=body.name, on_conflict=on_conflict, now=now
     )
-    return folder_read(db, principal, folder)
+    return folder_read(db, principal, folder, now=now)
 
 
 @router.get("/folders/{folder_id}", response_model=FolderRead)
-def get_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> FolderRead:
+def get_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> FolderRead:
     """A folder with its path from the root."""
-    return folder_read(db, principal, folders.get_folder(db, principal=principal, folder_id=folder_id))
+    return folder_read(
+        db, principal, folders.get_folder(db, principal=principal, folder_id=folder_id, now=now), now=now
+    )
 
 
 def _cursor_key_fits(sort: str | None, key: object) -> bool:
@@ -165,6 +167,7 @@ def list_children(
     folder_id: uuid.UUID,
     principal: CurrentPrincipal,
     db: DbSession,
+    now: Now,
     sort: Literal["name", "size", "updated_at"] = "name",
     order: Literal["asc", "desc"] = "asc",
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
@@ -179,6 +182,7 @@ def list_children(
         descending=order == "desc",
         after=_decode_cursor(cursor, sort),
         limit=limit,
+        now=now,
     )
     items = [
         EntryRead(kind=e.kind, id=e.id, name=e.name, size=e.size, content_type=e.content_type, updated_at=e.updated_at)
@@ -193,46 +197,56 @@ def update_folder(
     body: FolderUpdate,
     principal: CurrentPrincipal,
     db: DbSession,
+    now: Now,
     on_conflict: OnConflictQuery = "fail",
 ) -> FolderRead:
     """Rename and/or move a folder."""
     if body.name is None and body.parent_id is None:
         raise Invalid("Give a new name, a new parent_id, or both.")
-    folder = folders.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+    folder = folders.get_folder(
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, now=now
+    )
     if body.parent_id is not None:
         folder = folders.move_folder(
-            db, principal=principal, folder_id=folder_id, target_id=body.parent_id, on_conflict=on_conflict
+            db, principal=principal, folder_id=folder_id, target_id=body.parent_id, on_conflict=on_conflict, now=now
         )
     if body.name is not None:
-        folder = folders.rename_folder(db, principal=principal, folder_id=folder_id, name=body.name)
-    return folder_read(db, principal, folder)
+        folder = folders.rename_folder(db, principal=principal, folder_id=folder_id, name=body.name, now=now)
+    return folder_read(db, principal, folder, now=now)
 
 
 @router.delete("/folders/{folder_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+def delete_folder(folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     """Move a folder and everything in it to the trash."""
-    folders.delete_folder(db, principal=principal, folder_id=folder_id)
+    folders.delete_folder(db, principal=principal, folder_id=folder_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/folders/{folder_id}/restore", response_model=FolderRead)
 def restore_folder(
-    folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
+    folder_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now, on_conflict: OnConflictQuery = "fail"
 ) -> FolderRead:
     """Bring a folder back from the trash."""
-    folder = trash.restore(db, principal=principal, kind="folder", item_id=folder_id, on_conflict=on_conflict)
+    folder = trash.restore(db, principal=principal, kind="folder", item_id=folder_id, on_conflict=on_conflict, now=now)
     assert isinstance(folder, Folder)
-    return folder_read(db, principal, folder)
+    return folder_read(db, principal, folder, now=now)
 
 
 async def _authorise_upload(
-    db: DbSession, principal: Principal, *, folder_id: uuid.UUID | None = None, file_id: uuid.UUID | None = None
+    db: DbSession,
+    principal: Principal,
+    *,
+    now: datetime,
+    folder_id: uuid.UUID | None = None,
+    file_id: uuid.UUID | None = None,
 ) -> None:
     def check() -> None:
         if folder_id is not None:
-            folders.get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+            folders.get_folder(
+                db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, now=now
+            )
         if file_id is not None:
-            files.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+            files.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, now=now)
         db.commit()  # release the database before a long upload; nothing here needs to stay open
 
     await run_in_threadpool(check)
@@ -250,10 +264,11 @@ async def upload_file(
     principal: CurrentPrincipal,
     db: DbSession,
     services: ServicesDep,
+    now: Now,
     on_conflict: OnConflictQuery = "fail",
 ) -> FileRead:
     """Upload a file (multipart field `file`); its type is sniffed from the bytes."""
-    await _authorise_upload(db, principal, folder_id=folder_id)
+    await _authorise_upload(db, principal, now=now, folder_id=folder_id)
     received = await receive_upload(request, services.blobs, max_bytes=services.settings.max_upload_bytes)
 
     def record(blob: StoredBlob) -> FileRead:
@@ -266,6 +281,7 @@ async def upload_file(
                 blob=blob,
                 content_type=received.content_type,
                 on_conflict=on_conflict,
+                now=now,
             )
             received.writer.commit()  # rows are valid: publish the bytes, then the transaction commits
             return file_read(file)
@@ -274,9 +290,9 @@ async def upload_file(
 
 
 @router.get("/files/{file_id}", response_model=FileRead)
-def get_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> FileRead:
+def get_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> FileRead:
     """A file's metadata and its current version."""
-    return file_read(files.get_file(db, principal=principal, file_id=file_id))
+    return file_read(files.get_file(db, principal=principal, file_id=file_id, now=now))
 
 
 @router.patch("/files/{file_id}", response_model=FileRead)
@@ -285,42 +301,43 @@ def update_file(
     body: FileUpdate,
     principal: CurrentPrincipal,
     db: DbSession,
+    now: Now,
     on_conflict: OnConflictQuery = "fail",
 ) -> FileRead:
     """Rename and/or move a file."""
     if body.name is None and body.folder_id is None:
         raise Invalid("Give a new name, a new folder_id, or both.")
-    file = files.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
+    file = files.get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, now=now)
     if body.folder_id is not None:
         file = files.move_file(
-            db, principal=principal, file_id=file_id, target_id=body.folder_id, on_conflict=on_conflict
+            db, principal=principal, file_id=file_id, target_id=body.folder_id, on_conflict=on_conflict, now=now
         )
     if body.name is not None:
-        file = files.rename_file(db, principal=principal, file_id=file_id, name=body.name)
+        file = files.rename_file(db, principal=principal, file_id=file_id, name=body.name, now=now)
     return file_read(file)
 
 
 @router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+def delete_file(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     """Move a file to the trash."""
-    files.delete_file(db, principal=principal, file_id=file_id)
+    files.delete_file(db, principal=principal, file_id=file_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/files/{file_id}/restore", response_model=FileRead)
 def restore_file(
-    file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, on_conflict: OnConflictQuery = "fail"
+    file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now, on_conflict: OnConflictQuery = "fail"
 ) -> FileRead:
     """Bring a file back from the trash."""
-    file = trash.restore(db, principal=principal, kind="file", item_id=file_id, on_conflict=on_conflict)
+    file = trash.restore(db, principal=principal, kind="file", item_id=file_id, on_conflict=on_conflict, now=now)
     assert isinstance(file, File)
     return file_read(file)
 
 
 @router.get("/files/{file_id}/versions", response_model=list[VersionRead])
-def list_versions(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> list[VersionRead]:
+def list_versions(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> list[VersionRead]:
     """Every version of a file, newest first."""
-    return [version_read(v) for v in files.list_versions(db, principal=principal, file_id=file_id)]
+    return [version_read(v) for v in files.list_versions(db, principal=principal, file_id=file_id, now=now)]
 
 
 @router.post(
@@ -330,16 +347,16 @@ def list_versions(file_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
     openapi_extra=MULTIPART_BODY,
 )
 async def upload_version(
-    file_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    file_id: uuid.UUID, request: Request, principal: CurrentPrincipal, db: DbSession, services: ServicesDep, now: Now
 ) -> VersionRead:
     """Upload a new version of a file; older versions stay downloadable."""
-    await _authorise_upload(db, principal, file_id=file_id)
+    await _authorise_upload(db, principal, now=now, file_id=file_id)
     received = await receive_upload(request, services.blobs, max_bytes=services.settings.max_upload_bytes)
 
     def record(blob: StoredBlob) -> VersionRead:
         with unit_of_work(services.write_sessions) as tx:
             version = files.add_version(
-                tx, principal=principal, file_id=file_id, blob=blob, content_type=received.content_type
+                tx, principal=principal, file_id=file_id, blob=blob, content_type=received.content_type, now=now
             )
             received.writer.commit()
             return version_read(version)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.library.models import Blob, FileVersion
 from studyshelf.storage import StoredBlob
 
 
-def record_blob(db: Session, *, blob: StoredBlob) -> None:
+def record_blob(db: Session, *, blob: StoredBlob, now: datetime) -> None:
     """Register a stored blob once, even when two uploads of the same bytes race."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.execute(insert(Blob).values(sha256=blob.sha256, size=blob.size, created_at=utcnow()).on_conflict_do_nothing())
+    db.execute(insert(Blob).values(sha256=blob.sha256, size=blob.size, created_at=now).on_conflict_do_nothing())
 
 
 def unreferenced_blobs(db: Session) -> list[str]:

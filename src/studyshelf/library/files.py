@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound
 from studyshelf.core.names import name_key, validate_name
 from studyshelf.library import access, blobs, changes
@@ -25,6 +25,7 @@ def get_file(
     file_id: uuid.UUID,
     permission: Permission = Permission.LIBRARY_READ,
     placement: bool = False,
+    now: datetime,
 ) -> File:
     """Load a live file the principal may act on; NotFound otherwise (`placement` as for folders)."""
     file = db.get(File, file_id)
@@ -39,28 +40,39 @@ def get_file(
         path_ids=[*(f.id for f in path), file.id],
         what="file",
         placement=placement,
+        now=now,
     )
     return file
 
 
-def rename_file(db: Session, *, principal: Principal, file_id: uuid.UUID, name: str) -> File:
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True)
+def rename_file(db: Session, *, principal: Principal, file_id: uuid.UUID, name: str, now: datetime) -> File:
+    file = get_file(
+        db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
+    )
     before = file.name
     file.name = changes.free_name(
         db, folder_id=file.folder_id, name=validate_name(name), on_conflict="fail", exclude=file.id
     )
     file.name_key = name_key(file.name)
-    file.updated_at = utcnow()
+    file.updated_at = now
     db.flush()
     changes.record(db, principal, "file.rename", file, before={"name": before}, after={"name": file.name})
     return file
 
 
 def move_file(
-    db: Session, *, principal: Principal, file_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail"
+    db: Session,
+    *,
+    principal: Principal,
+    file_id: uuid.UUID,
+    target_id: uuid.UUID,
+    on_conflict: str = "fail",
+    now: datetime,
 ) -> File:
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True)
-    target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE)
+    file = get_file(
+        db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
+    )
+    target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE, now=now)
     if target.org_id != file.org_id:
         raise Invalid("Items move only within one organisation's library.")
     if target.id != file.folder_id:
@@ -68,7 +80,7 @@ def move_file(
         file.name = changes.free_name(db, folder_id=target.id, name=file.name, on_conflict=on_conflict, exclude=file.id)
         file.name_key = name_key(file.name)
         file.folder_id = target.id
-        file.updated_at = utcnow()
+        file.updated_at = now
         db.flush()
         changes.record(
             db, principal, "file.move", file, before=before, after={"folder_id": target.id, "name": file.name}
@@ -85,11 +97,12 @@ def add_file(
     blob: StoredBlob,
     content_type: str,
     on_conflict: str = "fail",
+    now: datetime,
 ) -> File:
     """Create a file whose first version holds an already stored blob."""
-    folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE)
+    folder = get_folder(db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, now=now)
     name = changes.free_name(db, folder_id=folder.id, name=validate_name(name), on_conflict=on_conflict)
-    blobs.record_blob(db, blob=blob)
+    blobs.record_blob(db, blob=blob, now=now)
     file = File(
         org_id=folder.org_id, folder_id=folder.id, name=name, name_key=name_key(name), created_by=principal.user.id
     )
@@ -101,11 +114,11 @@ def add_file(
 
 
 def add_version(
-    db: Session, *, principal: Principal, file_id: uuid.UUID, blob: StoredBlob, content_type: str
+    db: Session, *, principal: Principal, file_id: uuid.UUID, blob: StoredBlob, content_type: str, now: datetime
 ) -> FileVersion:
     """Upload a new version; older versions stay as they were."""
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE)
-    blobs.record_blob(db, blob=blob)
+    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, now=now)
+    blobs.record_blob(db, blob=blob, now=now)
     version = _append_version(db, file=file, blob=blob, content_type=content_type, user_id=principal.user.id)
     changes.record(db, principal, "file.new_version", file, after={"version": version.number, "sha256": blob.sha256})
     return version
@@ -132,26 +145,28 @@ def _append_version(db: Session, *, file: File, blob: StoredBlob, content_type: 
     return version
 
 
-def list_versions(db: Session, *, principal: Principal, file_id: uuid.UUID) -> list[FileVersion]:
-    file = get_file(db, principal=principal, file_id=file_id)
+def list_versions(db: Session, *, principal: Principal, file_id: uuid.UUID, now: datetime) -> list[FileVersion]:
+    file = get_file(db, principal=principal, file_id=file_id, now=now)
     return list(
         db.scalars(select(FileVersion).where(FileVersion.file_id == file.id).order_by(FileVersion.number.desc()))
     )
 
 
 def get_version(
-    db: Session, *, principal: Principal, file_id: uuid.UUID, version_id: uuid.UUID
+    db: Session, *, principal: Principal, file_id: uuid.UUID, version_id: uuid.UUID, now: datetime
 ) -> tuple[File, FileVersion]:
-    file = get_file(db, principal=principal, file_id=file_id)
+    file = get_file(db, principal=principal, file_id=file_id, now=now)
     version = db.get(FileVersion, version_id)
     if version is None or version.file_id != file.id:
         raise NotFound("No such version.")
     return file, version
 
 
-def delete_file(db: Session, *, principal: Principal, file_id: uuid.UUID) -> File:
-    file = get_file(db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True)
-    file.deleted_at = utcnow()
+def delete_file(db: Session, *, principal: Principal, file_id: uuid.UUID, now: datetime) -> File:
+    file = get_file(
+        db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
+    )
+    file.deleted_at = now
     db.flush()
     changes.record(db, principal, "file.delete", file)
     return file

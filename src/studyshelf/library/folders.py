@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict, Invalid, NotFound
 from studyshelf.core.names import name_key, validate_name
 from studyshelf.library import access, changes
@@ -30,6 +30,7 @@ def get_folder(
     folder_id: uuid.UUID,
     permission: Permission = Permission.LIBRARY_READ,
     placement: bool = False,
+    now: datetime,
 ) -> Folder:
     """Load a live folder the principal may act on; NotFound otherwise.
 
@@ -48,15 +49,16 @@ def get_folder(
         path_ids=[f.id for f in path],
         what="folder",
         placement=placement,
+        now=now,
     )
     return folder
 
 
 def create_folder(
-    db: Session, *, principal: Principal, parent_id: uuid.UUID, name: str, on_conflict: str = "fail"
+    db: Session, *, principal: Principal, parent_id: uuid.UUID, name: str, on_conflict: str = "fail", now: datetime
 ) -> Folder:
     """Create a folder inside another."""
-    parent = get_folder(db, principal=principal, folder_id=parent_id, permission=Permission.LIBRARY_WRITE)
+    parent = get_folder(db, principal=principal, folder_id=parent_id, permission=Permission.LIBRARY_WRITE, now=now)
     name = changes.free_name(db, folder_id=parent.id, name=validate_name(name), on_conflict=on_conflict)
     folder = Folder(
         org_id=parent.org_id, parent_id=parent.id, name=name, name_key=name_key(name), created_by=principal.user.id
@@ -87,9 +89,9 @@ def search_folders_for_move(db: Session, *, principal: Principal, org_id: uuid.U
     return sorted(result, key=lambda pair: pair[1].casefold())
 
 
-def rename_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, name: str) -> Folder:
+def rename_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, name: str, now: datetime) -> Folder:
     folder = get_folder(
-        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
     )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be renamed.")
@@ -98,22 +100,28 @@ def rename_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, na
         db, folder_id=folder.parent_id, name=validate_name(name), on_conflict="fail", exclude=folder.id
     )
     folder.name_key = name_key(folder.name)
-    folder.updated_at = utcnow()
+    folder.updated_at = now
     db.flush()
     changes.record(db, principal, "folder.rename", folder, before={"name": before}, after={"name": folder.name})
     return folder
 
 
 def move_folder(
-    db: Session, *, principal: Principal, folder_id: uuid.UUID, target_id: uuid.UUID, on_conflict: str = "fail"
+    db: Session,
+    *,
+    principal: Principal,
+    folder_id: uuid.UUID,
+    target_id: uuid.UUID,
+    on_conflict: str = "fail",
+    now: datetime,
 ) -> Folder:
     """Move a folder under another of the same organisation (never into its own subtree)."""
     folder = get_folder(
-        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
     )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be moved.")
-    target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE)
+    target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE, now=now)
     if target.org_id != folder.org_id:
         raise Invalid("Items move only within one organisation's library.")
     if any(ancestor.id == folder.id for ancestor in access.folder_path(db, target.id)):
@@ -125,7 +133,7 @@ def move_folder(
         )
         folder.name_key = name_key(folder.name)
         folder.parent_id = target.id
-        folder.updated_at = utcnow()
+        folder.updated_at = now
         db.flush()
         changes.record(
             db, principal, "folder.move", folder, before=before, after={"parent_id": target.id, "name": folder.name}
@@ -133,14 +141,14 @@ def move_folder(
     return folder
 
 
-def delete_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID) -> Folder:
+def delete_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, now: datetime) -> Folder:
     """Move a folder (and so its subtree) to the trash."""
     folder = get_folder(
-        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True
+        db, principal=principal, folder_id=folder_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
     )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be deleted.")
-    folder.deleted_at = utcnow()
+    folder.deleted_at = now
     db.flush()
     changes.record(db, principal, "folder.delete", folder)
     return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.library import blobs, trash
 from studyshelf.services import Services
@@ -14,7 +13,7 @@ def purge_trash(services: Services, *, retention_days: int | None = None) -> tup
     """Purge trash older than the retention; return (items purged, blobs deleted)."""
     days = services.settings.trash_retention_days if retention_days is None else retention_days
     with unit_of_work(services.write_sessions) as db:
-        purged = trash.purge_trash(db, older_than=utcnow() - timedelta(days=days))
+        purged = trash.purge_trash(db, older_than=services.clock.now() - timedelta(days=days))
         digests = blobs.unreferenced_blobs(db)
         blobs.forget_blobs(db, digests=digests)
     # Bytes go only after the rows are gone, so a crash here leaves an orphan, never a dangling row; and

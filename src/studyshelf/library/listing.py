@@ -40,9 +40,10 @@ def list_children(
     descending: bool = False,
     after: Cursor | None = None,
     limit: int = 50,
+    now: datetime,
 ) -> tuple[list[Entry], Cursor | None]:
     """List a folder's live children, folders first, with keyset pagination; return the next cursor."""
-    folder = get_folder(db, principal=principal, folder_id=folder_id)
+    folder = get_folder(db, principal=principal, folder_id=folder_id, now=now)
     return children_of(db, folder=folder, sort=sort, descending=descending, after=after, limit=limit)
 
 

@@ -36,6 +36,7 @@ def share(
     grantee_org_id: uuid.UUID,
     level: GrantLevel,
     expires_at: datetime | None,
+    now: datetime,
 ) -> Grant:
     """Grant another organisation view or manage on a live item the caller's organisation owns."""
     item, _path = _live_target(db, target_type=target_type, target_id=target_id)
@@ -49,13 +50,16 @@ def share(
         grantee_org_id=grantee_org_id,
         level=level,
         expires_at=expires_at,
+        now=now,
     )
 
 
-def grants_on_item(db: Session, *, principal: Principal, target_type: TargetType, target_id: uuid.UUID) -> list[Grant]:
+def grants_on_item(
+    db: Session, *, principal: Principal, target_type: TargetType, target_id: uuid.UUID, now: datetime
+) -> list[Grant]:
     """Current grants on an item (its owner's admins only)."""
     item, _path = _live_target(db, target_type=target_type, target_id=target_id)
-    return grants.grants_on(db, principal=principal, owner_org_id=item.org_id, target_id=target_id)
+    return grants.grants_on(db, principal=principal, owner_org_id=item.org_id, target_id=target_id, now=now)
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,11 @@ class SharedItem:
     owner: Organization
 
 
-def shared_with(db: Session, *, principal: Principal, org_id: uuid.UUID) -> list[SharedItem]:
+def shared_with(db: Session, *, principal: Principal, org_id: uuid.UUID, now: datetime) -> list[SharedItem]:
     """Live items other organisations shared with this one (the roots of 'Shared with us')."""
     require(principal, Permission.LIBRARY_READ, org_id, what="organisation")
     result = []
-    for grant in grants.grants_to(db, grantee_org_id=org_id):
+    for grant in grants.grants_to(db, grantee_org_id=org_id, now=now):
         if content_path_ids(db, target_type=grant.target_type.value, target_id=grant.target_id) is None:
             continue
         item = (

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from studyshelf.library import sharing
 from studyshelf.partners import grants
-from studyshelf.partners.deps import CurrentPrincipal, DbSession
+from studyshelf.partners.deps import CurrentPrincipal, DbSession, Now
 from studyshelf.partners.models import GrantLevel, TargetType
 
 router = APIRouter(prefix="/api/v1", tags=["sharing"])
@@ -47,7 +47,7 @@ class SharedItemRead(BaseModel):
 
 
 @router.post("/grants", response_model=GrantRead, status_code=status.HTTP_201_CREATED)
-def create_grant(body: GrantCreate, principal: CurrentPrincipal, db: DbSession) -> GrantRead:
+def create_grant(body: GrantCreate, principal: CurrentPrincipal, db: DbSession, now: Now) -> GrantRead:
     """Share a folder (with everything below it) or a file with another organisation."""
     grant = sharing.share(
         db,
@@ -57,28 +57,29 @@ def create_grant(body: GrantCreate, principal: CurrentPrincipal, db: DbSession) 
         grantee_org_id=body.grantee_org_id,
         level=body.level,
         expires_at=body.expires_at,
+        now=now,
     )
     return GrantRead.model_validate(grant)
 
 
 @router.get("/grants", response_model=list[GrantRead])
 def list_grants(
-    target_type: TargetType, target_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
+    target_type: TargetType, target_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now
 ) -> list[GrantRead]:
     """Current grants on one item (its owner's admins)."""
-    found = sharing.grants_on_item(db, principal=principal, target_type=target_type, target_id=target_id)
+    found = sharing.grants_on_item(db, principal=principal, target_type=target_type, target_id=target_id, now=now)
     return [GrantRead.model_validate(g) for g in found]
 
 
 @router.delete("/grants/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_grant(grant_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+def revoke_grant(grant_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> Response:
     """Revoke a grant; access through it ends at once."""
-    grants.revoke_grant(db, principal=principal, grant_id=grant_id)
+    grants.revoke_grant(db, principal=principal, grant_id=grant_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/orgs/{org_id}/shared", response_model=list[SharedItemRead])
-def shared_with_us(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> list[SharedItemRead]:
+def shared_with_us(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, now: Now) -> list[SharedItemRead]:
     """Folders and files other organisations share with this one."""
     return [
         SharedItemRead(
@@ -88,5 +89,5 @@ def shared_with_us(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
             owner_org_id=item.owner.id,
             owner_name=item.owner.name,
         )
-        for item in sharing.shared_with(db, principal=principal, org_id=org_id)
+        for item in sharing.shared_with(db, principal=principal, org_id=org_id, now=now)
     ]

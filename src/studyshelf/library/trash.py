@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict, NotFound
 from studyshelf.core.names import name_key
 from studyshelf.library import access, changes
@@ -48,7 +47,7 @@ def list_trash(db: Session, *, principal: Principal, org_id: uuid.UUID, retentio
 
 
 def restore(
-    db: Session, *, principal: Principal, kind: str, item_id: uuid.UUID, on_conflict: str = "fail"
+    db: Session, *, principal: Principal, kind: str, item_id: uuid.UUID, on_conflict: str = "fail", now: datetime
 ) -> Folder | File:
     """Bring an item back from the trash into its folder."""
     item: Folder | File | None = db.get(Folder, item_id) if kind == "folder" else db.get(File, item_id)
@@ -64,13 +63,14 @@ def restore(
         owner_org_id=item.org_id,
         path_ids=[f.id for f in parent_path],
         what=kind,
+        now=now,
     )
     if not access.is_live(parent_path):
         raise Conflict("The folder this item was in is itself in the trash; restore that folder first.")
     item.name = changes.free_name(db, folder_id=parent_id, name=item.name, on_conflict=on_conflict, exclude=item.id)
     item.name_key = name_key(item.name)
     item.deleted_at = None
-    item.updated_at = utcnow()
+    item.updated_at = now
     db.flush()
     changes.record(db, principal, f"{kind}.restore", item, after={"name": item.name})
     return item

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -12,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from studyshelf.core.errors import NotFound, StudyShelfError
 from studyshelf.lti import invites, registrations
 from studyshelf.lti.tool_config import canvas_developer_key, manual_values
-from studyshelf.partners.deps import DbSession, ServicesDep
+from studyshelf.partners.deps import DbSession, Now, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
@@ -33,7 +34,14 @@ def _org(principal: Principal) -> uuid.UUID:
 
 
 def _page(
-    request: Request, db: DbSession, services: Services, principal: Principal, *, status: int = 200, **extra: Any
+    request: Request,
+    db: DbSession,
+    services: Services,
+    principal: Principal,
+    *,
+    now: datetime,
+    status: int = 200,
+    **extra: Any,
 ) -> Response:
     org_id = _org(principal)
     settings = services.settings
@@ -41,7 +49,7 @@ def _page(
         "title": "LMS connections",
         "nav": "organization",
         "registrations": registrations.list_registrations(db, principal=principal, org_id=org_id),
-        "invites": invites.list_invites(db, principal=principal, org_id=org_id),
+        "invites": invites.list_invites(db, principal=principal, org_id=org_id, now=now),
         "manual": manual_values(settings),
         "canvas_json": json.dumps(canvas_developer_key(settings), indent=2),
         "link_hours": int(settings.lti_registration_link_lifetime.total_seconds() // 3600),
@@ -51,8 +59,8 @@ def _page(
 
 
 @router.get(PAGE, response_class=HTMLResponse)
-def lms_page(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
-    return _page(request, db, services, principal)
+def lms_page(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, now: Now) -> Response:
+    return _page(request, db, services, principal, now=now)
 
 
 def _lines(text: str) -> list[str]:
@@ -69,6 +77,7 @@ def add_platform(
     client_id: FormStr,
     auth_url: FormStr,
     jwks_url: FormStr,
+    now: Now,
     deployment_ids: FormStr = "",
     token_url: FormStr = "",
     name: FormStr = "",
@@ -93,7 +102,7 @@ def add_platform(
         )
     except StudyShelfError as exc:
         db.rollback()
-        return _page(request, db, services, principal, status=exc.status, error=exc.detail, form=spec)
+        return _page(request, db, services, principal, status=exc.status, error=exc.detail, form=spec, now=now)
     return RedirectResponse(PAGE, status_code=303)
 
 
@@ -114,16 +123,20 @@ def remove_platform(registration_id: uuid.UUID, principal: PagePrincipal, db: Db
 
 
 @router.post(PAGE + "/invites", response_class=HTMLResponse)
-def create_invite(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep) -> Response:
+def create_invite(
+    request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, now: Now
+) -> Response:
     """A new single-use registration URL, shown once (only its hash is kept)."""
-    invite, token = invites.create_invite(db, principal=principal, org_id=_org(principal), settings=services.settings)
+    invite, token = invites.create_invite(
+        db, principal=principal, org_id=_org(principal), settings=services.settings, now=now
+    )
     url = invites.invite_url(services.settings, token)
-    page = _page(request, db, services, principal, status=201, new_url=url, new_expires=invite.expires_at)
+    page = _page(request, db, services, principal, status=201, new_url=url, new_expires=invite.expires_at, now=now)
     page.headers["cache-control"] = "no-store"  # the page carries a bearer URL
     return page
 
 
 @router.post(PAGE + "/invites/{invite_id}/revoke", response_class=HTMLResponse)
-def revoke_invite(invite_id: uuid.UUID, principal: PagePrincipal, db: DbSession) -> Response:
-    invites.revoke_invite(db, principal=principal, invite_id=invite_id)
+def revoke_invite(invite_id: uuid.UUID, principal: PagePrincipal, db: DbSession, now: Now) -> Response:
+    invites.revoke_invite(db, principal=principal, invite_id=invite_id, now=now)
     return RedirectResponse(PAGE, status_code=303)

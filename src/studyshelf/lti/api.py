@@ -9,11 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from studyshelf.core.clock import utcnow
 from studyshelf.lti import invites, registrations
 from studyshelf.lti.models import Registration
 from studyshelf.lti.tool_config import canvas_developer_key, manual_values
-from studyshelf.partners.deps import CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.partners.deps import CurrentPrincipal, DbSession, Now, ServicesDep
 from studyshelf.partners.permissions import Permission, require
 
 router = APIRouter(prefix="/api/v1/lti", tags=["LMS (LTI 1.3)"])
@@ -170,22 +169,24 @@ def tool_configuration(org_id: uuid.UUID, principal: CurrentPrincipal, services:
 
 @router.post("/registration-invites", status_code=201)
 def create_invite(
-    body: InviteCreate, db: DbSession, principal: CurrentPrincipal, services: ServicesDep
+    body: InviteCreate, db: DbSession, principal: CurrentPrincipal, services: ServicesDep, now: Now
 ) -> InviteCreated:
     """A single-use dynamic-registration URL (organisation admins); the URL is in this answer only."""
-    invite, token = invites.create_invite(db, principal=principal, org_id=body.org_id, settings=services.settings)
+    invite, token = invites.create_invite(
+        db, principal=principal, org_id=body.org_id, settings=services.settings, now=now
+    )
     read = InviteRead.of(invites.InviteView(invite, "unused"))
     return InviteCreated(**read.model_dump(), url=invites.invite_url(services.settings, token))
 
 
 @router.get("/registration-invites")
-def list_invites(org_id: uuid.UUID, db: DbSession, principal: CurrentPrincipal) -> list[InviteRead]:
+def list_invites(org_id: uuid.UUID, db: DbSession, principal: CurrentPrincipal, now: Now) -> list[InviteRead]:
     """The organisation's registration URLs with their state: unused, used (by which platform), expired, revoked."""
-    return [InviteRead.of(v) for v in invites.list_invites(db, principal=principal, org_id=org_id)]
+    return [InviteRead.of(v) for v in invites.list_invites(db, principal=principal, org_id=org_id, now=now)]
 
 
 @router.post("/registration-invites/{invite_id}/revoke")
-def revoke_invite(invite_id: uuid.UUID, db: DbSession, principal: CurrentPrincipal) -> InviteRead:
+def revoke_invite(invite_id: uuid.UUID, db: DbSession, principal: CurrentPrincipal, now: Now) -> InviteRead:
     """Make an unused registration URL unusable."""
-    invite = invites.revoke_invite(db, principal=principal, invite_id=invite_id)
-    return InviteRead.of(invites.InviteView(invite, invites.state_of(invite, utcnow())))
+    invite = invites.revoke_invite(db, principal=principal, invite_id=invite_id, now=now)
+    return InviteRead.of(invites.InviteView(invite, invites.state_of(invite, now)))

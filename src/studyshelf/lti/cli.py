@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Conflict
 from studyshelf.lti import keys
@@ -31,16 +30,21 @@ def rotate(
     """Publish a new key; it signs once cached JWKS expired, and the previous one stays published for the grace."""
     with command_services() as services, unit_of_work(services.write_sessions) as db:
         settings = services.settings
+        moment = services.clock.now()
         try:
             key = keys.rotate(
-                db, keys=services.keys, jwks_cache_seconds=settings.lti_jwks_cache_seconds, immediately=now
+                db,
+                keys=services.keys,
+                jwks_cache_seconds=settings.lti_jwks_cache_seconds,
+                immediately=now,
+                now=moment,
             )
         except Conflict as exc:
             console.print(f"{exc.detail} Wait until then, or rotate --now.")
             raise typer.Exit(1) from exc
         kid, signs_from = key.kid, key.signs_from
     grace = settings.lti_key_grace_days
-    when = "now" if signs_from <= utcnow() else f"from {_when(signs_from)}"
+    when = "now" if signs_from <= moment else f"from {_when(signs_from)}"
     console.print(
         f"New key [bold]{kid}[/bold] is published and signs {when}; "
         f"the previous key stays published for {grace} days after that."
@@ -56,7 +60,8 @@ def list_keys() -> None:
     """Every key and its state: published (not signing yet), signing, retiring (still published), retired."""
     with command_services() as services, unit_of_work(services.read_sessions) as db:
         grace = services.settings.lti_key_grace_days
-        rows = [keys.key_status(k, grace_days=grace) for k in keys.list_keys(db)]
+        now = services.clock.now()
+        rows = [keys.key_status(k, grace_days=grace, now=now) for k in keys.list_keys(db)]
     table = Table("kid", "created", "state", "in JWKS", "next")
     for row in rows:
         upcoming = f"{row.next_state} from {_when(row.changes_at)}" if row.changes_at and row.next_state else ""

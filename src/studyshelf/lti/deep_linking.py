@@ -6,17 +6,16 @@ at view time, never baked into LMS content.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import jwt
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import as_utc, utcnow
+from studyshelf.core.clock import as_utc
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.core.keys import KeyRing, Purpose, TokenExpired, TokenRefused
 from studyshelf.library.listing import children_of
@@ -47,7 +46,7 @@ def picker_token(keys: KeyRing, session: PickerSession) -> str:
     return keys.encode(Purpose.LTI_PICKER, str(session.id), as_utc(session.expires_at).timestamp())
 
 
-def start_picker(db: Session, *, valid: ValidLaunch) -> PickerSession:
+def start_picker(db: Session, *, valid: ValidLaunch, now: datetime) -> PickerSession:
     """Open a picker session for a validated LtiDeepLinkingRequest (NotAccepted when links are not wanted)."""
     settings = valid.claims[DL_CLAIM + "deep_linking_settings"]
     accept_types = [str(t) for t in settings.get("accept_types") or []]
@@ -65,19 +64,18 @@ def start_picker(db: Session, *, valid: ValidLaunch) -> PickerSession:
         accept_multiple=bool(settings.get("accept_multiple", False)),
         targets=",".join(str(t) for t in settings.get("accept_presentation_document_targets") or [])[:200],
         frame_origins="\n".join(valid.registration.origin_list),
-        expires_at=utcnow() + timedelta(minutes=PICKER_MINUTES),
+        expires_at=now + timedelta(minutes=PICKER_MINUTES),
     )
     db.add(session)
     db.flush()
     return session
 
 
-def open_picker(db: Session, *, session_id: uuid.UUID, token: str, keys: KeyRing) -> PickerSession:
+def open_picker(db: Session, *, session_id: uuid.UUID, token: str, keys: KeyRing, now: datetime) -> PickerSession:
     """A live, unused picker session whose token matches, else PermissionDenied / NotFound."""
     session = db.get(PickerSession, session_id)
     if session is None:
         raise NotFound("This selection session is not known. Start again from the LMS.")
-    now = utcnow()
     try:
         matches = keys.decode(Purpose.LTI_PICKER, token, now.timestamp()) == str(session_id)
     except TokenExpired:
@@ -122,12 +120,12 @@ def _item(base_url: str, target: Target, name: str, session: PickerSession, text
 
 
 def content_items(
-    db: Session, *, session: PickerSession, choices: list[Choice], title: str, base_url: str
+    db: Session, *, session: PickerSession, choices: list[Choice], title: str, base_url: str, now: datetime
 ) -> list[dict[str, Any]]:
     """The ltiResourceLink items for the chosen material (re-checked: the partner must still reach it)."""
     items: list[dict[str, Any]] = []
     for choice in choices:
-        item = reach(db, org_id=session.org_id, target=choice.target)
+        item = reach(db, org_id=session.org_id, target=choice.target, now=now)
         if not isinstance(item, File | Folder):
             raise Invalid("Some of the chosen material is no longer available. Choose again.")
         if choice.expand and isinstance(item, Folder):
@@ -149,16 +147,22 @@ def content_items(
 
 
 def response_jwt(
-    db: Session, *, session: PickerSession, registration: Registration, items: list[dict[str, Any]], keys: KeyRing
+    db: Session,
+    *,
+    session: PickerSession,
+    registration: Registration,
+    items: list[dict[str, Any]],
+    keys: KeyRing,
+    now: datetime,
 ) -> str:
     """The LtiDeepLinkingResponse, signed RS256 with our active key (its kid is in /lti/jwks)."""
-    key, private = tool_keys.signing_key(db, keys=keys)
-    now = int(time.time())
+    key, private = tool_keys.signing_key(db, keys=keys, now=now)
+    issued = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": registration.client_id,
         "aud": [registration.issuer],
-        "iat": now,
-        "exp": now + RESPONSE_SECONDS,
+        "iat": issued,
+        "exp": issued + RESPONSE_SECONDS,
         "nonce": uuid.uuid4().hex,
         CLAIM + "deployment_id": session.deployment_id,
         CLAIM + "message_type": "LtiDeepLinkingResponse",
@@ -170,5 +174,5 @@ def response_jwt(
     return jwt.encode(claims, private, algorithm="RS256", headers={"kid": key.kid})
 
 
-def finish(session: PickerSession) -> None:
-    session.used_at = utcnow()
+def finish(session: PickerSession, now: datetime) -> None:
+    session.used_at = now

@@ -17,7 +17,6 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import NotFound, PermissionDenied, StudyShelfError
 from studyshelf.core.ids import new_secret, sha256_hex
@@ -52,12 +51,11 @@ def invite_url(settings: Settings, token: str) -> str:
 
 
 def create_invite(
-    db: Session, *, principal: Principal, org_id: uuid.UUID, settings: Settings
+    db: Session, *, principal: Principal, org_id: uuid.UUID, settings: Settings, now: datetime
 ) -> tuple[RegistrationInvite, str]:
     """A new registration URL for the organisation (its admins): the invite, and the token shown once."""
     require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
     token = new_secret(32)
-    now = utcnow()
     invite = RegistrationInvite(
         org_id=org_id,
         token_hash=sha256_hex(token),
@@ -80,14 +78,14 @@ def create_invite(
     return invite, token
 
 
-def revoke_invite(db: Session, *, principal: Principal, invite_id: uuid.UUID) -> RegistrationInvite:
+def revoke_invite(db: Session, *, principal: Principal, invite_id: uuid.UUID, now: datetime) -> RegistrationInvite:
     """Make an unused registration URL unusable (its organisation's admins)."""
     invite = db.get(RegistrationInvite, invite_id)
     if invite is None:
         raise NotFound("No such registration URL.")
     require(principal, Permission.MEMBERS_MANAGE, invite.org_id, what="organisation")
     if invite.revoked_at is None and invite.used_at is None:
-        invite.revoked_at = utcnow()
+        invite.revoked_at = now
         db.flush()
         audit.record(
             db,
@@ -114,11 +112,12 @@ def state_of(invite: RegistrationInvite, now: datetime) -> InviteState:
     return "expired" if invite.expires_at <= now else "unused"
 
 
-def list_invites(db: Session, *, principal: Principal, org_id: uuid.UUID, limit: int = 50) -> list[InviteView]:
+def list_invites(
+    db: Session, *, principal: Principal, org_id: uuid.UUID, limit: int = 50, now: datetime
+) -> list[InviteView]:
     """The organisation's registration URLs, newest first, each with its state."""
     require(principal, Permission.MEMBERS_MANAGE, org_id, what="organisation")
     query = select(RegistrationInvite).where(RegistrationInvite.org_id == org_id)
-    now = utcnow()
     found = db.scalars(query.order_by(RegistrationInvite.created_at.desc()).limit(limit))
     return [InviteView(invite, state_of(invite, now)) for invite in found]
 
@@ -135,18 +134,16 @@ def _refusal(invite: RegistrationInvite | None, now: datetime) -> StudyShelfErro
     return InviteGone(f"This registration URL has expired. {fresh}")
 
 
-def check_invite(db: Session, *, token: str) -> RegistrationInvite:
+def check_invite(db: Session, *, token: str, now: datetime) -> RegistrationInvite:
     """The usable invite a token names, or a 403 (not issued) / 410 (used, revoked, expired) error."""
     invite = db.scalars(select(RegistrationInvite).where(RegistrationInvite.token_hash == sha256_hex(token))).first()
-    now = utcnow()
     if invite is None or state_of(invite, now) != "unused":
         raise _refusal(invite, now)
     return invite
 
 
-def claim_invite(db: Session, *, token: str) -> RegistrationInvite:
+def claim_invite(db: Session, *, token: str, now: datetime) -> RegistrationInvite:
     """Mark the invite used, atomically: of two concurrent claims exactly one succeeds (commit right after)."""
-    now = utcnow()
     token_hash = sha256_hex(token)
     claimed = db.execute(
         update(RegistrationInvite)

@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Conflict
 from studyshelf.core.ids import new_secret
 from studyshelf.core.keys import KeyRing, Purpose
@@ -49,9 +48,9 @@ def _seal(private: rsa.RSAPrivateKey, keys: KeyRing) -> str:
     return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
 
 
-def _unseal(key: ToolKey, keys: KeyRing) -> tuple[rsa.RSAPrivateKey, str]:
+def _unseal(key: ToolKey, keys: KeyRing, now: datetime) -> tuple[rsa.RSAPrivateKey, str]:
     """The private half and the key id of the passphrase that opened it; ValueError when none does."""
-    for kid in keys.accepted_kids(Purpose.LTI_TOOL_KEY, utcnow().timestamp()):
+    for kid in keys.accepted_kids(Purpose.LTI_TOOL_KEY, now.timestamp()):
         try:
             loaded = serialization.load_pem_private_key(key.private_pem.encode(), password=_passphrase(keys, kid))
         except ValueError:
@@ -76,11 +75,10 @@ def switch_delay(jwks_cache_seconds: int) -> timedelta:
     return timedelta(seconds=jwks_cache_seconds) + SWITCH_MARGIN
 
 
-def create_key(db: Session, *, keys: KeyRing, signs_from: datetime | None = None) -> ToolKey:
+def create_key(db: Session, *, keys: KeyRing, signs_from: datetime | None = None, now: datetime) -> ToolKey:
     """Generate a new RSA-2048 key, published at once and signing from `signs_from` (default now)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     kid = new_secret(12)
-    now = utcnow()
     key = ToolKey(
         kid=kid,
         private_pem=_seal(private, keys),
@@ -93,9 +91,8 @@ def create_key(db: Session, *, keys: KeyRing, signs_from: datetime | None = None
     return key
 
 
-def active_key(db: Session) -> ToolKey | None:
+def active_key(db: Session, now: datetime) -> ToolKey | None:
     """The key that signs now: the latest to have started signing, and not yet retired."""
-    now = utcnow()
     query = (
         select(ToolKey)
         .where(ToolKey.signs_from <= now, (ToolKey.retired_at.is_(None)) | (ToolKey.retired_at > now))
@@ -105,18 +102,17 @@ def active_key(db: Session) -> ToolKey | None:
     return db.scalars(query).first()
 
 
-def ensure_key(db: Session, *, keys: KeyRing) -> ToolKey:
+def ensure_key(db: Session, *, keys: KeyRing, now: datetime) -> ToolKey:
     """The active key, creating the first one when there is none."""
-    return active_key(db) or create_key(db, keys=keys)
+    return active_key(db, now=now) or create_key(db, keys=keys, now=now)
 
 
-def rotate(db: Session, *, keys: KeyRing, jwks_cache_seconds: int, immediately: bool = False) -> ToolKey:
+def rotate(db: Session, *, keys: KeyRing, jwks_cache_seconds: int, immediately: bool = False, now: datetime) -> ToolKey:
     """Publish a new key that signs once cached JWKS have expired; the keys it replaces retire at that moment.
 
     `immediately` is the emergency path (a leaked key, a lost secret): the new key signs at once, and a platform
     holding a cached JWKS may refuse deep-linking responses until its copy expires.
     """
-    now = utcnow()
     current = [k for k in db.scalars(select(ToolKey)) if k.retired_at is None or k.retired_at > now]
     waiting = [k for k in current if k.signs_from > now]
     if waiting and not immediately:
@@ -125,7 +121,7 @@ def rotate(db: Session, *, keys: KeyRing, jwks_cache_seconds: int, immediately: 
     for old in current:
         old.retired_at = signs_from
     db.flush()
-    return create_key(db, keys=keys, signs_from=signs_from)
+    return create_key(db, keys=keys, signs_from=signs_from, now=now)
 
 
 def _when(moment: datetime) -> str:
@@ -141,9 +137,8 @@ class KeyStatus:
     next_state: KeyState | None
 
 
-def key_status(key: ToolKey, *, grace_days: int) -> KeyStatus:
+def key_status(key: ToolKey, *, grace_days: int, now: datetime) -> KeyStatus:
     """Where a key stands now, and when that changes."""
-    now = utcnow()
     leaves = key.retired_at + timedelta(days=grace_days) if key.retired_at is not None else None
     if key.retired_at is not None and key.retired_at <= now:
         if leaves is not None and leaves > now:
@@ -154,9 +149,9 @@ def key_status(key: ToolKey, *, grace_days: int) -> KeyStatus:
     return KeyStatus(key.kid, key.created_at, "signing", key.retired_at, "retiring" if key.retired_at else None)
 
 
-def published_keys(db: Session, *, grace_days: int) -> list[ToolKey]:
+def published_keys(db: Session, *, grace_days: int, now: datetime) -> list[ToolKey]:
     """Keys in the JWKS: waiting, signing, and retired ones still inside the grace period (newest first)."""
-    cutoff = utcnow() - timedelta(days=grace_days)
+    cutoff = now - timedelta(days=grace_days)
     query = select(ToolKey).where((ToolKey.retired_at.is_(None)) | (ToolKey.retired_at > cutoff))
     return list(db.scalars(query.order_by(ToolKey.signs_from.desc(), ToolKey.created_at.desc())))
 
@@ -165,24 +160,24 @@ def list_keys(db: Session) -> list[ToolKey]:
     return list(db.scalars(select(ToolKey).order_by(ToolKey.signs_from.desc(), ToolKey.created_at.desc())))
 
 
-def jwks(db: Session, *, grace_days: int) -> dict[str, Any]:
-    return {"keys": [json.loads(k.public_jwk) for k in published_keys(db, grace_days=grace_days)]}
+def jwks(db: Session, *, grace_days: int, now: datetime) -> dict[str, Any]:
+    return {"keys": [json.loads(k.public_jwk) for k in published_keys(db, grace_days=grace_days, now=now)]}
 
 
-def signing_key(db: Session, *, keys: KeyRing) -> tuple[ToolKey, rsa.RSAPrivateKey]:
+def signing_key(db: Session, *, keys: KeyRing, now: datetime) -> tuple[ToolKey, rsa.RSAPrivateKey]:
     """The active key and its private half; a key sealed under an older secret key is replaced, one sealed
     under an older passphrase of this install is sealed again under the current one."""
-    key = ensure_key(db, keys=keys)
+    key = ensure_key(db, keys=keys, now=now)
     try:
-        private, passphrase_kid = _unseal(key, keys)
+        private, passphrase_kid = _unseal(key, keys, now=now)
     except ValueError:  # STUDYSHELF_SECRET_KEY changed since the key was made
-        key = rotate(db, keys=keys, jwks_cache_seconds=0, immediately=True)
-        return key, private_key(key, keys=keys)
+        key = rotate(db, keys=keys, jwks_cache_seconds=0, immediately=True, now=now)
+        return key, private_key(key, keys=keys, now=now)
     if passphrase_kid != keys.current_kid(Purpose.LTI_TOOL_KEY):
         key.private_pem = _seal(private, keys)
         db.flush()
     return key, private
 
 
-def private_key(key: ToolKey, *, keys: KeyRing) -> rsa.RSAPrivateKey:
-    return _unseal(key, keys)[0]
+def private_key(key: ToolKey, *, keys: KeyRing, now: datetime) -> rsa.RSAPrivateKey:
+    return _unseal(key, keys, now=now)[0]

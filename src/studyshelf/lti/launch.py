@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ import jwt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.core.keys import KeyRing, Purpose, TokenExpired, TokenRefused
@@ -146,6 +144,7 @@ def start_login(
     login_hint: str,
     lti_message_hint: str | None,
     storage_target: str | None,
+    now: datetime,
 ) -> LoginStart:
     """Build the authentication request to the platform (step 2), with a fresh nonce and signed state."""
     nonce = secrets.token_urlsafe(24)
@@ -157,7 +156,7 @@ def start_login(
             registration_id=registration.id,
             nonce=nonce,
             binding_hash=binding_hash(binding),
-            expires=int(time.time()) + ttl,
+            expires=int(now.timestamp()) + ttl,
             storage_target=(storage_target or "")[:100],
             storage_origin=storage_origin,
         ),
@@ -321,21 +320,21 @@ def validate_id_token(
     keys: PlatformKeys,
     client: OutboundClient,
     jwks_max_age: float,
-    now: float,
+    now: datetime,
 ) -> ValidLaunch:
     """Verify the id_token completely, then spend its nonce (the last step, so a refusal stores nothing)."""
     key = signing_key(token, registration, keys, client, jwks_max_age)
     claims = _decode(token, key, registration)
-    _check_times(claims, now)
+    _check_times(claims, now.timestamp())
     _check_audience(claims, registration.client_id)
     if not hmac.compare_digest(str(claims["nonce"]), state.nonce):
         raise LaunchUnauthorized("The id_token's nonce is not the one of this login.")
     message_type = _check_lti(claims, registration)
-    spend_nonce(db, nonce=state.nonce, expires=int(claims["exp"]))
+    spend_nonce(db, nonce=state.nonce, expires=int(claims["exp"]), now=now)
     return ValidLaunch(registration, message_type, str(claims[CLAIM + "deployment_id"]), claims)
 
 
-def spend_nonce(db: Session, *, nonce: str, expires: int) -> None:
+def spend_nonce(db: Session, *, nonce: str, expires: int, now: datetime) -> None:
     """Record a nonce as used; a second use is refused (the primary key settles races between instances)."""
     key = hashlib.sha256(nonce.encode()).hexdigest()
     if db.get(UsedNonce, key) is not None:
@@ -344,12 +343,11 @@ def spend_nonce(db: Session, *, nonce: str, expires: int) -> None:
     db.flush()
     # The scheduler (jobs/) sits below lti in the layers, so launches tidy up after themselves now and then.
     if secrets.randbelow(PRUNE_ONE_IN) == 0:
-        prune(db)
+        prune(db, now=now)
 
 
-def prune(db: Session) -> int:
+def prune(db: Session, now: datetime) -> int:
     """Forget nonces whose tokens have expired and picker sessions that ended (neither can be used again)."""
-    now = utcnow()
     nonces = db.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
     pickers = db.execute(delete(PickerSession).where(PickerSession.expires_at < now))
     return affected_rows(nonces) + affected_rows(pickers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import func, select
@@ -52,13 +53,13 @@ def target_from_launch(custom: object, target_link_uri: object, param: str) -> T
     return None
 
 
-def reach(db: Session, *, org_id: uuid.UUID, target: Target) -> File | Folder | bool | None:
+def reach(db: Session, *, org_id: uuid.UUID, target: Target, now: datetime) -> File | Folder | bool | None:
     """The live item if the organisation reaches it; None when it is gone; False when access ended."""
     found = content_path_ids(db, target_type=target.kind, target_id=target.id)
     if found is None:
         return None
     owner, path = found
-    if not org_has_access(db, org_id=org_id, owner_org_id=owner, path_ids=path):
+    if not org_has_access(db, org_id=org_id, owner_org_id=owner, path_ids=path, now=now):
         return False
     return db.get(File, target.id) if target.kind == "file" else db.get(Folder, target.id)
 
@@ -76,10 +77,10 @@ class Root:
     owner_note: str
 
 
-def roots(db: Session, *, org_id: uuid.UUID) -> list[Root]:
+def roots(db: Session, *, org_id: uuid.UUID, now: datetime) -> list[Root]:
     """The organisation's own root folder, then what other organisations shared with it."""
     result = [Root(get_root_folder(db, org_id=org_id), "folder", "")]
-    for grant in grants_to(db, grantee_org_id=org_id):
+    for grant in grants_to(db, grantee_org_id=org_id, now=now):
         if content_path_ids(db, target_type=grant.target_type.value, target_id=grant.target_id) is None:
             continue
         item: File | Folder | None = (
@@ -90,7 +91,7 @@ def roots(db: Session, *, org_id: uuid.UUID) -> list[Root]:
     return result
 
 
-def search(db: Session, *, org_id: uuid.UUID, text: str) -> list[tuple[str, File | Folder]]:
+def search(db: Session, *, org_id: uuid.UUID, text: str, now: datetime) -> list[tuple[str, File | Folder]]:
     """Live files and folders the organisation reaches whose name contains `text` (case-insensitive)."""
     needle = f"%{text.strip().casefold()}%"
     folders = select(Folder).where(func.lower(Folder.name).like(needle), Folder.deleted_at.is_(None))
@@ -101,7 +102,7 @@ def search(db: Session, *, org_id: uuid.UUID, text: str) -> list[tuple[str, File
     ]
     found: list[tuple[str, File | Folder]] = []
     for kind, item in candidates:
-        if isinstance(reach(db, org_id=org_id, target=Target(kind, item.id)), File | Folder):
+        if isinstance(reach(db, org_id=org_id, target=Target(kind, item.id), now=now), File | Folder):
             found.append((kind, item))
         if len(found) >= SEARCH_RESULTS:
             break

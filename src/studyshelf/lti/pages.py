@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from studyshelf.lti.models import Launch, Registration
 from studyshelf.lti.platform_keys import platform_keys
 from studyshelf.lti.registrations import find_registration
 from studyshelf.lti.web import error_page, headers, launch_url
-from studyshelf.partners.deps import ServicesDep
+from studyshelf.partners.deps import Now, ServicesDep
 from studyshelf.services import Services
 from studyshelf.web.render import render
 from studyshelf.web.security import is_https
@@ -53,18 +53,18 @@ hits.register_scope(resource.SCOPE_PREFIX, _launch_scope)
 
 @router.get("/lti/jwks")
 @router.get("/.well-known/jwks.json")
-def jwks(services: ServicesDep) -> JSONResponse:
+def jwks(services: ServicesDep, now: Now) -> JSONResponse:
     """StudyShelf's public keys (the active one and those in their grace period)."""
     settings = services.settings
     with unit_of_work(services.write_sessions) as db:
-        keys.ensure_key(db, keys=services.keys)
-        body = keys.jwks(db, grace_days=settings.lti_key_grace_days)
+        keys.ensure_key(db, keys=services.keys, now=now)
+        body = keys.jwks(db, grace_days=settings.lti_key_grace_days, now=now)
     # The max-age is the pre-publication delay's basis (keys.switch_delay): a rotated key signs only after it.
     cache = f"public, max-age={settings.lti_jwks_cache_seconds}"
     return JSONResponse(body, headers={"cache-control": cache, "access-control-allow-origin": "*"})
 
 
-def _login(request: Request, services: Services, params: dict[str, str | None]) -> Response:
+def _login(request: Request, services: Services, params: dict[str, str | None], now: datetime) -> Response:
     settings = services.settings
     issuer, hint = params.get("iss"), params.get("login_hint")
     target = params.get("target_link_uri") or ""
@@ -101,6 +101,7 @@ def _login(request: Request, services: Services, params: dict[str, str | None]) 
             login_hint=hint,
             lti_message_hint=params.get("lti_message_hint"),
             storage_target=params.get("lti_storage_target"),
+            now=now,
         )
     relaunch = "/lti/login?" + urlencode({k: v for k, v in params.items() if v})
     secure = is_https(request.scope, settings.trusted_proxies)
@@ -137,23 +138,24 @@ _LOGIN_FIELDS = (
 
 
 @router.get("/lti/login")
-def login_get(request: Request, services: ServicesDep) -> Response:
+def login_get(request: Request, services: ServicesDep, now: Now) -> Response:
     """Third-party initiated login (GET): answer with the redirect to the platform's auth endpoint."""
-    return _login(request, services, {k: request.query_params.get(k) for k in _LOGIN_FIELDS})
+    return _login(request, services, {k: request.query_params.get(k) for k in _LOGIN_FIELDS}, now=now)
 
 
 @router.post("/lti/login")
-async def login_post(request: Request, services: ServicesDep) -> Response:
+async def login_post(request: Request, services: ServicesDep, now: Now) -> Response:
     """Third-party initiated login (POST, as Moodle and Canvas send it)."""
     form = await request.form()
     params = {k: (str(form[k]) if k in form else request.query_params.get(k)) for k in _LOGIN_FIELDS}
-    return await run_in_threadpool(_login, request, services, params)
+    return await run_in_threadpool(_login, request, services, params, now=now)
 
 
 @router.post("/lti/launch")
 def launch_post(
     request: Request,
     services: ServicesDep,
+    now: Now,
     id_token: OptionalForm = None,
     state: OptionalForm = None,
     binding: OptionalForm = None,
@@ -172,7 +174,7 @@ def launch_post(
             request, status=400, headline="This launch is incomplete", message="id_token and state are required."
         )
     try:
-        signed = launch.read_state(services.keys, state, now=time.time())
+        signed = launch.read_state(services.keys, state, now=now.timestamp())
         binding = binding or request.cookies.get(launch.binding_cookie(signed.nonce))
         if binding is None and not checked:  # no cookie in this frame: the page finds the binding in browser storage
             context = {
@@ -186,7 +188,7 @@ def launch_post(
         launch.check_binding(signed, binding, storage_blocked=storage == "blocked")
         _fetch_platform_key(services, signed, id_token)
         with unit_of_work(services.write_sessions) as db:
-            return _accept(request, services, db, signed, id_token)
+            return _accept(request, services, db, signed, id_token, now)
     except launch.LaunchRefused as refused:
         return error_page(request, status=refused.status, headline=refused.title, message=refused.detail)
 
@@ -200,7 +202,9 @@ def _fetch_platform_key(services: Services, signed: launch.State, id_token: str)
         launch.signing_key(id_token, registration, platform_keys, services.outbound, max_age)
 
 
-def _accept(request: Request, services: Services, db: Session, signed: launch.State, id_token: str) -> Response:
+def _accept(
+    request: Request, services: Services, db: Session, signed: launch.State, id_token: str, now: datetime
+) -> Response:
     settings = services.settings
     registration = db.get(Registration, signed.registration_id)
     if registration is None:
@@ -213,11 +217,11 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
         keys=platform_keys,
         client=services.outbound,
         jwks_max_age=settings.lti_jwks_cache_seconds,
-        now=time.time(),
+        now=now,
     )
     if valid.message_type == launch.DEEP_LINKING:
         try:
-            session = deep_linking.start_picker(db, valid=valid)
+            session = deep_linking.start_picker(db, valid=valid, now=now)
         except deep_linking.NotAccepted as exc:
             message = (
                 "StudyShelf adds material as LTI links (ltiResourceLink), which this place in the LMS does not take "
@@ -227,7 +231,7 @@ def _accept(request: Request, services: Services, db: Session, signed: launch.St
             return error_page(request, status=400, headline="StudyShelf cannot add content here", message=message)
         token = deep_linking.picker_token(services.keys, session)
         return RedirectResponse(f"/lti/pick/{session.id}?t={token}", status_code=303)
-    record, _item = resource.accept_resource_launch(db, valid=valid, keys=services.keys)
+    record, _item = resource.accept_resource_launch(db, valid=valid, keys=services.keys, now=now)
     # Answer the POST with a redirect, so reloading the frame shows the material instead of replaying the launch.
     scope = resource.scope_id(record.id)
     token = viewing.viewer_token(services.keys, scope, int(services.clock.time()) + viewing.VIEWER_TOKEN_SECONDS)
@@ -269,10 +273,12 @@ class LaunchAccess:
             except NotFound as exc:
                 raise viewing.ViewScopeNotFound(exc.detail) from exc
 
-    def reach(self, db: Session, scope: viewing.ViewScope, kind: str, item_id: uuid.UUID) -> File | Folder:
+    def reach(
+        self, db: Session, scope: viewing.ViewScope, kind: str, item_id: uuid.UUID, now: datetime
+    ) -> File | Folder:
         if not within(db, kind=kind, item_id=item_id, ancestor_id=scope.root_id):
             raise viewing.NotInView("That item is not part of this material.")
-        item = reach(db, org_id=uuid.UUID(scope.facts.partner_org_id), target=Target(kind, item_id))
+        item = reach(db, org_id=uuid.UUID(scope.facts.partner_org_id), target=Target(kind, item_id), now=now)
         if not isinstance(item, File | Folder):
             raise viewing.ViewUnavailable("Access to this material has ended.", reason="grant-revoked")
         return item
@@ -305,6 +311,7 @@ def view_inside(
     scope: str,
     request: Request,
     services: ServicesDep,
+    now: Now,
     t: str = "",
     file: uuid.UUID | None = None,
     folder: uuid.UUID | None = None,
@@ -326,7 +333,7 @@ def view_inside(
         else:
             kind, item_id = record.target_type, record.target_id
         try:
-            item = LAUNCH_ACCESS.reach(db, launch_scope(record), kind, item_id)
+            item = LAUNCH_ACCESS.reach(db, launch_scope(record), kind, item_id, now=now)
             return _show(request, services, db, record, item)
         except viewing.NotInView:
             return error_page(

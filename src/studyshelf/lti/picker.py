@@ -20,7 +20,7 @@ from studyshelf.lti import deep_linking
 from studyshelf.lti.material import Target, parse_target, reach, roots, search
 from studyshelf.lti.models import PickerSession, Registration
 from studyshelf.lti.web import base_url, error_page, headers
-from studyshelf.partners.deps import ServicesDep
+from studyshelf.partners.deps import Now, ServicesDep
 from studyshelf.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +44,7 @@ def pick(
     session_id: uuid.UUID,
     request: Request,
     services: ServicesDep,
+    now: Now,
     t: str = "",
     folder: uuid.UUID | None = None,
     q: str = "",
@@ -51,12 +52,15 @@ def pick(
     """The picker: the partner's library and what is shared with it; folders open, names are searchable."""
     try:
         with unit_of_work(services.read_sessions) as db:
-            session = deep_linking.open_picker(db, session_id=session_id, token=t, keys=services.keys)
+            session = deep_linking.open_picker(db, session_id=session_id, token=t, keys=services.keys, now=now)
             current: Folder | None = None
             if q.strip():
-                rows = [_row(k, i.id, i.name, _content_type(i)) for k, i in search(db, org_id=session.org_id, text=q)]
+                rows = [
+                    _row(k, i.id, i.name, _content_type(i))
+                    for k, i in search(db, org_id=session.org_id, text=q, now=now)
+                ]
             elif folder is not None:
-                reached = reach(db, org_id=session.org_id, target=Target("folder", folder))
+                reached = reach(db, org_id=session.org_id, target=Target("folder", folder), now=now)
                 if not isinstance(reached, Folder):
                     return error_page(
                         request, status=404, headline="Not found", message="That folder is not available."
@@ -73,7 +77,7 @@ def pick(
                         _content_type(r.folder_or_file),
                         r.owner_note,
                     )
-                    for r in roots(db, org_id=session.org_id)
+                    for r in roots(db, org_id=session.org_id, now=now)
                 ]
             context = {
                 "title": "Choose material",
@@ -95,6 +99,7 @@ def choose(
     session_id: uuid.UUID,
     request: Request,
     services: ServicesDep,
+    now: Now,
     t: Annotated[str, Form()] = "",
     item: Annotated[list[str] | None, Form()] = None,
     expand: Annotated[list[str] | None, Form()] = None,
@@ -104,19 +109,19 @@ def choose(
     settings = services.settings
     try:
         with unit_of_work(services.write_sessions) as db:
-            session = deep_linking.open_picker(db, session_id=session_id, token=t, keys=services.keys)
+            session = deep_linking.open_picker(db, session_id=session_id, token=t, keys=services.keys, now=now)
             expanded = set(expand or [])
             targets = [found for value in item or [] if (found := parse_target(value)) is not None]
             choices = [deep_linking.Choice(target, expand=str(target.id) in expanded) for target in targets]
             items = deep_linking.content_items(
-                db, session=session, choices=choices, title=title, base_url=base_url(settings)
+                db, session=session, choices=choices, title=title, base_url=base_url(settings), now=now
             )
             registration = db.get(Registration, session.registration_id)
             assert registration is not None
             token = deep_linking.response_jwt(
-                db, session=session, registration=registration, items=items, keys=services.keys
+                db, session=session, registration=registration, items=items, keys=services.keys, now=now
             )
-            deep_linking.finish(session)
+            deep_linking.finish(session, now=now)
             action, frames = session.return_url, _frames(session)
     except StudyShelfError as exc:
         return error_page(request, status=exc.status, headline=exc.title, message=exc.detail)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
@@ -11,7 +13,7 @@ from studyshelf.core.errors import PermissionDenied, StudyShelfError
 from studyshelf.lti import dynamic, invites
 from studyshelf.lti.web import error_page, headers
 from studyshelf.notify import service as notify
-from studyshelf.partners.deps import ServicesDep
+from studyshelf.partners.deps import Now, ServicesDep
 from studyshelf.services import Services
 from studyshelf.web.render import render
 
@@ -22,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 def register(
     request: Request,
     services: ServicesDep,
+    now: Now,
     openid_configuration: str = "",
     registration_token: str | None = None,
     invite: str = "",
@@ -32,9 +35,9 @@ def register(
             raise PermissionDenied(invites.UNKNOWN)
         if not openid_configuration:  # opened in a browser: say so, without using the URL up
             with unit_of_work(services.read_sessions) as db:
-                invites.check_invite(db, token=invite)
+                invites.check_invite(db, token=invite, now=now)
             raise StudyShelfError("Open this URL from the LMS's dynamic registration (it adds openid_configuration).")
-        name, deployments = _register(services, invite, openid_configuration, registration_token)
+        name, deployments = _register(services, invite, openid_configuration, registration_token, now=now)
     except StudyShelfError as exc:
         return error_page(request, status=exc.status, headline="StudyShelf could not be registered", message=exc.detail)
     context = {"title": "StudyShelf is registered", "name": name, "deployments": deployments}
@@ -44,10 +47,10 @@ def register(
 
 
 def _register(
-    services: Services, token: str, openid_configuration: str, registration_token: str | None
+    services: Services, token: str, openid_configuration: str, registration_token: str | None, now: datetime
 ) -> tuple[str, list[str]]:
     with unit_of_work(services.write_sessions) as db:  # committed before the platform is contacted
-        claimed = invites.claim_invite(db, token=token)
+        claimed = invites.claim_invite(db, token=token, now=now)
         invite_id, org_id = claimed.id, claimed.org_id
     try:
         with unit_of_work(services.write_sessions) as db:

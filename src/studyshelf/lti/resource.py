@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -72,7 +73,9 @@ def frame_origins(db: Session, valid: ValidLaunch) -> list[str]:
     return valid.registration.origin_list
 
 
-def accept_resource_launch(db: Session, *, valid: ValidLaunch, keys: KeyRing) -> tuple[Launch, File | Folder]:
+def accept_resource_launch(
+    db: Session, *, valid: ValidLaunch, keys: KeyRing, now: datetime
+) -> tuple[Launch, File | Folder]:
     """Check the material is still reachable by the partner and record the launch (no names, no e-mails)."""
     claims = valid.claims
     registration = valid.registration
@@ -82,7 +85,7 @@ def accept_resource_launch(db: Session, *, valid: ValidLaunch, keys: KeyRing) ->
     )
     if target is None:
         raise LaunchRefused("This activity does not name any StudyShelf material. Choose the material again.")
-    item = reach(db, org_id=registration.org_id, target=target)
+    item = reach(db, org_id=registration.org_id, target=target, now=now)
     if item is None:
         raise MaterialGone("This material is no longer in the library. Ask your teacher to choose it again.")
     if item is False:

@@ -1,7 +1,6 @@
 """Grants: an owning organisation shares a folder or a file with another organisation.
 
-Whether a grant is live depends on "now": callers pass `now` from the services' clock. It is optional only
-because the library, delivery and LTI callers do not pass it yet; without it, the system time is read.
+Whether a grant is live depends on "now": callers pass `now`, read from the services' clock.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.errors import Invalid, NotFound
 from studyshelf.partners import audit
 from studyshelf.partners.models import Grant, GrantLevel, Organization, TargetType
@@ -26,12 +24,11 @@ def active_grants(
     *,
     target_ids: Sequence[uuid.UUID],
     grantee_org_ids: Sequence[uuid.UUID],
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[Grant]:
     """Live grants on any of the targets to any of the organisations (one indexed query)."""
     if not target_ids or not grantee_org_ids:
         return []
-    now = now or utcnow()
     query = select(Grant).where(
         Grant.target_id.in_(list(target_ids)),
         Grant.grantee_org_id.in_(list(grantee_org_ids)),
@@ -42,7 +39,7 @@ def active_grants(
 
 
 def grants_for_principal(
-    db: Session, *, principal: Principal, target_ids: Sequence[uuid.UUID], now: datetime | None = None
+    db: Session, *, principal: Principal, target_ids: Sequence[uuid.UUID], now: datetime
 ) -> list[Grant]:
     return active_grants(db, target_ids=target_ids, grantee_org_ids=acting_org_ids(principal), now=now)
 
@@ -58,7 +55,7 @@ def create_grant(
     grantee_org_id: uuid.UUID,
     level: GrantLevel,
     expires_at: datetime | None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Grant:
     """Share a live item the caller's organisation owns (the library checks the item exists and is live)."""
     require(principal, Permission.LIBRARY_SHARE, owner_org_id, what=target_type.value)
@@ -66,7 +63,6 @@ def create_grant(
         raise Invalid("An organisation cannot share with itself.")
     if db.get(Organization, grantee_org_id) is None:
         raise Invalid("There is no organisation with that id to share with.")
-    now = now or utcnow()
     if expires_at is not None and expires_at <= now:
         raise Invalid("The expiry must be in the future.")
     existing = active_grants(db, target_ids=[target_id], grantee_org_ids=[grantee_org_id], now=now)
@@ -106,12 +102,12 @@ def get_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID) -> Gran
     return grant
 
 
-def revoke_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID, now: datetime | None = None) -> Grant:
+def revoke_grant(db: Session, *, principal: Principal, grant_id: uuid.UUID, now: datetime) -> Grant:
     """End a grant at once: everything reached through it (links, LMS placements) stops with it."""
     grant = get_grant(db, principal=principal, grant_id=grant_id)
     require(principal, Permission.LIBRARY_SHARE, grant.owner_org_id, what="grant")
     if grant.revoked_at is None:
-        grant.revoked_at = now or utcnow()
+        grant.revoked_at = now
         db.flush()
         audit.record(
             db,
@@ -131,11 +127,10 @@ def grants_on(
     principal: Principal,
     owner_org_id: uuid.UUID,
     target_id: uuid.UUID,
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[Grant]:
     """Live grants on one item, for the owner's admins (the share dialog)."""
     require(principal, Permission.LIBRARY_SHARE, owner_org_id, what="item")
-    now = now or utcnow()
     query = select(Grant).where(
         Grant.owner_org_id == owner_org_id,
         Grant.target_id == target_id,
@@ -145,9 +140,8 @@ def grants_on(
     return list(db.scalars(query.order_by(Grant.created_at)))
 
 
-def grants_to(db: Session, *, grantee_org_id: uuid.UUID, now: datetime | None = None) -> list[Grant]:
+def grants_to(db: Session, *, grantee_org_id: uuid.UUID, now: datetime) -> list[Grant]:
     """Live grants an organisation has received (the 'Shared with us' roots)."""
-    now = now or utcnow()
     query = select(Grant).where(
         Grant.grantee_org_id == grantee_org_id,
         Grant.revoked_at.is_(None),
@@ -162,7 +156,7 @@ def org_has_access(
     org_id: uuid.UUID,
     owner_org_id: uuid.UUID,
     path_ids: Sequence[uuid.UUID],
-    now: datetime | None = None,
+    now: datetime,
 ) -> bool:
     """Whether an organisation still reaches an item (its own, or through a live grant on its path).
 

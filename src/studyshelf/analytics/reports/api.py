@@ -75,10 +75,11 @@ def get_report(
     principal: CurrentPrincipal,
     db: DbSession,
     org_id: uuid.UUID,
+    now: Now,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Response:
     """One day's report: totals and tables by file, folder, country, browser and file type, as a download."""
-    report = daily.get_report(db, principal=principal, org_id=org_id, day=day)
+    report = daily.get_report(db, principal=principal, org_id=org_id, day=day, now=now)
     if fmt == "csv":
         content, media_type = daily.to_csv(report), "text/csv; charset=utf-8"
     else:

@@ -46,9 +46,7 @@ def answerable(query: SummaryQuery) -> bool:
     )
 
 
-def summary_from_audience(
-    db: Session, warehouse: Warehouse, query: SummaryQuery, *, now: datetime | None = None
-) -> Summary | None:
+def summary_from_audience(db: Session, warehouse: Warehouse, query: SummaryQuery, *, now: datetime) -> Summary | None:
     """The summary from the audience cube (plus today's live cells), or None when it cannot answer."""
     if not answerable(query) or query.scope_org is None:
         return None

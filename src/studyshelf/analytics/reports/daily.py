@@ -111,7 +111,7 @@ def _item_row(row: DailyRollup, label: Label | None) -> ItemRow:
     )
 
 
-def build_report(db: Session, *, org_id: uuid.UUID, day: date) -> DailyReport:
+def build_report(db: Session, *, org_id: uuid.UUID, day: date, now: datetime) -> DailyReport:
     """The report of one day of the organisation's time zone; ReportNotReady until that day is rolled up."""
     org = db.get(Organization, org_id)
     if org is None:
@@ -140,6 +140,7 @@ def build_report(db: Session, *, org_id: uuid.UUID, day: date) -> DailyReport:
         org_id=org_id,
         file_keys=[r.value for r in by_dim["file"]],
         folder_keys=[r.value for r in by_dim["folder"]],
+        now=now,
     )
 
     def plain(dim: str) -> list[ReportRow]:
@@ -167,10 +168,10 @@ def build_report(db: Session, *, org_id: uuid.UUID, day: date) -> DailyReport:
     )
 
 
-def get_report(db: Session, *, principal: Principal, org_id: uuid.UUID, day: date) -> DailyReport:
+def get_report(db: Session, *, principal: Principal, org_id: uuid.UUID, day: date, now: datetime) -> DailyReport:
     """The report for someone who may read the organisation's analytics."""
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
-    return build_report(db, org_id=org_id, day=day)
+    return build_report(db, org_id=org_id, day=day, now=now)
 
 
 def to_csv(report: DailyReport) -> str:

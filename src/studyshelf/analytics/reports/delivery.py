@@ -162,7 +162,7 @@ def _send(services: Services, due: Due, report: DailyReport, delivery_id: uuid.U
     return outcome
 
 
-def deliver(services: Services, due: Due) -> bool | None:
+def deliver(services: Services, due: Due, now: datetime) -> bool | None:
     """Send one organisation's report of one day: True when sent, False when it failed, None when not ours."""
     claimed = _claim(services, due)
     if claimed is None:
@@ -170,7 +170,7 @@ def deliver(services: Services, due: Due) -> bool | None:
     delivery_id, done = claimed
     try:
         with unit_of_work(services.read_sessions) as db:
-            report = build_report(db, org_id=due.org_id, day=due.day)
+            report = build_report(db, org_id=due.org_id, day=due.day, now=now)
     except NotFound as exc:  # the time zone changed since the day was found, or the organisation went
         outcome = {"report": exc.detail}
     else:
@@ -193,7 +193,8 @@ def deliver(services: Services, due: Due) -> bool | None:
 def deliver_due(services: Services, _memo: str) -> str:
     """The scheduler's job: deliver every report that is due (see the module's docstring)."""
     with unit_of_work(services.read_sessions) as db:
-        due = due_reports(db, now=services.clock.now())
-    results = [deliver(services, item) for item in due]
+        now = services.clock.now()
+        due = due_reports(db, now=now)
+    results = [deliver(services, item, now) for item in due]
     sent, failed = results.count(True), results.count(False)
     return f"{sent} reports delivered, {failed} failed"

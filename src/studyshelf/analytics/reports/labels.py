@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -46,12 +47,12 @@ def _label(item: access.ItemLabel, *, kind: str) -> Label:
 
 
 def label_items(
-    db: Session, *, org_id: uuid.UUID, file_keys: Iterable[str], folder_keys: Iterable[str]
+    db: Session, *, org_id: uuid.UUID, file_keys: Iterable[str], folder_keys: Iterable[str], now: datetime
 ) -> tuple[dict[str, Label], dict[str, Label]]:
     """Labels of the report's file and folder keys (ids as strings), for the organisation whose report it is."""
     files, folders = _ids(file_keys), _ids(folder_keys)
     file_items, folder_items = access.label_items(
-        db, viewer=access.OrgViewer(org_id), file_ids=files.values(), folder_ids=folders.values()
+        db, viewer=access.OrgViewer(org_id), file_ids=files.values(), folder_ids=folders.values(), now=now
     )
     return (
         {key: _label(file_items[file_id], kind="file") for key, file_id in files.items()},

@@ -28,7 +28,6 @@ from studyshelf.analytics.reports.models import (
     ReportSettings,
 )
 from studyshelf.analytics.reports.rollup import UTC_ZONE, today, window, zone
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import as_date, driver_rows
 from studyshelf.core.errors import Invalid
 from studyshelf.warehouse import Metrics, RollupRow, Summary, SummaryQuery, Warehouse
@@ -144,9 +143,7 @@ def answerable(query: SummaryQuery) -> bool:
     )
 
 
-def summary_from_rollups(
-    db: Session, warehouse: Warehouse, query: SummaryQuery, *, now: datetime | None = None
-) -> Summary | None:
+def summary_from_rollups(db: Session, warehouse: Warehouse, query: SummaryQuery, *, now: datetime) -> Summary | None:
     """The summary from rollups (plus today's live events), or None when only raw events can answer it."""
     if not answerable(query) or query.scope_org is None:
         return None
@@ -183,7 +180,7 @@ class RolledRange:
     rolled_last: date  # the last rolled day of the range (before `first` when none is)
 
 
-def rolled_range(db: Session, query: SummaryQuery, *, now: datetime | None = None) -> RolledRange | None:
+def rolled_range(db: Session, query: SummaryQuery, *, now: datetime) -> RolledRange | None:
     """The query's days when it covers whole days of its zone and every finished one is rolled, else None."""
     tz = query.tz
     z = zone(tz)
@@ -191,7 +188,7 @@ def rolled_range(db: Session, query: SummaryQuery, *, now: datetime | None = Non
     last = (query.end.astimezone(z) - timedelta(microseconds=1)).date()
     if window(tz, first)[0] != query.start or window(tz, last)[1] != query.end or last < first:
         return None  # not whole days of this zone
-    current = today(tz, now or utcnow())
+    current = today(tz, now)
     rolled_last = min(last, current - timedelta(days=1))
     if rolled_last >= first and not _all_rolled(db, tz=tz, first=first, last=rolled_last):
         return None
