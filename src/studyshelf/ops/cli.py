@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from studyshelf.core.clock import SystemClock
 from studyshelf.core.errors import Invalid
 from studyshelf.ops import backup, backup_restore, litestream
 from studyshelf.ops.backup_store import Progress as Advance
@@ -94,7 +95,7 @@ def list_command() -> None:
 def status_command() -> None:
     """Last replicated position, lag, oldest restorable point, size; says when the location is unusable."""
     settings = Settings()
-    state = backup.status(settings, now=datetime.now(UTC))
+    state = backup.status(settings, now=SystemClock().now())
     if state.problem:
         console.print(f"[red]Backup location {state.location}: {state.problem}[/red] (serving is not affected)")
     console.print(f"location: {state.location} ({state.size:,} bytes, {state.free:,} free)")
@@ -155,7 +156,7 @@ def prune() -> None:
     """Drop points older than the retention, and blobs that no retained point references."""
     settings = Settings()
     with _bytes_bar("Pruning") as _:
-        done = backup_restore.prune(settings, now=datetime.now(UTC))
+        done = backup_restore.prune(settings, now=SystemClock().now())
     console.print(
         f"Pruned {done.points} points, {done.blob_manifests} blob manifests and {done.blobs} unreferenced blobs."
     )
