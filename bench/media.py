@@ -38,10 +38,10 @@ from bench.delivery import (
     start_nginx,
     write_script,
 )
-from studyshelf.delivery.signing import MediaClaims, MediaSigner
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import build_services
 from studyshelf.settings import Settings
+from studyshelf.signing import MediaClaims, MediaSigner
 
 VERIFY_TARGET = 100_000  # checks per second on one core
 FRESH_URLS = 10_000  # more than a worker remembers (media.VERIFIED_PATHS_MAX): every request verifies

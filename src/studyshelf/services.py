@@ -15,10 +15,10 @@ from studyshelf.core.db import make_engine, make_session_factory
 from studyshelf.core.geo import GeoLookup, build_geo_lookup
 from studyshelf.core.keys import KeyRing
 from studyshelf.core.outbound import OutboundClient
-from studyshelf.delivery.signing import MediaSigner
 from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
+from studyshelf.signing import MediaSigner
 from studyshelf.storage import BlobStore, build_blob_store
 from studyshelf.warehouse import Warehouse, build_warehouse
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from studyshelf.delivery.signing import MediaClaims, MediaRefused, MediaSigner
 from studyshelf.settings import PUBLISHED_SECRET_KEYS, SECRET_KEY_FILE, Settings, load_or_create_install_secret
+from studyshelf.signing import MediaClaims, MediaRefused, MediaSigner
 
 NOW = 1_900_000_000
 CLAIMS = MediaClaims(

@@ -18,9 +18,9 @@ from starlette.requests import Request
 
 from studyshelf.app import create_app
 from studyshelf.delivery.media import MediaUrls
-from studyshelf.delivery.signing import MediaClaims
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import Services
+from studyshelf.signing import MediaClaims
 from tests.conftest import Member
 from tests.library.support import assert_problem, stored_state, uploaded
 

@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studyshelf.core.keys import Purpose, derive_key
-from studyshelf.delivery.signing import (
+from studyshelf.settings import Settings
+from studyshelf.signing import (
     CLOCK_SKEW,
     MESSAGE_PREFIX,
     MediaClaims,
     MediaRefused,
     MediaSigner,
 )
-from studyshelf.settings import Settings
 
 NOW = 1_800_000_000
 TTL = 600

@@ -45,7 +45,7 @@ DEFAULT_MEDIA_KEY_ID = "k1"  # the media URL key derived from the install secret
 class Purpose(StrEnum):
     """What a key protects; the value is part of the key derivation, so it never changes."""
 
-    MEDIA_URL = "media url"  # /m/ URLs (delivery/signing.py)
+    MEDIA_URL = "media url"  # /m/ URLs (signing/media.py)
     VIEWER_TOKEN = "viewer token"  # noqa: S105 - a purpose's name; a viewer page's calls (delivery/viewer.py)
     BEACON_TOKEN = "beacon token"  # noqa: S105 - a purpose's name; playback reports (events/beacon.py)
     LTI_STATE = "lti state"  # the OIDC login state (lti/launch.py)

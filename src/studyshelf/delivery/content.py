@@ -11,13 +11,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from studyshelf.delivery.signing import MediaClaims
 from studyshelf.events import Hit
 from studyshelf.events.beacon import BeaconClaims
 from studyshelf.events.schema import ClientFacts
 from studyshelf.library.access import content_path_ids
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
+from studyshelf.signing import MediaClaims
 
 
 @dataclass(frozen=True)

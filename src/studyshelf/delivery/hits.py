@@ -16,13 +16,13 @@ from starlette.requests import Request
 
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.models import Link
-from studyshelf.delivery.signing import MediaClaims
 from studyshelf.delivery.transfers import Transfer
 from studyshelf.events import Hit
 from studyshelf.events.schema import ClientFacts
 from studyshelf.library.access import content_path_ids
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import Services
+from studyshelf.signing import MediaClaims
 from studyshelf.web.security import client_ip
 
 

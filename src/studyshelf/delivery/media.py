@@ -28,10 +28,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studyshelf.core.errors import StudyShelfError
-from studyshelf.delivery.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.services import Services
+from studyshelf.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
 from studyshelf.web.errors import problem
 from studyshelf.web.security import client_ip
 

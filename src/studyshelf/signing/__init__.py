@@ -1,0 +1,5 @@
+"""URL signing backends: the signer of `/m/` media URLs that `Services` holds."""
+
+from studyshelf.signing.media import CLOCK_SKEW, MediaClaims, MediaRefused, MediaSigner, RefusalReason
+
+__all__ = ["CLOCK_SKEW", "MediaClaims", "MediaRefused", "MediaSigner", "RefusalReason"]
