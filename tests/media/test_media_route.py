@@ -6,6 +6,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 
 from studyshelf.app import create_app
+from studyshelf.core.clock import MovableClock
 from studyshelf.delivery.media import MediaUrls
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import Services
@@ -220,13 +222,13 @@ def test_repeated_requests_answer_the_same(services: Services, anonymous: TestCl
     assert anonymous.get(url, headers={"Range": "bytes=1-2"}).content == DATA[1:3]
 
 
-def test_a_remembered_url_still_expires(
-    services: Services, anonymous: TestClient, claims: MediaClaims, refusals: Refusals, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = services.signer.sign(claims._replace(expires=int(time.time()) + 30))
-    assert anonymous.get(url).status_code == 200
-    later = time.time() + 30 + 61
-    monkeypatch.setattr(time, "time", lambda: later)
-    body = assert_problem(anonymous.get(url), 403, "media-refused")
+def test_a_remembered_url_still_expires(services: Services, claims: MediaClaims, refusals: Refusals) -> None:
+    clock = MovableClock()
+    moved = replace(services, clock=clock)
+    with TestClient(with_recorder(create_app(services=moved), refusals), base_url="http://testserver") as anonymous:
+        url = moved.signer.sign(claims._replace(expires=int(clock.time()) + 30))
+        assert anonymous.get(url).status_code == 200
+        clock.advance(30 + 61)
+        body = assert_problem(anonymous.get(url), 403, "media-refused")
     assert body["reason"] == "expired"
     assert refusals == [("expired", LINK)]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from studyshelf.core.keys import Purpose, derive_key
 from studyshelf.settings import Settings
-from studyshelf.signing import (
+from studyshelf.signing.media import (
     CLOCK_SKEW,
     MESSAGE_PREFIX,
     MediaClaims,
