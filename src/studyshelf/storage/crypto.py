@@ -40,6 +40,10 @@ READ_BATCH = 1 << 20  # ciphertext read from the inner store per call: whole chu
 _TRAILER = struct.Struct(">8s8s12s48sIQ")
 TRAILER_BYTES = _TRAILER.size
 _CHUNK_AAD = struct.Struct(">IQ?")
+# A plaintext blob in the inner store whose presence says "every blob here is encrypted": from then on a
+# blob without a trailer is refused rather than served, and a start without a master key is refused.
+ALL_SEALED_TEXT = b"StudyShelf: every blob in this store is encrypted (docs/security.md)\n"
+ALL_SEALED = hashlib.sha256(ALL_SEALED_TEXT).hexdigest()
 
 
 class EncryptionKeyError(ValueError):
@@ -192,13 +196,22 @@ class EncryptedBlobStore:
     """A BlobStore that encrypts what it writes and decrypts, chunk by chunk, only the ranges read.
 
     Blobs written before encryption was turned on (no trailer) are read as they are until
-    `encrypt_existing` has sealed them.
+    `encrypt_existing` has sealed them all and `mark_all_sealed` has been called; after that, a blob
+    without a trailer is refused.
     """
 
     def __init__(self, inner: RawBlobStore, keys: MasterKeys, *, chunk_size: int = CHUNK_SIZE) -> None:
         self.inner = inner
         self.keys = keys
         self.chunk_size = chunk_size
+        self.all_sealed = inner.exists(ALL_SEALED)
+
+    def mark_all_sealed(self) -> None:
+        """Record in the store that every blob is encrypted (call once none is left as plaintext)."""
+        writer = self.inner.writer()
+        writer.write(ALL_SEALED_TEXT)
+        writer.commit()
+        self.all_sealed = True
 
     def writer(self) -> EncryptedBlobWriter:
         return EncryptedBlobWriter(self)
@@ -227,7 +240,7 @@ class EncryptedBlobStore:
         self.inner.delete(sha256)
 
     def iter_digests(self) -> Iterator[str]:
-        return self.inner.iter_digests()
+        return (sha256 for sha256 in self.inner.iter_digests() if sha256 != ALL_SEALED)
 
     def recover(self) -> int:
         return self.inner.recover()
@@ -235,9 +248,9 @@ class EncryptedBlobStore:
     def trailer(self, sha256: str) -> Trailer | None:
         """The blob's trailer, checked against its stored length; None for a blob stored as plaintext."""
         stored = self.inner.size(sha256)
-        if stored < TRAILER_BYTES:
-            return None
-        trailer = Trailer.parse(b"".join(self.inner.read_range(sha256, stored - TRAILER_BYTES, stored)))
+        trailer = Trailer.parse(b"".join(self.inner.read_range(sha256, max(stored - TRAILER_BYTES, 0), stored)))
+        if trailer is None and self.all_sealed:
+            raise integrity_error(sha256, "stored without encryption in a store where every blob is encrypted")
         if trailer is not None and (trailer.chunk_size <= 0 or trailer.stored_size != stored):
             raise integrity_error(sha256, "stored length does not match the trailer: truncated or extended")
         return trailer
@@ -306,7 +319,7 @@ class EncryptedBlobStore:
 
     def encrypt_existing(self, sha256: str) -> bool:
         """Seal a blob stored as plaintext (from before encryption was on); False when it is sealed already."""
-        if self.trailer(sha256) is not None:
+        if self._has_trailer(sha256):
             return False
         writer = self.writer()
         try:
@@ -320,8 +333,18 @@ class EncryptedBlobStore:
             raise
         return True
 
+    def _has_trailer(self, sha256: str) -> bool:
+        stored = self.inner.size(sha256)
+        tail = b"".join(self.inner.read_range(sha256, max(stored - TRAILER_BYTES, 0), stored))
+        return Trailer.parse(tail) is not None
+
     def check_keys(self, *, sample: int = 32) -> None:
-        """Refuse keys that cannot read the store: the first `sample` sealed blobs must unwrap."""
+        """Refuse keys that cannot read the store: the first `sample` sealed blobs must unwrap.
+
+        A store that is still empty is marked as all sealed: encrypted from its first blob.
+        """
+        if not self.all_sealed and next(iter(self.inner.iter_digests()), None) is None:
+            self.mark_all_sealed()
         for sha256 in _sealed_sample(self.inner, sample):
             trailer = self.trailer(sha256)
             assert trailer is not None
@@ -338,6 +361,11 @@ class EncryptedBlobStore:
 
 def refuse_sealed_without_key(store: RawBlobStore, *, sample: int = 32) -> None:
     """Without a master key, refuse a store that holds encrypted blobs rather than serve ciphertext."""
+    if store.exists(ALL_SEALED):
+        raise EncryptionKeyError(
+            "STUDYSHELF_ENCRYPTION_KEY: every blob in the store is encrypted; "
+            "set STUDYSHELF_ENCRYPTION_KEY or STUDYSHELF_ENCRYPTION_KEY_FILE"
+        )
     for _ in _sealed_sample(store, sample):
         raise EncryptionKeyError(
             "STUDYSHELF_ENCRYPTION_KEY: the blob store holds encrypted blobs; "
