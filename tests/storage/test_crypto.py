@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studyshelf.core.errors import BlobIntegrityError
+from studyshelf.settings import Settings
 from studyshelf.storage import build_blob_store
 from studyshelf.storage.crypto import (
     CHUNK_OVERHEAD,
@@ -250,3 +252,31 @@ def test_plaintext_store_without_a_key_starts_as_before(tmp_path: Path) -> None:
     writer.write(b"plain")
     writer.commit()
     assert isinstance(build_blob_store(f"file://{tmp_path / 'blobs'}"), LocalBlobStore)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"encryption_key": "too-short"}, "STUDYSHELF_ENCRYPTION_KEY"),
+        ({"encryption_key": "ab" * 31}, "STUDYSHELF_ENCRYPTION_KEY"),
+        ({"encryption_key_file": "/nonexistent/master.key"}, "STUDYSHELF_ENCRYPTION_KEY_FILE"),
+        ({"encryption_key": NEW_KEY.hex(), "encryption_old_keys": ["nope"]}, "STUDYSHELF_ENCRYPTION_OLD_KEYS"),
+        ({"encryption_old_keys": [OLD_KEY.hex()]}, "STUDYSHELF_ENCRYPTION_OLD_KEYS"),
+        ({"encryption_key": NEW_KEY.hex(), "encryption_key_file": "/x"}, "STUDYSHELF_ENCRYPTION_KEY_FILE"),
+    ],
+)
+def test_bad_master_keys_are_refused_naming_the_setting(tmp_path: Path, env: dict[str, object], named: str) -> None:
+    with pytest.raises(ValueError, match=named) as refused:
+        Settings(data_dir=tmp_path, **env)  # type: ignore[arg-type]  # values as the environment gives them
+    assert NEW_KEY.hex() not in str(refused.value)
+    assert OLD_KEY.hex() not in str(refused.value)
+
+
+def test_master_key_as_hex_base64_or_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.b64encode(NEW_KEY).decode() + "\n")
+    assert Settings(data_dir=tmp_path, encryption_key=NEW_KEY.hex()).encryption_master_keys() == [NEW_KEY]
+    from_file = Settings(data_dir=tmp_path, encryption_key_file=key_file, encryption_old_keys=[OLD_KEY.hex()])
+    assert from_file.encryption_master_keys() == [NEW_KEY, OLD_KEY]
+    assert NEW_KEY.hex() not in repr(Settings(data_dir=tmp_path, encryption_key=NEW_KEY.hex()))
+    assert Settings(data_dir=tmp_path).encryption_master_keys() == []
