@@ -280,10 +280,6 @@ async def _send_store_chunks(send: Send, first: bytes, rest: Iterator[bytes] | N
     await send({"type": "http.response.body", "body": first, "more_body": rest is not None})
     if rest is None:
         return
-    sentinel = b""
-    while True:
-        chunk = await anyio.to_thread.run_sync(next, rest, sentinel)
-        if chunk is sentinel:
-            break
+    while chunk := await anyio.to_thread.run_sync(next, rest, b""):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
