@@ -50,6 +50,7 @@ test: $(DEV_STAMP) lint
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.delivery
+	$(BIN)/python -m bench.encryption
 	$(BIN)/python -m bench.media
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -13,11 +14,13 @@ from studyshelf.analytics.reports.cli import app as reports_app
 from studyshelf.analytics.synthetic.cli import app as analytics_app
 from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import StudyShelfError
+from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
 from studyshelf.lti.cli import app as lti_app
 from studyshelf.ops.cli import app as backup_app
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
+from studyshelf.storage import BlobNotFound, BlobStore
+from studyshelf.storage.crypto import EncryptedBlobStore, EncryptionKeyError
 
 
 class _Commands(TyperGroup):
@@ -29,6 +32,9 @@ class _Commands(TyperGroup):
         except StudyShelfError as exc:
             Console(stderr=True).print(f"[red]Error:[/red] {exc.detail}", highlight=False)
             raise typer.Exit(code=1) from None
+        except EncryptionKeyError as exc:  # the master keys cannot read the store: refuse, naming the setting
+            Console(stderr=True).print(f"[red]Error:[/red] {exc}", highlight=False)
+            raise typer.Exit(code=1) from None
 
 
 app = typer.Typer(
@@ -39,9 +45,11 @@ app = typer.Typer(
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 trash_app = typer.Typer(help="The trash.", no_args_is_help=True)
+keys_app = typer.Typer(help="Master keys of encryption at rest (docs/security.md).", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(trash_app, name="trash")
+app.add_typer(keys_app, name="keys")
 app.add_typer(lti_app, name="lti")
 app.add_typer(reports_app, name="reports")
 app.add_typer(analytics_app, name="analytics")
@@ -153,6 +161,65 @@ def trash_purge(
     with command_services() as services:
         items, blobs = purge_trash(services, retention_days=older_than_days)
     console.print(f"Purged {items} items from the trash and {blobs} unused blobs.")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random master key (base64) for STUDYSHELF_ENCRYPTION_KEY; it is stored nowhere."""
+    import base64
+
+    from studyshelf.settings import MASTER_KEY_BYTES
+
+    print(base64.b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Rewrap every data key still under an old master key with the current one (content is not re-encrypted)."""
+    with command_services() as services:
+        store = _encrypted_store(services.blobs)
+        done = _over_every_blob(store, store.rewrap, "Rewrapping")
+    console.print(f"Rewrapped {done} data keys under master key {store.keys.current.key_id.hex()}.")
+
+
+@keys_app.command("encrypt-existing")
+def keys_encrypt_existing() -> None:
+    """Encrypt the blobs stored before encryption was turned on (safe to run while serving, to interrupt and repeat)."""
+    with command_services() as services:
+        store = _encrypted_store(services.blobs)
+        done = _over_every_blob(store, store.encrypt_existing, "Encrypting")
+        store.mark_all_sealed()  # from now on a blob without encryption is refused, never served
+    console.print(f"Encrypted {done} blobs that were stored as plaintext; every blob is now encrypted.")
+
+
+def _encrypted_store(blobs: BlobStore) -> EncryptedBlobStore:
+    if not isinstance(blobs, EncryptedBlobStore):
+        console.print("[red]Error:[/red] set STUDYSHELF_ENCRYPTION_KEY (or _KEY_FILE) first.", highlight=False)
+        raise typer.Exit(code=1)
+    return blobs
+
+
+def _over_every_blob(store: EncryptedBlobStore, step: Callable[[str], bool], verb: str) -> int:
+    """Apply `step` to every blob with a progress bar; return how many it changed (the rest needed nothing)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    digests = list(store.iter_digests())
+    changed = failed = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{verb} blobs", total=len(digests))
+        for digest in digests:
+            try:
+                changed += step(digest)
+            except BlobNotFound:
+                pass  # purged meanwhile
+            except BlobIntegrityError:
+                failed += 1  # logged by the store; the blob stays as it was
+            progress.advance(task)
+    if failed:
+        console.print(f"[red]{failed} blobs failed their integrity check and were left as they are.[/red]")
+        raise typer.Exit(code=1)
+    return changed
 
 
 @app.command()

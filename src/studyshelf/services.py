@@ -54,7 +54,7 @@ def build_services(settings: Settings) -> Services:
         engine=engine,
         write_sessions=make_session_factory(engine, write=True),
         read_sessions=make_session_factory(engine, write=False),
-        blobs=build_blob_store(settings.resolved_storage_url),
+        blobs=build_blob_store(settings.resolved_storage_url, master_keys=settings.encryption_master_keys()),
         mailer=build_mailer(settings.smtp_url),
         signer=MediaSigner.from_keys(keys, max_ttl=settings.media_url_ttl_seconds),
         events=build_event_stream(settings),

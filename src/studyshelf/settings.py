@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -18,6 +19,7 @@ from studyshelf.core.outbound import parse_networks
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name in the data dir, not a secret
 MIN_SECRET_BYTES = 32
+MASTER_KEY_BYTES = 32
 # Values that once shipped in the code or its docs: public, so never accepted as a secret.
 PUBLISHED_SECRET_KEYS = frozenset({"insecure-development-key-change-me"})
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
@@ -94,6 +96,22 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDRs the outbound client may reach although private or loopback (an LMS or webhook "
         'receiver on the internal network), as a JSON list: ["10.20.0.0/16"]',
+    )
+
+    encryption_key: str = Field(
+        default="",
+        repr=False,
+        description="master key for blobs at rest: 32 random bytes as base64 (44 characters) or hex (64); "
+        "unset: blobs are stored as they are (docs/security.md)",
+    )
+    encryption_key_file: Path | None = Field(
+        default=None, description="a file holding the master key instead of STUDYSHELF_ENCRYPTION_KEY"
+    )
+    encryption_old_keys: list[str] = Field(
+        default_factory=list,
+        repr=False,
+        description="previous master keys as a JSON list, kept so blobs stay readable until "
+        "`studyshelf keys rotate` has rewrapped them under the current key",
     )
 
     geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
@@ -182,6 +200,31 @@ class Settings(BaseSettings):
             return None
         return Path(self.backup_url.removeprefix("file://")).resolve()
 
+    @model_validator(mode="after")
+    def _check_encryption_keys(self) -> Settings:
+        if self.encryption_key and self.encryption_key_file is not None:
+            raise ValueError("set STUDYSHELF_ENCRYPTION_KEY or STUDYSHELF_ENCRYPTION_KEY_FILE, not both")
+        self.encryption_master_keys()
+        return self
+
+    def encryption_master_keys(self) -> list[bytes]:
+        """The blob master keys, current first, then the old ones; empty when encryption is off."""
+        current = self.encryption_key
+        setting = "STUDYSHELF_ENCRYPTION_KEY"
+        if self.encryption_key_file is not None:
+            setting = "STUDYSHELF_ENCRYPTION_KEY_FILE"
+            try:
+                current = self.encryption_key_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{setting}: cannot read {self.encryption_key_file}: {exc.strerror}") from None
+        if not current:
+            if self.encryption_old_keys:
+                raise ValueError("STUDYSHELF_ENCRYPTION_OLD_KEYS is set without a current STUDYSHELF_ENCRYPTION_KEY")
+            return []
+        keys = [parse_master_key(current, setting=setting)]
+        keys += [parse_master_key(old, setting="STUDYSHELF_ENCRYPTION_OLD_KEYS") for old in self.encryption_old_keys]
+        return keys
+
     @property
     def lti_registration_link_lifetime(self) -> timedelta:
         """The life of a registration URL: the hours setting, or the deprecated days one when only it is set."""
@@ -214,6 +257,21 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+
+def parse_master_key(text: str, *, setting: str) -> bytes:
+    """Decode a master key: 32 bytes as 64 hex digits or as base64; the error names the setting, never the value."""
+    text = text.strip()
+    try:
+        key = bytes.fromhex(text) if len(text) == 2 * MASTER_KEY_BYTES else base64.b64decode(text, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != MASTER_KEY_BYTES:
+        raise ValueError(
+            f"{setting}: a master key is {MASTER_KEY_BYTES} random bytes as base64 or hex "
+            "(make one with `studyshelf keys generate`)"
+        )
+    return key
 
 
 def load_or_create_install_secret(data_dir: Path) -> str:

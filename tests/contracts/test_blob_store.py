@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from studyshelf.storage import BlobNotFound, BlobStore, StoredBlob, build_blob_store
+from studyshelf.storage.crypto import EncryptedBlobStore, MasterKeys
 from studyshelf.storage.local import LocalBlobStore
 from studyshelf.storage.memory import MemoryBlobStore
 
@@ -178,6 +179,21 @@ class TestMemoryBlobStore(BlobStoreContract):
     def store(self) -> BlobStore:
         store = build_blob_store("memory://")
         assert isinstance(store, MemoryBlobStore)
+        return store
+
+
+class TestEncryptedMemoryBlobStore(BlobStoreContract):
+    @pytest.fixture
+    def store(self) -> BlobStore:
+        # A tiny chunk size, so the suite's small blobs span many chunks and end on partial ones.
+        return EncryptedBlobStore(MemoryBlobStore(), MasterKeys(os.urandom(32)), chunk_size=64)
+
+
+class TestEncryptedLocalBlobStore(BlobStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> BlobStore:
+        store = build_blob_store(f"file://{tmp_path / 'blobs'}", master_keys=[os.urandom(32)])
+        assert isinstance(store, EncryptedBlobStore)
         return store
 
 

@@ -74,3 +74,11 @@ class Unavailable(StudyShelfError):
     status = 503
     type_slug = "unavailable"
     title = "Service unavailable"
+
+
+class BlobIntegrityError(StudyShelfError):
+    """Stored bytes failed authentication (tampered, truncated, or under an unknown key): never serve them."""
+
+    status = 500
+    type_slug = "blob-integrity"
+    title = "Stored file failed its integrity check"

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from studyshelf.core.errors import StudyShelfError
+from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.services import Services
@@ -263,7 +263,10 @@ class MediaUrls:
         ttl = services.settings.media_url_ttl_seconds
         cache_control = f"public, max-age={max(0, min(entry.claims.expires - int(now), ttl))}"
         if entry.plain_headers is not None and _plain(scope):
-            data = await small_blobs.get(services.blobs, entry.rep)
+            try:
+                data = await small_blobs.get(services.blobs, entry.rep)
+            except BlobIntegrityError:
+                data = None  # BlobResponse below answers it with a 500 problem, before any byte is sent
             if data is not None:
                 await _send_whole(scope, send, entry.plain_headers, cache_control, request_id, data)
                 return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from studyshelf.core.errors import BlobIntegrityError
 from studyshelf.delivery.ranges import (
     ByteRange,
     http_date,
@@ -24,7 +27,8 @@ from studyshelf.delivery.ranges import (
     range_applies,
 )
 from studyshelf.library.sniff import is_active_content
-from studyshelf.storage import BlobStore
+from studyshelf.storage import BlobNotFound, BlobStore
+from studyshelf.web.errors import PROBLEM_BASE
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: measured 3x faster than 64 KiB through uvicorn (bench/README.md)
 SMALL_BLOB_MAX = 256 * 1024  # blobs up to this size are served from memory (bench/README.md)
@@ -120,30 +124,55 @@ class BlobResponse(Response):
         assert self.range is not None
         byte_range = self.range
         path = self.blobs.local_path(self.rep.sha256)
-        if path is not None and not path.exists():  # a stat: microseconds, fine on the event loop
-            # Purged while a URL to it was still valid: say so before any header is sent.
+        sending = self.method != "HEAD" and byte_range.length > 0
+        first: tuple[bytes, Iterator[bytes] | None] | None = None
+        try:
+            if path is not None and not path.exists():  # a stat: microseconds, fine on the event loop
+                raise BlobNotFound(self.rep.sha256)  # purged while a URL to it was still valid
+            if path is None and sending:
+                # Read (and, in an encrypted store, authenticate) the first bytes before any header goes out,
+                # so that a missing or tampered blob is answered with an error rather than a cut-off body.
+                first = await self._first_bytes(byte_range)
+        except BlobNotFound:
             await _send_gone(send)
+            return
+        except BlobIntegrityError as exc:
+            await _send_integrity_error(send, exc)
             return
         headers["content-length"] = str(byte_range.length)
         if self.status_code == 206:
             headers["content-range"] = byte_range.content_range
         await send({"type": "http.response.start", "status": self.status_code, "headers": _encode(headers)})
-        if self.method == "HEAD" or byte_range.length == 0:
+        if not sending:
             await send({"type": "http.response.body", "body": b""})
-            return
+        elif first is not None:
+            await _send_store_chunks(send, *first)
+        else:
+            assert path is not None
+            await self._send_file(scope, send, path, byte_range)
+
+    async def _send_file(self, scope: Scope, send: Send, path: Path, byte_range: ByteRange) -> None:
         if self.rep.size <= SMALL_BLOB_MAX:
             data = await small_blobs.get(self.blobs, self.rep)
             if data is not None:
                 await send({"type": "http.response.body", "body": data[byte_range.start : byte_range.end]})
                 return
         extensions = scope.get("extensions") or {}
-        if path is not None and byte_range.is_whole and "http.response.pathsend" in extensions:
+        if byte_range.is_whole and "http.response.pathsend" in extensions:
             await send({"type": "http.response.pathsend", "path": str(path)})
             return
-        if path is not None:
-            await _send_file_range(send, path, byte_range)
-        else:
-            await _send_store_range(send, self.blobs, self.rep.sha256, byte_range)
+        await _send_file_range(send, path, byte_range)
+
+    async def _first_bytes(self, byte_range: ByteRange) -> tuple[bytes, Iterator[bytes] | None]:
+        """The first bytes to send from the store, and the iterator of the rest (None: nothing more)."""
+        if self.rep.size <= SMALL_BLOB_MAX:
+            data = await small_blobs.get(self.blobs, self.rep)
+            if data is not None:
+                return data[byte_range.start : byte_range.end], None
+        chunks = await anyio.to_thread.run_sync(
+            self.blobs.read_range, self.rep.sha256, byte_range.start, byte_range.end, CHUNK_SIZE
+        )
+        return await anyio.to_thread.run_sync(next, chunks, b""), chunks
 
 
 class SmallBlobCache:
@@ -199,6 +228,19 @@ def _read_whole(blobs: BlobStore, sha256: str, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
+async def _send_integrity_error(send: Send, exc: BlobIntegrityError) -> None:
+    body = json.dumps(
+        {"type": PROBLEM_BASE + exc.type_slug, "title": exc.title, "status": exc.status, "detail": exc.detail}
+    ).encode()
+    headers = {
+        "content-type": "application/problem+json",
+        "content-length": str(len(body)),
+        "cache-control": "no-store",
+    }
+    await send({"type": "http.response.start", "status": exc.status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _send_gone(send: Send) -> None:
     body = (
         b'{"type":"https://studyshelf.dev/problems/not-found","title":"Not found",'
@@ -234,12 +276,10 @@ async def _send_file_range(send: Send, path: Path, byte_range: ByteRange) -> Non
         os.close(fd)
 
 
-async def _send_store_range(send: Send, blobs: BlobStore, sha256: str, byte_range: ByteRange) -> None:
-    chunks = blobs.read_range(sha256, byte_range.start, byte_range.end, CHUNK_SIZE)
-    sentinel = b""
-    while True:
-        chunk = await anyio.to_thread.run_sync(next, chunks, sentinel)
-        if chunk is sentinel:
-            break
+async def _send_store_chunks(send: Send, first: bytes, rest: Iterator[bytes] | None) -> None:
+    await send({"type": "http.response.body", "body": first, "more_body": rest is not None})
+    if rest is None:
+        return
+    while chunk := await anyio.to_thread.run_sync(next, rest, b""):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from studyshelf.storage.interface import BlobNotFound, BlobStore, BlobWriter, StoredBlob
+from studyshelf.storage.interface import BlobNotFound, BlobStore, BlobWriter, RawBlobStore, StoredBlob
 
 __all__ = ["BlobNotFound", "BlobStore", "BlobWriter", "StoredBlob", "build_blob_store"]
 
 
-def build_blob_store(url: str) -> BlobStore:
-    """Return the blob store a storage URL names (file://path or memory://)."""
+def build_blob_store(url: str, *, master_keys: Sequence[bytes] = ()) -> BlobStore:
+    """Return the blob store a storage URL names (file://path or memory://), encrypted when given master keys.
+
+    `master_keys` is the current key first, then previous ones. Keys that cannot read the store, or a
+    store holding encrypted blobs and no key, raise EncryptionKeyError (a ValueError): refuse to start.
+    """
+    store = _build_raw_blob_store(url)
+    from studyshelf.storage.crypto import EncryptedBlobStore, MasterKeys, refuse_sealed_without_key
+
+    if not master_keys:
+        refuse_sealed_without_key(store)
+        return store
+    encrypted = EncryptedBlobStore(store, MasterKeys(master_keys[0], master_keys[1:]))
+    encrypted.check_keys()
+    return encrypted
+
+
+def _build_raw_blob_store(url: str) -> RawBlobStore:
     parsed = urlparse(url)
     if parsed.scheme == "file":
         from studyshelf.storage.local import LocalBlobStore

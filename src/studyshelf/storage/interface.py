@@ -71,3 +71,15 @@ class BlobStore(Protocol):
     def recover(self) -> int:
         """Remove what interrupted writes left behind; return how many were removed."""
         ...
+
+
+class RawBlobWriter(BlobWriter, Protocol):
+    def commit_as(self, sha256: str) -> StoredBlob:
+        """Make the bytes visible under a name the caller vouches for (a wrapper that transforms the bytes)."""
+        ...
+
+
+class RawBlobStore(BlobStore, Protocol):
+    """A store whose writers can commit under a given name: what EncryptedBlobStore wraps."""
+
+    def writer(self) -> RawBlobWriter: ...

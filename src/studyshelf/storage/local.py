@@ -56,7 +56,9 @@ class LocalBlobWriter:
         self._size += len(chunk)
 
     def commit(self) -> StoredBlob:
-        digest = self._hash.hexdigest()
+        return self.commit_as(self._hash.hexdigest())
+
+    def commit_as(self, digest: str) -> StoredBlob:
         os.fsync(self._fd)
         final = self._store.path_for(digest)
         final.parent.mkdir(parents=True, exist_ok=True)

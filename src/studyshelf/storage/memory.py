@@ -42,8 +42,10 @@ class MemoryBlobWriter:
         self._size += len(chunk)
 
     def commit(self) -> StoredBlob:
+        return self.commit_as(self._hash.hexdigest())
+
+    def commit_as(self, digest: str) -> StoredBlob:
         data = b"".join(self._parts)
-        digest = self._hash.hexdigest()
         self._store.blobs[digest] = data
         self._parts = []
         return StoredBlob(sha256=digest, size=len(data))

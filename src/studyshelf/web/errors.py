@@ -85,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if "retry_after" in exc.extra:  # 429 and 503: seconds, also in the body as `retry_after`
             headers = {**(headers or {}), "Retry-After": str(exc.extra["retry_after"])}
         extra = {k: v for k, v in exc.extra.items() if k != "content_range"}
+        if exc.status >= 500:  # our fault, not the caller's (a blob failing its integrity check, …): keep a trace
+            log.error("%s on %s %s: %s", exc.type_slug, request.method, request.url.path, exc.detail)
         return problem(
             request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra
         )

@@ -1,0 +1,108 @@
+"""Delivery throughput with encryption at rest on vs off, in the same run, through the member download endpoint.
+
+    python -m bench.encryption                  # the default durations
+    python -m bench.encryption --duration 5     # shorter runs
+
+Two instances side by side, one with STUDYSHELF_ENCRYPTION_KEY set and one without, each with the same
+100 MiB file uploaded through the API; `studyshelf serve` (granian, 2 workers) for each. Two cases,
+measured on both servers back to back: the file whole (4 connections) and random 1 MiB-aligned
+ranges of it (16 connections). The ratio encrypted/plain is held against 0.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Instance, MiB, Processes, free_port, make_instance, multipart_upload, start_studyshelf
+from bench.delivery import Case, Result, measure, write_script
+
+BIG = 100 * MiB
+WORKERS = 2
+TARGET = 0.7
+CASES = (Case("big", "100 MiB whole", 4), Case("range", "1 MiB ranges", 16))
+
+
+def repeated_chunks(data: bytes, size: int) -> list[bytes]:
+    """The same pseudo-random bytes for both instances (the two uploads must be identical)."""
+    return [data[: min(MiB, size - offset)] for offset in range(0, size, MiB)]
+
+
+def prepare(
+    tmp: Path, procs: Processes, name: str, extra_env: dict[str, str], payload: list[bytes]
+) -> tuple[Instance, str]:
+    instance = make_instance(tmp / name)
+    instance = dataclasses.replace(instance, env={**instance.env, **extra_env})
+    port = free_port()
+    server = start_studyshelf(procs, instance, server="granian", workers=1, port=port, log=tmp / f"setup-{name}.log")
+    try:
+        answer = multipart_upload(
+            port, folder_id=instance.root_folder_id, token=instance.token, filename="big.bin", size=BIG, chunks=payload
+        )
+    finally:
+        procs.stop(server)
+    return instance, str(answer["id"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measurement (default 8)")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each measurement")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="studyshelf-bench-crypto-"))
+    started = time.monotonic()
+    payload = repeated_chunks(os.urandom(MiB), BIG)
+    key = base64.b64encode(os.urandom(32)).decode()
+    try:
+        with Processes() as procs:
+            print(f"Preparing in {tmp} …", flush=True)
+            urls: dict[str, str] = {}
+            scripts: dict[str, dict[str, Path]] = {}
+            for name, extra in (("plain", {}), ("encrypted", {"STUDYSHELF_ENCRYPTION_KEY": key})):
+                instance, file_id = prepare(tmp, procs, name, extra, payload)
+                port = free_port()
+                start_studyshelf(procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / f"{name}.log")
+                urls[name] = f"http://127.0.0.1:{port}/api/v1/files/{file_id}/content"
+                scripts[name] = {
+                    "big": write_script(tmp, f"{name}-big", token=instance.token, range_chunks=0),
+                    "range": write_script(tmp, f"{name}-range", token=instance.token, range_chunks=BIG // MiB),
+                }
+            results: dict[str, dict[str, Result]] = {"plain": {}, "encrypted": {}}
+            for case in CASES:
+                for name, by_case in results.items():
+                    by_case[case.name] = measure(
+                        name,
+                        urls[name],
+                        scripts[name][case.name],
+                        case,
+                        duration=args.duration,
+                        threads=args.threads,
+                        warmup=args.warmup,
+                    )
+        print()
+        print(f"{'case':<14} {'plain MB/s':>11} {'encrypted MB/s':>15} {'ratio':>7}  target")
+        for case in CASES:
+            plain, sealed = results["plain"][case.name], results["encrypted"][case.name]
+            ratio = sealed.mb_per_s / plain.mb_per_s
+            verdict = "met" if ratio >= TARGET else "NOT met"
+            figures = f"{plain.mb_per_s:11.1f} {sealed.mb_per_s:15.1f} {ratio:7.2f}"
+            print(f"{case.label:<14} {figures}  ≥ {TARGET}: {verdict}")
+        print(f"({time.monotonic() - started:.0f} s; granian, {WORKERS} workers each, bearer token)")
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
