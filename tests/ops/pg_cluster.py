@@ -117,14 +117,15 @@ class Cluster:
         return row is not None and row[0] is not None and row[0] >= lsn_walfile
 
     def current_walfile(self) -> str:
-        """The WAL segment holding everything committed so far."""
+        """The WAL segment holding the last commit (call it right after one: a segment with nothing but
+        background records is never closed by archive_timeout)."""
         with psycopg.connect(self.url("postgres")) as conn:
             row = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
         assert row is not None
         return str(row[0])
 
     def wait_archived(self) -> None:
-        """Wait until everything committed so far is in the repository (archive_timeout closes the segment)."""
+        """Wait until the last commit is in the repository (archive_timeout closes its segment)."""
         walfile = self.current_walfile()
         until(lambda: self.archived_through(walfile), f"WAL {walfile} is archived")
 

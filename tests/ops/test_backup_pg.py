@@ -98,7 +98,7 @@ def _folder_deleted_at(url: str, name: str) -> tuple[datetime | None] | None:
     return None if row is None else (row[0],)
 
 
-def test_backups_list_verify_status_and_expire(services: Services, cluster: Cluster) -> None:
+def test_backups_list_verify_status_and_expire(owner: Member, services: Services, cluster: Cluster) -> None:
     settings = services.settings
     full = backup_pg.create(services, pgbackrest.BackupType.FULL)
     diff = backup_pg.create(services, pgbackrest.BackupType.DIFF)
@@ -107,8 +107,9 @@ def test_backups_list_verify_status_and_expire(services: Services, cluster: Clus
     assert [p.name for p in points][-2:] == [full, diff]
     assert [p.kind for p in points][-2:] == ["pgbackrest full", "pgbackrest diff"]
     assert backup_pg.verify(settings) == []
+    make_folder(owner, owner.root_folder_id, "Week 1")
     cluster.wait_archived()
-    state = backup_health.current_status(services, now=datetime.now(UTC))
+    state = backup_health.current_status(services, datetime.now(UTC))
     assert state.problem is None
     assert state.lag_seconds is not None
     assert state.lag_seconds < 60

@@ -11,12 +11,16 @@ files, so it travels and disappears with them, and `backup verify` needs no data
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from prometheus_client import Gauge
 
 from studyshelf.ops import backup, backup_pg
 from studyshelf.ops.backup import Status
@@ -28,7 +32,7 @@ VERIFY_FILE = "verify.json"
 PROBLEMS_KEPT = 20
 
 
-def current_status(services: Services, *, now: datetime) -> Status:
+def current_status(services: Services, now: datetime) -> Status:
     """Where backups stand, from Litestream (SQLite) or pg_stat_archiver and pgBackRest (PostgreSQL)."""
     if backup.uses_pgbackrest(services.settings):
         return backup_pg.status(services.settings, services.engine, now=now)
@@ -93,12 +97,15 @@ class BackupHealth:
         return f"{verdict}: lag {lag:.1f} s (limit {self.max_lag_seconds:.0f} s)"
 
 
-def check(services: Services) -> BackupHealth:
+StatusSource = Callable[[Services, datetime], Status]
+
+
+def check(services: Services, source: StatusSource = current_status) -> BackupHealth:
     """Work the health out now (may be slow: a subprocess and the backup location's disk)."""
     settings = services.settings
     now = services.clock.now()
     try:
-        state = current_status(services, now=now)
+        state = source(services, now)
         verified = last_verify(settings) if state.location.is_dir() else None
     except Exception as exc:  # noqa: BLE001 - a health report shows any failure, it never raises into a request
         return BackupHealth(now, None, str(exc) or type(exc).__name__, None, settings.backup_max_lag_seconds)
@@ -108,33 +115,36 @@ def check(services: Services) -> BackupHealth:
 class BackupMonitor:
     """The backup health of this process, at most `ttl` seconds old, and never waited on longer than `wait`."""
 
-    def __init__(self, services: Services, *, ttl: float = 5.0, wait: float = 2.0) -> None:
+    def __init__(
+        self, services: Services, *, source: StatusSource = current_status, ttl: float = 5.0, wait: float = 2.0
+    ) -> None:
         self._services = services
+        self._source = source
         self._ttl = ttl
         self._wait = wait
         self._lock = threading.Lock()
         self._cached: tuple[float, BackupHealth] | None = None
         self._running: Future[BackupHealth] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-health")
 
     def health(self) -> BackupHealth:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < self._ttl:
                 return self._cached[1]
             if self._running is None:
-                # One check at a time: a hung location keeps one thread busy, not one per request.
-                self._running = self._executor.submit(check, self._services)
+                # One check at a time: a hung location holds one thread, not one per request. A daemon
+                # thread, so that a check stuck on a dead mount never holds up the process's exit.
+                self._running = Future()
+                threading.Thread(target=self._check, args=(self._running,), name="backup-health", daemon=True).start()
             running = self._running
         try:
             found = running.result(timeout=self._wait)
         except FutureTimeout:
-            settings = self._services.settings
             return BackupHealth(
                 self._services.clock.now(),
                 None,
                 f"the backup location did not answer within {self._wait:.0f} s",
                 None,
-                settings.backup_max_lag_seconds,
+                self._services.settings.backup_max_lag_seconds,
             )
         with self._lock:
             if self._running is running:
@@ -142,5 +152,21 @@ class BackupMonitor:
                 self._cached = (time.monotonic(), found)
         return found
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def _check(self, running: Future[BackupHealth]) -> None:
+        running.set_result(check(self._services, self._source))  # check() reports every failure in its answer
+
+
+BACKUP_LAG = Gauge(
+    "studyshelf_backup_lag_seconds", "Seconds the backup is behind the database (NaN: unknown or backups off)"
+)
+LAST_VERIFY_OK = Gauge(
+    "studyshelf_backup_last_verify_ok", "1 if the last `backup verify` passed, 0 if it failed (NaN: never run)"
+)
+
+
+def export_metrics(health: BackupHealth | None) -> None:
+    """Set the backup gauges from a health answer (None: backups are off)."""
+    lag = health.lag_seconds if health else None
+    BACKUP_LAG.set(math.nan if lag is None else lag)
+    verified = health.last_verify if health else None
+    LAST_VERIFY_OK.set(math.nan if verified is None else float(verified.ok))

@@ -128,7 +128,7 @@ def list_command() -> None:
 def status_command() -> None:
     """Last replicated position, lag, oldest restorable point, size; says when the location is unusable."""
     with command_services() as services:
-        state = backup_health.current_status(services, now=datetime.now(UTC))
+        state = backup_health.current_status(services, datetime.now(UTC))
     if state.problem:
         console.print(f"[red]Backup location {state.location}: {state.problem}[/red] (serving is not affected)")
     console.print(f"location: {state.location} ({state.size:,} bytes, {state.free:,} free)")
