@@ -31,7 +31,9 @@ from studyshelf.lti.api import router as lti_api_router
 from studyshelf.lti.pages import router as lti_router
 from studyshelf.lti.picker import router as lti_picker_router
 from studyshelf.lti.register_pages import router as lti_register_router
+from studyshelf.ops.backup_health import BackupMonitor
 from studyshelf.ops.health import router as health_router
+from studyshelf.ops.pages import router as ops_pages
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.services = built
+    app.state.backup_monitor = BackupMonitor(built) if built.settings.backup_url else None
     install_error_handlers(app)
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # uploads lift it: library/upload.py
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         partners_pages,
         library_pages,
         links_pages,
+        ops_pages,
     ):
         app.include_router(router)
     return app

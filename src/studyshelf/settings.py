@@ -154,6 +154,21 @@ class Settings(BaseSettings):
     backup_blob_sync_seconds: int = Field(
         default=60, ge=1, description="how often `backup replicate` copies new blobs beside the database"
     )
+    backup_pgbackrest_config: Path = Field(
+        default=Path("/etc/pgbackrest/pgbackrest.conf"),
+        description="PostgreSQL: pgBackRest's config file (its repository: a directory or S3; see deploy/pgbackrest)",
+    )
+    backup_pgbackrest_stanza: str = Field(
+        default="studyshelf", min_length=1, description="PostgreSQL: the pgBackRest stanza of the app database"
+    )
+    backup_pgbackrest_command: list[str] = Field(
+        default=["pgbackrest"],
+        min_length=1,
+        description='PostgreSQL: pgBackRest run as the cluster OS user, e.g. ["sudo","-u","postgres","pgbackrest"]',
+    )
+    backup_max_lag_seconds: float = Field(
+        default=60.0, gt=0, description="a backup lagging longer than this makes /readyz say degraded"
+    )
 
     @model_validator(mode="after")
     def _resolve_secret_key(self) -> Settings:

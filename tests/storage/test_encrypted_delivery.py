@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from studyshelf.signing import MediaClaims
 from typer.testing import CliRunner
 
 from studyshelf.app import create_app
@@ -23,6 +22,7 @@ from studyshelf.delivery.streaming import small_blobs
 from studyshelf.library.models import File, FileVersion
 from studyshelf.services import Services
 from studyshelf.settings import Settings
+from studyshelf.signing import MediaClaims
 from studyshelf.storage import build_blob_store
 from studyshelf.storage.crypto import CHUNK_SIZE, TRAILER_BYTES, EncryptedBlobStore
 from studyshelf.storage.local import LocalBlobStore

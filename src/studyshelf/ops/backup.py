@@ -39,6 +39,11 @@ FULL_BELOW_BYTES = 64 * 1024**2  # less free space than this and the location co
 Sizing = Callable[[int], None]  # tells a progress bar the total bytes, once known
 
 
+def uses_pgbackrest(settings: Settings) -> bool:
+    """PostgreSQL's WAL goes to pgBackRest; the embedded SQLite's to Litestream."""
+    return not settings.is_embedded_database
+
+
 def location_of(settings: Settings) -> BackupLocation:
     if settings.backup_dir is None:
         raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory")
@@ -148,7 +153,7 @@ def list_points(settings: Settings) -> list[PointSummary]:
 class Status:
     location: Path
     problem: str | None  # unreachable, not writable or full: replication cannot go on (serving does)
-    replicated_txid: int | None
+    replicated: str | None  # the last position shipped: a Litestream txid or a WAL segment
     replicated_at: datetime | None
     lag_seconds: float | None
     oldest_restorable: datetime | None
@@ -156,19 +161,29 @@ class Status:
     free: int
 
 
+def unreachable(root: Path) -> Status:
+    return Status(root, "unreachable: the directory does not exist", None, None, None, None, 0, 0)
+
+
+def location_problem(root: Path) -> tuple[str | None, int]:
+    """Whether backups can be written there (unwritable or full is a problem), and the free bytes."""
+    free = shutil.disk_usage(root).free
+    if not _writable(root):
+        return "not writable", free
+    if free < FULL_BELOW_BYTES:
+        return f"full: {free} bytes free", free
+    return None, free
+
+
 def status(settings: Settings, *, now: datetime) -> Status:
     """Where replication stands: last replicated position, lag, oldest restorable point, size and space."""
     location = location_of(settings)
     if not location.root.is_dir():
-        return Status(location.root, "unreachable: the directory does not exist", None, None, None, None, 0, 0)
-    free = shutil.disk_usage(location.root).free
-    problem = None
-    if not _writable(location.root):
-        problem = "not writable"
-    elif free < FULL_BELOW_BYTES:
-        problem = f"full: {free} bytes free"
+        return unreachable(location.root)
+    problem, free = location_problem(location.root)
     ltx = litestream.list_ltx(location.replica)
     replicated_txid = max((f.max_txid for f in ltx), default=None)
+    replicated = None if replicated_txid is None else f"txid {replicated_txid:x}"
     replicated_at = max((f.shipped_at for f in ltx), default=None)
     lag = None
     if replicated_at is not None:
@@ -178,7 +193,7 @@ def status(settings: Settings, *, now: datetime) -> Status:
         lag = max(0.0, (now - replicated_at).total_seconds()) if written > replicated_at.timestamp() + 1 else 0.0
     candidates = [f.shipped_at for f in ltx] + [location.manifest(i).created_at for i in location.point_ids()[:1]]
     oldest = min(candidates, default=None)
-    return Status(location.root, problem, replicated_txid, replicated_at, lag, oldest, location.size(), free)
+    return Status(location.root, problem, replicated, replicated_at, lag, oldest, location.size(), free)
 
 
 def _mtime(database: Path, suffix: str = "") -> float:

@@ -64,7 +64,7 @@ class Restored:
     extras_from: str | None = None  # the point whose warehouse and spool came along
 
 
-def _check_target(settings: Settings, target: Path) -> None:
+def check_target(settings: Settings, target: Path) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise Conflict(f"refused: {target} is not empty; restore only into a new or empty directory")
     if target.resolve() == settings.data_dir.resolve():
@@ -78,7 +78,7 @@ def _pick_point(location: BackupLocation, at: datetime | None) -> str | None:
 
 def restore(settings: Settings, *, target: Path, at: datetime | None) -> Restored:
     """Restore the database as of `at` (or the latest) into an empty `target` data dir, with its blobs."""
-    _check_target(settings, target)
+    check_target(settings, target)
     location = location_of(settings)
     ltx = litestream.list_ltx(location.replica)
     point = _pick_point(location, at)

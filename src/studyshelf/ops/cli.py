@@ -18,12 +18,15 @@ from rich.table import Table
 
 from studyshelf.core.clock import SystemClock
 from studyshelf.core.errors import Invalid
-from studyshelf.ops import backup, backup_restore, litestream
+from studyshelf.ops import backup, backup_health, backup_pg, backup_restore, litestream, pgbackrest
 from studyshelf.ops.backup_store import Progress as Advance
-from studyshelf.services import command_services
+from studyshelf.services import Services, command_services
 from studyshelf.settings import Settings
 
-app = typer.Typer(help="Backups: Litestream replication, snapshots, verify, restore, prune.", no_args_is_help=True)
+app = typer.Typer(
+    help="Backups: Litestream (SQLite) or pgBackRest (PostgreSQL), blobs by hash; verify, restore, prune.",
+    no_args_is_help=True,
+)
 console = Console()
 
 
@@ -50,12 +53,18 @@ def _parse_time(value: str) -> datetime:
 
 @app.command("replicate")
 def replicate() -> None:
-    """Run Litestream in the foreground (what `make run` starts beside serve) and copy new blobs periodically."""
+    """Run Litestream in the foreground (what `make run` starts beside serve) and copy new blobs periodically.
+
+    On PostgreSQL, the cluster's archive_command ships the WAL to pgBackRest: this copies the blobs only.
+    """
     with command_services() as services:
         settings = services.settings
         location = backup.location_of(settings)
         location.prepare()
         backup.keep_install_secret(settings, location)
+        if backup.uses_pgbackrest(settings):
+            _sync_blobs_until_stopped(services)
+            return
         config = litestream.write_config(settings, location.replica)
         console.print(f"Replicating {litestream.database_path(settings)} to {location.replica}.")
         child = subprocess.Popen(litestream.replicate_command(config))  # noqa: S603 - our argv, no shell
@@ -74,9 +83,32 @@ def replicate() -> None:
     raise typer.Exit(code=0 if stop.is_set() else code)
 
 
+def _sync_blobs_until_stopped(services: Services) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"Copying new blobs to {backup.location_of(services.settings).blobs.root}.")
+    while not stop.is_set():
+        try:
+            backup.sync_blobs(services)
+        except (OSError, Invalid) as exc:  # a full or unreachable location: say so, keep trying
+            console.print(f"[yellow]Blob backup failed, retrying: {exc}[/yellow]")
+        stop.wait(services.settings.backup_blob_sync_seconds)
+
+
 @app.command("create")
-def create() -> None:
-    """Write a consistent snapshot point now: database (SQLite backup API), warehouse, spool, blob manifest."""
+def create(
+    kind: Annotated[
+        pgbackrest.BackupType, typer.Option("--type", help="PostgreSQL: a full or a differential pgBackRest backup.")
+    ] = pgbackrest.BackupType.FULL,
+) -> None:
+    """Write a consistent point now: a snapshot (SQLite) or a pgBackRest backup (PostgreSQL), and copy new blobs."""
+    with command_services() as services:
+        if backup.uses_pgbackrest(services.settings):
+            with console.status(f"pgBackRest {kind} backup"):
+                label = backup_pg.create(services, kind)
+            console.print(f"[green]Created pgBackRest {kind} backup {label}.[/green]")
+            return
     with command_services() as services, _bytes_bar("Copying blobs") as (advance, sizing):
         identifier = backup.create_point(services, progress=advance, sizing=sizing)
     console.print(f"[green]Created backup point {identifier}.[/green]")
@@ -85,8 +117,10 @@ def create() -> None:
 @app.command("list")
 def list_command() -> None:
     """List what can be restored: Litestream's range and the snapshot points."""
+    settings = Settings()
     table = Table("kind", "point", "oldest", "newest", "size (bytes)")
-    for point in backup.list_points(Settings()):
+    points = backup_pg.list_points(settings) if backup.uses_pgbackrest(settings) else backup.list_points(settings)
+    for point in points:
         table.add_row(point.kind, point.name, _when(point.oldest), _when(point.newest), f"{point.size:,}")
     console.print(table)
 
@@ -94,15 +128,16 @@ def list_command() -> None:
 @app.command("status")
 def status_command() -> None:
     """Last replicated position, lag, oldest restorable point, size; says when the location is unusable."""
-    settings = Settings()
-    state = backup.status(settings, now=SystemClock().now())
+    with command_services() as services:
+        state = backup_health.current_status(services, services.clock.now())
     if state.problem:
         console.print(f"[red]Backup location {state.location}: {state.problem}[/red] (serving is not affected)")
     console.print(f"location: {state.location} ({state.size:,} bytes, {state.free:,} free)")
     if state.replicated_at is None:
-        console.print("replicated: nothing yet (is `studyshelf backup replicate` running?)")
+        console.print("replicated: nothing yet (is `studyshelf backup replicate` or archive_command running?)")
     else:
-        console.print(f"replicated: txid {state.replicated_txid:x} at {_when(state.replicated_at)}")
+        console.print(f"replicated: {state.replicated} at {_when(state.replicated_at)}")
+    if state.lag_seconds is not None:
         console.print(f"lag: {state.lag_seconds:.1f} s")
     oldest = _when(state.oldest_restorable) if state.oldest_restorable else "none"
     console.print(f"oldest restorable point: {oldest}")
@@ -114,24 +149,36 @@ def status_command() -> None:
 def verify(
     point: Annotated[str | None, typer.Argument(help="A point id from `backup list` (default: the newest).")] = None,
 ) -> None:
-    """Check every checksum of a point: its database (and SQLite's integrity check), warehouse, spool and blobs."""
+    """Check every checksum: a snapshot point (SQLite) or pgBackRest's repository (PostgreSQL), and the blobs.
+
+    The result is recorded in the backup location; the Backups page shows it.
+    """
     settings = Settings()
-    ids = backup.location_of(settings).point_ids()
-    chosen = point or (ids[-1] if ids else None)
-    if chosen is None:
-        raise Invalid("no snapshot points to verify: run `studyshelf backup create` first")
-    with _bytes_bar(f"Verifying {chosen}") as (advance, _):
-        problems = backup_restore.verify_point(settings, chosen, progress=advance)
+    if backup.uses_pgbackrest(settings):
+        chosen = f"pgBackRest stanza {settings.backup_pgbackrest_stanza}"
+        with _bytes_bar(f"Verifying {chosen}") as (advance, _):
+            problems = backup_pg.verify(settings, progress=advance)
+    else:
+        ids = backup.location_of(settings).point_ids()
+        chosen = point or (ids[-1] if ids else "")
+        if not chosen:
+            raise Invalid("no snapshot points to verify: run `studyshelf backup create` first")
+        with _bytes_bar(f"Verifying {chosen}") as (advance, _):
+            problems = backup_restore.verify_point(settings, chosen, progress=advance)
+    backup_health.record_verify(settings, what=chosen, problems=problems, at=SystemClock().now())
     for problem in problems:
         console.print(f"[red]{problem}[/red]", highlight=False)
     if problems:
         raise typer.Exit(code=1)
-    console.print(f"[green]Backup point {chosen}: every checksum matches.[/green]")
+    console.print(f"[green]{chosen}: every checksum matches.[/green]")
 
 
 @app.command("restore")
 def restore(
-    to: Annotated[Path, typer.Option("--to", help="A new or empty directory: becomes a data dir.")],
+    to: Annotated[
+        Path,
+        typer.Option("--to", help="A new or empty directory: becomes a data dir (PostgreSQL: cluster in postgresql/)."),
+    ],
     at: Annotated[str | None, typer.Option("--at", help="The time to go back to (ISO 8601, UTC if no zone).")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="The newest point there is.")] = False,
 ) -> None:
@@ -139,10 +186,16 @@ def restore(
     if (at is None) == (not latest):
         raise typer.BadParameter("give exactly one of --at TIME or --latest")
     wanted = _parse_time(at) if at else None
+    settings = Settings()
     with _bytes_bar("Restoring") as _:
-        done = backup_restore.restore(Settings(), target=to, at=wanted)
+        if backup.uses_pgbackrest(settings):
+            done = backup_pg.restore(settings, target=to, at=wanted, now=SystemClock().now())
+        else:
+            done = backup_restore.restore(settings, target=to, at=wanted)
     position = f" (txid {done.txid:x})" if done.txid is not None else ""
     console.print(f"[green]Restored the database as of {_when(done.as_of)}[/green] from {done.source}{position}.")
+    if done.source == "pgbackrest":
+        console.print(f"Cluster: {to / backup_pg.CLUSTER_DIR}; start it on a spare port with archive_mode=off first.")
     extras = f"from point {done.extras_from}" if done.extras_from else "none (no snapshot point at or before)"
     console.print(f"Blobs: {done.blobs} restored. Warehouse and event spool: {extras}.")
     if done.missing_blobs:
@@ -153,10 +206,14 @@ def restore(
 
 @app.command("prune")
 def prune() -> None:
-    """Drop points older than the retention, and blobs that no retained point references."""
+    """Drop points older than the retention (PostgreSQL: pgBackRest's expire), and blobs no point references."""
     settings = Settings()
     with _bytes_bar("Pruning") as _:
-        done = backup_restore.prune(settings, now=SystemClock().now())
+        now = SystemClock().now()
+        if backup.uses_pgbackrest(settings):
+            done = backup_pg.expire(settings, now=now)
+        else:
+            done = backup_restore.prune(settings, now=now)
     console.print(
         f"Pruned {done.points} points, {done.blob_manifests} blob manifests and {done.blobs} unreferenced blobs."
     )

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from studyshelf.ops.backup_health import BackupMonitor, export_metrics
 from studyshelf.services import Services
 
 router = APIRouter(tags=["operations"])
@@ -34,12 +35,17 @@ def readyz(request: Request, response: Response) -> dict[str, str]:
     except Exception as exc:  # noqa: BLE001 - a health probe reports any failure as unhealthy, never raises
         checks["storage"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    # Analytics never makes the process unready (learners are still served): a warehouse that is down
-    # leaves events in the buffer, and the answer says "degraded" with the backlog.
-    analytics = _analytics_checks(services)
-    degraded = ready and any(v.startswith("error") for v in analytics.values())
+    # Analytics and backups never make the process unready (learners are still served): a warehouse that is
+    # down leaves events in the buffer, a backup that lags loses nothing yet; the answer says "degraded".
+    extra = _analytics_checks(services)
+    degraded = any(v.startswith("error") for v in extra.values())
+    monitor: BackupMonitor | None = request.app.state.backup_monitor
+    if monitor is not None:
+        backup = monitor.health()
+        extra["backup"] = backup.summary
+        degraded = degraded or backup.degraded
     response.status_code = 200 if ready else 503
-    return {"status": "unavailable" if not ready else "degraded" if degraded else "ok", **checks, **analytics}
+    return {"status": "unavailable" if not ready else "degraded" if degraded else "ok", **checks, **extra}
 
 
 def _analytics_checks(services: Services) -> dict[str, str]:
@@ -57,5 +63,7 @@ def _analytics_checks(services: Services) -> dict[str, str]:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
+    monitor: BackupMonitor | None = request.app.state.backup_monitor
+    export_metrics(monitor.health() if monitor else None)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -91,6 +91,16 @@ def reaches_only_as_platform_admin(principal: Principal, org_id: uuid.UUID) -> b
     return role_in(principal, org_id) is None and allows(principal, Permission.LIBRARY_READ, org_id)
 
 
+def operates_platform(principal: Principal) -> bool:
+    """Platform admins (operator staff), signed in rather than through a token, see the platform's operations."""
+    return principal.user.is_platform_admin and principal.token is None
+
+
+def require_platform_operator(principal: Principal) -> None:
+    if not operates_platform(principal):
+        raise PermissionDenied("Only the operator's platform admins may see this page.")
+
+
 def require(principal: Principal, permission: Permission, org_id: uuid.UUID, *, what: str = "item") -> None:
     """Raise unless allowed; someone who cannot even read the organisation gets NotFound (no leak)."""
     if allows(principal, permission, org_id):

@@ -1,0 +1,160 @@
+"""PostgreSQL backups with a real pgBackRest, on a throwaway cluster this module starts (never the machine's own).
+
+One cluster serves the whole module; WAL reaches the repository through archive_command within
+archive_timeout (5 s), so the drills poll for it with deadlines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import MetaData, create_engine, select
+
+from studyshelf.core import migrate
+from studyshelf.core.db import make_engine
+from studyshelf.ops import backup_health, backup_pg, pgbackrest
+from studyshelf.services import Services
+from studyshelf.settings import Settings
+from tests.conftest import Member
+from tests.library.support import make_folder
+from tests.ops.pg_cluster import STANZA, Cluster, as_cluster_user, free_port, running_cluster, until
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with running_cluster() as started:
+        engine = make_engine(started.url())
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield started
+
+
+@pytest.fixture(scope="module")
+def _stanza(cluster: Cluster) -> Settings:
+    settings = _settings(cluster, cluster.root / "stanza-check")
+    pgbackrest.create_stanza(settings)
+    return settings
+
+
+def _settings(cluster: Cluster, data_dir: Path) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=data_dir,
+        database_url=cluster.url(),
+        secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
+        scheduler_interval_seconds=0,
+        backup_url=str(data_dir.parent / f"{data_dir.name}-backup"),
+        backup_pgbackrest_config=cluster.config,
+        backup_pgbackrest_stanza=STANZA,
+        backup_pgbackrest_command=as_cluster_user(["pgbackrest"]),
+    )
+
+
+@pytest.fixture
+def db_url(cluster: Cluster) -> str:
+    return cluster.url()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, cluster: Cluster, _stanza: Settings) -> Settings:
+    return _settings(cluster, tmp_path / "data")
+
+
+def _every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table in primary-key order, read through reflection (so no table is forgotten)."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    metadata = MetaData()
+    metadata.reflect(engine)
+    try:
+        with engine.connect() as conn:
+            return {
+                name: [tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key.columns))]
+                for name, table in metadata.tables.items()
+            }
+    finally:
+        engine.dispose()
+
+
+def _restored_cluster(cluster: Cluster, target: Path) -> Iterator[str]:
+    """Start a restored cluster on a spare port, archiving off (it must never push into the same repository)."""
+    port = free_port()
+    cluster.start(target / backup_pg.CLUSTER_DIR, port, "-c archive_mode=off")
+    try:
+        yield cluster.url(port=port)
+    finally:
+        cluster.stop(target / backup_pg.CLUSTER_DIR)
+
+
+def _folder_deleted_at(url: str, name: str) -> tuple[datetime | None] | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT deleted_at FROM folders WHERE name = %s", (name,)).fetchone()
+    return None if row is None else (row[0],)
+
+
+def test_backups_list_verify_status_and_expire(owner: Member, services: Services, cluster: Cluster) -> None:
+    settings = services.settings
+    full = backup_pg.create(services, pgbackrest.BackupType.FULL)
+    diff = backup_pg.create(services, pgbackrest.BackupType.DIFF)
+
+    points = backup_pg.list_points(settings)
+    assert [p.name for p in points][-2:] == [full, diff]
+    assert [p.kind for p in points][-2:] == ["pgbackrest full", "pgbackrest diff"]
+    assert backup_pg.verify(settings) == []
+    make_folder(owner, owner.root_folder_id, "Week 1")
+    cluster.wait_archived()
+    state = backup_health.current_status(services, datetime.now(UTC))
+    assert state.problem is None
+    assert state.lag_seconds is not None
+    assert state.lag_seconds < 60
+    assert state.replicated is not None
+    assert state.oldest_restorable == points[0].newest
+    backup_pg.expire(settings, now=datetime.now(UTC))
+    assert [p.name for p in backup_pg.list_points(settings)][-2:] == [full, diff]  # within the 35 days
+
+
+def test_point_in_time_drill(owner: Member, services: Services, cluster: Cluster) -> None:
+    backup_pg.create(services, pgbackrest.BackupType.FULL)
+    make_folder(owner, owner.root_folder_id, "Week 7")
+    folder = make_folder(owner, owner.root_folder_id, "Week 8")
+    created = datetime.now(UTC)
+    until(lambda: datetime.now(UTC) > created + timedelta(seconds=1.5), "the folder is 1.5 s old")
+    mistake_at = datetime.now(UTC)
+    response = owner.client.delete(f"/api/v1/folders/{folder['id']}", headers=owner.headers())
+    assert response.status_code == 204, response.text
+    make_folder(owner, owner.root_folder_id, "After the mistake")
+    cluster.wait_archived()
+
+    target = cluster.new_directory("before-mistake")
+    done = backup_pg.restore(
+        services.settings, target=target, at=mistake_at - timedelta(seconds=1), now=datetime.now(UTC)
+    )
+
+    assert done.source == "pgbackrest"
+    for url in _restored_cluster(cluster, target):
+        assert _folder_deleted_at(url, "Week 8") == (None,)  # back, not in the trash
+        assert _folder_deleted_at(url, "Week 7") == (None,)
+        assert _folder_deleted_at(url, "After the mistake") is None
+
+
+def test_restore_drill_rows_identical(owner: Member, services: Services, cluster: Cluster) -> None:
+    backup_pg.create(services, pgbackrest.BackupType.FULL)
+    for week in range(3):
+        make_folder(owner, owner.root_folder_id, f"Week {week}")
+    backup_pg.create(services, pgbackrest.BackupType.DIFF)
+    make_folder(owner, owner.root_folder_id, "After the differential")
+    cluster.wait_archived()
+    live = _every_row(cluster.url())
+
+    target = cluster.new_directory("latest")
+    backup_pg.restore(services.settings, target=target, at=None, now=datetime.now(UTC))
+
+    for url in _restored_cluster(cluster, target):
+        assert _every_row(url) == live
+    assert (target / backup_pg.CLUSTER_DIR / "PG_VERSION").is_file()
