@@ -17,13 +17,13 @@ from pathlib import Path
 
 from studyshelf.core.errors import Invalid
 from studyshelf.ops import litestream
+from studyshelf.ops.backup_blobs import copy_missing_blobs
 from studyshelf.ops.backup_store import (
     MANIFEST,
     BackupLocation,
     FileEntry,
     Manifest,
     Progress,
-    copy_missing_blobs,
     point_id,
     sha256_of,
     write_json,

@@ -17,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from studyshelf.core.errors import Invalid
 from studyshelf.ops import pgbackrest
 from studyshelf.ops.backup import PointSummary, Status, location_of, location_problem, sync_blobs, unreachable
+from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
 from studyshelf.ops.backup_restore import Pruned, Restored, check_target, prune
-from studyshelf.ops.backup_store import BackupLocation, Progress, copy_blob, point_time, sha256_of
+from studyshelf.ops.backup_store import BackupLocation, Progress, point_time
 from studyshelf.services import Services
 from studyshelf.settings import SECRET_KEY_FILE, Settings
 from studyshelf.storage.local import LocalBlobStore
@@ -57,13 +58,8 @@ def verify(settings: Settings, *, progress: Progress | None = None) -> list[str]
     manifests = location.blob_manifest_ids()
     if not manifests:
         return [*problems, f"no blob manifest in {location.blob_manifests}: run `studyshelf backup create`"]
-    for digest in sorted(location.blob_manifest(manifests[-1])):
-        path = location.blobs.path_for(digest)
-        if not path.is_file():
-            problems.append(f"blob {digest}: missing from {location.blobs.root}")
-        elif sha256_of(path, progress) != digest:
-            problems.append(f"blob {digest}: checksum mismatch ({path})")
-    return problems
+    newest = sorted(location.blob_manifest(manifests[-1]))
+    return problems + check_blobs(location.blobs, newest, settings.encryption_master_keys(), progress)
 
 
 def _blobs_as_of(location: BackupLocation, at: datetime | None) -> set[str]:
@@ -85,12 +81,10 @@ def restore(settings: Settings, *, target: Path, at: datetime | None, now: datet
     location = location_of(settings)
     target.mkdir(parents=True, exist_ok=True)
     pgbackrest.restore(settings, target=target / CLUSTER_DIR, at=at)
-    store = LocalBlobStore(target / "blobs")
     wanted = sorted(_blobs_as_of(location, at))
     missing = [d for d in wanted if not location.blobs.exists(d)]
-    for digest in wanted:
-        if digest not in missing:
-            copy_blob(location.blobs, store, digest)
+    held = [d for d in wanted if d not in missing]
+    restore_blobs(location.blobs, LocalBlobStore(target / "blobs"), held, settings.encryption_master_keys())
     secret = location.install_dir / SECRET_KEY_FILE
     if secret.is_file():
         descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

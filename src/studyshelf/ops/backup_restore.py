@@ -13,8 +13,10 @@ from pathlib import Path
 from studyshelf.core.errors import Conflict, Invalid, NotFound
 from studyshelf.ops import litestream
 from studyshelf.ops.backup import DATABASE_FILE, location_of, retention_cutoff
-from studyshelf.ops.backup_store import MANIFEST, BackupLocation, Progress, copy_blob, point_time, sha256_of
+from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
+from studyshelf.ops.backup_store import MANIFEST, BackupLocation, Progress, point_time, sha256_of
 from studyshelf.settings import SECRET_KEY_FILE, Settings
+from studyshelf.storage.crypto import ALL_SEALED
 from studyshelf.storage.local import LocalBlobStore
 
 
@@ -43,12 +45,7 @@ def verify_point(settings: Settings, identifier: str, *, progress: Progress | No
     database = directory / DATABASE_FILE
     if database.is_file() and (problem := integrity_problem(database)):
         problems.append(f"{database}: integrity check failed: {problem}")
-    for digest in sorted(manifest.blobs):
-        path = location.blobs.path_for(digest)
-        if not path.is_file():
-            problems.append(f"blob {digest}: missing from {location.blobs.root}")
-        elif sha256_of(path, progress) != digest:
-            problems.append(f"blob {digest}: checksum mismatch ({path})")
+    problems += check_blobs(location.blobs, sorted(manifest.blobs), settings.encryption_master_keys(), progress)
     return problems
 
 
@@ -124,7 +121,7 @@ def _restore_into(
         shutil.copyfile(location.points_dir / point / DATABASE_FILE, database)
         txid, as_of, source = None, point_at, f"snapshot {point}"
     extras = _restore_extras(location, point, target)
-    copied, missing = _restore_blobs(location, database, target / "blobs")
+    copied, missing = _restore_blobs(settings, location, database, target / "blobs")
     secret = location.install_dir / SECRET_KEY_FILE
     if secret.is_file():
         descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -159,15 +156,15 @@ def _restore_extras(location: BackupLocation, point: str | None, target: Path) -
     return point
 
 
-def _restore_blobs(location: BackupLocation, database: Path, blob_root: Path) -> tuple[int, list[str]]:
+def _restore_blobs(
+    settings: Settings, location: BackupLocation, database: Path, blob_root: Path
+) -> tuple[int, list[str]]:
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
         digests = sorted(row[0] for row in db.execute("SELECT sha256 FROM blobs"))
-    store = LocalBlobStore(blob_root)
     missing = [d for d in digests if not location.blobs.exists(d)]
-    for digest in digests:
-        if digest not in missing:
-            copy_blob(location.blobs, store, digest)
-    return len(digests) - len(missing), missing
+    held = [d for d in digests if d not in missing]
+    keys = settings.encryption_master_keys()
+    return restore_blobs(location.blobs, LocalBlobStore(blob_root), held, keys), missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +197,7 @@ def prune(settings: Settings, *, now: datetime) -> Pruned:
         referenced |= location.manifest(identifier).blobs.keys()
     for identifier in location.blob_manifest_ids():
         referenced |= location.blob_manifest(identifier).keys()
-    unreferenced = [d for d in location.blobs.iter_digests() if d not in referenced]
+    unreferenced = [d for d in location.blobs.iter_digests() if d not in referenced and d != ALL_SEALED]
     for digest in unreferenced:
         location.blobs.delete(digest)
     return Pruned(len(old_points), len(old_manifests), len(unreferenced))

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from studyshelf.core.errors import Invalid, NotFound
-from studyshelf.storage.interface import BlobStore
 from studyshelf.storage.local import LocalBlobStore
 
 POINT_ID_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -135,38 +134,3 @@ class BackupLocation:
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
-
-
-class BlobCopyFailed(Invalid):
-    """A blob's bytes did not hash to its name while being copied."""
-
-
-def copy_blob(source: BlobStore, target: LocalBlobStore, digest: str, progress: Progress | None = None) -> None:
-    """Copy one blob, checking on the way that its bytes hash to its name; a mismatch stores nothing."""
-    writer = target.writer()
-    try:
-        for chunk in source.read_range(digest, 0, source.size(digest)):
-            writer.write(chunk)
-            if progress:
-                progress(len(chunk))
-        if writer.sha256 != digest:
-            raise BlobCopyFailed(f"blob {digest} does not match its checksum (read {writer.sha256}); not copied")
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-
-
-def copy_missing_blobs(
-    source: BlobStore, target: LocalBlobStore, digests: Iterable[str], progress: Progress | None = None
-) -> int:
-    """Copy the blobs `target` does not hold yet (blobs never change, so a held one is never copied again)."""
-    copied = 0
-    for digest in digests:
-        if target.exists(digest):
-            if progress:
-                progress(source.size(digest))
-            continue
-        copy_blob(source, target, digest, progress)
-        copied += 1
-    return copied

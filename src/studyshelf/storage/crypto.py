@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from studyshelf.core.errors import BlobIntegrityError
-from studyshelf.storage.interface import BlobNotFound, RawBlobStore, RawBlobWriter, StoredBlob
+from studyshelf.storage.interface import BlobNotFound, BlobStore, RawBlobStore, RawBlobWriter, StoredBlob
 
 log = logging.getLogger("studyshelf.storage")
 
@@ -337,9 +337,7 @@ class EncryptedBlobStore:
         return True
 
     def _has_trailer(self, sha256: str) -> bool:
-        stored = self.inner.size(sha256)
-        tail = b"".join(self.inner.read_range(sha256, max(stored - TRAILER_BYTES, 0), stored))
-        return Trailer.parse(tail) is not None
+        return is_sealed(self.inner, sha256)
 
     def check_keys(self, *, sample: int = 32) -> None:
         """Refuse keys that cannot read the store: the first `sample` sealed blobs must unwrap.
@@ -376,15 +374,20 @@ def refuse_sealed_without_key(store: RawBlobStore, *, sample: int = 32) -> None:
         )
 
 
+def is_sealed(store: BlobStore, sha256: str) -> bool:
+    """Whether the stored bytes end in a trailer (ciphertext), read from a raw store; False for plaintext."""
+    stored = store.size(sha256)
+    tail = b"".join(store.read_range(sha256, max(stored - TRAILER_BYTES, 0), stored))
+    return Trailer.parse(tail) is not None
+
+
 def _sealed_sample(store: RawBlobStore, sample: int) -> Iterator[str]:
     """Digests of sealed blobs among the first `sample` the store lists."""
     for n, sha256 in enumerate(store.iter_digests()):
         if n >= sample:
             return
         try:
-            stored = store.size(sha256)
-            tail = b"".join(store.read_range(sha256, max(stored - TRAILER_BYTES, 0), stored))
+            if is_sealed(store, sha256):
+                yield sha256
         except BlobNotFound:
             continue
-        if tail.startswith(MAGIC) and len(tail) == TRAILER_BYTES:
-            yield sha256
