@@ -100,16 +100,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     return url
 
 
+def make_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settings:
+    """The settings every test starts from; a module's own `settings` fixture adds what it is about."""
+    base: dict[str, object] = {
+        "environment": "test",
+        "data_dir": tmp_path / "data",
+        "database_url": db_url,
+        "secret_key": "test-secret-key-that-is-long-enough-for-production-0123456789",
+        "max_upload_bytes": 10 * 1024 * 1024,
+        "scheduler_interval_seconds": 0,
+    }
+    return Settings(**{**base, **overrides})  # type: ignore[arg-type]  # test overrides are any setting
+
+
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
-        max_upload_bytes=10 * 1024 * 1024,
-        scheduler_interval_seconds=0,
-    )
+    return make_settings(tmp_path, db_url)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from studyshelf.lti.platform_keys import platform_keys
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services
 from studyshelf.settings import Settings
-from tests.conftest import Member, World
+from tests.conftest import Member, World, make_settings
 from tests.html import parse_html
 from tests.library.support import make_folder, uploaded
 from tests.lti.platform import Platform, Simulator
@@ -30,13 +30,9 @@ LAUNCH = "http://testserver/lti/launch"
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     """As the suite's settings, with the base URL the TestClient uses."""
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
-        max_upload_bytes=10 * 1024 * 1024,
-        scheduler_interval_seconds=0,
+    return make_settings(
+        tmp_path,
+        db_url,
         base_url="http://testserver",
         outbound_allowed_networks=["127.0.0.0/8"],  # the platform simulator listens on loopback
     )

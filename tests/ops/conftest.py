@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from studyshelf.settings import Settings
+from tests.conftest import make_settings
 
 
 @pytest.fixture
@@ -20,12 +21,8 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
-        max_upload_bytes=10 * 1024 * 1024,
-        scheduler_interval_seconds=0,
+    return make_settings(
+        tmp_path,
+        db_url,
         backup_url=str(tmp_path / "backup"),
     )

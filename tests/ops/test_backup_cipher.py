@@ -24,7 +24,7 @@ from studyshelf.storage.crypto import (
     is_sealed,
 )
 from studyshelf.storage.local import LocalBlobStore
-from tests.conftest import Member
+from tests.conftest import Member, make_settings
 from tests.library.support import uploaded
 
 MASTER_KEY = os.urandom(32)
@@ -59,13 +59,9 @@ def _flip_byte(path: Path, offset: int) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
-        max_upload_bytes=10 * 1024 * 1024,
-        scheduler_interval_seconds=0,
+    return make_settings(
+        tmp_path,
+        db_url,
         backup_url=str(tmp_path / "backup"),
         encryption_key=base64.b64encode(MASTER_KEY).decode(),
     )

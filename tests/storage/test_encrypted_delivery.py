@@ -26,7 +26,7 @@ from studyshelf.signing import MediaClaims
 from studyshelf.storage import build_blob_store
 from studyshelf.storage.crypto import CHUNK_SIZE, TRAILER_BYTES, EncryptedBlobStore
 from studyshelf.storage.local import LocalBlobStore
-from tests.conftest import Member
+from tests.conftest import Member, make_settings
 from tests.library.support import uploaded
 
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
@@ -37,13 +37,9 @@ RANGES = [(0, 1), (0, CHUNK_SIZE), (CHUNK_SIZE - 1, CHUNK_SIZE + 1), (2 * CHUNK_
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="test-secret-key-that-is-long-enough-for-production-0123456789",
-        max_upload_bytes=10 * 1024 * 1024,
-        scheduler_interval_seconds=0,
+    return make_settings(
+        tmp_path,
+        db_url,
         encryption_key=MASTER_KEY,
     )
 
