@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint fmt bench bench-analytics bench-upload install clean
+.PHONY: run test lint fmt bench bench-analytics bench-backup bench-upload install clean
 
 # The server's own dependencies (requirements.lock) for `make run`; the test and lint tools on top
 # (requirements-dev.lock, a superset at the same versions) for everything else.
@@ -55,10 +55,14 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
+	$(BIN)/python -m bench.backup
 
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
+
+bench-backup: $(DEV_STAMP)
+	$(BIN)/python -m bench.backup
 
 bench-upload: $(DEV_STAMP)
 	$(BIN)/python -m bench.upload_memory

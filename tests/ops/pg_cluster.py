@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import require_service
 
 STANZA = "drill"
-ARCHIVE_TIMEOUT_SECONDS = 5
+ARCHIVE_TIMEOUT_SECONDS = 2
 DEADLINE = 30.0
 AS_ROOT = os.getuid() == 0
 
@@ -94,19 +94,11 @@ class Cluster:
 
     def start(self, data: Path, port: int, *options: str) -> None:
         flags = " ".join([f"-p {port}", *options])
-        run(
-            [
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(data.parent / f"{port}.log"),
-                "-o",
-                flags,
-                "-w",
-                "start",
-            ]
-        )
+        log = data.parent / f"{port}.log"
+        try:
+            run([str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", flags, "-w", "start"])
+        except subprocess.CalledProcessError:
+            pytest.fail(f"PostgreSQL did not start on port {port}:\n{log.read_text()[-2000:]}")
 
     def stop(self, data: Path) -> None:
         run([str(self.bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
@@ -135,6 +127,7 @@ repo1-path={root}/repo
 repo1-retention-full-type=time
 repo1-retention-full=35
 start-fast=y
+compress-type=zst
 archive-timeout=60
 lock-path={root}/lock
 spool-path={root}/spool

@@ -1,11 +1,18 @@
 """PostgreSQL backups with a real pgBackRest, on a throwaway cluster this module starts (never the machine's own).
 
 One cluster serves the whole module; WAL reaches the repository through archive_command within
-archive_timeout (5 s), so the drills poll for it with deadlines.
+archive_timeout, so the drills poll for it with deadlines. The RPO drill kills the cluster with SIGKILL
+and starts it again (crash recovery) before it ends, so the tests after it find it running.
 """
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +29,15 @@ from studyshelf.services import Services
 from studyshelf.settings import Settings
 from tests.conftest import Member
 from tests.library.support import make_folder
-from tests.ops.pg_cluster import STANZA, Cluster, as_cluster_user, free_port, running_cluster, until
+from tests.ops.pg_cluster import (
+    ARCHIVE_TIMEOUT_SECONDS,
+    STANZA,
+    Cluster,
+    as_cluster_user,
+    free_port,
+    running_cluster,
+    until,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -87,9 +102,18 @@ def _restored_cluster(cluster: Cluster, target: Path) -> Iterator[str]:
     port = free_port()
     cluster.start(target / backup_pg.CLUSTER_DIR, port, "-c archive_mode=off")
     try:
+        # pg_ctl returns once the cluster takes read-only connections (hot standby), while it may still
+        # replay archived WAL: the restore is complete only when recovery has ended.
+        until(lambda: not _in_recovery(cluster.url("postgres", port=port)), "the restored cluster ends recovery")
         yield cluster.url(port=port)
     finally:
         cluster.stop(target / backup_pg.CLUSTER_DIR)
+
+
+def _in_recovery(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return row is None or bool(row[0])
 
 
 def _folder_deleted_at(url: str, name: str) -> tuple[datetime | None] | None:
@@ -158,3 +182,89 @@ def test_restore_drill_rows_identical(owner: Member, services: Services, cluster
     for url in _restored_cluster(cluster, target):
         assert _every_row(url) == live
     assert (target / backup_pg.CLUSTER_DIR / "PG_VERSION").is_file()
+
+
+WRITER = """
+import sys, time, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    conn.execute("CREATE TABLE drill_rows (id serial PRIMARY KEY, committed_at double precision NOT NULL)")
+    while True:
+        conn.execute("INSERT INTO drill_rows (committed_at) VALUES (%s)", (time.time(),))
+        time.sleep(0.05)
+"""
+
+
+def _drill_rows(url: str) -> list[tuple[int, float]]:
+    with psycopg.connect(url) as conn:
+        exists = conn.execute("SELECT to_regclass('drill_rows') IS NOT NULL").fetchone()
+        if exists is None or not exists[0]:
+            return []
+        return [(int(i), float(at)) for i, at in conn.execute("SELECT id, committed_at FROM drill_rows ORDER BY id")]
+
+
+def _server_processes(cluster: Cluster) -> list[int]:
+    """The postmaster and its children (checkpointer, WAL writer, archiver, backends): the whole server."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *map(int, children)]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # a zombie has stopped; only its parent's wait is missing
+
+
+def _crash(cluster: Cluster, writer: subprocess.Popen[bytes]) -> float:
+    """kill -9 the whole server and the writer at once; return the moment (epoch seconds)."""
+    server = _server_processes(cluster)
+    for pid in server:
+        os.kill(pid, signal.SIGKILL)
+    writer.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    writer.wait()
+    until(lambda: all(_gone(pid) for pid in server), "the killed server's processes are gone")
+    # Nobody may reap the killed postmaster here, and PostgreSQL takes a zombie's PID in its lock file for
+    # a live server: the lock files go, as after any crash whose processes are known to be gone.
+    (cluster.data / "postmaster.pid").unlink()
+    (cluster.root / f".s.PGSQL.{cluster.port}.lock").unlink()
+    return killed_at
+
+
+def test_rpo_drill_kill_9(services: Services, cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer commits a row every 50 ms; kill -9 of the server and the writer at a random moment 6-12 s in;
+    restore --latest; every row committed more than 5 s before the kill is there."""
+    backup_pg.create(services, pgbackrest.BackupType.FULL)
+    url = cluster.url()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, url])  # noqa: S603 - our own script
+    try:
+        run_for = random.uniform(6.0, 12.0)  # noqa: S311 - a random moment, not a secret
+        until(lambda: len(_drill_rows(url)) > 0, "the writer commits")
+        first = _drill_rows(url)[0][1]
+        until(lambda: _drill_rows(url)[-1][1] >= first + run_for, f"the writer has run {run_for:.1f} s")
+    finally:
+        killed_at = _crash(cluster, writer)
+
+    target = cluster.new_directory("after-crash")
+    try:
+        done = backup_pg.restore(services.settings, target=target, at=None, now=datetime.now(UTC))
+        assert done.source == "pgbackrest"
+        for restored_url in _restored_cluster(cluster, target):
+            restored = dict(_drill_rows(restored_url))
+    finally:
+        cluster.start(cluster.data, cluster.port)  # crash recovery: the later tests find the cluster up
+    committed = _drill_rows(url)
+
+    assert len(committed) > 100
+    assert all(restored[row_id] == at for row_id, at in committed if row_id in restored)
+    loss = killed_at - max(restored.values(), default=committed[0][1])
+    with capsys.disabled():
+        print(
+            f"\nPostgreSQL RPO drill: {loss:.2f} s of committed writes lost after {run_for:.1f} s "
+            f"(archive_timeout {ARCHIVE_TIMEOUT_SECONDS} s; target <= 5 s)"
+        )
+    too_old_to_lose = [row_id for row_id, at in committed if at < killed_at - 5]
+    assert [row_id for row_id in too_old_to_lose if row_id not in restored] == []
+    assert loss <= 5.0
