@@ -315,7 +315,7 @@ class EncryptedBlobStore:
         with stored:
             first, last = start // trailer.chunk_size, (end - 1) // trailer.chunk_size
             per_batch = max(1, READ_BATCH // trailer.chunk_size)  # 16 chunks of 64 KiB: a 1 MiB range in one read
-            sealed = bytearray(min(last - first + 1, per_batch) * (trailer.chunk_size + CHUNK_OVERHEAD))
+            sealed = _sealed_buffer(min(last - first + 1, per_batch) * (trailer.chunk_size + CHUNK_OVERHEAD))
             for batch_first in range(first, last + 1, per_batch):
                 batch_last = min(batch_first + per_batch - 1, last)
                 plain = self._decrypt_chunks(sha256, trailer, cipher, stored, sealed, batch_first, batch_last)
@@ -418,6 +418,21 @@ class EncryptedBlobStore:
                 self._unwrap(sha256, trailer)
             except BlobIntegrityError:
                 continue  # one tampered blob is answered 500 when read; it does not stop the service
+
+
+_per_thread = threading.local()
+
+
+def _sealed_buffer(size: int) -> bytearray:
+    """This thread's buffer for ciphertext read from disk, reused: a fresh 1 MiB one per read costs its zero-fill.
+
+    Safe to share between the reads a thread interleaves: a batch is decrypted into its own plaintext buffer
+    before the generator yields, so nothing refers to the ciphertext across a yield.
+    """
+    buffer: bytearray | None = getattr(_per_thread, "sealed", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _per_thread.sealed = bytearray(max(size, READ_BATCH + (READ_BATCH // CHUNK_SIZE) * CHUNK_OVERHEAD))
+    return buffer
 
 
 class _StoredBytes:
