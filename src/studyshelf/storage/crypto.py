@@ -315,10 +315,9 @@ class EncryptedBlobStore:
         with stored:
             first, last = start // trailer.chunk_size, (end - 1) // trailer.chunk_size
             per_batch = max(1, READ_BATCH // trailer.chunk_size)  # 16 chunks of 64 KiB: a 1 MiB range in one read
-            sealed = _sealed_buffer(min(last - first + 1, per_batch) * (trailer.chunk_size + CHUNK_OVERHEAD))
             for batch_first in range(first, last + 1, per_batch):
                 batch_last = min(batch_first + per_batch - 1, last)
-                plain = self._decrypt_chunks(sha256, trailer, cipher, stored, sealed, batch_first, batch_last)
+                plain = self._decrypt_chunks(sha256, trailer, cipher, stored, batch_first, batch_last)
                 offset = batch_first * trailer.chunk_size
                 lo, hi = max(start - offset, 0), min(end - offset, len(plain))
                 if lo == 0 and hi == len(plain) <= chunk_size:
@@ -334,13 +333,13 @@ class EncryptedBlobStore:
         trailer: Trailer,
         cipher: AESGCM,
         stored: _StoredBytes,
-        sealed_buffer: bytearray,
         first: int,
         last: int,
     ) -> bytes:
         """Chunks first..last, each authenticated before any of the batch is returned."""
         base, stop = trailer.chunk_offset(first), trailer.chunk_end(last)
-        sealed = memoryview(sealed_buffer)[: stop - base]
+        # Taken on every call, never held across a yield: the generator's next step may run on another thread.
+        sealed = memoryview(_sealed_buffer(stop - base))[: stop - base]
         if stored.read_into(sealed, base) != stop - base:
             raise integrity_error(sha256, "a chunk is missing")
         plain = bytearray(min(trailer.size, (last + 1) * trailer.chunk_size) - first * trailer.chunk_size)
@@ -426,8 +425,8 @@ _per_thread = threading.local()
 def _sealed_buffer(size: int) -> bytearray:
     """This thread's buffer for ciphertext read from disk, reused: a fresh 1 MiB one per read costs its zero-fill.
 
-    Safe to share between the reads a thread interleaves: a batch is decrypted into its own plaintext buffer
-    before the generator yields, so nothing refers to the ciphertext across a yield.
+    Safe to share between the reads a thread interleaves: a batch is read and decrypted into its own plaintext
+    buffer within one call, so nothing refers to the ciphertext across a yield.
     """
     buffer: bytearray | None = getattr(_per_thread, "sealed", None)
     if buffer is None or len(buffer) < size:
