@@ -15,6 +15,7 @@ flag, so truncation and reordering are detected. Blobs stay named by their plain
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import struct
@@ -440,15 +441,17 @@ class _StoredBytes:
     def __init__(self, inner: RawBlobStore, sha256: str) -> None:
         self._inner = inner
         self._sha256 = sha256
+        self._file: io.FileIO | None = None  # a file object, not a bare fd: closed by GC if a read is never started
         self._fd: int | None = None
         path = inner.local_path(sha256)
         if path is None:
             self.size = inner.size(sha256)
             return
         try:
-            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self._file = io.FileIO(path, "r")
         except FileNotFoundError as exc:
             raise BlobNotFound(sha256) from exc
+        self._fd = self._file.fileno()
         self.size = os.fstat(self._fd).st_size
 
     def read(self, start: int, end: int) -> bytes:
@@ -471,9 +474,9 @@ class _StoredBytes:
         return filled
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._file is not None:
+            self._file.close()
+            self._file, self._fd = None, None
 
     def __enter__(self) -> _StoredBytes:
         return self
