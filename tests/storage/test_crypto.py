@@ -155,6 +155,36 @@ def test_tampering_is_detected_and_never_served(how: str, caplog: pytest.LogCapt
     assert OLD_KEY.hex() not in caplog.text
 
 
+@pytest.mark.parametrize("how", TAMPERING)
+@pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "disk"])
+def test_tampering_after_a_read_is_still_detected(how: str, on_disk: bool, tmp_path: Path) -> None:
+    """The unwrapped data key is kept between reads, keyed by the exact trailer: a changed blob still fails."""
+    inner = LocalBlobStore(tmp_path) if on_disk else MemoryBlobStore()
+    store = EncryptedBlobStore(inner, MasterKeys(OLD_KEY), chunk_size=CHUNK)
+    data = os.urandom(3 * CHUNK + 10)
+    digest = put(store, data)
+    store.mark_all_sealed()
+    assert read(store, digest) == data  # the data key is unwrapped and kept from here on
+    if isinstance(inner, LocalBlobStore):
+        path = inner.path_for(digest)
+        path.chmod(0o600)
+        path.write_bytes(TAMPERING[how](path.read_bytes()))
+    else:
+        set_raw(store, digest, TAMPERING[how](raw(store, digest)))
+    with pytest.raises(BlobIntegrityError):
+        read(store, digest)
+
+
+def test_a_trailer_moved_after_both_blobs_were_read_still_does_not_unwrap() -> None:
+    store = encrypted()
+    a, b = put(store, b"a" * 100), put(store, b"b" * 100)
+    assert read(store, a) == b"a" * 100  # both data keys are kept from here on
+    assert read(store, b) == b"b" * 100
+    set_raw(store, a, raw(store, a)[:-TRAILER_BYTES] + raw(store, b)[-TRAILER_BYTES:])
+    with pytest.raises(BlobIntegrityError, match="wrapped data key"):
+        read(store, a)
+
+
 def test_before_every_blob_is_sealed_a_blob_without_trailer_is_read_as_plaintext() -> None:
     store = encrypted()
     digest = put(store, b"sealed" * 40)

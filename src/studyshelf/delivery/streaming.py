@@ -146,7 +146,7 @@ class BlobResponse(Response):
         if not sending:
             await send({"type": "http.response.body", "body": b""})
         elif first is not None:
-            await _send_store_chunks(send, *first)
+            await _send_store_chunks(send, *first, length=byte_range.length)
         else:
             assert path is not None
             await self._send_file(scope, send, path, byte_range)
@@ -169,10 +169,7 @@ class BlobResponse(Response):
             data = await small_blobs.get(self.blobs, self.rep)
             if data is not None:
                 return data[byte_range.start : byte_range.end], None
-        chunks = await anyio.to_thread.run_sync(
-            self.blobs.read_range, self.rep.sha256, byte_range.start, byte_range.end, CHUNK_SIZE
-        )
-        return await anyio.to_thread.run_sync(next, chunks, b""), chunks
+        return await anyio.to_thread.run_sync(_open_range, self.blobs, self.rep.sha256, byte_range)
 
 
 class SmallBlobCache:
@@ -276,10 +273,25 @@ async def _send_file_range(send: Send, path: Path, byte_range: ByteRange) -> Non
         os.close(fd)
 
 
-async def _send_store_chunks(send: Send, first: bytes, rest: Iterator[bytes] | None) -> None:
-    await send({"type": "http.response.body", "body": first, "more_body": rest is not None})
-    if rest is None:
+async def _send_store_chunks(send: Send, first: bytes, rest: Iterator[bytes] | None, *, length: int) -> None:
+    # Counting the bytes lets the last piece close the body: no extra thread hop to find the iterator's end.
+    remaining = length - len(first)
+    more = rest is not None and remaining > 0
+    await send({"type": "http.response.body", "body": first, "more_body": more})
+    if not more:
         return
-    while chunk := await anyio.to_thread.run_sync(next, rest, b""):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    assert rest is not None
+    while remaining > 0:
+        chunk = await anyio.to_thread.run_sync(next, rest, b"")
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+    if remaining > 0:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _open_range(blobs: BlobStore, sha256: str, byte_range: ByteRange) -> tuple[bytes, Iterator[bytes]]:
+    """Open the range and read its first piece, in one trip to a worker thread."""
+    chunks = blobs.read_range(sha256, byte_range.start, byte_range.end, CHUNK_SIZE)
+    return next(chunks, b""), chunks

@@ -15,9 +15,12 @@ flag, so truncation and reordering are detected. Blobs stay named by their plain
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,7 @@ TAG_BYTES = 16
 CHUNK_OVERHEAD = NONCE_BYTES + TAG_BYTES
 HEAD_BYTES = 8192
 READ_BATCH = 1 << 20  # plaintext decrypted per read from the inner store (whole chunks)
+UNWRAPPED_KEYS = 256  # data keys kept unwrapped per store, least recently used out first
 _TRAILER = struct.Struct(">8s8s12s48sIQ")
 TRAILER_BYTES = _TRAILER.size
 _CHUNK_AAD = struct.Struct(">IQ?")
@@ -205,6 +209,8 @@ class EncryptedBlobStore:
         self.keys = keys
         self.chunk_size = chunk_size
         self.all_sealed = inner.exists(ALL_SEALED)
+        self._ciphers: OrderedDict[tuple[str, bytes], AESGCM] = OrderedDict()
+        self._ciphers_lock = threading.Lock()
 
     def mark_all_sealed(self) -> None:
         """Record in the store that every blob is encrypted (call once none is left as plaintext)."""
@@ -224,14 +230,21 @@ class EncryptedBlobStore:
         return self.inner.size(sha256) if trailer is None else trailer.size
 
     def read_range(self, sha256: str, start: int, end: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        trailer = self.trailer(sha256)
-        if trailer is None:
-            return self.inner.read_range(sha256, start, end, chunk_size)
-        cipher = AESGCM(self._unwrap(sha256, trailer))
+        stored = _StoredBytes(self.inner, sha256)
+        try:
+            trailer, raw_trailer = self._read_trailer(sha256, stored)
+            if trailer is None:
+                stored.close()
+                return self.inner.read_range(sha256, start, end, chunk_size)
+            cipher = self._cipher(sha256, trailer, raw_trailer)
+        except BaseException:
+            stored.close()
+            raise
         end = min(end, trailer.size)
         if start >= end:
+            stored.close()
             return iter(())
-        return self._decrypt(sha256, trailer, cipher, start, end, chunk_size)
+        return self._decrypt(sha256, trailer, cipher, stored, start, end, chunk_size)
 
     def local_path(self, sha256: str) -> Path | None:
         return None  # the file on disk holds ciphertext: bytes must come through read_range
@@ -247,13 +260,39 @@ class EncryptedBlobStore:
 
     def trailer(self, sha256: str) -> Trailer | None:
         """The blob's trailer, checked against its stored length; None for a blob stored as plaintext."""
-        stored = self.inner.size(sha256)
-        trailer = Trailer.parse(b"".join(self.inner.read_range(sha256, max(stored - TRAILER_BYTES, 0), stored)))
+        stored = _StoredBytes(self.inner, sha256)
+        try:
+            return self._read_trailer(sha256, stored)[0]
+        finally:
+            stored.close()
+
+    def _read_trailer(self, sha256: str, stored: _StoredBytes) -> tuple[Trailer | None, bytes]:
+        raw = stored.read(max(stored.size - TRAILER_BYTES, 0), stored.size)
+        trailer = Trailer.parse(raw)
         if trailer is None and self.all_sealed:
             raise integrity_error(sha256, "stored without encryption in a store where every blob is encrypted")
-        if trailer is not None and (trailer.chunk_size <= 0 or trailer.stored_size != stored):
+        if trailer is not None and (trailer.chunk_size <= 0 or trailer.stored_size != stored.size):
             raise integrity_error(sha256, "stored length does not match the trailer: truncated or extended")
-        return trailer
+        return trailer, raw
+
+    def _cipher(self, sha256: str, trailer: Trailer, raw_trailer: bytes) -> AESGCM:
+        """The blob's data key, ready to decrypt: unwrapped once, then kept for these exact trailer bytes.
+
+        Keyed by the digest and the trailer's every byte, so a changed trailer (or the same trailer moved to
+        another blob) misses and goes through the full unwrap and its checks again.
+        """
+        key = (sha256, raw_trailer)
+        with self._ciphers_lock:
+            cipher = self._ciphers.get(key)
+            if cipher is not None:
+                self._ciphers.move_to_end(key)
+                return cipher
+        cipher = AESGCM(self._unwrap(sha256, trailer))
+        with self._ciphers_lock:
+            self._ciphers[key] = cipher
+            while len(self._ciphers) > UNWRAPPED_KEYS:
+                self._ciphers.popitem(last=False)
+        return cipher
 
     def _unwrap(self, sha256: str, trailer: Trailer) -> bytes:
         master = self.keys.find(trailer.key_id)
@@ -265,37 +304,58 @@ class EncryptedBlobStore:
             raise integrity_error(sha256, "the wrapped data key does not authenticate") from None
 
     def _decrypt(
-        self, sha256: str, trailer: Trailer, cipher: AESGCM, start: int, end: int, chunk_size: int
+        self,
+        sha256: str,
+        trailer: Trailer,
+        cipher: AESGCM,
+        stored: _StoredBytes,
+        start: int,
+        end: int,
+        chunk_size: int,
     ) -> Iterator[bytes]:
-        first, last = start // trailer.chunk_size, (end - 1) // trailer.chunk_size
-        per_batch = max(1, READ_BATCH // trailer.chunk_size)  # 16 chunks of 64 KiB: a 1 MiB range in one read
-        for batch_first in range(first, last + 1, per_batch):
-            batch_last = min(batch_first + per_batch - 1, last)
-            plain = self._decrypt_chunks(sha256, trailer, cipher, batch_first, batch_last)
-            offset = batch_first * trailer.chunk_size
-            lo, hi = max(start - offset, 0), min(end - offset, len(plain))
-            if lo == 0 and hi == len(plain) <= chunk_size:
-                yield plain  # the common case (whole chunks asked for): no copy
-                continue
-            view = memoryview(plain)[lo:hi]
-            for i in range(0, len(view), chunk_size):
-                yield bytes(view[i : i + chunk_size])
+        with stored:
+            first, last = start // trailer.chunk_size, (end - 1) // trailer.chunk_size
+            per_batch = max(1, READ_BATCH // trailer.chunk_size)  # 16 chunks of 64 KiB: a 1 MiB range in one read
+            for batch_first in range(first, last + 1, per_batch):
+                batch_last = min(batch_first + per_batch - 1, last)
+                plain = self._decrypt_chunks(sha256, trailer, cipher, stored, batch_first, batch_last)
+                offset = batch_first * trailer.chunk_size
+                lo, hi = max(start - offset, 0), min(end - offset, len(plain))
+                if lo == 0 and hi == len(plain) <= chunk_size:
+                    yield plain  # the common case (whole chunks asked for): no copy
+                    continue
+                view = memoryview(plain)[lo:hi]
+                for i in range(0, len(view), chunk_size):
+                    yield bytes(view[i : i + chunk_size])
 
-    def _decrypt_chunks(self, sha256: str, trailer: Trailer, cipher: AESGCM, first: int, last: int) -> bytes:
+    def _decrypt_chunks(
+        self,
+        sha256: str,
+        trailer: Trailer,
+        cipher: AESGCM,
+        stored: _StoredBytes,
+        first: int,
+        last: int,
+    ) -> bytes:
+        """Chunks first..last, each authenticated before any of the batch is returned."""
         base, stop = trailer.chunk_offset(first), trailer.chunk_end(last)
-        sealed = memoryview(b"".join(self.inner.read_range(sha256, base, stop, stop - base)))
-        if len(sealed) != stop - base:
+        # Taken on every call, never held across a yield: the generator's next step may run on another thread.
+        sealed = memoryview(_sealed_buffer(stop - base))[: stop - base]
+        if stored.read_into(sealed, base) != stop - base:
             raise integrity_error(sha256, "a chunk is missing")
-        plain = []
+        plain = bytearray(min(trailer.size, (last + 1) * trailer.chunk_size) - first * trailer.chunk_size)
+        out = memoryview(plain)
         final_index = trailer.chunk_count - 1
         for index in range(first, last + 1):
             at, until = trailer.chunk_offset(index) - base, trailer.chunk_end(index) - base
+            into = (index - first) * trailer.chunk_size
             try:
                 aad = _chunk_aad(trailer.chunk_size, index, final=index == final_index)
-                plain.append(cipher.decrypt(sealed[at : at + NONCE_BYTES], sealed[at + NONCE_BYTES : until], aad))
+                nonce, sealed_chunk = sealed[at : at + NONCE_BYTES], sealed[at + NONCE_BYTES : until]
+                cipher.decrypt_into(nonce, sealed_chunk, aad, out[into : into + until - at - CHUNK_OVERHEAD])
             except InvalidTag:
                 raise integrity_error(sha256, f"chunk {index} does not authenticate") from None
-        return b"".join(plain)
+        return bytes(plain)
 
     def rewrap(self, sha256: str) -> bool:
         """Put the blob's data key under the current master key; the sealed chunks are copied as they are."""
@@ -358,6 +418,71 @@ class EncryptedBlobStore:
                 self._unwrap(sha256, trailer)
             except BlobIntegrityError:
                 continue  # one tampered blob is answered 500 when read; it does not stop the service
+
+
+_per_thread = threading.local()
+
+
+def _sealed_buffer(size: int) -> bytearray:
+    """This thread's buffer for ciphertext read from disk, reused: a fresh 1 MiB one per read costs its zero-fill.
+
+    Safe to share between the reads a thread interleaves: a batch is read and decrypted into its own plaintext
+    buffer within one call, so nothing refers to the ciphertext across a yield.
+    """
+    buffer: bytearray | None = getattr(_per_thread, "sealed", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _per_thread.sealed = bytearray(max(size, READ_BATCH + (READ_BATCH // CHUNK_SIZE) * CHUNK_OVERHEAD))
+    return buffer
+
+
+class _StoredBytes:
+    """One stored blob read by offset: through a single open file when the inner store keeps blobs on disk."""
+
+    def __init__(self, inner: RawBlobStore, sha256: str) -> None:
+        self._inner = inner
+        self._sha256 = sha256
+        self._file: io.FileIO | None = None  # a file object, not a bare fd: closed by GC if a read is never started
+        self._fd: int | None = None
+        path = inner.local_path(sha256)
+        if path is None:
+            self.size = inner.size(sha256)
+            return
+        try:
+            self._file = io.FileIO(path, "r")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(sha256) from exc
+        self._fd = self._file.fileno()
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, start: int, end: int) -> bytes:
+        if self._fd is not None:
+            return os.pread(self._fd, end - start, start)
+        return b"".join(self._inner.read_range(self._sha256, start, end, max(end - start, 1)))
+
+    def read_into(self, buffer: memoryview, start: int) -> int:
+        """Fill `buffer` from `start`; the number of bytes read (fewer only at the end of the blob)."""
+        if self._fd is None:
+            data = self.read(start, start + len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        filled = 0
+        while filled < len(buffer):
+            got = os.preadv(self._fd, [buffer[filled:]], start + filled)
+            if got == 0:
+                break
+            filled += got
+        return filled
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file, self._fd = None, None
+
+    def __enter__(self) -> _StoredBytes:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def refuse_sealed_without_key(store: RawBlobStore, *, sample: int = 32) -> None:
