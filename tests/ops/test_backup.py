@@ -70,9 +70,14 @@ def test_restore_drill_brings_back_every_row_and_every_blob_byte(
         path.rmdir() if path.is_dir() else path.unlink()
 
     target = tmp_path / "restored"
-    done = backup_restore.restore(services.settings, target=target, at=None)
+    totals: list[int] = []
+    advanced: list[int] = []
+    done = backup_restore.restore(
+        services.settings, target=target, at=None, progress=advanced.append, sizing=totals.append
+    )
 
     assert done.source == f"snapshot {identifier}"
+    assert totals == [sum(len(data) for data in blobs.values())] == [sum(advanced)]  # the bar ends full
     assert done.missing_blobs == []
     assert _every_row(target / "studyshelf.sqlite3") == rows
     assert len(rows["files"]) == 2

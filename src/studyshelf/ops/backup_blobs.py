@@ -10,7 +10,7 @@ are held in memory: nothing here writes them anywhere.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from studyshelf.core.errors import BlobIntegrityError, Invalid
 from studyshelf.ops.backup_store import Progress
@@ -110,16 +110,27 @@ def copy_missing_blobs(
     return copied
 
 
-def restore_blobs(backup: LocalBlobStore, target: LocalBlobStore, digests: Iterable[str], keys: Sequence[bytes]) -> int:
+def restore_blobs(
+    backup: LocalBlobStore,
+    target: LocalBlobStore,
+    digests: Iterable[str],
+    keys: Sequence[bytes],
+    *,
+    progress: Progress | None = None,
+    sizing: Callable[[int], None] | None = None,
+) -> int:
     """Copy blobs back from the backup as they are stored there, checked (encrypted ones need the master key).
 
     The all sealed marker comes along when the backup has it. Returns how many blobs were copied.
     """
     master = master_keys_of(keys)
     source: BlobStore = backup if master is None else EncryptedBlobStore(backup, master)
+    wanted = list(digests)
+    if sizing is not None:
+        sizing(sum(source.size(digest) for digest in wanted))
     copied = 0
-    for digest in digests:
-        copy_blob(source, target, digest)
+    for digest in wanted:
+        copy_blob(source, target, digest, progress)
         copied += 1
     if backup.exists(ALL_SEALED):
         _copy_plain(backup, target, ALL_SEALED, None)

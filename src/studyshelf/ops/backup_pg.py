@@ -16,7 +16,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from studyshelf.core.errors import Invalid
 from studyshelf.ops import pgbackrest
-from studyshelf.ops.backup import PointSummary, Status, location_of, location_problem, sync_blobs, unreachable
+from studyshelf.ops.backup import (
+    PointSummary,
+    Sizing,
+    Status,
+    location_of,
+    location_problem,
+    sync_blobs,
+    unreachable,
+)
 from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
 from studyshelf.ops.backup_restore import Pruned, Restored, check_target, prune
 from studyshelf.ops.backup_store import BackupLocation, Progress, point_time
@@ -74,7 +82,15 @@ def _blobs_as_of(location: BackupLocation, at: datetime | None) -> set[str]:
     return digests
 
 
-def restore(settings: Settings, *, target: Path, at: datetime | None, now: datetime) -> Restored:
+def restore(
+    settings: Settings,
+    *,
+    target: Path,
+    at: datetime | None,
+    now: datetime,
+    progress: Progress | None = None,
+    sizing: Sizing | None = None,
+) -> Restored:
     """Restore the cluster as of `at` (or the end of the archived WAL) into `target`/postgresql, a new data
     directory, with the blobs and the install secret beside it; never over a live cluster."""
     check_target(settings, target)
@@ -84,7 +100,14 @@ def restore(settings: Settings, *, target: Path, at: datetime | None, now: datet
     wanted = sorted(_blobs_as_of(location, at))
     missing = [d for d in wanted if not location.blobs.exists(d)]
     held = [d for d in wanted if d not in missing]
-    restore_blobs(location.blobs, LocalBlobStore(target / "blobs"), held, settings.encryption_master_keys())
+    restore_blobs(
+        location.blobs,
+        LocalBlobStore(target / "blobs"),
+        held,
+        settings.encryption_master_keys(),
+        progress=progress,
+        sizing=sizing,
+    )
     secret = location.install_dir / SECRET_KEY_FILE
     if secret.is_file():
         descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from studyshelf.core.errors import Conflict, Invalid, NotFound
 from studyshelf.ops import litestream
-from studyshelf.ops.backup import DATABASE_FILE, location_of, retention_cutoff
+from studyshelf.ops.backup import DATABASE_FILE, Sizing, location_of, retention_cutoff
 from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
 from studyshelf.ops.backup_store import MANIFEST, BackupLocation, Progress, point_time, sha256_of
 from studyshelf.settings import SECRET_KEY_FILE, Settings
@@ -73,7 +73,14 @@ def _pick_point(location: BackupLocation, at: datetime | None) -> str | None:
     return ids[-1] if ids else None
 
 
-def restore(settings: Settings, *, target: Path, at: datetime | None) -> Restored:
+def restore(
+    settings: Settings,
+    *,
+    target: Path,
+    at: datetime | None,
+    progress: Progress | None = None,
+    sizing: Sizing | None = None,
+) -> Restored:
     """Restore the database as of `at` (or the latest) into an empty `target` data dir, with its blobs."""
     check_target(settings, target)
     location = location_of(settings)
@@ -89,7 +96,16 @@ def restore(settings: Settings, *, target: Path, at: datetime | None) -> Restore
         raise NotFound(f"no backup point at or before {at.isoformat() if at else 'now'} in {location.root}")
     target.mkdir(parents=True, exist_ok=True)
     try:
-        return _restore_into(settings, location, target, at=at, point=point, use_replica=use_replica)
+        return _restore_into(
+            settings,
+            location,
+            target,
+            at=at,
+            point=point,
+            use_replica=use_replica,
+            progress=progress,
+            sizing=sizing,
+        )
     except BaseException:
         for leftover in sorted(target.rglob("*"), reverse=True):  # it was empty: leave it so
             leftover.rmdir() if leftover.is_dir() else leftover.unlink()
@@ -104,6 +120,8 @@ def _restore_into(
     at: datetime | None,
     point: str | None,
     use_replica: bool,
+    progress: Progress | None,
+    sizing: Sizing | None,
 ) -> Restored:
     ltx = litestream.list_ltx(location.replica)
     point_at = point_time(point) if point else None
@@ -121,7 +139,7 @@ def _restore_into(
         shutil.copyfile(location.points_dir / point / DATABASE_FILE, database)
         txid, as_of, source = None, point_at, f"snapshot {point}"
     extras = _restore_extras(location, point, target)
-    copied, missing = _restore_blobs(settings, location, database, target / "blobs")
+    copied, missing = _restore_blobs(settings, location, database, target / "blobs", progress, sizing)
     secret = location.install_dir / SECRET_KEY_FILE
     if secret.is_file():
         descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,14 +175,20 @@ def _restore_extras(location: BackupLocation, point: str | None, target: Path) -
 
 
 def _restore_blobs(
-    settings: Settings, location: BackupLocation, database: Path, blob_root: Path
+    settings: Settings,
+    location: BackupLocation,
+    database: Path,
+    blob_root: Path,
+    progress: Progress | None,
+    sizing: Sizing | None,
 ) -> tuple[int, list[str]]:
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro&immutable=1", uri=True)) as db:
         digests = sorted(row[0] for row in db.execute("SELECT sha256 FROM blobs"))
     missing = [d for d in digests if not location.blobs.exists(d)]
     held = [d for d in digests if d not in missing]
     keys = settings.encryption_master_keys()
-    return restore_blobs(location.blobs, LocalBlobStore(blob_root), held, keys), missing
+    copied = restore_blobs(location.blobs, LocalBlobStore(blob_root), held, keys, progress=progress, sizing=sizing)
+    return copied, missing
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,11 +187,13 @@ def restore(
         raise typer.BadParameter("give exactly one of --at TIME or --latest")
     wanted = _parse_time(at) if at else None
     settings = Settings()
-    with _bytes_bar("Restoring") as _:
+    with _bytes_bar("Restoring") as (advance, sizing):
         if backup.uses_pgbackrest(settings):
-            done = backup_pg.restore(settings, target=to, at=wanted, now=SystemClock().now())
+            done = backup_pg.restore(
+                settings, target=to, at=wanted, now=SystemClock().now(), progress=advance, sizing=sizing
+            )
         else:
-            done = backup_restore.restore(settings, target=to, at=wanted)
+            done = backup_restore.restore(settings, target=to, at=wanted, progress=advance, sizing=sizing)
     position = f" (txid {done.txid:x})" if done.txid is not None else ""
     console.print(f"[green]Restored the database as of {_when(done.as_of)}[/green] from {done.source}{position}.")
     if done.source == "pgbackrest":
