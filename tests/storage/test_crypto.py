@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from studyshelf.core.errors import BlobIntegrityError
 from studyshelf.settings import Settings
-from studyshelf.storage import build_blob_store
+from studyshelf.storage import build_blob_store, crypto
 from studyshelf.storage.crypto import (
     CHUNK_OVERHEAD,
     NONCE_BYTES,
@@ -395,3 +395,23 @@ def test_a_tail_changed_since_it_was_read_is_refused_without_writing(tmp_path: P
         inner.replace_tail(digest, stale, os.urandom(TRAILER_BYTES))
     assert inner.path_for(digest).read_bytes() == sealed
     assert not list(tmp_path.glob("??/??/*.tail"))
+
+
+def test_a_read_meeting_a_trailer_torn_by_a_rotation_reads_it_again(tmp_path: Path) -> None:
+    inner, files, after = sealed_on_disk(tmp_path)
+    digest, data = list(files.items())[-1]
+    path = inner.path_for(digest)
+    old = path.read_bytes()[-TRAILER_BYTES:]
+    assert after.rewrap(digest)
+    new = path.read_bytes()[-TRAILER_BYTES:]
+    torn = old[: TRAILER_BYTES // 2] + new[TRAILER_BYTES // 2 :]
+    reads = iter([torn, new])
+    real_read = crypto._StoredBytes.read
+
+    def read_during_the_write(stored: crypto._StoredBytes, start: int, end: int) -> bytes:
+        return next(reads) if end - start == TRAILER_BYTES else real_read(stored, start, end)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crypto._StoredBytes, "read", read_during_the_write)
+        assert b"".join(after.read_range(digest, 0, len(data))) == data
+    assert next(reads, None) is None  # the torn trailer was met, then read again

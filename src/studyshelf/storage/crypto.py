@@ -245,7 +245,7 @@ class EncryptedBlobStore:
             if trailer is None:
                 stored.close()
                 return self.inner.read_range(sha256, start, end, chunk_size)
-            cipher = self._cipher(sha256, trailer, raw_trailer)
+            trailer, cipher = self._cipher_for_read(sha256, stored, trailer, raw_trailer)
         except BaseException:
             stored.close()
             raise
@@ -283,6 +283,18 @@ class EncryptedBlobStore:
         if trailer is not None and (trailer.chunk_size <= 0 or trailer.stored_size != stored.size):
             raise integrity_error(sha256, "stored length does not match the trailer: truncated or extended")
         return trailer, raw
+
+    def _cipher_for_read(
+        self, sha256: str, stored: _StoredBytes, trailer: Trailer, raw_trailer: bytes
+    ) -> tuple[Trailer, AESGCM]:
+        try:
+            return trailer, self._cipher(sha256, trailer, raw_trailer)
+        except BlobIntegrityError:
+            # `rewrap` may have been writing this trailer in place at that instant: a torn read; look once more.
+            again, raw_again = self._read_trailer(sha256, stored)
+            if again is None or raw_again == raw_trailer:
+                raise
+            return again, self._cipher(sha256, again, raw_again)
 
     def _cipher(self, sha256: str, trailer: Trailer, raw_trailer: bytes) -> AESGCM:
         """The blob's data key, ready to decrypt: unwrapped once, then kept for these exact trailer bytes.
