@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from studyshelf.core.errors import BlobIntegrityError
 from studyshelf.settings import Settings
-from studyshelf.storage import build_blob_store
+from studyshelf.storage import build_blob_store, crypto
 from studyshelf.storage.crypto import (
     CHUNK_OVERHEAD,
     NONCE_BYTES,
@@ -24,6 +24,7 @@ from studyshelf.storage.crypto import (
     EncryptionKeyError,
     MasterKeys,
 )
+from studyshelf.storage.interface import TailChanged
 from studyshelf.storage.local import LocalBlobStore
 from studyshelf.storage.memory import MemoryBlobStore
 
@@ -310,3 +311,107 @@ def test_master_key_as_hex_base64_or_file(tmp_path: Path) -> None:
     assert from_file.encryption_master_keys() == [NEW_KEY, OLD_KEY]
     assert NEW_KEY.hex() not in repr(Settings(data_dir=tmp_path, encryption_key=NEW_KEY.hex()))
     assert Settings(data_dir=tmp_path).encryption_master_keys() == []
+
+
+def sealed_on_disk(tmp_path: Path) -> tuple[LocalBlobStore, dict[str, bytes], EncryptedBlobStore]:
+    """Files sealed under OLD_KEY on local disk, and a store that has rotated to NEW_KEY over them."""
+    inner = LocalBlobStore(tmp_path)
+    before = EncryptedBlobStore(inner, MasterKeys(OLD_KEY), chunk_size=CHUNK)
+    files = {put(before, data): data for data in (os.urandom(n) for n in (0, 1, CHUNK, 5 * CHUNK + 3))}
+    return inner, files, EncryptedBlobStore(inner, MasterKeys(NEW_KEY, (OLD_KEY,)), chunk_size=CHUNK)
+
+
+def test_rotation_on_disk_rewrites_only_the_trailer_in_place(tmp_path: Path) -> None:
+    inner, files, after = sealed_on_disk(tmp_path)
+    before = {d: (inner.path_for(d).stat().st_ino, inner.path_for(d).read_bytes()) for d in files}
+    assert [after.rewrap(d) for d in files] == [True] * len(files)
+    assert [after.rewrap(d) for d in files] == [False] * len(files)
+    for digest, data in files.items():
+        inode, sealed = before[digest]
+        now = inner.path_for(digest).read_bytes()
+        assert inner.path_for(digest).stat().st_ino == inode  # the same file: written in place, not replaced
+        assert len(now) == len(sealed)
+        assert now[:-TRAILER_BYTES] == sealed[:-TRAILER_BYTES]
+        assert now[-TRAILER_BYTES:] != sealed[-TRAILER_BYTES:]
+        assert read(after, digest) == data
+        assert read(EncryptedBlobStore(inner, MasterKeys(NEW_KEY), chunk_size=CHUNK), digest) == data
+    assert not list(tmp_path.glob("??/??/*.tail"))  # every journal removed
+
+
+def interrupted_rotation(tmp_path: Path, leave: Callable[[bytes, bytes], bytes]) -> None:
+    """Journal a rotation as replace_tail does, leave the blob's tail as `leave(old, new)`, then recover."""
+    inner, files, _ = sealed_on_disk(tmp_path)
+    rotated = encrypted(key=NEW_KEY, old=(OLD_KEY,))  # computes the new trailers on a copy
+    for digest in files:
+        path = inner.path_for(digest)
+        sealed = path.read_bytes()
+        rotated_inner = rotated.inner
+        assert isinstance(rotated_inner, MemoryBlobStore)
+        rotated_inner.blobs[digest] = sealed
+        assert rotated.rewrap(digest)
+        old, new = sealed[-TRAILER_BYTES:], rotated_inner.blobs[digest][-TRAILER_BYTES:]
+        path.with_name(path.name + ".tail").write_bytes(old + new + hashlib.sha256(old + new).digest())
+        path.chmod(0o600)
+        path.write_bytes(sealed[:-TRAILER_BYTES] + leave(old, new))
+    assert inner.recover() == len(files)
+    assert not list(tmp_path.glob("??/??/*.tail"))
+    only_new = EncryptedBlobStore(inner, MasterKeys(NEW_KEY), chunk_size=CHUNK)
+    for digest, data in files.items():
+        assert read(only_new, digest) == data
+
+
+def test_a_crash_before_the_trailer_was_written_is_finished_by_recover(tmp_path: Path) -> None:
+    interrupted_rotation(tmp_path, lambda old, new: old)
+
+
+def test_a_torn_trailer_is_finished_by_recover(tmp_path: Path) -> None:
+    interrupted_rotation(tmp_path, lambda old, new: old[: TRAILER_BYTES // 2] + new[TRAILER_BYTES // 2 :])
+    interrupted_rotation(
+        tmp_path / "other half", lambda old, new: new[: TRAILER_BYTES // 2] + old[TRAILER_BYTES // 2 :]
+    )
+
+
+def test_a_crash_after_the_trailer_was_written_only_drops_the_journal(tmp_path: Path) -> None:
+    interrupted_rotation(tmp_path, lambda old, new: new)
+
+
+def test_a_journal_torn_while_written_leaves_the_blob_alone(tmp_path: Path) -> None:
+    inner, files, _ = sealed_on_disk(tmp_path)
+    digest, data = next(iter(files.items()))
+    path = inner.path_for(digest)
+    sealed = path.read_bytes()
+    path.with_name(path.name + ".tail").write_bytes(sealed[-TRAILER_BYTES:] + b"\x00" * 40)
+    assert inner.recover() == 1
+    assert path.read_bytes() == sealed
+    assert read(EncryptedBlobStore(inner, MasterKeys(OLD_KEY), chunk_size=CHUNK), digest) == data
+
+
+def test_a_tail_changed_since_it_was_read_is_refused_without_writing(tmp_path: Path) -> None:
+    inner, files, _ = sealed_on_disk(tmp_path)
+    digest = next(iter(files))
+    sealed = inner.path_for(digest).read_bytes()
+    stale = bytes(b ^ 1 for b in sealed[-TRAILER_BYTES:])
+    with pytest.raises(TailChanged):
+        inner.replace_tail(digest, stale, os.urandom(TRAILER_BYTES))
+    assert inner.path_for(digest).read_bytes() == sealed
+    assert not list(tmp_path.glob("??/??/*.tail"))
+
+
+def test_a_read_meeting_a_trailer_torn_by_a_rotation_reads_it_again(tmp_path: Path) -> None:
+    inner, files, after = sealed_on_disk(tmp_path)
+    digest, data = list(files.items())[-1]
+    path = inner.path_for(digest)
+    old = path.read_bytes()[-TRAILER_BYTES:]
+    assert after.rewrap(digest)
+    new = path.read_bytes()[-TRAILER_BYTES:]
+    torn = old[: TRAILER_BYTES // 2] + new[TRAILER_BYTES // 2 :]
+    reads = iter([torn, new])
+    real_read = crypto._StoredBytes.read
+
+    def read_during_the_write(stored: crypto._StoredBytes, start: int, end: int) -> bytes:
+        return next(reads) if end - start == TRAILER_BYTES else real_read(stored, start, end)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crypto._StoredBytes, "read", read_during_the_write)
+        assert b"".join(after.read_range(digest, 0, len(data))) == data
+    assert next(reads, None) is None  # the torn trailer was met, then read again

@@ -9,7 +9,8 @@ The data key is random per blob and wrapped by the master key with the trailer's
 the plaintext SHA-256 as associated data, so a trailer moved to another blob, a changed size or a
 changed key id fails to unwrap. The trailer sits at the end because the digest and size are known
 only when the upload ends. A blob always has at least one chunk, and the last one carries the final
-flag, so truncation and reordering are detected. Blobs stay named by their plaintext digest.
+flag, so truncation and reordering are detected. Blobs stay named by their plaintext digest. A key
+rotation rewrites only the trailer (in place where the inner store allows it, `rewrap`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from studyshelf.core.errors import BlobIntegrityError
-from studyshelf.storage.interface import BlobNotFound, BlobStore, RawBlobStore, RawBlobWriter, StoredBlob
+from studyshelf.storage.interface import (
+    BlobNotFound,
+    BlobStore,
+    RawBlobStore,
+    RawBlobWriter,
+    StoredBlob,
+    TailChanged,
+    TailReplaceable,
+)
 
 log = logging.getLogger("studyshelf.storage")
 
@@ -236,7 +245,7 @@ class EncryptedBlobStore:
             if trailer is None:
                 stored.close()
                 return self.inner.read_range(sha256, start, end, chunk_size)
-            cipher = self._cipher(sha256, trailer, raw_trailer)
+            trailer, cipher = self._cipher_for_read(sha256, stored, trailer, raw_trailer)
         except BaseException:
             stored.close()
             raise
@@ -274,6 +283,18 @@ class EncryptedBlobStore:
         if trailer is not None and (trailer.chunk_size <= 0 or trailer.stored_size != stored.size):
             raise integrity_error(sha256, "stored length does not match the trailer: truncated or extended")
         return trailer, raw
+
+    def _cipher_for_read(
+        self, sha256: str, stored: _StoredBytes, trailer: Trailer, raw_trailer: bytes
+    ) -> tuple[Trailer, AESGCM]:
+        try:
+            return trailer, self._cipher(sha256, trailer, raw_trailer)
+        except BlobIntegrityError:
+            # `rewrap` may have been writing this trailer in place at that instant: a torn read; look once more.
+            again, raw_again = self._read_trailer(sha256, stored)
+            if again is None or raw_again == raw_trailer:
+                raise
+            return again, self._cipher(sha256, again, raw_again)
 
     def _cipher(self, sha256: str, trailer: Trailer, raw_trailer: bytes) -> AESGCM:
         """The blob's data key, ready to decrypt: unwrapped once, then kept for these exact trailer bytes.
@@ -358,8 +379,20 @@ class EncryptedBlobStore:
         return bytes(plain)
 
     def rewrap(self, sha256: str) -> bool:
-        """Put the blob's data key under the current master key; the sealed chunks are copied as they are."""
-        trailer = self.trailer(sha256)
+        """Put the blob's data key under the current master key; the sealed chunks stay as they are.
+
+        On a store that can replace a blob's last bytes (`TailReplaceable`: local disk) only the trailer is
+        rewritten, in place and journalled; on another store the sealed chunks are copied into a new blob with
+        the new trailer. Either way a reader sees the old or the new trailer, and both wrap the same data key.
+        """
+        try:
+            return self._rewrap(sha256)
+        except TailChanged:
+            return self._rewrap(sha256)  # rewritten meanwhile (an identical upload): look at it again
+
+    def _rewrap(self, sha256: str) -> bool:
+        with _StoredBytes(self.inner, sha256) as stored:
+            trailer, raw_trailer = self._read_trailer(sha256, stored)
         if trailer is None or trailer.key_id == self.keys.current.key_id:
             return False
         fresh = wrap_data_key(
@@ -369,6 +402,9 @@ class EncryptedBlobStore:
             chunk_size=trailer.chunk_size,
             size=trailer.size,
         )
+        if isinstance(self.inner, TailReplaceable):
+            self.inner.replace_tail(sha256, raw_trailer, fresh.pack())
+            return True
         writer = self.inner.writer()
         try:
             for sealed in self.inner.read_range(sha256, 0, trailer.stored_size - TRAILER_BYTES, READ_BATCH):

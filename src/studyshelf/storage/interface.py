@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class BlobNotFound(Exception):
     """The store holds no blob with that digest."""
+
+
+class TailChanged(Exception):
+    """The blob no longer ends with the bytes the caller read: it was rewritten meanwhile, nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +87,15 @@ class RawBlobStore(BlobStore, Protocol):
     """A store whose writers can commit under a given name: what EncryptedBlobStore wraps."""
 
     def writer(self) -> RawBlobWriter: ...
+
+
+@runtime_checkable
+class TailReplaceable(Protocol):
+    """A store that can replace a blob's last bytes in place, crash-safely (a key rotation's new trailer)."""
+
+    def replace_tail(self, sha256: str, old_tail: bytes, new_tail: bytes) -> None:
+        """Overwrite the blob's last len(old_tail) bytes with new_tail, if they still are old_tail.
+
+        Raise TailChanged (writing nothing) when they are not; after a crash `recover` finishes the job.
+        """
+        ...
