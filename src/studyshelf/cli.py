@@ -178,6 +178,7 @@ def keys_rotate() -> None:
     """Rewrap every data key still under an old master key with the current one (content is not re-encrypted)."""
     with command_services() as services:
         store = _encrypted_store(services.blobs)
+        store.recover()  # finishes a rotation that a crash interrupted (its journal would block that blob)
         done = _over_every_blob(store, store.rewrap, "Rewrapping")
     console.print(f"Rewrapped {done} data keys under master key {store.keys.current.key_id.hex()}.")
 
