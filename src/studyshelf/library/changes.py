@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
@@ -62,3 +63,39 @@ def free_name(
         if not _name_taken(db, folder_id=folder_id, key=name_key(candidate), exclude=exclude):
             return candidate
     raise Conflict("Could not find a free name.")
+
+
+def _parent_field(item: Folder | File) -> str:
+    return "parent_id" if isinstance(item, Folder) else "folder_id"
+
+
+def _place(
+    db: Session, item: Folder | File, *, folder_id: uuid.UUID, name: str, on_conflict: str, now: datetime
+) -> None:
+    item.name = free_name(db, folder_id=folder_id, name=name, on_conflict=on_conflict, exclude=item.id)
+    item.name_key = name_key(item.name)
+    setattr(item, _parent_field(item), folder_id)
+    item.updated_at = now
+    db.flush()
+
+
+def rename(db: Session, principal: Principal, item: Folder | File, *, name: str, now: datetime) -> None:
+    """Give an item a new name in its folder (Conflict when taken), audited."""
+    kind = "folder" if isinstance(item, Folder) else "file"
+    before = item.name
+    folder_id = getattr(item, _parent_field(item))
+    _place(db, item, folder_id=folder_id, name=validate_name(name), on_conflict="fail", now=now)
+    record(db, principal, f"{kind}.rename", item, before={"name": before}, after={"name": item.name})
+
+
+def move(
+    db: Session, principal: Principal, item: Folder | File, *, target_id: uuid.UUID, on_conflict: str, now: datetime
+) -> None:
+    """Put an item into another folder under a free name, audited; nothing happens when it is there already."""
+    field = _parent_field(item)
+    if getattr(item, field) == target_id:
+        return
+    kind = "folder" if isinstance(item, Folder) else "file"
+    before = {field: getattr(item, field), "name": item.name}
+    _place(db, item, folder_id=target_id, name=item.name, on_conflict=on_conflict, now=now)
+    record(db, principal, f"{kind}.move", item, before=before, after={field: target_id, "name": item.name})

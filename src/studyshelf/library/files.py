@@ -49,14 +49,7 @@ def rename_file(db: Session, *, principal: Principal, file_id: uuid.UUID, name: 
     file = get_file(
         db, principal=principal, file_id=file_id, permission=Permission.LIBRARY_WRITE, placement=True, now=now
     )
-    before = file.name
-    file.name = changes.free_name(
-        db, folder_id=file.folder_id, name=validate_name(name), on_conflict="fail", exclude=file.id
-    )
-    file.name_key = name_key(file.name)
-    file.updated_at = now
-    db.flush()
-    changes.record(db, principal, "file.rename", file, before={"name": before}, after={"name": file.name})
+    changes.rename(db, principal, file, name=name, now=now)
     return file
 
 
@@ -75,16 +68,7 @@ def move_file(
     target = get_folder(db, principal=principal, folder_id=target_id, permission=Permission.LIBRARY_WRITE, now=now)
     if target.org_id != file.org_id:
         raise Invalid("Items move only within one organisation's library.")
-    if target.id != file.folder_id:
-        before = {"folder_id": file.folder_id, "name": file.name}
-        file.name = changes.free_name(db, folder_id=target.id, name=file.name, on_conflict=on_conflict, exclude=file.id)
-        file.name_key = name_key(file.name)
-        file.folder_id = target.id
-        file.updated_at = now
-        db.flush()
-        changes.record(
-            db, principal, "file.move", file, before=before, after={"folder_id": target.id, "name": file.name}
-        )
+    changes.move(db, principal, file, target_id=target.id, on_conflict=on_conflict, now=now)
     return file
 
 

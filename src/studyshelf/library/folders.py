@@ -95,14 +95,7 @@ def rename_folder(db: Session, *, principal: Principal, folder_id: uuid.UUID, na
     )
     if folder.parent_id is None:
         raise Invalid("The root folder cannot be renamed.")
-    before = folder.name
-    folder.name = changes.free_name(
-        db, folder_id=folder.parent_id, name=validate_name(name), on_conflict="fail", exclude=folder.id
-    )
-    folder.name_key = name_key(folder.name)
-    folder.updated_at = now
-    db.flush()
-    changes.record(db, principal, "folder.rename", folder, before={"name": before}, after={"name": folder.name})
+    changes.rename(db, principal, folder, name=name, now=now)
     return folder
 
 
@@ -126,18 +119,7 @@ def move_folder(
         raise Invalid("Items move only within one organisation's library.")
     if any(ancestor.id == folder.id for ancestor in access.folder_path(db, target.id)):
         raise Conflict("A folder cannot be moved into itself or one of its subfolders.")
-    if target.id != folder.parent_id:
-        before = {"parent_id": folder.parent_id, "name": folder.name}
-        folder.name = changes.free_name(
-            db, folder_id=target.id, name=folder.name, on_conflict=on_conflict, exclude=folder.id
-        )
-        folder.name_key = name_key(folder.name)
-        folder.parent_id = target.id
-        folder.updated_at = now
-        db.flush()
-        changes.record(
-            db, principal, "folder.move", folder, before=before, after={"parent_id": target.id, "name": folder.name}
-        )
+    changes.move(db, principal, folder, target_id=target.id, on_conflict=on_conflict, now=now)
     return folder
 
 
