@@ -20,12 +20,9 @@ from studyshelf.partners.grants import org_has_access
 
 def link_state(db: Session, link: Link, now: datetime) -> str | None:
     """Why a link cannot be used now, or None: revoked, suspended, expired, deleted, grant-revoked."""
-    if link.revoked_at is not None:
-        return "revoked"
-    if link.suspended_at is not None:
-        return "suspended"
-    if link.expires_at <= now:
-        return "expired"
+    status = links.link_status(link, now)
+    if status != "active":
+        return status
     found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
     if found is None:
         return "deleted"

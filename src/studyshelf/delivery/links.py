@@ -9,6 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -291,3 +292,14 @@ def shown_webhook(principal: Principal, policy: LinkPolicy) -> str:
     """The suspension webhook as the principal may see it: whole for the organisation's admins, else masked."""
     url = policy.notify_webhook_url
     return url if may_manage_policy(principal, policy.org_id) else mask_url(url)
+
+
+def link_status(link: Link, now: datetime) -> Literal["active", "expired", "revoked", "suspended"]:
+    """What a link is by its own columns alone (admission adds a deleted target and a revoked grant)."""
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.suspended_at is not None:
+        return "suspended"
+    if link.expires_at <= now:
+        return "expired"
+    return "active"

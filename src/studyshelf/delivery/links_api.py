@@ -112,16 +112,6 @@ def embed_html(url: str, *, video: bool, title: str) -> str:
     )
 
 
-def link_status(link: Link, now: datetime) -> Literal["active", "expired", "revoked", "suspended"]:
-    if link.revoked_at is not None:
-        return "revoked"
-    if link.suspended_at is not None:
-        return "suspended"
-    if link.expires_at <= now:
-        return "expired"
-    return "active"
-
-
 def link_read(services: Services, link: Link, *, video: bool, now: datetime) -> LinkRead:
     url = link_url(services, link)
     return LinkRead(
@@ -142,7 +132,7 @@ def link_read(services: Services, link: Link, *, video: bool, now: datetime) -> 
         revoked_at=link.revoked_at,
         suspended_at=link.suspended_at,
         suspended_reason=link.suspended_reason,
-        status=link_status(link, now=now),
+        status=links.link_status(link, now=now),
     )
 
 

@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.delivery import links
-from studyshelf.delivery.links_api import embed_html, link_status, link_url
+from studyshelf.delivery.links import link_status
+from studyshelf.delivery.links_api import embed_html, link_url
 from studyshelf.delivery.models import Link, LinkMode, LinkPolicy
 from studyshelf.library.files import get_file
 from studyshelf.library.folders import get_folder
