@@ -24,6 +24,7 @@ from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 from tests.mail_support import SmtpInbox, running_smtp_inbox
+from tests.s3_support import S3Server, running_s3_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("STUDYSHELF_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -190,3 +191,10 @@ def world(services: Services) -> World:
 def owner(world: World) -> Member:
     """An owner of the operator organisation, signed in."""
     return world.member(world.org())
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One moto S3 server for the whole test session (per xdist worker); make a bucket per test."""
+    with running_s3_server() as server:
+        yield server
