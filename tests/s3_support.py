@@ -19,7 +19,7 @@ import boto3
 
 REGION = "us-east-1"
 ACCESS_KEY = "testing"
-SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials
+SECRET_KEY = "testing"
 
 
 @dataclass(frozen=True)
