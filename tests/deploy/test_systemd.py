@@ -41,8 +41,8 @@ def unit(name: str) -> configparser.ConfigParser:
 
 def example_env() -> dict[str, str]:
     lines = (UNITS / "studyshelf.env.example").read_text().splitlines()
-    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
-    return {name: value for name, value in pairs}
+    pairs = (line.partition("=") for line in lines if line and not line.startswith("#"))
+    return {name: value for name, _, value in pairs}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
