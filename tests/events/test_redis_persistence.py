@@ -114,6 +114,18 @@ def test_rdb_snapshots_alone_are_not_durable(aof_redis: str) -> None:
     assert "last snapshot" in found.summary
 
 
+def test_eviction_of_any_key_is_not_durable_even_with_aof(aof_redis: str) -> None:
+    _configure(
+        aof_redis, appendonly="yes", appendfsync="everysec", maxmemory="512mb", **{"maxmemory-policy": "allkeys-lru"}
+    )
+    try:
+        found = check_redis_persistence(aof_redis)
+    finally:
+        _configure(aof_redis, maxmemory="0", **{"maxmemory-policy": "noeviction"})
+    assert not found.durable
+    assert "allkeys-lru" in found.summary
+
+
 def test_config_denied_is_reported_as_unchecked_without_the_password(aof_redis: str) -> None:
     client = redis.Redis.from_url(aof_redis)
     try:

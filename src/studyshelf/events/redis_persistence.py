@@ -19,6 +19,7 @@ import redis
 log = logging.getLogger("studyshelf.events.redis")
 
 DURABLE_FSYNC: Final = frozenset({"everysec", "always"})
+CHECKED: Final = ("appendonly", "appendfsync", "save", "maxmemory", "maxmemory-policy")
 _ADVICE: Final = "set `appendonly yes` and `appendfsync everysec` (or `always`); docs/operations.md, Redis persistence"
 
 
@@ -31,13 +32,13 @@ class RedisPersistence:
 
 
 def check_redis_persistence(url: str, *, timeout_seconds: float = 5.0) -> RedisPersistence:
-    """Read `appendonly`, `appendfsync` and `save` from the server at `url`; never raises for Redis errors."""
+    """Read the persistence (and eviction) settings of the server at `url`; never raises for Redis errors."""
     where = _where(url)
     client = redis.Redis.from_url(
         url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, decode_responses=True
     )
     try:
-        config = {name: str(client.config_get(name).get(name, "")) for name in ("appendonly", "appendfsync", "save")}
+        config = {name: str(client.config_get(name).get(name, "")) for name in CHECKED}
     except redis.ResponseError as exc:  # CONFIG renamed away or denied by an ACL (managed services do both)
         return RedisPersistence(False, f"Redis persistence at {where} could not be checked ({exc}): {_ADVICE}.")
     except redis.RedisError as exc:
@@ -46,7 +47,7 @@ def check_redis_persistence(url: str, *, timeout_seconds: float = 5.0) -> RedisP
         )
     finally:
         client.close()
-    return _judge(where, appendonly=config["appendonly"], appendfsync=config["appendfsync"], save=config["save"])
+    return _judge(where, config)
 
 
 def log_redis_persistence(url: str | None) -> RedisPersistence | None:
@@ -58,8 +59,13 @@ def log_redis_persistence(url: str | None) -> RedisPersistence | None:
     return found
 
 
-def _judge(where: str, *, appendonly: str, appendfsync: str, save: str) -> RedisPersistence:
+def _judge(where: str, config: dict[str, str]) -> RedisPersistence:
+    appendonly, appendfsync, save = config["appendonly"], config["appendfsync"], config["save"]
     described = f"appendonly {appendonly}, appendfsync {appendfsync}, save {save!r}"
+    if config["maxmemory"] not in {"", "0"} and config["maxmemory-policy"].startswith("allkeys-"):
+        risk = f"maxmemory-policy {config['maxmemory-policy']} may evict the event stream itself when memory is full"
+        advice = "use `maxmemory-policy noeviction` (publishing then fails visibly instead)"
+        return RedisPersistence(False, f"Redis at {where} may lose acknowledged analytics events: {risk}; {advice}.")
     if appendonly == "yes" and appendfsync in DURABLE_FSYNC:
         loses = "at most about 1 s of" if appendfsync == "everysec" else "no"
         return RedisPersistence(
