@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from typer.main import get_command
+from typer.testing import CliRunner
 
 from studyshelf.cli import app
 from tests.conftest import require_service
@@ -60,6 +62,15 @@ def test_each_unit_runs_a_command_the_cli_has(name: str) -> None:
     group = get_command(app)
     for word in COMMANDS[name]:
         group = group.commands[word]  # type: ignore[attr-defined]  # a KeyError names a renamed command
+
+
+def test_a_worker_with_nothing_to_drain_is_not_restarted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("STUDYSHELF_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("STUDYSHELF_DATA_DIR", str(tmp_path))
+    exit_code = CliRunner().invoke(app, ["worker"]).exit_code  # no STUDYSHELF_REDIS_URL
+    assert unit("studyshelf-worker.service")["Service"]["RestartPreventExitStatus"] == str(exit_code)
+    assert exit_code != 0
 
 
 def test_replication_may_write_the_backup_location() -> None:
