@@ -60,6 +60,15 @@ def test_instances_are_probed_for_readiness_and_nginx_for_health(compose: dict[s
         assert every[backend]["healthcheck"]["test"]
 
 
+def test_studyshelf_starts_after_the_bucket_and_serves_after_the_migration(compose: dict[str, Any]) -> None:
+    ours = {name: service for name, service in services(compose).items() if service.get("image") == "studyshelf:local"}
+    assert set(ours) == {"app1", "app2", "worker", "migrate"}
+    for name, service in ours.items():
+        assert service["depends_on"]["s3-bucket"] == {"condition": "service_completed_successfully"}, name
+        if name != "migrate":
+            assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+
+
 def test_redis_keeps_acknowledged_events(compose: dict[str, Any]) -> None:
     command = " ".join(services(compose)["redis"]["command"])
     assert "--appendonly yes" in command
