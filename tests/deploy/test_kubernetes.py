@@ -10,9 +10,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.main import get_command
 
 from studyshelf.cli import app
+from studyshelf.settings import Settings
 from tests.deploy.env_names import DEPLOY, unknown_settings
 
 MANIFESTS = DEPLOY / "kubernetes"
@@ -150,3 +152,10 @@ def test_settings_come_from_the_configmap_and_the_secret() -> None:
     assert "STUDYSHELF_SECRET_KEY" in secret["stringData"]
     assert not settings.keys() & secret["stringData"].keys()
     assert unknown_settings((settings.keys() | secret["stringData"].keys()) - NOT_SETTINGS) == set()
+
+
+def test_the_example_secret_key_is_refused_in_production(tmp_path: Path) -> None:
+    example = the("Secret", "studyshelf-secrets")["stringData"]["STUDYSHELF_SECRET_KEY"]
+    assert the("ConfigMap", "studyshelf-config")["data"]["STUDYSHELF_ENVIRONMENT"] == "production"
+    with pytest.raises(ValidationError, match="STUDYSHELF_SECRET_KEY"):
+        Settings(environment="production", secret_key=example, data_dir=tmp_path)

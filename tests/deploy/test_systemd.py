@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from studyshelf.cli import app
+from studyshelf.settings import Settings
 from tests.conftest import require_service
 from tests.deploy.env_names import DEPLOY, env_names_in, unknown_settings
 
@@ -82,6 +84,13 @@ def test_the_environment_file_names_only_settings() -> None:
     text = (UNITS / "studyshelf.env.example").read_text()
     assert set(example_env()) <= env_names_in(text)
     assert unknown_settings(env_names_in(text)) == set()
+
+
+def test_the_example_secret_key_is_refused_in_production(tmp_path: Path) -> None:
+    example = example_env()
+    assert example["STUDYSHELF_ENVIRONMENT"] == "production"
+    with pytest.raises(ValidationError, match="STUDYSHELF_SECRET_KEY"):
+        Settings(environment="production", secret_key=example["STUDYSHELF_SECRET_KEY"], data_dir=tmp_path)
 
 
 def test_units_pass_systemd_analyze(tmp_path: Path) -> None:
