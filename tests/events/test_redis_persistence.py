@@ -75,6 +75,11 @@ def _configure(url: str, **values: str) -> None:
 
 def test_the_machines_redis_without_persistence_gets_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     require_service(redis_available(), "Redis")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:  # only read: the machine's Redis is never reconfigured
+        assert client.config_get("appendonly") == {"appendonly": "no"}, "expects Redis as .ci/run starts it"
+    finally:
+        client.close()
     with caplog.at_level(logging.INFO, logger="studyshelf.events"):
         found = log_redis_persistence(REDIS_URL)
     assert found is not None
