@@ -73,10 +73,12 @@ def serve(
     server: Annotated[str, typer.Option(help="granian (default: faster in `make bench`) or uvicorn.")] = "granian",
 ) -> None:
     """Serve the web UI and the API (migrates the embedded database first)."""
+    from studyshelf.events.redis_persistence import log_redis_persistence
     from studyshelf.library.jobs import recover_storage
 
     with command_services() as services:
         removed = recover_storage(services)
+        log_redis_persistence(services.settings.redis_url)  # once here, not in every worker process
     if removed:
         console.print(f"Removed {removed} leftovers of interrupted uploads.")
     console.print(f"StudyShelf on [bold]http://{host}:{port}[/bold] ({server}, {workers} workers)")
@@ -233,6 +235,7 @@ def worker(
     import threading
 
     from studyshelf.analytics.ingest import drain
+    from studyshelf.events.redis_persistence import log_redis_persistence
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -241,6 +244,7 @@ def worker(
         if not services.settings.redis_url:
             console.print("[yellow]No STUDYSHELF_REDIS_URL: the web process drains its own spool.[/yellow]")
             raise typer.Exit(code=2)
+        log_redis_persistence(services.settings.redis_url)
         consumer = name or drain.consumer_name()
         console.print(f"Draining events into the warehouse as {consumer}.")
         drain.run(services.events, services.warehouse, stop=stop, consumer=consumer, max_count=batch)
