@@ -56,7 +56,9 @@ def build_services(settings: Settings) -> Services:
         write_sessions=make_session_factory(engine, write=True),
         read_sessions=make_session_factory(engine, write=False),
         blobs=build_blob_store(
-            settings.resolved_storage_url, master_keys=settings.encryption_master_keys(), s3=S3Options.from_settings(settings)
+            settings.resolved_storage_url,
+            master_keys=settings.encryption_master_keys(),
+            s3=S3Options.from_settings(settings),
         ),
         mailer=build_mailer(settings.smtp_url),
         signer=MediaSigner.from_keys(keys, max_ttl=settings.media_url_ttl_seconds),

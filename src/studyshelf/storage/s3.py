@@ -19,6 +19,8 @@ servers refuse the aws-chunked uploads they need.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -32,9 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from studyshelf.storage.interface import BlobNotFound, StorageUnavailable, StoredBlob
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_s3 import S3Client
 
     from studyshelf.settings import Settings
@@ -48,6 +53,7 @@ MAX_SINGLE_COPY = 5 * 1024**3  # CopyObject's limit; larger blobs are copied par
 STALE_AFTER = timedelta(days=1)  # an upload untouched this long was left by a crash (uploads of hours are fine)
 PART_UPLOADERS = 8  # threads per process sending parts (each writer keeps at most one part in flight)
 _BLOB_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
+S3_ERRORS = (BotoCoreError, ClientError)  # what a request to S3 raises: refused, or not answered
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 AddressingStyle = Literal["auto", "path", "virtual"]
@@ -86,7 +92,6 @@ class S3Options:
 
 def s3_client(options: S3Options, *, attempts: int = 3, read_timeout: float | None = None) -> S3Client:
     """A boto3 S3 client for these options (also what backups use to reach the same service)."""
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -99,13 +104,27 @@ def s3_client(options: S3Options, *, attempts: int = 3, read_timeout: float | No
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=options.endpoint_url,
-        aws_access_key_id=options.access_key_id,
-        aws_secret_access_key=options.secret_access_key,
-        config=config,
-    )
+    with _session_lock:
+        session = _boto3_session()
+        return session.client(
+            "s3",
+            endpoint_url=options.endpoint_url,
+            aws_access_key_id=options.access_key_id,
+            aws_secret_access_key=options.secret_access_key,
+            config=config,
+        )
+
+
+_session_lock = threading.Lock()
+
+
+@functools.cache
+def _boto3_session() -> boto3.session.Session:
+    """One boto3 session per process: its clients share the parsed service model (a client costs ms, not a second).
+    Sessions are not thread-safe, so clients are made under `_session_lock`; clients themselves are."""
+    import boto3
+
+    return boto3.session.Session()
 
 
 def parse_storage_url(url: str) -> tuple[str, str]:
@@ -198,7 +217,7 @@ class S3BlobWriter:
         except StorageUnavailable:
             self.abort()
             raise
-        except Exception as exc:
+        except S3_ERRORS as exc:
             self.abort()
             raise _unavailable(exc, f"commit of {sha256}") from exc
         self._buffer = bytearray()
@@ -214,7 +233,7 @@ class S3BlobWriter:
         self._done = True
         try:
             self._discard_upload()
-        except Exception as exc:  # noqa: BLE001 - the upload failed already; what stays behind recover() removes
+        except S3_ERRORS as exc:  # the upload failed already; what stays behind recover() removes
             log.warning("S3 abort of %s failed (recover removes it later): %s", self._tmp_key, exc)
 
     def _send_part(self, body: bytes) -> None:
@@ -223,7 +242,7 @@ class S3BlobWriter:
         if self._upload_id is None:
             try:
                 created = store.client.create_multipart_upload(Bucket=store.bucket, Key=self._tmp_key)
-            except Exception as exc:
+            except S3_ERRORS as exc:
                 raise _unavailable(exc, "start of a multipart upload") from exc
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
@@ -237,7 +256,7 @@ class S3BlobWriter:
             return
         try:
             self._parts.append(in_flight.result())
-        except Exception as exc:
+        except S3_ERRORS as exc:
             raise _unavailable(exc, f"upload of part {len(self._parts) + 1} of {self._tmp_key}") from exc
 
     def _complete_upload(self) -> None:
@@ -261,16 +280,14 @@ class S3BlobWriter:
         store = self._store
         if self._in_flight is not None:
             self._in_flight.cancel()
-            try:
+            with contextlib.suppress(*S3_ERRORS):  # the part is being thrown away anyway
                 self._in_flight.result()
-            except Exception:  # noqa: BLE001, S110 - the upload is being thrown away anyway
-                pass
             self._in_flight = None
         if self._upload_id is None:
             return
         try:
             store.client.abort_multipart_upload(Bucket=store.bucket, Key=self._tmp_key, UploadId=self._upload_id)
-        except Exception as exc:
+        except S3_ERRORS as exc:
             if _error_code(exc) != "NoSuchUpload":  # completed already: the temporary object goes below
                 raise
         store.client.delete_object(Bucket=store.bucket, Key=self._tmp_key)
@@ -320,7 +337,7 @@ class S3BlobStore:
         quick = s3_client(self.options, attempts=1, read_timeout=min(5.0, self.options.read_timeout))
         try:
             quick.head_bucket(Bucket=self.bucket)
-        except Exception as exc:
+        except S3_ERRORS as exc:
             code = _error_code(exc)
             if code in _MISSING_CODES or code == "NoSuchBucket":
                 raise StorageConfigError(
@@ -349,7 +366,7 @@ class S3BlobStore:
         """The object's length, or None when there is none."""
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
-        except Exception as exc:
+        except S3_ERRORS as exc:
             if _is_missing(exc):
                 return None
             raise _unavailable(exc, f"HeadObject {key}") from exc
@@ -373,7 +390,7 @@ class S3BlobStore:
             return iter(())
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}")
-        except Exception as exc:
+        except S3_ERRORS as exc:
             if _is_missing(exc):
                 raise BlobNotFound(sha256) from exc
             if _error_code(exc) == "InvalidRange":  # starts at or past the end, as a file read would
@@ -392,7 +409,7 @@ class S3BlobStore:
             return
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
+        except S3_ERRORS as exc:
             raise _unavailable(exc, f"DeleteObject {key}") from exc
 
     def iter_digests(self) -> Iterator[str]:
@@ -409,10 +426,12 @@ class S3BlobStore:
         tmp = f"{self.prefix}tmp/"
         removed = 0
         uploads = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=tmp)
-        for page in uploads:
-            for upload in page.get("Uploads", []):
+        for uploads_page in uploads:
+            for upload in uploads_page.get("Uploads", []):
                 if upload["Initiated"] < cutoff:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
                     removed += 1
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=tmp):
             for item in page.get("Contents", []):
