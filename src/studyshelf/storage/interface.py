@@ -21,6 +21,10 @@ class StorageUnavailable(Unavailable):
     title = "File storage unavailable"
 
 
+class StorageConfigError(ValueError):
+    """The storage settings do not reach a usable store (an S3 endpoint down, a missing bucket): refuse to start."""
+
+
 class TailChanged(Exception):
     """The blob no longer ends with the bytes the caller read: it was rewritten meanwhile, nothing was written."""
 

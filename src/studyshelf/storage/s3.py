@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from studyshelf.storage.interface import BlobNotFound, StorageUnavailable, StoredBlob
+from studyshelf.storage.interface import BlobNotFound, StorageConfigError, StorageUnavailable, StoredBlob
 
 if TYPE_CHECKING:
     import boto3
@@ -58,10 +58,6 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 AddressingStyle = Literal["auto", "path", "virtual"]
 Delivery = Literal["stream", "presigned"]
-
-
-class StorageConfigError(ValueError):
-    """The S3 settings do not reach a usable bucket: refuse to start, naming the setting."""
 
 
 @dataclass(frozen=True)
