@@ -155,7 +155,9 @@ def _unavailable(exc: Exception, doing: str) -> StorageUnavailable:
 class S3BlobWriter:
     def __init__(self, store: S3BlobStore) -> None:
         self._store = store
-        self._tmp_key = f"{store.prefix}tmp/{uuid.uuid4().hex}"
+        # The start time is in the name: `recover` reads it there, not from the server (moto, for one, reports
+        # every upload as started in 2010), and in the writer's own clock.
+        self._tmp_key = f"{store.tmp_prefix}{int(store.now().timestamp())}-{uuid.uuid4().hex}"
         self._buffer = bytearray()
         self._hash = hashlib.sha256()
         self._size = 0
@@ -311,7 +313,8 @@ class S3BlobStore:
         self.client: S3Client = client or s3_client(self.options)
         self.part_bytes = part_bytes
         self.stale_after = stale_after
-        self._now = now
+        self.now = now
+        self.tmp_prefix = f"{prefix}tmp/"
         self._uploaders: ThreadPoolExecutor | None = None
         self._uploaders_lock = threading.Lock()
 
@@ -418,23 +421,28 @@ class S3BlobStore:
 
     def recover(self) -> int:
         """Abort multipart uploads and delete temporary objects older than `stale_after`; return how many."""
-        cutoff = self._now() - self.stale_after
-        tmp = f"{self.prefix}tmp/"
+        cutoff = (self.now() - self.stale_after).timestamp()
         removed = 0
-        uploads = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=tmp)
-        for uploads_page in uploads:
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.tmp_prefix)
+        for uploads_page in pages:
             for upload in uploads_page.get("Uploads", []):
-                if upload["Initiated"] < cutoff:
+                if self._started(upload["Key"]) < cutoff:
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
                     removed += 1
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=tmp):
+        objects = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.tmp_prefix)
+        for page in objects:
             for item in page.get("Contents", []):
-                if item["LastModified"] < cutoff:
+                if self._started(item["Key"]) < cutoff:
                     self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
                     removed += 1
         return removed
+
+    def _started(self, tmp_key: str) -> float:
+        """When the upload of a temporary key began (0 for a name not of ours: stale)."""
+        started = tmp_key[len(self.tmp_prefix) :].split("-", 1)[0]
+        return float(started) if started.isdigit() else 0.0
 
     def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         sent = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
