@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,10 +144,9 @@ def test_an_endpoint_that_does_not_answer_is_refused_at_start(s3_server: S3Serve
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("STUDYSHELF_")]:
         monkeypatch.delenv(name)
-    yield
 
 
 @pytest.mark.usefixtures("clean_env")
