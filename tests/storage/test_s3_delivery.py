@@ -20,9 +20,12 @@ from starlette.requests import ClientDisconnect
 from studyshelf.app import create_app
 from studyshelf.core.clock import utcnow
 from studyshelf.delivery.streaming import small_blobs
+from studyshelf.library.jobs import collect_orphans, purge_trash
+from studyshelf.ops.backup_blobs import copy_missing_blobs
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 from studyshelf.storage.crypto import EncryptedBlobStore
+from studyshelf.storage.local import LocalBlobStore
 from studyshelf.storage.s3 import S3BlobStore
 from studyshelf.warehouse import SummaryQuery
 from tests.analytics.conftest import CHROME, drain
@@ -147,6 +150,28 @@ def test_an_encrypted_store_is_streamed_even_when_presigned_is_asked(services: S
     file = uploaded(owner, owner.root_folder_id, "lecture.mp4", DATA)
     response = owner.client.get(file["content_url"], headers={"Range": "bytes=10-19"}, follow_redirects=False)
     assert (response.status_code, response.content) == (206, DATA[10:20])  # ciphertext cannot be presigned
+
+
+@pytest.mark.parametrize("delivery", ["stream"])
+def test_garbage_collection_and_backup_copies_list_blobs_through_s3(
+    services: Services, owner: Member, tmp_path: Path
+) -> None:
+    kept = uploaded(owner, owner.root_folder_id, "kept.bin", b"kept bytes")
+    gone = uploaded(owner, owner.root_folder_id, "gone.bin", b"bytes to purge")
+    store = services.blobs
+    assert isinstance(store, S3BlobStore)
+    orphan = store.writer()
+    orphan.write(b"written, never recorded")
+    orphan_digest = orphan.commit().sha256
+    backup = LocalBlobStore(tmp_path / "backup")
+    assert copy_missing_blobs(store, backup, sorted(store.iter_digests())) == 3
+    assert b"".join(backup.read_range(kept["sha256"], 0, 10)) == b"kept bytes"
+    assert owner.client.delete(f"/api/v1/files/{gone['id']}", headers=owner.headers()).status_code == 204
+    assert purge_trash(services, retention_days=0) == (1, 1)
+    memo = collect_orphans(services, "")  # an orphan is deleted on its second sighting only
+    assert memo == orphan_digest
+    collect_orphans(services, memo)
+    assert sorted(store.iter_digests()) == [kept["sha256"]]
 
 
 @contextmanager
