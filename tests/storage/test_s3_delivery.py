@@ -128,6 +128,10 @@ def test_playback_through_media_urls_is_counted_the_same(world: World, owner: Me
         page = browser.get(link, headers={**EMBEDDED, "user-agent": CHROME})
         media = parse_html(page).attr("video[data-media]", "src")
         assert media.startswith("/m/"), page.text
+        csp = page.headers["content-security-policy"]
+        endpoint = world.services.settings.s3_endpoint_url
+        assert (f"media-src {endpoint} 'self' " in csp) == (delivery == "presigned")  # the redirect may be followed
+        assert (f"connect-src {endpoint} 'self';" in csp) == (delivery == "presigned")
         for start, end in RANGES:
             headers = {"range": f"bytes={start}-{end - 1}", "user-agent": CHROME, "referer": "http://testserver/"}
             response = fetch(browser, media, headers)

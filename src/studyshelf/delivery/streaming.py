@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -208,6 +209,18 @@ class BlobResponse(Response):
             if data is not None:
                 return data[byte_range.start : byte_range.end], None
         return await anyio.to_thread.run_sync(_open_range, self.blobs, self.rep.sha256, byte_range)
+
+
+def allow_store_origin(headers: dict[str, str], blobs: BlobStore) -> dict[str, str]:
+    """A viewer page's headers with the store's origin allowed for media, images and fetches, when the store sends
+    clients there (presigned delivery); else the headers as they are."""
+    origin = blobs.presigned_origin if isinstance(blobs, PresignedDelivery) else None
+    csp = headers.get("content-security-policy")
+    if not origin or not csp:
+        return headers
+    for directive in ("img-src", "media-src", "connect-src"):
+        csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origin} ", csp, count=1)
+    return {**headers, "content-security-policy": csp}
 
 
 class SmallBlobCache:

@@ -123,3 +123,8 @@ class PresignedDelivery(Protocol):
     ) -> str | None:
         """A URL answering the whole blob (Range honoured) with these headers, or None: send the bytes yourself."""
         ...
+
+    @property
+    def presigned_origin(self) -> str | None:
+        """Where presigned URLs point (scheme://host[:port]), for the viewer's CSP; None when none are handed out."""
+        ...

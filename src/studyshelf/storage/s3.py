@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -461,6 +461,13 @@ class S3BlobStore:
             target,
             Config=TransferConfig(multipart_threshold=MAX_SINGLE_COPY, multipart_chunksize=512 * 1024 * 1024),
         )
+
+    @functools.cached_property
+    def presigned_origin(self) -> str | None:
+        if self.options.delivery != "presigned":
+            return None
+        url = urlsplit(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "x"}))
+        return f"{url.scheme}://{url.netloc}"
 
     def presigned_url(
         self, sha256: str, *, expires_in: int, content_type: str, content_disposition: str, cache_control: str
