@@ -165,6 +165,8 @@ class S3BlobWriter:
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._in_flight: Future[dict[str, Any]] | None = None
+        self._multipart = False  # a part was handed to a sender thread: the bytes go up as a multipart upload
+        self._unreachable = False  # S3 did not answer (rather than refused): abort leaves the rest to recover()
         self._done = False
 
     @property
@@ -206,7 +208,7 @@ class S3BlobWriter:
         try:
             if reuse_identical and store.stored_size(key) == self._size:
                 self._discard_upload()
-            elif self._upload_id is None:
+            elif not self._multipart:
                 store.client.put_object(Bucket=store.bucket, Key=key, Body=bytes(self._buffer))
             else:
                 self._complete_upload()
@@ -216,6 +218,7 @@ class S3BlobWriter:
             self.abort()
             raise
         except S3_ERRORS as exc:
+            self._unreachable = not isinstance(exc, ClientError)
             self.abort()
             raise _unavailable(exc, f"commit of {sha256}") from exc
         self._buffer = bytearray()
@@ -229,6 +232,9 @@ class S3BlobWriter:
         if self._done:
             return
         self._done = True
+        if self._unreachable:  # another try would only wait for the same timeouts (on the request's event loop)
+            log.warning("S3 unreachable: %s is left for recover() to remove", self._tmp_key)
+            return
         try:
             self._discard_upload()
         except S3_ERRORS as exc:  # the upload failed already; what stays behind recover() removes
@@ -236,16 +242,15 @@ class S3BlobWriter:
 
     def _send_part(self, body: bytes) -> None:
         self._wait_for_part()
+        self._multipart = True
+        self._in_flight = self._store.part_uploaders.submit(self._upload_part, len(self._parts) + 1, body)
+
+    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+        """In a sender thread (one part of a writer at a time), so the request's event loop never waits on S3."""
         store = self._store
         if self._upload_id is None:
-            try:
-                created = store.client.create_multipart_upload(Bucket=store.bucket, Key=self._tmp_key)
-            except S3_ERRORS as exc:
-                raise _unavailable(exc, "start of a multipart upload") from exc
-            self._upload_id = created["UploadId"]
-        number = len(self._parts) + 1
-        upload_id = self._upload_id
-        self._in_flight = store.part_uploaders.submit(store.upload_part, self._tmp_key, upload_id, number, body)
+            self._upload_id = store.client.create_multipart_upload(Bucket=store.bucket, Key=self._tmp_key)["UploadId"]
+        return store.upload_part(self._tmp_key, self._upload_id, number, body)
 
     def _wait_for_part(self) -> None:
         """Let the part on its way finish (at most one is, so memory holds one part besides the one filling)."""
@@ -255,12 +260,13 @@ class S3BlobWriter:
         try:
             self._parts.append(in_flight.result())
         except S3_ERRORS as exc:
+            self._unreachable = not isinstance(exc, ClientError)
             raise _unavailable(exc, f"upload of part {len(self._parts) + 1} of {self._tmp_key}") from exc
 
     def _complete_upload(self) -> None:
         self._wait_for_part()
+        assert self._upload_id is not None
         if self._buffer or not self._parts:
-            assert self._upload_id is not None
             number = len(self._parts) + 1
             self._parts.append(self._store.upload_part(self._tmp_key, self._upload_id, number, bytes(self._buffer)))
         store = self._store
@@ -276,11 +282,10 @@ class S3BlobWriter:
 
     def _discard_upload(self) -> None:
         store = self._store
-        if self._in_flight is not None:
-            self._in_flight.cancel()
-            with contextlib.suppress(*S3_ERRORS):  # the part is being thrown away anyway
-                self._in_flight.result()
-            self._in_flight = None
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None and not in_flight.cancel():  # on its way already: let it end (it may create the
+            with contextlib.suppress(*S3_ERRORS):  # upload, which is aborted below); the part is thrown away anyway
+                in_flight.result()
         if self._upload_id is None:
             return
         try:
