@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -224,7 +225,10 @@ def stoppable() -> Iterator[StoppableS3]:
 def failing_services(tmp_path: Path, sqlite_template: Path, stoppable: StoppableS3) -> Iterator[Services]:
     db = tmp_path / "studyshelf.sqlite3"
     shutil.copyfile(sqlite_template, db)
-    bucket = S3Server(stoppable.endpoint).fresh_bucket()
+    bucket = f"failing-{uuid.uuid4().hex[:12]}"
+    client = S3Server(stoppable.endpoint).client()
+    client.create_bucket(Bucket=bucket)
+    client.close()  # an open keep-alive connection would hold up the server's stop
     with services_for(s3_settings(tmp_path, f"sqlite:///{db}", stoppable.endpoint, bucket)) as services:
         yield services
 
@@ -331,3 +335,26 @@ def test_a_client_gone_between_parts_aborts_the_multipart_upload(failing_service
     assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
     assert visible(store) == []
     assert store.recover() == 0
+
+
+def test_reads_while_s3_is_down_are_503_problems_or_come_from_the_cache(
+    failing_services: Services, stoppable: StoppableS3
+) -> None:
+    world = World(failing_services)
+    owner = world.member(world.org())
+    small = uploaded(owner, owner.root_folder_id, "small.txt", b"small enough to be cached")
+    big = uploaded(owner, owner.root_folder_id, "lecture.mp4", DATA)
+    assert owner.client.get(small["content_url"]).content == b"small enough to be cached"  # read once: cached
+    stoppable.stop()
+    try:
+        cached = owner.client.get(small["content_url"])
+        gone = owner.client.get(big["content_url"], headers={"Range": "bytes=0-99"})
+        ready = owner.client.get("/readyz")
+    finally:
+        stoppable.start()
+    assert (cached.status_code, cached.content) == (200, b"small enough to be cached")
+    assert gone.status_code == 503
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert gone.json()["type"] == "https://studyshelf.dev/problems/storage-unavailable"
+    assert (ready.status_code, ready.json()["storage"]) == (503, "error: StorageUnavailable")
+    assert owner.client.get(big["content_url"], headers={"Range": "bytes=0-99"}).content == DATA[:100]

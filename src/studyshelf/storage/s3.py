@@ -337,26 +337,30 @@ class S3BlobStore:
 
     def check(self) -> None:
         """Refuse to start on an endpoint that does not answer or a bucket that is not there (one quick try)."""
-        where = self.options.endpoint_url or "AWS S3"
         quick = s3_client(self.options, attempts=1, read_timeout=min(5.0, self.options.read_timeout))
         try:
             quick.head_bucket(Bucket=self.bucket)
         except S3_ERRORS as exc:
-            code = _error_code(exc)
-            if code in _MISSING_CODES or code == "NoSuchBucket":
-                raise StorageConfigError(
-                    f"STUDYSHELF_STORAGE_URL: bucket {self.bucket!r} does not exist at {where} "
-                    "(create it, or fix the URL or STUDYSHELF_S3_ENDPOINT_URL)"
-                ) from None
-            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StorageConfigError(
-                    f"STUDYSHELF_S3_ACCESS_KEY_ID / STUDYSHELF_S3_SECRET_ACCESS_KEY: access to bucket "
-                    f"{self.bucket!r} at {where} was refused ({code or 'forbidden'})"
-                ) from None
-            raise StorageConfigError(
-                f"STUDYSHELF_S3_ENDPOINT_URL: cannot reach {where} for bucket {self.bucket!r} "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
+            raise self._refusal(exc) from None
+        finally:
+            quick.close()
+
+    def _refusal(self, exc: Exception) -> StorageConfigError:
+        where = self.options.endpoint_url or "AWS S3"
+        code = _error_code(exc)
+        if code in _MISSING_CODES or code == "NoSuchBucket":
+            return StorageConfigError(
+                f"STUDYSHELF_STORAGE_URL: bucket {self.bucket!r} does not exist at {where} "
+                "(create it, or fix the URL or STUDYSHELF_S3_ENDPOINT_URL)"
+            )
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return StorageConfigError(
+                f"STUDYSHELF_S3_ACCESS_KEY_ID / STUDYSHELF_S3_SECRET_ACCESS_KEY: access to bucket "
+                f"{self.bucket!r} at {where} was refused ({code or 'forbidden'})"
+            )
+        return StorageConfigError(
+            f"STUDYSHELF_S3_ENDPOINT_URL: cannot reach {where} for bucket {self.bucket!r} ({type(exc).__name__}: {exc})"
+        )
 
     def key_for(self, sha256: str) -> str:
         if not _valid_digest(sha256):
