@@ -21,6 +21,7 @@ from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
 from studyshelf.storage import BlobNotFound, BlobStore
 from studyshelf.storage.crypto import EncryptedBlobStore, EncryptionKeyError
+from studyshelf.storage.interface import StorageConfigError
 
 
 class _Commands(TyperGroup):
@@ -32,7 +33,7 @@ class _Commands(TyperGroup):
         except StudyShelfError as exc:
             Console(stderr=True).print(f"[red]Error:[/red] {exc.detail}", highlight=False)
             raise typer.Exit(code=1) from None
-        except EncryptionKeyError as exc:  # the master keys cannot read the store: refuse, naming the setting
+        except (EncryptionKeyError, StorageConfigError) as exc:  # refuse to start, naming the setting
             Console(stderr=True).print(f"[red]Error:[/red] {exc}", highlight=False)
             raise typer.Exit(code=1) from None
 
