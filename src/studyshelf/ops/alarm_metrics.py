@@ -104,8 +104,13 @@ def read_disk_free(services: Services, db: Session, window: Window, scope: str) 
     return {"": Sample(stat.f_bavail / stat.f_blocks)} if stat.f_blocks else {}
 
 
+NEVER_VERIFIED_HOURS = 1e6
+# Where backup health comes from (Litestream's or pgBackRest's status); tests put a stand-in replica here.
+backup_status: backup_health.StatusSource = backup_health.current_status
+
+
 def _backup(services: Services) -> backup_health.BackupHealth | None:
-    return backup_health.check(services) if services.settings.backup_url else None
+    return backup_health.check(services, backup_status) if services.settings.backup_url else None
 
 
 def read_backup_lag(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
@@ -119,8 +124,8 @@ def read_backup_verify_age(services: Services, db: Session, window: Window, scop
     if health is None:
         return {}
     verified = health.last_verify
-    if verified is None or not verified.ok:  # never verified, or the last verify failed: as old as can be
-        return {"": Sample(float("inf"))}
+    if verified is None or not verified.ok:  # never verified, or the last verify failed: older than any schedule
+        return {"": Sample(NEVER_VERIFIED_HOURS)}
     return {"": Sample((window.end - verified.at).total_seconds() / 3600)}
 
 

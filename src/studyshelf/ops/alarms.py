@@ -274,4 +274,4 @@ def list_states(db: Session, *, org_ids: list[uuid.UUID] | None) -> list[tuple[A
     if org_ids is not None:
         query = query.where(AlarmState.org_id.in_(org_ids))
     rows = db.execute(query.order_by(AlarmState.state, AlarmRule.key, AlarmState.scope_key))
-    return [(rule, state) for rule, state in rows.tuples()]
+    return [(rule, state) for rule, state in rows]

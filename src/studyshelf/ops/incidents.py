@@ -151,7 +151,7 @@ def sync_notices(db: Session, *, now: datetime) -> int:
         select(IncidentNotice, OutboxMessage)
         .outerjoin(OutboxMessage, OutboxMessage.id == IncidentNotice.outbox_id)
         .where(IncidentNotice.settled.is_(False))
-    ).tuples()
+    ).all()
     for notice, message in pending:
         incident = db.get(Incident, notice.incident_id)
         assert incident is not None

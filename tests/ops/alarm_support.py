@@ -1,0 +1,195 @@
+"""Shared pieces of the alarm and incident tests: both databases (tests/ops/conftest.py is SQLite-only for the
+backups), a moved clock, a webhook receiver that checks signatures, synthetic request minutes and events."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from studyshelf.core.clock import MovableClock
+from studyshelf.core.db import unit_of_work
+from studyshelf.events import Event
+from studyshelf.jobs.runner import JOBS
+from studyshelf.notify.service import webhook_signature, webhook_signing_secret
+from studyshelf.ops import signals
+from studyshelf.ops.models import AlarmRule, AlarmState, Incident, IncidentEvent
+from studyshelf.partners.models import User
+from studyshelf.services import Services, build_services
+from studyshelf.settings import Settings
+from tests.analytics.support import event
+from tests.conftest import Member, World, make_settings
+
+START = datetime(2031, 5, 5, 9, 0, 30, tzinfo=UTC)  # ahead of the wall clock: outbox rows made now are due
+ALARM_JOB = next(job for job in JOBS if job.name == "ops.alarms")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """Both databases, as everywhere outside tests/ops (whose conftest keeps the backups on SQLite)."""
+    if request.param == "sqlite":
+        path = tmp_path / "studyshelf.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(
+        tmp_path,
+        db_url,
+        smtp_url="memory://",
+        outbound_allowed_networks=["127.0.0.10/32"],
+        base_url="https://shelf.example.org",
+    )
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(START)
+
+
+@pytest.fixture
+def clocked(services: Services, clock: MovableClock) -> Services:
+    return dataclasses.replace(services, clock=clock)
+
+
+@dataclass
+class Call:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.10 answering the queued statuses (then 204)."""
+
+    url: str = ""
+    calls: list[Call] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.calls.append(Call(body, {k.lower(): v for k, v in self.headers.items()}))
+            self.send_response(state.answers.pop(0) if state.answers else 204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.10", 0), Hook)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.10:{server.server_address[1]}/hook"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def verify_signature(services: Services, call: Call) -> bool:
+    """What a receiver does: recompute the HMAC over `<t>.<body>` with the shared secret."""
+    parts = dict(part.split("=", 1) for part in call.headers["x-studyshelf-signature"].split(","))
+    expected = webhook_signature(webhook_signing_secret(services.keys), call.body, int(parts["t"]))
+    return expected == call.headers["x-studyshelf-signature"]
+
+
+def run_minutes(services: Services, clock: MovableClock, minutes: int = 1) -> None:
+    """Move the clock a minute at a time and run the alarm job after each."""
+    for _ in range(minutes):
+        clock.advance(60)
+        ALARM_JOB.run(services, "")
+
+
+def request_minute(services: Services, at: datetime, *, requests: int, errors: int = 0, seconds: float = 0.05) -> None:
+    """Write one minute of requests as two processes would (half each)."""
+    for instance in ("web-1:100:a", "web-2:200:b"):
+        tally = signals.RequestTally()
+        for index in range(requests // 2):
+            status = 500 if index < errors // 2 else 200
+            tally.record(seconds, status, at.timestamp())
+        signals.flush(services, tally=tally, final=True, instance=instance)
+
+
+def file_events(owner: str, file_id: str, at: datetime, *, views: int, ok: int, fails: int) -> list[Event]:
+    """A file's views, successful and failed loads at one time."""
+    common = {"ts": at, "owner_org": owner, "partner_org": owner, "file_id": file_id}
+    return [
+        *(event("view", **common) for _ in range(views)),
+        *(event("load_ok", load_ms=120, **common) for _ in range(ok)),
+        *(event("load_fail", error_class="network", **common) for _ in range(fails)),
+    ]
+
+
+def rule(services: Services, key: str) -> AlarmRule:
+    with unit_of_work(services.read_sessions) as db:
+        found = db.scalars(select(AlarmRule).where(AlarmRule.key == key)).one()
+        db.expunge(found)
+        return found
+
+
+def states(services: Services, key: str) -> dict[str, str]:
+    """The rule's state per scope key."""
+    with unit_of_work(services.read_sessions) as db:
+        found = db.execute(
+            select(AlarmState.scope_key, AlarmState.state)
+            .join(AlarmRule, AlarmRule.id == AlarmState.rule_id)
+            .where(AlarmRule.key == key)
+        )
+        return {scope: state for scope, state in found}
+
+
+def incidents_of(services: Services, key: str) -> list[Incident]:
+    with unit_of_work(services.read_sessions) as db:
+        rows = list(
+            db.scalars(
+                select(Incident)
+                .join(AlarmRule, AlarmRule.id == Incident.rule_id)
+                .where(AlarmRule.key == key)
+                .order_by(Incident.opened_at)
+            )
+        )
+        db.expunge_all()
+        return rows
+
+
+def timeline_kinds(services: Services, incident_id: uuid.UUID) -> list[str]:
+    with unit_of_work(services.read_sessions) as db:
+        found = db.scalars(
+            select(IncidentEvent.kind)
+            .where(IncidentEvent.incident_id == incident_id)
+            .order_by(IncidentEvent.at, IncidentEvent.id)
+        )
+        return list(found)
+
+
+def platform_admin(world: World, member: Member) -> Member:
+    with unit_of_work(world.services.write_sessions) as db:
+        user = db.get(User, member.user_id)
+        assert user is not None
+        user.is_platform_admin = True
+    return member
+
+
+def fresh_services(settings: Settings, clock: MovableClock) -> Services:
+    """Another process over the same database (a restart)."""
+    return dataclasses.replace(build_services(settings), clock=clock)
+
+
+ONE_MINUTE = timedelta(minutes=1)
