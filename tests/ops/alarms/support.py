@@ -1,19 +1,14 @@
-"""Shared pieces of the alarm and incident tests: both databases (tests/ops/conftest.py is SQLite-only for the
-backups), a moved clock, a webhook receiver that checks signatures, synthetic request minutes and events."""
+"""Helpers of the alarm and incident tests: minutes of the alarm job, synthetic request minutes and events, the
+receiver's side of a signed webhook, and reads of states, incidents and timelines."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from studyshelf.core.clock import MovableClock
@@ -27,42 +22,11 @@ from studyshelf.partners.models import User
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 from tests.analytics.support import event
-from tests.conftest import Member, World, make_settings
+from tests.conftest import Member, World
 
 START = datetime(2031, 5, 5, 9, 0, 30, tzinfo=UTC)  # ahead of the wall clock: outbox rows made now are due
+ONE_MINUTE = timedelta(minutes=1)
 ALARM_JOB = next(job for job in JOBS if job.name == "ops.alarms")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    """Both databases, as everywhere outside tests/ops (whose conftest keeps the backups on SQLite)."""
-    if request.param == "sqlite":
-        path = tmp_path / "studyshelf.sqlite3"
-        shutil.copyfile(sqlite_template, path)
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    return make_settings(
-        tmp_path,
-        db_url,
-        smtp_url="memory://",
-        outbound_allowed_networks=["127.0.0.10/32"],
-        base_url="https://shelf.example.org",
-    )
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock(START)
-
-
-@pytest.fixture
-def clocked(services: Services, clock: MovableClock) -> Services:
-    return dataclasses.replace(services, clock=clock)
 
 
 @dataclass
@@ -78,29 +42,8 @@ class Receiver:
     url: str = ""
     calls: list[Call] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.calls.append(Call(body, {k.lower(): v for k, v in self.headers.items()}))
-            self.send_response(state.answers.pop(0) if state.answers else 204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.10", 0), Hook)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.10:{server.server_address[1]}/hook"
-    yield state
-    server.shutdown()
-    server.server_close()
+    hold: threading.Event | None = None  # while set to an unset event, requests wait for it
+    arrived: threading.Event = field(default_factory=threading.Event)
 
 
 def verify_signature(services: Services, call: Call) -> bool:
@@ -115,6 +58,25 @@ def run_minutes(services: Services, clock: MovableClock, minutes: int = 1) -> No
     for _ in range(minutes):
         clock.advance(60)
         ALARM_JOB.run(services, "")
+
+
+def minute_of(clock: MovableClock) -> datetime:
+    return clock.now().replace(second=0, microsecond=0)
+
+
+def requests_then_run(
+    services: Services, clock: MovableClock, *, requests: int, errors: int = 0, seconds: float = 0.05
+) -> None:
+    """Requests in the minute that is ending, then the next minute's evaluation (which reads the settled one)."""
+    request_minute(services, minute_of(clock) - ONE_MINUTE, requests=requests, errors=errors, seconds=seconds)
+    run_minutes(services, clock)
+
+
+def fire_5xx(services: Services, clock: MovableClock, *, seconds: float = 0.05) -> None:
+    """Five minutes of 10 % 5xx answers: the default rule fires (after one run to start from)."""
+    run_minutes(services, clock)
+    for _ in range(5):
+        requests_then_run(services, clock, requests=100, errors=10, seconds=seconds)
 
 
 def request_minute(services: Services, at: datetime, *, requests: int, errors: int = 0, seconds: float = 0.05) -> None:
@@ -152,7 +114,7 @@ def states(services: Services, key: str) -> dict[str, str]:
             .join(AlarmRule, AlarmRule.id == AlarmState.rule_id)
             .where(AlarmRule.key == key)
         )
-        return {scope: state for scope, state in found}
+        return dict(found.all())
 
 
 def incidents_of(services: Services, key: str) -> list[Incident]:
@@ -190,6 +152,3 @@ def platform_admin(world: World, member: Member) -> Member:
 def fresh_services(settings: Settings, clock: MovableClock) -> Services:
     """Another process over the same database (a restart)."""
     return dataclasses.replace(build_services(settings), clock=clock)
-
-
-ONE_MINUTE = timedelta(minutes=1)
