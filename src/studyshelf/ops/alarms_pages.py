@@ -171,7 +171,7 @@ def incident_page(
         "now": now,
         "incident": incident,
         "timeline": incidents.timeline(db, incident),
-        "me": principal.user.id,
+        "my_id": principal.user.id,
     }
     return render(request, "ops/incident.html", context)
 
