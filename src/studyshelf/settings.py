@@ -191,6 +191,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_incident_deadlines(self) -> Settings:
+        for severity, hours in self.incident_deadline_hours_by_severity.items():
+            if not 0 < hours <= 24 * 30:
+                raise ValueError(
+                    f"STUDYSHELF_INCIDENT_DEADLINE_HOURS_BY_SEVERITY: {severity!r} must be over 0 and at most 720 hours"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_media_keys(self) -> Settings:
         for kid, secret in self.media_keys.items():
             if not _MEDIA_KEY_ID.fullmatch(kid):

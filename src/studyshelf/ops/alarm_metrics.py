@@ -59,19 +59,19 @@ class MetricSpec:
     windowed: bool  # True: past minutes can be read again (catch-up); False: a reading of now only
 
 
-def _requests(services: Services, db: Session, window: Window) -> signals.MinuteCounts:
+def _requests(db: Session, window: Window) -> signals.MinuteCounts:
     # The minute that has just ended may not be flushed by every process yet: windows end a minute earlier.
     settled = window.end - timedelta(minutes=1)
     return signals.window(db, start=settled - timedelta(minutes=window.minutes), end=settled)
 
 
 def read_latency_p95(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
-    p95 = _requests(services, db, window).p95_seconds
+    p95 = _requests(db, window).p95_seconds
     return {} if p95 is None else {"": Sample(p95)}
 
 
 def read_error_rate(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
-    rate = _requests(services, db, window).error_rate
+    rate = _requests(db, window).error_rate
     return {} if rate is None else {"": Sample(rate)}
 
 

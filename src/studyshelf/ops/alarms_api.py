@@ -23,7 +23,6 @@ from studyshelf.ops.schemas import (
 )
 from studyshelf.partners.deps import CurrentPrincipal, DbSession, Now, ServicesDep
 from studyshelf.partners.permissions import require_alarm_operator
-from studyshelf.partners.principal import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 FIGURES_MONTHS = 12
@@ -159,13 +158,9 @@ def act_on_incident(
     body: IncidentAction | None = None,
 ) -> IncidentRead:
     """Acknowledge, add a note (`text`), mark mitigated or resolved, or assign the owner (`owner_id`)."""
-    incident = _load(db, principal, incident_id)
+    incident = incidents.get_incident(db, principal=principal, incident_id=incident_id)
     given = body or IncidentAction()
     incidents.act(
         db, principal=principal, incident=incident, action=action, now=now, text=given.text, owner_id=given.owner_id
     )
     return _with_timeline(db, incident, now)
-
-
-def _load(db: DbSession, principal: Principal, incident_id: uuid.UUID) -> Incident:
-    return incidents.get_incident(db, principal=principal, incident_id=incident_id)

@@ -223,9 +223,6 @@ def _require_act(principal: Principal, incident: Incident) -> None:
         raise PermissionDenied("Your role does not allow acting on this incident.")
 
 
-ACTIONS = ("acknowledge", "note", "mitigate", "resolve", "assign")
-
-
 def act(
     db: Session,
     *,

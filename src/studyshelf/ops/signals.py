@@ -155,14 +155,18 @@ class RequestFlusher:
         self._services = services
         self._every = every
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="studyshelf-request-signals", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start writing (again, after a stop: an app's lifespan may run more than once, as in tests)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="studyshelf-request-signals", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._flush(final=True)
 
     def _loop(self) -> None:
