@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -132,9 +131,10 @@ def send(
     *,
     purpose: str,
     detail: str,
-    contacts: Sequence[AlarmContact],
+    escalation: bool = False,
 ) -> int:
-    """Queue one notice per contact (sent after commit); return how many."""
+    """Queue one notice per recipient (sent after commit), or per escalation contact; return how many."""
+    contacts = recipients(db, incident, escalation=escalation)
     for contact in contacts:
         if contact.kind == EMAIL:
             subject = SUBJECTS[purpose].format(title=incident.title)

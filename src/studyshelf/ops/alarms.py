@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import insert_missing
@@ -129,37 +129,41 @@ def _refuse(field: str, message: str) -> Invalid:
     return Invalid(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}], field=field)
 
 
+def _whole_number(merged: dict[str, object], field: str, low: int, high: int, message: str) -> int:
+    value = merged[field]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _refuse(field, message)
+    return value
+
+
 def update_rule(db: Session, rule: AlarmRule, *, changes: dict[str, object], now: datetime) -> AlarmRule:
-    """Apply checked changes to a rule; Invalid names the first field refused."""
-    merged = {name: getattr(rule, name) for name in changes} | changes
-    metric = str(merged.get("metric", rule.metric))
+    """Apply checked changes to a rule; Invalid names the first field refused. A new metric or scope starts the
+    rule's states afresh."""
+    fields = ("metric", "scope", "threshold", "comparison", "window_minutes", "datapoints", "datapoints_to_alarm")
+    merged = {name: getattr(rule, name) for name in (*fields, "min_views", "severity")} | changes
+    metric = str(merged["metric"])
     if metric not in METRICS:
         raise _refuse("metric", f"Unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}.")
     spec = METRICS[metric]
-    scope = str(merged.get("scope", rule.scope))
-    if scope not in spec.scopes:
-        raise _refuse("scope", f"{metric} can be watched {', '.join(spec.scopes)}, not {scope!r}.")
-    threshold = float(merged.get("threshold", rule.threshold))
-    if not 0 <= threshold <= spec.maximum:
+    if merged["scope"] not in spec.scopes:
+        raise _refuse("scope", f"{metric} can be watched {', '.join(spec.scopes)}, not {merged['scope']!r}.")
+    threshold = merged["threshold"]
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= spec.maximum:
         raise _refuse("threshold", f"The threshold of {metric} must be between 0 and {spec.maximum:g} {spec.unit}.")
-    comparison = str(merged.get("comparison", rule.comparison))
-    if comparison not in COMPARISONS:
+    if merged["comparison"] not in COMPARISONS:
         raise _refuse("comparison", f"The comparison must be one of {' '.join(COMPARISONS)}.")
-    window = int(merged.get("window_minutes", rule.window_minutes))
-    if not 1 <= window <= MAX_WINDOW_MINUTES:
-        raise _refuse("window_minutes", f"The window must be 1 to {MAX_WINDOW_MINUTES} minutes.")
-    datapoints = int(merged.get("datapoints", rule.datapoints))
-    if not 1 <= datapoints <= MAX_DATAPOINTS:
-        raise _refuse("datapoints", f"Datapoints must be 1 to {MAX_DATAPOINTS} minutes.")
-    needed = int(merged.get("datapoints_to_alarm", rule.datapoints_to_alarm))
-    if not 1 <= needed <= datapoints:
-        raise _refuse("datapoints_to_alarm", f"Datapoints to alarm must be 1 to the datapoints ({datapoints}).")
-    min_views = int(merged.get("min_views", rule.min_views))
-    if not 1 <= min_views <= MAX_MIN_VIEWS:
-        raise _refuse("min_views", f"Minimum views must be 1 to {MAX_MIN_VIEWS}.")
-    severity = str(merged.get("severity", rule.severity))
-    if severity not in SEVERITIES:
+    _whole_number(
+        merged, "window_minutes", 1, MAX_WINDOW_MINUTES, f"The window must be 1 to {MAX_WINDOW_MINUTES} minutes."
+    )
+    datapoints = _whole_number(merged, "datapoints", 1, MAX_DATAPOINTS, f"Datapoints must be 1 to {MAX_DATAPOINTS}.")
+    _whole_number(
+        merged, "datapoints_to_alarm", 1, datapoints, f"Datapoints to alarm must be 1 to the datapoints ({datapoints})."
+    )
+    _whole_number(merged, "min_views", 1, MAX_MIN_VIEWS, f"Minimum views must be 1 to {MAX_MIN_VIEWS}.")
+    if merged["severity"] not in SEVERITIES:
         raise _refuse("severity", f"The severity must be one of {', '.join(SEVERITIES)}.")
+    if (metric, merged["scope"]) != (rule.metric, rule.scope):
+        db.execute(delete(AlarmState).where(AlarmState.rule_id == rule.id))
     for name, value in changes.items():
         setattr(rule, name, value)
     rule.updated_at = now

@@ -42,7 +42,8 @@ def update_rule(
     """Change a rule's metric, scope, threshold, window, datapoints, severity or on/off (operator admins)."""
     require_alarm_operator(principal)
     rule = alarms.get_rule(db, rule_id)
-    alarms.update_rule(db, rule, changes=body.model_dump(exclude_unset=True), now=now)
+    changes = {name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None}
+    alarms.update_rule(db, rule, changes=changes, now=now)
     return AlarmRuleRead.model_validate(rule)
 
 

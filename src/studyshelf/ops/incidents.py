@@ -69,7 +69,6 @@ def record_transition(db: Session, services: Services, transition: Transition) -
                 current,
                 purpose="cleared",
                 detail=detail,
-                contacts=alarm_notices.recipients(db, current, escalation=False),
             )
         return current
     if current is not None:
@@ -94,7 +93,6 @@ def record_transition(db: Session, services: Services, transition: Transition) -
         incident,
         purpose="fired",
         detail=detail,
-        contacts=alarm_notices.recipients(db, incident, escalation=False),
     )
     return incident
 
@@ -119,22 +117,15 @@ def check_deadlines(db: Session, services: Services, *, now: datetime) -> int:
                 incident,
                 purpose="reminder",
                 detail=detail,
-                contacts=alarm_notices.recipients(db, incident, escalation=False),
             )
             incident.reminders_sent += 1
         if incident.breached_at is None and now >= incident.deadline_at:
             incident.breached_at = now
-            _event(db, incident, "breached", now, "The deadline passed before the incident was mitigated.")
-            escalation = alarm_notices.recipients(db, incident, escalation=True)
-            sent += alarm_notices.send(
-                db,
-                services,
-                incident,
-                purpose="escalation",
-                detail="The deadline passed before the incident was mitigated.",
-                contacts=escalation,
-            )
-            _event(db, incident, "escalated", now, f"escalated to {len(escalation)} contact(s)")
+            passed = "The deadline passed before the incident was mitigated."
+            _event(db, incident, "breached", now, passed)
+            escalated = alarm_notices.send(db, services, incident, purpose="escalation", detail=passed, escalation=True)
+            _event(db, incident, "escalated", now, f"escalated to {escalated} contact(s)")
+            sent += escalated
     db.flush()
     return sent
 

@@ -4,9 +4,7 @@ receiver's side of a signed webhook, and reads of states, incidents and timeline
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -18,32 +16,14 @@ from studyshelf.jobs.runner import JOBS
 from studyshelf.notify.service import webhook_signature, webhook_signing_secret
 from studyshelf.ops import signals
 from studyshelf.ops.models import AlarmRule, AlarmState, Incident, IncidentEvent
-from studyshelf.partners.models import User
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 from tests.analytics.support import event
-from tests.conftest import Member, World
+from tests.webhook_support import Call
 
 START = datetime(2031, 5, 5, 9, 0, 30, tzinfo=UTC)  # ahead of the wall clock: outbox rows made now are due
 ONE_MINUTE = timedelta(minutes=1)
 ALARM_JOB = next(job for job in JOBS if job.name == "ops.alarms")
-
-
-@dataclass
-class Call:
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.10 answering the queued statuses (then 204)."""
-
-    url: str = ""
-    calls: list[Call] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)
-    hold: threading.Event | None = None  # while set to an unset event, requests wait for it
-    arrived: threading.Event = field(default_factory=threading.Event)
 
 
 def verify_signature(services: Services, call: Call) -> bool:
@@ -139,14 +119,6 @@ def timeline_kinds(services: Services, incident_id: uuid.UUID) -> list[str]:
             .order_by(IncidentEvent.at, IncidentEvent.id)
         )
         return list(found)
-
-
-def platform_admin(world: World, member: Member) -> Member:
-    with unit_of_work(world.services.write_sessions) as db:
-        user = db.get(User, member.user_id)
-        assert user is not None
-        user.is_platform_admin = True
-    return member
 
 
 def fresh_services(settings: Settings, clock: MovableClock) -> Services:

@@ -26,7 +26,6 @@ from tests.conftest import Member, World, make_settings
 from tests.mail_support import SmtpInbox, running_smtp_inbox
 from tests.ops.alarms.support import (
     ALARM_JOB,
-    Receiver,
     file_events,
     fire_5xx,
     fresh_services,
@@ -36,6 +35,7 @@ from tests.ops.alarms.support import (
     timeline_kinds,
     verify_signature,
 )
+from tests.webhook_support import Receiver
 
 HOUR = 3600
 
