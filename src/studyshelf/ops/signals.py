@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -184,10 +184,10 @@ class RequestSignals:
     """ASGI middleware: times each HTTP request to its answer's status and counts it; runs the flusher with the
     app's lifespan."""
 
-    def __init__(self, app: ASGIApp, services: Services, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.flusher = RequestFlusher(services)
-        self._clock = clock
+        self._clock = services.clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -208,7 +208,7 @@ class RequestSignals:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            record_request(time.monotonic() - started, status, self._clock())
+            record_request(time.monotonic() - started, status, self._clock.time())
 
     def _lifespan(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
