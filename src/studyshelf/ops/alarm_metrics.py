@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar, cast
 
 from sqlalchemy import Uuid, column, func, select, table
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from studyshelf.core.db import UtcDateTime
 from studyshelf.ops import backup_health, signals
 from studyshelf.services import Services
 
+T = TypeVar("T")
 GLOBAL = "global"
 ORGANISATION = "organisation"
 FILE = "file"
@@ -34,15 +36,22 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One datapoint's window: [end - minutes, end), `end` a whole minute."""
+    """One datapoint's window: [end - minutes, end), `end` a whole minute; `shared` holds what one evaluation run
+    has read already (the warehouse's load failures serve three rules, backup health two)."""
 
     end: datetime
     minutes: int
     min_views: int
+    shared: dict[Hashable, object] = field(default_factory=dict, compare=False)
 
     @property
     def start(self) -> datetime:
         return self.end - timedelta(minutes=self.minutes)
+
+    def once(self, key: Hashable, read: Callable[[], T]) -> T:
+        if key not in self.shared:
+            self.shared[key] = read()
+        return cast(T, self.shared[key])
 
 
 Reader = Callable[[Services, Session, Window, str], dict[str, Sample]]
@@ -77,7 +86,11 @@ def read_error_rate(services: Services, db: Session, window: Window, scope: str)
 
 def read_load_fail_rate(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
     found: dict[str, Sample] = {}
-    for row in services.warehouse.load_failures(window.start, window.end, min_views=window.min_views):
+    asked = ("load_failures", window.start, window.end, window.min_views)
+    rows = window.once(
+        asked, lambda: services.warehouse.load_failures(window.start, window.end, min_views=window.min_views)
+    )
+    for row in rows:
         rate = row.fail_rate
         if row.scope != scope or rate is None:
             continue
@@ -109,18 +122,20 @@ NEVER_VERIFIED_HOURS = 1e6
 backup_status: backup_health.StatusSource = backup_health.current_status
 
 
-def _backup(services: Services) -> backup_health.BackupHealth | None:
-    return backup_health.check(services, backup_status) if services.settings.backup_url else None
+def _backup(services: Services, window: Window) -> backup_health.BackupHealth | None:
+    if not services.settings.backup_url:
+        return None
+    return window.once("backup", lambda: backup_health.check(services, backup_status))
 
 
 def read_backup_lag(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
-    health = _backup(services)
+    health = _backup(services, window)
     lag = health.lag_seconds if health else None
     return {} if lag is None else {"": Sample(lag)}
 
 
 def read_backup_verify_age(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
-    health = _backup(services)
+    health = _backup(services, window)
     if health is None:
         return {}
     verified = health.last_verify

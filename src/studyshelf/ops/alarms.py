@@ -11,6 +11,7 @@ which opens or updates the incident in the same transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -229,13 +230,14 @@ def read(services: Services, db: Session, *, now: datetime) -> list[Reading]:
     so slow readers — the warehouse, the backup location — never hold the database's write lock)."""
     now_minute = now.replace(second=0, microsecond=0)
     readings = []
+    shared: dict[Hashable, object] = {}  # what readers have read in this run, for the rules that read it again
     for rule in db.scalars(select(AlarmRule).where(AlarmRule.enabled.is_(True)).order_by(AlarmRule.key)):
         spec = METRICS.get(rule.metric)
         if spec is None:
             continue
         last = db.scalar(select(func.max(AlarmState.evaluated_minute)).where(AlarmState.rule_id == rule.id))
         for minute in _minutes(rule, last, now_minute, spec.windowed):
-            window = Window(end=minute, minutes=rule.window_minutes, min_views=rule.min_views)
+            window = Window(end=minute, minutes=rule.window_minutes, min_views=rule.min_views, shared=shared)
             readings.append(Reading(rule.id, minute, spec.reader(services, db, window, rule.scope)))
     return readings
 
