@@ -191,9 +191,14 @@ class Transition:
     value: float | None
 
 
+def _kept(rule: AlarmRule) -> int:
+    """How many datapoints a state keeps."""
+    return max(rule.datapoints, rule.datapoints_to_alarm)
+
+
 def _step(rule: AlarmRule, state: AlarmState, mark: str, value: float | None, at: datetime) -> Transition | None:
     """Add one minute's datapoint (1 breaching, 0 not, - no data) and move the state if it must."""
-    state.recent = (state.recent + mark)[-max(rule.datapoints, rule.datapoints_to_alarm) :]
+    state.recent = (state.recent + mark)[-_kept(rule) :]
     state.evaluated_minute = at
     if value is not None:
         state.value = value
@@ -212,7 +217,7 @@ def _minutes(rule: AlarmRule, last: datetime | None, now_minute: datetime, windo
     """The minutes to evaluate: every one since the last evaluation (at most N) for windowed metrics, else now."""
     if not windowed or last is None:
         return [now_minute] if last is None or last < now_minute else []
-    count = min(int((now_minute - last).total_seconds() // 60), max(rule.datapoints, rule.datapoints_to_alarm))
+    count = min(int((now_minute - last).total_seconds() // 60), _kept(rule))
     return [now_minute - timedelta(minutes=back) for back in range(count - 1, -1, -1)]
 
 
@@ -270,6 +275,9 @@ def apply(db: Session, readings: list[Reading]) -> list[Transition]:
             moved = _step(rule, state, mark, None if sample is None else sample.value, reading.minute)
             if moved is not None:
                 transitions.append(moved)
+            elif key and state.state == OK and state.recent == "-" * len(state.recent) == "-" * _kept(rule):
+                db.delete(state)  # an organisation or file without data for N minutes: nothing to remember
+                del known[key]
     db.flush()
     return transitions
 
