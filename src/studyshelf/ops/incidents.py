@@ -149,7 +149,8 @@ def sync_notices(db: Session, *, now: datetime) -> int:
         if message is None:
             notice.settled = True
             continue
-        if message.attempts <= notice.attempts_seen:
+        in_flight = message.lease_until is not None and message.lease_until > now and message.sent_at is None
+        if message.attempts <= notice.attempts_seen or in_flight:  # nothing new, or a drain is sending it now
             continue
         notice.attempts_seen = message.attempts
         what = f"{notice.purpose} {notice.channel} to {notice.target}"
