@@ -32,10 +32,6 @@ SUBJECTS = {
 }
 
 
-def _refuse(field: str, message: str) -> Invalid:
-    return Invalid(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}], field=field)
-
-
 def add_contact(
     db: Session, services: Services, *, org_id: uuid.UUID | None, kind: str, target: str, escalation: bool
 ) -> AlarmContact:
@@ -44,21 +40,23 @@ def add_contact(
     if kind == EMAIL:
         local, _, domain = target.partition("@")
         if not local or "." not in domain or any(c.isspace() for c in target) or len(target) > 320:
-            raise _refuse("target", "Enter an e-mail address.")
+            raise Invalid.for_field("target", "Enter an e-mail address.")
     elif kind == WEBHOOK:
         try:
             target = check_url(target)
         except ValueError as exc:
-            raise _refuse("target", str(exc)) from exc
+            raise Invalid.for_field("target", str(exc)) from exc
         host = urlsplit(target).hostname or ""
         try:
             literal = ipaddress.ip_address(host)
         except ValueError:
             literal = None
         if literal is not None and not is_allowed_address(literal, services.outbound.allowed):
-            raise _refuse("target", "The outbound policy refuses this address (private, loopback or link-local).")
+            raise Invalid.for_field(
+                "target", "The outbound policy refuses this address (private, loopback or link-local)."
+            )
     else:
-        raise _refuse("kind", "A contact is an e-mail address or a webhook.")
+        raise Invalid.for_field("kind", "A contact is an e-mail address or a webhook.")
     contact = AlarmContact(org_id=org_id, kind=kind, target=target, escalation=escalation)
     db.add(contact)
     db.flush()

@@ -126,14 +126,10 @@ def get_rule(db: Session, rule_id: uuid.UUID) -> AlarmRule:
     return rule
 
 
-def _refuse(field: str, message: str) -> Invalid:
-    return Invalid(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}], field=field)
-
-
 def _whole_number(merged: dict[str, object], field: str, low: int, high: int, message: str) -> int:
     value = merged[field]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _refuse(field, message)
+        raise Invalid.for_field(field, message)
     return value
 
 
@@ -144,15 +140,17 @@ def update_rule(db: Session, rule: AlarmRule, *, changes: dict[str, object], now
     merged = {name: getattr(rule, name) for name in (*fields, "min_views", "severity")} | changes
     metric = str(merged["metric"])
     if metric not in METRICS:
-        raise _refuse("metric", f"Unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}.")
+        raise Invalid.for_field("metric", f"Unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}.")
     spec = METRICS[metric]
     if merged["scope"] not in spec.scopes:
-        raise _refuse("scope", f"{metric} can be watched {', '.join(spec.scopes)}, not {merged['scope']!r}.")
+        raise Invalid.for_field("scope", f"{metric} can be watched {', '.join(spec.scopes)}, not {merged['scope']!r}.")
     threshold = merged["threshold"]
     if not isinstance(threshold, int | float) or not 0 <= threshold <= spec.maximum:
-        raise _refuse("threshold", f"The threshold of {metric} must be between 0 and {spec.maximum:g} {spec.unit}.")
+        raise Invalid.for_field(
+            "threshold", f"The threshold of {metric} must be between 0 and {spec.maximum:g} {spec.unit}."
+        )
     if merged["comparison"] not in COMPARISONS:
-        raise _refuse("comparison", f"The comparison must be one of {' '.join(COMPARISONS)}.")
+        raise Invalid.for_field("comparison", f"The comparison must be one of {' '.join(COMPARISONS)}.")
     _whole_number(
         merged, "window_minutes", 1, MAX_WINDOW_MINUTES, f"The window must be 1 to {MAX_WINDOW_MINUTES} minutes."
     )
@@ -162,7 +160,7 @@ def update_rule(db: Session, rule: AlarmRule, *, changes: dict[str, object], now
     )
     _whole_number(merged, "min_views", 1, MAX_MIN_VIEWS, f"Minimum views must be 1 to {MAX_MIN_VIEWS}.")
     if merged["severity"] not in SEVERITIES:
-        raise _refuse("severity", f"The severity must be one of {', '.join(SEVERITIES)}.")
+        raise Invalid.for_field("severity", f"The severity must be one of {', '.join(SEVERITIES)}.")
     if (metric, merged["scope"]) != (rule.metric, rule.scope):
         db.execute(delete(AlarmState).where(AlarmState.rule_id == rule.id))
     for name, value in changes.items():
