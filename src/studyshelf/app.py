@@ -31,9 +31,12 @@ from studyshelf.lti.api import router as lti_api_router
 from studyshelf.lti.pages import router as lti_router
 from studyshelf.lti.picker import router as lti_picker_router
 from studyshelf.lti.register_pages import router as lti_register_router
+from studyshelf.ops.alarms_api import router as alarms_api
+from studyshelf.ops.alarms_pages import router as alarms_pages
 from studyshelf.ops.backup_health import BackupMonitor
 from studyshelf.ops.health import router as health_router
 from studyshelf.ops.pages import router as ops_pages
+from studyshelf.ops.signals import RequestSignals
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # uploads lift it: library/upload.py
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestSignals, services=built)  # alarm signals; issue 17's metrics middleware may take it over
     app.add_middleware(
         MediaUrls, on_refused=record_media_refusal, on_download=record_download, on_transfer=record_transfers
     )  # outermost: /m/ is answered before the router (delivery/media.py)
@@ -123,6 +127,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         library_pages,
         links_pages,
         ops_pages,
+        alarms_api,
+        alarms_pages,
     ):
         app.include_router(router)
     return app

@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         min_length=1,
         description='PostgreSQL: pgBackRest run as the cluster OS user, e.g. ["sudo","-u","postgres","pgbackrest"]',
     )
+    incident_deadline_hours: float = Field(
+        default=14.0, gt=0, le=24 * 30, description="time to mitigate an incident before it is breached and escalated"
+    )
+    incident_deadline_hours_by_severity: dict[str, float] = Field(
+        default_factory=dict,
+        description='per alarm severity, overriding incident_deadline_hours, e.g. {"critical": 4, "warning": 24}',
+    )
     backup_max_lag_seconds: float = Field(
         default=60.0, gt=0, description="a backup lagging longer than this makes /readyz say degraded"
     )
@@ -200,6 +207,15 @@ class Settings(BaseSettings):
                 f"STUDYSHELF_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production "
                 f"(for example: {secrets.token_urlsafe(48)})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_incident_deadlines(self) -> Settings:
+        for severity, hours in self.incident_deadline_hours_by_severity.items():
+            if not 0 < hours <= 24 * 30:
+                raise ValueError(
+                    f"STUDYSHELF_INCIDENT_DEADLINE_HOURS_BY_SEVERITY: {severity!r} must be over 0 and at most 720 hours"
+                )
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from studyshelf.core import lease
 from studyshelf.library import jobs as library_jobs
 from studyshelf.lti.jobs import prune_spent_nonces
 from studyshelf.notify import jobs as notify_jobs
+from studyshelf.ops.jobs import evaluate_alarms
 from studyshelf.partners.jobs import prune_login_failures
 from studyshelf.services import Services
 
@@ -43,6 +44,7 @@ JOBS = (
     Job("lti.nonces", timedelta(hours=1), prune_spent_nonces),
     Job("partners.login_failures", timedelta(hours=1), prune_login_failures),
     Job("notify.outbox", timedelta(minutes=1), notify_jobs.drain_outbox),
+    Job("ops.alarms", timedelta(minutes=1), evaluate_alarms),
 )
 
 
