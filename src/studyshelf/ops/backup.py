@@ -8,9 +8,10 @@ the `studyshelf backup` commands call.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,37 @@ def location_of(settings: Settings) -> BackupLocation:
     if settings.backup_dir is None:
         raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory")
     return BackupLocation(settings.backup_dir)
+
+
+REPLICATOR_LOCK = "backup-replicate.lock"
+
+
+@contextlib.contextmanager
+def replicator_lock(settings: Settings) -> Iterator[None]:
+    """Held by `backup replicate` while it runs, so a status can tell whether anything is shipping changes.
+
+    An advisory lock, not a file's presence: the kernel lets go when the process dies, kill -9 included.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.data_dir / REPLICATOR_LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Invalid("`studyshelf backup replicate` is running already for this data dir") from None
+        yield
+
+
+def replicator_running(settings: Settings) -> bool:
+    path = settings.data_dir / REPLICATOR_LOCK
+    if not path.is_file():
+        return False
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def keep_install_secret(settings: Settings, location: BackupLocation) -> None:

@@ -26,7 +26,7 @@ from studyshelf.ops.backup import (
     unreachable,
 )
 from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
-from studyshelf.ops.backup_restore import Pruned, Restored, check_target, prune
+from studyshelf.ops.backup_restore import Pruned, Restored, apply_prune, check_target, plan_prune
 from studyshelf.ops.backup_store import BackupLocation, Progress, point_time
 from studyshelf.services import Services
 from studyshelf.settings import SECRET_KEY_FILE, Settings
@@ -71,14 +71,18 @@ def verify(settings: Settings, *, progress: Progress | None = None) -> list[str]
 
 
 def _blobs_as_of(location: BackupLocation, at: datetime | None) -> set[str]:
-    """The blobs of the newest manifest at or before `at` and of the next one (a blob uploaded in between
-    is in the next one; an extra blob is harmless, a missing one is not)."""
+    """The blobs of the newest full manifest at or before `at`, of the next one, and of every followed blob
+    between them (a blob uploaded in between is in the next one, or only in a followed manifest when the
+    server was lost before the next full one; an extra blob is harmless, a missing one is not)."""
     ids = location.blob_manifest_ids()
     before = [i for i in ids if at is None or point_time(i) <= at][-1:]
     after = [i for i in ids if at is not None and point_time(i) > at][:1]
     digests: set[str] = set()
     for identifier in before + after:
         digests |= location.blob_manifest(identifier).keys()
+    for identifier in location.followed_ids():
+        if (not before or identifier >= before[0]) and (not after or identifier <= after[0]):
+            digests |= location.followed_manifest(identifier).keys()
     return digests
 
 
@@ -116,10 +120,20 @@ def restore(
     return Restored("pgbackrest", at or now, None, len(wanted) - len(missing), missing)
 
 
-def expire(settings: Settings, *, now: datetime) -> Pruned:
-    """pgBackRest's expire (its retention), then blob manifests and blobs beyond StudyShelf's retention."""
+def expire(
+    settings: Settings, *, now: datetime, progress: Progress | None = None, sizing: Sizing | None = None
+) -> Pruned:
+    """pgBackRest's expire (its retention), then blob manifests and blobs beyond StudyShelf's retention.
+
+    Progress counts pgBackRest's expire as one step, then each manifest and blob dropped.
+    """
+    plan = plan_prune(settings, now=now)
+    if sizing:
+        sizing(plan.steps + 1)
     pgbackrest.expire(settings)
-    return prune(settings, now=now)
+    if progress:
+        progress(1)
+    return apply_prune(settings, plan, progress=progress)
 
 
 @dataclass(frozen=True, slots=True)

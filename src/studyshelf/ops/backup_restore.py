@@ -198,10 +198,26 @@ class Pruned:
     blobs: int
 
 
-def prune(settings: Settings, *, now: datetime) -> Pruned:
-    """Drop points and blob manifests older than the retention, then blobs no retained manifest references.
+@dataclass(frozen=True, slots=True)
+class PrunePlan:
+    """What a prune will drop, counted before anything goes (so its progress bar knows the total)."""
 
-    The newest blob manifest older than the retention stays: it covers the start of Litestream's window.
+    points: list[str]
+    blob_manifests: list[str]
+    followed: list[str]
+    blobs: list[str]
+
+    @property
+    def steps(self) -> int:
+        return len(self.points) + len(self.blob_manifests) + len(self.followed) + len(self.blobs)
+
+
+def plan_prune(settings: Settings, *, now: datetime) -> PrunePlan:
+    """Points and blob manifests older than the retention, then blobs no retained manifest references.
+
+    The newest full blob manifest older than the retention stays: it covers the start of Litestream's window;
+    manifests of followed blobs go once a retained full manifest (which lists everything held) is newer. A blob
+    copied after the newest manifest of any kind stays too: `backup replicate` has just followed it in.
     """
     location = location_of(settings)
     cutoff = retention_cutoff(settings, now)
@@ -209,19 +225,56 @@ def prune(settings: Settings, *, now: datetime) -> Pruned:
     old_points = [i for i in points if point_time(i) < cutoff]
     if old_points and len(old_points) == len(points):
         old_points = old_points[:-1]  # never prune the last point there is
-    for identifier in old_points:
-        (location.points_dir / identifier / MANIFEST).unlink()
-        shutil.rmtree(location.points_dir / identifier)
     manifests = location.blob_manifest_ids()
     old_manifests = [i for i in manifests if point_time(i) < cutoff][:-1]
-    for identifier in old_manifests:
-        (location.blob_manifests / f"{identifier}.json").unlink()
+    kept_manifests = [i for i in manifests if i not in old_manifests]
+    followed = location.followed_ids()
+    old_followed = [i for i in followed if point_time(i) < cutoff and kept_manifests and i < kept_manifests[0]]
     referenced: set[str] = set()
-    for identifier in location.point_ids():
-        referenced |= location.manifest(identifier).blobs.keys()
-    for identifier in location.blob_manifest_ids():
+    for identifier in points:
+        if identifier not in old_points:
+            referenced |= location.manifest(identifier).blobs.keys()
+    for identifier in kept_manifests:
         referenced |= location.blob_manifest(identifier).keys()
-    unreferenced = [d for d in location.blobs.iter_digests() if d not in referenced and d != ALL_SEALED]
-    for digest in unreferenced:
+    for identifier in followed:
+        if identifier not in old_followed:
+            referenced |= location.followed_manifest(identifier).keys()
+    newest = max([point_time(i).timestamp() for i in [*manifests, *followed]], default=None)
+    unreferenced = [
+        digest
+        for digest in location.blobs.iter_digests()
+        if digest not in referenced
+        and digest != ALL_SEALED
+        and (newest is None or location.blobs.path_for(digest).stat().st_mtime < newest)
+    ]
+    return PrunePlan(old_points, old_manifests, old_followed, unreferenced)
+
+
+def prune(
+    settings: Settings, *, now: datetime, progress: Progress | None = None, sizing: Sizing | None = None
+) -> Pruned:
+    """Drop what `plan_prune` finds, one step of progress per point, manifest and blob."""
+    plan = plan_prune(settings, now=now)
+    if sizing:
+        sizing(plan.steps)
+    return apply_prune(settings, plan, progress=progress)
+
+
+def apply_prune(settings: Settings, plan: PrunePlan, *, progress: Progress | None = None) -> Pruned:
+    location = location_of(settings)
+    for identifier in plan.points:
+        (location.points_dir / identifier / MANIFEST).unlink()  # first: a half-deleted point is no point
+        shutil.rmtree(location.points_dir / identifier)
+        if progress:
+            progress(1)
+    doomed = [location.blob_manifests / f"{i}.json" for i in plan.blob_manifests]
+    doomed += [location.followed / f"{i}.json" for i in plan.followed]
+    for path in doomed:
+        path.unlink()
+        if progress:
+            progress(1)
+    for digest in plan.blobs:
         location.blobs.delete(digest)
-    return Pruned(len(old_points), len(old_manifests), len(unreferenced))
+        if progress:
+            progress(1)
+    return Pruned(len(plan.points), len(plan.blob_manifests), len(plan.blobs))

@@ -3,6 +3,7 @@
 <backup>/litestream/              Litestream's replica of the SQLite WAL (its snapshots and LTX files)
 <backup>/points/<id>/             an on-demand point: studyshelf.sqlite3, warehouse.duckdb, events/, manifest.json
 <backup>/blob-manifests/<id>.json the blobs the store held at each blob sync of `backup replicate`
+<backup>/blob-manifests/followed/<id>.json  the blobs `backup replicate` copied as their versions came in
 <backup>/blobs/ab/cd/<sha256>     every blob once, content-addressed (shared by all points)
 <backup>/install/secret_key       the install secret, so restored tokens and keys still verify
 """
@@ -95,6 +96,7 @@ class BackupLocation:
         self.replica = root / "litestream"
         self.points_dir = root / "points"
         self.blob_manifests = root / "blob-manifests"
+        self.followed = self.blob_manifests / "followed"
         self.install_dir = root / "install"
         self._blobs: LocalBlobStore | None = None
 
@@ -105,7 +107,7 @@ class BackupLocation:
         return self._blobs
 
     def prepare(self) -> None:
-        for directory in (self.root, self.points_dir, self.blob_manifests, self.install_dir):
+        for directory in (self.root, self.points_dir, self.blob_manifests, self.followed, self.install_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
     def point_ids(self) -> list[str]:
@@ -130,6 +132,16 @@ class BackupLocation:
 
     def blob_manifest(self, identifier: str) -> dict[str, int]:
         blobs: dict[str, int] = json.loads((self.blob_manifests / f"{identifier}.json").read_text())["blobs"]
+        return blobs
+
+    def followed_ids(self) -> list[str]:
+        """Manifests of the blobs copied between two full blob manifests, oldest first."""
+        if not self.followed.is_dir():
+            return []
+        return sorted(p.stem for p in self.followed.glob("*.json"))
+
+    def followed_manifest(self, identifier: str) -> dict[str, int]:
+        blobs: dict[str, int] = json.loads((self.followed / f"{identifier}.json").read_text())["blobs"]
         return blobs
 
     def size(self) -> int:
