@@ -7,8 +7,10 @@ for conditions with deadlines; they take a few seconds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,13 +22,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from studyshelf.core.clock import MovableClock
 from studyshelf.ops import backup, backup_restore, litestream
 from studyshelf.ops.backup_blobs import plaintext_digest
+from studyshelf.ops.backup_health import BackupMonitor
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 from studyshelf.storage.local import LocalBlobStore
-from tests.conftest import Member
+from tests.conftest import Member, World
 from tests.library.support import make_folder
 
 DEADLINE = 20.0
@@ -242,3 +247,55 @@ def test_blob_rpo_drill_uploads_under_kill_9(
             f"{killed_at - newest_kept:.2f} s before; {len(done.missing_blobs)} restored rows lack their blob"
         )
     assert window <= 5.0
+
+
+def test_status_lag_compares_the_database_s_position_with_the_replica_s(
+    owner: Member, services: Services, replicator: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    settings = services.settings
+    process, _ = replicator
+    make_folder(owner, owner.root_folder_id, "Shipped")
+    _until(lambda: backup.status(settings, now=datetime.now(UTC)).lag_seconds == 0.0, "every commit is shipped")
+    later = datetime.now(UTC) + timedelta(seconds=1000)
+    assert backup.status(settings, now=later).lag_seconds == 0.0  # nothing waits: no lag, however long since
+
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    taken = backup.replica_state(settings, backup.location_of(settings)).taken
+    assert taken is not None
+    make_folder(owner, owner.root_folder_id, "Never shipped")  # nothing takes it from the WAL now
+    now = datetime.now(UTC)
+
+    lag = backup.status(settings, now=now + timedelta(seconds=100)).lag_seconds
+    assert lag == (now + timedelta(seconds=100) - taken.made_at).total_seconds()
+    with backup.replicator_lock(settings):  # a running replicator takes a fresh write at its next interval
+        assert backup.status(settings, now=now).lag_seconds is not None
+        assert backup.status(settings, now=now).lag_seconds <= settings.backup_sync_interval_seconds + 1
+        assert backup.status(settings, now=now + timedelta(seconds=100)).lag_seconds >= 100
+
+
+def test_readyz_and_the_metric_read_the_same_lag(
+    world: World, owner: Member, services: Services, replicator: tuple[subprocess.Popen[bytes], Path]
+) -> None:
+    process, _ = replicator
+    make_folder(owner, owner.root_folder_id, "Shipped")
+    _until(lambda: backup.status(services.settings, now=datetime.now(UTC)).lag_seconds == 0.0, "it is shipped")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    make_folder(owner, owner.root_folder_id, "Waiting")
+    clock = MovableClock()
+    clocked = dataclasses.replace(services, clock=clock)
+    world.app.state.backup_monitor = BackupMonitor(clocked, ttl=0)
+    client = TestClient(world.app)
+
+    clock.advance(120)
+    body = client.get("/readyz").json()
+    metric = re.search(r"^studyshelf_backup_lag_seconds (\S+)$", client.get("/metrics").text, re.MULTILINE)
+
+    expected = backup.status(services.settings, now=clock.now()).lag_seconds
+    assert expected is not None
+    assert expected >= 120
+    assert body["status"] == "degraded"
+    assert body["backup"].startswith(f"degraded: lag {expected:.1f} s")
+    assert metric is not None
+    assert float(metric.group(1)) == expected

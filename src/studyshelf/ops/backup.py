@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from studyshelf.core.errors import Invalid
@@ -207,30 +207,82 @@ def location_problem(root: Path) -> tuple[str | None, int]:
     return None, free
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """The positions the replica's lag is worked out from."""
+
+    database: litestream.WalPosition | None  # SQLite's committed WAL position now
+    taken: litestream.Capture | None  # the newest LTX file Litestream made from the WAL
+    shipped_txid: int | None  # the newest transaction in the replica
+    shipped_at: datetime | None
+    oldest_shipped_at: datetime | None  # where the replica's restorable range starts
+    first_unshipped: litestream.Capture | None  # made from the WAL, not in the replica yet
+    wal_written_at: datetime | None
+    replicator_running: bool  # `backup replicate` holds its lock
+
+
+def waiting_since(state: ReplicaState, *, interval: float) -> datetime | None:
+    """Since when a committed change has been waiting to reach the replica; None when none waits.
+
+    A change Litestream took but has not shipped waits since it was taken. A change it has not taken (the WAL
+    has moved past the newest LTX file) waits at most since that file was made; while `backup replicate` runs,
+    a write newer than one interval is simply due at the next one, so it counts from one interval before it.
+    """
+    candidates = []
+    if state.first_unshipped is not None:
+        candidates.append(state.first_unshipped.made_at)
+    last_taken = state.taken.made_at if state.taken else state.shipped_at
+    database = state.database
+    moved_on = database is not None and database.end > 0 and (state.taken is None or database != state.taken.wal)
+    if moved_on and last_taken is not None:
+        since = last_taken
+        if state.replicator_running and state.wal_written_at is not None:
+            since = max(since, state.wal_written_at - timedelta(seconds=interval))
+        candidates.append(since)
+    return min(candidates, default=None)
+
+
+def replica_state(settings: Settings, location: BackupLocation) -> ReplicaState:
+    database = litestream.database_path(settings)
+    shipped = litestream.list_ltx(location.replica)
+    shipped_txid = max((f.max_txid for f in shipped), default=None)
+    meta = litestream.metadata_dir(database)
+    wal = database.with_name(database.name + "-wal")
+    written = wal.stat().st_mtime if wal.exists() else None
+    return ReplicaState(
+        database=litestream.wal_position(database),
+        taken=litestream.newest_capture(meta) or litestream.newest_capture(location.replica),
+        shipped_txid=shipped_txid,
+        shipped_at=max((f.shipped_at for f in shipped), default=None),
+        oldest_shipped_at=min((f.shipped_at for f in shipped), default=None),
+        first_unshipped=None if shipped_txid is None else litestream.first_capture_after(meta, shipped_txid),
+        wal_written_at=None if written is None else datetime.fromtimestamp(written, UTC),
+        replicator_running=replicator_running(settings),
+    )
+
+
 def status(settings: Settings, *, now: datetime) -> Status:
-    """Where replication stands: last replicated position, lag, oldest restorable point, size and space."""
+    """Where replication stands: last replicated position, lag, oldest restorable point, size and space.
+
+    The lag compares the database's own WAL position with what Litestream took from it and shipped (not file
+    times): 0 when the replica holds every committed change, else how long the oldest one has waited.
+    """
     location = location_of(settings)
     if not location.root.is_dir():
         return unreachable(location.root)
     problem, free = location_problem(location.root)
-    ltx = litestream.list_ltx(location.replica)
-    replicated_txid = max((f.max_txid for f in ltx), default=None)
-    replicated = None if replicated_txid is None else f"txid {replicated_txid:x}"
-    replicated_at = max((f.shipped_at for f in ltx), default=None)
+    state = replica_state(settings, location)
+    replicated = None if state.shipped_txid is None else f"txid {state.shipped_txid:x}"
     lag = None
-    if replicated_at is not None:
-        # Litestream's own status reads its metadata, not the live WAL: a database file written after the
-        # last shipment means changes are waiting, and the lag is how long since that shipment.
-        written = max(_mtime(litestream.database_path(settings)), _mtime(litestream.database_path(settings), "-wal"))
-        lag = max(0.0, (now - replicated_at).total_seconds()) if written > replicated_at.timestamp() + 1 else 0.0
-    candidates = [f.shipped_at for f in ltx] + [location.manifest(i).created_at for i in location.point_ids()[:1]]
+    if state.shipped_at is not None:
+        since = waiting_since(state, interval=settings.backup_sync_interval_seconds)
+        lag = 0.0 if since is None else max(0.0, (now - since).total_seconds())
+    ltx_oldest = litestream.list_ltx(location.replica)
+    candidates = [f.shipped_at for f in ltx_oldest] + [
+        location.manifest(i).created_at for i in location.point_ids()[:1]
+    ]
     oldest = min(candidates, default=None)
-    return Status(location.root, problem, replicated, replicated_at, lag, oldest, location.size(), free)
-
-
-def _mtime(database: Path, suffix: str = "") -> float:
-    path = database.with_name(database.name + suffix)
-    return path.stat().st_mtime if path.exists() else 0.0
+    return Status(location.root, problem, replicated, state.shipped_at, lag, oldest, location.size(), free)
 
 
 def _writable(directory: Path) -> bool:

