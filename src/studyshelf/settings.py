@@ -143,7 +143,10 @@ class Settings(BaseSettings):
         description="where backups go: a directory (a path or file:///path); unset: no replication, no backups",
     )
     backup_sync_interval_seconds: float = Field(
-        default=1.0, gt=0, description="how often Litestream ships new database pages (bounds what a crash loses)"
+        default=1.0,
+        gt=0,
+        description="how often Litestream ships new database pages and `backup replicate` looks for new files' blobs "
+        "(bounds what a crash loses)",
     )
     backup_snapshot_interval_hours: int = Field(
         default=24, ge=1, description="how often Litestream writes a full database snapshot to the backup"
@@ -152,7 +155,9 @@ class Settings(BaseSettings):
         default=35, ge=1, description="how far back a restore can go: older snapshots and points are pruned"
     )
     backup_blob_sync_seconds: int = Field(
-        default=60, ge=1, description="how often `backup replicate` copies new blobs beside the database"
+        default=60,
+        ge=1,
+        description="how often `backup replicate` checks every blob against the backup and writes a blob manifest",
     )
     backup_pgbackrest_config: Path = Field(
         default=Path("/etc/pgbackrest/pgbackrest.conf"),
