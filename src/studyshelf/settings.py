@@ -140,7 +140,7 @@ class Settings(BaseSettings):
 
     backup_url: str | None = Field(
         default=None,
-        description="where backups go: a directory (a path or file:///path); unset: no replication, no backups",
+        description="where backups go: a directory (a path or file:///path) or s3://bucket/prefix; unset: no backups",
     )
     backup_sync_interval_seconds: float = Field(
         default=1.0,
@@ -170,6 +170,17 @@ class Settings(BaseSettings):
         default=["pgbackrest"],
         min_length=1,
         description='PostgreSQL: pgBackRest run as the cluster OS user, e.g. ["sudo","-u","postgres","pgbackrest"]',
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="an S3-compatible service's endpoint, e.g. http://minio:9000 (unset: AWS)"
+    )
+    s3_region: str = Field(default="us-east-1", min_length=1, description="the S3 region")
+    s3_access_key_id: str | None = Field(
+        default=None, repr=False, description="S3 credentials (unset: the usual AWS sources: env, profile, role)"
+    )
+    s3_secret_access_key: str | None = Field(default=None, repr=False, description="S3 credentials, with the key id")
+    s3_addressing_style: Literal["path", "virtual"] = Field(
+        default="virtual", description="S3 bucket addressing: virtual (bucket.host, AWS) or path (host/bucket)"
     )
     backup_max_lag_seconds: float = Field(
         default=60.0, gt=0, description="a backup lagging longer than this makes /readyz say degraded"
@@ -209,16 +220,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_backup_url(self) -> Settings:
-        if self.backup_url and "://" in self.backup_url and not self.backup_url.startswith("file://"):
-            raise ValueError("STUDYSHELF_BACKUP_URL: only a directory (a path or file:///path) is supported for now")
+        url = self.backup_url
+        if url and url.startswith("s3://"):
+            if not url.removeprefix("s3://").split("/", 1)[0]:
+                raise ValueError("STUDYSHELF_BACKUP_URL: an S3 location needs a bucket: s3://bucket/prefix")
+        elif url and "://" in url and not url.startswith("file://"):
+            raise ValueError("STUDYSHELF_BACKUP_URL: a directory (a path or file:///path) or s3://bucket/prefix")
         return self
 
     @property
     def backup_dir(self) -> Path | None:
-        """The backup location's directory, or None when backups are off."""
-        if not self.backup_url:
+        """The backup location's directory, or None when backups are off or go to S3."""
+        if not self.backup_url or self.backup_url.startswith("s3://"):
             return None
         return Path(self.backup_url.removeprefix("file://")).resolve()
+
+    @property
+    def backup_s3(self) -> tuple[str, str] | None:
+        """(bucket, key prefix without slashes at the ends) when backups go to S3."""
+        if not self.backup_url or not self.backup_url.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.backup_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
 
     @model_validator(mode="after")
     def _check_encryption_keys(self) -> Settings:

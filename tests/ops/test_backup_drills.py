@@ -66,8 +66,9 @@ def replicator(services: Services) -> Iterator[tuple[subprocess.Popen[bytes], Pa
     process.wait()
 
 
-def _shipped(replica: Path) -> int:
-    return max((f.max_txid for f in litestream.list_ltx(replica)), default=0)
+def _shipped(settings: Settings) -> int:
+    replica = backup.location_of(settings).replica
+    return max((f.max_txid for f in litestream.list_ltx(settings, replica)), default=0)
 
 
 def _folder_state(database: Path, name: str) -> tuple[str | None] | None:
@@ -78,18 +79,18 @@ def _folder_state(database: Path, name: str) -> tuple[str | None] | None:
 
 def _point_in_time_drill(owner: Member, services: Services, tmp_path: Path) -> None:
     replica = backup.location_of(services.settings).replica
-    before = _shipped(replica)
+    before = _shipped(services.settings)
     folder = make_folder(owner, owner.root_folder_id, "Week 7")
-    _until(lambda: _shipped(replica) > before, "the new folder is replicated")
-    shipped = max(f.shipped_at for f in litestream.list_ltx(replica))
+    _until(lambda: _shipped(services.settings) > before, "the new folder is replicated")
+    shipped = max(f.shipped_at for f in litestream.list_ltx(services.settings, replica))
     # Litestream stamps a shipment up to a second after the commit: go past that before the mistake.
     _until(lambda: datetime.now(UTC) > shipped + timedelta(seconds=2.2), "the folder's shipment is 2 s old")
     mistake_at = datetime.now(UTC)
-    before = _shipped(replica)
+    before = _shipped(services.settings)
     response = owner.client.delete(f"/api/v1/folders/{folder['id']}", headers=owner.headers())
     assert response.status_code == 204, response.text
     make_folder(owner, owner.root_folder_id, "After the mistake")
-    _until(lambda: _shipped(replica) > before, "the deletion is replicated")
+    _until(lambda: _shipped(services.settings) > before, "the deletion is replicated")
 
     target = tmp_path / "before-mistake"
     done = backup_restore.restore(services.settings, target=target, at=mistake_at - timedelta(seconds=1))

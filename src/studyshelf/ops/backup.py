@@ -20,8 +20,10 @@ from studyshelf.core.errors import Invalid
 from studyshelf.ops import litestream
 from studyshelf.ops.backup_blobs import copy_missing_blobs
 from studyshelf.ops.backup_store import (
+    INSTALL_SECRET,
     MANIFEST,
     BackupLocation,
+    DirectoryLocation,
     FileEntry,
     Manifest,
     Progress,
@@ -35,7 +37,7 @@ from studyshelf.settings import SECRET_KEY_FILE, Settings
 DATABASE_FILE = "studyshelf.sqlite3"
 WAREHOUSE_FILE = "warehouse.duckdb"
 SPOOL_DIR = "events"
-FULL_BELOW_BYTES = 64 * 1024**2  # less free space than this and the location counts as full
+STATUS_TIMEOUT = 20.0  # a status never waits longer on Litestream's listing of a slow replica
 
 Sizing = Callable[[int], None]  # tells a progress bar the total bytes, once known
 
@@ -46,9 +48,14 @@ def uses_pgbackrest(settings: Settings) -> bool:
 
 
 def location_of(settings: Settings) -> BackupLocation:
+    """The backup location of the settings: a directory, or an S3 prefix (`s3://bucket/prefix`)."""
+    if settings.backup_s3 is not None:
+        from studyshelf.ops.backup_s3 import s3_location  # boto3 is imported only when backups go to S3
+
+        return s3_location(settings)
     if settings.backup_dir is None:
-        raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory")
-    return BackupLocation(settings.backup_dir)
+        raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory or s3://bucket/prefix")
+    return DirectoryLocation(settings.backup_dir)
 
 
 REPLICATOR_LOCK = "backup-replicate.lock"
@@ -85,11 +92,8 @@ def replicator_running(settings: Settings) -> bool:
 def keep_install_secret(settings: Settings, location: BackupLocation) -> None:
     """Keep a copy of the install secret with the backups (mode 0600), so restored tokens still verify."""
     source = settings.data_dir / SECRET_KEY_FILE
-    if source.is_file():
-        location.install_dir.mkdir(parents=True, exist_ok=True)
-        target = location.install_dir / SECRET_KEY_FILE
-        target.touch(mode=0o600, exist_ok=True)
-        target.write_bytes(source.read_bytes())
+    if source.is_file() and location.read_install_secret() != source.read_bytes():
+        location.files.write(INSTALL_SECRET, source.read_bytes())
 
 
 def _database_snapshot(source: Path, target: Path) -> None:
@@ -114,8 +118,7 @@ def create_point(services: Services, *, progress: Progress | None = None, sizing
     keep_install_secret(settings, location)
     created_at = services.clock.now()
     identifier = point_id(created_at)
-    draft = location.points_dir / f".{identifier}"
-    draft.mkdir()
+    draft = location.draft_dir(identifier)
     try:
         _database_snapshot(litestream.database_path(settings), draft / DATABASE_FILE)
         services.warehouse.snapshot(draft / WAREHOUSE_FILE)
@@ -133,10 +136,9 @@ def create_point(services: Services, *, progress: Progress | None = None, sizing
             sizing(sum(blobs.values()))
         copy_missing_blobs(services.blobs, location.blobs, sorted(blobs), progress)
         write_json(draft / MANIFEST, Manifest(created_at, files, blobs).to_json())
-        draft.rename(location.points_dir / identifier)
-    except BaseException:
-        shutil.rmtree(draft, ignore_errors=True)
-        raise
+        location.publish_point(draft, identifier)
+    finally:
+        shutil.rmtree(draft, ignore_errors=True)  # gone already when published by a rename
     return identifier
 
 
@@ -146,7 +148,7 @@ def sync_blobs(services: Services) -> int:
     location.prepare()
     held = {digest: services.blobs.size(digest) for digest in services.blobs.iter_digests()}
     copied = copy_missing_blobs(services.blobs, location.blobs, sorted(held))
-    write_json(location.blob_manifests / f"{point_id(services.clock.now())}.json", {"blobs": held})
+    location.write_blob_manifest(point_id(services.clock.now()), held)
     return copied
 
 
@@ -163,7 +165,7 @@ def list_points(settings: Settings) -> list[PointSummary]:
     """Litestream's restorable range (when it has replicated anything) and every on-demand point."""
     location = location_of(settings)
     found: list[PointSummary] = []
-    ltx = litestream.list_ltx(location.replica)
+    ltx = litestream.list_ltx(settings, location.replica)
     if ltx:
         found.append(
             PointSummary(
@@ -183,7 +185,7 @@ def list_points(settings: Settings) -> list[PointSummary]:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    location: Path
+    location: str  # a directory or s3://bucket/prefix/
     problem: str | None  # unreachable, not writable or full: replication cannot go on (serving does)
     replicated: str | None  # the last position shipped: a Litestream txid or a WAL segment
     replicated_at: datetime | None
@@ -193,18 +195,12 @@ class Status:
     free: int
 
 
-def unreachable(root: Path) -> Status:
-    return Status(root, "unreachable: the directory does not exist", None, None, None, None, 0, 0)
+def unreachable(location: BackupLocation, problem: str) -> Status:
+    return Status(location.describe, problem, None, None, None, None, 0, 0)
 
 
-def location_problem(root: Path) -> tuple[str | None, int]:
-    """Whether backups can be written there (unwritable or full is a problem), and the free bytes."""
-    free = shutil.disk_usage(root).free
-    if not _writable(root):
-        return "not writable", free
-    if free < FULL_BELOW_BYTES:
-        return f"full: {free} bytes free", free
-    return None, free
+def is_unreachable(problem: str | None) -> bool:
+    return problem is not None and problem.startswith("unreachable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,14 +240,15 @@ def waiting_since(state: ReplicaState, *, interval: float) -> datetime | None:
 
 def replica_state(settings: Settings, location: BackupLocation) -> ReplicaState:
     database = litestream.database_path(settings)
-    shipped = litestream.list_ltx(location.replica)
+    shipped = litestream.list_ltx(settings, location.replica, timeout=STATUS_TIMEOUT)
     shipped_txid = max((f.max_txid for f in shipped), default=None)
     meta = litestream.metadata_dir(database)
     wal = database.with_name(database.name + "-wal")
     written = wal.stat().st_mtime if wal.exists() else None
     return ReplicaState(
         database=litestream.wal_position(database),
-        taken=litestream.newest_capture(meta) or litestream.newest_capture(location.replica),
+        taken=litestream.newest_capture(meta)
+        or (litestream.newest_capture(location.replica) if isinstance(location.replica, Path) else None),
         shipped_txid=shipped_txid,
         shipped_at=max((f.shipped_at for f in shipped), default=None),
         oldest_shipped_at=min((f.shipped_at for f in shipped), default=None),
@@ -268,31 +265,20 @@ def status(settings: Settings, *, now: datetime) -> Status:
     times): 0 when the replica holds every committed change, else how long the oldest one has waited.
     """
     location = location_of(settings)
-    if not location.root.is_dir():
-        return unreachable(location.root)
-    problem, free = location_problem(location.root)
+    problem, free = location.files.problem()
+    if is_unreachable(problem):
+        assert problem is not None
+        return unreachable(location, problem)
     state = replica_state(settings, location)
     replicated = None if state.shipped_txid is None else f"txid {state.shipped_txid:x}"
     lag = None
     if state.shipped_at is not None:
         since = waiting_since(state, interval=settings.backup_sync_interval_seconds)
         lag = 0.0 if since is None else max(0.0, (now - since).total_seconds())
-    ltx_oldest = litestream.list_ltx(location.replica)
-    candidates = [f.shipped_at for f in ltx_oldest] + [
-        location.manifest(i).created_at for i in location.point_ids()[:1]
-    ]
-    oldest = min(candidates, default=None)
-    return Status(location.root, problem, replicated, state.shipped_at, lag, oldest, location.size(), free)
-
-
-def _writable(directory: Path) -> bool:
-    probe = directory / ".write-probe"
-    try:
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError:
-        return False
-    return True
+    points = [location.manifest(i).created_at for i in location.point_ids()[:1]]
+    shipped = [state.oldest_shipped_at] if state.oldest_shipped_at else []
+    oldest = min([*points, *shipped], default=None)
+    return Status(location.describe, problem, replicated, state.shipped_at, lag, oldest, location.size(), free)
 
 
 def retention_cutoff(settings: Settings, now: datetime) -> datetime:

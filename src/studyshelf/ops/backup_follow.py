@@ -18,7 +18,7 @@ from collections.abc import Callable
 from studyshelf.core.ids import uuid7
 from studyshelf.library.blobs import version_blobs_since
 from studyshelf.ops.backup_blobs import copy_blob
-from studyshelf.ops.backup_store import BackupLocation, point_id, write_json
+from studyshelf.ops.backup_store import BackupLocation, point_id
 from studyshelf.services import Services
 
 OVERLAP_MS = 30_000  # a version committed up to this long after its id was stamped is still found
@@ -57,7 +57,7 @@ class BlobFollower:
         floor = self._cursor_ms - OVERLAP_MS
         self._handled = {version_id: ms for version_id, ms in self._handled.items() if ms >= floor}
         if copied:
-            write_json(self._location.followed / f"{point_id(self._services.clock.now())}.json", {"blobs": copied})
+            self._location.write_blob_manifest(point_id(self._services.clock.now()), copied, followed=True)
         return len(copied)
 
 

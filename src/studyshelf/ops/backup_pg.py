@@ -6,7 +6,6 @@ The `studyshelf backup` commands call these when the app database is PostgreSQL.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,16 +19,23 @@ from studyshelf.ops.backup import (
     PointSummary,
     Sizing,
     Status,
+    is_unreachable,
     location_of,
-    location_problem,
     sync_blobs,
     unreachable,
 )
 from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
-from studyshelf.ops.backup_restore import Pruned, Restored, apply_prune, check_target, plan_prune
+from studyshelf.ops.backup_restore import (
+    Pruned,
+    Restored,
+    apply_prune,
+    check_target,
+    plan_prune,
+    restore_install_secret,
+)
 from studyshelf.ops.backup_store import BackupLocation, Progress, point_time
 from studyshelf.services import Services
-from studyshelf.settings import SECRET_KEY_FILE, Settings
+from studyshelf.settings import Settings
 from studyshelf.storage.local import LocalBlobStore
 
 CLUSTER_DIR = "postgresql"  # inside the restore target, beside blobs/ and the install secret
@@ -70,9 +76,10 @@ def verify(settings: Settings, *, progress: Progress | None = None) -> list[str]
     location = location_of(settings)
     manifests = location.blob_manifest_ids()
     if not manifests:
-        return [*problems, f"no blob manifest in {location.blob_manifests}: run `studyshelf backup create`"]
+        return [*problems, f"no blob manifest in {location.describe}: run `studyshelf backup create`"]
     newest = sorted(location.blob_manifest(manifests[-1]))
-    return problems + check_blobs(location.blobs, newest, settings.encryption_master_keys(), progress)
+    keys = settings.encryption_master_keys()
+    return problems + check_blobs(location.blobs, newest, keys, progress, where=location.describe)
 
 
 def _blobs_as_of(location: BackupLocation, at: datetime | None) -> set[str]:
@@ -117,11 +124,7 @@ def restore(
         progress=progress,
         sizing=sizing,
     )
-    secret = location.install_dir / SECRET_KEY_FILE
-    if secret.is_file():
-        descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secret.read_bytes())
+    restore_install_secret(location, target)
     return Restored("pgbackrest", at or now, None, len(wanted) - len(missing), missing)
 
 
@@ -177,15 +180,16 @@ def status(settings: Settings, engine: Engine, *, now: datetime) -> Status:
     """Archive lag from the WAL positions (the repository's newest segment from `pgbackrest info`, else the
     archiver's last one, against the cluster's current WAL), oldest restorable point from pgBackRest."""
     location = location_of(settings)
-    if not location.root.is_dir():
-        return unreachable(location.root)
-    problem, free = location_problem(location.root)
+    problem, free = location.files.problem()
+    if is_unreachable(problem):
+        assert problem is not None
+        return unreachable(location, problem)
     try:
         with engine.connect() as conn:
             state = ArchiverState(**conn.execute(ARCHIVER_STATE).mappings().one())
     except SQLAlchemyError as exc:
         reason = "grant pg_monitor to the app's role" if "permission" in str(exc) else type(exc).__name__
-        return Status(location.root, f"archive state unreadable: {reason}", None, None, None, None, 0, free)
+        return Status(location.describe, f"archive state unreadable: {reason}", None, None, None, None, 0, free)
     if state.archive_mode == "off":
         problem = problem or "archive_mode is off: WAL is not archived"
     if state.last_failed_time and (
@@ -197,7 +201,14 @@ def status(settings: Settings, engine: Engine, *, now: datetime) -> Status:
     except Invalid as exc:
         lag = None if state.archive_mode == "off" else archive_lag(state, state.last_archived_wal, now=now)
         return Status(
-            location.root, problem or str(exc), state.last_archived_wal, state.last_archived_time, lag, None, 0, free
+            location.describe,
+            problem or str(exc),
+            state.last_archived_wal,
+            state.last_archived_time,
+            lag,
+            None,
+            0,
+            free,
         )
     archived = stanza.wal_max or state.last_archived_wal
     lag = None if state.archive_mode == "off" else archive_lag(state, archived, now=now)
@@ -205,4 +216,4 @@ def status(settings: Settings, engine: Engine, *, now: datetime) -> Status:
     if stanza.status != "ok":
         problem = problem or f"pgbackrest: {stanza.status}"
     size = sum(b.size for b in stanza.backups)
-    return Status(location.root, problem, archived, state.last_archived_time, lag, oldest, size, free)
+    return Status(location.describe, problem, archived, state.last_archived_time, lag, oldest, size, free)

@@ -86,13 +86,15 @@ def replicate() -> None:
         )
         following.start()
         if backup.uses_pgbackrest(settings):
-            console.print(f"Copying new blobs to {location.blobs.root}.")
+            console.print(f"Copying new blobs to {location.describe}.")
             _sync_blobs_until(services, stop, lambda: True)
             following.join()
             return
         config = litestream.write_config(settings, location.replica)
-        console.print(f"Replicating {litestream.database_path(settings)} to {location.replica}.")
-        child = subprocess.Popen(litestream.replicate_command(config))  # noqa: S603 - our argv, no shell
+        console.print(f"Replicating {litestream.database_path(settings)} to {location.describe}.")
+        child = subprocess.Popen(  # noqa: S603 - our argv, no shell
+            litestream.replicate_command(config), env=litestream.environment(settings)
+        )
         _sync_blobs_until(services, stop, lambda: child.poll() is None)
         stopped = stop.is_set()
         stop.set()

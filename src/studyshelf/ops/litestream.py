@@ -11,10 +11,12 @@ change has been taken.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +72,20 @@ class Capture:
     wal: WalPosition
 
 
+@dataclass(frozen=True, slots=True)
+class S3Replica:
+    """Where Litestream replicates to in S3, and how to reach it (credentials go to it through its environment)."""
+
+    bucket: str
+    path: str
+    endpoint: str | None
+    region: str
+    force_path_style: bool
+
+
+Replica = Path | S3Replica  # a directory (file replica) or an S3 prefix
+
+
 def binary() -> str:
     """The `litestream` of this virtualenv (installed with the package), else one on PATH."""
     beside = Path(sys.executable).parent / "litestream"
@@ -88,10 +104,28 @@ def database_path(settings: Settings) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def write_config(settings: Settings, replica: Path) -> Path:
-    """Write Litestream's config for this install into the data dir and return its path.
+def _replica_config(settings: Settings, replica: Replica) -> dict[str, object]:
+    interval = f"{int(settings.backup_sync_interval_seconds * 1000)}ms"
+    if isinstance(replica, Path):
+        return {"type": "file", "path": str(replica), "sync-interval": interval}
+    config: dict[str, object] = {
+        "type": "s3",
+        "bucket": replica.bucket,
+        "path": replica.path,
+        "region": replica.region,
+        "force-path-style": replica.force_path_style,
+        "sync-interval": interval,
+    }
+    if replica.endpoint:
+        config["endpoint"] = replica.endpoint
+    return config
 
-    JSON is valid YAML, so the config is written with json and needs no YAML library.
+
+def write_config(settings: Settings, replica: Replica, directory: Path | None = None) -> Path:
+    """Write Litestream's config for this install (into the data dir unless told) and return its path.
+
+    JSON is valid YAML, so the config is written with json and needs no YAML library. It holds no secret:
+    S3 credentials reach Litestream through its environment (`environment`).
     """
     config = {
         "logging": {"level": "warn"},
@@ -99,51 +133,65 @@ def write_config(settings: Settings, replica: Path) -> Path:
             "interval": f"{settings.backup_snapshot_interval_hours}h",
             "retention": f"{settings.backup_retention_days * 24}h",
         },
-        "dbs": [
-            {
-                "path": str(database_path(settings)),
-                "replicas": [
-                    {
-                        "type": "file",
-                        "path": str(replica),
-                        "sync-interval": f"{int(settings.backup_sync_interval_seconds * 1000)}ms",
-                    }
-                ],
-            }
-        ],
+        "dbs": [{"path": str(database_path(settings)), "replicas": [_replica_config(settings, replica)]}],
     }
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / CONFIG_FILE
+    directory = directory or settings.data_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CONFIG_FILE
     path.write_text(json.dumps(config, indent=2) + "\n")
     return path
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Litestream's environment: the S3 credentials from the settings, never written into its config.
+
+    AWS_CA_BUNDLE goes to Go as SSL_CERT_FILE instead: Litestream's S3 client refuses to start with it set.
+    """
+    env = {name: value for name, value in os.environ.items() if name != "AWS_CA_BUNDLE"}
+    if "AWS_CA_BUNDLE" in os.environ and "SSL_CERT_FILE" not in os.environ:
+        env["SSL_CERT_FILE"] = os.environ["AWS_CA_BUNDLE"]
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        env["AWS_ACCESS_KEY_ID"] = settings.s3_access_key_id
+        env["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_access_key
+    return env
 
 
 def replicate_command(config: Path) -> list[str]:
     return [binary(), "replicate", "-no-expand-env", "-config", str(config)]
 
 
-def _run(args: list[str]) -> str:
+def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT) -> str:
     try:
         done = subprocess.run(  # noqa: S603 - our own binary with arguments we built, never a shell
-            [binary(), *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+            [binary(), *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
         )
     except subprocess.TimeoutExpired as exc:
-        raise LitestreamError(f"litestream {args[0]} took longer than {COMMAND_TIMEOUT:.0f} s") from exc
+        raise LitestreamError(f"litestream {args[0]} took longer than {timeout:.0f} s") from exc
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().removeprefix("Error: ")
         raise LitestreamError(f"litestream {args[0]}: {message}")
     return done.stdout
 
 
+def _run_on(settings: Settings, replica: Replica, args: list[str], timeout: float = COMMAND_TIMEOUT) -> str:
+    """Run a command on a replica: a directory by its URL; S3 through a config (in a temporary directory)."""
+    if isinstance(replica, Path):
+        return _run([*args, replica.as_uri()], timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="studyshelf-litestream-") as scratch:
+        config = write_config(settings, replica, Path(scratch))
+        argv = [*args, "-no-expand-env", "-config", str(config), str(database_path(settings))]
+        return _run(argv, environment(settings), timeout)
+
+
 def _timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def list_ltx(replica: Path) -> list[LtxFile]:
+def list_ltx(settings: Settings, replica: Replica, *, timeout: float = COMMAND_TIMEOUT) -> list[LtxFile]:
     """Every transaction file the replica holds, at every compaction level (empty when there is none)."""
-    if not replica.is_dir():
+    if isinstance(replica, Path) and not replica.is_dir():
         return []
-    rows = json.loads(_run(["ltx", "-json", "-level", "all", replica.as_uri()]) or "[]")
+    rows = json.loads(_run_on(settings, replica, ["ltx", "-json", "-level", "all"], timeout) or "[]")
     return [
         LtxFile(
             level=int(row["level"]),
@@ -156,12 +204,12 @@ def list_ltx(replica: Path) -> list[LtxFile]:
     ]
 
 
-def restore(replica: Path, target: Path, *, at: datetime | None) -> int:
+def restore(settings: Settings, replica: Replica, target: Path, *, at: datetime | None) -> int:
     """Restore the replica into `target` (a new file), as of `at` or the latest; return the transaction restored."""
     args = ["restore", "-json", "-integrity-check", "quick", "-o", str(target)]
     if at is not None:
         args += ["-timestamp", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
-    summary = json.loads(_run([*args, replica.as_uri()]))
+    summary = json.loads(_run_on(settings, replica, args))
     return int(summary["txid"], 16)
 
 
