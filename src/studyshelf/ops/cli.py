@@ -155,7 +155,8 @@ def status_command() -> None:
         state = backup_health.current_status(services, services.clock.now())
     if state.problem:
         console.print(f"[red]Backup location {state.location}: {state.problem}[/red] (serving is not affected)")
-    console.print(f"location: {state.location} ({state.size:,} bytes, {state.free:,} free)")
+    free = f", {state.free:,} free" if state.free else ""  # S3 has no free space to tell
+    console.print(f"location: {state.location} ({state.size:,} bytes{free})")
     if state.replicated_at is None:
         console.print("replicated: nothing yet (is `studyshelf backup replicate` or archive_command running?)")
     else:
