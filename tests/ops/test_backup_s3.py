@@ -161,3 +161,15 @@ def test_a_missing_bucket_is_reported(tmp_path: Path, db_url: str, s3_server: S3
     assert state.problem is not None
     assert "unreachable" in state.problem
     assert "no-such-bucket-here" in state.problem
+
+
+def test_backup_url_names_a_directory_or_an_s3_prefix(tmp_path: Path, db_url: str) -> None:
+    s3 = make_settings(tmp_path, db_url, backup_url="s3://studyshelf-backups/prod/eu/")
+    assert s3.backup_s3 == ("studyshelf-backups", "prod/eu")
+    assert s3.backup_dir is None
+    directory = make_settings(tmp_path, db_url, backup_url=f"file://{tmp_path}/b")
+    assert directory.backup_dir == (tmp_path / "b").resolve()
+    assert directory.backup_s3 is None
+    for wrong in ("s3:///no-bucket", "gs://bucket/prefix"):
+        with pytest.raises(ValueError, match="STUDYSHELF_BACKUP_URL"):
+            make_settings(tmp_path, db_url, backup_url=wrong)

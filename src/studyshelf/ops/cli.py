@@ -32,18 +32,10 @@ console = Console()
 
 
 @contextmanager
-def _bytes_bar(description: str) -> Iterator[tuple[Advance, backup.Sizing]]:
-    """A progress bar in bytes: yields (advance, set_total)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield (lambda n: bar.advance(task, n)), (lambda total: bar.update(task, total=total))
-
-
-@contextmanager
-def _count_bar(description: str) -> Iterator[tuple[Advance, backup.Sizing]]:
-    """A progress bar in steps (M of N): yields (advance, set_total); the total is counted before the work."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+def _bar(description: str, *, steps: bool = False) -> Iterator[tuple[Advance, backup.Sizing]]:
+    """A progress bar in bytes, or in steps (M of N): yields (advance, set_total)."""
+    amount = MofNCompleteColumn() if steps else DownloadColumn()
+    columns = (TextColumn("{task.description}"), BarColumn(), amount, TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield (lambda n: bar.advance(task, n)), (lambda total: bar.update(task, total=total))
@@ -132,7 +124,7 @@ def create(
                 label = backup_pg.create(services, kind)
             console.print(f"[green]Created pgBackRest {kind} backup {label}.[/green]")
             return
-    with command_services() as services, _bytes_bar("Copying blobs") as (advance, sizing):
+    with command_services() as services, _bar("Copying blobs") as (advance, sizing):
         identifier = backup.create_point(services, progress=advance, sizing=sizing)
     console.print(f"[green]Created backup point {identifier}.[/green]")
 
@@ -180,14 +172,14 @@ def verify(
     settings = Settings()
     if backup.uses_pgbackrest(settings):
         chosen = f"pgBackRest stanza {settings.backup_pgbackrest_stanza}"
-        with _bytes_bar(f"Verifying {chosen}") as (advance, _):
+        with _bar(f"Verifying {chosen}") as (advance, _):
             problems = backup_pg.verify(settings, progress=advance)
     else:
         ids = backup.location_of(settings).point_ids()
         chosen = point or (ids[-1] if ids else "")
         if not chosen:
             raise Invalid("no snapshot points to verify: run `studyshelf backup create` first")
-        with _bytes_bar(f"Verifying {chosen}") as (advance, _):
+        with _bar(f"Verifying {chosen}") as (advance, _):
             problems = backup_restore.verify_point(settings, chosen, progress=advance)
     backup_health.record_verify(settings, what=chosen, problems=problems, at=SystemClock().now())
     for problem in problems:
@@ -211,7 +203,7 @@ def restore(
         raise typer.BadParameter("give exactly one of --at TIME or --latest")
     wanted = _parse_time(at) if at else None
     settings = Settings()
-    with _bytes_bar("Restoring") as (advance, sizing):
+    with _bar("Restoring") as (advance, sizing):
         if backup.uses_pgbackrest(settings):
             done = backup_pg.restore(
                 settings, target=to, at=wanted, now=SystemClock().now(), progress=advance, sizing=sizing
@@ -234,7 +226,7 @@ def restore(
 def prune() -> None:
     """Drop points older than the retention (PostgreSQL: pgBackRest's expire), and blobs no point references."""
     settings = Settings()
-    with _count_bar("Pruning") as (advance, sizing):
+    with _bar("Pruning", steps=True) as (advance, sizing):
         now = SystemClock().now()
         if backup.uses_pgbackrest(settings):
             done = backup_pg.expire(settings, now=now, progress=advance, sizing=sizing)
