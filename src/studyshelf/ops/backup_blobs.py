@@ -18,6 +18,7 @@ from studyshelf.storage.crypto import ALL_SEALED, EncryptedBlobStore, MasterKeys
 from studyshelf.storage.interface import BlobStore, RawBlobStore
 from studyshelf.storage.local import LocalBlobStore
 
+FEW_BLOBS = 32  # up to this many, each is looked up in the backup; more, the backup is listed once
 KEY_NEEDED = "set STUDYSHELF_ENCRYPTION_KEY (or STUDYSHELF_ENCRYPTION_KEY_FILE) to the master key"
 
 
@@ -94,9 +95,13 @@ def copy_missing_blobs(
     Once the source is all sealed, the backup's plaintext copies of blobs sealed since are replaced by their
     ciphertext, and the backup gets the all sealed marker too (so a restore keeps it).
     """
+    wanted = list(digests)
+    # Many blobs: one listing of the backup rather than a question per blob (an HTTP request each in S3).
+    present = set(target.iter_digests()) if len(wanted) > FEW_BLOBS else None
     copied = 0
-    for digest in digests:
-        if target.exists(digest):
+    for digest in wanted:
+        held = target.exists(digest) if present is None else digest in present
+        if held:
             if progress:
                 progress(source.size(digest))
             continue

@@ -12,6 +12,8 @@ import base64
 import hashlib
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from studyshelf.storage.interface import BlobNotFound, StoredBlob
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0
+SIZE_TTL = 300.0
+_SIZES: dict[str, tuple[float, int]] = {}  # location → (when measured, bytes): a measurement, not shared state
+_SIZES_LOCK = threading.Lock()
 
 
 def client_for(settings: Settings, *, attempts: int = 3) -> Any:
@@ -126,7 +131,17 @@ class S3Files:
         self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def total_size(self) -> int:
-        return sum(int(item["Size"]) for item in self.listing(""))
+        """The bytes under the prefix: a listing of every object, so a process keeps it a few minutes (the
+        Backups page asks every few seconds; a large backup is many LIST requests)."""
+        place = self.describe
+        with _SIZES_LOCK:
+            known = _SIZES.get(place)
+        if known is not None and time.monotonic() - known[0] < SIZE_TTL:
+            return known[1]
+        size = sum(int(item["Size"]) for item in self.listing(""))
+        with _SIZES_LOCK:
+            _SIZES[place] = (time.monotonic(), size)
+        return size
 
 
 class S3BlobWriter:
