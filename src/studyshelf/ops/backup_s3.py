@@ -47,7 +47,7 @@ def client_for(settings: Settings, *, attempts: int = 3) -> Any:
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=settings.s3_secret_access_key,
+        aws_secret_access_key=secret.get_secret_value() if (secret := settings.s3_secret_access_key) else None,
         config=config,
     )
 
@@ -291,6 +291,6 @@ def s3_location(settings: Settings) -> S3Location:
         path=f"{prefix}/litestream" if prefix else "litestream",
         endpoint=settings.s3_endpoint_url,
         region=settings.s3_region,
-        force_path_style=settings.s3_addressing_style == "path",
+        force_path_style=settings.s3_addressing_style == "path",  # auto and virtual: Litestream's own default
     )
     return S3Location(S3Files(client, bucket, prefix), S3Blobs(client, bucket, prefix), replica)

@@ -79,7 +79,7 @@ class S3Replica:
     bucket: str
     path: str
     endpoint: str | None
-    region: str
+    region: str | None  # None: Litestream finds the bucket's region
     force_path_style: bool
 
 
@@ -112,10 +112,11 @@ def _replica_config(settings: Settings, replica: Replica) -> dict[str, object]:
         "type": "s3",
         "bucket": replica.bucket,
         "path": replica.path,
-        "region": replica.region,
         "force-path-style": replica.force_path_style,
         "sync-interval": interval,
     }
+    if replica.region:
+        config["region"] = replica.region
     if replica.endpoint:
         config["endpoint"] = replica.endpoint
     return config
@@ -152,7 +153,7 @@ def environment(settings: Settings) -> dict[str, str]:
         env["SSL_CERT_FILE"] = os.environ["AWS_CA_BUNDLE"]
     if settings.s3_access_key_id and settings.s3_secret_access_key:
         env["AWS_ACCESS_KEY_ID"] = settings.s3_access_key_id
-        env["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_access_key
+        env["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_access_key.get_secret_value()
     return env
 
 
