@@ -107,3 +107,20 @@ def test_a_postgresql_restore_takes_the_followed_blobs_after_the_last_full_manif
     assert _blobs_as_of(location, None) == {"a" * 64, "c" * 64}
     assert _blobs_as_of(location, now - timedelta(seconds=30)) == {"a" * 64, "c" * 64}
     assert _blobs_as_of(location, now - timedelta(seconds=70)) == {"a" * 64, "b" * 64}
+
+
+def test_a_blob_gone_from_the_store_is_reported_and_the_others_still_follow(owner: Member, services: Services) -> None:
+    location = backup.location_of(services.settings)
+    location.prepare()
+    reported: list[Exception] = []
+    follower = BlobFollower(services, location, report=reported.append)
+    gone = uploaded(owner, owner.root_folder_id, "gone.txt", b"purged before the poll")
+    kept = uploaded(owner, owner.root_folder_id, "kept.txt", b"still there")
+    services.blobs.delete(_digest_of(gone))
+
+    assert follower.poll() == 1
+
+    assert location.blobs.exists(_digest_of(kept))
+    assert [type(exc).__name__ for exc in reported] == ["BlobNotFound"]
+    assert follower.poll() == 0  # handled: not reported again
+    assert len(reported) == 1

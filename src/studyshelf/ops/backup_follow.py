@@ -15,11 +15,13 @@ import time
 import uuid
 from collections.abc import Callable
 
+from studyshelf.core.errors import BlobIntegrityError
 from studyshelf.core.ids import uuid7
 from studyshelf.library.blobs import version_blobs_since
-from studyshelf.ops.backup_blobs import copy_blob
+from studyshelf.ops.backup_blobs import BlobCopyFailed, copy_blob
 from studyshelf.ops.backup_store import BackupLocation, point_id
 from studyshelf.services import Services
+from studyshelf.storage.interface import BlobNotFound
 
 OVERLAP_MS = 30_000  # a version committed up to this long after its id was stamped is still found
 
@@ -33,32 +35,47 @@ def _unix_ms(version_id: uuid.UUID) -> int:
 class BlobFollower:
     """Copies the blobs of new file versions into the backup location, one poll at a time."""
 
-    def __init__(self, services: Services, location: BackupLocation, *, start_ms: int | None = None) -> None:
+    def __init__(
+        self, services: Services, location: BackupLocation, *, start_ms: int | None = None, report: Report = print
+    ) -> None:
         self._services = services
         self._location = location
+        self._report = report
         self._cursor_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
         self._handled: dict[uuid.UUID, int] = {}  # versions seen within the overlap, with their milliseconds
 
     def poll(self) -> int:
-        """Copy the blobs of the versions committed since the last poll; return how many were copied."""
+        """Copy the blobs of the versions committed since the last poll; return how many were copied.
+
+        A blob that is gone from the store (its version purged meanwhile) or fails its check is reported and
+        left to the full sync; a backup location that fails stops the poll, and the next one tries again.
+        """
         since = uuid7(max(self._cursor_ms - OVERLAP_MS, 0), 0)  # the lowest UUIDv7 of that millisecond
         with self._services.read_sessions() as db:
             versions = version_blobs_since(db, since=since)
         copied: dict[str, int] = {}
-        target = self._location.blobs
-        for version_id, digest in versions:
-            if version_id in self._handled:
-                continue
-            if digest not in copied and not target.exists(digest):
-                copy_blob(self._services.blobs, target, digest)
-                copied[digest] = self._services.blobs.size(digest)
-            self._handled[version_id] = _unix_ms(version_id)
-            self._cursor_ms = max(self._cursor_ms, _unix_ms(version_id))
+        try:
+            for version_id, digest in versions:
+                if version_id not in self._handled:
+                    self._follow(digest, copied)
+                    self._handled[version_id] = _unix_ms(version_id)
+                    self._cursor_ms = max(self._cursor_ms, _unix_ms(version_id))
+        finally:
+            if copied:  # what did get copied is recorded even when a later copy failed
+                self._location.write_blob_manifest(point_id(self._services.clock.now()), copied, followed=True)
         floor = self._cursor_ms - OVERLAP_MS
         self._handled = {version_id: ms for version_id, ms in self._handled.items() if ms >= floor}
-        if copied:
-            self._location.write_blob_manifest(point_id(self._services.clock.now()), copied, followed=True)
         return len(copied)
+
+    def _follow(self, digest: str, copied: dict[str, int]) -> None:
+        target = self._location.blobs
+        if digest in copied or target.exists(digest):
+            return
+        try:
+            copy_blob(self._services.blobs, target, digest)
+            copied[digest] = self._services.blobs.size(digest)
+        except (BlobNotFound, BlobCopyFailed, BlobIntegrityError) as exc:
+            self._report(exc)
 
 
 def follow_until(follower: BlobFollower, stop: threading.Event, *, every: float, report: Report) -> None:

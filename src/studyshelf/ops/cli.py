@@ -71,7 +71,7 @@ def replicate() -> None:
             signal.signal(sig, lambda *_: stop.set())
         following = threading.Thread(
             target=follow_until,
-            args=(BlobFollower(services, location), stop),
+            args=(BlobFollower(services, location, report=_report_blob_failure), stop),
             kwargs={"every": settings.backup_sync_interval_seconds, "report": _report_blob_failure},
             name="blob-follower",
             daemon=True,
