@@ -23,7 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Instance, MiB, Processes, free_port, make_instance, multipart_upload, start_studyshelf
+from bench.common import (
+    Instance,
+    MiB,
+    Processes,
+    free_port,
+    make_instance,
+    multipart_upload,
+    process_tree,
+    start_studyshelf,
+)
 from bench.delivery import Case, Result, measure, run_wrk, write_script
 
 BIG = 100 * MiB
@@ -53,6 +62,49 @@ def prepare(
     return instance, str(answer["id"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its descendants so far (granian's workers are children)."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+Rounds = dict[str, dict[str, list[Result]]]
+
+
+def report(rounds: Rounds, cpu: dict[str, dict[str, list[float]]], *, duration: int) -> None:
+    """The ratio of mean MB/s per case with each round's pair, then the servers' CPU time per MB."""
+    print()
+    print(f"{'case':<14} {'plain MB/s':>11} {'encrypted MB/s':>15} {'ratio':>7}  {'per round':<24} target")
+    for case in CASES:
+        plain, sealed = rounds["plain"][case.name], rounds["encrypted"][case.name]
+        plain_mean = statistics.fmean(r.mb_per_s for r in plain)
+        sealed_mean = statistics.fmean(r.mb_per_s for r in sealed)
+        ratio = sealed_mean / plain_mean
+        paired = " ".join(f"{e.mb_per_s / p.mb_per_s:.2f}" for p, e in zip(plain, sealed, strict=True))
+        verdict = "met" if ratio >= TARGET else "NOT met"
+        figures = f"{plain_mean:11.1f} {sealed_mean:15.1f} {ratio:7.2f}"
+        print(f"{case.label:<14} {figures}  {paired:<24} ≥ {TARGET}: {verdict}")
+    print()
+    print("Server CPU time per MB served (each instance's processes; little moved by other load on the machine):")
+    for case in CASES:
+        per_mb = {
+            name: sum(cpu[name][case.name]) / sum(r.mb_per_s * duration for r in rounds[name][case.name])
+            for name in rounds
+        }
+        efficiency = per_mb["plain"] / per_mb["encrypted"]
+        print(
+            f"{case.label:<14} plain {per_mb['plain'] * 1000:6.3f} ms/MB, encrypted {per_mb['encrypted'] * 1000:6.3f} "
+            f"ms/MB: encrypted serves {efficiency:.2f} of plain's bytes per CPU second"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=3, help="seconds per round and server (default 3)")
@@ -71,20 +123,26 @@ def main(argv: list[str] | None = None) -> int:
         with Processes() as procs:
             print(f"Preparing in {tmp} …", flush=True)
             urls: dict[str, str] = {}
+            pids: dict[str, int] = {}
             scripts: dict[str, dict[str, Path]] = {}
             for name, extra in (("plain", {}), ("encrypted", {"STUDYSHELF_ENCRYPTION_KEY": key})):
                 instance, file_id = prepare(tmp, procs, name, extra, payload)
                 port = free_port()
-                start_studyshelf(procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / f"{name}.log")
+                server = start_studyshelf(
+                    procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / f"{name}.log"
+                )
+                pids[name] = server.pid
                 urls[name] = f"http://127.0.0.1:{port}/api/v1/files/{file_id}/content"
                 scripts[name] = {
                     "big": write_script(tmp, f"{name}-big", token=instance.token, range_chunks=0),
                     "range": write_script(tmp, f"{name}-range", token=instance.token, range_chunks=BIG // MiB),
                 }
-            rounds: dict[str, dict[str, list[Result]]] = {"plain": {}, "encrypted": {}}
+            rounds: Rounds = {"plain": {}, "encrypted": {}}
+            cpu: dict[str, dict[str, list[float]]] = {"plain": {}, "encrypted": {}}  # server CPU s per round
             for case in CASES:
                 for name, by_case in rounds.items():
                     by_case[case.name] = []
+                    cpu[name][case.name] = []
                     if args.warmup > 0:
                         run_wrk(
                             urls[name],
@@ -96,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in range(args.rounds):
                     order = ("plain", "encrypted") if n % 2 == 0 else ("encrypted", "plain")
                     for name in order:
+                        before = cpu_seconds(pids[name])
                         rounds[name][case.name].append(
                             measure(
                                 name,
@@ -107,17 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                                 warmup=0,
                             )
                         )
-        print()
-        print(f"{'case':<14} {'plain MB/s':>11} {'encrypted MB/s':>15} {'ratio':>7}  {'per round':<24} target")
-        for case in CASES:
-            plain, sealed = rounds["plain"][case.name], rounds["encrypted"][case.name]
-            plain_mean = statistics.fmean(r.mb_per_s for r in plain)
-            sealed_mean = statistics.fmean(r.mb_per_s for r in sealed)
-            ratio = sealed_mean / plain_mean
-            paired = " ".join(f"{e.mb_per_s / p.mb_per_s:.2f}" for p, e in zip(plain, sealed, strict=True))
-            verdict = "met" if ratio >= TARGET else "NOT met"
-            figures = f"{plain_mean:11.1f} {sealed_mean:15.1f} {ratio:7.2f}"
-            print(f"{case.label:<14} {figures}  {paired:<24} ≥ {TARGET}: {verdict}")
+                        cpu[name][case.name].append(cpu_seconds(pids[name]) - before)
+        report(rounds, cpu, duration=args.duration)
         print(f"({time.monotonic() - started:.0f} s; granian, {WORKERS} workers each, bearer token)")
         return 0
     finally:
