@@ -159,10 +159,13 @@ class Settings(BaseSettings):
 
     backup_url: str | None = Field(
         default=None,
-        description="where backups go: a directory (a path or file:///path); unset: no replication, no backups",
+        description="where backups go: a directory (a path or file:///path) or s3://bucket/prefix; unset: no backups",
     )
     backup_sync_interval_seconds: float = Field(
-        default=1.0, gt=0, description="how often Litestream ships new database pages (bounds what a crash loses)"
+        default=1.0,
+        gt=0,
+        description="how often Litestream ships new database pages and `backup replicate` looks for new files' blobs "
+        "(bounds what a crash loses)",
     )
     backup_snapshot_interval_hours: int = Field(
         default=24, ge=1, description="how often Litestream writes a full database snapshot to the backup"
@@ -171,7 +174,9 @@ class Settings(BaseSettings):
         default=35, ge=1, description="how far back a restore can go: older snapshots and points are pruned"
     )
     backup_blob_sync_seconds: int = Field(
-        default=60, ge=1, description="how often `backup replicate` copies new blobs beside the database"
+        default=60,
+        ge=1,
+        description="how often `backup replicate` checks every blob against the backup and writes a blob manifest",
     )
     backup_pgbackrest_config: Path = Field(
         default=Path("/etc/pgbackrest/pgbackrest.conf"),
@@ -247,16 +252,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_backup_url(self) -> Settings:
-        if self.backup_url and "://" in self.backup_url and not self.backup_url.startswith("file://"):
-            raise ValueError("STUDYSHELF_BACKUP_URL: only a directory (a path or file:///path) is supported for now")
+        url = self.backup_url
+        if url and url.startswith("s3://"):
+            if not url.removeprefix("s3://").split("/", 1)[0]:
+                raise ValueError("STUDYSHELF_BACKUP_URL: an S3 location needs a bucket: s3://bucket/prefix")
+        elif url and "://" in url and not url.startswith("file://"):
+            raise ValueError("STUDYSHELF_BACKUP_URL: a directory (a path or file:///path) or s3://bucket/prefix")
         return self
 
     @property
     def backup_dir(self) -> Path | None:
-        """The backup location's directory, or None when backups are off."""
-        if not self.backup_url:
+        """The backup location's directory, or None when backups are off or go to S3."""
+        if not self.backup_url or self.backup_url.startswith("s3://"):
             return None
         return Path(self.backup_url.removeprefix("file://")).resolve()
+
+    @property
+    def backup_s3(self) -> tuple[str, str] | None:
+        """(bucket, key prefix without slashes at the ends) when backups go to S3."""
+        if not self.backup_url or not self.backup_url.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.backup_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
 
     @model_validator(mode="after")
     def _check_encryption_keys(self) -> Settings:
