@@ -222,7 +222,14 @@ async def file_content(file_id: uuid.UUID, request: Request, caller: Caller, dow
 
     services = _services(request)
     rep = await _granted(request, services, caller, file_id, None, load)
-    return BlobResponse(request, services.blobs, rep, download=download, cache_control="private, no-cache")
+    return BlobResponse(
+        request,
+        services.blobs,
+        rep,
+        download=download,
+        cache_control="private, no-cache",
+        accel_redirect=services.settings.accel_redirect,
+    )
 
 
 @router.get("/files/{file_id}/versions/{version_id}/content", response_class=Response, responses=_BYTES_RESPONSES)
@@ -245,7 +252,12 @@ async def version_content(
     services = _services(request)
     rep = await _granted(request, services, caller, file_id, version_id, load)
     return BlobResponse(
-        request, services.blobs, rep, download=download, cache_control="private, max-age=31536000, immutable"
+        request,
+        services.blobs,
+        rep,
+        download=download,
+        cache_control="private, max-age=31536000, immutable",
+        accel_redirect=services.settings.accel_redirect,
     )
 
 
@@ -312,6 +324,13 @@ class MemberContentFastPath:
         services: Services = scope["app"].state.services
         cache_control = "private, no-cache" if version_id is None else "private, max-age=31536000, immutable"
         try:
-            return BlobResponse(request, services.blobs, rep, download=download, cache_control=cache_control)
+            return BlobResponse(
+                request,
+                services.blobs,
+                rep,
+                download=download,
+                cache_control=cache_control,
+                accel_redirect=services.settings.accel_redirect,
+            )
         except StudyShelfError:
             return None  # a 416 and the like: the route answers it as problem+json

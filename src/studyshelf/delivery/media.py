@@ -280,6 +280,7 @@ class MediaUrls:
                 download=entry.claims.download,
                 cache_control=cache_control,
                 url_life=life,
+                accel_redirect=services.settings.accel_redirect,
             )
         except StudyShelfError as exc:  # 416 from the Range header
             refusal = _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)

@@ -77,15 +77,18 @@ class BlobResponse(Response):
         download: bool,
         cache_control: str,
         url_life: int = PRESIGNED_URL_SECONDS,
+        accel_redirect: str = "",
     ) -> None:
         self.background = None
         self.url_life = url_life  # the longest a presigned URL handed out for these bytes may live
-        self.sent_elsewhere = 0  # bytes the client was sent to fetch from the store itself (presigned delivery)
+        # Bytes sent by someone else: the store (a presigned URL) or nginx (X-Accel-Redirect); the app sent none.
+        self.sent_elsewhere = 0
         self.blobs = blobs
         self.rep = rep
         self.method = request.method
         # The store's validators (S3's ETag is not our digest) would judge these differently: answer them here.
         self.conditional = any(name in request.headers for name in CONDITIONAL_HEADERS)
+        self.accel_redirect = accel_redirect if _may_offload(request, rep) else ""
         active = is_active_content(rep.content_type)
         self.blob_headers: dict[str, str] = {
             "accept-ranges": "bytes",
@@ -156,6 +159,9 @@ class BlobResponse(Response):
         except StudyShelfError as exc:  # a blob failing its check, a store that cannot be reached
             await _send_problem(send, exc)
             return
+        if self.accel_redirect and path is not None and self.method == "GET":
+            await self._send_accel(send, headers, path, byte_range)
+            return
         headers["content-length"] = str(byte_range.length)
         if self.status_code == 206:
             headers["content-range"] = byte_range.content_range
@@ -190,6 +196,19 @@ class BlobResponse(Response):
         self.sent_elsewhere = byte_range.length  # the client's Range goes along to the store
         return True
 
+    async def _send_accel(self, send: Send, headers: dict[str, str], path: Path, byte_range: ByteRange) -> None:
+        """Let nginx send the bytes: a 200 naming the file under its internal location, and no body.
+
+        nginx answers the client's Range itself (against the ETag and Last-Modified passed on, for If-Range);
+        everything else was decided here. deploy/nginx/studyshelf.conf has the matching location.
+        """
+        # The store's layout below its root is <aa>/<bb>/<sha256> (LocalBlobStore.path_for).
+        headers["x-accel-redirect"] = self.accel_redirect + "/".join(path.parts[-3:])
+        headers["content-length"] = "0"
+        self.sent_elsewhere = byte_range.length
+        await send({"type": "http.response.start", "status": 200, "headers": _encode(headers)})
+        await send({"type": "http.response.body", "body": b""})
+
     async def _send_file(self, scope: Scope, send: Send, path: Path, byte_range: ByteRange) -> None:
         if self.rep.size <= SMALL_BLOB_MAX:
             data = await small_blobs.get(self.blobs, self.rep)
@@ -221,6 +240,17 @@ def allow_store_origin(headers: dict[str, str], blobs: BlobStore) -> dict[str, s
     for directive in ("img-src", "media-src", "connect-src"):
         csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origin} ", csp, count=1)
     return {**headers, "content-security-policy": csp}
+
+
+def _may_offload(request: Request, rep: Representation) -> bool:
+    """Whether nginx may send these bytes: big enough to be worth it, and no precondition nginx would re-judge.
+
+    Small blobs are sent from memory (and a proxy cache can keep them; it cannot keep an X-Accel-Redirect).
+    nginx re-evaluates If-Match and If-Unmodified-Since against its own validators, not ours, so requests
+    carrying them are answered here.
+    """
+    headers = request.headers
+    return rep.size > SMALL_BLOB_MAX and "if-match" not in headers and "if-unmodified-since" not in headers
 
 
 class SmallBlobCache:
