@@ -23,7 +23,7 @@ MASTER_KEY_BYTES = 32
 # Values that once shipped in the code or its docs: public, so never accepted as a secret.
 PUBLISHED_SECRET_KEYS = frozenset({"insecure-development-key-change-me"})
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
-_ACCEL_PREFIX = re.compile(r"/(?:[A-Za-z0-9_.-]+/)+")
+_ACCEL_PREFIX = re.compile(r"/(?:(?!\.+/)[A-Za-z0-9_.-]+/)+")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 

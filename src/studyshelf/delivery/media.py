@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studyshelf.core.errors import StudyShelfError
+from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.services import Services
@@ -45,6 +46,12 @@ MEDIA_HEADERS = {
     "cross-origin-resource-policy": "same-origin",
     "referrer-policy": "strict-origin-when-cross-origin",
     "x-content-type-options": "nosniff",
+}
+# Behind a CDN the viewer (our origin) loads media from the CDN's: players must be allowed to (CORP), and
+# pdf.js's range fetches to read the answer and its range headers (CORS).
+CDN_MEDIA_HEADERS = {
+    "cross-origin-resource-policy": "cross-origin",
+    "access-control-expose-headers": "Accept-Ranges, Content-Range, Content-Length, ETag",
 }
 PROBLEM_CSP = "default-src 'none'; frame-ancestors 'none'"
 _REFUSAL_DETAIL: dict[RefusalReason, str] = {
@@ -288,6 +295,9 @@ class MediaUrls:
                 refusal.headers["content-range"] = str(exc.extra["content_range"])
             return refusal
         response.blob_headers.update(MEDIA_HEADERS)
+        if services.signer.cdn is not None:
+            response.blob_headers.update(CDN_MEDIA_HEADERS)
+            response.blob_headers["access-control-allow-origin"] = origin_of(services.settings.base_url) or "*"
         if (
             remembered
             and entry.plain_headers is None
