@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from studyshelf.app import create_app
+from studyshelf.core.clock import utcnow
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX
 from studyshelf.settings import Settings
-from tests.analytics.conftest import CHROME
-from tests.analytics.test_downloads import _totals
+from studyshelf.warehouse import SummaryQuery
+from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World, make_settings
 from tests.html import parse_html
 from tests.library.support import uploaded
@@ -25,6 +28,13 @@ PREFIX = "/_protected/"
 BIG = bytes(range(256)) * (SMALL_BLOB_MAX // 256 + 1)  # just over the size the app keeps in memory
 DIGEST = hashlib.sha256(BIG).hexdigest()
 BLOB_PATH = f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST}"
+
+
+def _totals(world: World, **query: Any) -> Any:
+    drain(world.services)
+    now = utcnow()
+    window = SummaryQuery(start=now.replace(year=now.year - 1), end=now.replace(year=now.year + 1), **query)
+    return world.services.warehouse.summary(window).totals
 
 
 @pytest.fixture
@@ -105,6 +115,23 @@ def test_media_urls_offload_and_count_the_download(world: World, owner: Member) 
     assert response.headers["cross-origin-resource-policy"] == "same-origin"
     totals = _totals(world)
     assert (totals.views, totals.downloads, totals.bytes) == (1, 1, len(BIG))
+
+
+def test_offloaded_playback_counts_the_ranges_nginx_will_send(world: World, owner: Member) -> None:
+    head = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    video = head + BIG[len(head) :]
+    file = uploaded(owner, owner.root_folder_id, "lecture.mp4", video)
+    with TestClient(create_app(services=world.services), base_url="http://testserver") as browser:
+        page = browser.get(link_path(create_link(owner, file["id"])), headers={**EMBEDDED, "user-agent": CHROME})
+        media = parse_html(page).attr("video[data-media]", "src")
+        for value in ("bytes=0-1", "bytes=1000-4999", None):
+            headers = {"user-agent": CHROME, **({"range": value} if value else {})}
+            response = browser.get(media, headers=headers)
+            assert (response.status_code, response.content) == (200, b"")
+            assert response.headers["x-accel-redirect"].startswith(PREFIX)
+    # Leaving the block shut the app down, which reported the tally.
+    transfers = _totals(world, filters={"type": "transfer"})
+    assert transfers.bytes == 2 + 4000 + len(video)
 
 
 class TestEncryptedStore:
