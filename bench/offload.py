@@ -22,15 +22,14 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import select
 from tests.deploy import nginx_support
 
 from bench.common import SECRET_KEY, Instance, Processes, free_port, start_studyshelf, wait_for_http
 from bench.delivery import Case, Result, measure, prepare, start_nginx, write_script
-from studyshelf.library.models import File, FileVersion
+from studyshelf.delivery.content import ContentFacts
+from studyshelf.library.models import File
 from studyshelf.services import build_services
 from studyshelf.settings import Settings
-from studyshelf.signing import MediaClaims
 
 PREFIX = "/_protected/"
 WORKERS = 2  # nginx workers; StudyShelf: two instances of one worker each
@@ -52,18 +51,10 @@ def _media_paths(instance: Instance, files: dict[str, str]) -> dict[str, str]:
             for case in ("big", "small"):
                 file = db.get(File, uuid.UUID(files[f"{case}_id"]))
                 assert file is not None
-                version = db.scalars(select(FileVersion).where(FileVersion.id == file.current_version_id)).one()
-                claims = MediaClaims(
-                    expires=int(time.time()) + settings.media_url_ttl_seconds,
-                    link_id="benchoffload",
-                    version_id=str(version.id),
-                    sha256=version.blob_sha256,
-                    size=version.size,
-                    modified=int(version.created_at.timestamp()),
-                    content_type=version.content_type,
-                    download=False,
-                    filename=file.name,
-                )
+                assert file.current_version is not None
+                expires = int(time.time()) + settings.media_url_ttl_seconds
+                facts = ContentFacts.of(db, file, file.current_version)
+                claims = facts.media_claims(scope_id="benchoffload", expires=expires, download=False)
                 paths[case] = services.signer.sign(claims)
                 if case == "small":
                     paths["small-uncached"] = services.signer.sign(claims._replace(download=True))

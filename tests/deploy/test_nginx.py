@@ -21,18 +21,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from studyshelf.core import migrate
 from studyshelf.core.db import unit_of_work
+from studyshelf.delivery.content import ContentFacts
 from studyshelf.library.folders import get_root_folder
-from studyshelf.library.models import File, FileVersion
+from studyshelf.library.models import File
 from studyshelf.library.provisioning import provision_organization
 from studyshelf.partners import service as partners
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
-from studyshelf.signing import MediaClaims
 from tests.conftest import require_service
 from tests.deploy import nginx_support
 from tests.deploy.nginx_support import NginxSite
@@ -98,18 +97,9 @@ class Cluster:
         with self.services.read_sessions() as db:
             found = db.get(File, uuid.UUID(file["id"]))
             assert found is not None
-            version = db.scalars(select(FileVersion).where(FileVersion.id == found.current_version_id)).one()
-            claims = MediaClaims(
-                expires=int(time.time()) + ttl,
-                link_id="nginxtest",
-                version_id=str(version.id),
-                sha256=version.blob_sha256,
-                size=version.size,
-                modified=int(version.created_at.timestamp()),
-                content_type=version.content_type,
-                download=download,
-                filename=found.name,
-            )
+            assert found.current_version is not None
+            facts = ContentFacts.of(db, found, found.current_version)
+            claims = facts.media_claims(scope_id="nginxtest", expires=int(time.time()) + ttl, download=download)
         return self.services.signer.sign(claims)
 
     def member(self) -> dict[str, str]:
