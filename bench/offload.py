@@ -76,7 +76,7 @@ def start_reference_nginx(procs: Processes, tmp: Path, instance: Instance, app_p
 
 def print_table(results: dict[str, dict[str, Result]]) -> bool:
     print()
-    header = f"{'case':<16} {'server':<22} {'MB/s':>9} {'req/s':>9} {'p99 ms':>9} {'ratio':>7}  target"
+    header = f"{'case':<16} {'server':<24} {'MB/s':>9} {'req/s':>9} {'p99 ms':>9} {'ratio':>7}  target"
     print(header)
     print("-" * (len(header) + 12))
     all_met = True
@@ -95,7 +95,7 @@ def print_table(results: dict[str, dict[str, Result]]) -> bool:
                 all_met = all_met and met
                 verdict = f"{unit} ≥ {target:.1f}: {'met' if met else 'NOT met'}"
             figures = f"{r.mb_per_s:9.1f} {r.requests_per_s:9.0f} {r.p99_ms:9.2f}"
-            print(f"{case.label:<16} {name:<22} {figures} {ratio:7.2f}  {verdict}")
+            print(f"{case.label:<16} {name:<24} {figures} {ratio:7.2f}  {verdict}")
     print()
     return all_met
 

@@ -189,6 +189,8 @@ def test_a_member_download_is_sent_by_nginx(cluster: Cluster) -> None:
     for name in ("content-type", "content-disposition", "cache-control", "last-modified", "content-security-policy"):
         assert through.headers[name] == direct.headers[name], name
     assert through.headers["x-content-type-options"] == "nosniff"
+    for name in ("accept-ranges", "cache-control", "content-type", "etag", "last-modified", "content-length"):
+        assert len(through.headers.get_list(name)) == 1, name  # passed on once, not once more by nginx
     refused = httpx.get(cluster.url + path)
     assert refused.status_code == 401
 

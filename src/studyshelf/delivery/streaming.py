@@ -204,6 +204,7 @@ class BlobResponse(Response):
         """
         # The store's layout below its root is <aa>/<bb>/<sha256> (LocalBlobStore.path_for).
         headers["x-accel-redirect"] = self.accel_redirect + "/".join(path.parts[-3:])
+        del headers["accept-ranges"]  # nginx says it for the file it sends; passed on, it would be said twice
         headers["content-length"] = "0"
         self.sent_elsewhere = byte_range.length
         await send({"type": "http.response.start", "status": 200, "headers": _encode(headers)})
