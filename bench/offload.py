@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                         urls["nginx direct"] = direct[case.name]
                     for name, url in sorted(urls.items(), reverse=True):
                         r = measure(
-                            name.split()[0], url, script, case, duration=args.duration, threads=args.threads,
+                            "direct" if name == "nginx direct" else "reference", url, script, case,
+                            duration=args.duration, threads=args.threads,
                             warmup=args.warmup,
                         )  # fmt: skip
                         best = results[name].get(case.name)

@@ -274,4 +274,12 @@ def test_one_instance_down_requests_still_succeed(cluster: Cluster) -> None:
             response = httpx.get(cluster.url + path, headers=cluster.member())
             assert response.status_code == 200, (path, response.text)
         assert httpx.get(cluster.url + cluster.media_url(cluster.big, download=True)).content == BIG
+    # A POST is never sent twice, but one that reached no instance (connection refused) goes to the next.
+    for n in range(3):
+        folder = httpx.post(
+            cluster.url + "/api/v1/folders",
+            json={"name": f"after the kill {n}", "parent_id": cluster.big["folder_id"]},
+            headers=cluster.member(),
+        )
+        assert folder.status_code == 201, folder.text
     assert "no live upstreams" not in cluster.nginx.error_log()
