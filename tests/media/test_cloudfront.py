@@ -169,6 +169,14 @@ def test_the_origin_answers_the_cdn_public_and_cross_origin(
         assert "Content-Range" in response.headers["access-control-expose-headers"]
     forged = parts.path.replace("/m/", "/m/x", 1)
     assert anonymous.get(forged).status_code == 403
+    # pdf.js's Range fetch from the viewer to the CDN is preflighted.
+    preflight = anonymous.options(
+        parts.path,
+        headers={"Origin": "http://library.example.edu:8000", "Access-Control-Request-Headers": "range"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "http://library.example.edu:8000"
+    assert "Range" in preflight.headers["access-control-allow-headers"]
 
 
 @pytest.mark.parametrize("missing", ["cdn_domain", "cdn_key_pair_id", "cdn_private_key_file"])

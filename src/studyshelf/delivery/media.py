@@ -249,6 +249,8 @@ class MediaUrls:
 
     async def _respond(self, request: Request, services: Services, request_id: str, send: Send) -> Response | None:
         scope = request.scope
+        if scope["method"] == "OPTIONS" and services.signer.cdn is not None:
+            return _cdn_preflight(services)
         if scope["method"] not in ("GET", "HEAD"):
             return _problem(request, 405, "method-not-allowed", "Method not allowed", "Use GET or HEAD.", allow=True)
         now = services.clock.time()
@@ -340,6 +342,18 @@ async def _send_whole(
     headers = [*fixed, (b"cache-control", cache_control.encode()), (b"x-request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})
+
+
+def _cdn_preflight(services: Services) -> Response:
+    """The CORS preflight of a cross-origin Range request (pdf.js from the CDN's origin); it reveals nothing."""
+    headers = {
+        "access-control-allow-origin": origin_of(services.settings.base_url) or "*",
+        "access-control-allow-methods": "GET, HEAD",
+        "access-control-allow-headers": "Range, If-Range",
+        "access-control-max-age": str(services.settings.media_url_ttl_seconds),
+        "cache-control": f"public, max-age={services.settings.media_url_ttl_seconds}",
+    }
+    return Response(status_code=204, headers=headers)
 
 
 def _representation(claims: MediaClaims) -> Representation:
