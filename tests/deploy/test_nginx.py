@@ -251,6 +251,16 @@ def test_the_cache_serves_a_verified_url_and_only_that(cluster: Cluster) -> None
     assert httpx.get(cluster.url + path).headers["x-cache-status"] == "HIT"
 
 
+def test_a_head_neither_counts_as_a_get_nor_poisons_the_cache(cluster: Cluster) -> None:
+    for file, body in ((cluster.small, SMALL), (cluster.big, BIG)):
+        url = cluster.url + cluster.media_url(file, ttl=400)
+        head = httpx.head(url)
+        assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(len(body)))
+        assert httpx.get(url).content == body
+    direct = httpx.head(cluster.app_urls[0] + cluster.media_url(cluster.big))
+    assert "x-accel-redirect" not in direct.headers  # the app answered the HEAD itself: no bytes to count
+
+
 def test_downloads_always_reach_the_app(cluster: Cluster) -> None:
     path = cluster.media_url(cluster.small, download=True)
     statuses = [httpx.get(cluster.url + path).headers["x-cache-status"] for _ in range(2)]
