@@ -25,11 +25,14 @@ from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
 from studyshelf.signing import MediaClaims, MediaSigner
 from tests.conftest import Member, make_settings
+from tests.html import parse_html
 from tests.library.support import uploaded
+from tests.links.support import EMBEDDED, create_link, link_path, visitor
 
 DOMAIN = "d111111abcdef8.cloudfront.net"
 KEY_PAIR_ID = "K2JCJMDEHXQW5F"
 DATA = bytes(range(256)) * 8
+VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + DATA
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +180,17 @@ def test_the_origin_answers_the_cdn_public_and_cross_origin(
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "http://library.example.edu:8000"
     assert "Range" in preflight.headers["access-control-allow-headers"]
+
+
+def test_the_viewer_lets_media_come_from_the_cdn(owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "lecture.mp4", VIDEO)
+    page = visitor(owner).get(link_path(create_link(owner, file["id"])), headers=EMBEDDED)
+    assert page.status_code == 200, page.text
+    assert parse_html(page).attr("video[data-media]", "src").startswith(f"https://{DOMAIN}/m/")
+    directives = dict(d.strip().partition(" ")[::2] for d in page.headers["content-security-policy"].split(";"))
+    for name in ("media-src", "img-src", "connect-src"):
+        assert f"https://{DOMAIN}" in directives[name].split(), name
+    assert f"https://{DOMAIN}" not in directives["script-src"]
 
 
 @pytest.mark.parametrize("missing", ["cdn_domain", "cdn_key_pair_id", "cdn_private_key_file"])

@@ -141,7 +141,7 @@ class BlobResponse(Response):
             return
         assert self.range is not None
         byte_range = self.range
-        if await self._redirected(send, headers, byte_range):
+        if await self._redirected(send, headers, byte_range) or await self._offloaded(send, headers, byte_range):
             return
         path = self.blobs.local_path(self.rep.sha256)
         sending = self.method != "HEAD" and byte_range.length > 0
@@ -158,9 +158,6 @@ class BlobResponse(Response):
             return
         except StudyShelfError as exc:  # a blob failing its check, a store that cannot be reached
             await _send_problem(send, exc)
-            return
-        if self.accel_redirect and path is not None and self.method == "GET":
-            await self._send_accel(send, headers, path, byte_range)
             return
         headers["content-length"] = str(byte_range.length)
         if self.status_code == 206:
@@ -196,12 +193,18 @@ class BlobResponse(Response):
         self.sent_elsewhere = byte_range.length  # the client's Range goes along to the store
         return True
 
-    async def _send_accel(self, send: Send, headers: dict[str, str], path: Path, byte_range: ByteRange) -> None:
-        """Let nginx send the bytes: a 200 naming the file under its internal location, and no body.
+    async def _offloaded(self, send: Send, headers: dict[str, str], byte_range: ByteRange) -> bool:
+        """Let nginx send the bytes (STUDYSHELF_ACCEL_REDIRECT): a 200 naming the file under its internal location,
+        and no body; only for a plain file on local disk (the encrypted store has none: ciphertext).
 
         nginx answers the client's Range itself (against the ETag and Last-Modified passed on, for If-Range);
         everything else was decided here. deploy/nginx/studyshelf.conf has the matching location.
         """
+        if not self.accel_redirect or self.method != "GET":
+            return False
+        path = self.blobs.local_path(self.rep.sha256)
+        if path is None or not path.exists():  # a purged blob: answered 404 on the usual path
+            return False
         # The store's layout below its root is <aa>/<bb>/<sha256> (LocalBlobStore.path_for).
         headers["x-accel-redirect"] = self.accel_redirect + "/".join(path.parts[-3:])
         del headers["accept-ranges"]  # nginx says it for the file it sends; passed on, it would be said twice
@@ -209,6 +212,7 @@ class BlobResponse(Response):
         self.sent_elsewhere = byte_range.length
         await send({"type": "http.response.start", "status": 200, "headers": _encode(headers)})
         await send({"type": "http.response.body", "body": b""})
+        return True
 
     async def _send_file(self, scope: Scope, send: Send, path: Path, byte_range: ByteRange) -> None:
         if self.rep.size <= SMALL_BLOB_MAX:
@@ -231,15 +235,16 @@ class BlobResponse(Response):
         return await anyio.to_thread.run_sync(_open_range, self.blobs, self.rep.sha256, byte_range)
 
 
-def allow_store_origin(headers: dict[str, str], blobs: BlobStore) -> dict[str, str]:
-    """A viewer page's headers with the store's origin allowed for media, images and fetches, when the store sends
-    clients there (presigned delivery); else the headers as they are."""
-    origin = blobs.presigned_origin if isinstance(blobs, PresignedDelivery) else None
+def allow_store_origin(headers: dict[str, str], blobs: BlobStore, *, cdn_origin: str | None = None) -> dict[str, str]:
+    """A viewer page's headers with the origins its media come from allowed for media, images and fetches: the
+    store's, when it sends clients there (presigned delivery), and the CDN's (STUDYSHELF_CDN); else as they are."""
+    store_origin = blobs.presigned_origin if isinstance(blobs, PresignedDelivery) else None
+    origins = " ".join(origin for origin in (store_origin, cdn_origin) if origin)
     csp = headers.get("content-security-policy")
-    if not origin or not csp:
+    if not origins or not csp:
         return headers
     for directive in ("img-src", "media-src", "connect-src"):
-        csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origin} ", csp, count=1)
+        csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origins} ", csp, count=1)
     return {**headers, "content-security-policy": csp}
 
 

@@ -134,6 +134,11 @@ class MediaSigner:
         return cls.from_keys(keys, max_ttl=settings.media_url_ttl_seconds, cdn=CloudFrontSigner.from_settings(settings))
 
     @property
+    def media_origin(self) -> str | None:
+        """Where signed URLs send clients when it is not our own origin (the CDN's), for the viewer's CSP."""
+        return None if self.cdn is None else self.cdn.origin
+
+    @property
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._macs)
 
