@@ -23,6 +23,8 @@ MASTER_KEY_BYTES = 32
 # Values that once shipped in the code or its docs: public, so never accepted as a secret.
 PUBLISHED_SECRET_KEYS = frozenset({"insecure-development-key-change-me"})
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
+_ACCEL_PREFIX = re.compile(r"/(?:(?!\.+/)[A-Za-z0-9_.-]+/)+")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -132,6 +134,19 @@ class Settings(BaseSettings):
         description="stream: bytes go through StudyShelf; presigned: downloads and /m/ answer 302 to a short-lived "
         "presigned S3 URL (never for an encrypted store, whose bytes must be decrypted on the way)",
     )
+    accel_redirect: str = Field(
+        default="",
+        description="nginx's internal location of the blob directory, e.g. /_protected/: authorised downloads and "
+        "media of the local, unencrypted store answer with X-Accel-Redirect and nginx sends the bytes; empty: off",
+    )
+    cdn: Literal["", "cloudfront"] = Field(
+        default="", description="cloudfront: media URLs are CloudFront signed URLs on cdn_domain; empty: our own /m/"
+    )
+    cdn_domain: str = Field(default="", description="the CDN distribution's host name, e.g. media.example.edu")
+    cdn_key_pair_id: str = Field(default="", description="CloudFront: the public key's id in the trusted key group")
+    cdn_private_key_file: Path | None = Field(
+        default=None, description="CloudFront: the PEM file of the RSA private key that signs media URLs"
+    )
 
     geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
     event_retention_days: int = Field(default=400, ge=1, description="days raw analytics events are kept")
@@ -232,6 +247,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"STUDYSHELF_MEDIA_KEYS: the secret of {kid!r} must be at least 32 characters")
         if self.media_key_id not in (None, DEFAULT_MEDIA_KEY_ID, *self.media_keys):
             raise ValueError(f"STUDYSHELF_MEDIA_KEY_ID {self.media_key_id!r} is not in STUDYSHELF_MEDIA_KEYS")
+        return self
+
+    @model_validator(mode="after")
+    def _check_delivery_offload(self) -> Settings:
+        prefix = self.accel_redirect
+        if prefix and not (prefix.startswith("/") and prefix.endswith("/") and _ACCEL_PREFIX.fullmatch(prefix)):
+            raise ValueError("STUDYSHELF_ACCEL_REDIRECT must be a location like /_protected/ (leading and trailing /)")
+        if self.cdn == "cloudfront":
+            missing = [
+                f"STUDYSHELF_{name.upper()}"
+                for name in ("cdn_domain", "cdn_key_pair_id", "cdn_private_key_file")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"STUDYSHELF_CDN=cloudfront needs {', '.join(missing)}")
+            if not _HOST.fullmatch(self.cdn_domain):
+                raise ValueError("STUDYSHELF_CDN_DOMAIN must be a bare host name, e.g. d111111abcdef8.cloudfront.net")
         return self
 
     @model_validator(mode="after")
