@@ -33,6 +33,8 @@ from studyshelf.lti.picker import router as lti_picker_router
 from studyshelf.lti.register_pages import router as lti_register_router
 from studyshelf.ops.backup_health import BackupMonitor
 from studyshelf.ops.health import router as health_router
+from studyshelf.ops.metrics import mark_this_process_dead, watch_pool
+from studyshelf.ops.observe import RequestObserver
 from studyshelf.ops.pages import router as ops_pages
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             drainer.stop()
         if scheduler is not None:
             scheduler.stop()
+        mark_this_process_dead()
         if services is None:
             built.events.close()
             built.warehouse.close()
@@ -102,7 +105,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def api_docs(request: Request) -> HTMLResponse:
         return render(request, "api_docs.html", {"openapi_url": app.openapi_url})
 
-    for router in (
+    routers = (
         health_router,
         partners_router,
         library_router,
@@ -123,6 +126,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         library_pages,
         links_pages,
         ops_pages,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
+    app.add_middleware(
+        RequestObserver,
+        routes=[route for router in routers for route in router.routes],
+        trusted_proxies=settings.trusted_proxies,
+        personal_data=settings.log_personal_data,
+    )  # outermost of all: every request, /m/ included, gets its id, metrics and access line
+    watch_pool(built.engine)
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -15,10 +18,13 @@ from studyshelf.analytics.synthetic.cli import app as analytics_app
 from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
+from studyshelf.core.logs import configure_logging
 from studyshelf.lti.cli import app as lti_app
 from studyshelf.ops.cli import app as backup_app
+from studyshelf.ops.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
+from studyshelf.settings import Settings
 from studyshelf.storage import BlobNotFound, BlobStore
 from studyshelf.storage.crypto import EncryptedBlobStore, EncryptionKeyError
 
@@ -77,8 +83,14 @@ def serve(
 
     with command_services() as services:
         removed = recover_storage(services)
+        metrics_dir = prepare_multiprocess_dir((services.settings.data_dir / "metrics").resolve())
     if removed:
         console.print(f"Removed {removed} leftovers of interrupted uploads.")
+    # Every worker writes its metric samples into this directory and /metrics adds them up. prometheus_client
+    # chooses file-backed values when it is first imported, and this process imported it already: the workers
+    # must be spawned (fresh interpreters that read the variable), not forked.
+    os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
+    multiprocessing.set_start_method("spawn", force=True)
     console.print(f"StudyShelf on [bold]http://{host}:{port}[/bold] ({server}, {workers} workers)")
     if server == "uvicorn":
         import uvicorn
@@ -90,6 +102,8 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            log_config=None,  # uvicorn's records go through the root logger (core/logs.py)
+            access_log=False,  # ops/observe.py writes the access line, without the client's address
             proxy_headers=False,
             http="httptools",
             loop="uvloop",
@@ -99,7 +113,13 @@ def serve(
     from granian.server import Server
 
     Server(
-        "studyshelf.asgi:create", address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True
+        "studyshelf.asgi:create",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},  # through core/logs.py
     ).serve()
 
 
@@ -247,4 +267,10 @@ def worker(
 
 
 def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError:
+        configure_logging()  # the command reports the bad setting itself
+    else:
+        configure_logging(log_format=settings.log_format, personal_data=settings.log_personal_data)
     app()
