@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router)
     app.add_middleware(
         RequestObserver,
-        routes=[route for router in routers for route in router.routes],
+        routes=[*app.router.routes, *(route for router in routers for route in router.routes)],
         trusted_proxies=settings.trusted_proxies,
         personal_data=settings.log_personal_data,
     )  # outermost of all: every request, /m/ included, gets its id, metrics and access line

@@ -70,10 +70,12 @@ class RequestObserver:
         self, app: ASGIApp, *, routes: Iterable[BaseRoute], trusted_proxies: list[str], personal_data: bool = False
     ) -> None:
         self.app = app
-        # Requests answered before the router (the member fast path) carry no matched route: their template is
-        # found here. Route objects carry their router's prefix, so `path` is the whole template.
+        # Requests answered before the router (the member fast path) carry no matched route, nor do mounts: their
+        # template is found here. Routes carry their router's prefix, so `path_format` is the whole template.
         self.routes = [
-            (route.path_regex, route.path, route.methods or set()) for route in routes if isinstance(route, Route)
+            (route.path_regex, route.path_format, getattr(route, "methods", None) or set())
+            for route in routes
+            if isinstance(route, Route | Mount)
         ]
         self.trusted_proxies = trusted_proxies
         self.personal_data = personal_data
@@ -150,10 +152,8 @@ class RequestObserver:
     def route_template(self, scope: Scope) -> str:
         """The matched route's template (`/api/v1/files/{file_id}/content`), or `unmatched`."""
         route = scope.get("route")
-        if isinstance(route, Mount):
-            return f"{route.path}/{{path}}"
-        if isinstance(route, Route):
-            return route.path
+        if isinstance(route, Route | Mount):
+            return route.path_format
         path = str(scope["path"])
         if path.startswith(MEDIA_PREFIX):
             return MEDIA_ROUTE
