@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -113,7 +114,7 @@ def test_a_malformed_incoming_request_id_is_replaced(world: World, captured: io.
 def test_personal_data_is_logged_only_when_the_setting_asks(world: World, captured: io.StringIO) -> None:
     settings = world.services.settings.model_copy(update={"log_personal_data": True})
     configure_logging(log_format="json", personal_data=True, stream=captured)
-    app = create_app(settings, services=world.services)
+    app = create_app(services=replace(world.services, settings=settings))
     TestClient(app, client=(TEACHER_IP, 4000)).get("/healthz", headers={"user-agent": BROWSER})
     line = access_lines(captured)[-1]
     assert (line["client_ip"], line["user_agent"]) == (TEACHER_IP, BROWSER)

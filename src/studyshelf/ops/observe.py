@@ -170,7 +170,12 @@ def _org_id(scope: Scope) -> str | None:
     if org_id:
         return str(org_id)
     principal = (scope.get("state") or {}).get("principal")
-    token = getattr(principal, "token", None)
-    session = getattr(principal, "session", None)
-    scoped = getattr(token, "org_id", None) or getattr(session, "current_org_id", None)
+    # Only what is loaded already: after a rollback the rows are expired and a read would query a closed session.
+    token = _loaded(getattr(principal, "token", None), "org_id")
+    session = _loaded(getattr(principal, "session", None), "current_org_id")
+    scoped = token or session
     return str(scoped) if scoped else None
+
+
+def _loaded(row: object, name: str) -> object:
+    return vars(row).get(name) if row is not None else None
