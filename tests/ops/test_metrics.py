@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,18 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from studyshelf.app import create_app
+from studyshelf.jobs import runner
+from studyshelf.jobs.runner import Job
 from studyshelf.ops.metrics import REQUEST_BUCKETS, mark_dead_workers, prepare_multiprocess_dir
+from studyshelf.partners.deps import DbSession
+from studyshelf.services import Services
+from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World
+from tests.html import parse_html
+from tests.links.support import EMBEDDED, create_link, link_path
 from tests.storage_crash.test_kill import free_port, wait_for
 
 TOKEN = "metrics-token-0123456789"
@@ -260,3 +269,66 @@ def test_served_logs_are_json_access_lines_without_addresses(served: Served) -> 
     access = [line for line in text.splitlines() if '"studyshelf.access"' in line]
     assert all(re.search(r'"request_id": "[0-9a-f-]{36}"', line) for line in access)
     assert "127.0.0.1" not in "\n".join(access)
+
+
+def test_viewer_outcomes_beacons_and_the_drain_are_counted(world: World, owner: Member) -> None:
+    views, revoked = (
+        sample("studyshelf_viewer_views_total"),
+        sample("studyshelf_viewer_refusals_total", reason="revoked"),
+    )
+    loads_ok = sample("studyshelf_beacon_loads_total", outcome="load_ok")
+    writes = sample("studyshelf_warehouse_write_seconds_count")
+    viewer_bytes = sample("studyshelf_bytes_served_total", family="viewer")
+    stored = owner.client.post(
+        f"/api/v1/folders/{owner.root_folder_id}/files",
+        files={"file": ("notes.txt", b"lecture notes", "text/plain")},
+        headers=owner.headers(),
+    )
+    link = create_link(owner, stored.json()["id"])
+    learner = TestClient(world.app, base_url="http://testserver")
+    page = learner.get(link_path(link), headers={**EMBEDDED, "user-agent": CHROME})
+    token = parse_html(page).attr("[data-beacon-token]", "data-beacon-token")
+    beacon = {"token": token, "type": "load_ok", "seq": 0, "t": int(time.time() * 1000), "load_ms": 300}
+    assert learner.post("/api/v1/events", json=beacon, headers={"user-agent": CHROME}).status_code == 204
+    assert owner.client.post(f"/api/v1/links/{link.json()['id']}/revoke", headers=owner.headers()).status_code == 200
+    assert learner.get(link_path(link), headers={**EMBEDDED, "user-agent": CHROME}).status_code == 403
+    assert sample("studyshelf_viewer_views_total") == views + 1
+    assert sample("studyshelf_viewer_refusals_total", reason="revoked") == revoked + 1
+    assert sample("studyshelf_beacon_loads_total", outcome="load_ok") == loads_ok + 1
+    assert sample("studyshelf_bytes_served_total", family="viewer") > viewer_bytes + len(page.content)
+    assert drain(world.services) == 3  # the view, the beacon, the refusal
+    assert sample("studyshelf_warehouse_write_seconds_count") > writes
+    assert 0 <= sample("studyshelf_event_ingest_lag_seconds") < 60
+    drain(world.services)  # an empty read: caught up
+    assert sample("studyshelf_event_ingest_lag_seconds") == 0
+
+
+def test_job_runs_and_failures_are_counted(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(_services: Services, _memo: str) -> str:
+        raise RuntimeError("the job broke")
+
+    jobs = (
+        Job("test.fine", timedelta(hours=1), lambda _s, memo: memo),
+        Job("test.broken", timedelta(hours=1), failing),
+    )
+    monkeypatch.setattr(runner, "JOBS", jobs)
+    fine, broken = (
+        sample("studyshelf_job_runs_total", job="test.fine", outcome="ok"),
+        sample("studyshelf_job_runs_total", job="test.broken", outcome="failed"),
+    )
+    assert runner.run_due_jobs(services, holder="metrics") == ["test.fine", "test.broken"]
+    assert sample("studyshelf_job_runs_total", job="test.fine", outcome="ok") == fine + 1
+    assert sample("studyshelf_job_runs_total", job="test.broken", outcome="failed") == broken + 1
+    assert sample("studyshelf_job_duration_seconds_count", job="test.broken") >= 1
+
+
+def test_the_database_pool_is_watched(world: World) -> None:
+    def inside(db: DbSession) -> dict[str, float]:
+        db.execute(text("SELECT 1"))
+        return {"in_use": sample("studyshelf_db_pool_in_use")}
+
+    world.app.add_api_route("/test-pool", inside)
+    before = sample("studyshelf_db_pool_in_use")
+    assert TestClient(world.app).get("/test-pool").json() == {"in_use": before + 1}
+    assert sample("studyshelf_db_pool_in_use") == before  # given back when the request ended
+    assert sample("studyshelf_db_pool_size") == world.services.engine.pool.size()  # type: ignore[attr-defined]  # QueuePool
