@@ -211,19 +211,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_outbound_networks(self) -> Settings:
-        try:
-            parse_networks(self.outbound_allowed_networks)
-        except ValueError as exc:
-            raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
-        return self
-
-    @model_validator(mode="after")
-    def _check_metrics_networks(self) -> Settings:
-        try:
-            parse_networks(self.metrics_allow)
-        except ValueError as exc:
-            raise ValueError(f"STUDYSHELF_METRICS_ALLOW: {exc}") from exc
+    def _check_networks(self) -> Settings:
+        for name, networks in (
+            ("STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS", self.outbound_allowed_networks),
+            ("STUDYSHELF_METRICS_ALLOW", self.metrics_allow),
+        ):
+            try:
+                parse_networks(networks)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
         return self
 
     @model_validator(mode="after")

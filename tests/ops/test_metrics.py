@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 
 from studyshelf.app import create_app
@@ -29,6 +29,7 @@ from studyshelf.jobs.runner import Job
 from studyshelf.ops.metrics import REQUEST_BUCKETS, mark_dead_workers, prepare_multiprocess_dir
 from studyshelf.partners.deps import DbSession
 from studyshelf.services import Services
+from studyshelf.settings import Settings
 from tests.analytics.conftest import CHROME, drain
 from tests.conftest import Member, World
 from tests.html import parse_html
@@ -332,3 +333,8 @@ def test_the_database_pool_is_watched(world: World) -> None:
     assert TestClient(world.app).get("/test-pool").json() == {"in_use": before + 1}
     assert sample("studyshelf_db_pool_in_use") == before  # given back when the request ended
     assert sample("studyshelf_db_pool_size") == world.services.engine.pool.size()  # type: ignore[attr-defined]  # QueuePool
+
+
+def test_a_metrics_network_that_is_not_one_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="STUDYSHELF_METRICS_ALLOW: 'localhost' is not an IP network"):
+        Settings(data_dir=tmp_path, secret_key="s" * 64, metrics_allow=["localhost"])
