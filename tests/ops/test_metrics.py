@@ -26,6 +26,7 @@ from sqlalchemy import text
 from studyshelf.app import create_app
 from studyshelf.jobs import runner
 from studyshelf.jobs.runner import Job
+from studyshelf.ops import metrics
 from studyshelf.ops.metrics import REQUEST_BUCKETS, mark_dead_workers, prepare_multiprocess_dir
 from studyshelf.partners.deps import DbSession
 from studyshelf.services import Services
@@ -338,3 +339,10 @@ def test_the_database_pool_is_watched(world: World) -> None:
 def test_a_metrics_network_that_is_not_one_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="STUDYSHELF_METRICS_ALLOW: 'localhost' is not an IP network"):
         Settings(data_dir=tmp_path, secret_key="s" * 64, metrics_allow=["localhost"])
+
+
+def test_a_process_counting_in_memory_answers_from_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's single worker runs inside `serve`, which imported prometheus-client before setting the directory."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(prepare_multiprocess_dir(tmp_path / "metrics")))
+    metrics.HTTP_REQUESTS.labels("/in-memory", "GET", "2xx").inc()
+    assert b'route="/in-memory"' in metrics.exposition()

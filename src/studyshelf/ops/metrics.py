@@ -16,7 +16,16 @@ import os
 import re
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
@@ -83,9 +92,12 @@ _LIVE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db")
 
 
 def multiprocess_dir() -> Path | None:
-    """The directory worker processes write their samples into, when `serve` set one."""
+    """The directory this process writes its samples into, when `serve` set one before prometheus-client started.
+
+    A process that imported prometheus-client before the variable was set (uvicorn's single worker runs inside
+    `serve` itself) keeps its samples in memory and answers from them."""
     value = os.environ.get(MULTIPROCESS_ENV)
-    return Path(value) if value else None
+    return Path(value) if value and values.ValueClass is not values.MutexValue else None
 
 
 def prepare_multiprocess_dir(path: Path) -> Path:
