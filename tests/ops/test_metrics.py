@@ -346,3 +346,14 @@ def test_a_process_counting_in_memory_answers_from_memory(tmp_path: Path, monkey
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(prepare_multiprocess_dir(tmp_path / "metrics")))
     metrics.HTTP_REQUESTS.labels("/in-memory", "GET", "2xx").inc()
     assert b'route="/in-memory"' in metrics.exposition()
+
+
+def test_made_up_methods_do_not_become_label_values(world: World) -> None:
+    def by_method(method: str) -> float:
+        (family,) = [f for f in REGISTRY.collect() if f.name == "studyshelf_http_requests"]
+        return sum(s.value for s in family.samples if s.name.endswith("_total") and s.labels["method"] == method)
+
+    before = by_method("other")
+    assert TestClient(world.app).request("BREW", "/healthz").status_code == 405
+    assert by_method("other") == before + 1
+    assert by_method("BREW") == 0

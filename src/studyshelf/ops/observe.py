@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +30,8 @@ MEDIA_ROUTE = "/m/{media_url}"  # answered by delivery/media.py before the route
 UNMATCHED = "unmatched"
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/folders/{folder_id}/files"), ("POST", "/api/v1/files/{file_id}/versions")})
 VIEWER_PREFIXES = ("/v/", "/lti/view/", "/lti/media/")
+# Any other method counts as "other": label values a client can make up would grow the series without end.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_from(scope: Scope) -> str:
@@ -60,7 +62,6 @@ class _Exchange:
     received_bytes: int = 0
     declared_length: int = 0
     headers_sent: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 class RequestObserver:
@@ -122,7 +123,7 @@ class RequestObserver:
             unbind()
 
     def _record(self, scope: Scope, exchange: _Exchange) -> None:
-        method = str(scope["method"])
+        method = str(scope["method"]) if scope["method"] in METHODS else "other"
         route = self.route_template(scope)
         status = exchange.status or 500
         elapsed = time.perf_counter() - exchange.started
