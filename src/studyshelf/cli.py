@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import secrets
@@ -79,6 +80,7 @@ def serve(
     server: Annotated[str, typer.Option(help="granian (default: faster in `make bench`) or uvicorn.")] = "granian",
 ) -> None:
     """Serve the web UI and the API (migrates the embedded database first)."""
+    logging.getLogger().setLevel(logging.INFO)  # a server's progress is news; other commands log only trouble
     from studyshelf.library.jobs import recover_storage
 
     with command_services() as services:
@@ -249,6 +251,7 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Consumer name (default host-pid).")] = None,
 ) -> None:
     """Drain the Redis event stream into the warehouse until stopped (run one or many)."""
+    logging.getLogger().setLevel(logging.INFO)
     import signal
     import threading
 
@@ -270,7 +273,9 @@ def main() -> None:
     try:
         settings = Settings()
     except ValidationError:
-        configure_logging()  # the command reports the bad setting itself
+        configure_logging(level=logging.WARNING)  # the command reports the bad setting itself
     else:
-        configure_logging(log_format=settings.log_format, personal_data=settings.log_personal_data)
+        configure_logging(
+            log_format=settings.log_format, personal_data=settings.log_personal_data, level=logging.WARNING
+        )
     app()
