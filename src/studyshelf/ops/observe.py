@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers, MutableHeaders
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,8 +37,11 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def request_id_from(scope: Scope) -> str:
     """The caller's X-Request-ID when it is a sane token, else a new UUIDv7."""
-    offered = Headers(scope=scope).get("x-request-id", "").strip()
-    return offered if VALID_REQUEST_ID.fullmatch(offered) else str(new_id())
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            offered = bytes(value).decode("latin-1").strip()
+            return offered if VALID_REQUEST_ID.fullmatch(offered) else str(new_id())
+    return str(new_id())
 
 
 def byte_family(route: str) -> str:
@@ -80,6 +84,7 @@ class RequestObserver:
         ]
         self.trusted_proxies = trusted_proxies
         self.personal_data = personal_data
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,10 +106,14 @@ class RequestObserver:
             if kind == "http.response.start":
                 exchange.status = int(message["status"])
                 exchange.headers_sent = True
-                headers = MutableHeaders(raw=list(message.get("headers", [])))
-                headers["x-request-id"] = exchange.request_id  # one id per request, also where a middleware set its own
-                exchange.declared_length = int(headers.get("content-length", "0") or 0)
-                message = {**message, "headers": headers.raw}
+                headers = []
+                for key, value in message.get("headers", ()):
+                    if key == b"content-length":
+                        exchange.declared_length = int(value)
+                    if key != b"x-request-id":  # one id per request, also where a middleware set its own
+                        headers.append((key, value))
+                headers.append((b"x-request-id", exchange.request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
             elif kind == "http.response.body":
                 exchange.body_bytes += len(message.get("body", b""))
             elif kind == "http.response.pathsend":
@@ -127,8 +136,9 @@ class RequestObserver:
         route = self.route_template(scope)
         status = exchange.status or 500
         elapsed = time.perf_counter() - exchange.started
-        metrics.HTTP_REQUESTS.labels(route, method, f"{min(status // 100, 5)}xx").inc()
-        metrics.HTTP_DURATION.labels(route, method).observe(elapsed)
+        counted, timed = self._series(route, method, status)
+        counted.inc()
+        timed.observe(elapsed)
         if exchange.body_bytes:
             metrics.BYTES_SERVED.labels(byte_family(route)).inc(exchange.body_bytes)
         if (method, route) in UPLOAD_ROUTES:
@@ -149,6 +159,20 @@ class RequestObserver:
             fields["client_ip"] = client_ip(scope, self.trusted_proxies)
             fields["user_agent"] = Headers(scope=scope).get("user-agent", "")
         access_log.info("%s %s %d", method, route, status, extra=fields)
+
+    def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of these labels (found once: `labels()` costs a lock and a
+        dict build on every call)."""
+        key = (route, method, status // 100)
+        found = self._children.get(key)
+        if found is None:
+            status_class = f"{min(status // 100, 5)}xx"
+            found = (
+                metrics.HTTP_REQUESTS.labels(route, method, status_class),
+                metrics.HTTP_DURATION.labels(route, method),
+            )
+            self._children[key] = found
+        return found
 
     def route_template(self, scope: Scope) -> str:
         """The matched route's template (`/api/v1/files/{file_id}/content`), or `unmatched`."""
