@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Literal, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -22,6 +23,8 @@ PERSONAL_FIELDS = frozenset({"client_ip", "ip", "remote_addr", "user_agent", "em
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 IPV6_CANDIDATE = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?(?![\w:])")
+# Fields whose values StudyShelf itself makes (ids, templates, times): never personal, so not scanned.
+OWN_FIELDS = frozenset({"timestamp", "level", "logger", "request_id", "route", "method", "status", "org_id"})
 _HANDLER_NAME = "studyshelf"
 
 
@@ -33,9 +36,13 @@ def _replace_addresses(text: str) -> str:
             return match.group(0)  # a time (12:30:05), a version (1.2.3.400): not an address
         return "[ip]"
 
-    text = EMAIL.sub("[email]", text)
-    text = IPV4.sub(ip_or_text, text)
-    return IPV6_CANDIDATE.sub(ip_or_text, text)
+    if "@" in text:
+        text = EMAIL.sub("[email]", text)
+    if "." in text:
+        text = IPV4.sub(ip_or_text, text)
+    if ":" in text:
+        text = IPV6_CANDIDATE.sub(ip_or_text, text)
+    return text
 
 
 def _scrub(value: object) -> object:
@@ -53,7 +60,7 @@ def drop_personal_data(_logger: WrappedLogger, _method: str, event_dict: EventDi
     for name in PERSONAL_FIELDS & event_dict.keys():
         del event_dict[name]
     for name, value in event_dict.items():
-        if not isinstance(value, int | float | bool | type(None)):
+        if name not in OWN_FIELDS and not isinstance(value, int | float | bool | type(None)):
             event_dict[name] = _scrub(value if isinstance(value, str | list | tuple | Mapping) else str(value))
     return event_dict
 
@@ -62,7 +69,11 @@ def _renderer(log_format: LogFormat, stream: TextIO) -> Processor:
     console = log_format == "console" or (log_format == "auto" and stream.isatty())
     if console:
         return structlog.dev.ConsoleRenderer(colors=stream.isatty())
-    return structlog.processors.JSONRenderer()
+    return structlog.processors.JSONRenderer(serializer=_json)
+
+
+def _json(event_dict: object, **_options: object) -> str:
+    return orjson.dumps(event_dict, default=str).decode()
 
 
 def configure_logging(

@@ -31,6 +31,7 @@ MEDIA_ROUTE = "/m/{media_url}"  # answered by delivery/media.py before the route
 UNMATCHED = "unmatched"
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/folders/{folder_id}/files"), ("POST", "/api/v1/files/{file_id}/versions")})
 VIEWER_PREFIXES = ("/v/", "/lti/view/", "/lti/media/")
+BYTE_FAMILIES = ("download", "media", "viewer", "other")
 # Any other method counts as "other": label values a client can make up would grow the series without end.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -85,6 +86,7 @@ class RequestObserver:
         self.trusted_proxies = trusted_proxies
         self.personal_data = personal_data
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._bytes = {family: metrics.BYTES_SERVED.labels(family) for family in BYTE_FAMILIES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,7 +142,7 @@ class RequestObserver:
         counted.inc()
         timed.observe(elapsed)
         if exchange.body_bytes:
-            metrics.BYTES_SERVED.labels(byte_family(route)).inc(exchange.body_bytes)
+            self._bytes[byte_family(route)].inc(exchange.body_bytes)
         if (method, route) in UPLOAD_ROUTES:
             ok = status < 400
             metrics.UPLOADS.labels("ok" if ok else "failed").inc()
