@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
 from studyshelf.core.logs import configure_logging
 from studyshelf.lti.cli import app as lti_app
 from studyshelf.ops.cli import app as backup_app
-from studyshelf.ops.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
+from studyshelf.ops.metrics import MULTIPROCESS_ENV, counts_in_files, prepare_multiprocess_dir
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
 from studyshelf.settings import Settings
@@ -85,14 +85,17 @@ def serve(
 
     with command_services() as services:
         removed = recover_storage(services)
-        metrics_dir = prepare_multiprocess_dir((services.settings.data_dir / "metrics").resolve())
+        metrics_dir = (services.settings.data_dir / "metrics").resolve()
     if removed:
         console.print(f"Removed {removed} leftovers of interrupted uploads.")
-    # Every worker writes its metric samples into this directory and /metrics adds them up. prometheus_client
-    # chooses file-backed values when it is first imported, and this process imported it already: the workers
-    # must be spawned (fresh interpreters that read the variable), not forked.
-    os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
-    multiprocessing.set_start_method("spawn", force=True)
+    # Every worker writes its metric samples into this directory and /metrics adds them up. prometheus-client
+    # chooses file-backed values when it is first imported, and this process imported it before it knew the
+    # directory: it starts over with the variable set (same pid), so the workers it forks write files.
+    if not counts_in_files() and os.environ.get(MULTIPROCESS_ENV) != str(metrics_dir):
+        prepare_multiprocess_dir(metrics_dir)  # the samples of an earlier run are gone with its workers
+        environment = {**os.environ, MULTIPROCESS_ENV: str(metrics_dir)}
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "studyshelf", *sys.argv[1:]], environment)  # noqa: S606 - ourselves, same arguments
     console.print(f"StudyShelf on [bold]http://{host}:{port}[/bold] ({server}, {workers} workers)")
     if server == "uvicorn":
         import uvicorn

@@ -5,9 +5,9 @@ Metric objects live here, except the analytics ones, which sit beside the code t
 docs/operations.md "Monitoring" lists every name.
 
 `studyshelf serve` runs several worker processes. It points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before
-they start (`prepare_multiprocess_dir`), so each worker writes its samples into files there and whichever worker
-answers `/metrics` reads them all (`exposition`). Without the variable (tests, one process) the default registry
-answers.
+they start (`prepare_multiprocess_dir`, then it re-executes itself so prometheus-client starts with the variable),
+so each worker writes its samples into files there and whichever worker answers `/metrics` reads them all
+(`exposition`). Without the variable (tests, one process) the default registry answers.
 """
 
 from __future__ import annotations
@@ -91,13 +91,18 @@ BACKUP_LAST_VERIFY_OK = Gauge(
 _LIVE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db")
 
 
+def counts_in_files() -> bool:
+    """Whether this process's samples go to files (prometheus-client found the variable when it started)."""
+    return values.ValueClass is not values.MutexValue
+
+
 def multiprocess_dir() -> Path | None:
     """The directory this process writes its samples into, when `serve` set one before prometheus-client started.
 
     A process that imported prometheus-client before the variable was set (uvicorn's single worker runs inside
     `serve` itself) keeps its samples in memory and answers from them."""
     value = os.environ.get(MULTIPROCESS_ENV)
-    return Path(value) if value and values.ValueClass is not values.MutexValue else None
+    return Path(value) if value and counts_in_files() else None
 
 
 def prepare_multiprocess_dir(path: Path) -> Path:
