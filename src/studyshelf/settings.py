@@ -216,6 +216,22 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="a backup lagging longer than this makes /readyz say degraded"
     )
 
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="CIDRs whose clients may read /metrics (the client address as web/security.py judges it, "
+        'behind trusted proxies), as a JSON list: ["10.0.0.0/8"]',
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="a bearer token that reads /metrics from any address (unset: networks only)"
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: readable lines when stderr is a terminal, JSON lines otherwise"
+    )
+    log_personal_data: bool = Field(
+        default=False,
+        description="keep client addresses, user agents and e-mail addresses in the logs (off: dropped or replaced)",
+    )
+
     @model_validator(mode="after")
     def _resolve_secret_key(self) -> Settings:
         if not self.secret_key:
@@ -267,11 +283,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_outbound_networks(self) -> Settings:
-        try:
-            parse_networks(self.outbound_allowed_networks)
-        except ValueError as exc:
-            raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
+    def _check_networks(self) -> Settings:
+        for name, networks in (
+            ("STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS", self.outbound_allowed_networks),
+            ("STUDYSHELF_METRICS_ALLOW", self.metrics_allow),
+        ):
+            try:
+                parse_networks(networks)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
         return self
 
     @model_validator(mode="after")

@@ -20,11 +20,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from prometheus_client import Gauge
-
 from studyshelf.ops import backup, backup_pg
 from studyshelf.ops.backup import Status
 from studyshelf.ops.backup_store import VERIFY
+from studyshelf.ops.metrics import BACKUP_LAG, BACKUP_LAST_VERIFY_OK
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 
@@ -157,17 +156,9 @@ class BackupMonitor:
         running.set_result(check(self._services, self._source))  # check() reports every failure in its answer
 
 
-BACKUP_LAG = Gauge(
-    "studyshelf_backup_lag_seconds", "Seconds the backup is behind the database (NaN: unknown or backups off)"
-)
-LAST_VERIFY_OK = Gauge(
-    "studyshelf_backup_last_verify_ok", "1 if the last `backup verify` passed, 0 if it failed (NaN: never run)"
-)
-
-
 def export_metrics(health: BackupHealth | None) -> None:
     """Set the backup gauges from a health answer (None: backups are off)."""
     lag = health.lag_seconds if health else None
     BACKUP_LAG.set(math.nan if lag is None else lag)
     verified = health.last_verify if health else None
-    LAST_VERIFY_OK.set(math.nan if verified is None else float(verified.ok))
+    BACKUP_LAST_VERIFY_OK.set(math.nan if verified is None else float(verified.ok))
