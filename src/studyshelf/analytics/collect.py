@@ -31,6 +31,9 @@ class Collector:
         self.views = views  # counted page views, in the app database: limits that hold across processes
         self.beacons = BeaconGuard(beacons_per_minute)  # per process (see analytics/beacons.py)
 
+    def event_line(self, hit: Hit) -> bytes | None:
+        return self.enricher.enrich(hit).json_bytes()
+
     def record(self, hit: Hit) -> None:
         if hit.type == "view":
             VIEWER_VIEWS.inc()
