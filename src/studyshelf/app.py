@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.sightings.start()
         scheduler = None
         if settings.scheduler_interval_seconds > 0:
             scheduler = Scheduler(built, interval_seconds=settings.scheduler_interval_seconds)

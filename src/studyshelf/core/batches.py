@@ -1,9 +1,10 @@
 """Writes taken off the request: items a request adds, written in batches by one daemon thread per process.
 
 For facts that decide nothing on the request that produces them (the leak radar's hourly sightings): a
-request only appends to a list; the thread writes everything queued every `interval` seconds in one
-transaction. What a crash of the process loses is at most the last interval's items, so use it only where
-that is acceptable and say so. A failed write keeps its items for the next round (up to `max_items`).
+request only appends to a list; the thread (started by the app's lifespan) writes everything queued every
+`interval` seconds in one transaction; without it, items wait for an explicit `flush()` (tests). A crash of
+the process loses at most the last interval's items, so use it only where that is acceptable, and say so.
+A failed write keeps its items for the next round (up to `max_items`).
 """
 
 from __future__ import annotations
@@ -33,16 +34,19 @@ class BackgroundBatches(Generic[T]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def start(self) -> None:
+        """Start the writing thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
     def add(self, item: T) -> None:
-        """Queue one item; the first one starts the writing thread."""
+        """Queue one item."""
         with self._lock:
             if len(self._items) < self.max_items:
                 self._items.append(item)
-            else:
-                log.warning("%s: %d items queued, dropping one", self.name, len(self._items))
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+                return
+        log.warning("%s: %d items queued, dropping one", self.name, self.max_items)
 
     def pending(self) -> int:
         with self._lock:

@@ -143,6 +143,9 @@ class SightingRecorder:
             self._noted.add((link_id, network))
         self._batches.add(Sighted(link_id, now, network, visitor.ip))
 
+    def start(self) -> None:
+        self._batches.start()
+
     def flush(self) -> int:
         """Write what is noted now (the thread does this every interval); return how many were written."""
         return self._batches.flush()
