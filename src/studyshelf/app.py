@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sightings.start()
+        if isinstance(built.hits, collect.Collector):
+            built.hits.views.start()
         scheduler = None
         if settings.scheduler_interval_seconds > 0:
             scheduler = Scheduler(built, interval_seconds=settings.scheduler_interval_seconds)
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             drainer.start()
         yield
         app.state.sightings.close()
+        if isinstance(built.hits, collect.Collector):
+            built.hits.views.close()
         if drainer is not None:
             drainer.stop()
         if scheduler is not None:

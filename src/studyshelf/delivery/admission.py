@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,15 +19,20 @@ from studyshelf.partners.grants import org_has_access
 
 def link_state(db: Session, link: Link, now: datetime) -> str | None:
     """Why a link cannot be used now, or None: revoked, suspended, expired, deleted, grant-revoked."""
+    return _state_and_path(db, link, now)[0]
+
+
+def _state_and_path(db: Session, link: Link, now: datetime) -> tuple[str | None, list[uuid.UUID]]:
+    """The link's state, and the ids from the root to its target while it can be used."""
     status = links.link_status(link, now)
     if status != "active":
-        return status
+        return status, []
     found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
     if found is None:
-        return "deleted"
+        return "deleted", []
     if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1], now=now):
-        return "grant-revoked"
-    return None
+        return "grant-revoked", []
+    return None, found[1]
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class Admission:
     link: Link
     refusal: str | None = None  # the `blocked` reason, when refused
     preview_only: bool = False  # a link previewer or crawler: show a card, count nothing
+    target_path: tuple[uuid.UUID, ...] = ()  # the ids from the root to the link's target, when admitted
 
 
 def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) -> Admission:
@@ -54,7 +61,7 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
     link = db.get(Link, link_id) if links.is_link_id(link_id) else None
     if link is None:
         raise NotFound("This link does not exist. Check that it was copied completely.")
-    state = link_state(db, link, now)
+    state, target_path = _state_and_path(db, link, now)
     if state is not None:
         return Admission(link, refusal=state)
     embed = embed_refusal(
@@ -71,7 +78,7 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
         return Admission(link, preview_only=True)
     if link.max_views is not None and link.view_count >= link.max_views:
         return Admission(link, refusal="over-limit")  # used up already: the count would refuse it too
-    return Admission(link)
+    return Admission(link, target_path=tuple(target_path))
 
 
 def record_refusal(

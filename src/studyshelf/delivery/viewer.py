@@ -164,7 +164,7 @@ def view(
         if admitted.refusal is not None or admitted.preview_only:
             shown: _FilePage | Response | None = None
         else:
-            shown = _gather(request, services, db, link, file=file, folder=folder, now=now)
+            shown = _gather(request, services, db, admitted, file=file, folder=folder, now=now)
     if admitted.refusal is not None:
         return _refuse(request, services, background, link, admitted.refusal, facts, now)
     if admitted.preview_only:
@@ -228,7 +228,7 @@ def _gather(
     request: Request,
     services: Services,
     db: Session,
-    link: Link,
+    admitted: admission.Admission,
     *,
     file: uuid.UUID | None,
     folder: uuid.UUID | None,
@@ -236,6 +236,7 @@ def _gather(
 ) -> _FilePage | Response:
     """The file asked for (by default what the link shares) as read for its page, or a folder's listing,
     if it lies inside the link."""
+    link = admitted.link
     if file is not None:
         kind, item_id = "file", file
     elif folder is not None:
@@ -243,6 +244,12 @@ def _gather(
     else:
         kind, item_id = link.target_type, link.target_id
     scope = link_scope(link)
+    if (kind, item_id) == ("file", link.target_id) and link.target_type == "file":
+        # The link's own file (the usual visit): admission has just read it and its folders.
+        target = db.get(File, item_id)
+        assert target is not None
+        folders = tuple(str(i) for i in admitted.target_path[:-1])
+        return _FilePage(scope, viewing.file_content(db, target, folders=folders), [])
     try:
         item = LINK_ACCESS.reach(db, scope, kind, item_id, now=now)
     except viewing.NotInView:

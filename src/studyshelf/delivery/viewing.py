@@ -141,12 +141,12 @@ class Placement:
     context: str
 
 
-def file_content(db: Session, file: File) -> ContentFacts:
-    """What the viewer page of a file shows (its current version), read once."""
+def file_content(db: Session, file: File, *, folders: tuple[str, ...] | None = None) -> ContentFacts:
+    """What the viewer page of a file shows (its current version), read once; `folders` if known already."""
     version = file.current_version
     if version is None:
         raise ViewUnavailable("This file has no content yet.", reason="deleted")
-    return ContentFacts.of(db, file, version)
+    return ContentFacts.of(db, file, version, folders=folders)
 
 
 def view_hit(request: Request, services: Services, scope: ViewScope, content: ContentFacts) -> Hit:
