@@ -13,7 +13,7 @@ from studyshelf.delivery.models import Link, Refusal
 from tests.conftest import Member, World
 from tests.html import parse_html
 from tests.library.support import make_folder, tiny_png, uploaded
-from tests.links.support import EMBEDDED, LMS, create_link, link_path, visitor
+from tests.links.support import EMBEDDED, LMS, create_link, link_path, settle, visitor
 from tests.sharing.support import grant, partnership
 
 
@@ -188,3 +188,14 @@ def test_a_media_url_to_purged_bytes_is_a_clean_404(world: World, owner: Member)
     gone = visitor(owner).get(media)
     assert gone.status_code == 404
     assert gone.headers["content-type"] == "application/problem+json"
+
+
+def test_an_unlimited_links_views_are_counted_by_the_drain_once_each(world: World, owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
+    created = create_link(owner, file["id"]).json()
+    for _ in range(3):
+        assert visitor(owner).get(f"/v/{created['id']}", headers=EMBEDDED).status_code == 200
+    assert owner.client.get(f"/api/v1/links/{created['id']}").json()["view_count"] == 0  # nothing written yet
+    settle(world)
+    settle(world)  # a second drain finds nothing new to add
+    assert owner.client.get(f"/api/v1/links/{created['id']}").json()["view_count"] == 3
