@@ -1,7 +1,7 @@
 """counted_views: the view events each link's view_count holds, so a counter adds an event once
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07 01:20:00
 
 Views of links without a limit are counted by the drain from the event buffer (issue 16, point 7); a
@@ -16,8 +16,8 @@ from alembic import op
 
 import studyshelf.core.db
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
