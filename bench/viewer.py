@@ -54,7 +54,7 @@ def _wrk(url: str, *, duration: int, connections: int, headers: list[str]) -> tu
     if "Non-2xx" in output or "Socket errors" in output:
         raise RuntimeError(f"the server refused or dropped requests:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]  # wrk always prints this line
-    p99 = re.search(r"99%\s+(\S+)", output)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)  # the latency distribution's line
     return rate, p99.group(1) if p99 else "?"
 
 
