@@ -55,7 +55,8 @@ class Instance:
         return self.blobs_root / sha256[:2] / sha256[2:4] / sha256
 
 
-def make_instance(data_dir: Path, *, max_upload_bytes: int = 4 * 1024**3) -> Instance:
+def make_instance(data_dir: Path, *, max_upload_bytes: int = 4 * 1024**3, database_url: str | None = None) -> Instance:
+    """A throwaway instance: SQLite in the data dir, or the (empty) PostgreSQL database `database_url`."""
     env = {
         "STUDYSHELF_DATA_DIR": str(data_dir),
         "STUDYSHELF_SECRET_KEY": SECRET_KEY,
@@ -63,8 +64,14 @@ def make_instance(data_dir: Path, *, max_upload_bytes: int = 4 * 1024**3) -> Ins
         "STUDYSHELF_ENVIRONMENT": "production",
         "STUDYSHELF_BASE_URL": "http://127.0.0.1",
     }
+    if database_url:
+        env["STUDYSHELF_DATABASE_URL"] = database_url
     settings = Settings(
-        environment="production", data_dir=data_dir, secret_key=SECRET_KEY, max_upload_bytes=max_upload_bytes
+        environment="production",
+        data_dir=data_dir,
+        secret_key=SECRET_KEY,
+        max_upload_bytes=max_upload_bytes,
+        database_url=database_url,
     )
     services = build_services(settings)
     try:

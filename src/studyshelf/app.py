@@ -20,6 +20,8 @@ from studyshelf.delivery.hits import record_download, record_transfers
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.pages import router as links_pages
+from studyshelf.delivery.radar import SightingRecorder
+from studyshelf.delivery.view_counts import ViewCounts
 from studyshelf.delivery.viewer import record_media_refusal
 from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
@@ -65,15 +67,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.sightings.start()
+        if isinstance(built.hits, collect.Collector):
+            built.hits.views.start()
         scheduler = None
         if settings.scheduler_interval_seconds > 0:
             scheduler = Scheduler(built, interval_seconds=settings.scheduler_interval_seconds)
             scheduler.start()
         drainer = None
         if not settings.redis_url:  # the embedded spool is drained here; Redis by `studyshelf worker`
-            drainer = Drainer(built.events, built.warehouse, max_count=settings.event_drain_batch)
+            counts = ViewCounts(built)
+            drainer = Drainer(
+                built.events, built.warehouse, max_count=settings.event_drain_batch, after_store=counts.after_store
+            )
             drainer.start()
         yield
+        app.state.sightings.close()
+        if isinstance(built.hits, collect.Collector):
+            built.hits.views.close()
         if drainer is not None:
             drainer.stop()
         if scheduler is not None:
@@ -94,6 +105,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.services = built
+    app.state.sightings = SightingRecorder(built, interval=settings.radar_flush_seconds)
     app.state.backup_monitor = BackupMonitor(built) if built.settings.backup_url else None
     install_error_handlers(app)
     app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router

@@ -264,6 +264,7 @@ def worker(
     import threading
 
     from studyshelf.analytics.ingest import drain
+    from studyshelf.delivery.view_counts import ViewCounts
     from studyshelf.events.redis_persistence import log_redis_persistence
 
     stop = threading.Event()
@@ -276,7 +277,15 @@ def worker(
         log_redis_persistence(services.settings.redis_url)
         consumer = name or drain.consumer_name()
         console.print(f"Draining events into the warehouse as {consumer}.")
-        drain.run(services.events, services.warehouse, stop=stop, consumer=consumer, max_count=batch)
+        counts = ViewCounts(services)
+        drain.run(
+            services.events,
+            services.warehouse,
+            stop=stop,
+            consumer=consumer,
+            max_count=batch,
+            after_store=counts.after_store,
+        )
 
 
 def main() -> None:

@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     beacon_rate_per_minute: int = Field(
         default=60, ge=1, description="client beacons a web process accepts per viewer session and minute"
     )
+    radar_flush_seconds: float = Field(
+        default=1.0, gt=0, description="how often a web process writes the leak radar's sightings (its lag)"
+    )
     beacon_events_per_view: int = Field(
         default=1, ge=1, description="client beacons accepted per page view, across processes (the page sends one)"
     )

@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from studyshelf.analytics.ingest.drain import drain_all
+from studyshelf.delivery.view_counts import ViewCounts
 from tests.conftest import Member, World
 
 LMS = "https://moodle.example.edu"
@@ -35,3 +37,11 @@ def viewer_token_client(world: World, member: Member) -> tuple[TestClient, dict[
     token = member.client.post("/api/v1/auth/tokens", json=body, headers=member.headers())
     assert token.status_code == 201, token.text
     return TestClient(world.app, base_url="http://testserver"), {"Authorization": f"Bearer {token.json()['token']}"}
+
+
+def settle(world: World) -> None:
+    """Do now what the app's threads do in the background: write the leak radar's noted sightings, and drain
+    the event buffer into the warehouse and the links' view counters."""
+    world.app.state.sightings.flush()
+    counts = ViewCounts(world.services)
+    drain_all(world.services.events, world.services.warehouse, consumer="test", after_store=counts.after_store)

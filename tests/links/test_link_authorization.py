@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.delivery import admission, radar
+from studyshelf.delivery import radar
 from studyshelf.delivery.models import Link
 from studyshelf.partners.models import Role, User
 from tests.conftest import Member, World
@@ -78,16 +78,10 @@ def suspend_by_radar(world: World, owner: Member, link_id: str) -> None:
         f"/api/v1/orgs/{owner.org_id}/link-policy", json={"max_networks_per_hour": 1}, headers=owner.headers()
     )
     assert lowered.status_code == 200, lowered.text
+    recorder = world.app.state.sightings
     for n in (1, 2):
-        facts = admission.VisitFacts(
-            visitor=radar.Visitor(ip=f"198.51.{n}.7", salt="s"),
-            own_origin="http://testserver",
-            user_agent="Mozilla/5.0",
-        )
-        with unit_of_work(world.services.write_sessions) as db:
-            admission.admit_visit(
-                db, geo=world.services.geo, link_id=link_id, facts=facts, now=world.services.clock.now()
-            )
+        recorder.note(link_id=link_id, visitor=radar.Visitor(ip=f"198.51.{n}.7", salt="s"), now=utcnow())
+    recorder.flush()
     assert owner.client.get(f"/api/v1/links/{link_id}").json()["status"] == "suspended"
 
 

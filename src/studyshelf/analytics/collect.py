@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
 from studyshelf.analytics.beacons import BeaconGuard, BeaconViews
 from studyshelf.analytics.enrich import Enricher
+from studyshelf.analytics.models import BeaconView
+from studyshelf.core.batches import BackgroundBatches
+from studyshelf.core.db import unit_of_work
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.services import Services
 
@@ -18,18 +22,54 @@ EVENTS_ACCEPTED = Counter("studyshelf_events_accepted", "Analytics events accept
 EVENTS_LOST = Counter("studyshelf_events_lost", "Analytics events the buffer refused (the request went on)")
 VIEWER_VIEWS = Counter("studyshelf_viewer_views_total", "Viewer page views counted (share links and LTI launches)")
 VIEWER_REFUSALS = Counter("studyshelf_viewer_refusals_total", "Views and media requests refused, by reason", ["reason"])
+OPEN_VIEWS_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class QueuedBeaconViews(BeaconViews):
+    """Page views opened for their beacons in batches (every OPEN_VIEWS_SECONDS, by a thread of the process), so
+    a view costs no write of its own. A beacon reaching this process first writes what is queued; one reaching
+    another process within those 50 ms of its page (no real page loads its media that fast) would be refused,
+    and a crash forgets the last 50 ms of opens (their beacons are refused: the views themselves are kept)."""
+
+    _queue: BackgroundBatches[tuple[str, datetime]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        queue = BackgroundBatches(self._write, interval=OPEN_VIEWS_SECONDS, name="studyshelf-beacon-views")
+        object.__setattr__(self, "_queue", queue)  # frozen: set once, here
+
+    def open(self, session: str, *, at: datetime) -> None:
+        self._queue.add((session, at))
+
+    def take(self, session: str) -> None:
+        if self._queue.pending():
+            self._queue.flush()
+        super().take(session)
+
+    def start(self) -> None:
+        self._queue.start()
+
+    def close(self) -> None:
+        self._queue.close()
+
+    def _write(self, opened: list[tuple[str, datetime]]) -> None:
+        with unit_of_work(self.sessions) as db:
+            db.add_all([BeaconView(session=session, events=0, counted_at=at) for session, at in opened])
 
 
 class Collector:
     """The HitSink of a web process: enrich, publish, and never fail the request that was counted."""
 
     def __init__(
-        self, events: EventStream, enricher: Enricher, *, views: BeaconViews, beacons_per_minute: int = 60
+        self, events: EventStream, enricher: Enricher, *, views: QueuedBeaconViews, beacons_per_minute: int = 60
     ) -> None:
         self.events = events
         self.enricher = enricher
         self.views = views  # counted page views, in the app database: limits that hold across processes
         self.beacons = BeaconGuard(beacons_per_minute)  # per process (see analytics/beacons.py)
+
+    def event_line(self, hit: Hit) -> bytes | None:
+        return self.enricher.enrich(hit).json_bytes()
 
     def record(self, hit: Hit) -> None:
         if hit.type == "view":
@@ -57,6 +97,6 @@ def install(services: Services) -> Services:
         return services
     settings = services.settings
     enricher = Enricher(keys=services.keys, geo=services.geo)
-    views = BeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
+    views = QueuedBeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
     collector = Collector(services.events, enricher, views=views, beacons_per_minute=settings.beacon_rate_per_minute)
     return replace(services, hits=collector)

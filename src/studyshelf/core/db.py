@@ -71,7 +71,10 @@ CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the right settings for SQLite or PostgreSQL."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        # Enough pooled connections for a worker's request threads: one past the pool is opened (with its
+        # pragmas) and closed again per request, which a class rush on the viewer made a tenth of its time.
+        pool = {"pool_size": 20, "max_overflow": 20} | kwargs
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "connect")

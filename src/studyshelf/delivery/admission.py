@@ -1,14 +1,13 @@
-"""Admission: whether one visit to a share link may see the material, counted and watched by the radar."""
+"""Admission: whether one visit to a share link may see the material (a read; the viewer counts and records)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from studyshelf.core.db import affected_rows
 from studyshelf.core.errors import NotFound
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links, radar
@@ -20,24 +19,20 @@ from studyshelf.partners.grants import org_has_access
 
 def link_state(db: Session, link: Link, now: datetime) -> str | None:
     """Why a link cannot be used now, or None: revoked, suspended, expired, deleted, grant-revoked."""
+    return _state_and_path(db, link, now)[0]
+
+
+def _state_and_path(db: Session, link: Link, now: datetime) -> tuple[str | None, list[uuid.UUID]]:
+    """The link's state, and the ids from the root to its target while it can be used."""
     status = links.link_status(link, now)
     if status != "active":
-        return status
+        return status, []
     found = content_path_ids(db, target_type=link.target_type, target_id=link.target_id)
     if found is None:
-        return "deleted"
+        return "deleted", []
     if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=found[1], now=now):
-        return "grant-revoked"
-    return None
-
-
-def consume_view(db: Session, *, link: Link) -> bool:
-    """Count one view; False when the link's view limit is used up (atomic across instances)."""
-    query = update(Link).where(Link.id == link.id)
-    if link.max_views is not None:
-        query = query.where(Link.view_count < link.max_views)
-    counted = affected_rows(db.execute(query.values(view_count=Link.view_count + 1)))
-    return bool(counted)
+        return "grant-revoked", []
+    return None, found[1]
 
 
 @dataclass(frozen=True)
@@ -54,29 +49,21 @@ class VisitFacts:
 
 @dataclass(frozen=True)
 class Admission:
-    link: Link | None
+    link: Link
     refusal: str | None = None  # the `blocked` reason, when refused
     preview_only: bool = False  # a link previewer or crawler: show a card, count nothing
-    suspended_now: str | None = None  # this visit pushed the link over a spread threshold
+    target_path: tuple[uuid.UUID, ...] = ()  # the ids from the root to the link's target, when admitted
 
 
-def admit_visit(
-    db: Session, *, geo: GeoLookup, link_id: str, facts: VisitFacts, now: datetime, count_view: bool = True
-) -> Admission:
-    """Decide whether a visit to a link may see the material; refusals are recorded, never raised,
-    so they are kept when the caller commits. NotFound for ids that name no link."""
+def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) -> Admission:
+    """Decide whether a visit to a link may see the material, reading only (a view is counted, and a refusal
+    or a sighting recorded, by the caller). NotFound for ids that name no link."""
     link = db.get(Link, link_id) if links.is_link_id(link_id) else None
     if link is None:
         raise NotFound("This link does not exist. Check that it was copied completely.")
-
-    def refuse(reason: str) -> Admission:
-        radar.record_refusal(db, geo=geo, link_id=link.id, reason=reason, visitor=facts.visitor)
-        suspended = radar.check_spread(db, link=link, now=now) if reason in {"origin", "top-level"} else None
-        return Admission(link, refusal=reason, suspended_now=suspended)
-
-    state = link_state(db, link, now)
+    state, target_path = _state_and_path(db, link, now)
     if state is not None:
-        return refuse(state)
+        return Admission(link, refusal=state)
     embed = embed_refusal(
         embed_only=link.mode is LinkMode.EMBED,
         allowed=link.origins,
@@ -86,13 +73,18 @@ def admit_visit(
         referer=facts.referer,
     )
     if embed is not None:
-        return refuse(embed)
+        return Admission(link, refusal=embed)
     if is_link_previewer(facts.user_agent):
         return Admission(link, preview_only=True)
-    if count_view and not consume_view(db, link=link):
-        return refuse("over-limit")
-    suspended = radar.record_sighting(db, geo=geo, link=link, visitor=facts.visitor, now=now)
-    if suspended is not None:
-        radar.record_refusal(db, geo=geo, link_id=link.id, reason="suspended", visitor=facts.visitor)
-        return Admission(link, refusal="suspended", suspended_now=suspended)
-    return Admission(link)
+    if link.max_views is not None and link.view_count >= link.max_views:
+        return Admission(link, refusal="over-limit")  # used up already: the count would refuse it too
+    return Admission(link, target_path=tuple(target_path))
+
+
+def record_refusal(
+    db: Session, *, geo: GeoLookup, link: Link, reason: str, visitor: radar.Visitor, now: datetime
+) -> str | None:
+    """Keep a refused visit; a refusal from an unknown site may push the link over the radar's threshold
+    (returns why it was suspended now, if so)."""
+    radar.record_refusal(db, geo=geo, link_id=link.id, reason=reason, visitor=visitor)
+    return radar.check_spread(db, link=link, now=now) if reason in {"origin", "top-level"} else None

@@ -52,12 +52,15 @@ class ContentFacts:
     modified: int  # the version's creation, epoch seconds: the media URL's Last-Modified
 
     @classmethod
-    def of(cls, db: Session, file: File, version: FileVersion) -> ContentFacts:
+    def of(
+        cls, db: Session, file: File, version: FileVersion, *, folders: tuple[str, ...] | None = None
+    ) -> ContentFacts:
+        """The facts of a version; `folders` (the file's folder path) when the caller has read it already."""
         return cls(
             file_id=str(file.id),
             version_id=str(version.id),
             owner_org_id=str(file.org_id),
-            folder_path=folder_path(db, file),
+            folder_path=folders if folders is not None else folder_path(db, file),
             content_type=version.content_type,
             filename=file.name,
             size=version.size,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from studyshelf.core.bots import is_bot
@@ -73,6 +74,7 @@ def normalise_origins(raw: list[str]) -> list[str]:
     return result
 
 
+@lru_cache(maxsize=4096)  # a class's visits share a few referrers; IDNA encoding is the costly part
 def origin_of(url: str) -> str | None:
     """The canonical origin of any http(s) URL (a Referer, our own address), or None when it has none."""
     try:

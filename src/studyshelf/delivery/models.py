@@ -90,3 +90,19 @@ class Sighting(Base):
     hour: Mapped[datetime] = mapped_column()
     network: Mapped[str] = mapped_column(String(64))
     country: Mapped[str] = mapped_column(String(2), default="")
+
+
+class CountedView(Base):
+    """A view event already added to its link's `view_count`: the counters' record of what they hold.
+
+    Views of a link with a view limit are counted by the request (a conditional UPDATE) and get their row in
+    the same transaction, with the event's JSON line in `pending` until the event is seen in the buffer;
+    other views get their row when the drain adds them to the counter. Either way an event counts once.
+    """
+
+    __tablename__ = "counted_views"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(index=True)
+    pending: Mapped[str | None] = mapped_column(Text, default=None)  # the event line, until it is in the buffer

@@ -2,13 +2,23 @@
 
 A visitor is kept only as a salted hash of its network and a country (through `GeoLookup`); the notices
 of a suspension join the caller's transaction in the outbox and leave after its commit.
+
+Sightings decide nothing for the visit that makes them, so a viewer request only notes them
+(`SightingRecorder.note`: a set lookup, and a list append for a network new to this process this hour); one
+thread per process writes the noted sightings every `radar_flush_seconds` (1 s) in one transaction and checks
+the spread of each link that gained one. So the radar lags by at most that interval plus one write: a link
+that spreads is suspended within about a second of the visit that pushed it over, the visits of that second
+are still admitted, and a crash of the process forgets at most that second's sightings. Each sighting keeps
+the hour of its visit, so one written after the hour has turned still counts for the hour it was seen in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +27,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from studyshelf.core.db import affected_rows
+from studyshelf.core.batches import BackgroundBatches
+from studyshelf.core.db import unit_of_work
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links
 from studyshelf.delivery.models import Link, Refusal, Sighting
@@ -61,27 +72,97 @@ def record_refusal(db: Session, *, geo: GeoLookup, link_id: str | None, reason: 
     db.flush()
 
 
-def record_sighting(db: Session, *, geo: GeoLookup, link: Link, visitor: Visitor, now: datetime) -> str | None:
-    """Note where a link was used this hour; suspend it when its spread passes the policy. Returns why, if so.
+@dataclass(frozen=True)
+class Sighted:
+    """A link used from a network at a time; `ip` only to look up the country when it is written."""
 
-    Only a network not yet seen this hour can raise the counts, so only then are they checked.
-    """
-    hour = _hour_of(now)
+    link_id: str
+    at: datetime
+    network: str
+    ip: str
+
+
+def record_sightings(db: Session, *, geo: GeoLookup, sightings: Sequence[Sighted]) -> dict[str, str]:
+    """Keep sightings (one a link, hour and network); check the spread of every link that gained one.
+
+    Returns the links suspended now, with why."""
+    if not sightings:
+        return {}
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    added = affected_rows(
-        db.execute(
-            insert(Sighting)
-            .values(
-                id=uuid.uuid4(),
-                link_id=link.id,
-                hour=hour,
-                network=network_of(visitor.ip, salt=visitor.salt),
-                country=geo.country(visitor.ip),
-            )
-            .on_conflict_do_nothing()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "link_id": s.link_id,
+            "hour": _hour_of(s.at),
+            "network": s.network,
+            "country": geo.country(s.ip),
+        }
+        for s in sightings
+    ]
+    added = db.execute(insert(Sighting).values(rows).on_conflict_do_nothing().returning(Sighting.link_id)).scalars()
+    gained = set(added)
+    suspended: dict[str, str] = {}
+    for link_id in sorted(gained):
+        link = db.get(Link, link_id)
+        if link is None:
+            continue
+        latest = max(s.at for s in sightings if s.link_id == link_id)
+        reason = check_spread(db, link=link, now=latest)
+        if reason is not None:
+            suspended[link_id] = reason
+    return suspended
+
+
+def record_sighting(db: Session, *, geo: GeoLookup, link: Link, visitor: Visitor, now: datetime) -> str | None:
+    """Note where a link was used this hour, now; suspend it when its spread passes the policy. Returns why."""
+    sighted = Sighted(link.id, now, network_of(visitor.ip, salt=visitor.salt), visitor.ip)
+    return record_sightings(db, geo=geo, sightings=[sighted]).get(link.id)
+
+
+class SightingRecorder:
+    """The sightings of one process: noted by viewer requests, written with their spread checks in batches."""
+
+    def __init__(self, services: Services, *, interval: float) -> None:
+        self.services = services
+        self._batches: BackgroundBatches[Sighted] = BackgroundBatches(
+            self._write, interval=interval, name="studyshelf-radar"
         )
-    )
-    return check_spread(db, link=link, now=now) if added else None
+        self._lock = threading.Lock()
+        self._hour: datetime | None = None
+        self._noted: set[tuple[str, str]] = set()  # (link, network) noted this hour: written or queued
+
+    def note(self, *, link_id: str, visitor: Visitor, now: datetime) -> None:
+        """Note one admitted visit; only a network new to this process in this hour is queued."""
+        network = network_of(visitor.ip, salt=visitor.salt)
+        hour = _hour_of(now)
+        with self._lock:
+            if hour != self._hour or len(self._noted) > 200_000:
+                self._hour, self._noted = hour, set()
+            if (link_id, network) in self._noted:
+                return
+            self._noted.add((link_id, network))
+        self._batches.add(Sighted(link_id, now, network, visitor.ip))
+
+    def start(self) -> None:
+        self._batches.start()
+
+    def flush(self) -> int:
+        """Write what is noted now (the thread does this every interval); return how many were written."""
+        return self._batches.flush()
+
+    def close(self) -> None:
+        self._batches.close()
+
+    def _write(self, sightings: list[Sighted]) -> None:
+        services = self.services
+        with unit_of_work(services.write_sessions) as db:
+            suspended = record_sightings(db, geo=services.geo, sightings=sightings)
+            for link_id, reason in suspended.items():
+                link = db.get(Link, link_id)
+                assert link is not None
+                notify_suspension(services, db, link=link, reason=reason)
+        if suspended:
+            notify.drain(services)  # committed: the notices leave now, outside the transaction
 
 
 def _hour_of(now: datetime) -> datetime:

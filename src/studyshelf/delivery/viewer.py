@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -11,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound
-from studyshelf.delivery import admission, hits, links, radar, viewing
-from studyshelf.delivery.content import ScopeFacts
+from studyshelf.delivery import admission, hits, links, radar, view_counts, viewing
+from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.library.access import content_path_ids, folder_path
@@ -151,47 +152,91 @@ def view(
     folder: uuid.UUID | None = None,
 ) -> Response:
     """The viewer: checks the link, the embedding and the view limit, then shows the material."""
-    # The admission writes (view count, sighting, refusal) in a short transaction of its own; the page
-    # is rendered afterwards from a read session, so concurrent viewers do not queue on the write lock.
-    with unit_of_work(services.write_sessions) as db:
+    # One read session decides and gathers the page; only a link with a view limit writes (its count, with
+    # the view's event line), after it. Sightings and counters of other links leave through batches.
+    facts = _facts(request, services, client)
+    with unit_of_work(services.read_sessions) as db:
         try:
-            admitted = admission.admit_visit(
-                db,
-                geo=services.geo,
-                link_id=link_id,
-                facts=_facts(request, services, client),
-                now=now,
-            )
+            admitted = admission.admit_visit(db, link_id=link_id, facts=facts, now=now)
         except NotFound:
             return blocked_page(request, "revoked", status=404) if links.is_link_id(link_id) else _not_a_link(request)
         link = admitted.link
-        assert link is not None
-        if admitted.suspended_now:
-            radar.notify_suspension(services, db, link=link, reason=admitted.suspended_now)
-    if admitted.suspended_now:  # committed: the notices go out after the answer, outside any transaction
-        background.add_task(notify.drain, services)
+        if admitted.refusal is not None or admitted.preview_only:
+            shown: _FilePage | Response | None = None
+        else:
+            shown = _gather(request, services, db, admitted, file=file, folder=folder, now=now)
     if admitted.refusal is not None:
-        hits.record_for_link(services, request, type_="blocked", link=link, reason=admitted.refusal)
-        return blocked_page(request, admitted.refusal, link=link)
+        return _refuse(request, services, background, link, admitted.refusal, facts, now)
     if admitted.preview_only:
         hits.record_for_link(services, request, type_="view", link=link)  # flagged a bot by its user agent
         title = link.label or "Study material"
         return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
-    with unit_of_work(services.read_sessions) as db:
-        return _show(request, services, db, link, file=file, folder=folder, now=now)
+    if not isinstance(shown, _FilePage):
+        assert shown is not None
+        return shown  # a folder's listing, or the refusal of an item outside the link
+    seen = viewing.view_hit(request, services, shown.scope, shown.content)
+    if link.max_views is not None:
+        line = services.hits.event_line(seen)
+        assert seen.event_id is not None
+        with unit_of_work(services.write_sessions) as db:
+            counted = view_counts.count_limited_view(db, link=link, event_id=seen.event_id, line=line, at=now)
+        if not counted:
+            return _refuse(request, services, background, link, "over-limit", facts, now)
+    sightings(request).note(link_id=link.id, visitor=facts.visitor, now=now)
+    hits.record(services, seen)
+    return viewing.file_page(request, services, shown.scope, shown.content, seen, crumbs=shown.crumbs)
 
 
-def _show(
+def sightings(request: Request) -> radar.SightingRecorder:
+    """This process's leak-radar sightings (made with the app: `create_app`)."""
+    recorder: radar.SightingRecorder = request.app.state.sightings
+    return recorder
+
+
+@dataclass(frozen=True)
+class _FilePage:
+    scope: viewing.ViewScope
+    content: ContentFacts
+    crumbs: list[viewing.Crumb]
+
+
+def _refuse(
+    request: Request,
+    services: Services,
+    background: BackgroundTasks,
+    link: Link,
+    reason: str,
+    facts: admission.VisitFacts,
+    now: datetime,
+) -> Response:
+    """Record a refused visit (and a suspension it causes), then show the friendly refusal."""
+    with unit_of_work(services.write_sessions) as db:
+        fresh = db.get(Link, link.id)
+        assert fresh is not None
+        suspended = admission.record_refusal(
+            db, geo=services.geo, link=fresh, reason=reason, visitor=facts.visitor, now=now
+        )
+        if suspended:
+            radar.notify_suspension(services, db, link=fresh, reason=suspended)
+    if suspended:  # committed: the notices go out after the answer, outside any transaction
+        background.add_task(notify.drain, services)
+    hits.record_for_link(services, request, type_="blocked", link=link, reason=reason)
+    return blocked_page(request, reason, link=link)
+
+
+def _gather(
     request: Request,
     services: Services,
     db: Session,
-    link: Link,
+    admitted: admission.Admission,
     *,
     file: uuid.UUID | None,
     folder: uuid.UUID | None,
     now: datetime,
-) -> Response:
-    """The file or folder asked for (by default what the link shares), if it lies inside the link."""
+) -> _FilePage | Response:
+    """The file asked for (by default what the link shares) as read for its page, or a folder's listing,
+    if it lies inside the link."""
+    link = admitted.link
     if file is not None:
         kind, item_id = "file", file
     elif folder is not None:
@@ -199,13 +244,19 @@ def _show(
     else:
         kind, item_id = link.target_type, link.target_id
     scope = link_scope(link)
+    if (kind, item_id) == ("file", link.target_id) and link.target_type == "file":
+        # The link's own file (the usual visit): admission has just read it and its folders.
+        target = db.get(File, item_id)
+        assert target is not None
+        folders = tuple(str(i) for i in admitted.target_path[:-1])
+        return _FilePage(scope, viewing.file_content(db, target, folders=folders), [])
     try:
         item = LINK_ACCESS.reach(db, scope, kind, item_id, now=now)
     except viewing.NotInView:
         return blocked_page(request, "deleted", status=404, link=link)
     if isinstance(item, File):
         crumbs = _crumbs(db, link, item.folder_id)
-        return viewing.render_file(request, services, db, scope, item, crumbs=crumbs)
+        return _FilePage(scope, viewing.file_content(db, item), crumbs)
 
     def item_url(kind: str, item_id: uuid.UUID) -> str:
         return f"/v/{link.id}?{kind}={item_id}"

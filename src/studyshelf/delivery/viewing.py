@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
+from studyshelf.core.ids import new_id
 from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
 from studyshelf.delivery import hits
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.streaming import allow_store_origin
+from studyshelf.events import Hit
 from studyshelf.events.beacon import sign_beacon
 from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
@@ -139,30 +141,39 @@ class Placement:
     context: str
 
 
-def render_file(
+def file_content(db: Session, file: File, *, folders: tuple[str, ...] | None = None) -> ContentFacts:
+    """What the viewer page of a file shows (its current version), read once; `folders` if known already."""
+    version = file.current_version
+    if version is None:
+        raise ViewUnavailable("This file has no content yet.", reason="deleted")
+    return ContentFacts.of(db, file, version, folders=folders)
+
+
+def view_hit(request: Request, services: Services, scope: ViewScope, content: ContentFacts) -> Hit:
+    """The `view` of one viewer page: a new viewer session, and an event id chosen here (a counter may keep
+    the event before it is published)."""
+    client = hits.client_facts(request, services)
+    hit = content.hit(
+        type_="view", at=services.clock.now(), scope=scope.facts, client=client, session=hits.new_session()
+    )
+    return replace(hit, event_id=str(new_id()))
+
+
+def file_page(
     request: Request,
     services: Services,
-    db: Session,
     scope: ViewScope,
-    file: File,
+    content: ContentFacts,
+    view: Hit,
     *,
     crumbs: Sequence[Crumb] = (),
     placement: Placement | None = None,
 ) -> HTMLResponse:
-    """The viewer page of a file: counts the view, signs its media URLs and its viewer and beacon tokens."""
-    version = file.current_version
-    if version is None:
-        raise ViewUnavailable("This file has no content yet.", reason="deleted")
-    content = ContentFacts.of(db, file, version)
+    """The viewer page of a counted view: its media URLs, viewer and beacon tokens signed (no database)."""
     now = int(services.clock.time())
     expires = now + VIEWER_TOKEN_SECONDS
-    session = hits.new_session()
-    client = hits.client_facts(request, services)
-    hits.record(
-        services, content.hit(type_="view", at=services.clock.now(), scope=scope.facts, client=client, session=session)
-    )
     beacon = content.beacon_claims(
-        scope=scope.facts, session=session, issued=now, expires=expires, referer=origin_of(client["referer"]) or ""
+        scope=scope.facts, session=view.session, issued=now, expires=expires, referer=origin_of(view.referer) or ""
     )
     urls = media_urls(services, scope, content)
     context = {
@@ -176,7 +187,7 @@ def render_file(
         "renew_url": scope.renew_url,
         "viewer_token": viewer_token(services.keys, scope.scope_id, expires),
         "beacon_token": sign_beacon(services.keys, beacon),
-        "file_id": file.id,
+        "file_id": content.file_id,
         "crumbs": list(crumbs),
         "placement": placement,
     }
@@ -186,6 +197,23 @@ def render_file(
         context,
         headers=allow_store_origin(scope.headers, services.blobs, cdn_origin=services.signer.media_origin),
     )
+
+
+def render_file(
+    request: Request,
+    services: Services,
+    db: Session,
+    scope: ViewScope,
+    file: File,
+    *,
+    crumbs: Sequence[Crumb] = (),
+    placement: Placement | None = None,
+) -> HTMLResponse:
+    """The viewer page of a file: counts the view, signs its media URLs and its viewer and beacon tokens."""
+    content = file_content(db, file)
+    view = view_hit(request, services, scope, content)
+    hits.record(services, view)
+    return file_page(request, services, scope, content, view, crumbs=crumbs, placement=placement)
 
 
 def render_folder(

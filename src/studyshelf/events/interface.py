@@ -72,9 +72,16 @@ class HitSink(Protocol):
 
     def record(self, hit: Hit) -> None: ...
 
+    def event_line(self, hit: Hit) -> bytes | None:
+        """The JSON line `record` would publish for a hit whose `event_id` is set; None when nothing is collected."""
+        ...
+
 
 class DiscardHits:
     """The sink of a process that collects nothing (CLI commands, workers)."""
 
     def record(self, hit: Hit) -> None:
+        return None
+
+    def event_line(self, hit: Hit) -> bytes | None:
         return None

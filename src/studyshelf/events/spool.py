@@ -89,6 +89,7 @@ class SpoolEventStream:
         self._lock = threading.Lock()
         self._readable = threading.Condition(self._lock)  # readers waiting for a sync
         self._reading = threading.Lock()  # one reader at a time; publishers never wait for it
+        self._committing = threading.Lock()  # one write of the committed position at a time, outside `_lock`
         self._opened = False
         self._lock_fd = -1
         self._fd = -1
@@ -325,18 +326,22 @@ class SpoolEventStream:
                 self._committed = claim.end
                 self._backlog = max(0, self._backlog - claim.count)
                 advanced = True
-            if advanced:
-                self._write_committed()
+        if advanced:
+            # The position's fsync happens outside the publishers' lock, so an ack never holds up a view.
+            with self._committing:
+                with self._lock:
+                    committed, current = self._committed, self._segment
+                self._write_committed(committed, current)
 
-    def _write_committed(self) -> None:
+    def _write_committed(self, committed: Position, current: int) -> None:
         tmp = self.directory / "committed.tmp"
         with open(tmp, "w") as handle:
-            handle.write(f"{self._committed.segment} {self._committed.offset}\n")
+            handle.write(f"{committed.segment} {committed.offset}\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.directory / "committed")
         for segment in self._segments():
-            if segment < self._committed.segment and segment != self._segment:
+            if segment < committed.segment and segment != current:
                 self._path(segment).unlink(missing_ok=True)
 
     def backlog(self) -> int:

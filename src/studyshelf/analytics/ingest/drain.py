@@ -7,6 +7,10 @@ stay in the buffer (and /readyz says so).
 Batches move as the JSON lines the buffer keeps: the warehouse parses them in bulk (`insert_lines`), so
 no Python object is made per event. While batches come back full (a backlog),
 the drainer doubles the next one, up to MAX_BATCH events, and drops back once it has caught up.
+
+An `after_store` hook (the app's view counters, `delivery/view_counts.py`, wired by the app and the worker)
+sees every batch after the warehouse took it and before the ack, and is called on empty reads too (for its
+periodic work); when it fails, the batch is kept and stored again, so the hook must count each event once.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import SQLAlchemyError
 
 from studyshelf.core.clock import utcnow
 from studyshelf.events import Batch, EventStream, EventStreamError
@@ -45,6 +51,7 @@ INGEST_LAG = Gauge(
 )
 MAX_BACKOFF = 30.0
 MAX_BATCH = 20_000
+AfterStore = Callable[[Batch], None]
 
 
 def consumer_name() -> str:
@@ -59,20 +66,31 @@ class DrainResult:
 
 
 def drain_once(
-    events: EventStream, warehouse: Warehouse, *, consumer: str, max_count: int = 1000, block_ms: int = 0
+    events: EventStream,
+    warehouse: Warehouse,
+    *,
+    consumer: str,
+    max_count: int = 1000,
+    block_ms: int = 0,
+    after_store: AfterStore | None = None,
 ) -> DrainResult:
     """Move one batch; raises WarehouseError (batch left unacked) or EventStreamError."""
-    return store(events, warehouse, events.read(consumer=consumer, max_count=max_count, block_ms=block_ms))
+    batch = events.read(consumer=consumer, max_count=max_count, block_ms=block_ms)
+    return store(events, warehouse, batch, after_store=after_store)
 
 
-def store(events: EventStream, warehouse: Warehouse, batch: Batch) -> DrainResult:
-    """Insert a batch into the warehouse, then ack it."""
+def store(
+    events: EventStream, warehouse: Warehouse, batch: Batch, *, after_store: AfterStore | None = None
+) -> DrainResult:
+    """Insert a batch into the warehouse, let the hook see it, then ack it."""
     stored = 0
     if batch.count:
         started = time.monotonic()
         stored = warehouse.insert_lines(batch.lines)
         WAREHOUSE_WRITE.observe(time.monotonic() - started)
     INGEST_LAG.set(_first_event_age(batch.lines) if batch.count else 0.0)
+    if after_store is not None:
+        after_store(batch)
     if batch.token is not None:
         events.ack(batch)
     EVENTS_STORED.inc(stored)
@@ -90,10 +108,19 @@ def _first_event_age(lines: bytes) -> float:
     return max(0.0, age.total_seconds())
 
 
-def drain_all(events: EventStream, warehouse: Warehouse, *, consumer: str, max_count: int = 1000) -> int:
+def drain_all(
+    events: EventStream,
+    warehouse: Warehouse,
+    *,
+    consumer: str,
+    max_count: int = 1000,
+    after_store: AfterStore | None = None,
+) -> int:
     """Drain until the stream has nothing more to give; return events read."""
     total = 0
-    while (result := drain_once(events, warehouse, consumer=consumer, max_count=max_count)).read:
+    while (
+        result := drain_once(events, warehouse, consumer=consumer, max_count=max_count, after_store=after_store)
+    ).read:
         total += result.read
     return total
 
@@ -108,6 +135,7 @@ def run(
     block_ms: int = 500,
     idle_seconds: float = 0.0,
     grow_to: int | None = None,
+    after_store: AfterStore | None = None,
 ) -> None:
     """Drain until `stop` is set, retrying with back-off while the warehouse or the stream is down.
 
@@ -122,14 +150,14 @@ def run(
         try:
             if batch is None:
                 batch = events.read(consumer=consumer, max_count=size, block_ms=block_ms)
-            result = store(events, warehouse, batch)
+            result = store(events, warehouse, batch, after_store=after_store)
             batch = None
             failures = 0
             if grow_to is not None:
                 size = min(max(grow_to, max_count), 2 * size) if result.read >= size else max_count
             if not result.read and idle_seconds:
                 stop.wait(idle_seconds)
-        except (WarehouseError, EventStreamError):
+        except (WarehouseError, EventStreamError, SQLAlchemyError):
             failures += 1
             DRAIN_FAILURES.inc()
             log.warning("draining events failed (%d in a row); retrying", failures, exc_info=failures == 1)
@@ -141,7 +169,13 @@ class Drainer:
     """The in-process drainer of the embedded spool, run by the app's lifespan in a daemon thread."""
 
     def __init__(
-        self, events: EventStream, warehouse: Warehouse, *, max_count: int = 1000, grow_to: int = MAX_BATCH
+        self,
+        events: EventStream,
+        warehouse: Warehouse,
+        *,
+        max_count: int = 1000,
+        grow_to: int = MAX_BATCH,
+        after_store: AfterStore | None = None,
     ) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -154,6 +188,7 @@ class Drainer:
                 "block_ms": 0,
                 "idle_seconds": 0.2,
                 "grow_to": grow_to,
+                "after_store": after_store,
             },
             name="studyshelf-drainer",
             daemon=True,
