@@ -287,7 +287,7 @@ def test_readyz_and_the_metric_read_the_same_lag(
     clock = MovableClock()
     clocked = dataclasses.replace(services, clock=clock)
     world.app.state.backup_monitor = BackupMonitor(clocked, ttl=0)
-    client = TestClient(world.app)
+    client = TestClient(world.app, client=("127.0.0.1", 50000))  # /metrics answers loopback only
 
     clock.advance(120)
     body = client.get("/readyz").json()

@@ -197,7 +197,8 @@ def test_point_in_time_drill(owner: Member, services: Services, cluster: Cluster
     make_folder(owner, owner.root_folder_id, "Week 7")
     folder = make_folder(owner, owner.root_folder_id, "Week 8")
     created = datetime.now(UTC)
-    until(lambda: datetime.now(UTC) > created + timedelta(seconds=1.5), "the folder is 1.5 s old")
+    # pgBackRest keeps a backup's stop time in whole seconds: the target (mistake - 1 s) must be past it.
+    until(lambda: datetime.now(UTC) > created + timedelta(seconds=2.5), "the folder is 2.5 s old")
     mistake_at = datetime.now(UTC)
     response = owner.client.delete(f"/api/v1/folders/{folder['id']}", headers=owner.headers())
     assert response.status_code == 204, response.text
