@@ -51,6 +51,7 @@ test: $(DEV_STAMP) lint
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.encryption
+	$(BIN)/python -m bench.s3
 	$(BIN)/python -m bench.media
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest

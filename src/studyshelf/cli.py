@@ -21,6 +21,7 @@ from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
 from studyshelf.storage import BlobNotFound, BlobStore
 from studyshelf.storage.crypto import EncryptedBlobStore, EncryptionKeyError
+from studyshelf.storage.interface import StorageConfigError
 
 
 class _Commands(TyperGroup):
@@ -32,7 +33,7 @@ class _Commands(TyperGroup):
         except StudyShelfError as exc:
             Console(stderr=True).print(f"[red]Error:[/red] {exc.detail}", highlight=False)
             raise typer.Exit(code=1) from None
-        except EncryptionKeyError as exc:  # the master keys cannot read the store: refuse, naming the setting
+        except (EncryptionKeyError, StorageConfigError) as exc:  # refuse to start, naming the setting
             Console(stderr=True).print(f"[red]Error:[/red] {exc}", highlight=False)
             raise typer.Exit(code=1) from None
 
@@ -73,10 +74,12 @@ def serve(
     server: Annotated[str, typer.Option(help="granian (default: faster in `make bench`) or uvicorn.")] = "granian",
 ) -> None:
     """Serve the web UI and the API (migrates the embedded database first)."""
+    from studyshelf.events.redis_persistence import log_redis_persistence
     from studyshelf.library.jobs import recover_storage
 
     with command_services() as services:
         removed = recover_storage(services)
+        log_redis_persistence(services.settings.redis_url)  # once here, not in every worker process
     if removed:
         console.print(f"Removed {removed} leftovers of interrupted uploads.")
     console.print(f"StudyShelf on [bold]http://{host}:{port}[/bold] ({server}, {workers} workers)")
@@ -233,6 +236,7 @@ def worker(
     import threading
 
     from studyshelf.analytics.ingest import drain
+    from studyshelf.events.redis_persistence import log_redis_persistence
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -241,6 +245,7 @@ def worker(
         if not services.settings.redis_url:
             console.print("[yellow]No STUDYSHELF_REDIS_URL: the web process drains its own spool.[/yellow]")
             raise typer.Exit(code=2)
+        log_redis_persistence(services.settings.redis_url)
         consumer = name or drain.consumer_name()
         console.print(f"Draining events into the warehouse as {consumer}.")
         drain.run(services.events, services.warehouse, stop=stop, consumer=consumer, max_count=batch)

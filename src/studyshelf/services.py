@@ -20,6 +20,7 @@ from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.signing import MediaSigner
 from studyshelf.storage import BlobStore, build_blob_store
+from studyshelf.storage.s3 import S3Options
 from studyshelf.warehouse import Warehouse, build_warehouse
 
 
@@ -54,7 +55,11 @@ def build_services(settings: Settings) -> Services:
         engine=engine,
         write_sessions=make_session_factory(engine, write=True),
         read_sessions=make_session_factory(engine, write=False),
-        blobs=build_blob_store(settings.resolved_storage_url, master_keys=settings.encryption_master_keys()),
+        blobs=build_blob_store(
+            settings.resolved_storage_url,
+            master_keys=settings.encryption_master_keys(),
+            s3=S3Options.from_settings(settings),
+        ),
         mailer=build_mailer(settings.smtp_url),
         signer=MediaSigner.from_keys(keys, max_ttl=settings.media_url_ttl_seconds),
         events=build_event_stream(settings),

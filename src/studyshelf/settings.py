@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from studyshelf.core.keys import DEFAULT_MEDIA_KEY_ID
@@ -114,6 +114,25 @@ class Settings(BaseSettings):
         "`studyshelf keys rotate` has rewrapped them under the current key",
     )
 
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="the S3-compatible service (MinIO, Ceph RGW, R2: https://<account>.r2.cloudflarestorage.com); "
+        "unset: AWS S3",
+    )
+    s3_region: str | None = Field(default=None, description="the bucket's region (R2: auto); unset: boto3's default")
+    s3_access_key_id: str | None = Field(
+        default=None, description="unset: boto3's default credential chain (environment, profile, instance role)"
+    )
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="the secret of s3_access_key_id")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", description="path for MinIO and Ceph RGW without wildcard DNS; virtual or auto for AWS and R2"
+    )
+    s3_delivery: Literal["stream", "presigned"] = Field(
+        default="stream",
+        description="stream: bytes go through StudyShelf; presigned: downloads and /m/ answer 302 to a short-lived "
+        "presigned S3 URL (never for an encrypted store, whose bytes must be decrypted on the way)",
+    )
+
     geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
     event_retention_days: int = Field(default=400, ge=1, description="days raw analytics events are kept")
     event_stream_url: str | None = Field(
@@ -200,6 +219,14 @@ class Settings(BaseSettings):
             parse_networks(self.outbound_allowed_networks)
         except ValueError as exc:
             raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if bool(self.s3_access_key_id) != (self.s3_secret_access_key is not None):
+            raise ValueError("set STUDYSHELF_S3_ACCESS_KEY_ID and STUDYSHELF_S3_SECRET_ACCESS_KEY together, or neither")
+        if self.storage_url and self.storage_url.startswith("s3://") and not self.storage_url[5:].split("/")[0]:
+            raise ValueError("STUDYSHELF_STORAGE_URL: name the bucket, as in s3://bucket/prefix")
         return self
 
     @model_validator(mode="after")

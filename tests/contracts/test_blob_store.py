@@ -12,6 +12,8 @@ from studyshelf.storage import BlobNotFound, BlobStore, StoredBlob, build_blob_s
 from studyshelf.storage.crypto import EncryptedBlobStore, MasterKeys
 from studyshelf.storage.local import LocalBlobStore
 from studyshelf.storage.memory import MemoryBlobStore
+from studyshelf.storage.s3 import S3BlobStore, S3Options
+from tests.s3_support import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 MISSING = "0" * 64
 
@@ -194,6 +196,31 @@ class TestEncryptedLocalBlobStore(BlobStoreContract):
     def store(self, tmp_path: Path) -> BlobStore:
         store = build_blob_store(f"file://{tmp_path / 'blobs'}", master_keys=[os.urandom(32)])
         assert isinstance(store, EncryptedBlobStore)
+        return store
+
+
+def s3_options(server: S3Server) -> S3Options:
+    return S3Options(
+        endpoint_url=server.endpoint, region=REGION, access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY
+    )
+
+
+class TestS3BlobStore(BlobStoreContract):
+    @pytest.fixture
+    def store(self, s3_server: S3Server) -> BlobStore:
+        store = build_blob_store(f"s3://{s3_server.fresh_bucket()}/blobs", s3=s3_options(s3_server))
+        assert isinstance(store, S3BlobStore)
+        return store
+
+
+class TestEncryptedS3BlobStore(BlobStoreContract):
+    @pytest.fixture
+    def store(self, s3_server: S3Server) -> BlobStore:
+        store = build_blob_store(
+            f"s3://{s3_server.fresh_bucket()}", master_keys=[os.urandom(32)], s3=s3_options(s3_server)
+        )
+        assert isinstance(store, EncryptedBlobStore)
+        assert isinstance(store.inner, S3BlobStore)
         return store
 
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
+from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.services import Services
@@ -194,6 +194,7 @@ class MediaUrls:
         try:
             await response(scope, receive, send_counting)
         finally:
+            sent += response.sent_elsewhere
             await self._downloaded(request, claims, sent, complete=complete)
 
     async def _send_tallied(
@@ -217,7 +218,7 @@ class MediaUrls:
         try:
             await response(request.scope, receive, send_counting)
         finally:
-            await self._transferred(request, services, tally, claims, sent)
+            await self._transferred(request, services, tally, claims, sent + response.sent_elsewhere)
 
     async def _transferred(
         self, request: Request, services: Services, tally: TransferTally, claims: MediaClaims, sent: int
@@ -261,18 +262,24 @@ class MediaUrls:
             detail = _REFUSAL_DETAIL[refused.reason]
             return _problem(request, 403, "media-refused", "Media URL refused", detail, refused.reason)
         ttl = services.settings.media_url_ttl_seconds
-        cache_control = f"public, max-age={max(0, min(entry.claims.expires - int(now), ttl))}"
+        life = max(0, min(entry.claims.expires - int(now), ttl))  # what is left of the signature's life
+        cache_control = f"public, max-age={life}"
         if entry.plain_headers is not None and _plain(scope):
             try:
                 data = await small_blobs.get(services.blobs, entry.rep)
-            except BlobIntegrityError:
-                data = None  # BlobResponse below answers it with a 500 problem, before any byte is sent
+            except StudyShelfError:
+                data = None  # BlobResponse below answers it with a problem (500, 503), before any byte is sent
             if data is not None:
                 await _send_whole(scope, send, entry.plain_headers, cache_control, request_id, data)
                 return None
         try:
             response = BlobResponse(
-                request, services.blobs, entry.rep, download=entry.claims.download, cache_control=cache_control
+                request,
+                services.blobs,
+                entry.rep,
+                download=entry.claims.download,
+                cache_control=cache_control,
+                url_life=life,
             )
         except StudyShelfError as exc:  # 416 from the Range header
             refusal = _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)

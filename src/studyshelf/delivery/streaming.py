@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from studyshelf.core.errors import BlobIntegrityError
+from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.ranges import (
     ByteRange,
     http_date,
@@ -27,12 +29,14 @@ from studyshelf.delivery.ranges import (
     range_applies,
 )
 from studyshelf.library.sniff import is_active_content
-from studyshelf.storage import BlobNotFound, BlobStore
+from studyshelf.storage import BlobNotFound, BlobStore, PresignedDelivery
 from studyshelf.web.errors import PROBLEM_BASE
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: measured 3x faster than 64 KiB through uvicorn (bench/README.md)
 SMALL_BLOB_MAX = 256 * 1024  # blobs up to this size are served from memory (bench/README.md)
 SMALL_CACHE_BYTES = 32 << 20  # per process
+PRESIGNED_URL_SECONDS = 30  # a presigned URL only has to be followed: S3 checks expiry when a GET starts
+CONDITIONAL_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range")
 INLINE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
@@ -65,12 +69,23 @@ class BlobResponse(Response):
     """A response for a blob, honouring Range, If-Range and the conditional headers."""
 
     def __init__(
-        self, request: Request, blobs: BlobStore, rep: Representation, *, download: bool, cache_control: str
+        self,
+        request: Request,
+        blobs: BlobStore,
+        rep: Representation,
+        *,
+        download: bool,
+        cache_control: str,
+        url_life: int = PRESIGNED_URL_SECONDS,
     ) -> None:
         self.background = None
+        self.url_life = url_life  # the longest a presigned URL handed out for these bytes may live
+        self.sent_elsewhere = 0  # bytes the client was sent to fetch from the store itself (presigned delivery)
         self.blobs = blobs
         self.rep = rep
         self.method = request.method
+        # The store's validators (S3's ETag is not our digest) would judge these differently: answer them here.
+        self.conditional = any(name in request.headers for name in CONDITIONAL_HEADERS)
         active = is_active_content(rep.content_type)
         self.blob_headers: dict[str, str] = {
             "accept-ranges": "bytes",
@@ -123,6 +138,8 @@ class BlobResponse(Response):
             return
         assert self.range is not None
         byte_range = self.range
+        if await self._redirected(send, headers, byte_range):
+            return
         path = self.blobs.local_path(self.rep.sha256)
         sending = self.method != "HEAD" and byte_range.length > 0
         first: tuple[bytes, Iterator[bytes] | None] | None = None
@@ -136,8 +153,8 @@ class BlobResponse(Response):
         except BlobNotFound:
             await _send_gone(send)
             return
-        except BlobIntegrityError as exc:
-            await _send_integrity_error(send, exc)
+        except StudyShelfError as exc:  # a blob failing its check, a store that cannot be reached
+            await _send_problem(send, exc)
             return
         headers["content-length"] = str(byte_range.length)
         if self.status_code == 206:
@@ -150,6 +167,28 @@ class BlobResponse(Response):
         else:
             assert path is not None
             await self._send_file(scope, send, path, byte_range)
+
+    async def _redirected(self, send: Send, headers: dict[str, str], byte_range: ByteRange) -> bool:
+        """Send the client to a presigned URL of the store's own, when it hands them out (S3, not encrypted)."""
+        if self.method != "GET" or self.conditional or byte_range.length == 0:
+            return False
+        if not isinstance(self.blobs, PresignedDelivery):
+            return False
+        url = await anyio.to_thread.run_sync(
+            partial(
+                self.blobs.presigned_url,
+                self.rep.sha256,
+                expires_in=self.url_life,
+                content_type=headers["content-type"],
+                content_disposition=headers["content-disposition"],
+                cache_control=headers["cache-control"],
+            )
+        )
+        if url is None:
+            return False
+        await _send_redirect(send, url)
+        self.sent_elsewhere = byte_range.length  # the client's Range goes along to the store
+        return True
 
     async def _send_file(self, scope: Scope, send: Send, path: Path, byte_range: ByteRange) -> None:
         if self.rep.size <= SMALL_BLOB_MAX:
@@ -170,6 +209,18 @@ class BlobResponse(Response):
             if data is not None:
                 return data[byte_range.start : byte_range.end], None
         return await anyio.to_thread.run_sync(_open_range, self.blobs, self.rep.sha256, byte_range)
+
+
+def allow_store_origin(headers: dict[str, str], blobs: BlobStore) -> dict[str, str]:
+    """A viewer page's headers with the store's origin allowed for media, images and fetches, when the store sends
+    clients there (presigned delivery); else the headers as they are."""
+    origin = blobs.presigned_origin if isinstance(blobs, PresignedDelivery) else None
+    csp = headers.get("content-security-policy")
+    if not origin or not csp:
+        return headers
+    for directive in ("img-src", "media-src", "connect-src"):
+        csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origin} ", csp, count=1)
+    return {**headers, "content-security-policy": csp}
 
 
 class SmallBlobCache:
@@ -225,7 +276,14 @@ def _read_whole(blobs: BlobStore, sha256: str, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-async def _send_integrity_error(send: Send, exc: BlobIntegrityError) -> None:
+async def _send_redirect(send: Send, url: str) -> None:
+    # Never cached: a cached redirect would outlive the presigned URL it points at.
+    headers = {"location": url, "content-length": "0", "cache-control": "no-store"}
+    await send({"type": "http.response.start", "status": 302, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_problem(send: Send, exc: StudyShelfError) -> None:
     body = json.dumps(
         {"type": PROBLEM_BASE + exc.type_slug, "title": exc.title, "status": exc.status, "detail": exc.detail}
     ).encode()

@@ -24,6 +24,7 @@ from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
 from studyshelf.delivery import hits
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.embed import origin_of
+from studyshelf.delivery.streaming import allow_store_origin
 from studyshelf.events.beacon import sign_beacon
 from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
@@ -179,7 +180,7 @@ def render_file(
         "crumbs": list(crumbs),
         "placement": placement,
     }
-    return render(request, "delivery/viewer.html", context, headers=scope.headers)
+    return render(request, "delivery/viewer.html", context, headers=allow_store_origin(scope.headers, services.blobs))
 
 
 def render_folder(

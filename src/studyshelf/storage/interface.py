@@ -7,9 +7,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from studyshelf.core.errors import Unavailable
+
 
 class BlobNotFound(Exception):
     """The store holds no blob with that digest."""
+
+
+class StorageUnavailable(Unavailable):
+    """The store could not be reached or refused a request: answered 503 problem+json, nothing was changed."""
+
+    type_slug = "storage-unavailable"
+    title = "File storage unavailable"
+
+
+class StorageConfigError(ValueError):
+    """The storage settings do not reach a usable store (an S3 endpoint down, a missing bucket): refuse to start."""
 
 
 class TailChanged(Exception):
@@ -98,4 +111,20 @@ class TailReplaceable(Protocol):
 
         Raise TailChanged (writing nothing) when they are not; after a crash `recover` finishes the job.
         """
+        ...
+
+
+@runtime_checkable
+class PresignedDelivery(Protocol):
+    """A store that can hand a reader a short-lived URL of its own instead of sending the bytes (S3 presigned)."""
+
+    def presigned_url(
+        self, sha256: str, *, expires_in: int, content_type: str, content_disposition: str, cache_control: str
+    ) -> str | None:
+        """A URL answering the whole blob (Range honoured) with these headers, or None: send the bytes yourself."""
+        ...
+
+    @property
+    def presigned_origin(self) -> str | None:
+        """Where presigned URLs point (scheme://host[:port]), for the viewer's CSP; None when none are handed out."""
         ...
