@@ -106,6 +106,11 @@ def _signed_in(cluster: Cluster, email: str) -> httpx.Client:
     return client
 
 
+def _closing(clients: contextlib.ExitStack, client: httpx.Client) -> httpx.Client:
+    clients.callback(client.close)
+    return client
+
+
 def _ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.text}"
     return response.json() if response.content else None
@@ -144,7 +149,7 @@ def _script(cluster: Cluster, clients: contextlib.ExitStack) -> Scene:
         "editor",
     )
 
-    publisher = clients.enter_context(_signed_in(cluster, "owner@northwind.test"))
+    publisher = _closing(clients, _signed_in(cluster, "owner@northwind.test"))
     seen: set[str] = set()
     for _ in range(6):  # the session cookie made on one instance is good on the other
         me = publisher.get("/api/v1/me")
@@ -163,7 +168,8 @@ def _script(cluster: Cluster, clients: contextlib.ExitStack) -> Scene:
     lecture = _ok(uploaded, 201)
     for _ in range(4):  # the bytes live in S3: every instance serves them
         content = publisher.get(f"/api/v1/files/{lecture['id']}/content", headers={"range": "bytes=0-99"})
-        assert content.status_code == 206 and content.content == lecture_bytes[:100]
+        assert content.status_code == 206
+        assert content.content == lecture_bytes[:100]
 
     partner_id = next(o["id"] for o in _ok(publisher.get("/api/v1/orgs")) if o["slug"] == "lakeside")
     _ok(
@@ -173,9 +179,10 @@ def _script(cluster: Cluster, clients: contextlib.ExitStack) -> Scene:
         ),
         201,
     )
-    teacher = clients.enter_context(_signed_in(cluster, "teacher@lakeside.test"))
+    teacher = _closing(clients, _signed_in(cluster, "teacher@lakeside.test"))
     shared = teacher.get(f"/api/v1/files/{lecture['id']}/content", headers={"range": "bytes=0-9"})
-    assert shared.status_code == 206 and shared.content == lecture_bytes[:10]
+    assert shared.status_code == 206
+    assert shared.content == lecture_bytes[:10]
 
     link = _ok(
         teacher.post(
@@ -192,7 +199,8 @@ def _script(cluster: Cluster, clients: contextlib.ExitStack) -> Scene:
     token = viewer.attr("[data-beacon-token]", "data-beacon-token")
     for _ in range(4):
         ranged = learner.get(media, headers={"range": "bytes=1000-1999", "user-agent": CHROME})
-        assert ranged.status_code == 206 and ranged.content == lecture_bytes[1000:2000]
+        assert ranged.status_code == 206
+        assert ranged.content == lecture_bytes[1000:2000]
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     beacon = {"token": token, "type": "load_ok", "seq": 0, "t": now_ms, "load_ms": 380}
     assert learner.post("/api/v1/events", json=beacon, headers={"user-agent": CHROME}).status_code == 204
@@ -227,7 +235,7 @@ def test_an_instance_killed_under_load_fails_no_request_and_loses_no_view(cluste
         until(lambda: rejoined in load.upstreams, "the restarted instance takes requests again")
     assert load.failures == [], load.failures[:10]
     expected = scene.views + load.views
-    with _signed_in(cluster, "owner@northwind.test") as publisher:
+    with contextlib.closing(_signed_in(cluster, "owner@northwind.test")) as publisher:
 
         def views() -> int:
             summary = _ok(publisher.get("/api/v1/analytics/summary", params={"org_id": scene.operator_id}))
