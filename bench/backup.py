@@ -114,7 +114,7 @@ def measure_lag(tmp: Path, procs: Processes, *, seconds: float, rate: float) -> 
     location.prepare()
     config = litestream.write_config(settings, location.replica)
     procs.start(litestream.replicate_command(config), log=tmp / "litestream.log")
-    wait_until(lambda: bool(litestream.list_ltx(location.replica)), "Litestream has shipped the database")
+    wait_until(lambda: bool(litestream.list_ltx(settings, location.replica)), "Litestream has shipped the database")
     follower_db = tmp / "follower.sqlite3"
     follower = [litestream.binary(), "restore", "-f", "-follow-interval", "100ms", "-o", str(follower_db)]
     procs.start([*follower, location.replica.as_uri()], log=tmp / "follower.log")

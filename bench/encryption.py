@@ -4,9 +4,10 @@
     python -m bench.encryption --duration 5     # shorter runs
 
 Two instances side by side, one with STUDYSHELF_ENCRYPTION_KEY set and one without, each with the same
-100 MiB file uploaded through the API; `studyshelf serve` (granian, 2 workers) for each. Two cases,
-measured on both servers back to back: the file whole (4 connections) and random 1 MiB-aligned
-ranges of it (16 connections). The ratio encrypted/plain is held against 0.7.
+100 MiB file uploaded through the API; `studyshelf serve` (granian, 2 workers) for each. Two cases: the file
+whole (4 connections) and random 1 MiB-aligned ranges of it (16 connections). Each case alternates the two
+servers in rounds (plain, encrypted, encrypted, plain, …), so that load from other jobs on the machine falls on
+both alike; the ratio of their mean MB/s is held against 0.7, and each round's paired ratio is shown.
 """
 
 from __future__ import annotations
@@ -16,13 +17,23 @@ import base64
 import dataclasses
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Instance, MiB, Processes, free_port, make_instance, multipart_upload, start_studyshelf
-from bench.delivery import Case, Result, measure, write_script
+from bench.common import (
+    Instance,
+    MiB,
+    Processes,
+    free_port,
+    make_instance,
+    multipart_upload,
+    process_tree,
+    start_studyshelf,
+)
+from bench.delivery import Case, Result, measure, run_wrk, write_script
 
 BIG = 100 * MiB
 WORKERS = 2
@@ -51,9 +62,53 @@ def prepare(
     return instance, str(answer["id"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its descendants so far (granian's workers are children)."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+Rounds = dict[str, dict[str, list[Result]]]
+
+
+def report(rounds: Rounds, cpu: dict[str, dict[str, list[float]]], *, duration: int) -> None:
+    """The ratio of mean MB/s per case with each round's pair, then the servers' CPU time per MB."""
+    print()
+    print(f"{'case':<14} {'plain MB/s':>11} {'encrypted MB/s':>15} {'ratio':>7}  {'per round':<24} target")
+    for case in CASES:
+        plain, sealed = rounds["plain"][case.name], rounds["encrypted"][case.name]
+        plain_mean = statistics.fmean(r.mb_per_s for r in plain)
+        sealed_mean = statistics.fmean(r.mb_per_s for r in sealed)
+        ratio = sealed_mean / plain_mean
+        paired = " ".join(f"{e.mb_per_s / p.mb_per_s:.2f}" for p, e in zip(plain, sealed, strict=True))
+        verdict = "met" if ratio >= TARGET else "NOT met"
+        figures = f"{plain_mean:11.1f} {sealed_mean:15.1f} {ratio:7.2f}"
+        print(f"{case.label:<14} {figures}  {paired:<24} ≥ {TARGET}: {verdict}")
+    print()
+    print("Server CPU time per MB served (each instance's processes; little moved by other load on the machine):")
+    for case in CASES:
+        per_mb = {
+            name: sum(cpu[name][case.name]) / sum(r.mb_per_s * duration for r in rounds[name][case.name])
+            for name in rounds
+        }
+        efficiency = per_mb["plain"] / per_mb["encrypted"]
+        print(
+            f"{case.label:<14} plain {per_mb['plain'] * 1000:6.3f} ms/MB, encrypted {per_mb['encrypted'] * 1000:6.3f} "
+            f"ms/MB: encrypted serves {efficiency:.2f} of plain's bytes per CPU second"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=8, help="seconds per measurement (default 8)")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per round and server (default 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per case, alternating the servers (default 4)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each measurement")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     args = parser.parse_args(argv)
@@ -68,36 +123,51 @@ def main(argv: list[str] | None = None) -> int:
         with Processes() as procs:
             print(f"Preparing in {tmp} …", flush=True)
             urls: dict[str, str] = {}
+            pids: dict[str, int] = {}
             scripts: dict[str, dict[str, Path]] = {}
             for name, extra in (("plain", {}), ("encrypted", {"STUDYSHELF_ENCRYPTION_KEY": key})):
                 instance, file_id = prepare(tmp, procs, name, extra, payload)
                 port = free_port()
-                start_studyshelf(procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / f"{name}.log")
+                server = start_studyshelf(
+                    procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / f"{name}.log"
+                )
+                pids[name] = server.pid
                 urls[name] = f"http://127.0.0.1:{port}/api/v1/files/{file_id}/content"
                 scripts[name] = {
                     "big": write_script(tmp, f"{name}-big", token=instance.token, range_chunks=0),
                     "range": write_script(tmp, f"{name}-range", token=instance.token, range_chunks=BIG // MiB),
                 }
-            results: dict[str, dict[str, Result]] = {"plain": {}, "encrypted": {}}
+            rounds: Rounds = {"plain": {}, "encrypted": {}}
+            cpu: dict[str, dict[str, list[float]]] = {"plain": {}, "encrypted": {}}  # server CPU s per round
             for case in CASES:
-                for name, by_case in results.items():
-                    by_case[case.name] = measure(
-                        name,
-                        urls[name],
-                        scripts[name][case.name],
-                        case,
-                        duration=args.duration,
-                        threads=args.threads,
-                        warmup=args.warmup,
-                    )
-        print()
-        print(f"{'case':<14} {'plain MB/s':>11} {'encrypted MB/s':>15} {'ratio':>7}  target")
-        for case in CASES:
-            plain, sealed = results["plain"][case.name], results["encrypted"][case.name]
-            ratio = sealed.mb_per_s / plain.mb_per_s
-            verdict = "met" if ratio >= TARGET else "NOT met"
-            figures = f"{plain.mb_per_s:11.1f} {sealed.mb_per_s:15.1f} {ratio:7.2f}"
-            print(f"{case.label:<14} {figures}  ≥ {TARGET}: {verdict}")
+                for name, by_case in rounds.items():
+                    by_case[case.name] = []
+                    cpu[name][case.name] = []
+                    if args.warmup > 0:
+                        run_wrk(
+                            urls[name],
+                            scripts[name][case.name],
+                            connections=case.connections,
+                            duration=args.warmup,
+                            threads=args.threads,
+                        )
+                for n in range(args.rounds):
+                    order = ("plain", "encrypted") if n % 2 == 0 else ("encrypted", "plain")
+                    for name in order:
+                        before = cpu_seconds(pids[name])
+                        rounds[name][case.name].append(
+                            measure(
+                                name,
+                                urls[name],
+                                scripts[name][case.name],
+                                case,
+                                duration=args.duration,
+                                threads=args.threads,
+                                warmup=0,
+                            )
+                        )
+                        cpu[name][case.name].append(cpu_seconds(pids[name]) - before)
+        report(rounds, cpu, duration=args.duration)
         print(f"({time.monotonic() - started:.0f} s; granian, {WORKERS} workers each, bearer token)")
         return 0
     finally:

@@ -91,14 +91,22 @@ def _truncate_all(services: Services) -> None:
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh SQLite copy of the migrated template, or the worker's PostgreSQL database (per request.param)."""
     if request.param == "sqlite":
         path = tmp_path / "studyshelf.sqlite3"
         shutil.copyfile(sqlite_template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    return database_url(request, tmp_path, sqlite_template)
 
 
 def make_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settings:

@@ -31,9 +31,14 @@ from studyshelf.lti.api import router as lti_api_router
 from studyshelf.lti.pages import router as lti_router
 from studyshelf.lti.picker import router as lti_picker_router
 from studyshelf.lti.register_pages import router as lti_register_router
+from studyshelf.ops.alarms_api import router as alarms_api
+from studyshelf.ops.alarms_pages import router as alarms_pages
 from studyshelf.ops.backup_health import BackupMonitor
 from studyshelf.ops.health import router as health_router
+from studyshelf.ops.metrics import mark_this_process_dead, watch_pool
+from studyshelf.ops.observe import RequestObserver
 from studyshelf.ops.pages import router as ops_pages
+from studyshelf.ops.signals import RequestSignals
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             drainer.stop()
         if scheduler is not None:
             scheduler.stop()
+        mark_this_process_dead()
         if services is None:
             built.events.close()
             built.warehouse.close()
@@ -95,14 +101,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(
         MediaUrls, on_refused=record_media_refusal, on_download=record_download, on_transfer=record_transfers
-    )  # outermost: /m/ is answered before the router (delivery/media.py)
+    )  # /m/ is answered before the router (delivery/media.py)
+    app.add_middleware(RequestSignals, services=built)  # the alarms' request signals, /m/ included
     app.mount("/static", VersionedStaticFiles(static_assets()), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def api_docs(request: Request) -> HTMLResponse:
         return render(request, "api_docs.html", {"openapi_url": app.openapi_url})
 
-    for router in (
+    routers = (
         health_router,
         partners_router,
         library_router,
@@ -123,6 +130,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         library_pages,
         links_pages,
         ops_pages,
-    ):
+        alarms_api,
+        alarms_pages,
+    )
+    for router in routers:
         app.include_router(router)
+    app.add_middleware(
+        RequestObserver,
+        routes=[*app.router.routes, *(route for router in routers for route in router.routes)],
+        trusted_proxies=settings.trusted_proxies,
+        personal_data=settings.log_personal_data,
+    )  # outermost of all: every request, /m/ included, gets its id, metrics and access line
+    watch_pool(built.engine)
     return app

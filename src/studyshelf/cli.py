@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -15,10 +19,13 @@ from studyshelf.analytics.synthetic.cli import app as analytics_app
 from studyshelf.core import migrate as migrations
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
+from studyshelf.core.logs import configure_logging
 from studyshelf.lti.cli import app as lti_app
 from studyshelf.ops.cli import app as backup_app
+from studyshelf.ops.metrics import MULTIPROCESS_ENV, counts_in_files, prepare_multiprocess_dir
 from studyshelf.partners.models import OrgKind, Role
 from studyshelf.services import command_services
+from studyshelf.settings import Settings
 from studyshelf.storage import BlobNotFound, BlobStore
 from studyshelf.storage.crypto import EncryptedBlobStore, EncryptionKeyError
 from studyshelf.storage.interface import StorageConfigError
@@ -75,13 +82,25 @@ def serve(
 ) -> None:
     """Serve the web UI and the API (migrates the embedded database first)."""
     from studyshelf.events.redis_persistence import log_redis_persistence
+
+    logging.getLogger().setLevel(logging.INFO)  # a server's progress is news; other commands log only trouble
     from studyshelf.library.jobs import recover_storage
 
     with command_services() as services:
         removed = recover_storage(services)
-        log_redis_persistence(services.settings.redis_url)  # once here, not in every worker process
+        redis_url = services.settings.redis_url
+        metrics_dir = (services.settings.data_dir / "metrics").resolve()
     if removed:
         console.print(f"Removed {removed} leftovers of interrupted uploads.")
+    # Every worker writes its metric samples into this directory and /metrics adds them up. prometheus-client
+    # chooses file-backed values when it is first imported, and this process imported it before it knew the
+    # directory: it starts over with the variable set (same pid), so the workers it forks write files.
+    if not counts_in_files() and os.environ.get(MULTIPROCESS_ENV) != str(metrics_dir):
+        prepare_multiprocess_dir(metrics_dir)  # the samples of an earlier run are gone with its workers
+        environment = {**os.environ, MULTIPROCESS_ENV: str(metrics_dir)}
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "studyshelf", *sys.argv[1:]], environment)  # noqa: S606 - ourselves, same arguments
+    log_redis_persistence(redis_url)  # once, after the re-exec, not in every worker process
     console.print(f"StudyShelf on [bold]http://{host}:{port}[/bold] ({server}, {workers} workers)")
     if server == "uvicorn":
         import uvicorn
@@ -93,6 +112,8 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            log_config=None,  # uvicorn's records go through the root logger (core/logs.py)
+            access_log=False,  # ops/observe.py writes the access line, without the client's address
             proxy_headers=False,
             http="httptools",
             loop="uvloop",
@@ -102,7 +123,13 @@ def serve(
     from granian.server import Server
 
     Server(
-        "studyshelf.asgi:create", address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True
+        "studyshelf.asgi:create",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},  # through core/logs.py
     ).serve()
 
 
@@ -232,6 +259,7 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Consumer name (default host-pid).")] = None,
 ) -> None:
     """Drain the Redis event stream into the warehouse until stopped (run one or many)."""
+    logging.getLogger().setLevel(logging.INFO)
     import signal
     import threading
 
@@ -252,4 +280,12 @@ def worker(
 
 
 def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError:
+        configure_logging(level=logging.WARNING)  # the command reports the bad setting itself
+    else:
+        configure_logging(
+            log_format=settings.log_format, personal_data=settings.log_personal_data, level=logging.WARNING
+        )
     app()

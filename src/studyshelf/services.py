@@ -18,7 +18,7 @@ from studyshelf.core.outbound import OutboundClient
 from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
-from studyshelf.signing import MediaSigner
+from studyshelf.signing import CloudFrontSigner, MediaSigner
 from studyshelf.storage import BlobStore, build_blob_store
 from studyshelf.storage.s3 import S3Options
 from studyshelf.warehouse import Warehouse, build_warehouse
@@ -61,7 +61,9 @@ def build_services(settings: Settings) -> Services:
             s3=S3Options.from_settings(settings),
         ),
         mailer=build_mailer(settings.smtp_url),
-        signer=MediaSigner.from_keys(keys, max_ttl=settings.media_url_ttl_seconds),
+        signer=MediaSigner.from_keys(
+            keys, max_ttl=settings.media_url_ttl_seconds, cdn=CloudFrontSigner.from_settings(settings)
+        ),
         events=build_event_stream(settings),
         warehouse=build_warehouse(settings.resolved_warehouse_url),
         outbound=OutboundClient(allowed_networks=settings.outbound_allowed_networks),

@@ -23,6 +23,8 @@ MASTER_KEY_BYTES = 32
 # Values that once shipped in the code or its docs: public, so never accepted as a secret.
 PUBLISHED_SECRET_KEYS = frozenset({"insecure-development-key-change-me"})
 _MEDIA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
+_ACCEL_PREFIX = re.compile(r"/(?:(?!\.+/)[A-Za-z0-9_.-]+/)+")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -132,6 +134,19 @@ class Settings(BaseSettings):
         description="stream: bytes go through StudyShelf; presigned: downloads and /m/ answer 302 to a short-lived "
         "presigned S3 URL (never for an encrypted store, whose bytes must be decrypted on the way)",
     )
+    accel_redirect: str = Field(
+        default="",
+        description="nginx's internal location of the blob directory, e.g. /_protected/: authorised downloads and "
+        "media of the local, unencrypted store answer with X-Accel-Redirect and nginx sends the bytes; empty: off",
+    )
+    cdn: Literal["", "cloudfront"] = Field(
+        default="", description="cloudfront: media URLs are CloudFront signed URLs on cdn_domain; empty: our own /m/"
+    )
+    cdn_domain: str = Field(default="", description="the CDN distribution's host name, e.g. media.example.edu")
+    cdn_key_pair_id: str = Field(default="", description="CloudFront: the public key's id in the trusted key group")
+    cdn_private_key_file: Path | None = Field(
+        default=None, description="CloudFront: the PEM file of the RSA private key that signs media URLs"
+    )
 
     geoip_mmdb: Path | None = Field(default=None, description="a MaxMind .mmdb for city-grade country lookups")
     event_retention_days: int = Field(default=400, ge=1, description="days raw analytics events are kept")
@@ -159,10 +174,13 @@ class Settings(BaseSettings):
 
     backup_url: str | None = Field(
         default=None,
-        description="where backups go: a directory (a path or file:///path); unset: no replication, no backups",
+        description="where backups go: a directory (a path or file:///path) or s3://bucket/prefix; unset: no backups",
     )
     backup_sync_interval_seconds: float = Field(
-        default=1.0, gt=0, description="how often Litestream ships new database pages (bounds what a crash loses)"
+        default=1.0,
+        gt=0,
+        description="how often Litestream ships new database pages and `backup replicate` looks for new files' blobs "
+        "(bounds what a crash loses)",
     )
     backup_snapshot_interval_hours: int = Field(
         default=24, ge=1, description="how often Litestream writes a full database snapshot to the backup"
@@ -171,7 +189,9 @@ class Settings(BaseSettings):
         default=35, ge=1, description="how far back a restore can go: older snapshots and points are pruned"
     )
     backup_blob_sync_seconds: int = Field(
-        default=60, ge=1, description="how often `backup replicate` copies new blobs beside the database"
+        default=60,
+        ge=1,
+        description="how often `backup replicate` checks every blob against the backup and writes a blob manifest",
     )
     backup_pgbackrest_config: Path = Field(
         default=Path("/etc/pgbackrest/pgbackrest.conf"),
@@ -185,8 +205,31 @@ class Settings(BaseSettings):
         min_length=1,
         description='PostgreSQL: pgBackRest run as the cluster OS user, e.g. ["sudo","-u","postgres","pgbackrest"]',
     )
+    incident_deadline_hours: float = Field(
+        default=14.0, gt=0, le=24 * 30, description="time to mitigate an incident before it is breached and escalated"
+    )
+    incident_deadline_hours_by_severity: dict[str, float] = Field(
+        default_factory=dict,
+        description='per alarm severity, overriding incident_deadline_hours, e.g. {"critical": 4, "warning": 24}',
+    )
     backup_max_lag_seconds: float = Field(
         default=60.0, gt=0, description="a backup lagging longer than this makes /readyz say degraded"
+    )
+
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="CIDRs whose clients may read /metrics (the client address as web/security.py judges it, "
+        'behind trusted proxies), as a JSON list: ["10.0.0.0/8"]',
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="a bearer token that reads /metrics from any address (unset: networks only)"
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: readable lines when stderr is a terminal, JSON lines otherwise"
+    )
+    log_personal_data: bool = Field(
+        default=False,
+        description="keep client addresses, user agents and e-mail addresses in the logs (off: dropped or replaced)",
     )
 
     @model_validator(mode="after")
@@ -203,6 +246,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_incident_deadlines(self) -> Settings:
+        for severity, hours in self.incident_deadline_hours_by_severity.items():
+            if not 0 < hours <= 24 * 30:
+                raise ValueError(
+                    f"STUDYSHELF_INCIDENT_DEADLINE_HOURS_BY_SEVERITY: {severity!r} must be over 0 and at most 720 hours"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_media_keys(self) -> Settings:
         for kid, secret in self.media_keys.items():
             if not _MEDIA_KEY_ID.fullmatch(kid):
@@ -214,11 +266,32 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_outbound_networks(self) -> Settings:
-        try:
-            parse_networks(self.outbound_allowed_networks)
-        except ValueError as exc:
-            raise ValueError(f"STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
+    def _check_delivery_offload(self) -> Settings:
+        prefix = self.accel_redirect
+        if prefix and not (prefix.startswith("/") and prefix.endswith("/") and _ACCEL_PREFIX.fullmatch(prefix)):
+            raise ValueError("STUDYSHELF_ACCEL_REDIRECT must be a location like /_protected/ (leading and trailing /)")
+        if self.cdn == "cloudfront":
+            missing = [
+                f"STUDYSHELF_{name.upper()}"
+                for name in ("cdn_domain", "cdn_key_pair_id", "cdn_private_key_file")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"STUDYSHELF_CDN=cloudfront needs {', '.join(missing)}")
+            if not _HOST.fullmatch(self.cdn_domain):
+                raise ValueError("STUDYSHELF_CDN_DOMAIN must be a bare host name, e.g. d111111abcdef8.cloudfront.net")
+        return self
+
+    @model_validator(mode="after")
+    def _check_networks(self) -> Settings:
+        for name, networks in (
+            ("STUDYSHELF_OUTBOUND_ALLOWED_NETWORKS", self.outbound_allowed_networks),
+            ("STUDYSHELF_METRICS_ALLOW", self.metrics_allow),
+        ):
+            try:
+                parse_networks(networks)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
         return self
 
     @model_validator(mode="after")
@@ -231,16 +304,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_backup_url(self) -> Settings:
-        if self.backup_url and "://" in self.backup_url and not self.backup_url.startswith("file://"):
-            raise ValueError("STUDYSHELF_BACKUP_URL: only a directory (a path or file:///path) is supported for now")
+        url = self.backup_url
+        if url and url.startswith("s3://"):
+            if not url.removeprefix("s3://").split("/", 1)[0]:
+                raise ValueError("STUDYSHELF_BACKUP_URL: an S3 location needs a bucket: s3://bucket/prefix")
+        elif url and "://" in url and not url.startswith("file://"):
+            raise ValueError("STUDYSHELF_BACKUP_URL: a directory (a path or file:///path) or s3://bucket/prefix")
         return self
 
     @property
     def backup_dir(self) -> Path | None:
-        """The backup location's directory, or None when backups are off."""
-        if not self.backup_url:
+        """The backup location's directory, or None when backups are off or go to S3."""
+        if not self.backup_url or self.backup_url.startswith("s3://"):
             return None
         return Path(self.backup_url.removeprefix("file://")).resolve()
+
+    @property
+    def backup_s3(self) -> tuple[str, str] | None:
+        """(bucket, key prefix without slashes at the ends) when backups go to S3."""
+        if not self.backup_url or not self.backup_url.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.backup_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
 
     @model_validator(mode="after")
     def _check_encryption_keys(self) -> Settings:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from studyshelf.events.schema import encode_lines
-from studyshelf.warehouse import Metrics, SummaryQuery, Warehouse, build_warehouse
+from studyshelf.warehouse import LoadFailures, Metrics, SummaryQuery, Warehouse, build_warehouse
 from studyshelf.warehouse.postgres import PostgresWarehouse
 from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, T0, event
 from tests.conftest import PG_ADMIN_URL, postgres_available, require_service
@@ -226,6 +226,41 @@ class WarehouseContract:
         assert warehouse.insert_lines(b"") == 0
         assert warehouse.insert_lines(b"\n\n") == 0
         assert warehouse.count() == 2
+
+    def test_latest_is_the_newest_event(self, warehouse: Warehouse) -> None:
+        assert warehouse.latest() is None
+        warehouse.insert([event(ts=T0), event(ts=T0 + DAY, bot=True, device="bot"), event(ts=T0 - DAY)])
+        assert warehouse.latest() == T0 + DAY
+
+    def test_load_failures_overall_per_organisation_and_per_watched_file(self, warehouse: Warehouse) -> None:
+        other_owner_file = str(uuid.UUID(int=102))
+        warehouse.insert(
+            [
+                *(event() for _ in range(3)),
+                *(event("load_ok", load_ms=100) for _ in range(3)),
+                event("load_fail", error_class="network"),
+                event(file_id=OTHER_FILE),  # one view: too few to be watched on its own
+                event("load_fail", file_id=OTHER_FILE, error_class="network"),
+                *(event(owner_org=PARTNER_A, file_id=other_owner_file) for _ in range(3)),
+                *(event("load_ok", owner_org=PARTNER_A, file_id=other_owner_file) for _ in range(3)),
+                event("load_fail", bot=True, device="bot"),  # bots never count
+                event("load_fail", ts=T0 + DAY),  # outside the window
+            ]
+        )
+        found = warehouse.load_failures(T0 - DAY, T0 + DAY, min_views=2)
+        by_scope = {(row.scope, row.owner_org, row.file_id): row for row in found}
+        overall = by_scope[("global", None, None)]
+        assert (overall.views, overall.load_ok, overall.fails) == (7, 6, 2)
+        assert overall.fail_rate == pytest.approx(0.25)
+        assert by_scope[("organisation", OWNER, None)].fail_rate == pytest.approx(2 / 5)
+        assert by_scope[("organisation", PARTNER_A, None)].fail_rate == 0
+        file_rows = {row.file_id: row for row in found if row.scope == "file"}
+        assert set(file_rows) == {str(uuid.UUID(int=100)), other_owner_file}
+        assert file_rows[str(uuid.UUID(int=100))].owner_org == OWNER
+        assert file_rows[str(uuid.UUID(int=100))].fail_rate == pytest.approx(0.25)
+        assert warehouse.load_failures(T0 + 2 * DAY, T0 + 3 * DAY, min_views=1) == [
+            LoadFailures("global", None, None, 0, 0, 0)
+        ]
 
 
 class TestDuckDB(WarehouseContract):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -27,46 +26,15 @@ from tests.conftest import PASSWORD, Member, World
 from tests.library.support import uploaded
 from tests.links.support import EMBEDDED, create_link
 from tests.mail_support import free_port
+from tests.webhook_support import Receiver, running_receiver
 
 NETWORKS = ("203.0.113.9", "198.51.100.9")  # two networks within the hour: over a limit of one
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.10 answering the queued statuses (then 204); it can hold a request."""
-
-    url: str = ""
-    bodies: list[bytes] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)
-    hold: threading.Event | None = None  # while set to an unset event, requests wait for it
-    arrived: threading.Event = field(default_factory=threading.Event)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-            state.arrived.set()
-            if state.hold is not None:
-                state.hold.wait(timeout=15)
-            self.send_response(state.answers.pop(0) if state.answers else 204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.10", 0), Hook)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.10:{server.server_address[1]}/hook"
-    yield state
-    if state.hold is not None:
-        state.hold.set()
-    server.shutdown()
-    server.server_close()
+    with running_receiver() as state:
+        yield state
 
 
 @dataclass

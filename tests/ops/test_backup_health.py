@@ -23,6 +23,8 @@ from studyshelf.services import Services
 from tests.conftest import Member, World
 from tests.html import parse_html, text_of
 
+LOOPBACK = ("127.0.0.1", 4000)  # /metrics answers the monitoring networks only (default loopback)
+
 
 @pytest.fixture
 def clock() -> MovableClock:
@@ -113,7 +115,7 @@ def test_readyz_is_degraded_beyond_60_s_of_lag(
     world: World, clocked: Services, clock: MovableClock, tmp_path: Path
 ) -> None:
     _watch(world, clocked, _standing_replica(clock.now(), tmp_path))
-    client = TestClient(world.app)
+    client = TestClient(world.app, client=LOOPBACK)
 
     clock.advance(59)
     body = client.get("/readyz").json()
@@ -140,7 +142,7 @@ def test_readyz_is_degraded_when_the_location_is_unreachable(app_client: TestCli
 
 def test_readyz_and_metrics_without_backups(services: Services) -> None:
     off = dataclasses.replace(services, settings=services.settings.model_copy(update={"backup_url": None}))
-    with TestClient(create_app(services=off)) as client:
+    with TestClient(create_app(services=off), client=LOOPBACK) as client:
         body = client.get("/readyz").json()
         assert "backup" not in body
         assert _metric(client, "studyshelf_backup_lag_seconds") == "NaN"
@@ -150,7 +152,7 @@ def test_metrics_expose_the_lag_and_the_last_verify(
     world: World, clocked: Services, clock: MovableClock, tmp_path: Path
 ) -> None:
     _watch(world, clocked, _standing_replica(clock.now() - timedelta(seconds=12), tmp_path))
-    client = TestClient(world.app)
+    client = TestClient(world.app, client=LOOPBACK)
     assert _metric(client, "studyshelf_backup_last_verify_ok") == "NaN"  # never verified
 
     record_verify(clocked.settings, what="p", problems=["missing"], at=clock.now())
@@ -170,7 +172,7 @@ def test_a_hung_location_never_holds_a_request(world: World, clocked: Services, 
         return healthy(services, now)
 
     world.app.state.backup_monitor = BackupMonitor(clocked, source=hung, ttl=0, wait=0.2)
-    client = TestClient(world.app)
+    client = TestClient(world.app, client=LOOPBACK)
     try:
         started = time.monotonic()
         body = client.get("/readyz").json()

@@ -24,7 +24,7 @@ from sqlalchemy import MetaData, create_engine, select
 
 from studyshelf.core import migrate
 from studyshelf.core.db import make_engine
-from studyshelf.ops import backup_health, backup_pg, pgbackrest
+from studyshelf.ops import backup, backup_health, backup_pg, pgbackrest
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 from tests.conftest import Member
@@ -141,6 +141,55 @@ def test_backups_list_verify_status_and_expire(owner: Member, services: Services
     assert state.oldest_restorable == points[0].newest
     backup_pg.expire(settings, now=datetime.now(UTC))
     assert [p.name for p in backup_pg.list_points(settings)][-2:] == [full, diff]  # within the 35 days
+
+
+def _set_archive_command(cluster: Cluster, command: str | None) -> None:
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        if command is None:
+            conn.execute("ALTER SYSTEM RESET archive_command")
+        else:
+            conn.execute(f"ALTER SYSTEM SET archive_command = '{command}'")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _failed_since(cluster: Cluster, moment: datetime) -> bool:
+    with psycopg.connect(cluster.url("postgres")) as conn:
+        row = conn.execute("SELECT last_failed_time FROM pg_stat_archiver").fetchone()
+    return row is not None and row[0] is not None and row[0] >= moment
+
+
+def test_status_lag_compares_the_repository_s_wal_with_the_cluster_s(
+    owner: Member, services: Services, cluster: Cluster
+) -> None:
+    backup.location_of(services.settings).prepare()
+    make_folder(owner, owner.root_folder_id, "Archived")
+    cluster.wait_archived()
+    later = datetime.now(UTC) + timedelta(seconds=1000)
+    settled = backup_health.current_status(services, later)
+    assert settled.lag_seconds is not None
+    assert settled.lag_seconds <= ARCHIVE_TIMEOUT_SECONDS  # only the open segment waits: no lag from the clock
+    assert settled.problem is None
+
+    broke_at = datetime.now(UTC)
+    _set_archive_command(cluster, "false")
+    try:
+        make_folder(owner, owner.root_folder_id, "Not archived")
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("SELECT pg_switch_wal()")  # a finished segment the repository will not get
+        until(lambda: _failed_since(cluster, broke_at), "archiving the segment fails")
+        now = datetime.now(UTC) + timedelta(seconds=100)
+
+        stuck = backup_health.current_status(services, now)
+
+        assert stuck.lag_seconds is not None
+        assert stuck.lag_seconds >= 100
+        assert stuck.problem is not None
+        assert "failed" in stuck.problem
+    finally:
+        _set_archive_command(cluster, None)
+    make_folder(owner, owner.root_folder_id, "Archived again")
+    cluster.wait_archived()
+    assert backup_health.current_status(services, datetime.now(UTC)).problem is None
 
 
 def test_point_in_time_drill(owner: Member, services: Services, cluster: Cluster) -> None:

@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +37,9 @@ from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
 from studyshelf.events.schema import ClientFacts
 
+BEACON_LOADS = Counter(
+    "studyshelf_beacon_loads_total", "Viewer beacons accepted, by outcome: load_ok, load_fail", ["outcome"]
+)
 MAX_BODY = 4096
 CLOCK_SKEW_MS = 60_000
 MAX_AGE_MS = 24 * 3600 * 1000
@@ -188,3 +192,4 @@ def accept(
         events.publish([enricher.enrich(hit)])
     except EventStreamError as exc:
         raise Unavailable("The event could not be stored; try again.") from exc
+    BEACON_LOADS.labels(beacon.type).inc()

@@ -16,6 +16,8 @@ from studyshelf.services import Services
 log = logging.getLogger("studyshelf.analytics")
 EVENTS_ACCEPTED = Counter("studyshelf_events_accepted", "Analytics events accepted into the buffer", ["type"])
 EVENTS_LOST = Counter("studyshelf_events_lost", "Analytics events the buffer refused (the request went on)")
+VIEWER_VIEWS = Counter("studyshelf_viewer_views_total", "Viewer page views counted (share links and LTI launches)")
+VIEWER_REFUSALS = Counter("studyshelf_viewer_refusals_total", "Views and media requests refused, by reason", ["reason"])
 
 
 class Collector:
@@ -30,6 +32,10 @@ class Collector:
         self.beacons = BeaconGuard(beacons_per_minute)  # per process (see analytics/beacons.py)
 
     def record(self, hit: Hit) -> None:
+        if hit.type == "view":
+            VIEWER_VIEWS.inc()
+        elif hit.type == "blocked":
+            VIEWER_REFUSALS.labels(hit.reason or "unknown").inc()
         event = self.enricher.enrich(hit)
         try:
             self.events.publish([event])

@@ -21,6 +21,11 @@ class Invalid(StudyShelfError):
     type_slug = "invalid"
     title = "The request is not valid"
 
+    @classmethod
+    def for_field(cls, field: str, message: str) -> Invalid:
+        """A refused body field, named in the problem as `field` and in `errors` (the shape of the framework's 422s)."""
+        return cls(message, errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}], field=field)
+
 
 class NotAuthenticated(StudyShelfError):
     status = 401

@@ -54,6 +54,7 @@ class Purpose(StrEnum):
     LEARNER_PSEUDONYM = "learner pseudonym"  # an LMS user, stored with launches (lti/resource.py)
     VIEWER_PSEUDONYM = "viewer pseudonym"  # a client on one day, stored with events (analytics/enrich.py)
     REPORT_WEBHOOK = "report webhook"  # an organisation's report webhook secret (analytics/reports/org_settings.py)
+    ALARM_WEBHOOK = "alarm webhook"  # the install's signing key of alarm and incident webhooks (notify/service.py)
 
 
 # The message prefix each purpose had before the key service; only these purposes may use the legacy key id.

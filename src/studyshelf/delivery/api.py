@@ -222,7 +222,7 @@ async def file_content(file_id: uuid.UUID, request: Request, caller: Caller, dow
 
     services = _services(request)
     rep = await _granted(request, services, caller, file_id, None, load)
-    return BlobResponse(request, services.blobs, rep, download=download, cache_control="private, no-cache")
+    return _blob_response(request, services, rep, download=download, cache_control="private, no-cache")
 
 
 @router.get("/files/{file_id}/versions/{version_id}/content", response_class=Response, responses=_BYTES_RESPONSES)
@@ -244,8 +244,21 @@ async def version_content(
 
     services = _services(request)
     rep = await _granted(request, services, caller, file_id, version_id, load)
+    return _blob_response(
+        request, services, rep, download=download, cache_control="private, max-age=31536000, immutable"
+    )
+
+
+def _blob_response(
+    request: Request, services: Services, rep: Representation, *, download: bool, cache_control: str
+) -> BlobResponse:
     return BlobResponse(
-        request, services.blobs, rep, download=download, cache_control="private, max-age=31536000, immutable"
+        request,
+        services.blobs,
+        rep,
+        download=download,
+        cache_control=cache_control,
+        accel_redirect=services.settings.accel_redirect,
     )
 
 
@@ -312,6 +325,6 @@ class MemberContentFastPath:
         services: Services = scope["app"].state.services
         cache_control = "private, no-cache" if version_id is None else "private, max-age=31536000, immutable"
         try:
-            return BlobResponse(request, services.blobs, rep, download=download, cache_control=cache_control)
+            return _blob_response(request, services, rep, download=download, cache_control=cache_control)
         except StudyShelfError:
             return None  # a 416 and the like: the route answers it as problem+json

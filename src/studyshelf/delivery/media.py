@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studyshelf.core.errors import StudyShelfError
+from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.services import Services
@@ -45,6 +46,12 @@ MEDIA_HEADERS = {
     "cross-origin-resource-policy": "same-origin",
     "referrer-policy": "strict-origin-when-cross-origin",
     "x-content-type-options": "nosniff",
+}
+# Behind a CDN the viewer (our origin) loads media from the CDN's: players must be allowed to (CORP), and
+# pdf.js's range fetches to read the answer and its range headers (CORS).
+CDN_MEDIA_HEADERS = {
+    "cross-origin-resource-policy": "cross-origin",
+    "access-control-expose-headers": "Accept-Ranges, Content-Range, Content-Length, ETag",
 }
 PROBLEM_CSP = "default-src 'none'; frame-ancestors 'none'"
 _REFUSAL_DETAIL: dict[RefusalReason, str] = {
@@ -242,6 +249,8 @@ class MediaUrls:
 
     async def _respond(self, request: Request, services: Services, request_id: str, send: Send) -> Response | None:
         scope = request.scope
+        if scope["method"] == "OPTIONS" and services.signer.cdn is not None:
+            return _cdn_preflight(services)
         if scope["method"] not in ("GET", "HEAD"):
             return _problem(request, 405, "method-not-allowed", "Method not allowed", "Use GET or HEAD.", allow=True)
         now = services.clock.time()
@@ -280,6 +289,7 @@ class MediaUrls:
                 download=entry.claims.download,
                 cache_control=cache_control,
                 url_life=life,
+                accel_redirect=services.settings.accel_redirect,
             )
         except StudyShelfError as exc:  # 416 from the Range header
             refusal = _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)
@@ -287,6 +297,9 @@ class MediaUrls:
                 refusal.headers["content-range"] = str(exc.extra["content_range"])
             return refusal
         response.blob_headers.update(MEDIA_HEADERS)
+        if services.signer.cdn is not None:
+            response.blob_headers.update(CDN_MEDIA_HEADERS)
+            response.blob_headers["access-control-allow-origin"] = origin_of(services.settings.base_url) or "*"
         if (
             remembered
             and entry.plain_headers is None
@@ -329,6 +342,18 @@ async def _send_whole(
     headers = [*fixed, (b"cache-control", cache_control.encode()), (b"x-request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})
+
+
+def _cdn_preflight(services: Services) -> Response:
+    """The CORS preflight of a cross-origin Range request (pdf.js from the CDN's origin); it reveals nothing."""
+    headers = {
+        "access-control-allow-origin": origin_of(services.settings.base_url) or "*",
+        "access-control-allow-methods": "GET, HEAD",
+        "access-control-allow-headers": "Range, If-Range",
+        "access-control-max-age": str(services.settings.media_url_ttl_seconds),
+        "cache-control": f"public, max-age={services.settings.media_url_ttl_seconds}",
+    }
+    return Response(status_code=204, headers=headers)
 
 
 def _representation(claims: MediaClaims) -> Representation:

@@ -77,15 +77,18 @@ class BlobResponse(Response):
         download: bool,
         cache_control: str,
         url_life: int = PRESIGNED_URL_SECONDS,
+        accel_redirect: str = "",
     ) -> None:
         self.background = None
         self.url_life = url_life  # the longest a presigned URL handed out for these bytes may live
-        self.sent_elsewhere = 0  # bytes the client was sent to fetch from the store itself (presigned delivery)
+        # Bytes sent by someone else: the store (a presigned URL) or nginx (X-Accel-Redirect); the app sent none.
+        self.sent_elsewhere = 0
         self.blobs = blobs
         self.rep = rep
         self.method = request.method
         # The store's validators (S3's ETag is not our digest) would judge these differently: answer them here.
         self.conditional = any(name in request.headers for name in CONDITIONAL_HEADERS)
+        self.accel_redirect = accel_redirect if _may_offload(request, rep) else ""
         active = is_active_content(rep.content_type)
         self.blob_headers: dict[str, str] = {
             "accept-ranges": "bytes",
@@ -138,7 +141,7 @@ class BlobResponse(Response):
             return
         assert self.range is not None
         byte_range = self.range
-        if await self._redirected(send, headers, byte_range):
+        if await self._redirected(send, headers, byte_range) or await self._offloaded(send, headers, byte_range):
             return
         path = self.blobs.local_path(self.rep.sha256)
         sending = self.method != "HEAD" and byte_range.length > 0
@@ -190,6 +193,27 @@ class BlobResponse(Response):
         self.sent_elsewhere = byte_range.length  # the client's Range goes along to the store
         return True
 
+    async def _offloaded(self, send: Send, headers: dict[str, str], byte_range: ByteRange) -> bool:
+        """Let nginx send the bytes (STUDYSHELF_ACCEL_REDIRECT): a 200 naming the file under its internal location,
+        and no body; only for a plain file on local disk (the encrypted store has none: ciphertext).
+
+        nginx answers the client's Range itself (against the ETag and Last-Modified passed on, for If-Range);
+        everything else was decided here. deploy/nginx/studyshelf.conf has the matching location.
+        """
+        if not self.accel_redirect or self.method != "GET":
+            return False
+        path = self.blobs.local_path(self.rep.sha256)
+        if path is None or not path.exists():  # a purged blob: answered 404 on the usual path
+            return False
+        # The store's layout below its root is <aa>/<bb>/<sha256> (LocalBlobStore.path_for).
+        headers["x-accel-redirect"] = self.accel_redirect + "/".join(path.parts[-3:])
+        del headers["accept-ranges"]  # nginx says it for the file it sends; passed on, it would be said twice
+        headers["content-length"] = "0"
+        self.sent_elsewhere = byte_range.length
+        await send({"type": "http.response.start", "status": 200, "headers": _encode(headers)})
+        await send({"type": "http.response.body", "body": b""})
+        return True
+
     async def _send_file(self, scope: Scope, send: Send, path: Path, byte_range: ByteRange) -> None:
         if self.rep.size <= SMALL_BLOB_MAX:
             data = await small_blobs.get(self.blobs, self.rep)
@@ -211,16 +235,28 @@ class BlobResponse(Response):
         return await anyio.to_thread.run_sync(_open_range, self.blobs, self.rep.sha256, byte_range)
 
 
-def allow_store_origin(headers: dict[str, str], blobs: BlobStore) -> dict[str, str]:
-    """A viewer page's headers with the store's origin allowed for media, images and fetches, when the store sends
-    clients there (presigned delivery); else the headers as they are."""
-    origin = blobs.presigned_origin if isinstance(blobs, PresignedDelivery) else None
+def allow_store_origin(headers: dict[str, str], blobs: BlobStore, *, cdn_origin: str | None = None) -> dict[str, str]:
+    """A viewer page's headers with the origins its media come from allowed for media, images and fetches: the
+    store's, when it sends clients there (presigned delivery), and the CDN's (STUDYSHELF_CDN); else as they are."""
+    store_origin = blobs.presigned_origin if isinstance(blobs, PresignedDelivery) else None
+    origins = " ".join(origin for origin in (store_origin, cdn_origin) if origin)
     csp = headers.get("content-security-policy")
-    if not origin or not csp:
+    if not origins or not csp:
         return headers
     for directive in ("img-src", "media-src", "connect-src"):
-        csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origin} ", csp, count=1)
+        csp = re.sub(rf"(^|; ){directive} ", rf"\g<1>{directive} {origins} ", csp, count=1)
     return {**headers, "content-security-policy": csp}
+
+
+def _may_offload(request: Request, rep: Representation) -> bool:
+    """Whether nginx may send these bytes: big enough to be worth it, and no precondition nginx would re-judge.
+
+    Small blobs are sent from memory (and a proxy cache can keep them; it cannot keep an X-Accel-Redirect).
+    nginx re-evaluates If-Match and If-Unmodified-Since against its own validators, not ours, so requests
+    carrying them are answered here.
+    """
+    headers = request.headers
+    return rep.size > SMALL_BLOB_MAX and "if-match" not in headers and "if-unmodified-since" not in headers
 
 
 class SmallBlobCache:

@@ -180,7 +180,12 @@ def render_file(
         "crumbs": list(crumbs),
         "placement": placement,
     }
-    return render(request, "delivery/viewer.html", context, headers=allow_store_origin(scope.headers, services.blobs))
+    return render(
+        request,
+        "delivery/viewer.html",
+        context,
+        headers=allow_store_origin(scope.headers, services.blobs, cdn_origin=services.signer.media_origin),
+    )
 
 
 def render_folder(

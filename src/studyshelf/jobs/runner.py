@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from studyshelf.core import lease
 from studyshelf.library import jobs as library_jobs
 from studyshelf.lti.jobs import prune_spent_nonces
 from studyshelf.notify import jobs as notify_jobs
+from studyshelf.ops.jobs import evaluate_alarms
+from studyshelf.ops.metrics import JOB_DURATION, JOB_RUNS
 from studyshelf.partners.jobs import prune_login_failures
 from studyshelf.services import Services
 
@@ -43,6 +46,7 @@ JOBS = (
     Job("lti.nonces", timedelta(hours=1), prune_spent_nonces),
     Job("partners.login_failures", timedelta(hours=1), prune_login_failures),
     Job("notify.outbox", timedelta(minutes=1), notify_jobs.drain_outbox),
+    Job("ops.alarms", timedelta(minutes=1), evaluate_alarms),
 )
 
 
@@ -63,11 +67,15 @@ def run_due_jobs(services: Services, *, holder: str | None = None) -> list[str]:
         if leased is None:
             continue
         memo = leased.memo
+        started, outcome = time.monotonic(), "ok"
         try:
             memo = job.run(services, memo)
             log.info("job %s: %s", job.name, memo[:200])
         except Exception:
+            outcome = "failed"
             log.exception("job %s failed", job.name)
+        JOB_RUNS.labels(job.name, outcome).inc()
+        JOB_DURATION.labels(job.name).observe(time.monotonic() - started)
         lease.release(services.write_sessions, leased, finished_at=services.clock.now(), memo=memo)
         ran.append(job.name)
     return ran

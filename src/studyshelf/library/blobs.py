@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -40,3 +41,9 @@ def known_blob(db: Session, sha256: str) -> bool:
 def known_digests(db: Session) -> set[str]:
     """Every blob a row knows of (what the store may keep)."""
     return set(db.scalars(select(Blob.sha256)))
+
+
+def version_blobs_since(db: Session, *, since: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """Versions whose id is `since` or later (ids are time-ordered UUIDv7s: an index range), with their blobs."""
+    query = select(FileVersion.id, FileVersion.blob_sha256).where(FileVersion.id >= since).order_by(FileVersion.id)
+    return [(version_id, digest) for version_id, digest in db.execute(query)]

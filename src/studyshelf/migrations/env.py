@@ -12,6 +12,7 @@ from studyshelf.core import lease as _lease  # noqa: F401 - registers the job_st
 from studyshelf.library import models as _library_models  # noqa: F401 - registers tables
 from studyshelf.lti import models as _lti_models  # noqa: F401 - registers tables
 from studyshelf.notify import models as _notify_models  # noqa: F401 - registers tables
+from studyshelf.ops import models as _ops_models  # noqa: F401 - registers tables
 from studyshelf.partners import models as _partners_models  # noqa: F401 - registers tables
 
 config = context.config

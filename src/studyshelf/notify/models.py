@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from studyshelf.core.clock import utcnow
@@ -30,6 +30,9 @@ class OutboxMessage(Base):
     target: Mapped[str] = mapped_column(String(1000))
     subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text)
+    signed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )  # a webhook carrying X-StudyShelf-Signature
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -9,6 +9,8 @@ attempt, at most MAX_BACKOFF) up to MAX_ATTEMPTS; the last error is kept on the 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import uuid
@@ -19,6 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import affected_rows, unit_of_work
+from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.core.outbound import OutboundError
 from studyshelf.mail import MailError, Message
 from studyshelf.notify.models import OutboxMessage
@@ -43,12 +46,28 @@ def enqueue_email(db: Session, *, to: str, subject: str, text: str, event: str) 
     return message
 
 
-def enqueue_webhook(db: Session, *, url: str, payload: dict[str, object], event: str) -> OutboxMessage:
-    """Queue a JSON POST to a webhook; it is sent after the caller's transaction commits."""
-    message = OutboxMessage(kind=WEBHOOK, event=event, target=url, body=json.dumps(payload))
+def enqueue_webhook(
+    db: Session, *, url: str, payload: dict[str, object], event: str, signed: bool = False
+) -> OutboxMessage:
+    """Queue a JSON POST to a webhook; it is sent after the caller's transaction commits.
+
+    A `signed` call carries `X-StudyShelf-Signature: t=<unix time>,v1=<hex>`, made when it is sent (so each retry
+    has a fresh time): HMAC-SHA256 over `<t>.<body>` with the install's webhook signing secret."""
+    message = OutboxMessage(kind=WEBHOOK, event=event, target=url, body=json.dumps(payload), signed=signed)
     db.add(message)
     db.flush()
     return message
+
+
+def webhook_signing_secret(keys: KeyRing) -> str:
+    """The secret receivers verify signed webhooks with: one per install, derived from the install secret."""
+    return keys.mac(Purpose.ALARM_WEBHOOK, b"webhook signature").hex()
+
+
+def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """The X-StudyShelf-Signature value of a body sent at `timestamp` (unix seconds)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -66,6 +85,7 @@ class _Leased:
     subject: str
     body: str
     attempts: int
+    signed: bool
 
 
 def _lease(services: Services, now: datetime, limit: int) -> list[_Leased]:
@@ -99,7 +119,9 @@ def _lease(services: Services, now: datetime, limit: int) -> list[_Leased]:
                 row = db.get(OutboxMessage, message_id)
                 assert row is not None
                 db.refresh(row)
-                leased.append(_Leased(row.id, row.kind, row.event, row.target, row.subject, row.body, row.attempts))
+                leased.append(
+                    _Leased(row.id, row.kind, row.event, row.target, row.subject, row.body, row.attempts, row.signed)
+                )
         return leased
 
 
@@ -109,17 +131,16 @@ def _send(services: Services, message: _Leased) -> None:
             raise MailError("no mail server is configured (STUDYSHELF_SMTP_URL)")
         services.mailer.send(Message(to=message.target, subject=message.subject, text=message.body))
         return
-    services.outbound.request(
-        "POST",
-        message.target,
-        what="the webhook",
-        content=message.body.encode(),
-        headers={
-            "Content-Type": "application/json",
-            "X-StudyShelf-Event": message.event,
-            "X-StudyShelf-Delivery": str(message.id),  # the same on every attempt: receivers can drop repeats
-        },
-    )
+    body = message.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-StudyShelf-Event": message.event,
+        "X-StudyShelf-Delivery": str(message.id),  # the same on every attempt: receivers can drop repeats
+    }
+    if message.signed:
+        timestamp = int(services.clock.now().timestamp())
+        headers["X-StudyShelf-Signature"] = webhook_signature(webhook_signing_secret(services.keys), body, timestamp)
+    services.outbound.request("POST", message.target, what="the webhook", content=body, headers=headers)
 
 
 def _record(services: Services, message: _Leased, *, error: str | None, now: datetime) -> None:

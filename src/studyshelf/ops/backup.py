@@ -8,19 +8,22 @@ the `studyshelf backup` commands call.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from studyshelf.core.errors import Invalid
 from studyshelf.ops import litestream
 from studyshelf.ops.backup_blobs import copy_missing_blobs
 from studyshelf.ops.backup_store import (
+    INSTALL_SECRET,
     MANIFEST,
     BackupLocation,
+    DirectoryLocation,
     FileEntry,
     Manifest,
     Progress,
@@ -34,7 +37,7 @@ from studyshelf.settings import SECRET_KEY_FILE, Settings
 DATABASE_FILE = "studyshelf.sqlite3"
 WAREHOUSE_FILE = "warehouse.duckdb"
 SPOOL_DIR = "events"
-FULL_BELOW_BYTES = 64 * 1024**2  # less free space than this and the location counts as full
+STATUS_TIMEOUT = 20.0  # a status never waits longer on Litestream's listing of a slow replica
 
 Sizing = Callable[[int], None]  # tells a progress bar the total bytes, once known
 
@@ -45,19 +48,52 @@ def uses_pgbackrest(settings: Settings) -> bool:
 
 
 def location_of(settings: Settings) -> BackupLocation:
+    """The backup location of the settings: a directory, or an S3 prefix (`s3://bucket/prefix`)."""
+    if settings.backup_s3 is not None:
+        from studyshelf.ops.backup_s3 import s3_location  # boto3 is imported only when backups go to S3
+
+        return s3_location(settings)
     if settings.backup_dir is None:
-        raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory")
-    return BackupLocation(settings.backup_dir)
+        raise Invalid("no backup location: set STUDYSHELF_BACKUP_URL to a directory or s3://bucket/prefix")
+    return DirectoryLocation(settings.backup_dir)
+
+
+REPLICATOR_LOCK = "backup-replicate.lock"
+
+
+@contextlib.contextmanager
+def replicator_lock(settings: Settings) -> Iterator[None]:
+    """Held by `backup replicate` while it runs, so a status can tell whether anything is shipping changes.
+
+    An advisory lock, not a file's presence: the kernel lets go when the process dies, kill -9 included.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.data_dir / REPLICATOR_LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Invalid("`studyshelf backup replicate` is running already for this data dir") from None
+        yield
+
+
+def replicator_running(settings: Settings) -> bool:
+    path = settings.data_dir / REPLICATOR_LOCK
+    if not path.is_file():
+        return False
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def keep_install_secret(settings: Settings, location: BackupLocation) -> None:
     """Keep a copy of the install secret with the backups (mode 0600), so restored tokens still verify."""
     source = settings.data_dir / SECRET_KEY_FILE
-    if source.is_file():
-        location.install_dir.mkdir(parents=True, exist_ok=True)
-        target = location.install_dir / SECRET_KEY_FILE
-        target.touch(mode=0o600, exist_ok=True)
-        target.write_bytes(source.read_bytes())
+    if source.is_file() and location.read_install_secret() != source.read_bytes():
+        location.files.write(INSTALL_SECRET, source.read_bytes())
 
 
 def _database_snapshot(source: Path, target: Path) -> None:
@@ -82,8 +118,7 @@ def create_point(services: Services, *, progress: Progress | None = None, sizing
     keep_install_secret(settings, location)
     created_at = services.clock.now()
     identifier = point_id(created_at)
-    draft = location.points_dir / f".{identifier}"
-    draft.mkdir()
+    draft = location.draft_dir(identifier)
     try:
         _database_snapshot(litestream.database_path(settings), draft / DATABASE_FILE)
         services.warehouse.snapshot(draft / WAREHOUSE_FILE)
@@ -101,10 +136,9 @@ def create_point(services: Services, *, progress: Progress | None = None, sizing
             sizing(sum(blobs.values()))
         copy_missing_blobs(services.blobs, location.blobs, sorted(blobs), progress)
         write_json(draft / MANIFEST, Manifest(created_at, files, blobs).to_json())
-        draft.rename(location.points_dir / identifier)
-    except BaseException:
-        shutil.rmtree(draft, ignore_errors=True)
-        raise
+        location.publish_point(draft, identifier)
+    finally:
+        shutil.rmtree(draft, ignore_errors=True)  # gone already when published by a rename
     return identifier
 
 
@@ -114,7 +148,7 @@ def sync_blobs(services: Services) -> int:
     location.prepare()
     held = {digest: services.blobs.size(digest) for digest in services.blobs.iter_digests()}
     copied = copy_missing_blobs(services.blobs, location.blobs, sorted(held))
-    write_json(location.blob_manifests / f"{point_id(services.clock.now())}.json", {"blobs": held})
+    location.write_blob_manifest(point_id(services.clock.now()), held)
     return copied
 
 
@@ -131,7 +165,7 @@ def list_points(settings: Settings) -> list[PointSummary]:
     """Litestream's restorable range (when it has replicated anything) and every on-demand point."""
     location = location_of(settings)
     found: list[PointSummary] = []
-    ltx = litestream.list_ltx(location.replica)
+    ltx = litestream.list_ltx(settings, location.replica)
     if ltx:
         found.append(
             PointSummary(
@@ -151,7 +185,7 @@ def list_points(settings: Settings) -> list[PointSummary]:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    location: Path
+    location: str  # a directory or s3://bucket/prefix/
     problem: str | None  # unreachable, not writable or full: replication cannot go on (serving does)
     replicated: str | None  # the last position shipped: a Litestream txid or a WAL segment
     replicated_at: datetime | None
@@ -161,54 +195,90 @@ class Status:
     free: int
 
 
-def unreachable(root: Path) -> Status:
-    return Status(root, "unreachable: the directory does not exist", None, None, None, None, 0, 0)
+def unreachable(location: BackupLocation, problem: str) -> Status:
+    return Status(location.describe, problem, None, None, None, None, 0, 0)
 
 
-def location_problem(root: Path) -> tuple[str | None, int]:
-    """Whether backups can be written there (unwritable or full is a problem), and the free bytes."""
-    free = shutil.disk_usage(root).free
-    if not _writable(root):
-        return "not writable", free
-    if free < FULL_BELOW_BYTES:
-        return f"full: {free} bytes free", free
-    return None, free
+def is_unreachable(problem: str | None) -> bool:
+    return problem is not None and problem.startswith("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """The positions the replica's lag is worked out from."""
+
+    database: litestream.WalPosition | None  # SQLite's committed WAL position now
+    taken: litestream.Capture | None  # the newest LTX file Litestream made from the WAL
+    shipped_txid: int | None  # the newest transaction in the replica
+    shipped_at: datetime | None
+    oldest_shipped_at: datetime | None  # where the replica's restorable range starts
+    first_unshipped: litestream.Capture | None  # made from the WAL, not in the replica yet
+    wal_written_at: datetime | None
+    replicator_running: bool  # `backup replicate` holds its lock
+
+
+def waiting_since(state: ReplicaState, *, interval: float) -> datetime | None:
+    """Since when a committed change has been waiting to reach the replica; None when none waits.
+
+    A change Litestream took but has not shipped waits since it was taken. A change it has not taken (the WAL
+    has moved past the newest LTX file) waits at most since that file was made; while `backup replicate` runs,
+    a write newer than one interval is simply due at the next one, so it counts from one interval before it.
+    """
+    candidates = []
+    if state.first_unshipped is not None:
+        candidates.append(state.first_unshipped.made_at)
+    last_taken = state.taken.made_at if state.taken else state.shipped_at
+    database = state.database
+    moved_on = database is not None and database.end > 0 and (state.taken is None or database != state.taken.wal)
+    if moved_on and last_taken is not None:
+        since = last_taken
+        if state.replicator_running and state.wal_written_at is not None:
+            since = max(since, state.wal_written_at - timedelta(seconds=interval))
+        candidates.append(since)
+    return min(candidates, default=None)
+
+
+def replica_state(settings: Settings, location: BackupLocation) -> ReplicaState:
+    database = litestream.database_path(settings)
+    shipped = litestream.list_ltx(settings, location.replica, timeout=STATUS_TIMEOUT)
+    shipped_txid = max((f.max_txid for f in shipped), default=None)
+    meta = litestream.metadata_dir(database)
+    wal = database.with_name(database.name + "-wal")
+    written = wal.stat().st_mtime if wal.exists() else None
+    return ReplicaState(
+        database=litestream.wal_position(database),
+        taken=litestream.newest_capture(meta)
+        or (litestream.newest_capture(location.replica) if isinstance(location.replica, Path) else None),
+        shipped_txid=shipped_txid,
+        shipped_at=max((f.shipped_at for f in shipped), default=None),
+        oldest_shipped_at=min((f.shipped_at for f in shipped), default=None),
+        first_unshipped=None if shipped_txid is None else litestream.first_capture_after(meta, shipped_txid),
+        wal_written_at=None if written is None else datetime.fromtimestamp(written, UTC),
+        replicator_running=replicator_running(settings),
+    )
 
 
 def status(settings: Settings, *, now: datetime) -> Status:
-    """Where replication stands: last replicated position, lag, oldest restorable point, size and space."""
+    """Where replication stands: last replicated position, lag, oldest restorable point, size and space.
+
+    The lag compares the database's own WAL position with what Litestream took from it and shipped (not file
+    times): 0 when the replica holds every committed change, else how long the oldest one has waited.
+    """
     location = location_of(settings)
-    if not location.root.is_dir():
-        return unreachable(location.root)
-    problem, free = location_problem(location.root)
-    ltx = litestream.list_ltx(location.replica)
-    replicated_txid = max((f.max_txid for f in ltx), default=None)
-    replicated = None if replicated_txid is None else f"txid {replicated_txid:x}"
-    replicated_at = max((f.shipped_at for f in ltx), default=None)
+    problem, free = location.files.problem()
+    if is_unreachable(problem):
+        assert problem is not None
+        return unreachable(location, problem)
+    state = replica_state(settings, location)
+    replicated = None if state.shipped_txid is None else f"txid {state.shipped_txid:x}"
     lag = None
-    if replicated_at is not None:
-        # Litestream's own status reads its metadata, not the live WAL: a database file written after the
-        # last shipment means changes are waiting, and the lag is how long since that shipment.
-        written = max(_mtime(litestream.database_path(settings)), _mtime(litestream.database_path(settings), "-wal"))
-        lag = max(0.0, (now - replicated_at).total_seconds()) if written > replicated_at.timestamp() + 1 else 0.0
-    candidates = [f.shipped_at for f in ltx] + [location.manifest(i).created_at for i in location.point_ids()[:1]]
-    oldest = min(candidates, default=None)
-    return Status(location.root, problem, replicated, replicated_at, lag, oldest, location.size(), free)
-
-
-def _mtime(database: Path, suffix: str = "") -> float:
-    path = database.with_name(database.name + suffix)
-    return path.stat().st_mtime if path.exists() else 0.0
-
-
-def _writable(directory: Path) -> bool:
-    probe = directory / ".write-probe"
-    try:
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError:
-        return False
-    return True
+    if state.shipped_at is not None:
+        since = waiting_since(state, interval=settings.backup_sync_interval_seconds)
+        lag = 0.0 if since is None else max(0.0, (now - since).total_seconds())
+    points = [location.manifest(i).created_at for i in location.point_ids()[:1]]
+    shipped = [state.oldest_shipped_at] if state.oldest_shipped_at else []
+    oldest = min([*points, *shipped], default=None)
+    return Status(location.describe, problem, replicated, state.shipped_at, lag, oldest, location.size(), free)
 
 
 def retention_cutoff(settings: Settings, now: datetime) -> datetime:

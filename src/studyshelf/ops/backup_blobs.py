@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from studyshelf.core.errors import BlobIntegrityError, Invalid
 from studyshelf.ops.backup_store import Progress
 from studyshelf.storage.crypto import ALL_SEALED, EncryptedBlobStore, MasterKeys, is_sealed
-from studyshelf.storage.interface import BlobStore
+from studyshelf.storage.interface import BlobStore, RawBlobStore
 from studyshelf.storage.local import LocalBlobStore
 
+FEW_BLOBS = 32  # up to this many, each is looked up in the backup; more, the backup is listed once
 KEY_NEEDED = "set STUDYSHELF_ENCRYPTION_KEY (or STUDYSHELF_ENCRYPTION_KEY_FILE) to the master key"
 
 
@@ -30,7 +31,7 @@ def master_keys_of(keys: Sequence[bytes]) -> MasterKeys | None:
     return MasterKeys(keys[0], keys[1:]) if keys else None
 
 
-def copy_blob(source: BlobStore, target: LocalBlobStore, digest: str, progress: Progress | None = None) -> None:
+def copy_blob(source: BlobStore, target: RawBlobStore, digest: str, progress: Progress | None = None) -> None:
     """Copy one blob as stored and check the copy; a blob that fails the check is not stored."""
     if isinstance(source, EncryptedBlobStore) and is_sealed(source.inner, digest):
         _copy_sealed(source.inner, source.keys, target, digest, progress)
@@ -38,7 +39,7 @@ def copy_blob(source: BlobStore, target: LocalBlobStore, digest: str, progress: 
         _copy_plain(source.inner if isinstance(source, EncryptedBlobStore) else source, target, digest, progress)
 
 
-def _copy_plain(source: BlobStore, target: LocalBlobStore, digest: str, progress: Progress | None) -> None:
+def _copy_plain(source: BlobStore, target: RawBlobStore, digest: str, progress: Progress | None) -> None:
     writer = target.writer()
     try:
         for chunk in source.read_range(digest, 0, source.size(digest)):
@@ -56,7 +57,7 @@ def _copy_plain(source: BlobStore, target: LocalBlobStore, digest: str, progress
 
 
 def _copy_sealed(
-    raw: BlobStore, keys: MasterKeys, target: LocalBlobStore, digest: str, progress: Progress | None
+    raw: BlobStore, keys: MasterKeys, target: RawBlobStore, digest: str, progress: Progress | None
 ) -> None:
     writer = target.writer()
     try:
@@ -87,16 +88,20 @@ def plaintext_digest(store: BlobStore, digest: str, progress: Progress | None = 
 
 
 def copy_missing_blobs(
-    source: BlobStore, target: LocalBlobStore, digests: Iterable[str], progress: Progress | None = None
+    source: BlobStore, target: RawBlobStore, digests: Iterable[str], progress: Progress | None = None
 ) -> int:
     """Copy the blobs `target` does not hold yet (blobs never change, so a held one is never copied again).
 
     Once the source is all sealed, the backup's plaintext copies of blobs sealed since are replaced by their
     ciphertext, and the backup gets the all sealed marker too (so a restore keeps it).
     """
+    wanted = list(digests)
+    # Many blobs: one listing of the backup rather than a question per blob (an HTTP request each in S3).
+    present = set(target.iter_digests()) if len(wanted) > FEW_BLOBS else None
     copied = 0
-    for digest in digests:
-        if target.exists(digest):
+    for digest in wanted:
+        held = target.exists(digest) if present is None else digest in present
+        if held:
             if progress:
                 progress(source.size(digest))
             continue
@@ -111,7 +116,7 @@ def copy_missing_blobs(
 
 
 def restore_blobs(
-    backup: LocalBlobStore,
+    backup: RawBlobStore,
     target: LocalBlobStore,
     digests: Iterable[str],
     keys: Sequence[bytes],
@@ -138,7 +143,12 @@ def restore_blobs(
 
 
 def check_blobs(
-    backup: LocalBlobStore, digests: Iterable[str], keys: Sequence[bytes], progress: Progress | None = None
+    backup: RawBlobStore,
+    digests: Iterable[str],
+    keys: Sequence[bytes],
+    progress: Progress | None = None,
+    *,
+    where: str = "the backup",
 ) -> list[str]:
     """Check each blob of the backup (decrypt and hash, or hash); return each failure, naming the blob."""
     master = master_keys_of(keys)
@@ -146,9 +156,8 @@ def check_blobs(
     problems: list[str] = []
     unreadable = 0
     for digest in digests:
-        path = backup.path_for(digest)
-        if not path.is_file():
-            problems.append(f"blob {digest}: missing from {backup.root}")
+        if not backup.exists(digest):
+            problems.append(f"blob {digest}: missing from {where}")
             continue
         sealed = is_sealed(backup, digest)
         if sealed and decrypting is None:
@@ -158,10 +167,10 @@ def check_blobs(
             store: BlobStore = decrypting if sealed and decrypting is not None else backup
             read = plaintext_digest(store, digest, progress)
         except BlobIntegrityError as exc:
-            problems.append(f"blob {digest}: {exc} ({path})")
+            problems.append(f"blob {digest}: {exc} (in {where})")
             continue
         if read != digest:
-            problems.append(f"blob {digest}: checksum mismatch ({path})")
+            problems.append(f"blob {digest}: checksum mismatch (in {where})")
     if unreadable:
         problems.append(f"{unreadable} encrypted blobs cannot be verified without the master key: {KEY_NEEDED}")
     return problems

@@ -20,15 +20,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from prometheus_client import Gauge
-
 from studyshelf.ops import backup, backup_pg
 from studyshelf.ops.backup import Status
-from studyshelf.ops.backup_store import write_json
+from studyshelf.ops.backup_store import VERIFY
+from studyshelf.ops.metrics import BACKUP_LAG, BACKUP_LAST_VERIFY_OK
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 
-VERIFY_FILE = "verify.json"
 PROBLEMS_KEPT = 20
 
 
@@ -52,15 +50,17 @@ def record_verify(settings: Settings, *, what: str, problems: list[str], at: dat
     location = backup.location_of(settings)
     location.prepare()
     value = {"at": at.isoformat(), "what": what, "ok": not problems, "problems": problems[:PROBLEMS_KEPT]}
-    write_json(location.root / VERIFY_FILE, value)
+    location.files.write(VERIFY, json.dumps(value, indent=1, sort_keys=True).encode())
 
 
 def last_verify(settings: Settings) -> VerifyRecord | None:
-    path = backup.location_of(settings).root / VERIFY_FILE
-    if not path.is_file():
+    location = backup.location_of(settings)
+    raw = location.files.read(VERIFY)
+    if raw is None:
         return None
+    path = f"{location.describe}/{VERIFY}"
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(raw)
         return VerifyRecord(
             datetime.fromisoformat(value["at"]), str(value["what"]), bool(value["ok"]), tuple(value["problems"])
         )
@@ -106,7 +106,7 @@ def check(services: Services, source: StatusSource = current_status) -> BackupHe
     now = services.clock.now()
     try:
         state = source(services, now)
-        verified = last_verify(settings) if state.location.is_dir() else None
+        verified = None if backup.is_unreachable(state.problem) else last_verify(settings)
     except Exception as exc:  # noqa: BLE001 - a health report shows any failure, it never raises into a request
         return BackupHealth(now, None, str(exc) or type(exc).__name__, None, settings.backup_max_lag_seconds)
     return BackupHealth(now, state, state.problem, verified, settings.backup_max_lag_seconds)
@@ -156,17 +156,9 @@ class BackupMonitor:
         running.set_result(check(self._services, self._source))  # check() reports every failure in its answer
 
 
-BACKUP_LAG = Gauge(
-    "studyshelf_backup_lag_seconds", "Seconds the backup is behind the database (NaN: unknown or backups off)"
-)
-LAST_VERIFY_OK = Gauge(
-    "studyshelf_backup_last_verify_ok", "1 if the last `backup verify` passed, 0 if it failed (NaN: never run)"
-)
-
-
 def export_metrics(health: BackupHealth | None) -> None:
     """Set the backup gauges from a health answer (None: backups are off)."""
     lag = health.lag_seconds if health else None
     BACKUP_LAG.set(math.nan if lag is None else lag)
     verified = health.last_verify if health else None
-    LAST_VERIFY_OK.set(math.nan if verified is None else float(verified.ok))
+    BACKUP_LAST_VERIFY_OK.set(math.nan if verified is None else float(verified.ok))

@@ -6,7 +6,6 @@ The `studyshelf backup` commands call these when the app database is PostgreSQL.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,26 +19,38 @@ from studyshelf.ops.backup import (
     PointSummary,
     Sizing,
     Status,
+    is_unreachable,
     location_of,
-    location_problem,
     sync_blobs,
     unreachable,
 )
 from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
-from studyshelf.ops.backup_restore import Pruned, Restored, check_target, prune
+from studyshelf.ops.backup_restore import (
+    Pruned,
+    Restored,
+    apply_prune,
+    check_target,
+    plan_prune,
+    restore_install_secret,
+)
 from studyshelf.ops.backup_store import BackupLocation, Progress, point_time
 from studyshelf.services import Services
-from studyshelf.settings import SECRET_KEY_FILE, Settings
+from studyshelf.settings import Settings
 from studyshelf.storage.local import LocalBlobStore
 
 CLUSTER_DIR = "postgresql"  # inside the restore target, beside blobs/ and the install secret
 
+# The segment being written and how far into it, the last finished one (the byte before the current segment),
+# and the archiver's record. pg_current_wal_lsn() is the position of the next WAL record.
 ARCHIVER_STATE = text(
     """
-    SELECT current_setting('archive_mode') AS archive_mode, a.last_archived_wal, a.last_archived_time,
-           a.last_failed_wal, a.last_failed_time,
-           (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS waiting
-    FROM pg_stat_archiver a
+    SELECT current_setting('archive_mode') AS archive_mode,
+           (SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout') AS archive_timeout,
+           w.file_name AS current_wal, w.file_offset AS current_offset,
+           pg_walfile_name(pg_current_wal_lsn() - (w.file_offset + 1)) AS finished_wal,
+           a.last_archived_wal, a.last_archived_time, a.last_failed_wal, a.last_failed_time,
+           pg_postmaster_start_time() AS started_at
+    FROM pg_stat_archiver a, pg_walfile_name_offset(pg_current_wal_lsn()) w
     """
 )
 
@@ -65,20 +76,25 @@ def verify(settings: Settings, *, progress: Progress | None = None) -> list[str]
     location = location_of(settings)
     manifests = location.blob_manifest_ids()
     if not manifests:
-        return [*problems, f"no blob manifest in {location.blob_manifests}: run `studyshelf backup create`"]
+        return [*problems, f"no blob manifest in {location.describe}: run `studyshelf backup create`"]
     newest = sorted(location.blob_manifest(manifests[-1]))
-    return problems + check_blobs(location.blobs, newest, settings.encryption_master_keys(), progress)
+    keys = settings.encryption_master_keys()
+    return problems + check_blobs(location.blobs, newest, keys, progress, where=location.describe)
 
 
 def _blobs_as_of(location: BackupLocation, at: datetime | None) -> set[str]:
-    """The blobs of the newest manifest at or before `at` and of the next one (a blob uploaded in between
-    is in the next one; an extra blob is harmless, a missing one is not)."""
+    """The blobs of the newest full manifest at or before `at`, of the next one, and of every followed blob
+    between them (a blob uploaded in between is in the next one, or only in a followed manifest when the
+    server was lost before the next full one; an extra blob is harmless, a missing one is not)."""
     ids = location.blob_manifest_ids()
     before = [i for i in ids if at is None or point_time(i) <= at][-1:]
     after = [i for i in ids if at is not None and point_time(i) > at][:1]
     digests: set[str] = set()
     for identifier in before + after:
         digests |= location.blob_manifest(identifier).keys()
+    for identifier in location.followed_ids():
+        if (not before or identifier >= before[0]) and (not after or identifier <= after[0]):
+            digests |= location.followed_manifest(identifier).keys()
     return digests
 
 
@@ -108,49 +124,74 @@ def restore(
         progress=progress,
         sizing=sizing,
     )
-    secret = location.install_dir / SECRET_KEY_FILE
-    if secret.is_file():
-        descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secret.read_bytes())
+    restore_install_secret(location, target)
     return Restored("pgbackrest", at or now, None, len(wanted) - len(missing), missing)
 
 
-def expire(settings: Settings, *, now: datetime) -> Pruned:
-    """pgBackRest's expire (its retention), then blob manifests and blobs beyond StudyShelf's retention."""
+def expire(
+    settings: Settings, *, now: datetime, progress: Progress | None = None, sizing: Sizing | None = None
+) -> Pruned:
+    """pgBackRest's expire (its retention), then blob manifests and blobs beyond StudyShelf's retention.
+
+    Progress counts pgBackRest's expire as one step, then each manifest and blob dropped.
+    """
+    plan = plan_prune(settings, now=now)
+    if sizing:
+        sizing(plan.steps + 1)
     pgbackrest.expire(settings)
-    return prune(settings, now=now)
+    if progress:
+        progress(1)
+    return apply_prune(settings, plan, progress=progress)
 
 
 @dataclass(frozen=True, slots=True)
-class _Archiver:
+class ArchiverState:
     archive_mode: str
+    archive_timeout: int  # seconds; 0: off
+    current_wal: str  # the segment being written
+    current_offset: int  # bytes written into it
+    finished_wal: str  # the newest finished segment
     last_archived_wal: str | None
     last_archived_time: datetime | None
     last_failed_wal: str | None
     last_failed_time: datetime | None
-    waiting: int  # finished WAL segments not archived yet
+    started_at: datetime
+
+
+def archive_lag(state: ArchiverState, archived: str | None, *, now: datetime) -> float:
+    """How long the oldest change not in the repository has waited, from positions: the newest segment the
+    repository holds (`archived`) against the newest finished one and the one being written.
+
+    A finished segment the repository lacks has waited since the last segment was archived. Otherwise only
+    the segment being written is missing, and archive_timeout closes it at most that long after its first
+    change: it counts as the time since the last archive, capped there. Nothing written into it: 0.
+    """
+    since_archive = (now - (state.last_archived_time or state.started_at)).total_seconds()
+    if archived is None or archived < state.finished_wal:  # segment names sort in WAL order
+        return max(0.0, since_archive)
+    if state.current_offset == 0:
+        return 0.0
+    if state.archive_timeout > 0:
+        return max(0.0, min(since_archive, float(state.archive_timeout)))
+    return max(0.0, since_archive)
 
 
 def status(settings: Settings, engine: Engine, *, now: datetime) -> Status:
-    """Archive lag from pg_stat_archiver (how long finished WAL has waited), oldest restorable from pgBackRest."""
+    """Archive lag from the WAL positions (the repository's newest segment from `pgbackrest info`, else the
+    archiver's last one, against the cluster's current WAL), oldest restorable point from pgBackRest."""
     location = location_of(settings)
-    if not location.root.is_dir():
-        return unreachable(location.root)
-    problem, free = location_problem(location.root)
+    problem, free = location.files.problem()
+    if is_unreachable(problem):
+        assert problem is not None
+        return unreachable(location, problem)
     try:
         with engine.connect() as conn:
-            state = _Archiver(**conn.execute(ARCHIVER_STATE).mappings().one())
+            state = ArchiverState(**conn.execute(ARCHIVER_STATE).mappings().one())
     except SQLAlchemyError as exc:
         reason = "grant pg_monitor to the app's role" if "permission" in str(exc) else type(exc).__name__
-        return Status(location.root, f"archive state unreadable: {reason}", None, None, None, None, 0, free)
-    lag = None
+        return Status(location.describe, f"archive state unreadable: {reason}", None, None, None, None, 0, free)
     if state.archive_mode == "off":
         problem = problem or "archive_mode is off: WAL is not archived"
-    elif state.waiting == 0:
-        lag = 0.0  # only the segment being written is unarchived; archive_timeout bounds it
-    elif state.last_archived_time is not None:
-        lag = max(0.0, (now - state.last_archived_time).total_seconds())
     if state.last_failed_time and (
         state.last_archived_time is None or state.last_failed_time > state.last_archived_time
     ):
@@ -158,11 +199,21 @@ def status(settings: Settings, engine: Engine, *, now: datetime) -> Status:
     try:
         stanza = pgbackrest.info(settings)
     except Invalid as exc:
+        lag = None if state.archive_mode == "off" else archive_lag(state, state.last_archived_wal, now=now)
         return Status(
-            location.root, problem or str(exc), state.last_archived_wal, state.last_archived_time, lag, None, 0, free
+            location.describe,
+            problem or str(exc),
+            state.last_archived_wal,
+            state.last_archived_time,
+            lag,
+            None,
+            0,
+            free,
         )
+    archived = stanza.wal_max or state.last_archived_wal
+    lag = None if state.archive_mode == "off" else archive_lag(state, archived, now=now)
     oldest = stanza.backups[0].stopped_at if stanza.backups else None
     if stanza.status != "ok":
         problem = problem or f"pgbackrest: {stanza.status}"
     size = sum(b.size for b in stanza.backups)
-    return Status(location.root, problem, state.last_archived_wal, state.last_archived_time, lag, oldest, size, free)
+    return Status(location.describe, problem, archived, state.last_archived_time, lag, oldest, size, free)

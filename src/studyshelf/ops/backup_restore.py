@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from studyshelf.core.errors import Conflict, Invalid, NotFound
 from studyshelf.ops import litestream
 from studyshelf.ops.backup import DATABASE_FILE, Sizing, location_of, retention_cutoff
 from studyshelf.ops.backup_blobs import check_blobs, restore_blobs
-from studyshelf.ops.backup_store import MANIFEST, BackupLocation, Progress, point_time, sha256_of
+from studyshelf.ops.backup_store import BackupLocation, DirectoryLocation, Progress, point_time
 from studyshelf.settings import SECRET_KEY_FILE, Settings
 from studyshelf.storage.crypto import ALL_SEALED
 from studyshelf.storage.local import LocalBlobStore
@@ -34,19 +35,44 @@ def verify_point(settings: Settings, identifier: str, *, progress: Progress | No
     """Check every checksum of a point (its files and every blob it references); return each failure, naming it."""
     location = location_of(settings)
     manifest = location.manifest(identifier)
-    directory = location.points_dir / identifier
     problems: list[str] = []
     for entry in manifest.files:
-        path = directory / entry.path
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-        elif sha256_of(path, progress) != entry.sha256:
-            problems.append(f"{path}: checksum mismatch (recorded {entry.sha256})")
-    database = directory / DATABASE_FILE
-    if database.is_file() and (problem := integrity_problem(database)):
-        problems.append(f"{database}: integrity check failed: {problem}")
-    problems += check_blobs(location.blobs, sorted(manifest.blobs), settings.encryption_master_keys(), progress)
+        key = location.point_key(identifier, entry.path)
+        found = location.files.sha256(key, progress)
+        if found is None:
+            problems.append(f"{_name(location, key)}: missing")
+        elif found != entry.sha256:
+            problems.append(f"{_name(location, key)}: checksum mismatch (recorded {entry.sha256})")
+    key = location.point_key(identifier, DATABASE_FILE)
+    with _local_copy(location, key) as database:
+        if database is not None and (problem := integrity_problem(database)):
+            problems.append(f"{_name(location, key)}: integrity check failed: {problem}")
+    keys = settings.encryption_master_keys()
+    problems += check_blobs(location.blobs, sorted(manifest.blobs), keys, progress, where=location.describe)
     return problems
+
+
+def _name(location: BackupLocation, key: str) -> str:
+    """A file of the location as an operator finds it: its path in a directory, its URL in S3."""
+    if isinstance(location, DirectoryLocation):
+        return str(location.root / key)
+    return f"{location.describe}{key}"
+
+
+@contextlib.contextmanager
+def _local_copy(location: BackupLocation, key: str) -> Iterator[Path | None]:
+    """The file on local disk (SQLite reads files): itself in a directory, else a temporary download."""
+    if isinstance(location, DirectoryLocation):
+        path = location.root / key
+        yield path if path.is_file() else None
+        return
+    if location.files.sha256(key) is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="studyshelf-verify-") as scratch:
+        copy = Path(scratch) / Path(key).name
+        location.files.download(key, copy)
+        yield copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +110,7 @@ def restore(
     """Restore the database as of `at` (or the latest) into an empty `target` data dir, with its blobs."""
     check_target(settings, target)
     location = location_of(settings)
-    ltx = litestream.list_ltx(location.replica)
+    ltx = litestream.list_ltx(settings, location.replica)
     point = _pick_point(location, at)
     point_at = point_time(point) if point else None
     use_replica = bool(ltx) and (
@@ -93,7 +119,7 @@ def restore(
         else point_at is None or max(f.shipped_at for f in ltx) >= point_at
     )
     if not use_replica and point is None:
-        raise NotFound(f"no backup point at or before {at.isoformat() if at else 'now'} in {location.root}")
+        raise NotFound(f"no backup point at or before {at.isoformat() if at else 'now'} in {location.describe}")
     target.mkdir(parents=True, exist_ok=True)
     try:
         return _restore_into(
@@ -123,54 +149,61 @@ def _restore_into(
     progress: Progress | None,
     sizing: Sizing | None,
 ) -> Restored:
-    ltx = litestream.list_ltx(location.replica)
+    ltx = litestream.list_ltx(settings, location.replica)
     point_at = point_time(point) if point else None
     database = target / DATABASE_FILE
     if use_replica:
         # Litestream refuses a time after its newest shipment: that time restores the latest.
         newest = max(f.shipped_at for f in ltx)
-        txid = litestream.restore(location.replica, database, at=at if at is not None and at < newest else None)
+        txid = litestream.restore(
+            settings, location.replica, database, at=at if at is not None and at < newest else None
+        )
         as_of = max(f.shipped_at for f in ltx if f.max_txid <= txid)
         source = "replica"
     else:
         assert point is not None
         assert point_at is not None
         _refuse_corrupt(settings, location, point)
-        shutil.copyfile(location.points_dir / point / DATABASE_FILE, database)
+        location.files.download(location.point_key(point, DATABASE_FILE), database)
         txid, as_of, source = None, point_at, f"snapshot {point}"
     extras = _restore_extras(location, point, target)
     copied, missing = _restore_blobs(settings, location, database, target / "blobs", progress, sizing)
-    secret = location.install_dir / SECRET_KEY_FILE
-    if secret.is_file():
+    restore_install_secret(location, target)
+    return Restored(source, as_of, txid, copied, missing, extras)
+
+
+def restore_install_secret(location: BackupLocation, target: Path) -> None:
+    secret = location.read_install_secret()
+    if secret is not None:
         descriptor = os.open(target / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secret.read_bytes())
-    return Restored(source, as_of, txid, copied, missing, extras)
+            handle.write(secret)
 
 
 def _refuse_corrupt(settings: Settings, location: BackupLocation, point: str) -> None:
     manifest = location.manifest(point)
-    database = location.points_dir / point / DATABASE_FILE
+    key = location.point_key(point, DATABASE_FILE)
     entry = manifest.files[0]
-    if not database.is_file() or sha256_of(database) != entry.sha256:
+    if location.files.sha256(key) != entry.sha256:
         earlier = [i for i in location.point_ids() if i < point]
         offer = (
             f"; the previous point is {earlier[-1]}: restore --at {point_time(earlier[-1]).isoformat()}"
             if earlier
             else ""
         )
-        raise Invalid(f"refused: backup point {point} is corrupt ({database} does not match its checksum){offer}")
+        raise Invalid(
+            f"refused: backup point {point} is corrupt ({_name(location, key)} does not match its checksum){offer}"
+        )
 
 
 def _restore_extras(location: BackupLocation, point: str | None, target: Path) -> str | None:
     """The warehouse and the event spool come from the point at or before the time restored, when there is one."""
     if point is None:
         return None
-    directory = location.points_dir / point
     for entry in location.manifest(point).files[1:]:
         destination = target / entry.path
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(directory / entry.path, destination)
+        location.files.download(location.point_key(point, entry.path), destination)
     return point
 
 
@@ -198,10 +231,26 @@ class Pruned:
     blobs: int
 
 
-def prune(settings: Settings, *, now: datetime) -> Pruned:
-    """Drop points and blob manifests older than the retention, then blobs no retained manifest references.
+@dataclass(frozen=True, slots=True)
+class PrunePlan:
+    """What a prune will drop, counted before anything goes (so its progress bar knows the total)."""
 
-    The newest blob manifest older than the retention stays: it covers the start of Litestream's window.
+    points: list[str]
+    blob_manifests: list[str]
+    followed: list[str]
+    blobs: list[str]
+
+    @property
+    def steps(self) -> int:
+        return len(self.points) + len(self.blob_manifests) + len(self.followed) + len(self.blobs)
+
+
+def plan_prune(settings: Settings, *, now: datetime) -> PrunePlan:
+    """Points and blob manifests older than the retention, then blobs no retained manifest references.
+
+    The newest full blob manifest older than the retention stays: it covers the start of Litestream's window;
+    manifests of followed blobs go once a retained full manifest (which lists everything held) is newer. A blob
+    copied after the newest manifest of any kind stays too: `backup replicate` has just followed it in.
     """
     location = location_of(settings)
     cutoff = retention_cutoff(settings, now)
@@ -209,19 +258,52 @@ def prune(settings: Settings, *, now: datetime) -> Pruned:
     old_points = [i for i in points if point_time(i) < cutoff]
     if old_points and len(old_points) == len(points):
         old_points = old_points[:-1]  # never prune the last point there is
-    for identifier in old_points:
-        (location.points_dir / identifier / MANIFEST).unlink()
-        shutil.rmtree(location.points_dir / identifier)
     manifests = location.blob_manifest_ids()
     old_manifests = [i for i in manifests if point_time(i) < cutoff][:-1]
-    for identifier in old_manifests:
-        (location.blob_manifests / f"{identifier}.json").unlink()
+    kept_manifests = [i for i in manifests if i not in old_manifests]
+    followed = location.followed_ids()
+    old_followed = [i for i in followed if point_time(i) < cutoff and kept_manifests and i < kept_manifests[0]]
     referenced: set[str] = set()
-    for identifier in location.point_ids():
-        referenced |= location.manifest(identifier).blobs.keys()
-    for identifier in location.blob_manifest_ids():
+    for identifier in points:
+        if identifier not in old_points:
+            referenced |= location.manifest(identifier).blobs.keys()
+    for identifier in kept_manifests:
         referenced |= location.blob_manifest(identifier).keys()
-    unreferenced = [d for d in location.blobs.iter_digests() if d not in referenced and d != ALL_SEALED]
-    for digest in unreferenced:
+    for identifier in followed:
+        if identifier not in old_followed:
+            referenced |= location.followed_manifest(identifier).keys()
+    newest = max([point_time(i).timestamp() for i in [*manifests, *followed]], default=None)
+    unreferenced = [
+        digest
+        for digest, copied_at in location.copied_blobs()
+        if digest not in referenced and digest != ALL_SEALED and (newest is None or copied_at < newest)
+    ]
+    return PrunePlan(old_points, old_manifests, old_followed, unreferenced)
+
+
+def prune(
+    settings: Settings, *, now: datetime, progress: Progress | None = None, sizing: Sizing | None = None
+) -> Pruned:
+    """Drop what `plan_prune` finds, one step of progress per point, manifest and blob."""
+    plan = plan_prune(settings, now=now)
+    if sizing:
+        sizing(plan.steps)
+    return apply_prune(settings, plan, progress=progress)
+
+
+def apply_prune(settings: Settings, plan: PrunePlan, *, progress: Progress | None = None) -> Pruned:
+    location = location_of(settings)
+    for identifier in plan.points:
+        location.drop_point(identifier)
+        if progress:
+            progress(1)
+    doomed = [(i, False) for i in plan.blob_manifests] + [(i, True) for i in plan.followed]
+    for identifier, followed in doomed:
+        location.drop_blob_manifest(identifier, followed=followed)
+        if progress:
+            progress(1)
+    for digest in plan.blobs:
         location.blobs.delete(digest)
-    return Pruned(len(old_points), len(old_manifests), len(unreferenced))
+        if progress:
+            progress(1)
+    return Pruned(len(plan.points), len(plan.blob_manifests), len(plan.blobs))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +13,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from studyshelf.core.clock import SystemClock
 from studyshelf.core.errors import Invalid
 from studyshelf.ops import backup, backup_health, backup_pg, backup_restore, litestream, pgbackrest
+from studyshelf.ops.backup_follow import BlobFollower, follow_until
 from studyshelf.ops.backup_store import Progress as Advance
 from studyshelf.services import Services, command_services
 from studyshelf.settings import Settings
@@ -31,9 +32,10 @@ console = Console()
 
 
 @contextmanager
-def _bytes_bar(description: str) -> Iterator[tuple[Advance, backup.Sizing]]:
-    """A progress bar in bytes: yields (advance, set_total)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+def _bar(description: str, *, steps: bool = False) -> Iterator[tuple[Advance, backup.Sizing]]:
+    """A progress bar in bytes, or in steps (M of N): yields (advance, set_total)."""
+    amount = MofNCompleteColumn() if steps else DownloadColumn()
+    columns = (TextColumn("{task.description}"), BarColumn(), amount, TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield (lambda n: bar.advance(task, n)), (lambda total: bar.update(task, total=total))
@@ -53,46 +55,59 @@ def _parse_time(value: str) -> datetime:
 
 @app.command("replicate")
 def replicate() -> None:
-    """Run Litestream in the foreground (what `make run` starts beside serve) and copy new blobs periodically.
+    """Run Litestream in the foreground (what `make run` starts beside serve) and copy new blobs as they come.
 
+    Blobs of new file versions are copied within about a second (STUDYSHELF_BACKUP_SYNC_INTERVAL_SECONDS), and
+    every STUDYSHELF_BACKUP_BLOB_SYNC_SECONDS the whole store is checked and a blob manifest written.
     On PostgreSQL, the cluster's archive_command ships the WAL to pgBackRest: this copies the blobs only.
     """
-    with command_services() as services:
+    with command_services() as services, backup.replicator_lock(services.settings):
         settings = services.settings
         location = backup.location_of(settings)
         location.prepare()
         backup.keep_install_secret(settings, location)
-        if backup.uses_pgbackrest(settings):
-            _sync_blobs_until_stopped(services)
-            return
-        config = litestream.write_config(settings, location.replica)
-        console.print(f"Replicating {litestream.database_path(settings)} to {location.replica}.")
-        child = subprocess.Popen(litestream.replicate_command(config))  # noqa: S603 - our argv, no shell
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        while not stop.is_set() and child.poll() is None:
-            try:
-                backup.sync_blobs(services)
-            except (OSError, Invalid) as exc:  # a full or unreachable location: say so, keep trying
-                console.print(f"[yellow]Blob backup failed, retrying: {exc}[/yellow]")
-            stop.wait(settings.backup_blob_sync_seconds)
+        following = threading.Thread(
+            target=follow_until,
+            args=(BlobFollower(services, location, report=_report_blob_failure), stop),
+            kwargs={"every": settings.backup_sync_interval_seconds, "report": _report_blob_failure},
+            name="blob-follower",
+            daemon=True,
+        )
+        following.start()
+        if backup.uses_pgbackrest(settings):
+            console.print(f"Copying new blobs to {location.describe}.")
+            _sync_blobs_until(services, stop, lambda: True)
+            following.join()
+            return
+        config = litestream.write_config(settings, location.replica)
+        console.print(f"Replicating {litestream.database_path(settings)} to {location.describe}.")
+        child = subprocess.Popen(  # noqa: S603 - our argv, no shell
+            litestream.replicate_command(config), env=litestream.environment(settings)
+        )
+        _sync_blobs_until(services, stop, lambda: child.poll() is None)
+        stopped = stop.is_set()
+        stop.set()
+        following.join()
         if child.poll() is None:
             child.terminate()
         code = child.wait()
-    raise typer.Exit(code=0 if stop.is_set() else code)
+    raise typer.Exit(code=0 if stopped else code)
 
 
-def _sync_blobs_until_stopped(services: Services) -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    console.print(f"Copying new blobs to {backup.location_of(services.settings).blobs.root}.")
-    while not stop.is_set():
+def _report_blob_failure(exc: Exception) -> None:
+    console.print(f"[yellow]Blob backup failed, retrying: {exc}[/yellow]")
+
+
+def _sync_blobs_until(services: Services, stop: threading.Event, running: Callable[[], bool]) -> None:
+    """Check every blob and write a blob manifest every STUDYSHELF_BACKUP_BLOB_SYNC_SECONDS, until stopped."""
+    while not stop.is_set() and running():
         try:
             backup.sync_blobs(services)
         except (OSError, Invalid) as exc:  # a full or unreachable location: say so, keep trying
-            console.print(f"[yellow]Blob backup failed, retrying: {exc}[/yellow]")
+            _report_blob_failure(exc)
         stop.wait(services.settings.backup_blob_sync_seconds)
 
 
@@ -109,7 +124,7 @@ def create(
                 label = backup_pg.create(services, kind)
             console.print(f"[green]Created pgBackRest {kind} backup {label}.[/green]")
             return
-    with command_services() as services, _bytes_bar("Copying blobs") as (advance, sizing):
+    with command_services() as services, _bar("Copying blobs") as (advance, sizing):
         identifier = backup.create_point(services, progress=advance, sizing=sizing)
     console.print(f"[green]Created backup point {identifier}.[/green]")
 
@@ -132,7 +147,8 @@ def status_command() -> None:
         state = backup_health.current_status(services, services.clock.now())
     if state.problem:
         console.print(f"[red]Backup location {state.location}: {state.problem}[/red] (serving is not affected)")
-    console.print(f"location: {state.location} ({state.size:,} bytes, {state.free:,} free)")
+    free = f", {state.free:,} free" if state.free else ""  # S3 has no free space to tell
+    console.print(f"location: {state.location} ({state.size:,} bytes{free})")
     if state.replicated_at is None:
         console.print("replicated: nothing yet (is `studyshelf backup replicate` or archive_command running?)")
     else:
@@ -156,14 +172,14 @@ def verify(
     settings = Settings()
     if backup.uses_pgbackrest(settings):
         chosen = f"pgBackRest stanza {settings.backup_pgbackrest_stanza}"
-        with _bytes_bar(f"Verifying {chosen}") as (advance, _):
+        with _bar(f"Verifying {chosen}") as (advance, _):
             problems = backup_pg.verify(settings, progress=advance)
     else:
         ids = backup.location_of(settings).point_ids()
         chosen = point or (ids[-1] if ids else "")
         if not chosen:
             raise Invalid("no snapshot points to verify: run `studyshelf backup create` first")
-        with _bytes_bar(f"Verifying {chosen}") as (advance, _):
+        with _bar(f"Verifying {chosen}") as (advance, _):
             problems = backup_restore.verify_point(settings, chosen, progress=advance)
     backup_health.record_verify(settings, what=chosen, problems=problems, at=SystemClock().now())
     for problem in problems:
@@ -187,7 +203,7 @@ def restore(
         raise typer.BadParameter("give exactly one of --at TIME or --latest")
     wanted = _parse_time(at) if at else None
     settings = Settings()
-    with _bytes_bar("Restoring") as (advance, sizing):
+    with _bar("Restoring") as (advance, sizing):
         if backup.uses_pgbackrest(settings):
             done = backup_pg.restore(
                 settings, target=to, at=wanted, now=SystemClock().now(), progress=advance, sizing=sizing
@@ -210,12 +226,12 @@ def restore(
 def prune() -> None:
     """Drop points older than the retention (PostgreSQL: pgBackRest's expire), and blobs no point references."""
     settings = Settings()
-    with _bytes_bar("Pruning") as _:
+    with _bar("Pruning", steps=True) as (advance, sizing):
         now = SystemClock().now()
         if backup.uses_pgbackrest(settings):
-            done = backup_pg.expire(settings, now=now)
+            done = backup_pg.expire(settings, now=now, progress=advance, sizing=sizing)
         else:
-            done = backup_restore.prune(settings, now=now)
+            done = backup_restore.prune(settings, now=now, progress=advance, sizing=sizing)
     console.print(
         f"Pruned {done.points} points, {done.blob_manifests} blob manifests and {done.blobs} unreferenced blobs."
     )

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import math
+
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from studyshelf.core.errors import PermissionDenied
+from studyshelf.core.outbound import parse_networks
+from studyshelf.events import EventStreamError
 from studyshelf.ops.backup_health import BackupMonitor, export_metrics
+from studyshelf.ops.metrics import EVENT_BUFFER_DEPTH, exposition
 from studyshelf.services import Services
+from studyshelf.settings import Settings
+from studyshelf.web.security import client_ip
 
 router = APIRouter(tags=["operations"])
 
@@ -64,6 +74,31 @@ def _analytics_checks(services: Services) -> dict[str, str]:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
+    """Prometheus exposition of every worker's metrics, to allowed networks or the metrics token's holder."""
+    services: Services = request.app.state.services
+    _check_metrics_access(request, services.settings)
     monitor: BackupMonitor | None = request.app.state.backup_monitor
     export_metrics(monitor.health() if monitor else None)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    try:
+        EVENT_BUFFER_DEPTH.set(services.events.backlog())
+    except EventStreamError:
+        EVENT_BUFFER_DEPTH.set(math.nan)  # the buffer is down: /readyz says so; the scrape still answers
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _check_metrics_access(request: Request, settings: Settings) -> None:
+    """Allowed: a client address (behind trusted proxies, the forwarded one) in STUDYSHELF_METRICS_ALLOW, or
+    `Authorization: Bearer <STUDYSHELF_METRICS_TOKEN>`."""
+    address = client_ip(request.scope, settings.trusted_proxies)
+    try:
+        if any(ipaddress.ip_address(address) in network for network in parse_networks(settings.metrics_allow)):
+            return
+    except ValueError:
+        pass  # not an address (a test client's name): only the token can open it
+    scheme, _, offered = request.headers.get("authorization", "").partition(" ")
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(offered.strip().encode(), token.encode()):
+        return
+    raise PermissionDenied(
+        "Metrics are open to the monitoring networks (STUDYSHELF_METRICS_ALLOW) or with the metrics token."
+    )

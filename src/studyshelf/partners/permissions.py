@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.partners.models import Grant, GrantLevel, Role
+from studyshelf.partners.models import Grant, GrantLevel, OrgKind, Role
 from studyshelf.partners.principal import Principal
 
 
@@ -99,6 +99,24 @@ def operates_platform(principal: Principal) -> bool:
 def require_platform_operator(principal: Principal) -> None:
     if not operates_platform(principal):
         raise PermissionDenied("Only the operator's platform admins may see this page.")
+
+
+def operates_alarms(principal: Principal) -> bool:
+    """Operator admins (an admin or owner of an operator organisation, through a token too) run the platform's alarm
+    rules, contacts and every incident; platform admins signed in do too."""
+    if operates_platform(principal):
+        return True
+    return any(
+        m.organization.kind is OrgKind.OPERATOR
+        and (role := role_in(principal, m.org_id)) is not None
+        and role.rank >= Role.ADMIN.rank
+        for m in principal.user.memberships
+    )
+
+
+def require_alarm_operator(principal: Principal) -> None:
+    if not operates_alarms(principal):
+        raise PermissionDenied("Only the operator's admins may change alarms.")
 
 
 def require(principal: Principal, permission: Permission, org_id: uuid.UUID, *, what: str = "item") -> None:

@@ -1,5 +1,6 @@
-"""URL signing backends: the signer of `/m/` media URLs that `Services` holds."""
+"""URL signing backends: the signer of `/m/` media URLs that `Services` holds, and the CDN's signed URLs around them."""
 
+from studyshelf.signing.cloudfront import CloudFrontSigner
 from studyshelf.signing.media import CLOCK_SKEW, MediaClaims, MediaRefused, MediaSigner, RefusalReason
 
-__all__ = ["CLOCK_SKEW", "MediaClaims", "MediaRefused", "MediaSigner", "RefusalReason"]
+__all__ = ["CLOCK_SKEW", "CloudFrontSigner", "MediaClaims", "MediaRefused", "MediaSigner", "RefusalReason"]

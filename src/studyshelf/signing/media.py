@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.settings import Settings
+from studyshelf.signing.cloudfront import CloudFrontSigner
 
 MESSAGE_PREFIX = b"studyshelf-media-v1\n"
 CLOCK_SKEW = 60  # seconds of disagreement tolerated between the instance that signs and the one that verifies
@@ -106,7 +107,9 @@ class _HmacSha256:
 class MediaSigner:
     """Signs and verifies media URL paths with a set of keys; `current` signs, every key verifies."""
 
-    def __init__(self, keys: dict[str, bytes], current: str, *, max_ttl: int) -> None:
+    def __init__(
+        self, keys: dict[str, bytes], current: str, *, max_ttl: int, cdn: CloudFrontSigner | None = None
+    ) -> None:
         if current not in keys:
             raise ValueError(f"the signing key id {current!r} is not among the keys")
         for kid, key in keys.items():
@@ -115,26 +118,35 @@ class MediaSigner:
         self._macs = {kid: _HmacSha256(key, MESSAGE_PREFIX) for kid, key in keys.items()}
         self.current = current
         self.max_ttl = max_ttl
+        self.cdn = cdn  # set: sign() answers the CDN's signed URL around our path
 
     @classmethod
-    def from_keys(cls, keys: KeyRing, *, max_ttl: int) -> MediaSigner:
+    def from_keys(cls, keys: KeyRing, *, max_ttl: int, cdn: CloudFrontSigner | None = None) -> MediaSigner:
         """The signer of the key ring's media keys (each verifies until the settings drop it)."""
         media = Purpose.MEDIA_URL
-        return cls(keys.keys_of(media), keys.current_kid(media), max_ttl=max_ttl)
+        return cls(keys.keys_of(media), keys.current_kid(media), max_ttl=max_ttl, cdn=cdn)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaSigner:
         keys = KeyRing.for_install(
             settings.secret_key, media_keys=settings.media_keys, media_key_id=settings.media_key_id
         )
-        return cls.from_keys(keys, max_ttl=settings.media_url_ttl_seconds)
+        return cls.from_keys(keys, max_ttl=settings.media_url_ttl_seconds, cdn=CloudFrontSigner.from_settings(settings))
+
+    @property
+    def media_origin(self) -> str | None:
+        """Where signed URLs send clients when it is not our own origin (the CDN's), for the viewer's CSP."""
+        return None if self.cdn is None else self.cdn.origin
 
     @property
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._macs)
 
     def sign(self, claims: MediaClaims) -> str:
-        """The URL path (percent-encoded, starting /m/) that grants `claims` until `claims.expires`."""
+        """The URL path (percent-encoded, starting /m/) that grants `claims` until `claims.expires`.
+
+        With a CDN, the CDN's signed URL of that path (same expiry): the CDN checks its signature, the origin ours.
+        """
         _check_claims(claims)
         kid = self.current
         fields = (
@@ -150,7 +162,8 @@ class MediaSigner:
         )
         head = "/".join(fields) + "/"
         sig = self._macs[kid].mac(head.encode("ascii"), claims.filename.encode()).decode("ascii")
-        return f"/m/{head}{sig}/{quote(claims.filename, safe='')}"
+        path = f"/m/{head}{sig}/{quote(claims.filename, safe='')}"
+        return path if self.cdn is None else self.cdn.sign(path, claims.expires)
 
     def verify(self, path: str, now: float) -> MediaClaims:
         """The claims of a (decoded) URL path, or MediaRefused: bad-signature or expired."""

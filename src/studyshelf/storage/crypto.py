@@ -359,24 +359,33 @@ class EncryptedBlobStore:
         last: int,
     ) -> bytes:
         """Chunks first..last, each authenticated before any of the batch is returned."""
+        chunk_size = trailer.chunk_size
         base, stop = trailer.chunk_offset(first), trailer.chunk_end(last)
         # Taken on every call, never held across a yield: the generator's next step may run on another thread.
         sealed = memoryview(_sealed_buffer(stop - base))[: stop - base]
         if stored.read_into(sealed, base) != stop - base:
             raise integrity_error(sha256, "a chunk is missing")
-        plain = bytearray(min(trailer.size, (last + 1) * trailer.chunk_size) - first * trailer.chunk_size)
-        out = memoryview(plain)
+        size = min(trailer.size, (last + 1) * chunk_size) - first * chunk_size
+        # Decrypted straight into the bytes object handed out: a BytesIO that alone holds its initial bytes writes
+        # into them in place, and getvalue() gives them away when no view is left (a bytearray would cost a copy
+        # into bytes). bytes(size) is calloc'd: a large one comes as fresh zero pages, with no memset.
+        plain = io.BytesIO(bytes(size))
         final_index = trailer.chunk_count - 1
-        for index in range(first, last + 1):
-            at, until = trailer.chunk_offset(index) - base, trailer.chunk_end(index) - base
-            into = (index - first) * trailer.chunk_size
-            try:
-                aad = _chunk_aad(trailer.chunk_size, index, final=index == final_index)
-                nonce, sealed_chunk = sealed[at : at + NONCE_BYTES], sealed[at + NONCE_BYTES : until]
-                cipher.decrypt_into(nonce, sealed_chunk, aad, out[into : into + until - at - CHUNK_OVERHEAD])
-            except InvalidTag:
-                raise integrity_error(sha256, f"chunk {index} does not authenticate") from None
-        return bytes(plain)
+        with plain.getbuffer() as out:
+            at = 0
+            for index in range(first, last + 1):
+                into = (index - first) * chunk_size
+                length = min(chunk_size, size - into)
+                until = at + CHUNK_OVERHEAD + length
+                aad = _CHUNK_AAD.pack(chunk_size, index, index == final_index)
+                try:
+                    cipher.decrypt_into(
+                        sealed[at : at + NONCE_BYTES], sealed[at + NONCE_BYTES : until], aad, out[into : into + length]
+                    )
+                except InvalidTag:
+                    raise integrity_error(sha256, f"chunk {index} does not authenticate") from None
+                at = until
+        return plain.getvalue()
 
     def rewrap(self, sha256: str) -> bool:
         """Put the blob's data key under the current master key; the sealed chunks stay as they are.

@@ -135,6 +135,24 @@ class RollupRow:
     histogram: tuple[int, ...] = (0,) * (len(LOAD_BUCKETS_MS) + 1)
 
 
+@dataclass(frozen=True, slots=True)
+class LoadFailures:
+    """Views, successful and failed loads of one scope in a window: "global", an "organisation" (the owner of the
+    content) or a "file"."""
+
+    scope: Literal["global", "organisation", "file"]
+    owner_org: str | None
+    file_id: str | None
+    views: int
+    load_ok: int
+    fails: int
+
+    @property
+    def fail_rate(self) -> float | None:
+        attempts = self.load_ok + self.fails
+        return self.fails / attempts if attempts else None
+
+
 class Warehouse(Protocol):
     def insert(self, events: Sequence[Event]) -> int:
         """Store events in one transaction, skipping ids already stored; return how many were new."""
@@ -183,4 +201,13 @@ class Warehouse(Protocol):
 
     def earliest(self) -> datetime | None:
         """When the oldest non-bot event happened (None when there is none)."""
+        ...
+
+    def latest(self) -> datetime | None:
+        """When the newest stored event (bots included) happened: how far ingest has come (None when empty)."""
+        ...
+
+    def load_failures(self, start: datetime, end: datetime, *, min_views: int) -> list[LoadFailures]:
+        """Non-bot views and loads of [start, end): overall, per owning organisation, and per file with at least
+        `min_views` views (the alarms' load_fail rate)."""
         ...

@@ -7,9 +7,10 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
+from studyshelf.warehouse import load_failures as failures_sql
 from studyshelf.warehouse import query as q
 from studyshelf.warehouse import rollup as rollup_sql
-from studyshelf.warehouse.interface import ROLLUP_DIMENSIONS, RollupRow, Summary, SummaryQuery
+from studyshelf.warehouse.interface import ROLLUP_DIMENSIONS, LoadFailures, RollupRow, Summary, SummaryQuery
 
 
 class SqlReads(ABC):
@@ -44,4 +45,11 @@ class SqlReads(ABC):
 
     def earliest(self) -> datetime | None:
         value = self._all(rollup_sql.EARLIEST_SQL, [])[0][0]
+        return None if value is None else self._as_utc(value)
+
+    def load_failures(self, start: datetime, end: datetime, *, min_views: int) -> list[LoadFailures]:
+        return failures_sql.rows(self._all(*failures_sql.load_failures_sql(start, end)), min_views=min_views)
+
+    def latest(self) -> datetime | None:
+        value = self._all(failures_sql.LATEST_SQL, [])[0][0]
         return None if value is None else self._as_utc(value)

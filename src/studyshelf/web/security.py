@@ -111,8 +111,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        # ops/observe.py (outermost) gave the request its id; an app without it gets one here
+        request_id = scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

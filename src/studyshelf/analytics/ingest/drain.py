@@ -17,16 +17,32 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from prometheus_client import Counter, Gauge
+import orjson
+from prometheus_client import Counter, Gauge, Histogram
 
+from studyshelf.core.clock import utcnow
 from studyshelf.events import Batch, EventStream, EventStreamError
 from studyshelf.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("studyshelf.analytics.ingest")
 EVENTS_STORED = Counter("studyshelf_events_stored", "Analytics events newly stored in the warehouse")
 EVENTS_DUPLICATE = Counter("studyshelf_events_duplicate", "Redelivered analytics events the warehouse skipped")
-DRAIN_FAILURES = Gauge("studyshelf_drain_failures", "Consecutive failed warehouse inserts of this drainer")
+DRAIN_FAILURES = Counter("studyshelf_drain_failures_total", "Failed attempts to move a batch into the warehouse")
+DRAIN_FAILING = Gauge(
+    "studyshelf_drain_consecutive_failures", "Failed attempts in a row of a live drainer", multiprocess_mode="livemax"
+)
+WAREHOUSE_WRITE = Histogram(
+    "studyshelf_warehouse_write_seconds",
+    "Time to insert one batch of events into the warehouse",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+INGEST_LAG = Gauge(
+    "studyshelf_event_ingest_lag_seconds",
+    "Age of the first event of the batch a live drainer stored last (0 once the buffer was empty)",
+    multiprocess_mode="livemax",
+)
 MAX_BACKOFF = 30.0
 MAX_BATCH = 20_000
 
@@ -53,12 +69,25 @@ def store(events: EventStream, warehouse: Warehouse, batch: Batch) -> DrainResul
     """Insert a batch into the warehouse, then ack it."""
     stored = 0
     if batch.count:
+        started = time.monotonic()
         stored = warehouse.insert_lines(batch.lines)
+        WAREHOUSE_WRITE.observe(time.monotonic() - started)
+    INGEST_LAG.set(_first_event_age(batch.lines) if batch.count else 0.0)
     if batch.token is not None:
         events.ack(batch)
     EVENTS_STORED.inc(stored)
     EVENTS_DUPLICATE.inc(batch.count - stored)
     return DrainResult(batch.count, stored)
+
+
+def _first_event_age(lines: bytes) -> float:
+    """Seconds since the first event of a batch happened (the buffer keeps arrival order); 0 if unreadable."""
+    end = lines.find(b"\n")
+    try:
+        age = utcnow() - datetime.fromisoformat(orjson.loads(lines if end < 0 else lines[:end])["ts"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return 0.0
+    return max(0.0, age.total_seconds())
 
 
 def drain_all(events: EventStream, warehouse: Warehouse, *, consumer: str, max_count: int = 1000) -> int:
@@ -102,9 +131,10 @@ def run(
                 stop.wait(idle_seconds)
         except (WarehouseError, EventStreamError):
             failures += 1
+            DRAIN_FAILURES.inc()
             log.warning("draining events failed (%d in a row); retrying", failures, exc_info=failures == 1)
             stop.wait(min(MAX_BACKOFF, 0.5 * 2**failures))
-        DRAIN_FAILURES.set(failures)
+        DRAIN_FAILING.set(failures)
 
 
 class Drainer:
