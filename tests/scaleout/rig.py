@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +23,10 @@ import redis
 
 from tests.analytics.support import REDIS_URL, redis_available
 from tests.conftest import PG_ADMIN_URL, postgres_available, require_service
+from tests.deploy import nginx_support
 from tests.s3_support import ACCESS_KEY, REGION, SECRET_KEY, S3Server, free_port, moto_server_command
 
 STUDYSHELF = str(Path(sys.executable).with_name("studyshelf"))
-NGINX = Path("/usr/sbin/nginx")
 SECRET = "cluster-test-secret-key-shared-by-every-instance-0123456789"
 DEADLINE = 60.0
 
@@ -68,6 +67,12 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=20)
 
+    def lines(self, needle: str) -> int:
+        """How many lines of this process's log contain `needle` (its access lines name route templates)."""
+        if not self.log.exists():
+            return 0
+        return sum(needle in line for line in self.log.read_text(errors="replace").splitlines())
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
@@ -80,6 +85,7 @@ class Cluster:
     app_ports: list[int]
     s3: S3Server
     bucket: str
+    workers: int = 1  # worker processes per instance
     processes: dict[str, Process] = field(default_factory=dict)
 
     @property
@@ -98,7 +104,7 @@ class Cluster:
 
     def serve(self, index: int) -> Process:
         env = self.env | {"STUDYSHELF_DATA_DIR": str(self.root / f"app{index}")}
-        argv = [STUDYSHELF, "serve", "--server", "uvicorn", "--workers", "1", "--host", "127.0.0.1"]
+        argv = [STUDYSHELF, "serve", "--server", "uvicorn", "--workers", str(self.workers), "--host", "127.0.0.1"]
         process = Process(
             f"app{index}", [*argv, "--port", str(self.app_ports[index])], env, self.root / f"app{index}.log"
         )
@@ -121,64 +127,22 @@ class Cluster:
             process.kill(signal.SIGTERM)
 
 
-def nginx_config(root: Path, *, listen: int, upstreams: list[int]) -> str:
-    servers = "\n".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in upstreams)
-    # As root, nginx's workers would run as nobody and could not write their temp files under the test's dir.
-    user = "user root;" if os.geteuid() == 0 else ""
-    return f"""
-{user}
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log {root}/nginx-access.log;
-  client_body_temp_path {root}/body;
-  proxy_temp_path {root}/proxy;
-  fastcgi_temp_path {root}/fastcgi;
-  uwsgi_temp_path {root}/uwsgi;
-  scgi_temp_path {root}/scgi;
-  upstream studyshelf {{
-{servers}
-    keepalive 16;
-  }}
-  server {{
-    listen 127.0.0.1:{listen};
-    client_max_body_size 0;
-    location / {{
-      proxy_pass http://studyshelf;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_next_upstream error timeout http_502 http_503;
-      proxy_next_upstream_tries 2;
-      proxy_connect_timeout 2s;
-      add_header X-Upstream $upstream_addr always;
-    }}
-  }}
-}}
-"""
-
-
 @contextlib.contextmanager
-def running_cluster(root: Path) -> Iterator[Cluster]:
+def running_cluster(root: Path, *, instances: int = 2, storage: str = "s3", workers: int = 1) -> Iterator[Cluster]:
+    """The cluster, torn down at the end; `storage="local"` shares one blob directory instead of S3 (benchmarks:
+    moto is no faster than one core of Python), `workers` is each instance's worker processes."""
     require_service(postgres_available(), "PostgreSQL")
     require_service(redis_available(), "Redis")
-    require_service(NGINX.exists(), "nginx (/usr/sbin/nginx)")
+    require_service(nginx_support.available(), "nginx (Debian's nginx-light)")
     database = f"studyshelf_cluster_{uuid.uuid4().hex[:12]}"
     stream = f"studyshelf:cluster:{uuid.uuid4().hex}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
     s3_port, nginx_port = free_port(), free_port()
-    moto = Process("s3", moto_server_command(s3_port), dict(os.environ), root / "s3.log")
-    moto.start()
     s3 = S3Server(f"http://127.0.0.1:{s3_port}")
+    cluster = Cluster(root, {}, nginx_port, [free_port() for _ in range(instances)], s3, "", workers=workers)
     try:
-        until(lambda: _answers(s3.endpoint), "the S3 server answers")
-        bucket = s3.fresh_bucket("cluster")
         env = {k: v for k, v in os.environ.items() if not k.startswith("STUDYSHELF_")} | {
             "STUDYSHELF_ENVIRONMENT": "test",
             "STUDYSHELF_SECRET_KEY": SECRET,
@@ -187,46 +151,47 @@ def running_cluster(root: Path) -> Iterator[Cluster]:
             "STUDYSHELF_WAREHOUSE_URL": f"{database_url}?schema=warehouse",
             "STUDYSHELF_REDIS_URL": REDIS_URL,
             "STUDYSHELF_REDIS_STREAM": stream,
-            "STUDYSHELF_STORAGE_URL": f"file://{root}/shared-blobs"
-            if os.environ.get("RIG_LOCAL")
-            else f"s3://{bucket}/blobs",
-            "STUDYSHELF_S3_ENDPOINT_URL": s3.endpoint,
-            "STUDYSHELF_S3_REGION": REGION,
-            "STUDYSHELF_S3_ACCESS_KEY_ID": ACCESS_KEY,
-            "STUDYSHELF_S3_SECRET_ACCESS_KEY": SECRET_KEY,
-            "STUDYSHELF_S3_ADDRESSING_STYLE": "path",
+            "STUDYSHELF_STORAGE_URL": f"file://{root}/shared-blobs",
             "STUDYSHELF_BASE_URL": f"http://127.0.0.1:{nginx_port}",
             "STUDYSHELF_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         }
-        cluster = Cluster(root, env, nginx_port, [free_port(), free_port()], s3, bucket)
-        cluster.processes["s3"] = moto
+        if storage == "s3":
+            moto = Process("s3", moto_server_command(s3_port), dict(os.environ), root / "s3.log")
+            cluster.processes["s3"] = moto
+            moto.start()
+            until(lambda: _answers(s3.endpoint), "the S3 server answers")
+            cluster.bucket = s3.fresh_bucket("cluster")
+            env |= {
+                "STUDYSHELF_STORAGE_URL": f"s3://{cluster.bucket}/blobs",
+                "STUDYSHELF_S3_ENDPOINT_URL": s3.endpoint,
+                "STUDYSHELF_S3_REGION": REGION,
+                "STUDYSHELF_S3_ACCESS_KEY_ID": ACCESS_KEY,
+                "STUDYSHELF_S3_SECRET_ACCESS_KEY": SECRET_KEY,
+                "STUDYSHELF_S3_ADDRESSING_STYLE": "path",
+            }
+        cluster.env = env
         cluster.cli("migrate")
-        for index in range(2):
+        for index in range(instances):
             cluster.serve(index)
         worker = Process("worker", [STUDYSHELF, "worker", "--batch", "200"], env, root / "worker.log")
         cluster.processes["worker"] = worker
         worker.start()
-        (root / "nginx.conf").write_text(nginx_config(root, listen=nginx_port, upstreams=cluster.app_ports))
-        nginx = Process(
-            "nginx",
-            [str(NGINX), "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
-            dict(os.environ),
-            root / "nginx.log",
+        site = nginx_support.render(
+            root / "nginx", port=nginx_port, app_ports=cluster.app_ports, blob_dir=root / "shared-blobs"
         )
+        site.check()
+        nginx = Process("nginx", site.argv("-g", "daemon off;"), dict(os.environ), root / "nginx.log")
         cluster.processes["nginx"] = nginx
         nginx.start()
         until(lambda: _answers(cluster.url + "/healthz"), f"nginx answers:\n{nginx.tail()}")
         yield cluster
     finally:
-        for process in reversed(list(locals().get("cluster", Cluster(root, {}, 0, [], s3, "")).processes.values())):
-            process.kill(signal.SIGTERM)
-        moto.kill(signal.SIGTERM)
+        cluster.stop()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         client = redis.Redis.from_url(REDIS_URL)
         client.delete(stream)
         client.close()
-        shutil.rmtree(root / "proxy", ignore_errors=True)
 
 
 def _answers(url: str) -> bool:
