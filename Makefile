@@ -58,6 +58,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
 	$(BIN)/python -m bench.backup
+	$(BIN)/python -m bench.cluster
 
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
