@@ -50,8 +50,13 @@ _VIEW = b'"type":"view"'
 
 
 def count_limited_view(db: Session, *, link: Link, event_id: str, line: bytes | None, at: datetime) -> bool:
-    """Count one view of a link with a view limit, with its event line; False when the limit is used up."""
+    """Count one view of a link with a view limit, with its event line; False when the limit is used up.
+
+    A view whose event is counted already (a request retried by the proxy after an instance died: the same event
+    id, delivery/viewing.py) is admitted without counting it again."""
     assert link.max_views is not None
+    if db.get(CountedView, event_id) is not None:
+        return True
     query = update(Link).where(Link.id == link.id, Link.view_count < link.max_views)
     if not affected_rows(db.execute(query.values(view_count=Link.view_count + 1))):
         return False

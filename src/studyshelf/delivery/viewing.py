@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from fastapi import Request
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound, PermissionDenied
-from studyshelf.core.ids import new_id
+from studyshelf.core.ids import new_id, sha256_hex, uuid7_str
 from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
 from studyshelf.delivery import hits
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
@@ -33,6 +33,7 @@ from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.services import Services
 from studyshelf.web.render import render
+from studyshelf.web.security import proxied_request
 
 VIEWER_TOKEN_SECONDS = 6 * 3600
 BADGES = {
@@ -151,12 +152,21 @@ def file_content(db: Session, file: File, *, folders: tuple[str, ...] | None = N
 
 def view_hit(request: Request, services: Services, scope: ViewScope, content: ContentFacts) -> Hit:
     """The `view` of one viewer page: a new viewer session, and an event id chosen here (a counter may keep
-    the event before it is published)."""
+    the event before it is published).
+
+    Behind the reference nginx the id and time come from the proxy's request id and start time: when an instance
+    dies after recording a view but before answering, nginx sends the same request to another instance, whose
+    view has the same id and time, so the warehouse and the counters keep it once (tests/scaleout)."""
     client = hits.client_facts(request, services)
-    hit = content.hit(
-        type_="view", at=services.clock.now(), scope=scope.facts, client=client, session=hits.new_session()
-    )
-    return replace(hit, event_id=str(new_id()))
+    proxied = proxied_request(request.scope, services.settings.trusted_proxies, now=services.clock.time())
+    if proxied is None:
+        at, event_id = services.clock.now(), str(new_id())
+    else:
+        request_id, started_ms = proxied
+        at = datetime.fromtimestamp(started_ms / 1000, UTC)
+        event_id = uuid7_str(started_ms, int(sha256_hex(f"view|{request_id}")[:20], 16))
+    hit = content.hit(type_="view", at=at, scope=scope.facts, client=client, session=hits.new_session())
+    return replace(hit, event_id=event_id)
 
 
 def file_page(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -50,6 +52,27 @@ def client_ip(scope: Scope, trusted: list[str]) -> str:
             if not _is_trusted(hop, trusted):
                 return hop
     return host or "unknown"
+
+
+_PROXY_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{16,64}")
+_PROXY_START = re.compile(r"t=(\d{9,11}(?:\.\d{1,6})?)")
+PROXY_START_SKEW_SECONDS = 300  # a start time further from ours than this is not believed
+
+
+def proxied_request(scope: Scope, trusted: list[str], *, now: float | None = None) -> tuple[str, int] | None:
+    """(request id, start in unix ms) that a trusted proxy gave this request (`X-Request-ID`, `X-Request-Start:
+    t=<seconds>`, as deploy/nginx sets them), or None. A retry of the request on another instance carries the
+    same two, so whatever is derived from them is the same there; from anyone else they are ignored."""
+    peer = scope.get("client")
+    if not _is_trusted(str(peer[0]) if peer else None, trusted):
+        return None
+    request_id, start = _header(scope, b"x-request-id"), _PROXY_START.fullmatch(_header(scope, b"x-request-start"))
+    if not _PROXY_REQUEST_ID.fullmatch(request_id) or start is None:
+        return None
+    started = float(start.group(1))
+    if abs(started - (time.time() if now is None else now)) > PROXY_START_SKEW_SECONDS:
+        return None
+    return request_id, round(started * 1000)
 
 
 def is_https(scope: Scope, trusted: list[str]) -> bool:
