@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         default=None, description="memory:// for tests; unset: Redis Streams when redis_url is set, else the spool"
     )
     redis_stream: str = Field(default="studyshelf:events", min_length=1, description="the Redis stream of events")
+    redis_key_prefix: str = Field(
+        default="studyshelf:",
+        min_length=1,
+        description="prefix of the keys that limits shared by instances keep in Redis (beacon replays and rates)",
+    )
     event_claim_idle_seconds: float = Field(
         default=30.0, gt=0, description="pending events idle this long are taken over from a dead consumer"
     )
