@@ -1,0 +1,57 @@
+"""The access epoch: one number in the app database, raised by every change that can take access away.
+
+Decisions that are remembered for a moment (members' downloads, `delivery/api.py AccessCache`) are kept
+with the epoch read before they were made, and used only while the epoch is still that number. The raise
+is an upsert in the very transaction of the change (a flush that updates or deletes a session, token, user,
+membership, organisation, grant, folder, file or version, or a bulk UPDATE/DELETE of one), so it commits
+with the change: once a revocation has committed, every instance — any process, any machine on the same
+database — decides afresh. New rows never raise it: they cannot take access away.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Connection, Integer, event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
+
+from studyshelf.core.db import Base
+from studyshelf.library.models import File, FileVersion, Folder
+from studyshelf.partners.models import ApiToken, Grant, Membership, Organization, User, WebSession
+
+_GUARDS_ACCESS = (WebSession, ApiToken, User, Membership, Organization, Grant, Folder, File, FileVersion)
+_ROW = 1
+
+
+class AccessEpoch(Base):
+    """A single row (id 1); missing counts as 0."""
+
+    __tablename__ = "access_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+def read_epoch(connection: Connection) -> int:
+    """The current epoch (0 before the first change)."""
+    return int(connection.scalar(select(AccessEpoch.value).where(AccessEpoch.id == _ROW)) or 0)
+
+
+def raise_epoch(connection: Connection) -> None:
+    """Add one to the epoch in the connection's transaction."""
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(AccessEpoch).values(id=_ROW, value=1)
+    connection.execute(statement.on_conflict_do_update(index_elements=["id"], set_={"value": AccessEpoch.value + 1}))
+
+
+@event.listens_for(Session, "after_flush")
+def _raise_after_flush(session: Session, _context: object) -> None:
+    changed = [item for item in session.dirty if session.is_modified(item)]
+    if any(isinstance(item, _GUARDS_ACCESS) for item in (*changed, *session.deleted)):
+        raise_epoch(session.connection())
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _raise_before_bulk_change(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and any(mapper.class_ in _GUARDS_ACCESS for mapper in state.all_mappers):
+        raise_epoch(state.session.connection())
