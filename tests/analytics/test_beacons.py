@@ -22,7 +22,7 @@ from studyshelf.analytics.beacons import MAX_LOAD_MS, BeaconGuard
 from studyshelf.analytics.jobs import apply_retention
 from studyshelf.analytics.models import BeaconView
 from studyshelf.app import create_app
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import CLOCK_SKEW, utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import Conflict, TooManyRequests
 from studyshelf.core.keys import KeyRing
@@ -128,7 +128,7 @@ def test_not_json_and_huge_bodies_are_refused(world: World, page: tuple[TestClie
 def test_an_expired_or_tampered_token_is_refused(world: World, page: tuple[TestClient, str]) -> None:
     client, token = page
     claims = read_beacon(KEYS, token, now=time.time())
-    data = {**claims.__dict__, "expires": int(time.time()) - 1}
+    data = {**claims.__dict__, "expires": int(time.time()) - CLOCK_SKEW - 1}
     expired = sign_beacon(KEYS, BeaconClaims(**data))
     assert client.post(URL, json=beacon(expired)).status_code == 403
     other_file = sign_beacon(KeyRing.for_install("another-secret-" + SECRET), claims)

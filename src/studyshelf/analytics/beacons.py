@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studyshelf.analytics.enrich import Enricher
 from studyshelf.analytics.models import BeaconView
 from studyshelf.analytics.schemas import BeaconIn
+from studyshelf.core.clock import CLOCK_SKEW
 from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, StudyShelfError, TooManyRequests, Unavailable
 from studyshelf.core.ids import uuid7_str
@@ -43,7 +44,7 @@ from studyshelf.limits import ClusterLimits, LimitsUnavailable, Verdict
 
 log = logging.getLogger("studyshelf.analytics")
 MAX_BODY = 4096
-CLOCK_SKEW_MS = 60_000
+CLOCK_SKEW_MS = CLOCK_SKEW * 1000
 MAX_AGE_MS = 24 * 3600 * 1000
 # The page reports a timeout after 30 s and its retries take seconds (a first frame that waits for the
 # learner's play may come later): past ten minutes a load time says nothing but that it is made up.

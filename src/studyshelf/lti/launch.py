@@ -20,7 +20,8 @@ import jwt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from studyshelf.core.db import affected_rows
+from studyshelf.core.clock import CLOCK_SKEW
+from studyshelf.core.db import affected_rows, insert_missing
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.core.keys import KeyRing, Purpose, TokenExpired, TokenRefused
 from studyshelf.core.outbound import OutboundClient
@@ -335,12 +336,16 @@ def validate_id_token(
 
 
 def spend_nonce(db: Session, *, nonce: str, expires: int, now: datetime) -> None:
-    """Record a nonce as used; a second use is refused (the primary key settles races between instances)."""
+    """Record a nonce as used; a second use is refused, on whichever instance it arrives.
+
+    One INSERT … ON CONFLICT DO NOTHING settles a race between instances: the later one waits for the
+    first's commit and makes no row. The row outlives the token's acceptance on every instance: it is
+    accepted until exp + LEEWAY by the slowest clock, and pruned by the fastest, up to 2 × CLOCK_SKEW apart.
+    """
     key = hashlib.sha256(nonce.encode()).hexdigest()
-    if db.get(UsedNonce, key) is not None:
+    kept_until = datetime.fromtimestamp(expires + LEEWAY + 2 * CLOCK_SKEW, UTC)
+    if not insert_missing(db, UsedNonce, {"nonce": key, "expires_at": kept_until}):
         raise LaunchUnauthorized("This launch was already used (replayed nonce). Start the activity again.")
-    db.add(UsedNonce(nonce=key, expires_at=datetime.fromtimestamp(expires + LEEWAY, UTC)))
-    db.flush()
     # The scheduler (jobs/) sits below lti in the layers, so launches tidy up after themselves now and then.
     if secrets.randbelow(PRUNE_ONE_IN) == 0:
         prune(db, now=now)

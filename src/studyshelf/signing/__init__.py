@@ -1,5 +1,6 @@
 """URL signing backends: the signer of `/m/` media URLs that `Services` holds."""
 
-from studyshelf.signing.media import CLOCK_SKEW, MediaClaims, MediaRefused, MediaSigner, RefusalReason
+from studyshelf.core.clock import CLOCK_SKEW
+from studyshelf.signing.media import MediaClaims, MediaRefused, MediaSigner, RefusalReason
 
 __all__ = ["CLOCK_SKEW", "MediaClaims", "MediaRefused", "MediaSigner", "RefusalReason"]
