@@ -113,7 +113,8 @@ def insert_missing(db: Session, target: type[DeclarativeBase] | TableClause, val
     makes nothing)."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: an ORM-enabled INSERT through a Session reports rowcount -1 on psycopg.
-    made: Result[Any] = db.execute(insert(target).values(**values).on_conflict_do_nothing().returning(literal_column("1")))
+    statement = insert(target).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
+    made: Result[Any] = db.execute(statement)
     return made.first() is not None
 
 
