@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, TableClause, create_engine, event, literal_column
+from sqlalchemy import DateTime, Engine, Executable, MetaData, TableClause, create_engine, event, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Dialect, Result
@@ -113,7 +113,7 @@ def insert_missing(db: Session, target: type[DeclarativeBase] | TableClause, val
     makes nothing)."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: an ORM-enabled INSERT through a Session reports rowcount -1 on psycopg.
-    statement = insert(target).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
+    statement: Executable = insert(target).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
     made: Result[Any] = db.execute(statement)
     return made.first() is not None
 
