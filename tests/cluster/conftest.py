@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -111,12 +112,10 @@ def cluster_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settin
 
 
 def start_cluster(settings: Settings, *, skew_seconds: float = 0, b_settings: Settings | None = None) -> Cluster:
-    """Two instances on clocks `skew_seconds` apart (B ahead)."""
-    start = utcnow().replace(microsecond=0)
+    """Two instances on clocks `skew_seconds` apart (B ahead when positive), both a little ahead of real time."""
+    start = utcnow().replace(microsecond=0) + timedelta(minutes=5)
     a = replace(build_services(settings), clock=MovableClock(start))
-    b_clock = MovableClock(start)
-    b_clock.advance(skew_seconds)
-    b = replace(build_services(b_settings or settings), clock=b_clock)
+    b = replace(build_services(b_settings or settings), clock=MovableClock(start + timedelta(seconds=skew_seconds)))
     return Cluster(a, b)
 
 
