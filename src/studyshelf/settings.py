@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     spool_segment_bytes: int = Field(default=16 * 1024**2, ge=4096, description="size of a spool segment file")
     event_drain_batch: int = Field(default=1000, ge=1, description="events per warehouse transaction")
     beacon_rate_per_minute: int = Field(
-        default=60, ge=1, description="client beacons a web process accepts per viewer session and minute"
+        default=60, ge=1, description="client beacons accepted per viewer session and minute, across instances"
     )
     beacon_events_per_view: int = Field(
         default=1, ge=1, description="client beacons accepted per page view, across processes (the page sends one)"
