@@ -8,8 +8,9 @@ are each instance's own (`memory://`, `:memory:`): the analytics pipeline is not
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,15 @@ from tests.analytics.support import REDIS_URL, redis_available
 from tests.conftest import _truncate_all, make_settings, require_service
 
 BASE = "http://testserver"
+DEADLINE = 30.0
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds, failing after DEADLINE seconds."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 class Balancer:
@@ -76,6 +86,15 @@ class Cluster:
     def client(self, name: str) -> TestClient:
         """A client talking to one instance only."""
         return TestClient(self.apps[name], base_url=BASE)
+
+    def warm_up(self, method: str, path: str) -> None:
+        """One request to the route on each instance before a test sends it requests from several threads.
+
+        FastAPI and pydantic finish some schemas on first use, and the warning filters they switch meanwhile
+        are not thread-safe: two first uses at once can turn an ignored warning into an error.
+        """
+        for name in self.apps:
+            assert self.client(name).request(method, path, content=b"{}").status_code < 500
 
 
 @pytest.fixture(params=["db", "redis"])

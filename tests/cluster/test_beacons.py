@@ -86,6 +86,7 @@ def test_the_rate_per_minute_is_exact_across_instances(cluster: Cluster) -> None
 
 def test_concurrent_beacons_on_both_instances_store_each_seq_once(cluster: Cluster) -> None:
     token = open_viewer(cluster)
+    cluster.warm_up("POST", URL)
     clients = [cluster.client("a"), cluster.client("b")]
 
     def send(n: int) -> int:

@@ -13,8 +13,7 @@ import signal
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,21 +21,13 @@ import pytest
 import redis
 
 from studyshelf.settings import Settings
-from tests.cluster.conftest import Cluster, cluster_settings
+from tests.cluster.conftest import DEADLINE, Cluster, cluster_settings, wait_for
 from tests.cluster.test_beacons import PER_MINUTE, beacon, open_viewer, stored_beacons
 from tests.conftest import require_service
 from tests.library.support import assert_problem
 
 URL = "/api/v1/events"
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
-DEADLINE = 30.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def free_port() -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -13,9 +11,7 @@ from studyshelf.core import lease
 from studyshelf.core.clock import MovableClock
 from studyshelf.jobs.runner import LEASE_TTL, Job, run_due_jobs
 from studyshelf.services import Services
-from tests.cluster.conftest import Cluster
-
-DEADLINE = 30.0
+from tests.cluster.conftest import DEADLINE, Cluster, wait_for
 
 
 @pytest.fixture
@@ -47,13 +43,6 @@ class Recorder:
             return "done"
 
         return Job(name, timedelta(minutes=5), run)
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_a_job_runs_on_one_instance_while_the_other_is_refused(cluster: Cluster) -> None:
