@@ -3,9 +3,10 @@
 Decisions that are remembered for a moment (members' downloads, `delivery/api.py AccessCache`) are kept
 with the epoch read before they were made, and used only while the epoch is still that number. The raise
 is an upsert in the very transaction of the change (a flush that updates or deletes a session, token, user,
-membership, organisation, grant, folder, file or version, or a bulk UPDATE/DELETE of one), so it commits
-with the change: once a revocation has committed, every instance — any process, any machine on the same
-database — decides afresh. New rows never raise it: they cannot take access away.
+membership, organisation, grant, folder, file or version, or a bulk UPDATE/DELETE of one), made just
+before its COMMIT, so it commits with the change: once a revocation has committed, every instance — any
+process, any machine on the same database — decides afresh. New rows never raise it: they cannot take
+access away.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from studyshelf.partners.models import ApiToken, Grant, Membership, Organization
 
 _GUARDS_ACCESS = (WebSession, ApiToken, User, Membership, Organization, Grant, Folder, File, FileVersion)
 _ROW = 1
+_CHANGED = "studyshelf.access_changed"
 
 
 class AccessEpoch(Base):
@@ -45,13 +47,28 @@ def raise_epoch(connection: Connection) -> None:
 
 
 @event.listens_for(Session, "after_flush")
-def _raise_after_flush(session: Session, _context: object) -> None:
+def _note_flushed_change(session: Session, _context: object) -> None:
     changed = [item for item in session.dirty if session.is_modified(item)]
     if any(isinstance(item, _GUARDS_ACCESS) for item in (*changed, *session.deleted)):
-        raise_epoch(session.connection())
+        session.info[_CHANGED] = True
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _raise_before_bulk_change(state: ORMExecuteState) -> None:
-    if (state.is_update or state.is_delete) and any(mapper.class_ in _GUARDS_ACCESS for mapper in state.all_mappers):
-        raise_epoch(state.session.connection())
+def _note_bulk_change(state: ORMExecuteState) -> None:
+    guarded = any(mapper.class_ in _GUARDS_ACCESS for mapper in state.all_mappers)
+    if (state.is_update or state.is_delete) and guarded:
+        state.session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _raise_at_commit(session: Session) -> None:
+    # Raised last, just before COMMIT: a transaction takes no row lock after the epoch's, so two of them
+    # can never wait for each other through it (on PostgreSQL the row is locked until COMMIT).
+    session.flush()  # what the commit would flush, so it is noted above
+    if session.info.pop(_CHANGED, False):
+        raise_epoch(session.connection())
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_on_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
