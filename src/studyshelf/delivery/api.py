@@ -101,6 +101,7 @@ async def current_epoch(request: Request, services: Services) -> int:
     """The access epoch, read once per request (before any decision of the request is made)."""
     epoch: int | None = getattr(request.state, "access_epoch", None)
     if epoch is None:
+        # In a worker thread, never in the event loop: taking a pooled connection may have to wait.
         epoch = await run_in_threadpool(_read_epoch, services)
         request.state.access_epoch = epoch
     return epoch
