@@ -12,6 +12,7 @@ themselves are immutable (content-addressed), see streaming.py.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -97,12 +98,54 @@ def _read_epoch(services: Services) -> int:
         return read_epoch(connection)
 
 
+class EpochReads:
+    """Reads of the access epoch shared by the requests that wait for them, one at a time per event loop.
+
+    A request joins the next read to *start* (never one already running, which may have begun before the
+    request arrived), so it sees every change committed before it arrived; under load one read in a worker
+    thread answers every request that came in while the previous one ran.
+    """
+
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        self.services = services
+        self.loop = loop
+        self._next: asyncio.Future[int] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def read(self) -> int:
+        if self._next is None:
+            self._next = self.loop.create_future()
+            if self._reader is None:
+                self._reader = self.loop.create_task(self._run())
+        return await asyncio.shield(self._next)
+
+    async def _run(self) -> None:
+        try:
+            while self._next is not None:
+                waiting, self._next = self._next, None
+                try:
+                    # In a worker thread, never in the event loop: taking a pooled connection may have to wait.
+                    waiting.set_result(await run_in_threadpool(_read_epoch, self.services))
+                except Exception as exc:  # noqa: BLE001 - every waiter must get an answer, whatever the read raised
+                    waiting.set_exception(exc)
+        finally:
+            self._reader = None
+
+
+def _epoch_reads(request: Request, services: Services) -> EpochReads:
+    """The app's epoch reads on the running event loop (a test client may run one app on several loops)."""
+    loop = asyncio.get_running_loop()
+    reads: EpochReads | None = getattr(request.app.state, "epoch_reads", None)
+    if reads is None or reads.loop is not loop:
+        reads = request.app.state.epoch_reads = EpochReads(services, loop)
+    return reads
+
+
 async def current_epoch(request: Request, services: Services) -> int:
     """The access epoch, read once per request (before any decision of the request is made)."""
     epoch: int | None = getattr(request.state, "access_epoch", None)
     if epoch is None:
-        # In a worker thread, never in the event loop: taking a pooled connection may have to wait.
-        epoch = await run_in_threadpool(_read_epoch, services)
+        epoch = await _epoch_reads(request, services).read()
         request.state.access_epoch = epoch
     return epoch
 
