@@ -90,6 +90,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if scheduler is not None:
             scheduler.stop()
         mark_this_process_dead()
+        if isinstance(built.hits, collect.Collector) and built.hits is not getattr(services, "hits", None):
+            built.hits.close()  # made by this app (collect.install), so closed by it
         if services is None:
             built.events.close()
             built.warehouse.close()

@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         default=None, description="memory:// for tests; unset: Redis Streams when redis_url is set, else the spool"
     )
     redis_stream: str = Field(default="studyshelf:events", min_length=1, description="the Redis stream of events")
+    redis_key_prefix: str = Field(
+        default="studyshelf:",
+        min_length=1,
+        description="prefix of the keys that limits shared by instances keep in Redis (beacon replays and rates)",
+    )
     event_claim_idle_seconds: float = Field(
         default=30.0, gt=0, description="pending events idle this long are taken over from a dead consumer"
     )
@@ -166,7 +171,7 @@ class Settings(BaseSettings):
     spool_segment_bytes: int = Field(default=16 * 1024**2, ge=4096, description="size of a spool segment file")
     event_drain_batch: int = Field(default=1000, ge=1, description="events per warehouse transaction")
     beacon_rate_per_minute: int = Field(
-        default=60, ge=1, description="client beacons a web process accepts per viewer session and minute"
+        default=60, ge=1, description="client beacons accepted per viewer session and minute, across instances"
     )
     radar_flush_seconds: float = Field(
         default=1.0, gt=0, description="how often a web process writes the leak radar's sightings (its lag)"

@@ -22,9 +22,9 @@ from studyshelf.analytics.beacons import MAX_LOAD_MS, BeaconGuard
 from studyshelf.analytics.jobs import apply_retention
 from studyshelf.analytics.models import BeaconView
 from studyshelf.app import create_app
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import CLOCK_SKEW, utcnow
 from studyshelf.core.db import unit_of_work
-from studyshelf.core.errors import TooManyRequests
+from studyshelf.core.errors import Conflict, TooManyRequests
 from studyshelf.core.keys import KeyRing
 from studyshelf.events.beacon import BeaconClaims, read_beacon, sign_beacon
 from studyshelf.services import Services
@@ -128,7 +128,7 @@ def test_not_json_and_huge_bodies_are_refused(world: World, page: tuple[TestClie
 def test_an_expired_or_tampered_token_is_refused(world: World, page: tuple[TestClient, str]) -> None:
     client, token = page
     claims = read_beacon(KEYS, token, now=time.time())
-    data = {**claims.__dict__, "expires": int(time.time()) - 1}
+    data = {**claims.__dict__, "expires": int(time.time()) - CLOCK_SKEW - 1}
     expired = sign_beacon(KEYS, BeaconClaims(**data))
     assert client.post(URL, json=beacon(expired)).status_code == 403
     other_file = sign_beacon(KeyRing.for_install("another-secret-" + SECRET), claims)
@@ -158,14 +158,17 @@ def test_a_flood_from_one_page_view_stores_its_one_outcome(world: World, page: t
     assert stored(world).count("load_fail") == 1
 
 
-def test_each_process_sheds_a_floods_rate_before_the_database() -> None:
-    guard = BeaconGuard(per_minute=60)
-    for seq in range(60):
-        guard.admit("s1", seq, now=1000.0)
+def test_each_process_refuses_at_once_only_what_it_stored_itself() -> None:
+    guard = BeaconGuard(per_minute=3)
+    for seq in range(3):
+        guard.check("s1", seq, minute=100)
+        guard.stored("s1", seq, minute=100)
+    with pytest.raises(Conflict):
+        guard.check("s1", 1, minute=100)  # stored here: the cluster holds it too
     with pytest.raises(TooManyRequests):
-        guard.admit("s1", 60, now=1059.0)
-    guard.admit("s1", 61, now=1060.0)  # a new minute
-    guard.admit("s2", 0, now=1000.0)  # another page view has its own
+        guard.check("s1", 3, minute=100)  # the cluster has stored at least these three this minute
+    guard.check("s1", 3, minute=101)  # a new minute
+    guard.check("s2", 0, minute=100)  # another page view has its own
 
 
 def _refusal(answer: Any, status: int, slug: str) -> None:

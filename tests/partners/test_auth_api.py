@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
 from studyshelf.app import create_app
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import CLOCK_SKEW, utcnow
 from studyshelf.core.db import Base, unit_of_work
 from studyshelf.core.ids import sha256_hex
 from studyshelf.library.folders import get_root_folder
@@ -105,7 +105,7 @@ def test_expired_session_is_401(owner: Member, services: Services) -> None:
         db.execute(
             update(WebSession)
             .where(WebSession.user_id == owner.user_id)
-            .values(expires_at=utcnow() - timedelta(seconds=1))
+            .values(expires_at=utcnow() - timedelta(seconds=CLOCK_SKEW + 1))  # past the skew between instances
         )
     assert_problem(owner.client.get("/api/v1/me"), 401, "not-authenticated")
     response = owner.client.post(

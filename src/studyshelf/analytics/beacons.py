@@ -3,45 +3,52 @@
 A forged or expired token is refused (403); a body that is too large (413), not our schema or at a time
 the page could not have sent it (422) is refused; so is a figure no page could report (422
 `beacon-out-of-range`: a load time over MAX_LOAD_MS, more bytes than the file's size, which the token
-carries). Each page view may send `beacon_events_per_view` beacons in all, across every process: the
-server makes a `beacon_views` row when it counts the view, and each beacon takes one from it with a
-conditional UPDATE; a token whose view has no row is refused (403 `beacon-view-unknown`), one whose view
-has sent its share too (429 `beacon-view-limit`). Before that, each process keeps a cheap first line: a
-repeated `seq` is a replay (409) and a session may send `beacon_rate_per_minute` (429). A replay that
-reaches another process is still stored once (the event id is derived from session and seq, and the
-warehouse keeps ids once). Nothing refused is stored.
+carries). Every limit of a page view holds across every process and instance: the server makes a
+`beacon_views` row when it counts the view, and each beacon is stored only through one conditional
+UPDATE of that row that refuses a repeated `seq` (409, a replay), a view that has sent
+`beacon_events_per_view` already (429 `beacon-view-limit`) and a minute that has had `beacon_rate_per_minute`
+(429); a token whose view has no row is refused (403 `beacon-view-unknown`). With Redis, a script there
+refuses replays and floods first (`limits/`), so they cost no database write; when Redis fails, the
+database alone decides, exactly as without it. Each process also remembers what it stored itself and
+refuses a repeat of that at once: it can only refuse what the cluster would. A beacon whose event could
+not be stored gives its allowance back. Nothing refused is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyshelf.analytics.enrich import Enricher
 from studyshelf.analytics.models import BeaconView
 from studyshelf.analytics.schemas import BeaconIn
+from studyshelf.core.clock import CLOCK_SKEW
 from studyshelf.core.db import affected_rows, unit_of_work
-from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, TooManyRequests, Unavailable
+from studyshelf.core.errors import Conflict, Invalid, PermissionDenied, StudyShelfError, TooManyRequests, Unavailable
 from studyshelf.core.ids import uuid7_str
 from studyshelf.core.keys import KeyRing
 from studyshelf.events import EventStream, EventStreamError, Hit
 from studyshelf.events.beacon import BadBeaconToken, read_beacon
 from studyshelf.events.schema import ClientFacts
+from studyshelf.limits import ClusterLimits, LimitsUnavailable, Verdict
 
 BEACON_LOADS = Counter(
     "studyshelf_beacon_loads_total", "Viewer beacons accepted, by outcome: load_ok, load_fail", ["outcome"]
 )
+log = logging.getLogger("studyshelf.analytics")
 MAX_BODY = 4096
-CLOCK_SKEW_MS = 60_000
+CLOCK_SKEW_MS = CLOCK_SKEW * 1000
 MAX_AGE_MS = 24 * 3600 * 1000
 # The page reports a timeout after 30 s and its retries take seconds (a first frame that waits for the
 # learner's play may come later): past ten minutes a load time says nothing but that it is made up.
@@ -76,17 +83,48 @@ class BeaconViews:
         with unit_of_work(self.sessions) as db:
             db.add(BeaconView(session=session, events=0, counted_at=at))
 
-    def take(self, session: str) -> None:
+    def take(self, session: str, *, seq: int, minute: int, per_minute: int) -> None:
         """Take one beacon of the view, atomically across processes, or raise why it may not send one."""
+        marker = f",{seq},"
         with unit_of_work(self.sessions) as db:
-            query = update(BeaconView).where(BeaconView.session == session, BeaconView.events < self.per_view)
-            taken = affected_rows(db.execute(query.values(events=BeaconView.events + 1)))
-            known = taken == 1 or db.scalar(select(BeaconView.session).where(BeaconView.session == session))
-        if taken == 1:
-            return
-        if not known:
-            raise ViewUnknown("This page view was never counted; reload the page.")
-        raise ViewSpent("This page view has sent all its events.")
+            query = update(BeaconView).where(
+                BeaconView.session == session,
+                BeaconView.events < self.per_view,
+                ~BeaconView.seqs.contains(marker),
+                or_(BeaconView.minute < minute, BeaconView.minute_events < per_minute),
+            )
+            taken = affected_rows(
+                db.execute(
+                    query.values(
+                        events=BeaconView.events + 1,
+                        seqs=BeaconView.seqs + f"{seq},",
+                        minute=case((BeaconView.minute < minute, minute), else_=BeaconView.minute),
+                        minute_events=case((BeaconView.minute < minute, 1), else_=BeaconView.minute_events + 1),
+                    )
+                )
+            )
+            view = None if taken == 1 else db.get(BeaconView, session)
+            if taken == 1:
+                return
+            if view is None:
+                raise ViewUnknown("This page view was never counted; reload the page.")
+            if marker in view.seqs:
+                raise Conflict("This event was reported already.")
+            if view.events >= self.per_view:
+                raise ViewSpent("This page view has sent all its events.")
+        raise TooManyRequests("Too many events from this viewer; slow down.")
+
+    def give_back(self, session: str, *, seq: int, minute: int) -> None:
+        """Undo a take whose event could not be stored, so the page may send it again."""
+        marker = f",{seq},"
+        with unit_of_work(self.sessions) as db:
+            row = db.get(BeaconView, session, with_for_update=True)
+            if row is None or marker not in row.seqs:
+                return
+            row.events = max(0, row.events - 1)
+            row.seqs = row.seqs.replace(marker, ",", 1)
+            if row.minute == minute:
+                row.minute_events = max(0, row.minute_events - 1)
 
 
 def prune_views(db: Session, *, before: datetime) -> int:
@@ -96,26 +134,105 @@ def prune_views(db: Session, *, before: datetime) -> int:
 
 
 class BeaconGuard:
-    """Per viewer session: a fixed one-minute window of at most `per_minute` beacons, and the seqs seen."""
+    """What this process stored, per viewer session: its seqs, and its count in the latest minute.
+
+    Only a first line: the cluster has stored at least as much, so whatever this refuses the database (or
+    Redis) would refuse too, and a refusal here costs no round trip.
+    """
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._lock = threading.Lock()
-        self._sessions: dict[str, tuple[float, int, set[int]]] = {}
+        self._sessions: dict[str, tuple[int, int, set[int]]] = {}  # session → (minute, stored in it, seqs)
 
-    def admit(self, session: str, seq: int, now: float) -> None:
+    def check(self, session: str, seq: int, minute: int) -> None:
+        """Raise what the cluster would answer to a beacon this process has seen stored already."""
+        with self._lock:
+            last, count, seen = self._sessions.get(session, (minute, 0, set()))
+        if seq in seen:
+            raise Conflict("This event was reported already.")
+        if last >= minute and count >= self.per_minute:
+            raise TooManyRequests("Too many events from this viewer; slow down.")
+
+    def stored(self, session: str, seq: int, minute: int) -> None:
         with self._lock:
             if len(self._sessions) >= _SESSIONS_MAX:
-                self._sessions = {k: v for k, v in self._sessions.items() if now - v[0] < 600}
-            start, count, seen = self._sessions.get(session, (now, 0, set()))
-            if seq in seen:
-                raise Conflict("This event was reported already.")
-            if now - start >= 60:
-                start, count = now, 0
-            if count >= self.per_minute:
-                raise TooManyRequests("Too many events from this viewer; slow down.")
+                self._sessions = {k: v for k, v in self._sessions.items() if minute - v[0] < 10}
+            last, count, seen = self._sessions.get(session, (minute, 0, set()))
             seen.add(seq)
-            self._sessions[session] = (start, count + 1, seen)
+            self._sessions[session] = (max(last, minute), count + 1 if last >= minute else 1, seen)
+
+
+@dataclass(frozen=True)
+class BeaconLimits:
+    """Where a beacon's limits are kept: this process's first line, Redis (optional), the app database."""
+
+    guard: BeaconGuard
+    views: BeaconViews
+    shared: ClusterLimits | None  # Redis: replays and floods refused before the database
+
+    def take(self, session: str, seq: int, now: float) -> Callable[[], None]:
+        """Admit one beacon or raise why not; return what gives its allowances back if its event is lost."""
+        minute = int(now // 60)
+        self.guard.check(session, seq, minute)
+        shared = self._admit_shared(session, seq, minute)
+        try:
+            self.views.take(session, seq=seq, minute=minute, per_minute=self.guard.per_minute)
+        except StudyShelfError:
+            self._withdraw_shared(shared, session, seq, minute)
+            raise
+        except SQLAlchemyError as exc:
+            self._withdraw_shared(shared, session, seq, minute)
+            raise Unavailable("The event could not be checked; try again.") from exc
+
+        def give_back() -> None:
+            try:
+                self.views.give_back(session, seq=seq, minute=minute)
+            except SQLAlchemyError:
+                log.exception("a beacon's allowance could not be given back (its page may not resend it)")
+            self._withdraw_shared(shared, session, seq, minute)
+
+        return give_back
+
+    def stored(self, session: str, seq: int, now: float) -> None:
+        self.guard.stored(session, seq, int(now // 60))
+
+    def _admit_shared(self, session: str, seq: int, minute: int) -> bool:
+        if self.shared is None:
+            return False
+        seen, window = _shared_keys(session, minute)
+        try:
+            verdict = self.shared.admit(
+                seen=seen,
+                item=str(seq),
+                window=window,
+                limit=self.guard.per_minute,
+                seen_ttl=MAX_AGE_MS // 1000,
+                window_ttl=120,
+            )
+        except LimitsUnavailable:
+            log.warning("Redis did not answer a beacon's check: the database alone decides")
+            return False
+        if verdict is Verdict.REPEATED:
+            raise Conflict("This event was reported already.")
+        if verdict is Verdict.OVER_LIMIT:
+            raise TooManyRequests("Too many events from this viewer; slow down.")
+        return True
+
+    def _withdraw_shared(self, admitted: bool, session: str, seq: int, minute: int) -> None:
+        if not admitted or self.shared is None:
+            return
+        seen, window = _shared_keys(session, minute)
+        try:
+            self.shared.withdraw(seen=seen, item=str(seq), window=window)
+        except LimitsUnavailable:
+            # Stricter, never looser: the seq stays marked (a resend is refused) until the key expires.
+            log.warning("a beacon refused after its Redis check could not be taken back there")
+
+
+def _shared_keys(session: str, minute: int) -> tuple[str, str]:
+    # The {session} hash tag keeps both keys of one script in one Redis Cluster slot.
+    return f"beacon:{{{session}}}:seqs", f"beacon:{{{session}}}:minute:{minute}"
 
 
 def beacon_event_id(session: str, seq: int, t_ms: int) -> str:
@@ -137,8 +254,7 @@ def accept(
     body: bytes,
     *,
     keys: KeyRing,
-    guard: BeaconGuard,
-    views: BeaconViews,
+    limits: BeaconLimits,
     enricher: Enricher,
     events: EventStream,
     client: ClientFacts,
@@ -160,11 +276,7 @@ def accept(
         raise OutOfRange(f"A load time over {MAX_LOAD_MS // 60_000} minutes is not a load time.", field="load_ms")
     if beacon.bytes is not None and beacon.bytes > claims.size:
         raise OutOfRange("A viewer page cannot report more bytes than its file has.", field="bytes")
-    guard.admit(claims.session, beacon.seq, now)  # in this process first: replays and floods cost no write
-    try:
-        views.take(claims.session)
-    except SQLAlchemyError as exc:
-        raise Unavailable("The event could not be checked; try again.") from exc
+    give_back = limits.take(claims.session, beacon.seq, now)
     hit = Hit(
         type=beacon.type,
         at=datetime.fromtimestamp(beacon.t / 1000, UTC),
@@ -191,5 +303,7 @@ def accept(
     try:
         events.publish([enricher.enrich(hit)])
     except EventStreamError as exc:
+        give_back()
         raise Unavailable("The event could not be stored; try again.") from exc
+    limits.stored(claims.session, beacon.seq, now)
     BEACON_LOADS.labels(beacon.type).inc()

@@ -9,12 +9,13 @@ from datetime import datetime
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
-from studyshelf.analytics.beacons import BeaconGuard, BeaconViews
+from studyshelf.analytics.beacons import BeaconGuard, BeaconLimits, BeaconViews
 from studyshelf.analytics.enrich import Enricher
 from studyshelf.analytics.models import BeaconView
 from studyshelf.core.batches import BackgroundBatches
 from studyshelf.core.db import unit_of_work
 from studyshelf.events import EventStream, EventStreamError, Hit
+from studyshelf.limits import ClusterLimits, build_cluster_limits
 from studyshelf.services import Services
 
 log = logging.getLogger("studyshelf.analytics")
@@ -41,10 +42,10 @@ class QueuedBeaconViews(BeaconViews):
     def open(self, session: str, *, at: datetime) -> None:
         self._queue.add((session, at))
 
-    def take(self, session: str) -> None:
+    def take(self, session: str, *, seq: int, minute: int, per_minute: int) -> None:
         if self._queue.pending():
             self._queue.flush()
-        super().take(session)
+        super().take(session, seq=seq, minute=minute, per_minute=per_minute)
 
     def start(self) -> None:
         self._queue.start()
@@ -61,12 +62,23 @@ class Collector:
     """The HitSink of a web process: enrich, publish, and never fail the request that was counted."""
 
     def __init__(
-        self, events: EventStream, enricher: Enricher, *, views: QueuedBeaconViews, beacons_per_minute: int = 60
+        self,
+        events: EventStream,
+        enricher: Enricher,
+        *,
+        views: QueuedBeaconViews,
+        beacons_per_minute: int = 60,
+        shared_limits: ClusterLimits | None = None,
     ) -> None:
         self.events = events
         self.enricher = enricher
         self.views = views  # counted page views, in the app database: limits that hold across processes
-        self.beacons = BeaconGuard(beacons_per_minute)  # per process (see analytics/beacons.py)
+        # Replays and rates of beacons: across instances (database, Redis first when set); see beacons.py.
+        self.beacons = BeaconLimits(BeaconGuard(beacons_per_minute), views, shared_limits)
+
+    def close(self) -> None:
+        if self.beacons.shared is not None:
+            self.beacons.shared.close()
 
     def event_line(self, hit: Hit) -> bytes | None:
         return self.enricher.enrich(hit).json_bytes()
@@ -98,5 +110,11 @@ def install(services: Services) -> Services:
     settings = services.settings
     enricher = Enricher(keys=services.keys, geo=services.geo)
     views = QueuedBeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
-    collector = Collector(services.events, enricher, views=views, beacons_per_minute=settings.beacon_rate_per_minute)
+    collector = Collector(
+        services.events,
+        enricher,
+        views=views,
+        beacons_per_minute=settings.beacon_rate_per_minute,
+        shared_limits=build_cluster_limits(settings),
+    )
     return replace(services, hits=collector)

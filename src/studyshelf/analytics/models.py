@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from studyshelf.core.db import Base
@@ -13,8 +13,10 @@ from studyshelf.core.db import Base
 class BeaconView(Base):
     """A counted page view (keyed by the session its beacon token names) and the beacons it has sent.
 
-    The row is made when the server counts the view, so a token whose view has no row is refused; `events`
-    is raised by one conditional UPDATE per beacon, so the limit holds across every web process.
+    The row is made when the server counts the view, so a token whose view has no row is refused. One
+    conditional UPDATE per beacon raises `events`, adds the beacon's seq to `seqs` (a replay is refused) and
+    counts it in the unix `minute` it arrived in (`minute_events`, the per-minute rate): every limit of a
+    page view holds across every web process, with or without Redis.
     """
 
     __tablename__ = "beacon_views"
@@ -22,3 +24,6 @@ class BeaconView(Base):
     session: Mapped[str] = mapped_column(String(32), primary_key=True)
     events: Mapped[int] = mapped_column(Integer, default=0)
     counted_at: Mapped[datetime] = mapped_column(index=True)
+    seqs: Mapped[str] = mapped_column(Text, default=",")  # ",3,7,": the seqs stored (at most `events` of them)
+    minute: Mapped[int] = mapped_column(Integer, default=0)  # unix minute of the latest beacon (never goes back)
+    minute_events: Mapped[int] = mapped_column(Integer, default=0)  # beacons stored in that minute

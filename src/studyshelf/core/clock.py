@@ -11,6 +11,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+# Seconds two instances' clocks may disagree by: a time limit set by one is honoured by another up to this
+# late (tokens, signed URLs), and what guards a limit (a spent nonce) is kept this much longer (twice: the
+# keeper's clock may run ahead of the checker's).
+CLOCK_SKEW = 60
+
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""

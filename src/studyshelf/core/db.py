@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, TableClause, create_engine, event
+from sqlalchemy import DateTime, Engine, Executable, MetaData, TableClause, create_engine, event, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Dialect, Result
@@ -109,10 +109,16 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def insert_missing(db: Session, target: type[DeclarativeBase] | TableClause, values: dict[str, Any]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike: make a row exist, whoever makes it."""
+def insert_missing(db: Session, target: type[DeclarativeBase] | TableClause, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike: make a row exist, whoever makes it.
+
+    True when this call made it (a concurrent insert of the same key waits for the other's commit, then
+    makes nothing)."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.execute(insert(target).values(**values).on_conflict_do_nothing())
+    # RETURNING, not rowcount: an ORM-enabled INSERT through a Session reports rowcount -1 on psycopg.
+    statement: Executable = insert(target).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
+    made: Result[Any] = db.execute(statement)
+    return made.first() is not None
 
 
 def affected_rows(result: Result[Any]) -> int:

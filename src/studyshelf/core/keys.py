@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from studyshelf.core.clock import CLOCK_SKEW
+
 HKDF_SALT = b"studyshelf"
 KEY_BYTES = 32
 TOKEN_MAC_BYTES = 16  # 128 bits: as much as a forger must guess, with no way to test guesses offline
@@ -220,7 +222,7 @@ class KeyRing:
             raise BadSignature("the token is malformed") from exc
         if not isinstance(expires, int):
             raise BadSignature("the token is malformed")
-        if expires < now:
+        if expires + CLOCK_SKEW < now:  # signed on another instance, whose clock may be behind ours
             raise TokenExpired(f"the {purpose.value} has expired")
         return payload
 

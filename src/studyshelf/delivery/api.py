@@ -3,13 +3,16 @@
 The hot path: who may read which file is decided by the usual code (`resolve_principal`, then
 `library.files.get_file` / `get_version`, so `partners.permissions`) in a worker thread, and the
 answer is remembered per process for at most ACCESS_TTL seconds, keyed by the exact credential and
-the file (and version). A revoked token, an ended session, a lost membership or a deleted file thus
-stops working within ACCESS_TTL; failures are never remembered. The bytes themselves are immutable
-(content-addressed), see streaming.py.
+the file (and version), with the access epoch read before deciding (`library/access_epoch.py`). A
+remembered answer is used only while the epoch is unchanged, so a revoked token, an ended session, a
+lost membership or grant or a deleted file stops working at once on every instance; only expiry by
+time (a grant's or session's end) may lag, by ACCESS_TTL. Failures are never remembered. The bytes
+themselves are immutable (content-addressed), see streaming.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -20,13 +23,13 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from studyshelf.core.errors import NotAuthenticated, StudyShelfError
 from studyshelf.delivery.streaming import BlobResponse, Representation
+from studyshelf.library.access_epoch import read_epoch
 from studyshelf.library.files import get_file, get_version
 from studyshelf.library.models import File, FileVersion
 from studyshelf.partners.deps import SESSION_COOKIE, resolve_principal
@@ -35,7 +38,7 @@ from studyshelf.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
 
-ACCESS_TTL = 1.0  # seconds a granted read is remembered; the most a revocation or deletion can lag
+ACCESS_TTL = 1.0  # seconds a granted read is remembered: the most an expiry by time can lag
 ACCESS_CACHE_MAX = 10_000
 
 _BYTES_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -56,66 +59,95 @@ _AccessKey = tuple[str, str, uuid.UUID, uuid.UUID | None]
 
 
 class AccessCache:
-    """Grants (credential, file, version) → Representation, each for `ttl` seconds of monotonic time."""
+    """Grants (credential, file, version) → Representation, each for `ttl` seconds of monotonic time and
+    only under the access epoch it was decided in."""
 
     def __init__(self, ttl: float = ACCESS_TTL, max_entries: int = ACCESS_CACHE_MAX) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._grants: dict[_AccessKey, tuple[float, Representation]] = {}
-        self.generation = 0  # bumped by clear(): a grant decided before a clear is not kept
+        self._grants: dict[_AccessKey, tuple[float, int, Representation]] = {}
 
-    def get(self, key: _AccessKey) -> Representation | None:
+    def get(self, key: _AccessKey, *, epoch: int) -> Representation | None:
         hit = self._grants.get(key)
         if hit is None:
             return None
-        if hit[0] <= time.monotonic():
+        if hit[0] <= time.monotonic() or hit[1] != epoch:
             self._grants.pop(key, None)
             return None
-        return hit[1]
+        return hit[2]
 
-    def put(self, key: _AccessKey, rep: Representation, *, generation: int) -> None:
-        if generation != self.generation:
-            return
+    def holds(self, *keys: _AccessKey) -> bool:
+        """Whether every key has an unexpired entry (under whatever epoch)."""
+        now = time.monotonic()
+        return all((hit := self._grants.get(key)) is not None and hit[0] > now for key in keys)
+
+    def put(self, key: _AccessKey, rep: Representation, *, epoch: int) -> None:
         if len(self._grants) >= self.max_entries:
             now = time.monotonic()
             self._grants = {k: v for k, v in self._grants.items() if v[0] > now}
             if len(self._grants) >= self.max_entries:
                 self._grants.clear()
-        self._grants[key] = (time.monotonic() + self.ttl, rep)
-
-    def clear(self) -> None:
-        self.generation += 1
-        self._grants.clear()
+        self._grants[key] = (time.monotonic() + self.ttl, epoch, rep)
 
 
-access_cache = AccessCache()
+access_cache = AccessCache()  # per process; what it holds is checked against the cluster's epoch on every use
 
 
-_FORGET_ON_COMMIT = "studyshelf.delivery.forget_grants"
+def _read_epoch(services: Services) -> int:
+    with services.engine.connect() as connection:
+        return read_epoch(connection)
 
 
-# A change made in this process takes effect at once: any flush that updates or deletes rows (a
-# revoked token, a deleted file or folder, a changed role) and any ORM bulk UPDATE/DELETE forgets
-# every grant. Changes made by other worker processes are seen within ACCESS_TTL.
-@event.listens_for(Session, "after_flush")
-def _forget_after_flush(session: Session, _context: object) -> None:
-    if session.dirty or session.deleted:
-        access_cache.clear()
-        session.info[_FORGET_ON_COMMIT] = True
+class EpochReads:
+    """Reads of the access epoch shared by the requests that wait for them, one at a time per event loop.
+
+    A request joins the next read to *start* (never one already running, which may have begun before the
+    request arrived), so it sees every change committed before it arrived; under load one read in a worker
+    thread answers every request that came in while the previous one ran.
+    """
+
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        self.services = services
+        self.loop = loop
+        self._next: asyncio.Future[int] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def read(self) -> int:
+        if self._next is None:
+            self._next = self.loop.create_future()
+            if self._reader is None:
+                self._reader = self.loop.create_task(self._run())
+        return await asyncio.shield(self._next)
+
+    async def _run(self) -> None:
+        try:
+            while self._next is not None:
+                waiting, self._next = self._next, None
+                try:
+                    # In a worker thread, never in the event loop: taking a pooled connection may have to wait.
+                    waiting.set_result(await run_in_threadpool(_read_epoch, self.services))
+                except Exception as exc:  # noqa: BLE001 - every waiter must get an answer, whatever the read raised
+                    waiting.set_exception(exc)
+        finally:
+            self._reader = None
 
 
-@event.listens_for(Session, "after_commit")
-def _forget_after_commit(session: Session) -> None:
-    # Again at commit: a read that ran between the flush and the commit saw the old rows.
-    if session.info.pop(_FORGET_ON_COMMIT, False):
-        access_cache.clear()
+def _epoch_reads(request: Request, services: Services) -> EpochReads:
+    """The app's epoch reads on the running event loop (a test client may run one app on several loops)."""
+    loop = asyncio.get_running_loop()
+    reads: EpochReads | None = getattr(request.app.state, "epoch_reads", None)
+    if reads is None or reads.loop is not loop:
+        reads = request.app.state.epoch_reads = EpochReads(services, loop)
+    return reads
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _forget_after_bulk_change(state: ORMExecuteState) -> None:
-    if state.is_update or state.is_delete:
-        access_cache.clear()
-        state.session.info[_FORGET_ON_COMMIT] = True
+async def current_epoch(request: Request, services: Services) -> int:
+    """The access epoch, read once per request (before any decision of the request is made)."""
+    epoch: int | None = getattr(request.state, "access_epoch", None)
+    if epoch is None:
+        epoch = await _epoch_reads(request, services).read()
+        request.state.access_epoch = epoch
+    return epoch
 
 
 # A valid credential is remembered under this pseudo file id (the nil UUID, which no file has).
@@ -182,10 +214,11 @@ async def get_caller(request: Request) -> tuple[str, str]:
     if credential is None:
         raise NotAuthenticated("Sign in or send an API token.")
     key = (credential[0], credential[1], _CALLER, None)
-    if access_cache.get(key) is None:
-        generation = access_cache.generation
-        await run_in_threadpool(_check_caller, request, _services(request))
-        access_cache.put(key, _CALLER_OK, generation=generation)
+    services = _services(request)
+    epoch = await current_epoch(request, services)
+    if access_cache.get(key, epoch=epoch) is None:
+        await run_in_threadpool(_check_caller, request, services)
+        access_cache.put(key, _CALLER_OK, epoch=epoch)
     return credential
 
 
@@ -201,11 +234,11 @@ async def _granted(
     load: Callable[[Session, Principal], Representation],
 ) -> Representation:
     key = (caller[0], caller[1], file_id, version_id)
-    rep = access_cache.get(key)
+    epoch = await current_epoch(request, services)
+    rep = access_cache.get(key, epoch=epoch)
     if rep is None:
-        generation = access_cache.generation
         rep = await run_in_threadpool(_decide, request, services, load)
-        access_cache.put(key, rep, generation=generation)
+        access_cache.put(key, rep, epoch=epoch)
     return rep
 
 
@@ -278,7 +311,7 @@ def _download_flag(query: str) -> bool | None:
     return flag
 
 
-def _cached_read(scope: Scope) -> tuple[Request, Representation, uuid.UUID | None, bool] | None:
+async def _cached_read(scope: Scope) -> tuple[Request, Representation, uuid.UUID | None, bool] | None:
     """The representation a still-cached grant gives this exact request, or None (let the route decide)."""
     match = _CONTENT_PATH.fullmatch(scope["path"])
     download = _download_flag(scope.get("query_string", b"").decode("latin-1")) if match else None
@@ -291,9 +324,14 @@ def _cached_read(scope: Scope) -> tuple[Request, Representation, uuid.UUID | Non
         version_id = uuid.UUID(match[2]) if match[2] else None
     except ValueError:
         return None
-    if access_cache.get((credential[0], credential[1], _CALLER, None)) is None:
+    caller_key = (credential[0], credential[1], _CALLER, None)
+    file_key = (credential[0], credential[1], file_id, version_id)
+    if not access_cache.holds(caller_key, file_key):  # no round trip for the epoch when it cannot hit
         return None
-    rep = access_cache.get((credential[0], credential[1], file_id, version_id))
+    epoch = await current_epoch(request, _services(request))
+    if access_cache.get(caller_key, epoch=epoch) is None:
+        return None
+    rep = access_cache.get(file_key, epoch=epoch)
     return None if rep is None else (request, rep, version_id, download)
 
 
@@ -310,15 +348,15 @@ class MemberContentFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            response = self._from_cache(scope)
+            response = await self._from_cache(scope)
             if response is not None:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _from_cache(scope: Scope) -> Response | None:
-        hit = _cached_read(scope)
+    async def _from_cache(scope: Scope) -> Response | None:
+        hit = await _cached_read(scope)
         if hit is None:
             return None
         request, rep, version_id, download = hit

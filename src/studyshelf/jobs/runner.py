@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from studyshelf.services import Services
 
 log = logging.getLogger("studyshelf.jobs")
 LEASE_TTL = timedelta(minutes=30)  # a crashed instance blocks a job no longer than this
+RENEW_EVERY = LEASE_TTL / 6  # a running job's lease is renewed this often
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,20 @@ def _purge(services: Services) -> str:
     return f"purged {items} items, {blobs} blobs"
 
 
-def run_due_jobs(services: Services, *, holder: str | None = None) -> list[str]:
-    """Run every job that is due and whose lease this instance wins; return their names."""
+def run_due_jobs(
+    services: Services,
+    *,
+    holder: str | None = None,
+    jobs: Sequence[Job] = JOBS,
+    renew_every: float = RENEW_EVERY.total_seconds(),
+) -> list[str]:
+    """Run every job that is due and whose lease this instance wins; return their names.
+
+    While a job runs, its lease is renewed every `renew_every` seconds, so another instance never takes
+    over a job that is still running, however long it takes (and whatever skew the clocks have)."""
     holder = holder or uuid.uuid4().hex
     ran = []
-    for job in JOBS:
+    for job in jobs:
         now = services.clock.now()
         leased = lease.acquire(
             services.write_sessions, job.name, holder=holder, now=now, ttl=LEASE_TTL, idle_since=now - job.every
@@ -68,17 +79,41 @@ def run_due_jobs(services: Services, *, holder: str | None = None) -> list[str]:
             continue
         memo = leased.memo
         started, outcome = time.monotonic(), "ok"
-        try:
-            memo = job.run(services, memo)
-            log.info("job %s: %s", job.name, memo[:200])
-        except Exception:
-            outcome = "failed"
-            log.exception("job %s failed", job.name)
+        with _kept(services, leased, every=renew_every):
+            try:
+                memo = job.run(services, memo)
+                log.info("job %s: %s", job.name, memo[:200])
+            except Exception:
+                outcome = "failed"
+                log.exception("job %s failed", job.name)
         JOB_RUNS.labels(job.name, outcome).inc()
         JOB_DURATION.labels(job.name).observe(time.monotonic() - started)
         lease.release(services.write_sessions, leased, finished_at=services.clock.now(), memo=memo)
         ran.append(job.name)
     return ran
+
+
+@contextmanager
+def _kept(services: Services, leased: lease.Lease, *, every: float) -> Iterator[None]:
+    """Renew `leased` in a daemon thread until the block ends."""
+    done = threading.Event()
+
+    def keep() -> None:
+        while not done.wait(every):
+            try:
+                if not lease.renew(services.write_sessions, leased, now=services.clock.now(), ttl=LEASE_TTL):
+                    log.error("job %s lost its lease while running", leased.name)
+                    return
+            except Exception:
+                log.exception("job %s: its lease could not be renewed", leased.name)
+
+    keeper = threading.Thread(target=keep, name=f"studyshelf-lease-{leased.name}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
 
 
 class Scheduler:

@@ -18,6 +18,7 @@ from itertools import islice
 from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
+import studyshelf.library.access_epoch  # noqa: F401 - registers the listeners that raise the access epoch
 from studyshelf.core.errors import PermissionDenied
 from studyshelf.library.models import File, Folder
 from studyshelf.partners import audit

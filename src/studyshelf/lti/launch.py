@@ -20,7 +20,8 @@ import jwt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from studyshelf.core.db import affected_rows
+from studyshelf.core.clock import CLOCK_SKEW
+from studyshelf.core.db import affected_rows, insert_missing
 from studyshelf.core.errors import StudyShelfError
 from studyshelf.core.keys import KeyRing, Purpose, TokenExpired, TokenRefused
 from studyshelf.core.outbound import OutboundClient
@@ -232,13 +233,15 @@ def _decode(token: str, key: Any, registration: Registration) -> dict[str, Any]:
             algorithms=["RS256"],
             audience=registration.client_id,
             issuer=registration.issuer,
-            leeway=LEEWAY,
-            options={"require": ["exp", "iat", "iss", "aud", "nonce"], "strict_aud": False},
+            # Times are checked in _check_times against the services' clock, not PyJWT's time.time().
+            options={
+                "require": ["exp", "iat", "iss", "aud", "nonce"],
+                "strict_aud": False,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise LaunchUnauthorized("The id_token has expired. Start the activity again.") from exc
-    except jwt.ImmatureSignatureError as exc:
-        raise LaunchUnauthorized("The id_token is dated in the future (check the LMS server's clock).") from exc
     except jwt.InvalidAudienceError as exc:
         raise LaunchUnauthorized("The id_token is meant for another tool (aud).") from exc
     except jwt.InvalidIssuerError as exc:
@@ -251,6 +254,12 @@ def _decode(token: str, key: Any, registration: Registration) -> dict[str, Any]:
 
 
 def _check_times(claims: dict[str, Any], now: float) -> None:
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or exp < now - LEEWAY:
+        raise LaunchUnauthorized("The id_token has expired. Start the activity again.")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY):
+        raise LaunchUnauthorized("The id_token is not valid yet (check the LMS server's clock).")
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or iat > now + LEEWAY:
         raise LaunchUnauthorized("The id_token is dated in the future (check the LMS server's clock).")
@@ -335,12 +344,16 @@ def validate_id_token(
 
 
 def spend_nonce(db: Session, *, nonce: str, expires: int, now: datetime) -> None:
-    """Record a nonce as used; a second use is refused (the primary key settles races between instances)."""
+    """Record a nonce as used; a second use is refused, on whichever instance it arrives.
+
+    One INSERT … ON CONFLICT DO NOTHING settles a race between instances: the later one waits for the
+    first's commit and makes no row. The row outlives the token's acceptance on every instance: it is
+    accepted until exp + LEEWAY by the slowest clock, and pruned by the fastest, up to 2 × CLOCK_SKEW apart.
+    """
     key = hashlib.sha256(nonce.encode()).hexdigest()
-    if db.get(UsedNonce, key) is not None:
+    kept_until = datetime.fromtimestamp(expires + LEEWAY + 2 * CLOCK_SKEW, UTC)
+    if not insert_missing(db, UsedNonce, {"nonce": key, "expires_at": kept_until}):
         raise LaunchUnauthorized("This launch was already used (replayed nonce). Start the activity again.")
-    db.add(UsedNonce(nonce=key, expires_at=datetime.fromtimestamp(expires + LEEWAY, UTC)))
-    db.flush()
     # The scheduler (jobs/) sits below lti in the layers, so launches tidy up after themselves now and then.
     if secrets.randbelow(PRUNE_ONE_IN) == 0:
         prune(db, now=now)

@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from studyshelf.core.clock import CLOCK_SKEW
 from studyshelf.core.errors import Conflict, Invalid, NotAuthenticated, NotFound
 from studyshelf.core.ids import new_secret, sha256_hex
 from studyshelf.partners import throttle
@@ -32,6 +33,7 @@ from studyshelf.partners.throttle import SignInKeys, ThrottlePolicy
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SKEW = timedelta(seconds=CLOCK_SKEW)
 TOKEN_PREFIX = "ss_"  # noqa: S105 - a public prefix that makes leaked tokens easy to scan for
 
 
@@ -133,7 +135,8 @@ def create_session(db: Session, *, user: User, lifetime_hours: int, now: datetim
 def resolve_session(db: Session, cookie_value: str, *, now: datetime) -> Principal | None:
     """Return the principal behind a session cookie, or None when it is unknown, expired or revoked."""
     session = db.get(WebSession, sha256_hex(cookie_value))
-    if session is None or session.revoked_at is not None or session.expires_at <= now:
+    # Another instance made the session; its clock may be behind ours by up to CLOCK_SKEW.
+    if session is None or session.revoked_at is not None or session.expires_at + SKEW <= now:
         return None
     user = db.get(User, session.user_id)
     if user is None or not user.is_active:
@@ -208,7 +211,7 @@ def resolve_api_token(db: Session, plaintext: str, *, now: datetime) -> Principa
     token = db.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(plaintext)))
     if token is None or token.revoked_at is not None:
         return None
-    if token.expires_at is not None and token.expires_at <= now:
+    if token.expires_at is not None and token.expires_at + SKEW <= now:
         return None
     user = db.get(User, token.user_id)
     if user is None or not user.is_active:

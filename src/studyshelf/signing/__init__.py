@@ -1,6 +1,7 @@
 """URL signing backends: the signer of `/m/` media URLs that `Services` holds, and the CDN's signed URLs around them."""
 
+from studyshelf.core.clock import CLOCK_SKEW
 from studyshelf.signing.cloudfront import CloudFrontSigner
-from studyshelf.signing.media import CLOCK_SKEW, MediaClaims, MediaRefused, MediaSigner, RefusalReason
+from studyshelf.signing.media import MediaClaims, MediaRefused, MediaSigner, RefusalReason
 
 __all__ = ["CLOCK_SKEW", "CloudFrontSigner", "MediaClaims", "MediaRefused", "MediaSigner", "RefusalReason"]

@@ -22,12 +22,12 @@ import re
 from typing import Literal, NamedTuple
 from urllib.parse import quote
 
+from studyshelf.core.clock import CLOCK_SKEW
 from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.settings import Settings
 from studyshelf.signing.cloudfront import CloudFrontSigner
 
 MESSAGE_PREFIX = b"studyshelf-media-v1\n"
-CLOCK_SKEW = 60  # seconds of disagreement tolerated between the instance that signs and the one that verifies
 MAX_FILENAME = 255
 
 RefusalReason = Literal["bad-signature", "expired"]
