@@ -42,9 +42,13 @@ class QueuedBeaconViews(BeaconViews):
     def open(self, session: str, *, at: datetime) -> None:
         self._queue.add((session, at))
 
-    def take(self, session: str, *, seq: int, minute: int, per_minute: int) -> None:
+    def flush(self) -> None:
+        """Open every queued view now (a beacon here, or a test that sends the beacon to another instance)."""
         if self._queue.pending():
             self._queue.flush()
+
+    def take(self, session: str, *, seq: int, minute: int, per_minute: int) -> None:
+        self.flush()
         super().take(session, seq=seq, minute=minute, per_minute=per_minute)
 
     def start(self) -> None:
