@@ -134,7 +134,8 @@ def list_command() -> None:
     """List what can be restored: Litestream's range and the snapshot points."""
     settings = Settings()
     table = Table("kind", "point", "oldest", "newest", "size (bytes)")
-    points = backup_pg.list_points(settings) if backup.uses_pgbackrest(settings) else backup.list_points(settings)
+    with console.status("Reading the backup location"):  # quick on disk; on S3 a few listings
+        points = backup_pg.list_points(settings) if backup.uses_pgbackrest(settings) else backup.list_points(settings)
     for point in points:
         table.add_row(point.kind, point.name, _when(point.oldest), _when(point.newest), f"{point.size:,}")
     console.print(table)
@@ -143,7 +144,7 @@ def list_command() -> None:
 @app.command("status")
 def status_command() -> None:
     """Last replicated position, lag, oldest restorable point, size; says when the location is unusable."""
-    with command_services() as services:
+    with command_services() as services, console.status("Reading the backup location and the replica position"):
         state = backup_health.current_status(services, services.clock.now())
     if state.problem:
         console.print(f"[red]Backup location {state.location}: {state.problem}[/red] (serving is not affected)")
