@@ -87,6 +87,14 @@ class Cluster:
         """A client talking to one instance only."""
         return TestClient(self.apps[name], base_url=BASE)
 
+    def open_queued_views(self) -> None:
+        """Open the page views each instance queued for their beacons: their lifespan's thread does it every 50 ms,
+        and these apps run none (a real page loads before it reports)."""
+        for app in self.apps.values():
+            collector = app.state.services.hits
+            if isinstance(collector, Collector):
+                collector.views.flush()
+
     def warm_up(self, method: str, path: str) -> None:
         """One request to the route on each instance before a test sends it requests from several threads.
 

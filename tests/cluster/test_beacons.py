@@ -41,6 +41,7 @@ def open_viewer(cluster: Cluster) -> str:
     path = link_path(create_link(owner, notes["id"]))
     page = cluster.client("a").get(path, headers=EMBEDDED)
     assert page.status_code == 200, page.text
+    cluster.open_queued_views()
     return parse_html(page).attr("[data-beacon-token]", "data-beacon-token")
 
 

@@ -13,7 +13,6 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from studyshelf.analytics.collect import Collector
 from studyshelf.core.clock import MovableClock
 from studyshelf.delivery.viewing import VIEWER_TOKEN_SECONDS
 from studyshelf.settings import Settings
@@ -60,14 +59,6 @@ def test_a_session_started_on_a_lasts_its_life_on_b(cluster: Cluster) -> None:
     assert b.get("/api/v1/me").status_code == 200
 
 
-def _open_queued_views(cluster: Cluster) -> None:
-    """A opens its page views for their beacons in 50 ms batches, by a thread its lifespan starts (these apps
-    run none); a real page loads before it reports."""
-    collector = cluster.apps["a"].state.services.hits
-    assert isinstance(collector, Collector)
-    collector.views.flush()
-
-
 def test_media_urls_viewer_and_beacon_tokens_signed_on_a_verify_on_b(cluster: Cluster) -> None:
     world = World(cluster.a)
     owner = world.member(world.org())
@@ -80,7 +71,7 @@ def test_media_urls_viewer_and_beacon_tokens_signed_on_a_verify_on_b(cluster: Cl
     token = viewer.attr("[data-token]", "data-token")
     beacon_token = viewer.attr("[data-beacon-token]", "data-beacon-token")
     beacon = {"token": beacon_token, "type": "load_ok", "seq": 0, "t": int(cluster.a.clock.time() * 1000), "load_ms": 9}
-    _open_queued_views(cluster)
+    cluster.open_queued_views()
     assert b.post("/api/v1/events", json=beacon).status_code == 204
 
     renewed = a.post(renew_url, json={"token": token, "file_id": notes["id"]})

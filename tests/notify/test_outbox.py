@@ -3,6 +3,7 @@ after-commit drain or the scheduler), retried with growing back-off, and never i
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -86,6 +87,7 @@ def test_a_suspension_is_queued_with_it_and_sent_after_commit(setup: Setup, rece
     receiver.answers = [503]  # the after-commit drain fails: the scheduler's drain retries
     for ip in NETWORKS:
         assert _visit(setup, ip).status_code in {200, 403}
+    setup.world.app.state.sightings.flush()  # the leak radar's batch (its thread does this every second)
     email, webhook = _outbox(setup.services)
     assert (email.kind, email.target, email.event) == ("email", setup.owner.email, "link.suspended")
     assert (webhook.kind, webhook.target) == ("webhook", receiver.url)
@@ -164,7 +166,11 @@ def test_a_receiver_that_hangs_neither_delays_the_viewer_nor_holds_the_write_loc
     setup: Setup, receiver: Receiver, served: str
 ) -> None:
     receiver.hold = threading.Event()
-    with httpx.Client(base_url=served, timeout=30) as browser:
+    recorder = setup.world.app.state.sightings
+    recorder.start()  # the leak radar's batch thread: it suspends the link and calls the webhook (no lifespan here)
+    with contextlib.ExitStack() as stack, httpx.Client(base_url=served, timeout=30) as browser:
+        stack.callback(recorder.close)
+        stack.callback(receiver.hold.set)
         for ip in NETWORKS:
             started = time.monotonic()
             response = browser.get(f"/v/{setup.link_id}", headers={**EMBEDDED, "x-forwarded-for": ip})
@@ -214,6 +220,7 @@ def test_by_default_the_suspension_webhook_cannot_reach_an_internal_receiver(
     assert policy.status_code == 200, policy.text
     for ip in NETWORKS:
         TestClient(world.app, base_url="http://testserver", client=(ip, 4000)).get(f"/v/{link['id']}", headers=EMBEDDED)
+    world.app.state.sightings.flush()  # the leak radar's batch (its thread does this every second)
     (webhook,) = [m for m in _outbox(world.services) if m.kind == "webhook"]
     assert (webhook.sent_at, webhook.last_error) == (None, "could not reach the webhook: address not allowed")
     assert receiver.bodies == []

@@ -309,7 +309,7 @@ def test_viewer_outcomes_beacons_and_the_drain_are_counted(world: World, owner: 
     assert sample("studyshelf_event_ingest_lag_seconds") == 0
 
 
-def test_job_runs_and_failures_are_counted(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_runs_and_failures_are_counted(services: Services) -> None:
     def failing(_services: Services, _memo: str) -> str:
         raise RuntimeError("the job broke")
 
@@ -317,12 +317,11 @@ def test_job_runs_and_failures_are_counted(services: Services, monkeypatch: pyte
         Job("test.fine", timedelta(hours=1), lambda _s, memo: memo),
         Job("test.broken", timedelta(hours=1), failing),
     )
-    monkeypatch.setattr(runner, "JOBS", jobs)
     fine, broken = (
         sample("studyshelf_job_runs_total", job="test.fine", outcome="ok"),
         sample("studyshelf_job_runs_total", job="test.broken", outcome="failed"),
     )
-    assert runner.run_due_jobs(services, holder="metrics") == ["test.fine", "test.broken"]
+    assert runner.run_due_jobs(services, holder="metrics", jobs=jobs) == ["test.fine", "test.broken"]
     assert sample("studyshelf_job_runs_total", job="test.fine", outcome="ok") == fine + 1
     assert sample("studyshelf_job_runs_total", job="test.broken", outcome="failed") == broken + 1
     assert sample("studyshelf_job_duration_seconds_count", job="test.broken") >= 1
