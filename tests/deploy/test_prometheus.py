@@ -4,7 +4,6 @@ metric they, the Grafana dashboard and docs/operations.md name is one StudyShelf
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import studyshelf.app  # noqa: F401 - registers every metric of a web process
+from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -25,11 +25,8 @@ METRIC_NAME = re.compile(r"\b(?:studyshelf|node)_[a-z_]+\b")
 @pytest.fixture(scope="module")
 def promtool() -> str:
     found = shutil.which("promtool")
-    if found is None:
-        message = "promtool is missing: apt-get install prometheus (Debian ships promtool in it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_service(found is not None, "promtool (Debian's prometheus package)")
+    assert found is not None
     return found
 
 

@@ -20,7 +20,7 @@ import redis
 
 from studyshelf.events.redis_persistence import check_redis_persistence, log_redis_persistence
 from tests.analytics.support import REDIS_URL, redis_available
-from tests.conftest import IN_CI, require_service
+from tests.conftest import require_service
 from tests.s3_support import free_port
 
 LIMITED_PASSWORD = "limited-secret-pw"
@@ -30,10 +30,8 @@ LIMITED_PASSWORD = "limited-secret-pw"
 def aof_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of our own with `appendonly yes` (the state each test needs is set with CONFIG SET)."""
     binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("redis-server is required under CI=true")
-        pytest.skip("redis-server is not installed")
+    require_service(binary is not None, "redis-server")
+    assert binary is not None
     port = free_port()
     directory = tmp_path_factory.mktemp("redis")
     server = subprocess.Popen(  # noqa: S603 - a fixed argv of our own

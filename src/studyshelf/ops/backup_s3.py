@@ -15,17 +15,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from studyshelf.ops.backup_store import HASH_CHUNK, BackupLocation, Progress
 from studyshelf.ops.litestream import S3Replica
 from studyshelf.settings import Settings
-from studyshelf.storage.interface import BlobNotFound, StoredBlob
+from studyshelf.storage.interface import BlobNotFound, StoredBlob, WriterTally
+from studyshelf.storage.s3 import S3Options, s3_client
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0
@@ -35,21 +35,10 @@ _SIZES_LOCK = threading.Lock()
 
 
 def client_for(settings: Settings, *, attempts: int = 3) -> Any:
-    """A boto3 S3 client from the STUDYSHELF_S3_* settings, with short timeouts (a backup never hangs a status)."""
-    config = Config(
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        retries={"max_attempts": attempts, "mode": "standard"},
-        s3={"addressing_style": settings.s3_addressing_style},
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=secret.get_secret_value() if (secret := settings.s3_secret_access_key) else None,
-        config=config,
-    )
+    """The blob store's S3 client for the STUDYSHELF_S3_* settings, with short timeouts (a backup never hangs a
+    status)."""
+    options = replace(S3Options.from_settings(settings), connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+    return s3_client(options, attempts=attempts)
 
 
 def _missing(exc: ClientError) -> bool:
@@ -144,36 +133,19 @@ class S3Files:
         return size
 
 
-class S3BlobWriter:
+class S3BlobWriter(WriterTally):
     """A blob on its way to S3: written to a temporary file (hashed on the way), put whole on commit."""
 
     def __init__(self, store: S3Blobs) -> None:
+        super().__init__()
         self._store = store
         handle, name = tempfile.mkstemp(prefix="studyshelf-backup-blob-")
         self._file = os.fdopen(handle, "w+b")
         self._path = Path(name)
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._head = b""
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def head(self) -> bytes:
-        return self._head
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
     def write(self, chunk: bytes) -> None:
-        if not self._head:
-            self._head = chunk[:8192]
         self._file.write(chunk)
-        self._hash.update(chunk)
-        self._size += len(chunk)
+        self._count(chunk)
 
     def sync(self) -> None:
         self._file.flush()

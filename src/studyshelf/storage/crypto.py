@@ -38,6 +38,7 @@ from studyshelf.storage.interface import (
     StoredBlob,
     TailChanged,
     TailReplaceable,
+    WriterTally,
 )
 
 log = logging.getLogger("studyshelf.storage")
@@ -47,7 +48,6 @@ CHUNK_SIZE = 64 * 1024
 NONCE_BYTES = 12
 TAG_BYTES = 16
 CHUNK_OVERHEAD = NONCE_BYTES + TAG_BYTES
-HEAD_BYTES = 8192
 READ_BATCH = 1 << 20  # plaintext decrypted per read from the inner store (whole chunks)
 UNWRAPPED_KEYS = 256  # data keys kept unwrapped per store, least recently used out first
 _TRAILER = struct.Struct(">8s8s12s48sIQ")
@@ -140,8 +140,9 @@ def integrity_error(sha256: str, reason: str) -> BlobIntegrityError:
     return BlobIntegrityError(f"The stored bytes of this file failed their integrity check ({reason}).")
 
 
-class EncryptedBlobWriter:
+class EncryptedBlobWriter(WriterTally):
     def __init__(self, store: EncryptedBlobStore) -> None:
+        super().__init__()
         self._store = store
         self._inner: RawBlobWriter = store.inner.writer()
         self._data_key = AESGCM.generate_key(bit_length=256)
@@ -149,27 +150,9 @@ class EncryptedBlobWriter:
         self._chunk_size = store.chunk_size
         self._pending = bytearray()
         self._index = 0
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._head = b""
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def head(self) -> bytes:
-        return self._head
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
     def write(self, chunk: bytes) -> None:
-        if len(self._head) < HEAD_BYTES:
-            self._head += chunk[: HEAD_BYTES - len(self._head)]
-        self._hash.update(chunk)
-        self._size += len(chunk)
+        self._count(chunk)
         self._pending += chunk
         # Keep at least one byte back: only commit knows which chunk is the final one.
         full = (len(self._pending) - 1) // self._chunk_size

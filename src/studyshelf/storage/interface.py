@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,36 @@ class TailChanged(Exception):
 class StoredBlob:
     sha256: str
     size: int
+
+
+HEAD_BYTES = 8192  # what a writer keeps of the first bytes, for sniffing the content type
+
+
+class WriterTally:
+    """The size, head and running SHA-256 that every BlobWriter reports; a writer calls `_count` with each chunk."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._head = b""
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def head(self) -> bytes:
+        return self._head
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def _count(self, chunk: bytes) -> None:
+        if len(self._head) < HEAD_BYTES:
+            self._head += chunk[: HEAD_BYTES - len(self._head)]
+        self._hash.update(chunk)
+        self._size += len(chunk)
 
 
 class BlobWriter(Protocol):

@@ -13,9 +13,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from studyshelf.storage.interface import BlobNotFound, StoredBlob, TailChanged
+from studyshelf.storage.interface import BlobNotFound, StoredBlob, TailChanged, WriterTally
 
-HEAD_BYTES = 8192
 TAIL_JOURNAL = ".tail"
 _JOURNAL_CHECK = hashlib.sha256().digest_size
 
@@ -24,42 +23,25 @@ def _valid_digest(sha256: str) -> bool:
     return len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)
 
 
-class LocalBlobWriter:
+class LocalBlobWriter(WriterTally):
     def __init__(self, store: LocalBlobStore) -> None:
+        super().__init__()
         self._store = store
         self._tmp_path = store.tmp_dir / f"{uuid.uuid4().hex}.part"
         self._fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         # The lock marks the temporary file as owned by a live writer; recover() skips it.
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._head = b""
         self._closed = False
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def head(self) -> bytes:
-        return self._head
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
     def sync(self) -> None:
         os.fsync(self._fd)
 
     def write(self, chunk: bytes) -> None:
-        if len(self._head) < HEAD_BYTES:
-            self._head += chunk[: HEAD_BYTES - len(self._head)]
-        self._hash.update(chunk)
         view = memoryview(chunk)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        self._size += len(chunk)
+        self._count(chunk)
 
     def commit(self) -> StoredBlob:
         return self.commit_as(self._hash.hexdigest())

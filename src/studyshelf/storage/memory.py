@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from studyshelf.storage.interface import BlobNotFound, StoredBlob
-
-HEAD_BYTES = 8192
+from studyshelf.storage.interface import BlobNotFound, StoredBlob, WriterTally
 
 
-class MemoryBlobWriter:
+class MemoryBlobWriter(WriterTally):
     def __init__(self, store: MemoryBlobStore) -> None:
+        super().__init__()
         self._store = store
         self._parts: list[bytes] = []
-        self._size = 0
-        self._head = b""
-        self._hash = hashlib.sha256()
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def head(self) -> bytes:
-        return self._head
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
     def sync(self) -> None:
         return None
 
     def write(self, chunk: bytes) -> None:
-        if len(self._head) < HEAD_BYTES:
-            self._head += chunk[: HEAD_BYTES - len(self._head)]
         self._parts.append(bytes(chunk))
-        self._hash.update(chunk)
-        self._size += len(chunk)
+        self._count(chunk)
 
     def commit(self) -> StoredBlob:
         return self.commit_as(self._hash.hexdigest())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import re
 import threading
@@ -36,7 +35,13 @@ from urllib.parse import urlparse, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from studyshelf.storage.interface import BlobNotFound, StorageConfigError, StorageUnavailable, StoredBlob
+from studyshelf.storage.interface import (
+    BlobNotFound,
+    StorageConfigError,
+    StorageUnavailable,
+    StoredBlob,
+    WriterTally,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -46,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("studyshelf.storage")
 
-HEAD_BYTES = 8192
 PART_BYTES = 8 * 1024 * 1024
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part but the last
 MAX_SINGLE_COPY = 5 * 1024**3  # CopyObject's limit; larger blobs are copied part by part
@@ -152,16 +156,14 @@ def _unavailable(exc: Exception, doing: str) -> StorageUnavailable:
     return StorageUnavailable("File storage cannot be reached right now; nothing was changed. Try again shortly.")
 
 
-class S3BlobWriter:
+class S3BlobWriter(WriterTally):
     def __init__(self, store: S3BlobStore) -> None:
+        super().__init__()
         self._store = store
         # The start time is in the name: `recover` reads it there, not from the server (moto, for one, reports
         # every upload as started in 2010), and in the writer's own clock.
         self._tmp_key = f"{store.tmp_prefix}{int(store.now().timestamp())}-{uuid.uuid4().hex}"
         self._buffer = bytearray()
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._head = b""
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._in_flight: Future[dict[str, Any]] | None = None
@@ -169,23 +171,8 @@ class S3BlobWriter:
         self._unreachable = False  # S3 did not answer (rather than refused): abort leaves the rest to recover()
         self._done = False
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def head(self) -> bytes:
-        return self._head
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
     def write(self, chunk: bytes) -> None:
-        if len(self._head) < HEAD_BYTES:
-            self._head += chunk[: HEAD_BYTES - len(self._head)]
-        self._hash.update(chunk)
-        self._size += len(chunk)
+        self._count(chunk)
         self._buffer += chunk
         part_bytes = self._store.part_bytes
         while len(self._buffer) >= part_bytes:
