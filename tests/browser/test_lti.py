@@ -11,7 +11,6 @@ import html
 import os
 import re
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,19 +135,16 @@ def _lms_page(stack: Stack, platform: Platform) -> str:
 
 
 def _tool_frame(page: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """The tool frame once it shows the video. A frame locator waits across the frame's navigations (login →
+    platform → launch) with a deadline; `frame.query_selector` on a frame mid-navigation can wait forever."""
+    try:
+        page.frame_locator('iframe[name="tool"]').locator("video[data-media]").wait_for(
+            state="attached", timeout=timeout * 1000
+        )
+    except PlaywrightError:
         frame = page.frame(name="tool")
-        try:
-            if frame is not None and frame.query_selector("video[data-media]") is not None:
-                return frame
-        except PlaywrightError:  # the frame navigated while we looked (login → platform → launch)
-            pass
-        page.wait_for_timeout(200)
-    frame = page.frame(name="tool")
-    pytest.fail(
-        f"no video in the tool frame; it shows {frame.url if frame else None}: {frame.content() if frame else ''}"
-    )
+        pytest.fail(f"no video in the tool frame; it shows {frame.url if frame else None}")
+    return page.frame(name="tool")
 
 
 def test_lms_frames_the_launch_and_the_video_plays(browser: Any, stack: Stack, artifacts: Path) -> None:
@@ -166,7 +162,14 @@ def test_lms_frames_the_launch_and_the_video_plays(browser: Any, stack: Stack, a
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     page.goto(f"{lms_origin}/lms/course")
-    frame = _tool_frame(page)
+    try:
+        frame = _tool_frame(page)
+    except pytest.fail.Exception:
+        # Now and then Chromium's tool frame keeps reporting the platform's auth URL although the launch and the
+        # viewer were served (the server's access log shows both): open the course page once more.
+        console.clear()
+        page.goto(f"{lms_origin}/lms/course")
+        frame = _tool_frame(page)
     assert "/lti/view/lti-" in frame.url
     frame.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
     frame.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=20000)
@@ -201,16 +204,11 @@ def test_blocked_frame_storage_offers_a_new_window_that_plays(browser: Any, stac
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{lms_origin}/lms/moodle-course")
-    deadline = time.monotonic() + 20
-    link = None
-    while link is None and time.monotonic() < deadline:
-        frame = page.frame(name="tool")
-        try:
-            link = frame.query_selector("[data-lti-blocked]:not([hidden]) a") if frame else None
-        except PlaywrightError:
-            link = None
-        page.wait_for_timeout(200)
-    assert link is not None, "the login page did not offer a new window"
+    link = page.frame_locator('iframe[name="tool"]').locator("[data-lti-blocked]:not([hidden]) a")
+    try:
+        link.wait_for(state="visible", timeout=20000)
+    except PlaywrightError:
+        pytest.fail("the login page did not offer a new window")
     with context.expect_page() as opened:
         link.click()
     window = opened.value
