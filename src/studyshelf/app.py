@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 
 from studyshelf.analytics import collect
 from studyshelf.analytics.api import router as analytics_router
+from studyshelf.analytics.data_api import router as analytics_data_router
+from studyshelf.analytics.erasure_pages import router as analytics_erasure_pages
 from studyshelf.analytics.ingest.drain import Drainer
 from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
@@ -137,7 +139,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_api_router,
         lti_admin_pages,
         analytics_router,
+        analytics_data_router,
         analytics_pages,
+        analytics_erasure_pages,
         reports_router,
         reports_pages,
         partners_pages,

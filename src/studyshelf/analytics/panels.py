@@ -156,7 +156,7 @@ def label(dim: str, key: str, names: Names) -> str:
         return _EMPTY_LABELS.get(dim, "Unknown")
     if dim == "device":
         return key.capitalize()
-    return _VALUE_LABELS.get(dim, {}).get(key, key)
+    return (names.course(key) if dim == "course" else None) or _VALUE_LABELS.get(dim, {}).get(key, key)
 
 
 @dataclass(frozen=True)
@@ -341,6 +341,8 @@ def build(
         org_id=org_id, start=query.start, end=query.end, filters={}, breakdown=None, bucket=None
     ).bucket
     found = figures.breakdowns
+    if "course" in found:
+        names.learn_titles("course", [key for key, _m in found["course"].breakdown])
     cards = [card(dim, title, found[dim].breakdown, query, names) for dim, title in CHARTS if dim in found]
     # Courses and organisations are shown only when they say something: a course was recorded, or
     # someone other than this organisation used its content.

@@ -81,3 +81,21 @@ class BeaconIn(BaseModel):
     bytes: int | None = Field(
         default=None, ge=0, description="more than the file's size is refused (beacon-out-of-range)"
     )
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: uuid.UUID = Field(description="the partner organisation whose analytics data is erased")
+    confirm: str = Field(max_length=100, description="the organisation's slug, repeated to confirm")
+
+
+class ErasureRead(BaseModel):
+    org_id: uuid.UUID
+    org_name: str
+    event_days: int = Field(description="UTC days that held the organisation's raw events, now deleted")
+    rollup_rows: int = Field(description="the organisation's own rollup and audience rows deleted")
+    course_titles: int = Field(description="course and resource-link titles its launches taught, deleted")
+    days_to_rebuild: int = Field(
+        description="days whose other rollups (operator, platform) counted its events: rebuilt after this answer"
+    )
