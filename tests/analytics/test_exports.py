@@ -14,7 +14,7 @@ import pytest
 from studyshelf.analytics import export
 from studyshelf.events.schema import COLUMNS, encode_lines
 from studyshelf.services import Services
-from tests.analytics.data_support import Orgs, ago, new_uuid, noon, orgs, usage
+from tests.analytics.data_support import Orgs, ago, db_url, new_uuid, noon, orgs, settings, usage  # noqa: F401 - this module's fixtures: both warehouses
 from tests.analytics.support import event
 from tests.conftest import World
 

@@ -34,11 +34,16 @@ def _page(
 
 @router.get(PATH, response_class=HTMLResponse)
 def erasure_page(
-    request: Request, principal: PagePrincipal, db: DbSession, org_id: uuid.UUID | None = None
+    request: Request,
+    principal: PagePrincipal,
+    db: DbSession,
+    org_id: uuid.UUID | None = None,
+    erased: uuid.UUID | None = None,
 ) -> Response:
     """Choose a partner; with `org_id`, the confirmation step (what goes, and the slug to type)."""
     require_operator_admin(principal, what=erasure.WHAT)
-    return _page(request, db, principal, chosen=org_id)
+    erased_name = partners.get_organization(db, erased).name if erased else None
+    return _page(request, db, principal, chosen=org_id, erased_name=erased_name)
 
 
 @router.post(PATH + "/erase", response_class=HTMLResponse)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from studyshelf.events.schema import COLUMNS
@@ -63,8 +63,3 @@ class SqlReads(ABC):
         rows = self._all(*org_events.page_sql(org, start, end, after=after, limit=limit))
         ts = COLUMNS.index("ts")
         return [org_events.plain_row(row, self._as_utc(row[ts])) for row in rows]
-
-    def erase_org(self, org: str) -> list[date]:
-        days = org_events.days(self._all(org_events.DAYS_SQL, [org, org]))
-        self._all(org_events.ERASE_SQL, [org, org])
-        return days
