@@ -16,6 +16,7 @@ from studyshelf.analytics.ingest.drain import Drainer
 from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
 from studyshelf.analytics.reports.pages import router as reports_pages
+from studyshelf.analytics.table_pages import router as analytics_table_pages
 from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.hits import record_download, record_transfers
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         analytics_data_router,
         analytics_pages,
         analytics_erasure_pages,
+        analytics_table_pages,
         reports_router,
         reports_pages,
         partners_pages,
