@@ -52,7 +52,7 @@ def test_each_table_on_screen_downloads_as_csv_with_the_screen_figures(world: Wo
     assert totals == [{**totals[0], "from": "2026-03-01", "to": "2026-03-31", "views": "7", "viewers": "7"}]
     series = _rows(p.publisher.client.get(links["series"]).text)
     assert sum(int(r["views"]) for r in series) == 7
-    assert list(series[0])[0] == "day_start"
+    assert next(iter(series[0])) == "day_start"
 
 
 def test_filters_apply_and_bad_tables_are_refused(world: World) -> None:
