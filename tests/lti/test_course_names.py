@@ -66,3 +66,21 @@ def test_the_dashboard_names_courses_for_the_partner_and_the_publisher(
     unknown = campus.admin.client.get("/analytics", params={"course": "c-unknown"})
     assert unknown.status_code == 200
     assert "c-unknown" in unknown.text  # a course no launch named shows its id
+
+
+def test_the_summary_api_names_courses_organisations_and_files(
+    campus: Campus, simulator: Simulator, services: Services
+) -> None:
+    platform = simulator.platform("moodle")
+    register(campus, platform)
+    _launch(campus, platform, {"id": "c-42", "label": "BIO101", "title": "Biology 101"}, {"id": "rl-1"})
+    drain_all(services.events, services.warehouse, consumer="test")
+    url = "/api/v1/analytics/summary"
+    by_course = campus.publisher.client.get(url, params={"org_id": str(campus.publisher.org_id), "breakdown": "course"})
+    assert by_course.status_code == 200, by_course.text
+    assert [(r["key"], r["name"]) for r in by_course.json()["rows"]] == [("c-42", "Biology 101 (BIO101) · Test moodle")]
+    assert by_course.json()["top_files"][0]["name"] == "notes.txt"
+    by_partner = campus.admin.client.get(url, params={"org_id": str(campus.university.id), "breakdown": "partner"})
+    assert [r["name"] for r in by_partner.json()["rows"]] == ["University (you)"]
+    by_country = campus.admin.client.get(url, params={"org_id": str(campus.university.id), "breakdown": "country"})
+    assert all(r["name"] is None for r in by_country.json()["rows"])

@@ -60,6 +60,19 @@ class Names:
         self.learn_titles(course_names.RESOURCE_LINK, [key])
         return self._titles[course_names.RESOURCE_LINK].get(key)
 
+    def of(self, dim: str, key: str) -> str | None:
+        """The name of a dimension's value where StudyShelf knows one (organisations, courses, files, folders)."""
+        if not key:
+            return None
+        if dim in ("partner", "owner"):
+            return self.org(key)
+        if dim == "course":
+            return self.course(key)
+        if dim == "file":
+            found = self.file(key)
+            return found[0] if found else None
+        return self.folder(key) if dim == "folder" else None
+
     def learn(self, *, files: Iterable[str] = (), folders: Iterable[str] = ()) -> None:
         """Label at once every file and folder key not known yet; a key that names nothing visible gets None."""
         new_files, new_folders = _parse(files, known=self._files), _parse(folders, known=self._folders)

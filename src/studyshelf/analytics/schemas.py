@@ -45,6 +45,11 @@ class SeriesPoint(MetricsRead):
 
 class BreakdownRow(MetricsRead):
     key: str
+    name: str | None = Field(
+        default=None,
+        description="the organisation, course, file or folder as the dashboard names it (a course by the title its "
+        "LMS launches told); null where StudyShelf knows no name or the caller may not see the item",
+    )
 
 
 class SummaryRead(BaseModel):
