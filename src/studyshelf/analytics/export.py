@@ -45,6 +45,8 @@ _TYPES: Final[dict[str, Any]] = {
 SCHEMA: Final = pa.schema([(c, _TYPES.get(c, pa.string())) for c in COLUMNS])
 _TS: Final = COLUMNS.index("ts")
 _ID: Final = COLUMNS.index("id")
+_PATH: Final = COLUMNS.index("folder_path")
+_BOT: Final = COLUMNS.index("bot")
 
 
 @dataclass(frozen=True)
@@ -136,16 +138,13 @@ def _chain(head: list[Any] | None, rest: Iterator[list[Any]]) -> Iterator[list[A
         raise
 
 
-def _text(value: Any, column: str) -> str:
-    if value is None:
-        return ""
-    if column == "ts":
-        return str(value.isoformat().replace("+00:00", "Z"))
-    if column == "folder_path":
-        return "/".join(value)
-    if column == "bot":
-        return "true" if value else "false"
-    return csv_safe(str(value))
+def _csv_row(row: tuple[Any, ...]) -> list[Any]:
+    """Text cells formula-safe, numbers as they are, ts in ISO 8601 with Z, folder_path its ids joined by '/'."""
+    cells = [csv_safe(v) if type(v) is str else ("" if v is None else v) for v in row]
+    cells[_TS] = row[_TS].isoformat().replace("+00:00", "Z")
+    cells[_PATH] = "/".join(row[_PATH])
+    cells[_BOT] = "true" if row[_BOT] else "false"
+    return cells
 
 
 def csv_chunks(source: Iterator[list[tuple[Any, ...]]]) -> Iterator[bytes]:
@@ -157,7 +156,7 @@ def csv_chunks(source: Iterator[list[tuple[Any, ...]]]) -> Iterator[bytes]:
     for rows in source:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([[_text(v, c) for v, c in zip(row, COLUMNS, strict=True)] for row in rows])
+        writer.writerows([_csv_row(row) for row in rows])
         yield buffer.getvalue().encode()
 
 

@@ -6,14 +6,18 @@ of others' content (partner), as `SummaryQuery.scope_org` counts them.
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from typing import Any, Final
 
 from studyshelf.events.schema import COLUMNS
 
 _SCOPE: Final = "(owner_org = CAST(? AS UUID) OR partner_org = CAST(? AS UUID))"
-_COLUMNS: Final = ", ".join(COLUMNS)
+_UUIDS: Final = frozenset({"id", "owner_org", "partner_org", "file_id", "version_id", "folder_id"})
+# Ids leave as text: building a uuid.UUID per cell was a third of an export's time.
+_COLUMNS: Final = ", ".join(
+    f"CAST(e.{c} AS VARCHAR)" if c in _UUIDS else "CAST(e.folder_path AS VARCHAR[])" if c == "folder_path" else f"e.{c}"
+    for c in COLUMNS
+)
 _TS: Final = COLUMNS.index("ts")
 _PATH: Final = COLUMNS.index("folder_path")
 
@@ -23,11 +27,12 @@ def page_sql(
 ) -> tuple[str, list[Any]]:
     """Up to `limit` events of [start, end) in (ts, id) order, after the (ts, id) of the last row read."""
     params: list[Any] = [org, org, start, end]
-    sql = f"SELECT {_COLUMNS} FROM events WHERE {_SCOPE} AND ts >= ? AND ts < ?"  # noqa: S608 - module constants
+    scope = _SCOPE.replace("owner_org", "e.owner_org").replace("partner_org", "e.partner_org")
+    sql = f"SELECT {_COLUMNS} FROM events e WHERE {scope} AND e.ts >= ? AND e.ts < ?"  # noqa: S608 - module constants
     if after is not None:
-        sql += " AND (ts > ? OR (ts = ? AND id > CAST(? AS UUID)))"
+        sql += " AND (e.ts > ? OR (e.ts = ? AND e.id > CAST(? AS UUID)))"
         params += [after[0], after[0], after[1]]
-    return sql + " ORDER BY ts, id LIMIT ?", [*params, limit]
+    return sql + " ORDER BY e.ts, e.id LIMIT ?", [*params, limit]
 
 
 DAYS_SQL: Final = f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {_SCOPE}"  # noqa: S608 - module constants
@@ -35,10 +40,10 @@ ERASE_SQL: Final = f"DELETE FROM events WHERE {_SCOPE}"  # noqa: S608 - module c
 
 
 def plain_row(row: tuple[Any, ...], ts: datetime) -> tuple[Any, ...]:
-    """A row with ids as text (engines return uuid.UUID) and `ts` the aware UTC time given."""
-    values = [str(v) if isinstance(v, uuid.UUID) else v for v in row]
+    """A row with `ts` the aware UTC time given and folder_path a list."""
+    values = list(row)
     values[_TS] = ts
-    values[_PATH] = [str(p) for p in (row[_PATH] or [])]
+    values[_PATH] = list(row[_PATH] or ())
     return tuple(values)
 
 
