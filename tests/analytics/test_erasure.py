@@ -70,6 +70,10 @@ def test_erasure_removes_the_partner_from_every_figure(services: Services, o: Or
     assert _views(o.teacher, o.partner.id, today) == (6, "rollups")
     assert _count(services, DailyRollup, scope=str(o.partner.id)) > 0
 
+    report = f"/api/v1/analytics/reports/{ago(today, 1).isoformat()}"
+    before = o.publisher.client.get(report, params={"org_id": str(o.operator.id)})
+    assert before.json()["totals"]["views"] == 3 + 2 + 1
+
     body = _erase(o.publisher, o.partner.id, "university")
     assert body["event_days"] == 3
     assert body["rollup_rows"]
@@ -81,6 +85,8 @@ def test_erasure_removes_the_partner_from_every_figure(services: Services, o: Or
     assert _views(o.teacher, o.partner.id, today)[0] == 0
     assert _views(o.teacher, o.partner.id, today, last=0)[0] == 0  # raw events for today too
     assert _views(o.stranger, o.other.id, today) == (4, "rollups")  # the other partner keeps its figures
+    assert o.publisher.client.get(report, params={"org_id": str(o.operator.id)}).json()["totals"]["views"] == 3
+    assert o.partner_admin.client.get(report, params={"org_id": str(o.partner.id)}).json()["totals"]["views"] == 0
     for table in (DailyRollup, MonthlyRollup, AudienceRollup):
         assert _count(services, table, scope=str(o.partner.id)) == 0
     assert _count(services, CourseName, org_id=o.partner.id) == 0
