@@ -7,9 +7,9 @@ and no connection is held while a slow client reads: a page becomes one CSV chun
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,12 +17,14 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow.csv as pa_csv  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics.reports.rollup import today, window
 from studyshelf.analytics.service import time_zone
-from studyshelf.core.csvsafe import csv_safe
+from studyshelf.core.csvsafe import FORMULA_STARTS
 from studyshelf.core.errors import Invalid, Unavailable
 from studyshelf.events.schema import COLUMNS
 from studyshelf.partners import service as partners
@@ -45,8 +47,7 @@ _TYPES: Final[dict[str, Any]] = {
 SCHEMA: Final = pa.schema([(c, _TYPES.get(c, pa.string())) for c in COLUMNS])
 _TS: Final = COLUMNS.index("ts")
 _ID: Final = COLUMNS.index("id")
-_PATH: Final = COLUMNS.index("folder_path")
-_BOT: Final = COLUMNS.index("bot")
+_FORMULA: Final = "^[" + re.escape("".join(sorted(FORMULA_STARTS))) + "]"  # cells csv_safe would quote
 
 
 @dataclass(frozen=True)
@@ -138,26 +139,38 @@ def _chain(head: list[Any] | None, rest: Iterator[list[Any]]) -> Iterator[list[A
         raise
 
 
-def _csv_row(row: tuple[Any, ...]) -> list[Any]:
-    """Text cells formula-safe, numbers as they are, ts in ISO 8601 with Z, folder_path its ids joined by '/'."""
-    cells = [csv_safe(v) if type(v) is str else ("" if v is None else v) for v in row]
-    cells[_TS] = row[_TS].isoformat().replace("+00:00", "Z")
-    cells[_PATH] = "/".join(row[_PATH])
-    cells[_BOT] = "true" if row[_BOT] else "false"
-    return cells
+def table(rows: list[tuple[Any, ...]]) -> Any:  # a pyarrow Table
+    """One page as Arrow columns of SCHEMA."""
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(column, type=SCHEMA.field(i).type) for i, column in enumerate(columns)], schema=SCHEMA
+    )
+
+
+def _csv_column(field: Any, column: Any) -> Any:
+    if field.name == "ts":
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+    if field.name == "folder_path":
+        return pc.binary_join(column, "/")
+    if pa.types.is_string(field.type):
+        risky = pc.match_substring_regex(column, _FORMULA)
+        return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+    return column
+
+
+def _csv_page(page: Any) -> bytes:
+    """A page as CSV rows (no header), in C: text cells formula-safe, ts ISO 8601 in UTC, folder_path joined by '/'."""
+    columns = [_csv_column(field, column) for field, column in zip(SCHEMA, page.columns, strict=True)]
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.table(columns, names=list(COLUMNS)), sink, pa_csv.WriteOptions(include_header=False))
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def csv_chunks(source: Iterator[list[tuple[Any, ...]]]) -> Iterator[bytes]:
-    """A header, then one chunk per page; text cells are formula-safe, folder_path is its ids joined by '/'."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    yield buffer.getvalue().encode()
+    """A header, then one chunk per page."""
+    yield (",".join(COLUMNS) + "\n").encode()
     for rows in source:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows([_csv_row(row) for row in rows])
-        yield buffer.getvalue().encode()
+        yield _csv_page(table(rows))
 
 
 class _Sink(io.RawIOBase):
@@ -191,12 +204,7 @@ def parquet_chunks(source: Iterator[list[tuple[Any, ...]]]) -> Iterator[bytes]:
     writer = pq.ParquetWriter(sink, SCHEMA, compression="zstd")
     try:
         for rows in source:
-            columns = list(zip(*rows, strict=True))
-            writer.write_table(
-                pa.Table.from_arrays(
-                    [pa.array(col, type=SCHEMA.field(i).type) for i, col in enumerate(columns)], schema=SCHEMA
-                )
-            )
+            writer.write_table(table(rows))
             yield sink.take()
     finally:
         writer.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Final
 
 # Spreadsheets run cells that start with these as formulas.
-_FORMULA_STARTS: Final = frozenset({"=", "+", "-", "@", "\t", "\r"})
+FORMULA_STARTS: Final = frozenset({"=", "+", "-", "@", "\t", "\r"})
 
 
 def csv_safe(value: str) -> str:
     """A CSV cell that spreadsheets show as text, never run as a formula."""
-    return "'" + value if value[:1] in _FORMULA_STARTS else value
+    return "'" + value if value[:1] in FORMULA_STARTS else value
