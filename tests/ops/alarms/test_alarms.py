@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from studyshelf.analytics.ingest.drain import drain_all
 from studyshelf.core.clock import MovableClock
@@ -96,6 +97,8 @@ def test_load_fail_fires_overall_per_organisation_and_per_watched_file(clocked: 
     assert states(clocked, "load_fail") == {"": "OK"}  # 2 of 80 overall
     assert states(clocked, "load_fail_org") == {ORG_A: "ALARM", ORG_B: "OK"}
     assert states(clocked, "load_fail_file") == {FILE_A: "ALARM", FILE_B: "OK"}
+    assert REGISTRY.get_sample_value("studyshelf_alarm_state", {"rule": "load_fail_file", "scope": FILE_A}) == 1
+    assert REGISTRY.get_sample_value("studyshelf_alarm_state", {"rule": "load_fail_org", "scope": ORG_B}) == 0
     (incident,) = incidents_of(clocked, "load_fail_file")
     assert (str(incident.org_id), incident.scope_key, incident.severity) == (ORG_A, FILE_A, "warning")
 
@@ -128,9 +131,11 @@ def test_ingest_lag_is_how_long_the_oldest_undrained_event_has_waited(clocked: S
     lagging.events.publish([event(ts=clock.now())])  # newer events do not reset the oldest one's wait
     run_minutes(lagging, clock)
     assert states(lagging, "ingest_lag") == {"": "ALARM"}
+    assert REGISTRY.get_sample_value("studyshelf_alarm_state", {"rule": "ingest_lag", "scope": "global"}) == 1
     assert drain_all(lagging.events, lagging.warehouse, consumer="test") == 2
     run_minutes(lagging, clock, 2)
     assert states(lagging, "ingest_lag") == {"": "OK"}
+    assert REGISTRY.get_sample_value("studyshelf_alarm_state", {"rule": "ingest_lag", "scope": "global"}) == 0
 
 
 def test_free_disk_is_read_from_the_data_dir(clocked: Services, clock: MovableClock) -> None:
