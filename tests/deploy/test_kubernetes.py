@@ -143,6 +143,9 @@ def test_the_worker_is_its_own_deployment_of_one() -> None:
     assert worker["spec"]["replicas"] == 1
     assert not selects(worker["spec"]["selector"]["matchLabels"], serve_labels())
     assert container(worker)["args"] == ["worker"]
+    metrics_port = Settings.model_fields["worker_metrics_port"].default
+    assert container(worker)["ports"] == [{"name": "metrics", "containerPort": metrics_port}]
+    assert {e["name"] for e in container(worker)["env"]} == {"STUDYSHELF_WORKER_METRICS_HOST"}
 
 
 def test_every_container_runs_a_command_the_cli_has() -> None:
