@@ -31,6 +31,20 @@ _HTTP_SLUGS = {
 }
 
 
+def loggable_path(request: Request) -> str:
+    """The path to name in a log line: the matched route's template (`/invitations/{secret}`), never the raw path,
+    which can carry a secret (an invitation, a registration token, a signed /m/ URL, a link id). A path no route
+    matched keeps only its first segment when that is short (`/m/…`)."""
+    template = getattr(request.scope.get("route"), "path_format", None)
+    if isinstance(template, str):
+        return template
+    first = request.url.path.strip("/").split("/", 1)[0]
+    return f"/{first}/…" if 0 < len(first) <= _LOGGED_SEGMENT else "/…"
+
+
+_LOGGED_SEGMENT = 16
+
+
 def wants_html(request: Request) -> bool:
     path = request.url.path
     if path.startswith(("/api/", "/m/", "/lti/")) or request.headers.get("hx-request"):
@@ -86,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {**(headers or {}), "Retry-After": str(exc.extra["retry_after"])}
         extra = {k: v for k, v in exc.extra.items() if k != "content_range"}
         if exc.status >= 500:  # our fault, not the caller's (a blob failing its integrity check, …): keep a trace
-            log.error("%s on %s %s: %s", exc.type_slug, request.method, request.url.path, exc.detail)
+            log.error("%s on %s %s: %s", exc.type_slug, request.method, loggable_path(request), exc.detail)
         return problem(
             request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra
         )
@@ -116,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, loggable_path(request))
         return problem(
             request,
             status=500,
