@@ -35,6 +35,16 @@ async (tags) => {
     }));
 }
 """
+FOCUS_SHOWN = """
+() => {
+  const element = document.activeElement;
+  if (!element || element === document.body) return null;
+  const style = getComputedStyle(element);
+  const ring = (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== "none";
+  const label = (element.textContent || element.getAttribute("aria-label") || "").trim().slice(0, 40);
+  return { name: `${element.tagName.toLowerCase()} ${label}`, ring };
+}
+"""
 MATERIAL = {"pdf": ".pdf", "video": ".mp4", "audio": ".mp3", "image": ".png"}
 
 
@@ -132,6 +142,18 @@ class Audit:
         assert not any(self.found.values()), "axe found serious or critical violations:\n" + self.report()
 
 
+def _tab_through(page: Any, steps: int) -> list[str]:
+    """Tab through the page's first controls; the ones that show no focus ring (outline or box-shadow)."""
+    unseen = []
+    page.locator("body").focus()
+    for _ in range(steps):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_SHOWN)
+        if focused is not None and not focused["ring"]:
+            unseen.append(focused["name"])
+    return unseen
+
+
 def _settled(page: Any) -> None:
     page.wait_for_load_state("networkidle")
 
@@ -149,6 +171,7 @@ def test_every_member_page_is_axe_clean(browser: Any, server: Server, demo: Demo
     page.goto(f"{server.url}/library/{demo.folder_id}")
     _settled(page)
     audit.check("library folder", page)
+    assert not _tab_through(page, 25), "controls without a visible focus"
 
     page.goto(f"{server.url}/files/{demo.files['pdf']}")
     page.wait_for_function("() => document.querySelector('[data-pdf-src]').dataset.rendered !== undefined")
@@ -215,6 +238,7 @@ def test_every_viewer_page_is_axe_clean(browser: Any, server: Server, demo: Demo
     page.goto(demo.link(demo.folder_id, target_type="folder"))
     _settled(page)
     audit.check("viewer (folder)", page)
+    assert not _tab_through(page, 8), "viewer controls without a visible focus"
     blocked = demo.link(demo.files["image"], mode="embed")  # opened on its own, outside any course page
     response = page.goto(blocked)
     assert response is not None
@@ -258,7 +282,7 @@ def test_the_pdf_viewer_works_by_keyboard_with_a_text_layer(browser: Any, demo: 
     context.close()
 
 
-def test_a_german_browser_gets_a_german_viewer(browser: Any, demo: Demo) -> None:
+def test_a_german_browser_gets_a_german_viewer(browser: Any, demo: Demo, artifacts: Path) -> None:
     context = _context(browser, locale="de-DE")
     page = context.new_page()
     page.goto(demo.link(demo.files["pdf"]))
@@ -268,4 +292,10 @@ def test_a_german_browser_gets_a_german_viewer(browser: Any, demo: Demo) -> None
     assert page.locator("[data-pdf-status]").inner_text().startswith("Seite 1 von ")
     assert "Bereitgestellt von" in page.locator("footer").inner_text()
     assert not _violations(page)
+    page.screenshot(path=str(artifacts / "a11y-viewer-pdf-de.png"))
+    page.set_viewport_size(PHONE)
+    page.goto(demo.link(demo.files["image"], mode="embed"))  # refused outside a course page
+    assert "Dieses Material ist in Ihrem Kurs verfügbar" in page.locator("h1").inner_text()
+    assert not _violations(page)
+    page.screenshot(path=str(artifacts / "a11y-blocked-de-phone.png"))
     context.close()

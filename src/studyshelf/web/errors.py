@@ -27,6 +27,7 @@ ERROR_PAGE_MESSAGES = (
     N_("Something went wrong on our side. It has been logged."),
     N_("Internal error"),
     N_("Not Found"),
+    N_("The e-mail address or password is not correct."),  # the sign-in page's refusal (partners/service.py)
 )
 
 _HTTP_SLUGS = {
