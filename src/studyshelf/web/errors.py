@@ -12,22 +12,36 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from studyshelf.core.errors import NotAuthenticated, StudyShelfError
+from studyshelf.web.i18n import N_
 
 PROBLEM_BASE = "https://studyshelf.dev/problems/"
 log = logging.getLogger("studyshelf.errors")
 
+# The titles and details of core.errors that a browser's error page shows, for extraction (`make messages`);
+# the page translates whatever it is given (`| translate`), and these are the ones a catalogue should hold.
+ERROR_PAGE_MESSAGES = (
+    N_("Authentication required"),
+    N_("Stored file failed its integrity check"),
+    N_("Service unavailable"),
+    N_("Some fields are missing or malformed."),
+    N_("Something went wrong on our side. It has been logged."),
+    N_("Internal error"),
+    N_("Not Found"),
+    N_("The e-mail address or password is not correct."),  # the sign-in page's refusal (partners/service.py)
+)
+
 _HTTP_SLUGS = {
-    400: ("bad-request", "Bad request"),
-    401: ("not-authenticated", "Authentication required"),
-    403: ("permission-denied", "Not allowed"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    409: ("conflict", "Conflict"),
-    413: ("too-large", "Content too large"),
-    415: ("unsupported-media-type", "Unsupported media type"),
-    416: ("range-not-satisfiable", "Range not satisfiable"),
-    422: ("invalid", "The request is not valid"),
-    429: ("too-many-requests", "Too many requests"),
+    400: ("bad-request", N_("Bad request")),
+    401: ("not-authenticated", N_("Authentication required")),
+    403: ("permission-denied", N_("Not allowed")),
+    404: ("not-found", N_("Not found")),
+    405: ("method-not-allowed", N_("Method not allowed")),
+    409: ("conflict", N_("Conflict")),
+    413: ("too-large", N_("Content too large")),
+    415: ("unsupported-media-type", N_("Unsupported media type")),
+    416: ("range-not-satisfiable", N_("Range not satisfiable")),
+    422: ("invalid", N_("The request is not valid")),
+    429: ("too-many-requests", N_("Too many requests")),
 }
 
 
