@@ -69,7 +69,7 @@ def duration(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
-def size(value: int) -> str:
+def size(value: float) -> str:
     amount = float(value)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if amount < 1024 or unit == "TB":
@@ -419,7 +419,10 @@ def build(
     previous = query.previous()
     return Dashboard(
         empty=_is_empty(first.totals),
-        kpis=kpis(first.totals, kpi_changes(first.totals, before.totals, before_empty=previous_empty)),
+        kpis=kpis(
+            first.totals,
+            kpi_changes(first.totals, before.totals, before_empty=previous_empty, size=size, duration=duration),
+        ),
         series_json=series_json(first, query, _bucket(query), before if query.compare else None),
         cards=cards,
         top_files=top_rows("file", first.top_files, query, names),

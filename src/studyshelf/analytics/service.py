@@ -106,14 +106,9 @@ def live_window(now: datetime) -> tuple[datetime, datetime]:
     return end - timedelta(minutes=LIVE_MINUTES), end
 
 
-def live_summary(
-    warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, filters: dict[str, str], now: datetime
-) -> Summary:
-    """The last half hour by minute, with its top files, from raw events: one scan of a short, indexed time range
-    (PostgreSQL's key leads with ts; DuckDB's row groups are skipped by their ts zone maps)."""
-    require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
+def live_query(*, org_id: uuid.UUID, filters: dict[str, str], now: datetime) -> SummaryQuery:
     start, end = live_window(now)
-    query = SummaryQuery(
+    return SummaryQuery(
         start=start,
         end=end,
         scope_org=str(org_id),
@@ -121,7 +116,15 @@ def live_summary(
         bucket="minute",
         parts=frozenset({"totals", "series", "top"}),
     )
+
+
+def live_summary(
+    warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, filters: dict[str, str], now: datetime
+) -> Summary:
+    """The last half hour by minute, with its top files, from raw events: one scan of a short, indexed time range
+    (PostgreSQL's key leads with ts; DuckDB's row groups are skipped by their ts zone maps)."""
+    require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     try:
-        return warehouse.summary(query)
+        return warehouse.summary(live_query(org_id=org_id, filters=filters, now=now))
     except WarehouseError as exc:
         raise Unavailable("Live figures are not available right now; try again shortly.") from exc

@@ -6,6 +6,7 @@ the same service call as the current ones, so both read rollups or both raw even
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -43,22 +44,30 @@ class Mover:
         return f"{self.change:+,} ({self.change * 100 / self.before:+.0f}%)"
 
 
-def change(current: float | None, before: float | None, *, higher_is_good: bool = True, unit: str = "") -> Change:
-    """The change of one figure; neutral words when there is nothing to compare with."""
+def change(
+    current: float | None,
+    before: float | None,
+    *,
+    higher_is_good: bool = True,
+    shown: Callable[[float], str] = lambda value: f"{value:,.0f}",
+) -> Change:
+    """The change of one figure, absolute and relative; neutral words when there is nothing to compare with."""
     if current is None or before is None:
-        return Change("no figure to compare", "", "")
+        return Change("none in the previous period" if before is None else "none in this period", "", "")
     delta = current - before
     if not delta:
         return Change("no change", "flat", "")
     arrow: Literal["up", "down"] = "up" if delta > 0 else "down"
     tone: Tone = "good" if (delta > 0) == higher_is_good else "bad"
-    amount = f"{delta:+,.0f}{unit}" if unit != "pp" else f"{delta * 100:+.1f} pp"
-    if unit == "pp" or not before:
-        return Change(amount, tone, arrow)
+    amount = ("+" if delta > 0 else "-") + shown(abs(delta))
+    if not before:
+        return Change(f"{amount} (none before)", tone, arrow)
     return Change(f"{amount} ({delta * 100 / before:+.0f}%)", tone, arrow)
 
 
-def kpi_changes(now: Metrics, before: Metrics, *, before_empty: bool) -> dict[str, Change]:
+def kpi_changes(
+    now: Metrics, before: Metrics, *, before_empty: bool, size: Callable[[float], str], duration: Callable[[float], str]
+) -> dict[str, Change]:
     """The change of each KPI tile's figure, keyed like panels.kpis; empty when the previous period had no usage."""
     if before_empty:
         return {}
@@ -66,10 +75,9 @@ def kpi_changes(now: Metrics, before: Metrics, *, before_empty: bool) -> dict[st
         "views": change(now.views, before.views),
         "viewers": change(now.viewers, before.viewers),
         "fails": change(now.fails, before.fails, higher_is_good=False),
-        "fail_rate": change(now.fail_rate, before.fail_rate, higher_is_good=False, unit="pp"),
         "downloads": change(now.downloads, before.downloads),
-        "bytes": change(now.bytes, before.bytes),
-        "load": change(now.load_p50_ms, before.load_p50_ms, higher_is_good=False, unit=" ms"),
+        "bytes": change(now.bytes, before.bytes, shown=size),
+        "load": change(now.load_p50_ms, before.load_p50_ms, higher_is_good=False, shown=duration),
     }
 
 
