@@ -289,8 +289,8 @@ def test_the_committed_map_is_what_the_script_makes_of_the_vendored_geometry() -
         (3, 4, "-1 (-25%)", "bad"),
         (5, 5, "no change", "flat"),
         (2, 0, "+2 (none before)", "good"),
-        (None, 200.0, "none in this period", ""),
-        (150.0, None, "none in the previous period", ""),
+        (None, 200.0, "none now", ""),
+        (150.0, None, "none before", ""),
     ],
 )
 def test_a_change_reads_as_absolute_and_relative(now: float | None, before: float | None, text: str, tone: str) -> None:

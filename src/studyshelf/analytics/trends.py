@@ -53,7 +53,7 @@ def change(
 ) -> Change:
     """The change of one figure, absolute and relative; neutral words when there is nothing to compare with."""
     if current is None or before is None:
-        return Change("none in the previous period" if before is None else "none in this period", "", "")
+        return Change("none before" if before is None else "none now", "", "")
     delta = current - before
     if not delta:
         return Change("no change", "flat", "")
