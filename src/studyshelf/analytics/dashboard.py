@@ -28,6 +28,7 @@ DEFAULT_PRESET: Final = "30"
 DEVICES: Final = ("desktop", "mobile", "tablet", "unknown")
 CATEGORIES: Final = ("pdf", "video", "audio", "image", "document", "text", "other")
 ID_FILTERS: Final = ("partner", "folder", "file")
+PERIOD_PARAMETERS: Final = ("days", "from", "to", "compare")
 # Every filter the page understands, in the order chips show them, with the longest value it accepts.
 FILTERS: Final = {
     "partner": 36,
@@ -126,6 +127,9 @@ def _preset_days(preset: str, today: date) -> tuple[date, date]:
 def parse_query(params: Mapping[str, str], *, today: date, tz: str = "UTC") -> DashboardQuery:
     """Read the page's query string (`today` is the date in the organisation's time zone `tz`); anything
     malformed is Invalid with a message that says what to fix."""
+    unknown = sorted(set(params) - {*PERIOD_PARAMETERS, *FILTERS})
+    if unknown:
+        raise Invalid(f"Unknown parameter `{unknown[0][:40]}`; the filters are: {', '.join(FILTERS)}.")
     preset = params.get("days") or ("custom" if params.get("from") or params.get("to") else DEFAULT_PRESET)
     if preset in PRESETS:
         start, end = _preset_days(preset, today)
