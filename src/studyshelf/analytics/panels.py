@@ -19,7 +19,7 @@ from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
 from studyshelf.analytics.names import Names
 from studyshelf.analytics.reports.org_settings import zone
-from studyshelf.analytics.trends import RANKED_FILES, Change, Mover, kpi_changes, movers
+from studyshelf.analytics.trends import RANKED_FILES, Change, MoverRow, kpi_changes, mover_rows, movers
 from studyshelf.analytics.world import WorldMap, world_map
 from studyshelf.events.schema import LMS_VALUES
 from studyshelf.partners.principal import Principal
@@ -129,17 +129,6 @@ class Chip:
 class Option:
     value: str
     label: str
-
-
-@dataclass(frozen=True)
-class MoverRow:
-    key: str
-    name: str | None
-    href: str | None
-    views: int
-    before: int
-    text: str
-    drill: str
 
 
 @dataclass(frozen=True)
@@ -374,24 +363,6 @@ def options(figures: Figures | None, query: DashboardQuery, names: Names) -> dic
     return result
 
 
-def _mover_rows(found: list[Mover], query: DashboardQuery, names: Names) -> list[MoverRow]:
-    rows = []
-    for m in found:
-        file = names.file(m.key)
-        rows.append(
-            MoverRow(
-                key=m.key,
-                name=file[0] if file else None,
-                href=f"/files/{m.key}" if file else None,
-                views=m.views,
-                before=m.before,
-                text=m.text,
-                drill=query.url(file=m.key),
-            )
-        )
-    return rows
-
-
 def build(
     db: Session, warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, query: DashboardQuery, now: datetime
 ) -> Dashboard:
@@ -430,8 +401,8 @@ def build(
         chips=chips(query, names),
         options=options(figures, query, names),
         world=world_map(found["country"].breakdown, query) if "country" in found else None,
-        rising=_mover_rows(rising, query, names),
-        falling=_mover_rows(falling, query, names),
+        rising=mover_rows(rising, query, names),
+        falling=mover_rows(falling, query, names),
         previous_empty=previous_empty,
         previous_label=f"{previous.start:%-d %b} – {previous.end:%-d %b %Y}",
     )

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from studyshelf.analytics.dashboard import DashboardQuery
+from studyshelf.analytics.names import Names
 from studyshelf.warehouse import Metrics
 
 MOVERS: Final = 5  # rising and falling files shown, each
@@ -89,3 +91,33 @@ def movers(now: list[tuple[str, Metrics]], before: list[tuple[str, Metrics]]) ->
     rising = sorted((m for m in every if m.change > 0), key=lambda m: (-m.change, m.key))[:MOVERS]
     falling = sorted((m for m in every if m.change < 0), key=lambda m: (m.change, m.key))[:MOVERS]
     return rising, falling
+
+
+@dataclass(frozen=True)
+class MoverRow:
+    key: str
+    name: str | None
+    href: str | None
+    views: int
+    before: int
+    text: str
+    drill: str
+
+
+def mover_rows(found: list[Mover], query: DashboardQuery, names: Names) -> list[MoverRow]:
+    """The movers as the page lists them: names and links where the reader may see the file."""
+    rows = []
+    for m in found:
+        file = names.file(m.key)
+        rows.append(
+            MoverRow(
+                key=m.key,
+                name=file[0] if file else None,
+                href=f"/files/{m.key}" if file else None,
+                views=m.views,
+                before=m.before,
+                text=m.text,
+                drill=query.url(file=m.key),
+            )
+        )
+    return rows
