@@ -64,6 +64,13 @@ class DashboardQuery:
     def title(self) -> str:
         return PRESETS.get(self.preset, "Custom range")
 
+    @property
+    def span(self) -> str:
+        """The days in words: "26 Jul – 8 Aug 2026", or one day."""
+        if self.days == 1:
+            return f"{self.start:%-d %b %Y}"
+        return f"{self.start:%-d %b} – {self.end:%-d %b %Y}"
+
     def previous(self) -> DashboardQuery:
         """The period of the same length just before this one, with the same filters."""
         end = self.start - timedelta(days=1)

@@ -146,6 +146,7 @@ class Dashboard:
     falling: list[MoverRow] | None = None
     previous_empty: bool = True
     previous_label: str = ""
+    bucket: str = "day"
 
 
 _EMPTY_LABELS: Final = {"category": "Other", "course": "No course"}
@@ -209,7 +210,7 @@ def summaries(
 
 
 def _bucket(query: DashboardQuery) -> Bucket:
-    return "hour" if query.days <= 2 else "day" if query.days <= 92 else "week"
+    return service.default_bucket(query.days)
 
 
 def _is_empty(m: Metrics) -> bool:
@@ -286,7 +287,7 @@ def series_json(summary: Summary, query: DashboardQuery, bucket: str, previous: 
     if previous is not None:
         before = _points(previous, _bucket_starts(query.previous(), bucket))
         data["previous"] = [m.views for m in before[: len(rows)]] + [0] * max(0, len(rows) - len(before))
-        data["previous_label"] = f"{query.previous().start:%-d %b} – {query.previous().end:%-d %b %Y}"
+        data["previous_label"] = query.previous().span
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -387,7 +388,6 @@ def build(
         and (c.dim != "course" or any(b.key for b in c.bars))
         and (c.dim != "partner" or any(b.key != str(org_id) for b in c.bars))
     ]
-    previous = query.previous()
     return Dashboard(
         empty=_is_empty(first.totals),
         kpis=kpis(
@@ -404,5 +404,6 @@ def build(
         rising=mover_rows(rising, query, names),
         falling=mover_rows(falling, query, names),
         previous_empty=previous_empty,
-        previous_label=f"{previous.start:%-d %b} – {previous.end:%-d %b %Y}",
+        previous_label=query.previous().span,
+        bucket=_bucket(query),
     )

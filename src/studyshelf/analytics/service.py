@@ -26,6 +26,11 @@ from studyshelf.warehouse import (
 MAX_RANGE_DAYS = 732
 
 
+def default_bucket(days: int) -> Bucket:
+    """The series' bucket for a period of `days` days: hours for a day or two, days up to a quarter, then weeks."""
+    return "hour" if days <= 2 else "day" if days <= 92 else "week"
+
+
 def build_query(
     *,
     org_id: uuid.UUID,
@@ -59,7 +64,7 @@ def build_query(
         scope_org=str(org_id),
         filters=filters,
         breakdown=breakdown,
-        bucket=bucket or ("hour" if days <= 2 else "day" if days <= 92 else "week"),
+        bucket=bucket or default_bucket(days),
         parts=parts,
     )
 
