@@ -267,7 +267,8 @@ def test_comparison_map_and_history(browser: Any, server: Server, seeded: Seeded
     page.wait_for_function("() => location.search.includes('compare=1')")
     _loaded(page)
     page.locator(".series-chart .u-legend .u-series").nth(3).wait_for()
-    assert "previous period" in page.locator(".series-chart .u-legend").inner_text()
+    overlay = page.locator(".series-chart .u-legend .u-series").nth(3).inner_text()
+    assert overlay.startswith("Views, "), overlay  # "Views, 26 Jul – 8 Aug 2026": the previous fortnight
 
     # The map: countries drawn from the vendored shapes, coloured; a country is reachable by keyboard.
     shape = page.locator(".world-map a[data-country='GB'] use")

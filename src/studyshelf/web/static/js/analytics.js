@@ -90,7 +90,7 @@ function drawSeries(el) {
   ];
   const columns = [data.t, data.views, data.fails];
   if (previous) {
-    series.push({ label: "Views, previous period", stroke: cssVar("--grey-400", "#9ca3af"), width: 1.5, dash: [5, 4], points: { show: false } });
+    series.push({ label: data.previous_label ? "Views, " + data.previous_label : "Views, previous period", stroke: cssVar("--grey-400", "#9ca3af"), width: 1.5, dash: [5, 4], points: { show: false } });
     columns.push(previous);
   }
   const opts = {
@@ -141,6 +141,12 @@ window.addEventListener("resize", () => {
 document.addEventListener("htmx:load", (event) => {
   keepAttached();
   init(event.target instanceof Element ? event.target : document.body);
+});
+
+// The live panel polls every 10 s; a page nobody looks at (a background tab) skips its turns.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const source = event.detail && event.detail.elt;
+  if (document.hidden && source instanceof Element && source.hasAttribute("data-live-panel")) event.preventDefault();
 });
 
 // Back and forward restore a snapshot of the page: its chart is a dead copy of the canvas, so draw it again.
