@@ -64,12 +64,14 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
+	$(BIN)/python -m bench.analytics_live
 	$(BIN)/python -m bench.backup
 	$(BIN)/python -m bench.cluster
 
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
+	$(BIN)/python -m bench.analytics_live
 
 bench-backup: $(DEV_STAMP)
 	$(BIN)/python -m bench.backup
