@@ -8,7 +8,7 @@ import uuid
 
 from studyshelf.analytics.table_csv import TABLES
 from tests.conftest import World
-from tests.html import attr, parse_html, text_of
+from tests.html import attr, parse_html
 from tests.sharing.support import grant, partnership
 from tests.web.test_analytics_pages import HTMX, MARCH, _uses
 
@@ -36,11 +36,9 @@ def test_each_table_on_screen_downloads_as_csv_with_the_screen_figures(world: Wo
     assert (
         'filename="studyshelf-publisher-country-2026-03-01-2026-03-31.csv"' in countries.headers["content-disposition"]
     )
-    on_screen = [
-        (attr(row, "data-key"), text_of(row.select_one(".bar-value")).split()[0])
-        for row in page.select("[data-breakdown='country'] .bar-row")
-    ]
-    assert [(r["country"], r["views"]) for r in _rows(countries.text)] == on_screen == [("FR", "5"), ("DE", "2")]
+    assert [(r["country"], r["views"]) for r in _rows(countries.text)] == [("FR", "5"), ("DE", "2")]
+    for code, views in (("FR", "5"), ("DE", "2")):  # the map's table shows the same
+        assert f"{code}: {views} views" in board.text
 
     browsers = _rows(p.publisher.client.get(links["browser"]).text)
     assert {r["name"] for r in browsers} == {"Firefox", "'=HYPERLINK(1)"}  # never run as a formula

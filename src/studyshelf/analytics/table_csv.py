@@ -84,7 +84,8 @@ def build(
         end=query.end,
         filters=query.filters,
         breakdown=dim,
-        bucket=None,
+        bucket=service.default_bucket(query.days),
+        tz=query.tz,
         parts=parts.get(table, frozenset({"breakdown"} if dim else {"top"})),
     )
     found = service.summarise(warehouse, principal=principal, org_id=org_id, query=built, db=db, now=now)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from studyshelf.analytics import table_csv
+from studyshelf.analytics import service, table_csv
 from studyshelf.analytics.dashboard import parse_query
+from studyshelf.analytics.reports.rollup import zone
 from studyshelf.core.errors import NotFound
 from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, Now, ServicesDep
@@ -23,8 +24,10 @@ def table(request: Request, principal: PagePrincipal, db: DbSession, services: S
     if org_id is None:
         raise NotFound("You are not a member of any organisation.")
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
-    query = parse_query(request.query_params, today=services.clock.now().date())
-    name = request.query_params.get("table", "")
+    params = dict(request.query_params)
+    name = params.pop("table", "")
+    tz = service.time_zone(db, org_id=org_id)
+    query = parse_query(params, today=now.astimezone(zone(tz)).date(), tz=tz)
     text = table_csv.build(db, services.warehouse, principal=principal, org_id=org_id, query=query, table=name, now=now)
     slug = partners.get_organization(db, org_id).slug
     filename = f"studyshelf-{slug}-{name}-{query.start.isoformat()}-{query.end.isoformat()}.csv"

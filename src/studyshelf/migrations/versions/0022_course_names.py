@@ -1,7 +1,7 @@
 """course names: titles of LTI courses and resource links learned at launch, for analytics
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0025
 Create Date: 2026-12-07 04:00:00
 
 Figures count courses by the LTI context id and placements by the resource link id (issue 18, point 6):
@@ -16,7 +16,7 @@ from alembic import op
 from studyshelf.core.db import UtcDateTime
 
 revision = "0022"
-down_revision = "0017"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
