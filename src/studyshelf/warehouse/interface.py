@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from studyshelf.events.schema import Event
 
@@ -210,4 +210,16 @@ class Warehouse(Protocol):
     def load_failures(self, start: datetime, end: datetime, *, min_views: int) -> list[LoadFailures]:
         """Non-bot views and loads of [start, end): overall, per owning organisation, and per file with at least
         `min_views` views (the alarms' load_fail rate)."""
+        ...
+
+    def org_events(
+        self, org: str, start: datetime, end: datetime, *, after: tuple[datetime, str] | None = None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Up to `limit` stored events (bots too, pseudonymous as stored) of [start, end) whose owner or partner is
+        `org`, in (ts, id) order after `after` (the ts and id of the last row of the page before): one page of an
+        export. Rows hold COLUMNS in order, ids as text, ts an aware UTC datetime, folder_path a list."""
+        ...
+
+    def erase_org(self, org: str) -> list[date]:
+        """Delete every event whose owner or partner is `org` (erasure); return the UTC days they fell on."""
         ...
