@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse
 from studyshelf.analytics import collect
 from studyshelf.analytics.api import router as analytics_router
 from studyshelf.analytics.ingest.drain import Drainer
+from studyshelf.analytics.insight_api import router as insight_api
+from studyshelf.analytics.insight_pages import router as insight_pages
 from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
 from studyshelf.analytics.reports.pages import router as reports_pages
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_admin_pages,
         analytics_router,
         analytics_pages,
+        insight_api,
+        insight_pages,
         reports_router,
         reports_pages,
         partners_pages,

@@ -7,10 +7,18 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
+from studyshelf.warehouse import insight as insight_sql
 from studyshelf.warehouse import load_failures as failures_sql
 from studyshelf.warehouse import query as q
 from studyshelf.warehouse import rollup as rollup_sql
-from studyshelf.warehouse.interface import ROLLUP_DIMENSIONS, LoadFailures, RollupRow, Summary, SummaryQuery
+from studyshelf.warehouse.interface import (
+    ROLLUP_DIMENSIONS,
+    Insight,
+    LoadFailures,
+    RollupRow,
+    Summary,
+    SummaryQuery,
+)
 
 
 class SqlReads(ABC):
@@ -53,3 +61,6 @@ class SqlReads(ABC):
     def latest(self) -> datetime | None:
         value = self._all(failures_sql.LATEST_SQL, [])[0][0]
         return None if value is None else self._as_utc(value)
+
+    def insight(self, query: SummaryQuery) -> Insight:
+        return insight_sql.insight(self._all(*insight_sql.insight_sql(query)), as_utc=self._as_utc)
