@@ -20,7 +20,7 @@ from studyshelf.analytics.panels import LMS_LABELS, Kpi, duration, number, perce
 from studyshelf.partners.audit import csv_safe
 from studyshelf.warehouse import LOAD_BUCKETS_MS, FailureRow, Metrics
 
-CellKind = Literal["text", "int", "rate", "ms", "bytes", "time", "region"]
+CellKind = Literal["text", "int", "rate", "ms", "bytes", "time", "date", "region"]
 FAILURE_ROWS: Final = 50
 ERROR_LABELS: Final = {
     "network": "Network error",
@@ -61,6 +61,7 @@ def cell(value: Any, kind: CellKind) -> str:
         "ms": duration,
         "bytes": size,
         "time": lambda t: t.strftime("%-d %b %Y %H:%M") if isinstance(t, datetime) else str(t),
+        "date": lambda t: t.strftime("%-d %b %Y") if isinstance(t, datetime) else str(t),
     }
     return formats.get(kind, str)(value)
 
@@ -88,7 +89,7 @@ def _raw(value: Any, kind: CellKind) -> Any:
         return round(float(value), 4)
     if kind == "ms":
         return round(float(value), 1)
-    if kind == "time":
+    if kind in {"time", "date"}:
         return value.isoformat() if isinstance(value, datetime) else str(value)
     if kind in {"int", "bytes"}:
         return int(value)
@@ -147,7 +148,7 @@ def failures_table(report: Report) -> Table:
         Column("Version"),
         Column("OS"),
         Column("Device", narrow=False),
-        Column("Country", "region"),
+        Column("Country", "region", narrow=False),
         Column("Error"),
         Column("Failed", "int"),
         Column("Loads", "int", narrow=False),
@@ -205,18 +206,30 @@ def audience_tables(report: Report) -> list[Table]:
 
 
 def bucket_label(index: int) -> str:
+    """A load-time bucket as a range: "under 25 ms", "300–500 ms", "750 ms – 1 s", "30 s or more"."""
     if index == 0:
-        return f"under {duration(LOAD_BUCKETS_MS[0])}"
+        return f"under {_ms(LOAD_BUCKETS_MS[0])}"
     if index == len(LOAD_BUCKETS_MS):
-        return f"{duration(LOAD_BUCKETS_MS[-1])} or more"
-    return f"{duration(LOAD_BUCKETS_MS[index - 1])} – {duration(LOAD_BUCKETS_MS[index])}"
+        return f"{_ms(LOAD_BUCKETS_MS[-1])} or more"
+    low, high = LOAD_BUCKETS_MS[index - 1], LOAD_BUCKETS_MS[index]
+    if high < 1000:
+        return f"{low}–{high} ms"
+    if low >= 1000:
+        return f"{low / 1000:g}–{high / 1000:g} s"
+    return f"{_ms(low)} – {_ms(high)}"
+
+
+def _ms(value: int) -> str:
+    return f"{value} ms" if value < 1000 else f"{value / 1000:g} s"
 
 
 def load_time_table(report: Report) -> Table:
+    """Successful loads per load-time bucket, from the fastest to the slowest bucket that has any."""
     histogram = report.insight.histogram
     total = sum(histogram)
-    last = max((i for i, count in enumerate(histogram) if count), default=-1)
-    rows = [[bucket_label(i), count, count / total if total else None] for i, count in enumerate(histogram[: last + 1])]
+    used = [i for i, count in enumerate(histogram) if count]
+    shown = range(used[0], used[-1] + 1) if used else range(0)
+    rows = [[bucket_label(i), histogram[i], histogram[i] / total if total else None] for i in shown]
     columns = [Column("Time to first frame or page"), Column("Loads", "int"), Column("Share", "rate")]
     return Table("load-times", "Load times", columns, rows)
 
@@ -233,8 +246,8 @@ def versions_table(report: Report) -> Table:
         rows[-1] += [m.load_p50_ms, m.load_p95_ms, m.bytes]
     columns = [
         Column("Version"),
-        Column("Uploaded", "time", narrow=False),
-        Column("First used", "time", narrow=False),
+        Column("Uploaded", "date", narrow=False),
+        Column("First used", "date", narrow=False),
         Column("Views", "int"),
         Column("Viewers", "int", narrow=False),
         Column("Loads", "int", narrow=False),
@@ -253,8 +266,12 @@ def placement_label(report: Report, link_id: str, course: str, resource_link: st
     if link_id:
         return report.placement_names.get(f"link:{link_id}") or f"Share link {link_id[:8]}…"
     title = report.placement_names.get(f"course:{course}") if course else None
-    name = title or (f"Course {course[:12]}" if course else "LMS activity")
-    return f"{name} · activity {resource_link[:12]}" if resource_link else name
+    name = title or (f"Course {_short(course)}" if course else "LMS activity")
+    return f"{name} · activity {_short(resource_link)}" if resource_link else name
+
+
+def _short(key: str, length: int = 24) -> str:
+    return key if len(key) <= length else key[: length - 1] + "…"
 
 
 def placements_table(report: Report) -> Table:
