@@ -184,7 +184,7 @@ def test_folder_ranks_its_files_by_fail_rate_among_files_with_enough_views(world
     assert body["versions"] == []
     page = parse_html(p.publisher.client.get(f"/analytics/folders/{p.course['id']}?{MARCH}", headers=HTML))
     files = page.one('[data-table="files"]')
-    assert "1 other files had fewer views" in text_of(files)
+    assert "1 other file had fewer views" in text_of(files)
     assert page.one(f'[data-table="files"] a[href="/analytics/files/{p.notes["id"]}?days=custom&{MARCH}"]')
     # The subfolder alone: its two files.
     sub_body = _api(p, "folder", sub["id"]).json()

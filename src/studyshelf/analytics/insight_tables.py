@@ -312,7 +312,8 @@ def files_table(report: Report) -> Table:
     ]
     hint = f"Worst fail rate first, among files viewed at least {MIN_VIEWS_TO_RANK} times in the period"
     if report.unranked_files:
-        hint += f" ({report.unranked_files} other files had fewer views)"
+        others = report.unranked_files
+        hint += f" ({others} other {'file' if others == 1 else 'files'} had fewer views)"
     return Table("files", "Files that fail most", columns, rows, hint=hint + ".", links=links)
 
 
