@@ -54,9 +54,9 @@ _LABEL: Final = (
 )
 
 
-def insight_sql(query: SummaryQuery, table: str = TABLE) -> tuple[str, list[Any]]:
+def insight_sql(query: SummaryQuery, table: str = TABLE, *, postgres: bool = False) -> tuple[str, list[Any]]:
     """Rows of (g, the grouping columns…, METRICS_SQL…, first ts, last ts) for the query's events."""
-    clause, params = where(query, table)
+    clause, params = where(query, table, postgres=postgres)
     inner = "SELECT *" + "".join(f", {expression} AS {name}" for name, expression in _COLUMNS.items()) + f" {clause}"
     sql = (
         f"SELECT {_LABEL} AS g, {', '.join(_COLUMNS)}, {METRICS_SQL}, min(ts) AS first_ts, max(ts) AS last_ts "  # noqa: S608 - identifiers and fragments are module constants; values are bound parameters

@@ -63,4 +63,6 @@ class SqlReads(ABC):
         return None if value is None else self._as_utc(value)
 
     def insight(self, query: SummaryQuery) -> Insight:
-        return insight_sql.insight(self._all(*insight_sql.insight_sql(query)), as_utc=self._as_utc)
+        return insight_sql.insight(
+            self._all(*insight_sql.insight_sql(query, postgres=self.postgres)), as_utc=self._as_utc
+        )
