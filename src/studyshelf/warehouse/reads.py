@@ -63,6 +63,5 @@ class SqlReads(ABC):
         return None if value is None else self._as_utc(value)
 
     def insight(self, query: SummaryQuery) -> Insight:
-        return insight_sql.insight(
-            self._all(*insight_sql.insight_sql(query, postgres=self.postgres)), as_utc=self._as_utc
-        )
+        loads, usage = insight_sql.insight_sql(query, postgres=self.postgres)
+        return insight_sql.insight(self._all(*loads), self._all(*usage), as_utc=self._as_utc)
