@@ -98,7 +98,7 @@ def test_file_page_names_the_audience_that_fails(world: World) -> None:
     kpis = {tile["data-kpi"]: text_of(tile.select_one(".kpi-value")) for tile in html.select("[data-kpi]")}
     assert (kpis["views"], kpis["fails"]) == ("30", "10")
     first = [text_of(c) for c in html.one('[data-table="failures"] tbody tr').select("th, td")]
-    assert first[:6] == ["Mobile Safari", "17", "iOS", "mobile", "GB", "Cannot decode"]
+    assert first[:6] == ["Mobile Safari 17", "17", "iOS", "mobile", "GB", "Cannot decode"]
     assert first[6:] == ["10", "10", "100%"]
     versions = html.one('[data-table="versions"] tbody tr')
     assert "Version 1 (current)" in text_of(versions)
@@ -156,8 +156,8 @@ def test_the_csv_equals_the_table_and_is_formula_safe(world: World) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0] == ["Browser", "Version", "OS", "Device", "Country", "Error", "Failed", "Loads", "Fail rate"]
-    assert rows[1] == ["Mobile Safari", "17", "iOS", "mobile", "GB", "Cannot decode", "10", "10", "1.0"]
-    assert rows[2][0] == "'=HYPERLINK(1)"
+    assert rows[1] == ["Mobile Safari 17", "17", "iOS", "mobile", "GB", "Cannot decode", "10", "10", "1.0"]
+    assert rows[2][0] == "'=HYPERLINK(1) 131"
     page = parse_html(p.publisher.client.get(f"/analytics/files/{p.notes['id']}?{MARCH}", headers=HTML))
     shown = page.one('[data-table="failures"] tbody').select("tr")
     assert len(shown) == len(rows) - 1

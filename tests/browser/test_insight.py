@@ -113,7 +113,7 @@ def test_the_failing_audience_is_found_from_the_dashboard(
     assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "42"
     assert page.locator("[data-kpi='fails'] .kpi-value").inner_text() == "7"
     top = _rows(page, "failures")[0]
-    assert top[:4] == ["Mobile Safari", "17", "iOS", "mobile"]
+    assert top[:4] == ["Mobile Safari 17", "17", "iOS", "mobile"]
     assert top[5:] == ["Cannot decode", "7", "14", "50%"]
     browsers = {row[0]: row[3] for row in _rows(page, "browsers")}
     assert browsers == {"Mobile Safari 17": "50%", "Chrome 131": "0.0%"}
@@ -131,7 +131,7 @@ def test_the_failing_audience_is_found_from_the_dashboard(
         page.locator("a[data-csv='failures']").click()
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert len(rows) - 1 == len(_rows(page, "failures"))
-    assert rows[1][:6] == ["Mobile Safari", "17", "iOS", "mobile", "GB", "Cannot decode"]
+    assert rows[1][:6] == ["Mobile Safari 17", "17", "iOS", "mobile", "GB", "Cannot decode"]
 
     # The URL reproduces the view: the same figures after a reload, and a filter narrows them consistently.
     shown = _rows(page, "failures")

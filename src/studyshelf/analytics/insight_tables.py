@@ -131,7 +131,7 @@ def series_table(report: Report) -> Table:
 def failures_table(report: Report) -> Table:
     rows = [
         [
-            r.browser or "Unknown",
+            f"{r.browser or 'Unknown'} {r.browser_major}".strip(),
             r.browser_major,
             r.os or "Unknown",
             r.device or "unknown",
@@ -145,7 +145,7 @@ def failures_table(report: Report) -> Table:
     ]
     columns = [
         Column("Browser"),
-        Column("Version"),
+        Column("Version", narrow=False),  # in the browser's cell too: "Mobile Safari 17"
         Column("OS"),
         Column("Device", narrow=False),
         Column("Country", "region", narrow=False),
