@@ -13,6 +13,8 @@ from studyshelf.analytics.api import router as analytics_router
 from studyshelf.analytics.data_api import router as analytics_data_router
 from studyshelf.analytics.erasure_pages import router as analytics_erasure_pages
 from studyshelf.analytics.ingest.drain import Drainer
+from studyshelf.analytics.insight_api import router as insight_api
+from studyshelf.analytics.insight_pages import router as insight_pages
 from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
 from studyshelf.analytics.reports.pages import router as reports_pages
@@ -147,6 +149,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         analytics_pages,
         analytics_erasure_pages,
         analytics_table_pages,
+        insight_api,
+        insight_pages,
         reports_router,
         reports_pages,
         partners_pages,

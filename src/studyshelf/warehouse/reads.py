@@ -9,11 +9,19 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from studyshelf.events.schema import COLUMNS
+from studyshelf.warehouse import insight as insight_sql
 from studyshelf.warehouse import load_failures as failures_sql
 from studyshelf.warehouse import org_events
 from studyshelf.warehouse import query as q
 from studyshelf.warehouse import rollup as rollup_sql
-from studyshelf.warehouse.interface import ROLLUP_DIMENSIONS, LoadFailures, RollupRow, Summary, SummaryQuery
+from studyshelf.warehouse.interface import (
+    ROLLUP_DIMENSIONS,
+    Insight,
+    LoadFailures,
+    RollupRow,
+    Summary,
+    SummaryQuery,
+)
 
 
 class SqlReads(ABC):
@@ -63,3 +71,7 @@ class SqlReads(ABC):
         rows = self._all(*org_events.page_sql(org, start, end, after=after, limit=limit))
         ts = COLUMNS.index("ts")
         return [org_events.plain_row(row, self._as_utc(row[ts])) for row in rows]
+
+    def insight(self, query: SummaryQuery) -> Insight:
+        loads, usage = insight_sql.insight_sql(query, postgres=self.postgres)
+        return insight_sql.insight(self._all(*loads), self._all(*usage), as_utc=self._as_utc)
