@@ -11,15 +11,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Final, Literal
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics import insight_names, service
-from studyshelf.analytics.dashboard import FILTERS, DashboardQuery, parse_query
+from studyshelf.analytics.dashboard import FILTERS, PERIOD_PARAMETERS, DashboardQuery, parse_query
 from studyshelf.analytics.names import Names
+from studyshelf.analytics.reports.org_settings import zone
 from studyshelf.core.errors import Invalid, NotFound, Unavailable
 from studyshelf.library import access, files, folders
 from studyshelf.library.sniff import category
@@ -32,7 +33,7 @@ Kind = Literal["file", "folder"]
 # say little, and would push the files with real problems down the list.
 MIN_VIEWS_TO_RANK: Final = 20
 RANKED_FILES: Final = 25
-PERIOD_PARAMS: Final = frozenset({"days", "from", "to"})
+PERIOD_PARAMS: Final = frozenset(PERIOD_PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,24 @@ def page_url(kind: Kind, target_id: uuid.UUID | str, query: DashboardQuery, **ch
     return f"{path}?{text}" if text else path
 
 
-def parse(params: Mapping[str, str], *, kind: Kind, today: date, extra: frozenset[str] = frozenset()) -> DashboardQuery:
-    """The dashboard's period and filters; a parameter the page does not know is Invalid, not ignored."""
+def parse(
+    params: Mapping[str, str],
+    *,
+    kind: Kind,
+    db: Session,
+    org_id: uuid.UUID,
+    now: datetime,
+    extra: frozenset[str] = frozenset(),
+) -> DashboardQuery:
+    """The dashboard's period and filters, in days of the organisation's time zone; a parameter the page does not
+    know is Invalid, not ignored."""
     unknown = sorted(set(params) - PERIOD_PARAMS - set(FILTERS) - extra)
     if unknown:
         known = ", ".join(sorted(PERIOD_PARAMS | set(FILTERS)))
         raise Invalid(f"Unknown parameter `{unknown[0]}`; the page takes {known}.")
-    query = parse_query(params, today=today)
+    tz = service.time_zone(db, org_id=org_id)
+    own = {name: value for name, value in params.items() if name not in extra}
+    query = parse_query(own, today=now.astimezone(zone(tz)).date(), tz=tz)
     if kind == "file" and "file" in query.filters:
         raise Invalid("A file's page is about its own file: remove the `file` filter.")
     return query

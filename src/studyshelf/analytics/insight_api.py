@@ -34,9 +34,10 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such file or folder, another organisation's, or not visible to the caller"}
 }
 Days = Annotated[
-    Literal["7", "30", "90", "custom"] | None, Query(description="a preset period ending today (UTC), or custom")
+    Literal["today", "7", "30", "90", "month", "last-month", "custom"] | None,
+    Query(description="a preset period in the organisation's time zone (month: this month so far), or custom"),
 ]
-Day = Annotated[str | None, Query(description="YYYY-MM-DD (UTC), with days=custom or alone")]
+Day = Annotated[str | None, Query(description="YYYY-MM-DD in the organisation's time zone, with days=custom or alone")]
 Text = Annotated[str | None, Query(max_length=255)]
 
 
@@ -52,8 +53,9 @@ def _report(
     org_id: uuid.UUID,
 ) -> Report:
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
-    today = services.clock.now().date()
-    query = insight.parse(request.query_params, kind=kind, today=today, extra=frozenset({"org_id"}))
+    query = insight.parse(
+        request.query_params, kind=kind, db=db, org_id=org_id, now=services.clock.now(), extra=frozenset({"org_id"})
+    )
     if kind == "file":
         target = insight.file_target(db, principal=principal, file_id=target_id, now=now)
     else:

@@ -49,7 +49,7 @@ def _page(
     now: datetime,
 ) -> Response:
     org_id = _org(principal)
-    query = insight.parse(request.query_params, kind=kind, today=services.clock.now().date())
+    query = insight.parse(request.query_params, kind=kind, db=db, org_id=org_id, now=services.clock.now())
     target = _target(db, principal, kind, target_id, now)
     context: dict[str, Any] = {"target": target, "query": query, "report": None, "tables": {}, "error": None}
     context["org_name"] = partners.get_organization(db, org_id).name
@@ -86,7 +86,7 @@ def _csv(
     now: datetime,
 ) -> Response:
     org_id = _org(principal)
-    query = insight.parse(request.query_params, kind=kind, today=services.clock.now().date())
+    query = insight.parse(request.query_params, kind=kind, db=db, org_id=org_id, now=services.clock.now())
     target = _target(db, principal, kind, target_id, now)
     found = insight.report(
         db, services.warehouse, principal=principal, org_id=org_id, target=target, query=query, now=now
