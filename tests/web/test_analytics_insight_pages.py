@@ -301,3 +301,38 @@ def test_a_change_reads_as_absolute_and_relative(now: float | None, before: floa
 def test_fewer_fails_and_faster_loads_are_good() -> None:
     assert change(1, 3, higher_is_good=False).tone == "good"
     assert change(2048, 1024, shown=lambda v: f"{v / 1024:.0f} KB").text == "+1 KB (+100%)"
+
+
+def _csv(client: Any, url: str) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    answer = client.get(url)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(answer.text)))
+
+
+def test_the_movers_and_the_live_panel_download_as_csv_with_the_screen_figures(world: World) -> None:
+    p = partnership(world)
+    _uses(world, p, 5, ts=IN_MARCH)
+    _uses(world, p, 2, ts=IN_FEBRUARY)
+    _uses(world, p, 3, ts=IN_FEBRUARY, file_id=GONE_FILE)
+    _uses(world, p, 1, ts=IN_MARCH, file_id=GONE_FILE)
+    board = parse_html(p.publisher.client.get(f"/analytics?{MARCH}", headers=HTMX))
+    link = attr(board.one('a[data-csv="movers"]'), "href")
+    movers = _csv(p.publisher.client, link)
+    assert [(r["direction"], r["id"], r["views"], r["views_before"], r["change"]) for r in movers] == [
+        ("rising", p.notes["id"], "5", "2", "3"),
+        ("falling", GONE_FILE, "1", "3", "-2"),
+    ]
+    assert movers[0]["name"] == "notes.txt"
+
+    now = world.services.clock.now()
+    _uses(world, p, 3, ts=now - timedelta(minutes=2), country="GB")
+    panel = _live(world, p)
+    minutes = _csv(p.publisher.client, attr(panel.one('a[data-csv="live-minutes"]'), "href"))
+    assert len(minutes) == 30
+    assert sum(int(r["views"]) for r in minutes) == 3
+    files = _csv(p.publisher.client, attr(panel.one('a[data-csv="live-files"]'), "href"))
+    assert [(r["id"], r["views"]) for r in files] == [(p.notes["id"], "3")]

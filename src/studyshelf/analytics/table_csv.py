@@ -1,8 +1,9 @@
 """Every table of the dashboard as CSV: the same query, filters and names as the page, formula-safe cells.
 
 `table` names what the page shows: `totals` (the tiles), `series` (the chart), `files` and `folders` (the top
-tables), or a breakdown card by its dimension (`country`, `browser`, `course`, …). A breakdown's CSV holds its
-rows beyond the card's first few (up to the summary's limit), in the card's order.
+tables), `movers` (rising and falling files), a breakdown card by its dimension (`country`, `browser`, `course`,
+…), or the live panel's `live-minutes` and `live-files` (the last 30 minutes as the panel shows them). A
+breakdown's CSV holds its rows beyond the card's first few (up to the summary's limit), in the card's order.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from studyshelf.analytics import service
+from studyshelf.analytics import panels, service
 from studyshelf.analytics.dashboard import DashboardQuery
+from studyshelf.analytics.live import build_live
 from studyshelf.analytics.names import Names
 from studyshelf.analytics.panels import CHARTS, label
 from studyshelf.core.csvsafe import csv_safe
@@ -28,7 +30,8 @@ from studyshelf.warehouse import Metrics, Part, Warehouse
 
 PATH: Final = "/analytics/table.csv"
 BREAKDOWNS: Final = tuple(dim for dim, _title in CHARTS)
-TABLES: Final = ("totals", "series", "files", "folders", *BREAKDOWNS)
+LIVE_TABLES: Final = ("live-minutes", "live-files")
+TABLES: Final = ("totals", "series", "files", "folders", "movers", *BREAKDOWNS, *LIVE_TABLES)
 METRIC_HEADER: Final = (
     "views",
     "viewers",
@@ -76,6 +79,16 @@ def build(
     """One table of the dashboard as CSV text (a table is at most a few hundred rows)."""
     if table not in TABLES:
         raise Invalid(f"`table` is one of: {', '.join(TABLES)}.")
+    if table in LIVE_TABLES:
+        return _live(db, warehouse, principal=principal, org_id=org_id, query=query, table=table, now=now)
+    if table == "movers":
+        board = panels.build(db, warehouse, principal=principal, org_id=org_id, query=query, now=now)
+        rows = [
+            [direction, m.key, m.name or "", m.views, m.before, m.views - m.before]
+            for direction, found in (("rising", board.rising or []), ("falling", board.falling or []))
+            for m in found
+        ]
+        return _write(("direction", "id", "name", "views", "views_before", "change"), rows)
     dim = table if table in BREAKDOWNS else None
     parts: dict[str, frozenset[Part]] = {"totals": frozenset({"totals"}), "series": frozenset({"series"})}
     built = service.build_query(
@@ -108,3 +121,21 @@ def build(
         names.learn_titles("course", [k for k, _m in found.breakdown])
     rows = [[key, label(dim, key, names), *_metrics(m)] for key, m in found.breakdown]
     return _write((dim, "name", *METRIC_HEADER), rows)
+
+
+def _live(
+    db: Session,
+    warehouse: Warehouse,
+    *,
+    principal: Principal,
+    org_id: uuid.UUID,
+    query: DashboardQuery,
+    table: str,
+    now: datetime,
+) -> str:
+    panel = build_live(db, warehouse, principal=principal, org_id=org_id, query=query, now=now)
+    if table == "live-minutes":
+        rows: list[list[object]] = [[m.label, m.views, m.fails, m.viewers] for m in panel.minutes]
+        return _write(("minute", "views", "fails", "viewers"), rows)
+    rows = [[f.key, f.name or "", f.views, f.fails] for f in panel.files]
+    return _write(("id", "name", "views", "fails"), rows)
