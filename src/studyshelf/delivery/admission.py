@@ -5,15 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
+from sqlalchemy import Table, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.errors import NotFound
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links, radar
+from studyshelf.delivery.content import ContentFacts
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
-from studyshelf.library.access import content_path_ids
+from studyshelf.library.access import content_path_ids, live_folder_ids
+from studyshelf.library.models import File, FileVersion
 from studyshelf.partners.grants import org_has_access
 
 
@@ -35,6 +39,80 @@ def _state_and_path(db: Session, link: Link, now: datetime) -> tuple[str | None,
     return None, found[1]
 
 
+_LINKS = cast(Table, Link.__table__)
+_FILES = cast(Table, File.__table__)
+_VERSIONS = cast(Table, FileVersion.__table__)
+# A visit's link with its file and that file's current version, in one Core statement (no ORM loading): the
+# class rush's hot read. A folder link finds no file here and takes the usual path read.
+_VISIT = (
+    select(
+        *_LINKS.c,
+        _FILES.c.org_id.label("file_org_id"),
+        _FILES.c.folder_id.label("file_folder_id"),
+        _FILES.c.name.label("file_name"),
+        _FILES.c.deleted_at.is_not(None).label("file_trashed"),
+        _VERSIONS.c.id.label("version_id"),
+        _VERSIONS.c.content_type.label("version_content_type"),
+        _VERSIONS.c.size.label("version_size"),
+        _VERSIONS.c.blob_sha256.label("version_sha256"),
+        _VERSIONS.c.created_at.label("version_created_at"),
+    )
+    .select_from(
+        _LINKS.outerjoin(_FILES, and_(_LINKS.c.target_type == "file", _FILES.c.id == _LINKS.c.target_id)).outerjoin(
+            _VERSIONS, _VERSIONS.c.id == _FILES.c.current_version_id
+        )
+    )
+    .where(_LINKS.c.id == bindparam("link_id"))
+)
+
+
+@dataclass(frozen=True)
+class VisitRead:
+    """What one statement tells about a visited link: the link (detached), and for a file link its file."""
+
+    link: Link
+    file: Any  # the file link's Row with its file's and version's columns; None: a folder link
+
+
+def read_visit(db: Session, link_id: str) -> VisitRead | None:
+    """The link and, for a file link, its file and current version (one statement); None for no such link."""
+    row = db.connection().execute(_VISIT, {"link_id": link_id}).first()
+    if row is None:
+        return None
+    values = row._mapping
+    link = Link(**{column.key: values[column.key] for column in _LINKS.c})
+    return VisitRead(link, row if link.target_type == "file" else None)
+
+
+def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None, list[uuid.UUID], ContentFacts | None]:
+    """`_state_and_path` for a file link from its read, with the file's page facts when it can be shown."""
+    link, row = read.link, read.file
+    assert row is not None
+    status = links.link_status(link, now)
+    if status != "active":
+        return status, [], None
+    folders = live_folder_ids(db, row.file_folder_id) if row.file_org_id is not None and not row.file_trashed else None
+    if folders is None:
+        return "deleted", [], None
+    path = [*folders, link.target_id]
+    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=path, now=now):
+        return "grant-revoked", [], None
+    if row.version_id is None:
+        return None, path, None  # no content yet: the page says so
+    content = ContentFacts(
+        file_id=str(link.target_id),
+        version_id=str(row.version_id),
+        owner_org_id=str(row.file_org_id),
+        folder_path=tuple(str(folder) for folder in folders),
+        content_type=row.version_content_type,
+        filename=row.file_name,
+        size=row.version_size,
+        sha256=row.version_sha256,
+        modified=int(row.version_created_at.timestamp()),
+    )
+    return None, path, content
+
+
 @dataclass(frozen=True)
 class VisitFacts:
     """What a request to a link tells us about where it comes from."""
@@ -53,15 +131,20 @@ class Admission:
     refusal: str | None = None  # the `blocked` reason, when refused
     preview_only: bool = False  # a link previewer or crawler: show a card, count nothing
     target_path: tuple[uuid.UUID, ...] = ()  # the ids from the root to the link's target, when admitted
+    content: ContentFacts | None = None  # a file link's file as its page shows it, when admitted
 
 
 def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) -> Admission:
     """Decide whether a visit to a link may see the material, reading only (a view is counted, and a refusal
     or a sighting recorded, by the caller). NotFound for ids that name no link."""
-    link = db.get(Link, link_id) if links.is_link_id(link_id) else None
-    if link is None:
+    read = read_visit(db, link_id) if links.is_link_id(link_id) else None
+    if read is None:
         raise NotFound("This link does not exist. Check that it was copied completely.")
-    state, target_path = _state_and_path(db, link, now)
+    link, content = read.link, None
+    if read.file is None:  # a folder link: the usual path read
+        state, target_path = _state_and_path(db, link, now)
+    else:
+        state, target_path, content = _file_state(db, read, now)
     if state is not None:
         return Admission(link, refusal=state)
     embed = embed_refusal(
@@ -78,7 +161,7 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
         return Admission(link, preview_only=True)
     if link.max_views is not None and link.view_count >= link.max_views:
         return Admission(link, refusal="over-limit")  # used up already: the count would refuse it too
-    return Admission(link, target_path=tuple(target_path))
+    return Admission(link, target_path=tuple(target_path), content=content)
 
 
 def record_refusal(

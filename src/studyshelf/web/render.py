@@ -20,6 +20,8 @@ _env = Environment(
     autoescape=select_autoescape(["html", "xml"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates ship with the release: compiled once per process, never stat()ed again on each render.
+    auto_reload=False,
 )
 
 
