@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, select
+from sqlalchemy import Select, Table, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from studyshelf.core.errors import NotFound
@@ -16,7 +17,7 @@ from studyshelf.delivery import links, radar
 from studyshelf.delivery.content import ContentFacts
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
-from studyshelf.library.access import content_path_ids, live_folder_ids
+from studyshelf.library.access import content_path_ids, folder_chain
 from studyshelf.library.models import File, FileVersion
 from studyshelf.partners.grants import org_has_access
 
@@ -42,58 +43,76 @@ def _state_and_path(db: Session, link: Link, now: datetime) -> tuple[str | None,
 _LINKS = cast(Table, Link.__table__)
 _FILES = cast(Table, File.__table__)
 _VERSIONS = cast(Table, FileVersion.__table__)
-# A visit's link with its file and that file's current version, in one Core statement (no ORM loading): the
-# class rush's hot read. A folder link finds no file here and takes the usual path read.
-_VISIT = (
-    select(
-        *_LINKS.c,
-        _FILES.c.org_id.label("file_org_id"),
-        _FILES.c.folder_id.label("file_folder_id"),
-        _FILES.c.name.label("file_name"),
-        _FILES.c.deleted_at.is_not(None).label("file_trashed"),
-        _VERSIONS.c.id.label("version_id"),
-        _VERSIONS.c.content_type.label("version_content_type"),
-        _VERSIONS.c.size.label("version_size"),
-        _VERSIONS.c.blob_sha256.label("version_sha256"),
-        _VERSIONS.c.created_at.label("version_created_at"),
+
+
+def _visit_statement() -> Select[Any]:
+    """A visit's link with its file, that file's current version and its folders up to the root, in one Core
+    statement (no ORM loading): the class rush's hot read. One row per folder, root first (one row with no
+    folder when the link names a folder, or a file that is gone)."""
+    link_id = bindparam("link_id", type_=_LINKS.c.id.type)
+    start = (
+        select(_FILES.c.folder_id)
+        .join(_LINKS, and_(_LINKS.c.target_type == "file", _LINKS.c.target_id == _FILES.c.id))
+        .where(_LINKS.c.id == link_id)
+        .scalar_subquery()
     )
-    .select_from(
-        _LINKS.outerjoin(_FILES, and_(_LINKS.c.target_type == "file", _FILES.c.id == _LINKS.c.target_id)).outerjoin(
-            _VERSIONS, _VERSIONS.c.id == _FILES.c.current_version_id
+    chain = folder_chain(start)
+    return (
+        select(
+            *_LINKS.c,
+            _FILES.c.org_id.label("file_org_id"),
+            _FILES.c.name.label("file_name"),
+            _FILES.c.deleted_at.is_not(None).label("file_trashed"),
+            _VERSIONS.c.id.label("version_id"),
+            _VERSIONS.c.content_type.label("version_content_type"),
+            _VERSIONS.c.size.label("version_size"),
+            _VERSIONS.c.blob_sha256.label("version_sha256"),
+            _VERSIONS.c.created_at.label("version_created_at"),
+            chain.c.id.label("path_folder_id"),
+            chain.c.trashed.label("path_trashed"),
         )
+        .select_from(
+            _LINKS.outerjoin(_FILES, and_(_LINKS.c.target_type == "file", _FILES.c.id == _LINKS.c.target_id))
+            .outerjoin(_VERSIONS, _VERSIONS.c.id == _FILES.c.current_version_id)
+            .outerjoin(chain, true())
+        )
+        .where(_LINKS.c.id == link_id)
+        .order_by(chain.c.depth.desc())
     )
-    .where(_LINKS.c.id == bindparam("link_id"))
-)
+
+
+_VISIT = _visit_statement()  # built once: building the recursive CTE cost more than running it
 
 
 @dataclass(frozen=True)
 class VisitRead:
-    """What one statement tells about a visited link: the link (detached), and for a file link its file."""
+    """What one statement tells about a visited link: the link (detached), and for a file link its rows."""
 
     link: Link
-    file: Any  # the file link's Row with its file's and version's columns; None: a folder link
+    rows: Sequence[Any]  # a file link's rows (file, version, one folder each); empty for a folder link
 
 
 def read_visit(db: Session, link_id: str) -> VisitRead | None:
-    """The link and, for a file link, its file and current version (one statement); None for no such link."""
-    row = db.connection().execute(_VISIT, {"link_id": link_id}).first()
-    if row is None:
+    """The link and, for a file link, its file, current version and folders (one statement); None for no link."""
+    rows = db.connection().execute(_VISIT, {"link_id": link_id}).all()
+    if not rows:
         return None
-    values = row._mapping
+    values = rows[0]._mapping
     link = Link(**{column.key: values[column.key] for column in _LINKS.c})
-    return VisitRead(link, row if link.target_type == "file" else None)
+    return VisitRead(link, rows if link.target_type == "file" else ())
 
 
 def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None, list[uuid.UUID], ContentFacts | None]:
     """`_state_and_path` for a file link from its read, with the file's page facts when it can be shown."""
-    link, row = read.link, read.file
-    assert row is not None
+    link, rows = read.link, read.rows
     status = links.link_status(link, now)
     if status != "active":
         return status, [], None
-    folders = live_folder_ids(db, row.file_folder_id) if row.file_org_id is not None and not row.file_trashed else None
-    if folders is None:
+    row = rows[0]
+    live = row.file_org_id is not None and not row.file_trashed and row.path_folder_id is not None
+    if not live or any(r.path_trashed for r in rows):
         return "deleted", [], None
+    folders = [r.path_folder_id for r in rows]
     path = [*folders, link.target_id]
     if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=path, now=now):
         return "grant-revoked", [], None
@@ -141,7 +160,7 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
     if read is None:
         raise NotFound("This link does not exist. Check that it was copied completely.")
     link, content = read.link, None
-    if read.file is None:  # a folder link: the usual path read
+    if link.target_type != "file":  # a folder link: the usual path read
         state, target_path = _state_and_path(db, link, now)
     else:
         state, target_path, content = _file_state(db, read, now)

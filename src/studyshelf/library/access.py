@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Select, Table, bindparam, literal, select
+from sqlalchemy import CTE, ColumnElement, Select, Table, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
 import studyshelf.library.access_epoch  # noqa: F401 - registers the listeners that raise the access epoch
@@ -70,35 +70,26 @@ def _ancestors_statement() -> Select[Folder]:
     return select(Folder).where(Folder.id.in_(select(chain.c.id)))
 
 
-def _live_path_statement() -> Select[Any]:
-    folders = cast(Table, Folder.__table__)
-    start = select(
-        folders.c.id, folders.c.parent_id, folders.c.deleted_at.is_not(None).label("trashed"), literal(0).label("depth")
-    ).where(folders.c.id == bindparam("folder_id", type_=folders.c.id.type))
-    chain = start.cte("live_chain", recursive=True)
-    parent = folders.alias("parent")
-    chain = chain.union_all(
-        select(parent.c.id, parent.c.parent_id, parent.c.deleted_at.is_not(None), (chain.c.depth + 1)).where(
-            parent.c.id == chain.c.parent_id
-        )
-    )
-    return select(chain.c.id, chain.c.trashed).order_by(chain.c.depth.desc())
-
-
 # Built once: constructing a recursive CTE anew on every call cost more than running it.
 _FOLDER_PATH = _folder_path_statement()
 _ANCESTORS = _ancestors_statement()
-_LIVE_PATH = _live_path_statement()
 
 
-def live_folder_ids(db: Session, folder_id: uuid.UUID) -> list[uuid.UUID] | None:
-    """The ids from the root down to this folder, or None when it is gone or any of them is in the trash.
-
-    `folder_path` and `is_live` in one Core statement, without loading folders: for the viewer's hot path."""
-    rows = db.connection().execute(_LIVE_PATH, {"folder_id": folder_id}).all()
-    if not rows or any(row.trashed for row in rows):
-        return None
-    return [row.id for row in rows]
+def folder_chain(start_folder_id: ColumnElement[uuid.UUID]) -> CTE:
+    """A recursive CTE of the folders from `start_folder_id` (a scalar subquery) up to the root: `id`, `trashed`
+    (in the trash) and `depth` (0 at the start). For reads that fold an item's path into their own statement;
+    the path is live when it has rows and none is trashed."""
+    folders = cast(Table, Folder.__table__)
+    start = select(
+        folders.c.id, folders.c.parent_id, folders.c.deleted_at.is_not(None).label("trashed"), literal(0).label("depth")
+    ).where(folders.c.id == start_folder_id)
+    chain = start.cte("folder_chain", recursive=True)
+    parent = folders.alias("parent")
+    return chain.union_all(
+        select(parent.c.id, parent.c.parent_id, parent.c.deleted_at.is_not(None), chain.c.depth + 1).where(
+            parent.c.id == chain.c.parent_id
+        )
+    )
 
 
 def folder_path(db: Session, folder_id: uuid.UUID) -> list[Folder]:
