@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
@@ -18,6 +20,7 @@ from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.library.access import content_path_ids, folder_path
 from studyshelf.library.models import File, Folder
+from studyshelf.limits import LimitsUnavailable
 from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ClientIp, Now, ServicesDep
 from studyshelf.services import Services
@@ -301,5 +304,6 @@ def record_media_refusal(request: Request, reason: str, link_id: str | None) -> 
             radar.record_refusal(db, geo=services.geo, link_id=link_id, reason=reason, visitor=visitor)
             hits.record(services, hits.media_refusal_hit(db, request, services, reason=reason, link_id=link_id))
     except Exception:
-        services.limits.withdraw(**keys)  # not recorded: the next refusal of this client may be
+        with contextlib.suppress(LimitsUnavailable, SQLAlchemyError):  # the recording's own error is the one to see
+            services.limits.withdraw(**keys)  # not recorded: the next refusal of this client may be
         raise
