@@ -247,3 +247,16 @@ def rss_bytes(pid: int) -> int:
 
 def tree_rss(pid: int) -> int:
     return sum(rss_bytes(p) for p in process_tree(pid))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its descendants so far (granian's workers are children)."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")

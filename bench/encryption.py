@@ -27,10 +27,10 @@ from bench.common import (
     Instance,
     MiB,
     Processes,
+    cpu_seconds,
     free_port,
     make_instance,
     multipart_upload,
-    process_tree,
     start_studyshelf,
 )
 from bench.delivery import Case, Result, measure, run_wrk, write_script
@@ -60,19 +60,6 @@ def prepare(
     finally:
         procs.stop(server)
     return instance, str(answer["id"])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and its descendants so far (granian's workers are children)."""
-    ticks = 0
-    for member in process_tree(pid):
-        try:
-            with open(f"/proc/{member}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 Rounds = dict[str, dict[str, list[Result]]]

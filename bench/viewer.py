@@ -21,11 +21,12 @@ import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from bench.common import Processes, free_port, make_instance, multipart_upload, start_studyshelf
+from bench.common import Processes, cpu_seconds, free_port, make_instance, multipart_upload, start_studyshelf
 
 LMS = "https://moodle.example.edu"
 WORKERS = 2
@@ -46,16 +47,26 @@ def _create_link(port: int, token: str, file_id: str) -> str:
         return link_id
 
 
-def _wrk(url: str, *, duration: int, connections: int, headers: list[str]) -> tuple[float, str]:
+@dataclass(frozen=True)
+class Run:
+    rate: float  # requests/s
+    p99: str
+    cpu_ms: float  # the server's CPU time (all its processes, user + system) per request
+
+
+def _wrk(url: str, *, duration: int, connections: int, headers: list[str], server_pid: int) -> Run:
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     for header in headers:
         argv += ["-H", header]
+    cpu_before = cpu_seconds(server_pid)
     output = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout  # noqa: S603 - a fixed argv of our own, no shell
+    cpu = cpu_seconds(server_pid) - cpu_before
     if "Non-2xx" in output or "Socket errors" in output:
         raise RuntimeError(f"the server refused or dropped requests:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]  # wrk always prints this line
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]  # and this one
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)  # the latency distribution's line
-    return rate, p99.group(1) if p99 else "?"
+    return Run(rate, p99.group(1) if p99 else "?", 1000 * cpu / max(1, requests))
 
 
 @contextlib.contextmanager
@@ -74,14 +85,16 @@ def _database(kind: str) -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measure(kind: str, *, duration: int, connections: int) -> tuple[float, float, str]:
-    """(viewer req/s, /healthz req/s, viewer p99) on one server, back to back."""
+def measure(kind: str, *, duration: int, connections: int) -> tuple[Run, Run]:
+    """The viewer's run and the mean of two /healthz runs around it, on one server, back to back."""
     tmp = Path(tempfile.mkdtemp(prefix="studyshelf-bench-viewer-"))
     try:
         with _database(kind) as database_url, Processes() as procs:
             instance = make_instance(tmp, database_url=database_url)
             port = free_port()
-            start_studyshelf(procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / "server.log")
+            server = start_studyshelf(
+                procs, instance, server="granian", workers=WORKERS, port=port, log=tmp / "server.log"
+            )
             pdf = b"%PDF-1.4\n" + b"%" * 10_000
             uploaded = multipart_upload(
                 port,
@@ -95,13 +108,16 @@ def measure(kind: str, *, duration: int, connections: int) -> tuple[float, float
             browser = "User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36"
             framed = ["Sec-Fetch-Dest: iframe", "Sec-Fetch-Site: cross-site", f"Referer: {LMS}/course/view.php?id=7"]
             base = f"http://127.0.0.1:{port}"
-            _wrk(f"{base}/v/{link_id}", duration=1, connections=connections, headers=[*framed, browser])  # warm-up
-            health_before, _ = _wrk(f"{base}/healthz", duration=duration, connections=connections, headers=[browser])
-            viewer, p99 = _wrk(
-                f"{base}/v/{link_id}", duration=duration, connections=connections, headers=[*framed, browser]
-            )
-            health_after, _ = _wrk(f"{base}/healthz", duration=duration, connections=connections, headers=[browser])
-        return viewer, (health_before + health_after) / 2, p99
+            page, health = (f"{base}/v/{link_id}", [*framed, browser]), (f"{base}/healthz", [browser])
+
+            def run(target: tuple[str, list[str]], seconds: int) -> Run:
+                url, headers = target
+                return _wrk(url, duration=seconds, connections=connections, headers=headers, server_pid=server.pid)
+
+            run(page, 1)  # warm-up
+            before, viewer, after = run(health, duration), run(page, duration), run(health, duration)
+        both = Run((before.rate + after.rate) / 2, "", (before.cpu_ms + after.cpu_ms) / 2)
+        return viewer, both
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -117,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = False
     for kind in args.database or ["sqlite", "postgresql"]:
-        viewer, health, p99 = measure(kind, duration=args.duration, connections=args.connections)
-        ratio = viewer / health
+        viewer, health = measure(kind, duration=args.duration, connections=args.connections)
+        ratio = viewer.rate / health.rate
         failed |= ratio < TARGET
         print(
-            f"viewer page (GET /v/…, {WORKERS} workers, {kind}): {viewer:,.0f} requests/s (p99 {p99}); "
-            f"/healthz {health:,.0f} requests/s; ratio {ratio:.3f} (target ≥ {TARGET})"
+            f"viewer page (GET /v/…, {WORKERS} workers, {kind}): {viewer.rate:,.0f} requests/s (p99 {viewer.p99}); "
+            f"/healthz {health.rate:,.0f} requests/s; ratio {ratio:.3f} (target ≥ {TARGET}); server CPU per "
+            f"request {viewer.cpu_ms:.2f} ms vs {health.cpu_ms:.2f} ms, ratio {health.cpu_ms / viewer.cpu_ms:.3f}"
         )
     return 1 if failed else 0
 

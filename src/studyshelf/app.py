@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             built.hits.close()  # made by this app (collect.install), so closed by it
         if services is None:
             built.events.close()
+            built.limits.close()
             built.warehouse.close()
             built.engine.dispose()
 
@@ -133,12 +134,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     routers = (
         health_router,
+        viewer_router,  # early: a class rush's page should not be matched against every route before it
         partners_router,
         library_router,
         sharing_router,
         delivery_router,
         links_router,
-        viewer_router,
         lti_router,
         lti_picker_router,
         lti_register_router,

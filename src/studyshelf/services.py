@@ -16,6 +16,7 @@ from studyshelf.core.geo import GeoLookup, build_geo_lookup
 from studyshelf.core.keys import KeyRing
 from studyshelf.core.outbound import OutboundClient
 from studyshelf.events import DiscardHits, EventStream, HitSink, build_event_stream
+from studyshelf.limits import ClusterLimits, build_shared_limits
 from studyshelf.mail import Mailer, build_mailer
 from studyshelf.settings import Settings
 from studyshelf.signing import CloudFrontSigner, MediaSigner
@@ -38,6 +39,7 @@ class Services:
     warehouse: Warehouse
     outbound: OutboundClient  # every request to a URL that a user or a platform supplied
     geo: GeoLookup  # the country of an address: the leak radar and analytics enrichment
+    limits: ClusterLimits  # limits every instance shares: the app database, Redis first when set
     clock: Clock = field(default_factory=SystemClock)  # "now" for jobs and drains; tests move a MovableClock
     # Where delivery reports views, downloads and refusals. create_app installs the analytics collector
     # (analytics.collect.install); processes that serve no one (CLI, worker) keep discarding.
@@ -48,12 +50,13 @@ def build_services(settings: Settings) -> Services:
     """Build every backend the settings name."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
+    write_sessions = make_session_factory(engine, write=True)
     keys = KeyRing.for_install(settings.secret_key, media_keys=settings.media_keys, media_key_id=settings.media_key_id)
     return Services(
         settings=settings,
         keys=keys,
         engine=engine,
-        write_sessions=make_session_factory(engine, write=True),
+        write_sessions=write_sessions,
         read_sessions=make_session_factory(engine, write=False),
         blobs=build_blob_store(
             settings.resolved_storage_url,
@@ -68,6 +71,7 @@ def build_services(settings: Settings) -> Services:
         warehouse=build_warehouse(settings.resolved_warehouse_url),
         outbound=OutboundClient(allowed_networks=settings.outbound_allowed_networks),
         geo=build_geo_lookup(settings.geoip_mmdb),
+        limits=build_shared_limits(settings, write_sessions),
     )
 
 
@@ -82,4 +86,5 @@ def command_services(settings: Settings | None = None) -> Iterator[Services]:
     finally:
         services.warehouse.close()
         services.events.close()
+        services.limits.close()
         services.engine.dispose()

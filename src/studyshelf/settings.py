@@ -10,6 +10,7 @@ import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +134,11 @@ class Settings(BaseSettings):
         default=None,
         description="the S3-compatible service (MinIO, Ceph RGW, R2: https://<account>.r2.cloudflarestorage.com); "
         "unset: AWS S3",
+    )
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="where browsers reach the S3 service, when it differs from s3_endpoint_url (an internal host "
+        "name): presigned delivery URLs point here; unset: s3_endpoint_url",
     )
     s3_region: str | None = Field(default=None, description="the bucket's region (R2: auto); unset: boto3's default")
     s3_access_key_id: str | None = Field(
@@ -319,6 +325,9 @@ class Settings(BaseSettings):
     def _check_s3(self) -> Settings:
         if bool(self.s3_access_key_id) != (self.s3_secret_access_key is not None):
             raise ValueError("set STUDYSHELF_S3_ACCESS_KEY_ID and STUDYSHELF_S3_SECRET_ACCESS_KEY together, or neither")
+        public = self.s3_public_endpoint_url
+        if public is not None and not (public.startswith(("http://", "https://")) and urlsplit(public).netloc):
+            raise ValueError("STUDYSHELF_S3_PUBLIC_ENDPOINT_URL: an http(s) URL that browsers can reach")
         if self.storage_url and self.storage_url.startswith("s3://") and not self.storage_url[5:].split("/")[0]:
             raise ValueError("STUDYSHELF_STORAGE_URL: name the bucket, as in s3://bucket/prefix")
         return self

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.lti.models import Launch, UsedNonce
-from studyshelf.lti.platform_keys import platform_keys
 from studyshelf.partners.models import OrgKind, Role
 from tests.cluster.conftest import Balancer, Cluster
 from tests.conftest import World
@@ -26,11 +25,6 @@ __all__ = ["simulator"]  # the LTI suite's platform simulator, one per session
 @pytest.fixture
 def shared_store() -> str:
     return "db"  # LTI state is a signed token; spent nonces live in the database
-
-
-@pytest.fixture(autouse=True)
-def _fresh_jwks_cache() -> None:
-    platform_keys.forget()
 
 
 def campus_on(cluster: Cluster) -> tuple[Campus, Balancer]:

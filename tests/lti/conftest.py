@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 from studyshelf.app import create_app
 from studyshelf.core.clock import MovableClock
-from studyshelf.lti.platform_keys import platform_keys
 from studyshelf.partners.models import Organization, OrgKind, Role
 from studyshelf.services import Services
 from studyshelf.settings import Settings
@@ -44,11 +43,6 @@ def simulator() -> Iterator[Simulator]:
     sim.start()
     yield sim
     sim.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_jwks_cache() -> None:
-    platform_keys.forget()
 
 
 class Clock(MovableClock):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import cast
 
 from prometheus_client import Counter
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from studyshelf.analytics.beacons import BeaconGuard, BeaconLimits, BeaconViews
@@ -58,8 +60,10 @@ class QueuedBeaconViews(BeaconViews):
         self._queue.close()
 
     def _write(self, opened: list[tuple[str, datetime]]) -> None:
+        # One Core executemany: the ORM's unit of work cost more per row than the insert (a row per view).
+        rows = [{"session": session, "events": 0, "counted_at": at} for session, at in opened]
         with unit_of_work(self.sessions) as db:
-            db.add_all([BeaconView(session=session, events=0, counted_at=at) for session, at in opened])
+            db.execute(insert(cast(Table, BeaconView.__table__)), rows)
 
 
 class Collector:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
+from sqlalchemy import Select, Table, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from studyshelf.core.errors import NotFound
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links, radar
+from studyshelf.delivery.content import ContentFacts
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
-from studyshelf.library.access import content_path_ids
+from studyshelf.library.access import content_path_ids, folder_chain
+from studyshelf.library.models import File, FileVersion
 from studyshelf.partners.grants import org_has_access
 
 
@@ -35,6 +40,98 @@ def _state_and_path(db: Session, link: Link, now: datetime) -> tuple[str | None,
     return None, found[1]
 
 
+_LINKS = cast(Table, Link.__table__)
+_FILES = cast(Table, File.__table__)
+_VERSIONS = cast(Table, FileVersion.__table__)
+
+
+def _visit_statement() -> Select[Any]:
+    """A visit's link with its file, that file's current version and its folders up to the root, in one Core
+    statement (no ORM loading): the class rush's hot read. One row per folder, root first (one row with no
+    folder when the link names a folder, or a file that is gone)."""
+    link_id = bindparam("link_id", type_=_LINKS.c.id.type)
+    start = (
+        select(_FILES.c.folder_id)
+        .join(_LINKS, and_(_LINKS.c.target_type == "file", _LINKS.c.target_id == _FILES.c.id))
+        .where(_LINKS.c.id == link_id)
+        .scalar_subquery()
+    )
+    chain = folder_chain(start)
+    return (
+        select(
+            *_LINKS.c,
+            _FILES.c.org_id.label("file_org_id"),
+            _FILES.c.name.label("file_name"),
+            _FILES.c.deleted_at.is_not(None).label("file_trashed"),
+            _VERSIONS.c.id.label("version_id"),
+            _VERSIONS.c.content_type.label("version_content_type"),
+            _VERSIONS.c.size.label("version_size"),
+            _VERSIONS.c.blob_sha256.label("version_sha256"),
+            _VERSIONS.c.created_at.label("version_created_at"),
+            chain.c.id.label("path_folder_id"),
+            chain.c.trashed.label("path_trashed"),
+        )
+        .select_from(
+            _LINKS.outerjoin(_FILES, and_(_LINKS.c.target_type == "file", _FILES.c.id == _LINKS.c.target_id))
+            .outerjoin(_VERSIONS, _VERSIONS.c.id == _FILES.c.current_version_id)
+            .outerjoin(chain, true())
+        )
+        .where(_LINKS.c.id == link_id)
+        .order_by(chain.c.depth.desc())
+    )
+
+
+_VISIT = _visit_statement()  # built once: building the recursive CTE cost more than running it
+
+
+@dataclass(frozen=True)
+class VisitRead:
+    """What one statement tells about a visited link: the link (detached), and for a file link its rows."""
+
+    link: Link
+    rows: Sequence[Any]  # a file link's rows (file, version, one folder each); empty for a folder link
+
+
+def read_visit(db: Session, link_id: str) -> VisitRead | None:
+    """The link and, for a file link, its file, current version and folders (one statement); None for no link."""
+    rows = db.connection().execute(_VISIT, {"link_id": link_id}).all()
+    if not rows:
+        return None
+    values = rows[0]._mapping
+    link = Link(**{column.key: values[column.key] for column in _LINKS.c})
+    return VisitRead(link, rows if link.target_type == "file" else ())
+
+
+def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None, list[uuid.UUID], ContentFacts | None]:
+    """`_state_and_path` for a file link from its read, with the file's page facts when it can be shown."""
+    link, rows = read.link, read.rows
+    status = links.link_status(link, now)
+    if status != "active":
+        return status, [], None
+    row = rows[0]
+    live = row.file_org_id is not None and not row.file_trashed and row.path_folder_id is not None
+    if not live or any(r.path_trashed for r in rows):
+        return "deleted", [], None
+    folders = [r.path_folder_id for r in rows]
+    path = [*folders, link.target_id]
+    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=path, now=now):
+        return "grant-revoked", [], None
+    if row.version_id is None:
+        return None, path, None  # no content yet: the page says so
+    content = ContentFacts(
+        file_id=str(link.target_id),
+        version_id=str(row.version_id),
+        owner_org_id=str(row.file_org_id),
+        folder_path=tuple(str(folder) for folder in folders),
+        content_type=row.version_content_type,
+        filename=row.file_name,
+        size=row.version_size,
+        sha256=row.version_sha256,
+        modified=int(row.version_created_at.timestamp()),
+    )
+    return None, path, content
+
+
 @dataclass(frozen=True)
 class VisitFacts:
     """What a request to a link tells us about where it comes from."""
@@ -53,15 +150,20 @@ class Admission:
     refusal: str | None = None  # the `blocked` reason, when refused
     preview_only: bool = False  # a link previewer or crawler: show a card, count nothing
     target_path: tuple[uuid.UUID, ...] = ()  # the ids from the root to the link's target, when admitted
+    content: ContentFacts | None = None  # a file link's file as its page shows it, when admitted
 
 
 def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) -> Admission:
     """Decide whether a visit to a link may see the material, reading only (a view is counted, and a refusal
     or a sighting recorded, by the caller). NotFound for ids that name no link."""
-    link = db.get(Link, link_id) if links.is_link_id(link_id) else None
-    if link is None:
+    read = read_visit(db, link_id) if links.is_link_id(link_id) else None
+    if read is None:
         raise NotFound("This link does not exist. Check that it was copied completely.")
-    state, target_path = _state_and_path(db, link, now)
+    link, content = read.link, None
+    if link.target_type != "file":  # a folder link: the usual path read
+        state, target_path = _state_and_path(db, link, now)
+    else:
+        state, target_path, content = _file_state(db, read, now)
     if state is not None:
         return Admission(link, refusal=state)
     embed = embed_refusal(
@@ -78,7 +180,7 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
         return Admission(link, preview_only=True)
     if link.max_views is not None and link.view_count >= link.max_views:
         return Admission(link, refusal="over-limit")  # used up already: the count would refuse it too
-    return Admission(link, target_path=tuple(target_path))
+    return Admission(link, target_path=tuple(target_path), content=content)
 
 
 def record_refusal(

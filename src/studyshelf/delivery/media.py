@@ -16,12 +16,14 @@ reports few `transfer` events (`on_transfer`), the rest at the app's shutdown.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +33,7 @@ from studyshelf.core.errors import StudyShelfError
 from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
+from studyshelf.limits import LimitsUnavailable, Verdict
 from studyshelf.services import Services
 from studyshelf.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
 from studyshelf.web.errors import problem
@@ -40,6 +43,8 @@ PREFIX = "/m/"
 VERIFIED_PATHS_MAX = 4096
 REFUSAL_INTERVAL = 1.0  # seconds: at most one recorded refusal per client address in this time
 REFUSAL_CLIENTS_MAX = 10_000
+REFUSAL_KEYS_SECONDS = 5  # the shared limit forgets a second's mark a few seconds after it
+log = logging.getLogger("studyshelf.delivery")
 
 # The viewer is on our origin (and framed by the LMS), so media is only ever fetched same-origin.
 MEDIA_HEADERS = {
@@ -67,12 +72,33 @@ TransferRecorder = Callable[[Services, list[Transfer]], None]
 """Called (in a worker thread or the tally's ticker thread) with inline transfers due for reporting."""
 
 RefusalRecorder = Callable[[Request, RefusalReason, "str | None"], None]
-"""Called (in a worker thread, at most once a second per client address) for a refused media URL.
+"""Called (in a worker thread, at most once a second per client address and process) for a refused media URL;
+it records at most one a second per client address for the whole cluster (`admit_refusal`).
 The link id comes from the URL as sent: trust it only as far as "someone asked for this link"."""
 
 
+def refusal_window(client: str, now: float) -> dict[str, str]:
+    """The shared-limit keys of a refused media request: one recorded a second per client address."""
+    tag = f"{{media-refusal:{client}}}"  # a Redis hash tag: both keys in one slot, for the one script
+    second = int(now)
+    return {"seen": f"{tag}:seconds", "item": str(second), "window": f"{tag}:{second}"}
+
+
+def admit_refusal(services: Services, keys: dict[str, str]) -> bool:
+    """Whether this refused media request (its `refusal_window`) is the one its client address gets recorded
+    this second, across every instance (`Services.limits`); a store that does not answer lets it through (a
+    recorded refusal too many, never one lost)."""
+    try:
+        verdict = services.limits.admit(**keys, limit=1, seen_ttl=REFUSAL_KEYS_SECONDS, window_ttl=REFUSAL_KEYS_SECONDS)
+    except (LimitsUnavailable, SQLAlchemyError):
+        log.warning("media refusals: the shared limit did not answer; recording this one", exc_info=True)
+        return True
+    return verdict is Verdict.ADMITTED
+
+
 class RefusalLimiter:
-    """Lets one refusal per client address through every `interval` seconds (per process)."""
+    """Lets one refusal per client address through every `interval` seconds (per process): the first line,
+    which spares the shared limit a flood; `admit_refusal` decides for the cluster."""
 
     def __init__(self, interval: float = REFUSAL_INTERVAL, max_clients: int = REFUSAL_CLIENTS_MAX) -> None:
         self.interval = interval

@@ -20,7 +20,7 @@ from studyshelf.library.files import get_file
 from studyshelf.library.folders import get_folder
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
-from studyshelf.partners.deps import DbSession, Now, ServicesDep, get_services
+from studyshelf.partners.deps import DbSession, Now, ServicesDep, services_of
 from studyshelf.partners.pages import PagePrincipal, _org_settings, current_org_id, safe_next
 from studyshelf.partners.permissions import Permission, allows
 from studyshelf.partners.principal import Principal
@@ -343,7 +343,7 @@ def _policy_section(
     if is_htmx(request):
         headers = _toast(message) if message else None
         return render(request, "partners/organization.html", context, block="link_policy", headers=headers)
-    now = get_services(request).clock.now()
+    now = services_of(request).clock.now()
     response = _org_settings(request, db, principal, now=now, block="link_policy", **context)
     response.status_code = status
     return response

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound
-from studyshelf.delivery import admission, hits, links, radar, view_counts, viewing
+from studyshelf.delivery import admission, hits, links, media, radar, view_counts, viewing
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
 from studyshelf.library.access import content_path_ids, folder_path
 from studyshelf.library.models import File, Folder
+from studyshelf.limits import LimitsUnavailable
 from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ClientIp, Now, ServicesDep
 from studyshelf.services import Services
@@ -252,7 +255,9 @@ def _gather(
         kind, item_id = link.target_type, link.target_id
     scope = link_scope(link)
     if (kind, item_id) == ("file", link.target_id) and link.target_type == "file":
-        # The link's own file (the usual visit): admission has just read it and its folders.
+        # The link's own file (the usual visit): admission has just read it, its version and its folders.
+        if admitted.content is not None:
+            return _FilePage(scope, admitted.content, [])
         target = db.get(File, item_id)
         assert target is not None
         folders = tuple(str(i) for i in admitted.target_path[:-1])
@@ -296,11 +301,16 @@ def renew(link_id: str, body: viewing.RenewRequest, request: Request, services: 
 def record_media_refusal(request: Request, reason: str, link_id: str | None) -> None:
     """Keep a refused media URL (bad signature, expired) as a `blocked` event; called by the /m/ middleware."""
     services: Services = request.app.state.services
-    visitor = radar.Visitor(
-        ip=client_ip(request.scope, services.settings.trusted_proxies),
-        salt=services.settings.secret_key,
-        origin=request.headers.get("referer", ""),
-    )
-    with unit_of_work(services.write_sessions) as db:
-        radar.record_refusal(db, geo=services.geo, link_id=link_id, reason=reason, visitor=visitor)
-        hits.record(services, hits.media_refusal_hit(db, request, services, reason=reason, link_id=link_id))
+    client = client_ip(request.scope, services.settings.trusted_proxies)
+    keys = media.refusal_window(client, services.clock.time())
+    if not media.admit_refusal(services, keys):
+        return  # another request of this client was recorded this second, on this instance or another
+    visitor = radar.Visitor(ip=client, salt=services.settings.secret_key, origin=request.headers.get("referer", ""))
+    try:
+        with unit_of_work(services.write_sessions) as db:
+            radar.record_refusal(db, geo=services.geo, link_id=link_id, reason=reason, visitor=visitor)
+            hits.record(services, hits.media_refusal_hit(db, request, services, reason=reason, link_id=link_id))
+    except Exception:
+        with contextlib.suppress(LimitsUnavailable, SQLAlchemyError):  # the recording's own error is the one to see
+            services.limits.withdraw(**keys)  # not recorded: the next refusal of this client may be
+        raise

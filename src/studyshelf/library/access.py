@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
+from typing import cast
 
-from sqlalchemy import Select, bindparam, literal, select
+from sqlalchemy import CTE, ColumnElement, Select, Table, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
 import studyshelf.library.access_epoch  # noqa: F401 - registers the listeners that raise the access epoch
@@ -72,6 +73,23 @@ def _ancestors_statement() -> Select[Folder]:
 # Built once: constructing a recursive CTE anew on every call cost more than running it.
 _FOLDER_PATH = _folder_path_statement()
 _ANCESTORS = _ancestors_statement()
+
+
+def folder_chain(start_folder_id: ColumnElement[uuid.UUID]) -> CTE:
+    """A recursive CTE of the folders from `start_folder_id` (a scalar subquery) up to the root: `id`, `trashed`
+    (in the trash) and `depth` (0 at the start). For reads that fold an item's path into their own statement;
+    the path is live when it has rows and none is trashed."""
+    folders = cast(Table, Folder.__table__)
+    start = select(
+        folders.c.id, folders.c.parent_id, folders.c.deleted_at.is_not(None).label("trashed"), literal(0).label("depth")
+    ).where(folders.c.id == start_folder_id)
+    chain = start.cte("folder_chain", recursive=True)
+    parent = folders.alias("parent")
+    return chain.union_all(
+        select(parent.c.id, parent.c.parent_id, parent.c.deleted_at.is_not(None), chain.c.depth + 1).where(
+            parent.c.id == chain.c.parent_id
+        )
+    )
 
 
 def folder_path(db: Session, folder_id: uuid.UUID) -> list[Folder]:

@@ -329,13 +329,11 @@ def validate_id_token(
     token: str,
     registration: Registration,
     state: State,
-    keys: PlatformKeys,
-    client: OutboundClient,
-    jwks_max_age: float,
+    key: Any,
     now: datetime,
 ) -> ValidLaunch:
-    """Verify the id_token completely, then spend its nonce (the last step, so a refusal stores nothing)."""
-    key = signing_key(token, registration, keys, client, jwks_max_age)
+    """Verify the id_token completely with the platform's `key` (`signing_key`, found before the transaction),
+    then spend its nonce (the last step, so a refusal stores nothing)."""
     claims = _decode(token, key, registration)
     _check_times(claims, now.timestamp())
     _check_audience(claims, registration.client_id)

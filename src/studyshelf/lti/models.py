@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from studyshelf.core.clock import utcnow
@@ -127,3 +127,14 @@ class PickerSession(Base):
     frame_origins: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PlatformJwks(Base):
+    """A platform's published key set, fetched once for every instance (lti/platform_keys.py)."""
+
+    __tablename__ = "lti_platform_jwks"
+
+    url: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)  # the JSON Web Key Set as the platform answered it
+    fetched_at: Mapped[float] = mapped_column(Float)  # unix seconds, from the services' clock
+    forced_at: Mapped[float] = mapped_column(Float, default=0.0)  # the last refetch for an unknown kid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -21,7 +21,7 @@ from studyshelf.library.models import File, Folder
 from studyshelf.lti import deep_linking, keys, launch, resource
 from studyshelf.lti.material import Target, reach, within
 from studyshelf.lti.models import Launch, Registration
-from studyshelf.lti.platform_keys import platform_keys
+from studyshelf.lti.platform_keys import PlatformKeys
 from studyshelf.lti.registrations import find_registration
 from studyshelf.lti.web import error_page, headers, launch_url
 from studyshelf.partners.deps import Now, ServicesDep
@@ -190,27 +190,38 @@ def launch_post(
             }
             return render(request, "lti/launch_check.html", context, headers=headers(frames=None))
         launch.check_binding(signed, binding, storage_blocked=storage == "blocked")
-        _fetch_platform_key(services, signed, id_token)
+        key = _platform_key(services, signed, id_token)
         with unit_of_work(services.write_sessions) as db:
-            return _accept(request, services, db, signed, id_token, now)
+            return _accept(request, services, db, signed, id_token, key, now)
     except launch.LaunchRefused as refused:
         set_launch_locale(request, resource.claimed_locale(id_token))
         return error_page(request, status=refused.status, headline=refused.title, message=refused.detail)
 
 
-def _fetch_platform_key(services: Services, signed: launch.State, id_token: str) -> None:
+def platform_keys(services: Services) -> PlatformKeys:
+    """The platforms' key sets, cached in the app database for every instance."""
+    return PlatformKeys(services.read_sessions, services.write_sessions, clock=services.clock.time)
+
+
+def _platform_key(services: Services, signed: launch.State, id_token: str) -> Any:
     """Fetch (or find cached) the platform's key before the write transaction, so no write lock waits on it."""
     with unit_of_work(services.read_sessions) as db:
         registration = db.get(Registration, signed.registration_id)
-    if registration is not None:
-        max_age = services.settings.lti_jwks_cache_seconds
-        launch.signing_key(id_token, registration, platform_keys, services.outbound, max_age)
+    if registration is None:
+        return None  # _accept says so
+    max_age = services.settings.lti_jwks_cache_seconds
+    return launch.signing_key(id_token, registration, platform_keys(services), services.outbound, max_age)
 
 
 def _accept(
-    request: Request, services: Services, db: Session, signed: launch.State, id_token: str, now: datetime
+    request: Request,
+    services: Services,
+    db: Session,
+    signed: launch.State,
+    id_token: str,
+    key: Any,
+    now: datetime,
 ) -> Response:
-    settings = services.settings
     registration = db.get(Registration, signed.registration_id)
     if registration is None:
         raise launch.LaunchRefused("This LMS is no longer connected to StudyShelf.")
@@ -219,9 +230,7 @@ def _accept(
         token=id_token,
         registration=registration,
         state=signed,
-        keys=platform_keys,
-        client=services.outbound,
-        jwks_max_age=settings.lti_jwks_cache_seconds,
+        key=key,
         now=now,
     )
     if valid.message_type == launch.DEEP_LINKING:

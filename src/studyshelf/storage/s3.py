@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,6 +69,7 @@ class S3Options:
     """How to reach the S3-compatible service (STUDYSHELF_S3_*); None values fall back to boto3's defaults."""
 
     endpoint_url: str | None = None
+    public_endpoint_url: str | None = None  # what browsers reach, for presigned URLs; None: endpoint_url
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
@@ -82,6 +83,7 @@ class S3Options:
         secret = settings.s3_secret_access_key
         return cls(
             endpoint_url=settings.s3_endpoint_url,
+            public_endpoint_url=settings.s3_public_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
             secret_access_key=secret.get_secret_value() if secret is not None else None,
@@ -459,10 +461,21 @@ class S3BlobStore:
         )
 
     @functools.cached_property
+    def presigner(self) -> S3Client:
+        """The client that signs delivery URLs: on the public endpoint when the app reaches S3 by another name.
+
+        Presigning is computed locally (no request), and SigV4 signs the host, so the URL must be made for the
+        host the browser will send; a proxy in front of the service must pass that Host header on unchanged."""
+        public = self.options.public_endpoint_url
+        if not public or public == self.options.endpoint_url:
+            return self.client
+        return s3_client(replace(self.options, endpoint_url=public))
+
+    @functools.cached_property
     def presigned_origin(self) -> str | None:
         if self.options.delivery != "presigned":
             return None
-        url = urlsplit(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "x"}))
+        url = urlsplit(self.presigner.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "x"}))
         return f"{url.scheme}://{url.netloc}"
 
     def presigned_url(
@@ -478,7 +491,7 @@ class S3BlobStore:
             "ResponseContentDisposition": content_disposition,
             "ResponseCacheControl": cache_control,
         }
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=max(1, expires_in))
+        return self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=max(1, expires_in))
 
 
 def _stream(body: Any, chunk_size: int) -> Iterator[bytes]:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -63,6 +63,11 @@ class StaticAssets:
         A module imports `./shared.js`; the browser resolves it to `/static/js/shared.js` and the map turns
         that into the versioned URL, so imports between our modules are cache-busted like the pages' tags.
         """
+        return self._import_map
+
+    @cached_property
+    def _import_map(self) -> str:
+        # The files do not change while the process runs: built once, not on every page (and its CSP).
         own = {f"{STATIC_PREFIX}{p}": self.url(p) for p in self.versions if p.startswith("js/") and p.endswith(".js")}
         vendored = {name: self.url(path) for name, path in VENDORED_MODULES.items()}
         return json.dumps({"imports": own | vendored}, separators=(",", ":"), sort_keys=True)
@@ -72,6 +77,10 @@ class StaticAssets:
 
     def import_map_csp_source(self) -> str:
         """The CSP source that allows exactly this inline import map (and no other inline script)."""
+        return self._import_map_csp_source
+
+    @cached_property
+    def _import_map_csp_source(self) -> str:
         digest = hashlib.sha256(self.import_map().encode()).digest()
         return f"'sha256-{base64.b64encode(digest).decode()}'"
 

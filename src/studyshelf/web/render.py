@@ -22,6 +22,8 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     extensions=["jinja2.ext.i18n"],
+    # Templates ship with the release: compiled once per process, never stat()ed again on each render.
+    auto_reload=False,
 )
 # newstyle: `_("%(n)s pages", n=3)` formats and escapes inside the call, so a translation cannot inject markup.
 _env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
