@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,8 +23,8 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-def moved_world(services: Services, clock: MovableClock) -> Iterator[World]:
-    yield World(dataclasses.replace(services, clock=clock))
+def moved_world(services: Services, clock: MovableClock) -> World:
+    return World(dataclasses.replace(services, clock=clock))
 
 
 def captioned_link(owner: Member) -> tuple[str, dict[str, str]]:
