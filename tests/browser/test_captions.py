@@ -1,0 +1,158 @@
+"""Captions in real headless Chromium: the default track shows, a cue becomes active as the video plays
+from a seek, the transcript highlights it, a click (or Enter on a line) seeks, and the transcript follows the
+language chosen. Screenshots of the viewer with its transcript at 1280 and 375 px."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, watch_script_errors
+
+pytestmark = pytest.mark.browser
+
+DEMO_VIDEO = Path(__file__).resolve().parents[2] / "src/studyshelf/demo/assets/mitosis-lecture.mp4"
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+ENGLISH = b"""WEBVTT
+
+00:00:00.000 --> 00:00:02.500
+Cells divide in four phases; this lecture walks through each of them.
+
+00:00:02.500 --> 00:00:05.000
+Prophase: the chromosomes condense and the spindle begins to form.
+
+00:00:05.000 --> 00:00:07.500
+Metaphase: the chromosomes line up along the middle of the cell.
+
+00:00:07.500 --> 00:00:10.000
+Anaphase and telophase: the copies separate and two nuclei form.
+"""
+GERMAN = b"""1
+00:00:00,000 --> 00:00:02,500
+Zellen teilen sich in vier Phasen.
+
+2
+00:00:02,500 --> 00:00:05,000
+Prophase: Die Chromosomen kondensieren.
+
+3
+00:00:05,000 --> 00:00:07,500
+Metaphase: Die Chromosomen ordnen sich an.
+
+4
+00:00:07,500 --> 00:00:10,000
+Anaphase und Telophase: zwei Kerne entstehen.
+"""
+
+ACTIVE = "() => [...document.querySelectorAll('.transcript-cue.is-active')].map(b => b.textContent)"
+TIME = "() => document.querySelector('video').currentTime"
+
+
+@pytest.fixture(scope="module")
+def link_url(server: Server) -> Iterator[str]:
+    """A direct share link to the demo lecture uploaded anew, with English (default) and German captions."""
+    with httpx.Client(base_url=server.url, timeout=30) as session:
+        login = session.post("/api/v1/auth/login", json={"email": server.email, "password": server.password})
+        assert login.status_code == 200, login.text
+        csrf = {"X-CSRF-Token": login.json()["csrf_token"]}
+        org = session.get("/api/v1/me").json()["organizations"][0]
+        upload = session.post(
+            f"/api/v1/folders/{org['root_folder_id']}/files",
+            files={"file": (f"captioned-{uuid.uuid4().hex[:6]}.mp4", DEMO_VIDEO.read_bytes(), "video/mp4")},
+            headers=csrf,
+        )
+        assert upload.status_code == 201, upload.text
+        file_id = upload.json()["id"]
+        for name, data, fields in (
+            ("en.vtt", ENGLISH, {"language": "en", "default": "true"}),
+            ("de.srt", GERMAN, {"language": "de"}),
+        ):
+            added = session.post(
+                f"/api/v1/files/{file_id}/captions", files={"file": (name, data)}, data=fields, headers=csrf
+            )
+            assert added.status_code == 201, added.text
+        body = {"target_type": "file", "target_id": file_id, "mode": "direct", "org_id": org["id"]}
+        link = session.post("/api/v1/links", json=body, headers=csrf)
+        assert link.status_code == 201, link.text
+        yield str(link.json()["url"])
+
+
+def _open(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport=viewport, user_agent=BROWSER_UA)
+    page = context.new_page()
+    errors = watch_script_errors(page)
+    page.goto(url)
+    page.locator("[data-transcript]:not([hidden]) .transcript-cue").first.wait_for(timeout=15_000)
+    page.wait_for_function("() => document.querySelector('video').readyState >= 1", timeout=15_000)
+    return context, page, errors
+
+
+def test_a_cue_becomes_active_and_a_transcript_line_seeks(browser: Any, link_url: str, artifacts: Path) -> None:
+    context, page, errors = _open(browser, link_url, DESKTOP)
+    try:
+        tracks = page.evaluate(
+            "() => [...document.querySelector('video').textTracks].map(t => [t.language, t.label, t.mode])"
+        )
+        assert tracks[0] == ["en", "English", "showing"]
+        assert tracks[1][:2] == ["de", "Deutsch"]
+        assert page.locator(".transcript-cue").count() == 4
+
+        page.evaluate("() => { document.querySelector('video').currentTime = 3; }")
+        page.wait_for_function(
+            "() => { const t = document.querySelector('video').textTracks[0];"
+            " return t.activeCues && t.activeCues.length === 1 && t.activeCues[0].text.startsWith('Prophase'); }",
+            timeout=10_000,
+        )
+        page.wait_for_function(f"() => ({ACTIVE})().length === 1 && ({ACTIVE})()[0].includes('Prophase')")
+        assert page.locator(".transcript-cue.is-active").get_attribute("aria-current") == "true"
+
+        page.get_by_role("button", name="0:05 Metaphase").click()
+        page.wait_for_function(f"() => Math.abs(({TIME})() - 5) < 0.3", timeout=10_000)
+        page.wait_for_function(f"() => ({ACTIVE})()[0].includes('Metaphase')", timeout=10_000)
+        page.screenshot(path=str(artifacts / "captions-viewer-1280.png"))
+
+        # Keyboard: one line in the tab order; arrows move between lines, Enter plays from one.
+        first = page.locator(".transcript-cue").first
+        first.focus()
+        page.keyboard.press("End")
+        assert page.evaluate("() => document.activeElement.textContent").startswith("0:07")
+        page.keyboard.press("ArrowUp")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => Math.abs(({TIME})() - 5) < 0.3", timeout=10_000)
+        page.keyboard.press("Home")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => ({TIME})() < 0.3", timeout=10_000)
+
+        # The transcript follows the language chosen, and so do the captions shown.
+        page.get_by_label("Captions language").select_option("de")
+        page.wait_for_function(
+            "() => document.querySelector('.transcript-cue').textContent.includes('Zellen teilen sich')",
+            timeout=10_000,
+        )
+        modes = page.evaluate("() => [...document.querySelector('video').textTracks].map(t => [t.language, t.mode])")
+        assert ["de", "showing"] in modes
+        assert ["en", "showing"] not in modes
+        assert script_failures(errors) == []
+    finally:
+        context.close()
+
+
+def test_the_transcript_sits_below_the_video_on_a_phone(browser: Any, link_url: str, artifacts: Path) -> None:
+    context, page, errors = _open(browser, link_url, PHONE)
+    try:
+        video = page.locator("video").bounding_box()
+        panel = page.locator("[data-transcript]").bounding_box()
+        assert video is not None
+        assert panel is not None
+        assert panel["y"] >= video["y"] + video["height"]  # below, not beside
+        assert panel["x"] + panel["width"] <= PHONE["width"] + 1  # no sideways scrolling
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        page.screenshot(path=str(artifacts / "captions-viewer-375.png"), full_page=True)
+        assert script_failures(errors) == []
+    finally:
+        context.close()
