@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, watch_script_errors
+from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, sign_in, watch_script_errors
 
 pytestmark = pytest.mark.browser
 
@@ -53,9 +54,15 @@ ACTIVE = "() => [...document.querySelectorAll('.transcript-cue.is-active')].map(
 TIME = "() => document.querySelector('video').currentTime"
 
 
+@dataclass(frozen=True)
+class Captioned:
+    file_id: str
+    link_url: str
+
+
 @pytest.fixture(scope="module")
-def link_url(server: Server) -> Iterator[str]:
-    """A direct share link to the demo lecture uploaded anew, with English (default) and German captions."""
+def captioned(server: Server) -> Iterator[Captioned]:
+    """The demo lecture uploaded anew, with English (default) and German captions, and a direct share link."""
     with httpx.Client(base_url=server.url, timeout=30) as session:
         login = session.post("/api/v1/auth/login", json={"email": server.email, "password": server.password})
         assert login.status_code == 200, login.text
@@ -79,7 +86,7 @@ def link_url(server: Server) -> Iterator[str]:
         body = {"target_type": "file", "target_id": file_id, "mode": "direct", "org_id": org["id"]}
         link = session.post("/api/v1/links", json=body, headers=csrf)
         assert link.status_code == 201, link.text
-        yield str(link.json()["url"])
+        yield Captioned(file_id, str(link.json()["url"]))
 
 
 def _open(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, Any, list[str]]:
@@ -92,8 +99,8 @@ def _open(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, Any, l
     return context, page, errors
 
 
-def test_a_cue_becomes_active_and_a_transcript_line_seeks(browser: Any, link_url: str, artifacts: Path) -> None:
-    context, page, errors = _open(browser, link_url, DESKTOP)
+def test_a_cue_becomes_active_and_a_transcript_line_seeks(browser: Any, captioned: Captioned, artifacts: Path) -> None:
+    context, page, errors = _open(browser, captioned.link_url, DESKTOP)
     try:
         tracks = page.evaluate(
             "() => [...document.querySelector('video').textTracks].map(t => [t.language, t.label, t.mode])"
@@ -142,8 +149,8 @@ def test_a_cue_becomes_active_and_a_transcript_line_seeks(browser: Any, link_url
         context.close()
 
 
-def test_the_transcript_sits_below_the_video_on_a_phone(browser: Any, link_url: str, artifacts: Path) -> None:
-    context, page, errors = _open(browser, link_url, PHONE)
+def test_the_transcript_sits_below_the_video_on_a_phone(browser: Any, captioned: Captioned, artifacts: Path) -> None:
+    context, page, errors = _open(browser, captioned.link_url, PHONE)
     try:
         video = page.locator("video").bounding_box()
         panel = page.locator("[data-transcript]").bounding_box()
@@ -153,6 +160,45 @@ def test_the_transcript_sits_below_the_video_on_a_phone(browser: Any, link_url: 
         assert panel["x"] + panel["width"] <= PHONE["width"] + 1  # no sideways scrolling
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
         page.screenshot(path=str(artifacts / "captions-viewer-375.png"), full_page=True)
+        assert script_failures(errors) == []
+    finally:
+        context.close()
+
+
+def test_the_file_page_adds_captions_and_names_the_bad_line(
+    browser: Any, server: Server, captioned: Captioned, artifacts: Path
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    errors = watch_script_errors(page)
+    try:
+        sign_in(page, server)
+        page.goto(f"{server.url}/files/{captioned.file_id}")
+        section = page.locator("#captions")
+        assert section.locator("tbody tr").count() == 2
+        page.wait_for_function("() => document.querySelector('video[data-preview]').textTracks.length === 2")
+
+        page.locator("#caption-file").set_input_files(
+            files=[{"name": "fr.vtt", "mimeType": "text/vtt", "buffer": b"WEBVTT\n\n00:01.000 --> 00:00.500\nSalut\n"}]
+        )
+        page.get_by_label("Language").fill("fr")
+        page.get_by_role("button", name="Add captions").click()
+        page.locator(".toast-error", has_text="Line 3: the cue ends before it starts.").wait_for(timeout=10_000)
+        assert section.locator("tbody tr").count() == 2
+
+        page.locator("#caption-file").set_input_files(
+            files=[{"name": "fr.srt", "mimeType": "application/x-subrip", "buffer": GERMAN}]
+        )
+        page.get_by_label("Language").fill("fr")
+        page.get_by_role("button", name="Add captions").click()
+        page.locator(".toast", has_text="Added Français captions: 4 cues (converted from SRT).").wait_for(
+            timeout=10_000
+        )
+        assert page.locator("#captions tbody tr").count() == 3
+        page.screenshot(path=str(artifacts / "captions-file-page-1280.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=str(artifacts / "captions-file-page-375.png"), full_page=True)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
         assert script_failures(errors) == []
     finally:
         context.close()

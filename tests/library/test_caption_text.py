@@ -67,6 +67,7 @@ def test_srt_becomes_webvtt() -> None:
         (b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n00:00:03.000 --> 00:00:04.000\n", 5, "blank line"),
         (b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n\xff\xfe\n", 5, "not UTF-8"),
         (b"1\n00:00:01,000 --> 00:00:02,000\nhi\n\n2\n00:00:03 --> 00:00:04,000\nho\n", 6, "SRT cue timing"),
+        (b"1\n00:00:01,000 --> 00:00:02,000\nhi\n2\n00:00:03,000 --> 00:00:04,000\nho\n", 5, "blank line"),
         (b"Just some notes about the lecture.\n", 1, "neither WebVTT nor SRT"),
         (b"WEBVTTX\n\n00:00:01.000 --> 00:00:02.000\nhi\n", 1, "SRT cue timing"),
     ],

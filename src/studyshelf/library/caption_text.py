@@ -235,7 +235,11 @@ def _srt_to_vtt(lines: list[str]) -> tuple[bytes, int]:
         if end <= start:
             line = first + timing_at
             raise CaptionInvalid(f"Line {line}: the cue ends before it starts.", line=line)
-        text = [_SRT_FONT_TAG.sub("", payload).replace("-->", "→") for payload in block[timing_at + 1 :]]
+        for offset, payload in enumerate(block[timing_at + 1 :], start=timing_at + 1):
+            if "-->" in payload:
+                line = first + offset
+                raise CaptionInvalid(f"Line {line}: cue text cannot hold '-->' (is a blank line missing?).", line=line)
+        text = [_SRT_FONT_TAG.sub("", payload) for payload in block[timing_at + 1 :]]
         if timing_at:
             out.append(block[0].strip())
         out.append(f"{_vtt_time(start)} --> {_vtt_time(end)}")
