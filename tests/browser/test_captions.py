@@ -5,7 +5,6 @@ language chosen. Screenshots of the viewer with its transcript at 1280 and 375 p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from tests.browser.conftest import DESKTOP, PHONE, Server, script_failures, sign
 
 pytestmark = pytest.mark.browser
 
-DEMO_VIDEO = Path(__file__).resolve().parents[2] / "src/studyshelf/demo/assets/mitosis-lecture.mp4"
+ASSETS = Path(__file__).resolve().parents[2] / "src/studyshelf/demo/assets"
+DEMO_VIDEO = ASSETS / "mitosis-lecture.mp4"
+DEMO_AUDIO = ASSETS / "pronunciation-guide.mp3"
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 ENGLISH = b"""WEBVTT
 
@@ -60,9 +61,8 @@ class Captioned:
     link_url: str
 
 
-@pytest.fixture(scope="module")
-def captioned(server: Server) -> Iterator[Captioned]:
-    """The demo lecture uploaded anew, with English (default) and German captions, and a direct share link."""
+def _captioned(server: Server, media: Path, tracks: list[tuple[str, bytes, dict[str, str]]]) -> Captioned:
+    """`media` uploaded anew with these caption files, and a direct share link to it."""
     with httpx.Client(base_url=server.url, timeout=30) as session:
         login = session.post("/api/v1/auth/login", json={"email": server.email, "password": server.password})
         assert login.status_code == 200, login.text
@@ -70,15 +70,12 @@ def captioned(server: Server) -> Iterator[Captioned]:
         org = session.get("/api/v1/me").json()["organizations"][0]
         upload = session.post(
             f"/api/v1/folders/{org['root_folder_id']}/files",
-            files={"file": (f"captioned-{uuid.uuid4().hex[:6]}.mp4", DEMO_VIDEO.read_bytes(), "video/mp4")},
+            files={"file": (f"captioned-{uuid.uuid4().hex[:6]}{media.suffix}", media.read_bytes())},
             headers=csrf,
         )
         assert upload.status_code == 201, upload.text
         file_id = upload.json()["id"]
-        for name, data, fields in (
-            ("en.vtt", ENGLISH, {"language": "en", "default": "true"}),
-            ("de.srt", GERMAN, {"language": "de"}),
-        ):
+        for name, data, fields in tracks:
             added = session.post(
                 f"/api/v1/files/{file_id}/captions", files={"file": (name, data)}, data=fields, headers=csrf
             )
@@ -86,16 +83,26 @@ def captioned(server: Server) -> Iterator[Captioned]:
         body = {"target_type": "file", "target_id": file_id, "mode": "direct", "org_id": org["id"]}
         link = session.post("/api/v1/links", json=body, headers=csrf)
         assert link.status_code == 201, link.text
-        yield Captioned(file_id, str(link.json()["url"]))
+        return Captioned(file_id, str(link.json()["url"]))
 
 
-def _open(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, Any, list[str]]:
+@pytest.fixture(scope="module")
+def captioned(server: Server) -> Captioned:
+    """A lecture with English (default) and German captions."""
+    return _captioned(
+        server,
+        DEMO_VIDEO,
+        [("en.vtt", ENGLISH, {"language": "en", "default": "true"}), ("de.srt", GERMAN, {"language": "de"})],
+    )
+
+
+def _open(browser: Any, url: str, viewport: dict[str, int], media: str = "video") -> tuple[Any, Any, list[str]]:
     context = browser.new_context(viewport=viewport, user_agent=BROWSER_UA)
     page = context.new_page()
     errors = watch_script_errors(page)
     page.goto(url)
     page.locator("[data-transcript]:not([hidden]) .transcript-cue").first.wait_for(timeout=15_000)
-    page.wait_for_function("() => document.querySelector('video').readyState >= 1", timeout=15_000)
+    page.wait_for_function(f"() => document.querySelector('{media}').readyState >= 1", timeout=15_000)
     return context, page, errors
 
 
@@ -199,6 +206,23 @@ def test_the_file_page_adds_captions_and_names_the_bad_line(
         page.set_viewport_size(PHONE)
         page.screenshot(path=str(artifacts / "captions-file-page-375.png"), full_page=True)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert script_failures(errors) == []
+    finally:
+        context.close()
+
+
+def test_audio_has_a_transcript_that_seeks(browser: Any, server: Server, artifacts: Path) -> None:
+    audio = _captioned(server, DEMO_AUDIO, [("en.vtt", ENGLISH, {"language": "en", "default": "true"})])
+    context, page, errors = _open(browser, audio.link_url, DESKTOP, media="audio")
+    try:
+        assert page.locator(".transcript-cue").count() == 4
+        assert page.locator("[data-transcript-language]").count() == 0  # one language: no picker
+        page.get_by_role("button", name="0:07 Anaphase").click()
+        page.wait_for_function(
+            "() => Math.abs(document.querySelector('audio').currentTime - 7.5) < 0.3", timeout=10_000
+        )
+        page.wait_for_function(f"() => ({ACTIVE})()[0].includes('Anaphase')", timeout=10_000)
+        page.screenshot(path=str(artifacts / "captions-audio-1280.png"))
         assert script_failures(errors) == []
     finally:
         context.close()
