@@ -52,8 +52,7 @@ function startTranscript() {
       const text = document.createElement("span");
       text.className = "transcript-text";
       text.textContent = cue.getCueAsHTML().textContent;  // the cue's text without its markup
-      button.setAttribute("aria-label", clock(cue.startTime) + " " + text.textContent);
-      button.append(time, text);
+      button.append(time, " ", text);  // its name: "0:05 In metaphase, …", as it reads
       item.append(button);
       list.append(item);
       lines.push({ cue, button });
