@@ -195,6 +195,44 @@ def make_video(path: Path) -> None:
     )
 
 
+CAPTIONS_EN = """WEBVTT - Mitosis, lecture
+
+00:00:00.000 --> 00:00:02.500
+Mitosis is how one cell divides into two identical cells.
+
+00:00:02.500 --> 00:00:05.000
+In prophase, the chromosomes condense and the spindle forms.
+
+00:00:05.000 --> 00:00:07.500
+In metaphase, they line up along the middle of the cell.
+
+00:00:07.500 --> 00:00:10.000
+In anaphase and telophase, the copies separate and two nuclei form.
+"""
+CAPTIONS_DE = """1
+00:00:00,000 --> 00:00:02,500
+Bei der Mitose teilt sich eine Zelle in zwei gleiche Zellen.
+
+2
+00:00:02,500 --> 00:00:05,000
+In der Prophase verdichten sich die Chromosomen, die Spindel entsteht.
+
+3
+00:00:05,000 --> 00:00:07,500
+In der Metaphase ordnen sie sich in der Zellmitte an.
+
+4
+00:00:07,500 --> 00:00:10,000
+In Anaphase und Telophase trennen sich die Kopien, zwei Kerne entstehen.
+"""
+
+
+def make_captions(out: Path) -> None:
+    """The lecture's captions: English as WebVTT, German as SRT (the demo shows the conversion)."""
+    (out / "mitosis-lecture.en.vtt").write_text(CAPTIONS_EN, encoding="utf-8")
+    (out / "mitosis-lecture.de.srt").write_text(CAPTIONS_DE.replace("\n", "\r\n"), encoding="utf-8", newline="")
+
+
 def make_audio(path: Path) -> None:
     """10 s of MP3: a rising and falling tone, mono, 64 kb/s."""
     _ffmpeg(
@@ -347,6 +385,7 @@ def main() -> None:
     make_pdf(out / "cell-structure.pdf")
     make_cell_diagram(out / "cell-diagram.png")
     make_video(out / "mitosis-lecture.mp4")
+    make_captions(out)
     make_audio(out / "pronunciation-guide.mp3")
     make_docx(out / "course-handbook.docx")
     make_xlsx(out / "marks-template.xlsx")

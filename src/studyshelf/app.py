@@ -21,6 +21,7 @@ from studyshelf.analytics.reports.pages import router as reports_pages
 from studyshelf.analytics.table_pages import router as analytics_table_pages
 from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
+from studyshelf.delivery.captions import router as captions_content_router
 from studyshelf.delivery.hits import record_download, record_transfers
 from studyshelf.delivery.links_api import router as links_router
 from studyshelf.delivery.media import MediaUrls
@@ -31,6 +32,8 @@ from studyshelf.delivery.viewer import record_media_refusal
 from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
+from studyshelf.library.captions_api import router as captions_router
+from studyshelf.library.captions_pages import router as captions_pages
 from studyshelf.library.pages import router as library_pages
 from studyshelf.library.sharing_api import router as sharing_router
 from studyshelf.lti.admin_pages import router as lti_admin_pages
@@ -137,6 +140,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         viewer_router,  # early: a class rush's page should not be matched against every route before it
         partners_router,
         library_router,
+        captions_router,
+        captions_content_router,
         sharing_router,
         delivery_router,
         links_router,
@@ -156,6 +161,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         reports_pages,
         partners_pages,
         library_pages,
+        captions_pages,
         links_pages,
         ops_pages,
         alarms_api,

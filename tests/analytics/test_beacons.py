@@ -102,6 +102,8 @@ def test_a_sendbeacon_text_body_is_accepted(page: tuple[TestClient, str]) -> Non
         ({"extra": 1}, 422),
         ({"type": "load_fail", "error_class": "gremlins"}, 422),
         ({"type": "load_fail"}, 422),  # needs an error class
+        ({"captions": "en us!"}, 422),  # not a language tag
+        ({"captions": "x" * 36}, 422),
         ({"t": int(time.time() * 1000) + 3_600_000}, 422),  # far future
         ({"t": 1_000_000_000_000}, 422),  # 2001: before the page existed
         ({"token": "eyJsaW5rX2lkIjoieCJ9.forgedmacforgedmacforgedmacforged"}, 403),
@@ -115,6 +117,11 @@ def test_bad_beacons_are_refused_and_nothing_is_stored(
     assert refused.status_code == status, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert stored(world) == ["view"]
+
+
+def test_a_beacon_may_say_which_captions_language_is_shown(page: tuple[TestClient, str]) -> None:
+    client, token = page
+    assert client.post(URL, json=beacon(token, captions="pt-BR")).status_code == 204
 
 
 def test_not_json_and_huge_bodies_are_refused(world: World, page: tuple[TestClient, str]) -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 from studyshelf.app import create_app
 from studyshelf.cli import app
 from studyshelf.core.clock import utcnow
-from studyshelf.library.models import Blob, File, FileVersion, Folder
+from studyshelf.library.models import Blob, Caption, File, FileVersion, Folder
 from studyshelf.partners.models import Membership, Organization, OrgKind, Role, User
 from studyshelf.services import Services, build_services
 from studyshelf.settings import Settings
@@ -156,6 +156,10 @@ def test_demo_creates_the_demo(data_dir: Path, open_services: Services) -> None:
         assert roles == {orgs["northwind"].id: Role.OWNER, orgs["riverside"].id: Role.ADMIN}
         versions = list(db.scalars(select(FileVersion).join(File, File.current_version_id == FileVersion.id)))
         names = set(db.scalars(select(File.name)))
+        lecture = db.scalar(select(File.id).where(File.name == "Mitosis — lecture.mp4"))
+        captions = [(c.language, c.is_default, c.source_format) for c in db.scalars(select(Caption))]
+    assert lecture is not None
+    assert sorted(captions) == [("de", False, "srt"), ("en", True, "vtt")]
     assert len(versions) >= 5
     assert {v.content_type for v in versions} >= DEMO_TYPES
     assert {"Cell structure.pdf", "Mitosis — lecture.mp4", "Pronunciation guide.mp3"} <= names

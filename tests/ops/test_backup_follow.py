@@ -14,6 +14,7 @@ from studyshelf.ops.backup_store import point_id, write_json
 from studyshelf.services import Services
 from tests.conftest import Member
 from tests.library.support import uploaded
+from tests.library.test_captions_api import MP4, VTT, added
 
 
 def _digest_of(file: dict[str, object]) -> str:
@@ -37,6 +38,17 @@ def test_a_new_version_s_blob_is_copied_at_the_next_poll(owner: Member, services
     assert set(location.followed_manifest(followed)) == held
     assert follower.poll() == 0  # nothing new: no copy, no manifest
     assert location.followed_ids() == [followed]
+
+
+def test_a_new_caption_s_blob_is_followed_too(owner: Member, services: Services) -> None:
+    location = backup.location_of(services.settings)
+    location.prepare()
+    follower = BlobFollower(services, location)
+    video = uploaded(owner, owner.root_folder_id, "lecture.mp4", MP4)
+    caption = added(owner, video["id"], VTT, language="en")
+    assert follower.poll() == 2
+    assert location.blobs.exists(_digest_of(video))
+    assert location.blobs.exists(str(caption["sha256"]))
 
 
 def test_a_version_committed_after_a_later_one_is_still_found(owner: Member, services: Services) -> None:

@@ -299,6 +299,7 @@ def accept(
         user_agent=client["user_agent"],
         referer=claims.referer,  # the beacon itself comes from our viewer page; the view's referrer says where
         lms=claims.lms,
+        captions=beacon.captions or "",
     )
     try:
         events.publish([enricher.enrich(hit)])

@@ -86,6 +86,12 @@ class BeaconIn(BaseModel):
     bytes: int | None = Field(
         default=None, ge=0, description="more than the file's size is refused (beacon-out-of-range)"
     )
+    captions: str | None = Field(
+        default=None,
+        max_length=35,
+        pattern=r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8})*$",
+        description="the captions language shown (BCP 47), if captions are on",
+    )
 
 
 class ErasureRequest(BaseModel):

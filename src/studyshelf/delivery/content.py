@@ -15,6 +15,7 @@ from studyshelf.events import Hit
 from studyshelf.events.beacon import BeaconClaims
 from studyshelf.events.schema import ClientFacts
 from studyshelf.library.access import content_path_ids
+from studyshelf.library.captions import CAPTIONED_KINDS, CaptionTrack, tracks_of
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
 from studyshelf.signing import MediaClaims
@@ -50,12 +51,14 @@ class ContentFacts:
     size: int
     sha256: str
     modified: int  # the version's creation, epoch seconds: the media URL's Last-Modified
+    captions: tuple[CaptionTrack, ...] = ()  # a video's or audio's caption tracks, the default first
 
     @classmethod
     def of(
         cls, db: Session, file: File, version: FileVersion, *, folders: tuple[str, ...] | None = None
     ) -> ContentFacts:
         """The facts of a version; `folders` (the file's folder path) when the caller has read it already."""
+        captioned = category(version.content_type) in CAPTIONED_KINDS
         return cls(
             file_id=str(file.id),
             version_id=str(version.id),
@@ -66,6 +69,7 @@ class ContentFacts:
             size=version.size,
             sha256=version.blob_sha256,
             modified=int(version.created_at.timestamp()),
+            captions=tuple(tracks_of(db, file.id)) if captioned else (),
         )
 
     @property

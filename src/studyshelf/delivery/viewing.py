@@ -23,6 +23,7 @@ from studyshelf.core.errors import NotFound, PermissionDenied
 from studyshelf.core.ids import new_id, sha256_hex, uuid7_str
 from studyshelf.core.keys import KeyRing, Purpose, TokenRefused
 from studyshelf.delivery import hits
+from studyshelf.delivery.captions import track_urls
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.streaming import allow_store_origin
@@ -112,16 +113,20 @@ def check_viewer_token(keys: KeyRing, scope_id: str, token: str, now: float) -> 
 
 
 def media_urls(services: Services, scope: ViewScope, content: ContentFacts) -> dict[str, Any]:
-    """Fresh signed URLs for a version's bytes (and a download URL when the scope allows it)."""
+    """Fresh signed URLs for a version's bytes and its caption tracks (and a download URL when the scope allows it)."""
     ttl = services.settings.media_url_ttl_seconds
     expires = int(services.clock.time()) + ttl
 
     def sign(download: bool) -> str:
         return services.signer.sign(content.media_claims(scope_id=scope.scope_id, expires=expires, download=download))
 
+    tracks = list(content.captions)
     return {
         "url": sign(False),
         "download_url": sign(True) if scope.allow_download else None,
+        "captions": track_urls(
+            services.signer.sign, tracks, scope_id=scope.scope_id, filename=content.filename, expires=expires
+        ),
         "expires_at": expires,
         "refresh_after": max(30, ttl - 90),
     }
@@ -193,6 +198,8 @@ def file_page(
         "size": content.size,
         "media_url": urls["url"],
         "download_url": urls["download_url"],
+        "captions": urls["captions"],
+        "cross_origin_media": services.signer.media_origin is not None,
         "refresh_after": urls["refresh_after"],
         "renew_url": scope.renew_url,
         "viewer_token": viewer_token(services.keys, scope.scope_id, expires),

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import unit_of_work
+from studyshelf.library.caption_text import read_caption_file
+from studyshelf.library.captions import add_caption, write_caption_blob
 from studyshelf.library.files import add_file
 from studyshelf.library.folders import create_folder, get_root_folder
 from studyshelf.library.listing import list_children
@@ -49,6 +51,22 @@ DEMO_FILES = (
 )
 
 
+@dataclass(frozen=True)
+class DemoCaptions:
+    asset: str
+    language: str
+    default: bool
+
+
+# Captions of the demo lecture: English as WebVTT (shown by default), German as SRT (converted on the way in).
+DEMO_CAPTIONS = {
+    "Mitosis — lecture.mp4": (
+        DemoCaptions("mitosis-lecture.en.vtt", "en", default=True),
+        DemoCaptions("mitosis-lecture.de.srt", "de", default=False),
+    )
+}
+
+
 def asset(name: str) -> Traversable:
     """A demo asset shipped inside the package."""
     return resources.files("studyshelf.demo").joinpath("assets", name)
@@ -74,7 +92,7 @@ def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> N
             folder = _folder(db, principal, parent_id=course, name=item.folder, now=now)
             if _child_id(db, principal, folder_id=folder, name=item.name, now=now) is None:
                 blob, content_type = _store(services.blobs, asset(item.asset), item.name)
-                add_file(
+                file = add_file(
                     db,
                     principal=principal,
                     folder_id=folder,
@@ -83,6 +101,7 @@ def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> N
                     content_type=content_type,
                     now=now,
                 )
+                _caption(services, db, principal, file.id, DEMO_CAPTIONS.get(item.name, ()), now=now)
                 added += 1
     console.print(
         f"Demo ready: [bold]{operator.name}[/bold] ({operator.slug}) and [bold]{partner.name}[/bold] "
@@ -98,6 +117,31 @@ def seed_demo(services: Services, *, console: Console, only_if_empty: bool) -> N
         )
     else:
         console.print(f"Sign in as [bold]{admin.email}[/bold].")
+
+
+def _caption(
+    services: Services,
+    db: Session,
+    principal: Principal,
+    file_id: uuid.UUID,
+    tracks: tuple[DemoCaptions, ...],
+    *,
+    now: datetime,
+) -> None:
+    for track in tracks:
+        text = read_caption_file(asset(track.asset).read_bytes(), filename=track.asset)
+        blob = write_caption_blob(services.blobs, text).commit()
+        add_caption(
+            db,
+            principal=principal,
+            file_id=file_id,
+            blob=blob,
+            text=text,
+            language=track.language,
+            label=None,
+            default=track.default,
+            now=now,
+        )
 
 
 def _organization(db: Session, name: str, slug: str, kind: OrgKind) -> Organization:

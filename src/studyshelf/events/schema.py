@@ -72,6 +72,7 @@ class Hit:
     reason: str = ""
     event_id: str | None = None  # set when the sender chose it (beacons: replays keep the same id)
     lms: str = ""  # when the sender knows it (an LTI launch's platform); else enrichment reads the referrer
+    captions: str = ""  # a beacon's captions language in use (BCP 47), "" with captions off or none
 
 
 @dataclass(frozen=True, slots=True)

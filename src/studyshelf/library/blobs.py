@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from studyshelf.library.models import Blob, FileVersion
+from studyshelf.library.models import Blob, Caption, FileVersion
 from studyshelf.storage import StoredBlob
 
 
@@ -21,8 +21,8 @@ def record_blob(db: Session, *, blob: StoredBlob, now: datetime) -> None:
 
 
 def unreferenced_blobs(db: Session) -> list[str]:
-    """Blobs no version points at any more (safe to delete from the store)."""
-    used = select(FileVersion.blob_sha256)
+    """Blobs no version or caption points at any more (safe to delete from the store)."""
+    used = select(FileVersion.blob_sha256).union(select(Caption.blob_sha256))
     return list(db.scalars(select(Blob.sha256).where(Blob.sha256.not_in(used))))
 
 
@@ -44,6 +44,9 @@ def known_digests(db: Session) -> set[str]:
 
 
 def version_blobs_since(db: Session, *, since: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
-    """Versions whose id is `since` or later (ids are time-ordered UUIDv7s: an index range), with their blobs."""
-    query = select(FileVersion.id, FileVersion.blob_sha256).where(FileVersion.id >= since).order_by(FileVersion.id)
-    return [(version_id, digest) for version_id, digest in db.execute(query)]
+    """Versions and captions whose id is `since` or later (ids are time-ordered UUIDv7s: index ranges), with
+    their blobs. A replaced caption keeps its id, so its new blob waits for the full sync."""
+    versions = select(FileVersion.id, FileVersion.blob_sha256).where(FileVersion.id >= since)
+    captions = select(Caption.id, Caption.blob_sha256).where(Caption.id >= since)
+    rows = db.execute(versions.union_all(captions)).all()
+    return sorted((uuid.UUID(str(item_id)), digest) for item_id, digest in rows)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from studyshelf.core.errors import Invalid, NotFound, PermissionDenied
 from studyshelf.library import access, files, folders, listing, sharing, trash
 from studyshelf.library.api import _decode_cursor, _encode_cursor
+from studyshelf.library.captions import list_captions
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.partners import service as partners
@@ -209,6 +210,7 @@ def file_page(request: Request, file_id: uuid.UUID, principal: PagePrincipal, db
         "can_write": _may_change(db, principal, "file", file.id, file.org_id, now=now),
         "can_share": allows(principal, Permission.LIBRARY_SHARE, file.org_id),
         "nav": "library" if allows(principal, Permission.LIBRARY_READ, file.org_id) else "shared",
+        "captions": list_captions(db, principal=principal, file_id=file.id, now=now),
     }
     return render(request, "library/file.html", context)
 

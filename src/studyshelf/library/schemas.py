@@ -109,3 +109,25 @@ class MeRead(BaseModel):
     user: UserRead
     organizations: list[MyOrgRead]
     current_org_id: uuid.UUID | None
+
+
+class CaptionRead(BaseModel):
+    id: uuid.UUID
+    file_id: uuid.UUID
+    language: str = Field(description="BCP 47 tag in canonical case: en, de, pt-BR, zh-Hant")
+    label: str
+    default: bool = Field(description="shown when the viewer opens (one per file at most)")
+    size: int = Field(description="bytes of the stored WebVTT")
+    cues: int
+    source_format: Literal["vtt", "srt"] = Field(description="what was uploaded; SRT is stored converted to WebVTT")
+    sha256: str
+    created_at: datetime
+    updated_at: datetime
+    content_url: str
+
+
+class CaptionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=100)
+    default: bool | None = None

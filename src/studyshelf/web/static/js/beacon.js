@@ -12,8 +12,16 @@ function reportLoad(stage) {
   let settled = false;
   const timer = window.setTimeout(() => failed("timeout"), TIMEOUT_MS);
 
+  // The captions language shown when the outcome is known (none: captions off, or the file has none).
+  function captionsInUse() {
+    const media = stage.querySelector("[data-media]");
+    const tracks = media && media.textTracks ? Array.from(media.textTracks) : [];
+    const shown = tracks.find((track) => track.mode === "showing" && track.language);
+    return shown ? { captions: shown.language } : {};
+  }
   function send(type, extra) {
-    const body = Object.assign({ token: stage.dataset.beaconToken, type: type, seq: seq++, t: Date.now() }, extra);
+    const body = Object.assign(
+      { token: stage.dataset.beaconToken, type: type, seq: seq++, t: Date.now() }, captionsInUse(), extra);
     navigator.sendBeacon(stage.dataset.beaconUrl, new Blob([JSON.stringify(body)], { type: "application/json" }));
   }
   function settle() {

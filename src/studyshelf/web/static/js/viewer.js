@@ -43,6 +43,7 @@ function keepMediaUrlsFresh(stage) {
       if (media && (onError || media.paused)) swap(media, fresh.url);
       else if (media) media.dataset.nextSrc = fresh.url;
       if (download && fresh.download_url) download.href = fresh.download_url;
+      stage.dispatchEvent(new CustomEvent("studyshelf:media-urls", { detail: fresh }));  // caption tracks
     } catch (status) {
       stage.dataset.renewError = String(status);
       if (onError && failure) giveUp();  // no fresh URL to retry with (the link was revoked, or expired)
