@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from studyshelf.delivery.content import ContentFacts
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
 from studyshelf.library.access import content_path_ids, folder_chain
+from studyshelf.library.captions import CAPTIONED_KINDS, tracks_of
 from studyshelf.library.models import File, FileVersion
 from studyshelf.partners.grants import org_has_access
 
@@ -129,6 +130,8 @@ def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None
         sha256=row.version_sha256,
         modified=int(row.version_created_at.timestamp()),
     )
+    if content.kind in CAPTIONED_KINDS:
+        content = replace(content, captions=tuple(tracks_of(db, link.target_id)))
     return None, path, content
 
 
