@@ -187,6 +187,7 @@ def trash_purge(
 ) -> None:
     """Delete for good what has been in the trash longer than the retention, and unused blobs."""
     from studyshelf.library.jobs import purge_trash
+    from studyshelf.media import models as _media_models  # noqa: F401 - its blobs are kept by the purge
 
     with command_services() as services:
         items, blobs = purge_trash(services, retention_days=older_than_days)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from studyshelf.events.schema import ClientFacts
 from studyshelf.library.access import content_path_ids
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
+from studyshelf.media.models import MediaJob
 from studyshelf.signing import MediaClaims
 
 
@@ -37,6 +39,13 @@ def folder_path(db: Session, file: File) -> tuple[str, ...]:
     return tuple(str(i) for i in found[1][:-1]) if found else (str(file.folder_id),)
 
 
+def _processed(db: Session, version: FileVersion) -> dict[str, Any]:
+    job = db.get(MediaJob, version.id)
+    if job is None or job.generation == 0:
+        return {}
+    return {"media_generation": job.generation, "media_renditions": tuple(job.renditions.split())}
+
+
 @dataclass(frozen=True)
 class ContentFacts:
     """One version of one file as delivered."""
@@ -50,6 +59,8 @@ class ContentFacts:
     size: int
     sha256: str
     modified: int  # the version's creation, epoch seconds: the media URL's Last-Modified
+    media_generation: int = 0  # the version's processed outputs (renditions, poster), 0 while it has none
+    media_renditions: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -66,6 +77,7 @@ class ContentFacts:
             size=version.size,
             sha256=version.blob_sha256,
             modified=int(version.created_at.timestamp()),
+            **_processed(db, version),
         )
 
     @property
