@@ -138,29 +138,28 @@ def run(
     """
     with tempfile.TemporaryFile() as errors:
         follow = on_progress is not None and duration > 0
-        process = subprocess.Popen(  # noqa: S603 - fixed programs, arguments are ours
+        with subprocess.Popen(  # noqa: S603 - fixed programs, arguments are ours
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if follow else stdout,
             stderr=errors,
-        )
-        timer = threading.Timer(timeout, process.kill)
-        timer.daemon = True
-        started = time.monotonic()
-        timer.start()
-        try:
-            if follow and process.stdout is not None:
-                assert on_progress is not None
-                for line in process.stdout:
-                    if line.startswith(b"out_time_us="):
-                        position = _number(line.split(b"=", 1)[1].decode("ascii", "replace").strip()) / 1e6
-                        on_progress(max(0.0, min(1.0, position / duration)))
-            code = process.wait()
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        ) as process:
+            timer = threading.Timer(timeout, process.kill)
+            timer.daemon = True
+            started = time.monotonic()
+            timer.start()
+            try:
+                if follow and process.stdout is not None:
+                    assert on_progress is not None
+                    for line in process.stdout:
+                        if line.startswith(b"out_time_us="):
+                            position = _number(line.split(b"=", 1)[1].decode("ascii", "replace").strip()) / 1e6
+                            on_progress(max(0.0, min(1.0, position / duration)))
+                code = process.wait()
+            finally:
+                timer.cancel()
+                if process.poll() is None:
+                    process.kill()
         if code != 0:
             if time.monotonic() - started >= timeout:
                 raise ToolTimedOut(f"{Path(command[0]).name} took longer than {timeout:.0f} s and was stopped")

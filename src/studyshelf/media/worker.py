@@ -114,7 +114,7 @@ def _run(services: Services, claimed: service.Claimed, tools: Tools, work: Path,
 def _source_file(blobs: BlobStore, sha256: str, target: Path) -> Path:
     """The source on local disk: the store's own file when it has one (and it is stored plain), else a copy."""
     local = blobs.local_path(sha256)
-    if local is not None:
+    if local is not None and local.is_file():
         return local
     size = blobs.size(sha256)
     with target.open("wb") as out:

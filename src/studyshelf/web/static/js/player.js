@@ -1,6 +1,6 @@
-// Adaptive playback of a processed video: HLS natively where the browser plays it (Safari, iOS), else with the
-// vendored hls.js, else the original MP4. Every rendition file sits under one signed prefix
-// (/m/~/…/{sig}/); when the viewer renews its URLs, requests still to be made go to the fresh prefix.
+// Adaptive playback of a processed video: HLS through the vendored hls.js, natively where the browser has no
+// MediaSource but plays HLS itself (iOS Safari), else the original MP4. Every rendition file sits under one
+// signed prefix (/m/~/…/{sig}/); when the viewer renews its URLs, later requests go to the fresh prefix.
 const SET_PREFIX = /\/m\/~\/(?:[^/]+\/){6}/;
 
 function startPlayer(stage, video) {
@@ -33,12 +33,9 @@ function startPlayer(stage, video) {
     return "segment";
   }
 
-  if (video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.dataset.player = "native-hls";
-    stage.dataset.rendition = "auto";
-    video.src = video.dataset.hlsSrc;
-    video.addEventListener("error", () => { if (video.dataset.player === "native-hls") useMp4("decode"); }, { once: true });
-  } else if (window.Hls && window.Hls.isSupported()) {
+  // hls.js first where MediaSource exists (as its authors advise): it renews URLs mid-stream and reports
+  // manifest, segment and decode errors apart; native HLS where it does not (iOS Safari), then the MP4.
+  if (window.Hls && window.Hls.isSupported()) {
     video.dataset.player = "hls.js";
     hls = new window.Hls({
       maxBufferLength: 30,
@@ -57,6 +54,11 @@ function startPlayer(stage, video) {
     });
     hls.loadSource(video.dataset.hlsSrc);
     hls.attachMedia(video);
+  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.dataset.player = "native-hls";
+    stage.dataset.rendition = "auto";
+    video.src = video.dataset.hlsSrc;
+    video.addEventListener("error", () => { if (video.dataset.player === "native-hls") useMp4("decode"); }, { once: true });
   } else {
     useMp4(null);
   }
