@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from sqlalchemy import func, select
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.media.models import MediaJob
+from studyshelf.media.service import requeue_failed
 from studyshelf.media.tools import Tools
 from studyshelf.media.worker import discover, process_pending
 from studyshelf.services import command_services
@@ -17,10 +20,17 @@ console = Console()
 
 
 @app.command("backfill")
-def backfill() -> None:
+def backfill(
+    retry_failed: Annotated[
+        bool, typer.Option(help="Also queue the jobs that failed (after installing ffmpeg).")
+    ] = False,
+) -> None:
     """Queue every current file version that has never been processed (files uploaded before processing)."""
     with command_services() as services:
         queued = discover(services)
+        if retry_failed:
+            with unit_of_work(services.write_sessions) as db:
+                queued += requeue_failed(db, now=services.clock.now())
     console.print(f"Queued {queued} file versions; serve or `studyshelf worker` processes them.")
 
 

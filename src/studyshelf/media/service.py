@@ -97,6 +97,17 @@ def requeue(db: Session, *, version: FileVersion, now: datetime) -> MediaJob | N
     return job
 
 
+def requeue_failed(db: Session, *, now: datetime) -> int:
+    """Queue every failed job again (after ffmpeg was installed, say); return how many."""
+    result = db.execute(
+        update(MediaJob)
+        .where(MediaJob.state == "failed")
+        .values(state="queued", attempts=0, percent=0, error=None, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def claim(db: Session, *, holder: str, now: datetime, lease: timedelta) -> Claimed | None:
     """Take the next due job (or one whose worker died mid-run) for `holder`, until now + lease."""
     due = or_(
