@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import DESKTOP, PHONE, Server, running_server, script_failures, watch_script_errors
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    Server,
+    running_server,
+    script_failures,
+    sign_in,
+    watch_script_errors,
+)
 
 pytestmark = pytest.mark.browser
 VIDEO = "Mitosis — lecture.mp4"
@@ -137,4 +145,34 @@ def test_without_hls_support_the_mp4_plays(browser: Any, video_link: str, artifa
     assert "/m/~/" not in src
     assert "/m/" in src
     page.screenshot(path=str(artifacts / "hls-viewer-phone-mp4.png"))
+    context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_library_shows_thumbnails_and_the_file_page_its_processing(
+    browser: Any, hls_server: Server, video_link: str, artifacts: Path, viewport: dict[str, int]
+) -> None:
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    errors = watch_script_errors(page)
+    with httpx.Client(base_url=hls_server.url, timeout=15) as api:
+        api.post("/api/v1/auth/login", json={"email": hls_server.email, "password": hls_server.password})
+        folder_id = api.get(f"/api/v1/files/{_find(api, VIDEO)}").json()["folder_id"]
+    sign_in(page, hls_server)
+    page.goto(f"{hls_server.url}/library/{folder_id}")
+    row = page.locator("tr", has_text=VIDEO)
+    thumb = row.locator("img.row-thumb")
+    thumb.wait_for()
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=thumb.element_handle(), timeout=10_000)
+    name = "desktop" if viewport == DESKTOP else "phone"
+    page.screenshot(path=str(artifacts / f"hls-library-{name}.png"), full_page=True)
+    row.get_by_role("link", name=VIDEO).click()
+    panel = page.locator("#processing")
+    panel.wait_for(timeout=10_000)
+    assert "Streams in 360p" in panel.inner_text()
+    poster = page.locator("video.player").get_attribute("poster")
+    assert poster is not None
+    assert poster.endswith("/previews/poster.jpg")
+    page.screenshot(path=str(artifacts / f"hls-file-page-{name}.png"), full_page=True)
+    assert not script_failures(errors), errors
     context.close()
