@@ -4,6 +4,7 @@ one signature per prefix."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import uuid
@@ -308,3 +309,58 @@ def test_discovery_skips_documents_and_deleted_files(services: Services, owner: 
     assert discover(services) == 0
     with services.read_sessions() as db:
         assert db.execute(select(MediaOutput)).first() is None
+
+
+def test_progress_is_reported_while_running_and_shown(services: Services, owner: Member) -> None:
+    body = upload_demo(owner)
+    discover(services)
+    with services.write_sessions() as db, db.begin():
+        claimed = service.claim(db, holder="w1", now=services.clock.now(), lease=timedelta(minutes=5))
+    assert claimed is not None
+    with services.write_sessions() as db, db.begin():
+        service.report_progress(db, version_id=claimed.version_id, holder="w1", percent=42, now=services.clock.now())
+        service.report_progress(db, version_id=claimed.version_id, holder="w2", percent=99, now=services.clock.now())
+    status = owner.client.get(f"/api/v1/files/{body['id']}/processing").json()
+    assert status["state"] == "running"
+    assert status["percent"] == 42  # only the holder of the lease reports
+    panel = owner.client.get(f"/files/{body['id']}/processing").text
+    assert 'value="42"' in panel
+    assert 'hx-trigger="load delay:2s"' in panel  # it asks again while running
+    with services.write_sessions() as db, db.begin():  # another worker cannot take it while the lease holds
+        assert service.claim(db, holder="w2", now=services.clock.now(), lease=timedelta(minutes=5)) is None
+
+
+def test_ffmpeg_progress_follows_the_encode(services: Services, tmp_path: Path) -> None:
+    from studyshelf.media.produce import Job, produce
+
+    fractions: list[float] = []
+    job = Job("video", "video/mp4", DEMO, tmp_path, timeout=120, max_duration=3600)
+    produce(Tools.find(services.settings), job, fractions.append)
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert len({round(f, 1) for f in fractions}) >= 3  # intermediate positions, from -progress pipe:1
+
+
+def test_cli_backfill_retry_failed_and_status(
+    services: Services, owner: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from studyshelf.cli import app
+
+    for name in [n for n in os.environ if n.startswith("STUDYSHELF_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("STUDYSHELF_DATA_DIR", str(services.settings.data_dir))
+    monkeypatch.setenv("STUDYSHELF_DATABASE_URL", services.settings.resolved_database_url)
+    monkeypatch.setenv("STUDYSHELF_SECRET_KEY", services.settings.secret_key)
+    body = upload_demo(owner, "Truncated.mp4", DEMO.read_bytes()[:4000])
+    runner = CliRunner()
+    backfill = runner.invoke(app, ["media", "backfill"])
+    assert backfill.exit_code == 0, backfill.output
+    assert "Queued 1 file versions" in backfill.output
+    assert runner.invoke(app, ["media", "process"]).exit_code == 0
+    assert owner.client.get(f"/api/v1/files/{body['id']}/processing").json()["state"] == "failed"
+    assert "failed   1" in runner.invoke(app, ["media", "status"]).output
+    again = runner.invoke(app, ["media", "backfill", "--retry-failed"])
+    assert "Queued 1 file versions" in again.output
+    assert owner.client.get(f"/api/v1/files/{body['id']}/processing").json()["state"] == "queued"

@@ -48,6 +48,7 @@ def process() -> None:
 def status() -> None:
     """How many jobs are queued, running, done and failed."""
     with command_services() as services, unit_of_work(services.read_sessions) as db:
-        counts = dict(db.execute(select(MediaJob.state, func.count()).group_by(MediaJob.state)).tuples().all())
+        rows = db.execute(select(MediaJob.state, func.count()).group_by(MediaJob.state)).all()
+        counts = {state: int(count) for state, count in rows}
     for state in ("queued", "running", "done", "failed"):
         console.print(f"{state:8} {counts.get(state, 0)}")
