@@ -47,8 +47,16 @@ def test_webkit_plays_the_hls_renditions_through_the_player_and_natively(webkit:
         "const v = document.querySelector('video[data-media]'); return [v.dataset.player, v.readyState, v.currentTime,"
         " v.paused, v.error && v.error.code, document.querySelector('[data-viewer]').dataset.hlsError || '']"
     )
-    plays = lambda: bool(webkit.execute_script(PLAYS))  # noqa: E731 - a short condition
-    _wait(webkit, plays, f"the video to play (player, readyState, …: {webkit.execute_script(state)})", timeout=60)
+    seen: list[Any] = []
+
+    def plays() -> bool:
+        seen[:] = webkit.execute_script(state)
+        return bool(webkit.execute_script(PLAYS))
+
+    try:
+        _wait(webkit, plays, "the video to play", timeout=60)
+    except pytest.fail.Exception:
+        pytest.fail(f"the video did not play in WebKit; player, readyState, time, paused, error, hls error: {seen}")
     ARTIFACTS.mkdir(exist_ok=True)
     webkit.save_screenshot(str(ARTIFACTS / "hls-webkit.png"))
     webkit.execute_script("document.querySelector('video[data-media]').pause();")
