@@ -364,3 +364,18 @@ def test_cli_backfill_retry_failed_and_status(
     again = runner.invoke(app, ["media", "backfill", "--retry-failed"])
     assert "Queued 1 file versions" in again.output
     assert owner.client.get(f"/api/v1/files/{body['id']}/processing").json()["state"] == "queued"
+
+
+def test_too_little_disk_is_retried_later_and_says_why(
+    services: Services, owner: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studyshelf.media import worker
+
+    body = upload_demo(owner)
+    monkeypatch.setattr(worker, "DISK_FACTOR", 10**9)  # wants far more than any disk has
+    assert process_next(services, holder="w1") is None  # not queued yet: found by discovery first
+    discover(services)
+    assert process_next(services, holder="w1") == "queued"
+    status = owner.client.get(f"/api/v1/files/{body['id']}/processing").json()
+    assert "free in the data dir" in status["error"]
+    assert "retried" in status["error"]

@@ -29,6 +29,7 @@ log = logging.getLogger("studyshelf.media")
 WORK_DIR = "media-work"
 CHUNK = 1 << 20
 PROGRESS_EVERY = 1.0  # seconds between progress writes
+DISK_FACTOR = 3
 DISCOVERY_OVERLAP_MS = 60_000  # a version committed up to this long after its id was stamped is still found
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -56,9 +57,8 @@ def process_next(services: Services, *, holder: str, tools: Tools | None = None)
         return _failed(services, claimed, holder, str(failed), retry=False)
     except Exception as exc:
         log.exception("media processing of version %s failed", claimed.version_id)
-        return _failed(
-            services, claimed, holder, f"processing failed ({type(exc).__name__}); it will be retried", retry=True
-        )
+        reason = str(exc) if isinstance(exc, NotEnoughDisk) else type(exc).__name__
+        return _failed(services, claimed, holder, f"processing failed ({reason}); it will be retried", retry=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     with unit_of_work(services.write_sessions) as db:
@@ -76,8 +76,21 @@ def _failed(services: Services, claimed: service.Claimed, holder: str, error: st
         )
 
 
+class NotEnoughDisk(Exception):
+    """Too little free space in the data dir for this run: tried again later (the original is served meanwhile)."""
+
+
+def _check_disk(blobs: BlobStore, sha256: str, work: Path) -> None:
+    """Renditions take about the source's size again, a copy of the source as much: want three times it free."""
+    needed = DISK_FACTOR * blobs.size(sha256)
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        raise NotEnoughDisk(f"{free >> 20} MiB free in the data dir, {needed >> 20} MiB wanted")
+
+
 def _run(services: Services, claimed: service.Claimed, tools: Tools, work: Path, holder: str) -> service.Result:
     settings = services.settings
+    _check_disk(services.blobs, claimed.blob_sha256, work)
     source = _source_file(services.blobs, claimed.blob_sha256, work / "source")
     last = [0.0, -1]
 
