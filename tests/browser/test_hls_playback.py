@@ -92,7 +92,7 @@ def test_hls_js_plays_and_seeks_to_the_right_segment(page: Any, video_link: str,
     page.wait_for_function("() => document.querySelector('video').dataset.player === 'hls.js'", timeout=15_000)
     page.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=30_000)
     assert segments[0] == 0, segments
-    assert page.evaluate("() => document.querySelector('[data-viewer]').dataset.rendition") == "360p"
+    page.wait_for_function("() => document.querySelector('[data-viewer]').dataset.rendition === '360p'")
     assert 2 not in segments, segments
 
     page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; v.currentTime = 8.2; }")

@@ -42,10 +42,12 @@ function startPlayer(stage, video) {
       // Rewrite every request to the prefix signed last: URLs the manifest gave hls.js outlive their signature.
       xhrSetup: (xhr, url) => { xhr.open("GET", toCurrentPrefix(url), true); },
     });
-    hls.on(window.Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+    const showRendition = (_event, data) => {
       const level = hls.levels[data.level];
       stage.dataset.rendition = level && level.height ? `${level.height}p` : String(data.level);
-    });
+    };
+    hls.on(window.Hls.Events.LEVEL_SWITCHING, showRendition);  // chosen (before its first segment loads)
+    hls.on(window.Hls.Events.LEVEL_SWITCHED, showRendition);
     let recovered = false;
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
