@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint fmt bench bench-analytics bench-backup bench-upload install clean
+.PHONY: run test lint fmt messages bench bench-analytics bench-backup bench-upload install clean
 
 # The server's own dependencies (requirements.lock) for `make run`; the test and lint tools on top
 # (requirements-dev.lock, a superset at the same versions) for everything else.
@@ -48,6 +48,13 @@ fmt: $(DEV_STAMP)
 test: $(DEV_STAMP) lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+# Extract the UI's strings into locale/messages.pot and merge them into every language's messages.po
+# (translate the new entries there; the app compiles the .po files when it starts: web/i18n.py).
+LOCALE_DIR := src/studyshelf/locale
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header -o $(LOCALE_DIR)/messages.pot src/studyshelf
+	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --no-fuzzy-matching --ignore-pot-creation-date
+
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.encryption
@@ -58,12 +65,14 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
+	$(BIN)/python -m bench.analytics_live
 	$(BIN)/python -m bench.backup
 	$(BIN)/python -m bench.cluster
 
 bench-analytics: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
+	$(BIN)/python -m bench.analytics_live
 
 bench-backup: $(DEV_STAMP)
 	$(BIN)/python -m bench.backup

@@ -45,7 +45,7 @@ from studyshelf.ops.health import router as health_router
 from studyshelf.ops.metrics import mark_this_process_dead, watch_pool
 from studyshelf.ops.observe import RequestObserver
 from studyshelf.ops.pages import router as ops_pages
-from studyshelf.ops.signals import RequestSignals
+from studyshelf.ops.signals import RequestFlusher
 from studyshelf.partners.api import router as partners_router
 from studyshelf.partners.pages import router as partners_pages
 from studyshelf.services import Services, build_services
@@ -94,7 +94,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             built.hits.views.start()
         scheduler = None
         if settings.scheduler_interval_seconds > 0:
-            scheduler = Scheduler(built, interval_seconds=settings.scheduler_interval_seconds)
+            scheduler = Scheduler(
+                built,
+                interval_seconds=settings.scheduler_interval_seconds,
+                alarm_interval_seconds=settings.alarm_interval_seconds,
+            )
             scheduler.start()
         media_worker = _start_media_processing(built)
         drainer = None
@@ -141,7 +145,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(
         MediaUrls, on_refused=record_media_refusal, on_download=record_download, on_transfer=record_transfers
     )  # /m/ is answered before the router (delivery/media.py)
-    app.add_middleware(RequestSignals, services=built)  # the alarms' request signals, /m/ included
     app.mount("/static", VersionedStaticFiles(static_assets()), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
@@ -180,7 +183,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         RequestObserver,
         routes=[*app.router.routes, *(route for router in routers for route in router.routes)],
         trusted_proxies=settings.trusted_proxies,
+        clock=built.clock,
+        flusher=RequestFlusher(built),
         personal_data=settings.log_personal_data,
-    )  # outermost of all: every request, /m/ included, gets its id, metrics and access line
+    )  # outermost of all: every request, /m/ included, gets its id, metrics, alarm signals and access line
     watch_pool(built.engine)
     return app

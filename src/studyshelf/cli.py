@@ -263,8 +263,13 @@ def _over_every_blob(store: EncryptedBlobStore, step: Callable[[str], bool], ver
 def worker(
     batch: Annotated[int, typer.Option(help="Events per warehouse transaction.")] = 1000,
     name: Annotated[str | None, typer.Option(help="Consumer name (default host-pid).")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of this worker's /metrics (default STUDYSHELF_WORKER_METRICS_PORT; 0: none)."),
+    ] = None,
 ) -> None:
-    """Drain the Redis event stream into the warehouse until stopped (run one or many)."""
+    """Drain the Redis event stream into the warehouse until stopped (run one or many); also evaluate the alarm rules
+    every minute (STUDYSHELF_ALARM_INTERVAL_SECONDS, one instance at a time) and serve /metrics on loopback."""
     logging.getLogger().setLevel(logging.INFO)
     import signal
     import threading
@@ -272,6 +277,8 @@ def worker(
     from studyshelf.analytics.ingest import drain
     from studyshelf.delivery.view_counts import ViewCounts
     from studyshelf.events.redis_persistence import log_redis_persistence
+    from studyshelf.jobs.runner import Scheduler
+    from studyshelf.ops.metrics import serve_worker_metrics
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -280,10 +287,16 @@ def worker(
         if not services.settings.redis_url:
             console.print("[yellow]No STUDYSHELF_REDIS_URL: the web process drains its own spool.[/yellow]")
             raise typer.Exit(code=2)
-        log_redis_persistence(services.settings.redis_url)
+        settings = services.settings
+        log_redis_persistence(settings.redis_url)
         consumer = name or drain.consumer_name()
+        port = settings.worker_metrics_port if metrics_port is None else metrics_port
+        if (server := serve_worker_metrics(settings.worker_metrics_host, port)) is not None:
+            console.print(f"Metrics at http://{settings.worker_metrics_host}:{server.server_port}/metrics.")
         console.print(f"Draining events into the warehouse as {consumer}.")
         counts = ViewCounts(services)
+        alarms = Scheduler(services, interval_seconds=0, alarm_interval_seconds=settings.alarm_interval_seconds)
+        alarms.start()
         media_worker = _media_worker(services)
         try:
             drain.run(
@@ -295,6 +308,9 @@ def worker(
                 after_store=counts.after_store,
             )
         finally:
+            alarms.stop()
+            if server is not None:
+                server.shutdown()
             if media_worker is not None:
                 media_worker.stop()
 

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     )
     smtp_url: str | None = None
     scheduler_interval_seconds: int = Field(default=300, ge=0, description="0 turns the in-process scheduler off")
+    alarm_interval_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="how often the scheduler (serve's and `studyshelf worker`'s) evaluates the alarm rules and sends "
+        "the outbox; 0: only with the scheduler's other jobs",
+    )
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="port of `studyshelf worker`'s /metrics (0: none)"
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", min_length=1, description="address `studyshelf worker`'s /metrics listens on (loopback)"
+    )
     media_url_ttl_seconds: int = Field(default=600, ge=30, le=600, description="life of a signed /m/ URL")
     media_keys: dict[str, str] = Field(
         default_factory=dict,

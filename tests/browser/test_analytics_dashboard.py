@@ -77,7 +77,7 @@ def _seed(page: Any, server: Server) -> Seeded:
             "extension": "pdf" if file is pdf else "mp4",
             "viewer": uuid.uuid4().hex,
         }
-        return event(type_, ts=at(day), **{**base, **fields})
+        return event(type_, **{"ts": at(day), **base, **fields})
 
     events = [use(pdf, "view", d % 14, country="GB") for d in range(6)]
     events += [use(pdf, "view", d, country="DE", browser="Firefox", os="Linux") for d in (2, 5, 9)]
@@ -86,6 +86,13 @@ def _seed(page: Any, server: Server) -> Seeded:
     events += [use(pdf, "load_ok", d, load_ms=180 + 40 * d) for d in range(5)]
     events += [use(video, "load_fail", 11, error_class="network"), use(video, "load_fail", 12, error_class="decode")]
     events += [use(pdf, "download", 3, bytes=3 * 1024 * 1024)]
+    # The fortnight before: the video was watched more, the PDF less (rising and falling files).
+    events += [use(video, "view", d - 14, country="US", lms="canvas") for d in range(5)]
+    events += [use(pdf, "view", -3, country="GB")]
+    # The last minutes, for the live panel.
+    recent = utcnow() - timedelta(minutes=3)
+    events += [use(pdf, "view", 0, country="GB", ts=recent - timedelta(minutes=m)) for m in range(4)]
+    events += [use(video, "load_fail", 0, error_class="decode", ts=recent)]
     warehouse = build_warehouse(f"duckdb://{Path(server.env['STUDYSHELF_DATA_DIR']) / 'warehouse.duckdb'}")
     try:
         assert warehouse.insert(events) == len(events)
@@ -161,10 +168,10 @@ def test_dashboard_charts_and_kpis(browser: Any, server: Server, seeded: Seeded,
     canvas = page.locator(".series-chart canvas").first
     canvas.wait_for()
     assert canvas.evaluate(CANVAS_HAS_INK) > 50, "the time series is blank"
-    countries = page.locator("[data-breakdown='country'] .bar-row")
+    countries = page.locator("[data-map-table] tbody tr")
     assert countries.count() == 4
-    assert page.locator("[data-breakdown='country'] svg.bar .bar-fill").count() == 4
-    assert countries.first.locator(".bar-label").inner_text() == "United Kingdom"  # named by the browser
+    assert page.locator(".world-map a[data-country]").count() == 4
+    assert countries.first.locator("[data-region]").inner_text() == "United Kingdom"  # named by the browser
     assert page.locator("[data-breakdown='partner']").inner_text().count(PARTNER) == 1
     files = page.locator("[data-top='files'] tbody tr")
     assert files.count() == 2
@@ -185,7 +192,7 @@ def test_dashboard_drill_down_and_filters(browser: Any, server: Server, seeded: 
     _switch_to_operator(page)
     page.goto(seeded.url)
     _loaded(page)
-    countries = page.locator("[data-breakdown='country'] .bar-row")
+    countries = page.locator("[data-map-table] tbody tr a")
 
     # Drill down by country: the figures narrow, a chip says so, the address can be shared.
     countries.first.click()
@@ -240,4 +247,100 @@ def test_dashboard_on_a_phone(browser: Any, server: Server, seeded: Seeded, arti
     page.locator(".avatar").click()
     assert page.get_by_role("link", name="Analytics").is_visible()
     assert not script_failures(errors), errors
+    context.close()
+
+
+def test_comparison_map_and_history(browser: Any, server: Server, seeded: Seeded, artifacts: Path) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    errors = _watch_errors(page)
+    sign_in(page, server)
+    _switch_to_operator(page)
+    page.goto(seeded.url)
+    _loaded(page)
+
+    # Comparison with the fortnight before: 12 views against 6, the video falling, the PDF rising.
+    assert page.locator("[data-change='views']").inner_text().strip().startswith("+6 (+100%)")
+    assert page.locator("[data-movers='rising'] li[data-key]").first.get_attribute("data-key") == seeded.pdf_id
+    assert page.locator("[data-movers='falling'] li[data-key]").first.get_attribute("data-key") == seeded.video_id
+    page.locator("[data-compare-toggle]").click()
+    page.wait_for_function("() => location.search.includes('compare=1')")
+    _loaded(page)
+    page.locator(".series-chart .u-legend .u-series").nth(3).wait_for()
+    overlay = page.locator(".series-chart .u-legend .u-series").nth(3).inner_text()
+    assert overlay.startswith("Views, "), overlay  # "Views, 26 Jul – 8 Aug 2026": the previous fortnight
+
+    # The map: countries drawn from the vendored shapes, coloured; a country is reachable by keyboard.
+    shape = page.locator(".world-map a[data-country='GB'] use")
+    box = shape.bounding_box()
+    assert box is not None, "the map shape did not render"
+    assert min(box["width"], box["height"]) > 5, box
+    fill = shape.evaluate("(el) => getComputedStyle(el).fill")
+    assert fill not in ("", "none", "rgb(0, 0, 0)"), fill
+    page.locator("[data-map-mode='fails']").click()
+    assert page.locator(".world-map").get_attribute("data-mode") == "fails"
+    page.screenshot(path=str(artifacts / "analytics-map-desktop.png"), full_page=True)
+    page.locator(".world-map a[data-country='DE']").focus()
+    page.keyboard.press("Enter")
+    page.locator(".chip", has_text="Germany").wait_for()
+    _loaded(page)
+    assert "country=DE" in page.url
+    assert "compare=1" in page.url
+    assert _kpi(page, "views") == "3"
+
+    # Back walks through the drill-downs: the view before it, with its chart drawn again.
+    page.go_back()
+    page.wait_for_function("() => !location.search.includes('country=')")
+    page.locator("[data-kpi='views'] .kpi-value").filter(has_text="12").wait_for()
+    canvas = page.locator(".series-chart canvas").first
+    canvas.wait_for()
+    assert canvas.evaluate(CANVAS_HAS_INK) > 50, "the restored chart is blank"
+    page.go_forward()
+    page.locator(".chip", has_text="Germany").wait_for()
+    _no_page_errors(errors)
+    context.close()
+
+
+def test_live_panel_and_presets(browser: Any, server: Server, seeded: Seeded, artifacts: Path) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    errors = _watch_errors(page)
+    sign_in(page, server)
+    _switch_to_operator(page)
+    page.clock.install()  # the live panel's polling runs on the page's timers, which the test moves on
+
+    # The live panel: the last minutes' views, refreshed every 10 s without reloading the page.
+    page.goto(f"{server.url}/analytics")
+    live = page.locator("#live-panel[hx-trigger='every 10s']")
+    live.wait_for()
+    assert live.locator("[data-live='views'] dd").inner_text().strip() == "4"
+    assert live.locator("[data-live='fails'] dd").inner_text().strip() == "1"
+    assert live.locator(f"[data-live-file='{seeded.pdf_id}']").count() == 1
+    with page.expect_response(lambda r: "/analytics/live" in r.url):
+        page.clock.run_for(11_000)
+    page.locator("#live-panel[hx-trigger='every 10s']").wait_for()
+    page.screenshot(path=str(artifacts / "analytics-live-desktop.png"), full_page=False)
+
+    # Presets: today in the organisation's time zone.
+    page.locator("label.segment", has_text="Today").click()
+    page.wait_for_function("() => location.search.includes('days=today')")
+    _loaded(page)
+    assert _kpi(page, "views") == "4"
+    _no_page_errors(errors)
+    context.close()
+
+
+def test_map_and_live_panel_on_a_phone(browser: Any, server: Server, seeded: Seeded, artifacts: Path) -> None:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    errors = _watch_errors(page)
+    sign_in(page, server)
+    _switch_to_operator(page)
+    page.goto(seeded.url + "&compare=1")
+    _loaded(page)
+    page.locator("#live-panel[hx-trigger='every 10s']").wait_for()
+    page.locator(".series-chart canvas").first.wait_for()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"], "the page scrolls sideways"
+    page.screenshot(path=str(artifacts / "analytics-insight-phone.png"), full_page=True)
+    _no_page_errors(errors)
     context.close()

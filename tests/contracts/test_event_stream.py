@@ -5,22 +5,28 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 
+from studyshelf.core.clock import MovableClock
 from studyshelf.events import Event, EventStream
 from studyshelf.events.memory import MemoryEventStream
 from studyshelf.events.redis_streams import ENTRY_EVENTS, RedisStreamsEventStream
+from studyshelf.events.schema import encode_lines
 from studyshelf.events.spool import SpoolEventStream
 from tests.analytics.support import REDIS_URL, event, redis_available
 from tests.conftest import require_service
 
 IDLE = 0.3  # seconds before another consumer may take over unacked events
 
+ACCEPTED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # when the first event of a lag test is accepted
+
 Reopen = Callable[[], EventStream]
+PublishAt = Callable[[datetime, Sequence[Event]], None]  # publish as the buffer's clock reads that time
 
 
 def ids(events: list[Event]) -> list[str]:
@@ -112,6 +118,25 @@ class EventStreamContract:
         stream.publish([full])
         assert stream.read(consumer="c1").events == [full]
 
+    def test_the_oldest_event_not_yet_acked_dates_the_ingest_lag(
+        self, stream: EventStream, publish_at: PublishAt
+    ) -> None:
+        assert stream.oldest_accepted_at() is None
+        publish_at(ACCEPTED, [event()])
+        publish_at(ACCEPTED + timedelta(seconds=90), [event(), event()])
+        publish_at(ACCEPTED + timedelta(seconds=300), [event()])
+        assert stream.oldest_accepted_at() == ACCEPTED
+        taken = stream.read(consumer="c1", max_count=1)
+        assert stream.oldest_accepted_at() == ACCEPTED  # read but not acked: still waiting (pending)
+        stream.ack(taken)
+        assert stream.oldest_accepted_at() == ACCEPTED + timedelta(seconds=90)  # never read yet (undelivered)
+        rest = stream.read(consumer="c1", max_count=10)
+        assert len(rest.events) == 3
+        stream.ack(rest)
+        assert stream.oldest_accepted_at() is None
+        publish_at(ACCEPTED + timedelta(seconds=900), [event()])  # after a quiet spell: only the new event counts
+        assert stream.oldest_accepted_at() == ACCEPTED + timedelta(seconds=900)
+
 
 class DurableEventStreamContract(EventStreamContract):
     """What survives the process: backends that keep events outside it also supply `reopen`."""
@@ -129,23 +154,58 @@ class DurableEventStreamContract(EventStreamContract):
         assert ids(read_all(fresh, "c2")) == ids(sent[1:])
         fresh.close()
 
+    def test_events_left_by_a_dead_process_keep_their_age(
+        self, stream: EventStream, reopen: Reopen, publish_at: PublishAt
+    ) -> None:
+        # Accepted at ACCEPTED; the event itself happened 5 s earlier (the spool dates leftovers by it).
+        publish_at(ACCEPTED, [event(ts=ACCEPTED - timedelta(seconds=5))])
+        stream.close()
+        fresh = reopen()
+        oldest = fresh.oldest_accepted_at()
+        assert oldest is not None
+        assert ACCEPTED - timedelta(seconds=5) <= oldest <= ACCEPTED
+        fresh.close()
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(ACCEPTED - timedelta(hours=1))
+
+
+def publish_by_clock(stream: EventStream, clock: MovableClock) -> PublishAt:
+    def publish_at(when: datetime, events: Sequence[Event]) -> None:
+        clock.advance((when - clock.now()).total_seconds())
+        stream.publish(events)
+
+    return publish_at
+
 
 class TestMemory(EventStreamContract):
     @pytest.fixture
-    def stream(self) -> MemoryEventStream:
-        return MemoryEventStream(claim_idle_seconds=IDLE)
+    def stream(self, clock: MovableClock) -> MemoryEventStream:
+        return MemoryEventStream(claim_idle_seconds=IDLE, clock=clock)
+
+    @pytest.fixture
+    def publish_at(self, stream: EventStream, clock: MovableClock) -> PublishAt:
+        return publish_by_clock(stream, clock)
 
 
 class TestSpool(DurableEventStreamContract):
     @pytest.fixture
-    def reopen(self, tmp_path: Path) -> Reopen:
-        return lambda: SpoolEventStream(tmp_path / "events", fsync_ms=5, claim_idle_seconds=IDLE, segment_bytes=4096)
+    def reopen(self, tmp_path: Path, clock: MovableClock) -> Reopen:
+        return lambda: SpoolEventStream(
+            tmp_path / "events", fsync_ms=5, claim_idle_seconds=IDLE, segment_bytes=4096, clock=clock
+        )
 
     @pytest.fixture
     def stream(self, reopen: Reopen) -> Iterator[EventStream]:
         stream = reopen()
         yield stream
         stream.close()
+
+    @pytest.fixture
+    def publish_at(self, stream: EventStream, clock: MovableClock) -> PublishAt:
+        return publish_by_clock(stream, clock)
 
     def test_segments_rotate_and_consumed_ones_are_deleted(self, stream: EventStream, tmp_path: Path) -> None:
         for _ in range(80):  # ~40 KiB: several 4 KiB segments
@@ -238,6 +298,20 @@ class TestRedis(DurableEventStreamContract):
         stream = reopen()
         yield stream
         stream.close()
+
+    @pytest.fixture
+    def publish_at(self, stream: EventStream) -> PublishAt:
+        """Redis dates an entry by its id (the server's time of XADD): write the entry as `publish` does, with the
+        id of that time (a fresh stream, times rising)."""
+        assert isinstance(stream, RedisStreamsEventStream)
+
+        def publish_at(when: datetime, events: Sequence[Event]) -> None:
+            stream.oldest_accepted_at()  # makes the group, as a first publish does
+            entry_id = f"{int(when.timestamp() * 1000)}-0"
+            stream.client.xadd(stream.stream, {"e": encode_lines(events), "n": len(events)}, id=entry_id)
+            stream.client.incrby(stream.counter, len(events))
+
+        return publish_at
 
     def test_a_publish_is_one_entry_and_the_backlog_counts_events(self, stream: EventStream) -> None:
         assert isinstance(stream, RedisStreamsEventStream)

@@ -133,6 +133,26 @@ class WarehouseContract:
         assert [(t.date().isoformat(), m.views) for t, m in series] == [("2026-03-10", 2), ("2026-03-12", 1)]
         assert series[0][0].tzinfo is not None
 
+    def test_series_by_minute_over_a_short_range(self, warehouse: Warehouse) -> None:
+        """The live panel's query: half an hour by minute, its top files, the range bounding the scan."""
+        minute = timedelta(minutes=1)
+        warehouse.insert(
+            [
+                event(ts=T0 + 5 * minute),
+                event(ts=T0 + 5 * minute + timedelta(seconds=59), file_id=OTHER_FILE),
+                event(ts=T0 + 7 * minute, viewer="v1"),
+                event("load_fail", ts=T0 + 7 * minute),
+                event(ts=T0 - minute),  # just outside the half hour, before and after
+                event(ts=T0 + 30 * minute),
+            ]
+        )
+        live = warehouse.summary(
+            query(start=T0, end=T0 + 30 * minute, bucket="minute", parts=frozenset({"totals", "series", "top"}))
+        )
+        assert [(t - T0, m.views, m.fails) for t, m in live.series] == [(5 * minute, 2, 0), (7 * minute, 1, 1)]
+        assert (live.totals.views, live.totals.fails) == (3, 1)
+        assert sorted(m.views for _, m in live.top_files) == [1, 2]
+
     def test_breakdown_sums_to_the_total(self, warehouse: Warehouse) -> None:
         warehouse.insert([event(country="DE"), event(country="DE"), event(country="FR"), event(country="")])
         s = warehouse.summary(query(breakdown="country"))

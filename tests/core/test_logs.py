@@ -16,12 +16,14 @@ from fastapi.testclient import TestClient
 
 from studyshelf.app import create_app
 from studyshelf.core.logs import configure_logging, drop_personal_data
+from studyshelf.web.errors import loggable_path
 from tests.conftest import PASSWORD, World
 from tests.html import parse_html
 from tests.links.support import EMBEDDED, create_link, link_path
 
 TEACHER_IP = "203.0.113.7"
 LEARNER_IP = "2001:db8::42"
+INVITEE = "new.colleague@example.edu"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0 StudyShelfTestAgent"
 
 
@@ -45,8 +47,8 @@ def access_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [line for line in lines(stream) if line["logger"] == "studyshelf.access"]
 
 
-def test_a_session_is_logged_by_request_id_without_addresses_agents_or_emails(
-    world: World, captured: io.StringIO
+def test_a_session_is_logged_by_request_id_without_addresses_agents_emails_or_secrets(
+    world: World, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = world.org()
     teacher = world.member(org)
@@ -85,9 +87,44 @@ def test_a_session_is_logged_by_request_id_without_addresses_agents_or_emails(
     assert all({"method", "status", "duration_ms", "bytes", "timestamp", "level"} <= line.keys() for line in logged)
     assert logged[2]["org_id"] == str(org.id)  # the session acts in its organisation
     assert logged[4]["bytes"] == len(page.content)
+
+    # Secrets in paths and answers: an API token, an invitation's link, failing pages on secret paths.
+    made = browser.post("/api/v1/auth/tokens", json={"name": "ci"}, headers=csrf)
+    assert made.status_code == 201, made.text
+    api_token = made.json()["token"]
+    invited = TestClient(world.app, base_url="http://testserver", client=(TEACHER_IP, 4000)).post(
+        f"/api/v1/orgs/{org.id}/invitations",
+        json={"email": INVITEE, "role": "editor"},
+        headers={"Authorization": f"Bearer {api_token}"},
+    )
+    assert invited.status_code == 201, invited.text
+    secret = invited.json()["url"].rsplit("/", 1)[-1]
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the invitation page broke")
+
+    monkeypatch.setattr("studyshelf.partners.pages._invitation_page", broken)
+    failing = TestClient(world.app, base_url="http://testserver", raise_server_exceptions=False)
+    assert failing.get(f"/invitations/{secret}", headers={"accept": "text/html"}).status_code == 500
+    media = failing.get(f"/m/{api_token}/{secret}")  # a made-up signed media URL: refused, nothing logged raw
+    assert media.status_code in {403, 404}
+    errors = [line for line in lines(captured) if line["logger"] == "studyshelf.errors"]
+    assert [line["event"] for line in errors] == ["unhandled error on GET /invitations/{secret}"]
     text = captured.getvalue()
-    for personal in (TEACHER_IP, LEARNER_IP, teacher.email, BROWSER, "testclient"):
+    for personal in (TEACHER_IP, LEARNER_IP, teacher.email, INVITEE, BROWSER, "testclient", api_token, secret):
         assert personal not in text
+    assert link.json()["id"] not in text  # a link's id is its capability: routes are logged by template
+
+
+def test_an_error_on_a_path_no_route_matched_logs_only_its_first_segment() -> None:
+    from starlette.requests import Request
+
+    def request(path: str) -> Request:
+        return Request({"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""})
+
+    assert loggable_path(request("/m/k1.c2lnbmF0dXJl/file.pdf")) == "/m/…"
+    assert loggable_path(request("/a-very-long-secret-token-in-front/x")) == "/…"
+    assert loggable_path(request("/")) == "/…"
 
 
 def test_every_line_written_during_a_request_carries_its_id(world: World, captured: io.StringIO) -> None:

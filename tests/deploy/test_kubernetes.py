@@ -10,9 +10,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from typer.main import get_command
 
+import studyshelf.ops.metrics  # noqa: F401 - registers the web metrics
 from studyshelf.cli import app
 from studyshelf.settings import Settings
 from tests.deploy.env_names import DEPLOY, unknown_settings
@@ -109,6 +111,19 @@ def test_autoscaling_between_2_and_8_on_cpu() -> None:
     assert [(m["name"], m["target"]["type"]) for m in cpu] == [("cpu", "Utilization")]
 
 
+def test_the_optional_autoscaler_adds_requests_in_flight_to_cpu() -> None:
+    (optional,) = yaml.safe_load_all((MANIFESTS / "optional" / "hpa-requests-in-flight.yaml").read_text())
+    kubernetes_validate.validate(optional, KUBERNETES_VERSION, strict=True)
+    default = the("HorizontalPodAutoscaler", "studyshelf-serve")
+    assert optional["metadata"] == default["metadata"]  # it replaces the default one when applied after it
+    assert optional["spec"]["scaleTargetRef"] == default["spec"]["scaleTargetRef"]
+    assert [m["type"] for m in optional["spec"]["metrics"]] == ["Resource", "Pods"]
+    in_flight = optional["spec"]["metrics"][1]["pods"]
+    assert in_flight["metric"]["name"] == "studyshelf_http_requests_in_flight"
+    assert REGISTRY.get_sample_value("studyshelf_http_requests_in_flight") is not None  # a gauge StudyShelf exports
+    assert in_flight["target"]["type"] == "AverageValue"
+
+
 def test_a_disruption_never_takes_the_last_web_pod() -> None:
     pdb = the("PodDisruptionBudget", "studyshelf-serve")
     assert pdb["spec"]["minAvailable"] == 1
@@ -128,6 +143,9 @@ def test_the_worker_is_its_own_deployment_of_one() -> None:
     assert worker["spec"]["replicas"] == 1
     assert not selects(worker["spec"]["selector"]["matchLabels"], serve_labels())
     assert container(worker)["args"] == ["worker"]
+    metrics_port = Settings.model_fields["worker_metrics_port"].default
+    assert container(worker)["ports"] == [{"name": "metrics", "containerPort": metrics_port}]
+    assert {e["name"] for e in container(worker)["env"]} == {"STUDYSHELF_WORKER_METRICS_HOST"}
 
 
 def test_every_container_runs_a_command_the_cli_has() -> None:

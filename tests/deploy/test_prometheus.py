@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import studyshelf.app  # noqa: F401 - registers every metric of a web process
+from studyshelf.settings import Settings
 from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,25 @@ def test_the_rules_are_valid(promtool: str) -> None:
     checked = run(promtool, "check", "rules", "rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 7 rules found" in checked.stdout
+
+
+def test_the_scrape_config_is_valid_and_scrapes_instances_and_workers(promtool: str, tmp_path: Path) -> None:
+    config = yaml.safe_load((PROMETHEUS / "scrape.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"studyshelf", "studyshelf-worker"}
+    assert jobs["studyshelf-worker"]["static_configs"][0]["targets"] == [
+        f"127.0.0.1:{Settings.model_fields['worker_metrics_port'].default}"
+    ]
+    # promtool reads the token file and the rule file: a copy with a token beside it.
+    token = tmp_path / "token"
+    token.write_text("a-metrics-token")
+    jobs["studyshelf"]["authorization"]["credentials_file"] = str(token)
+    config["rule_files"] = [str(PROMETHEUS / "rules.yml")]
+    (tmp_path / "scrape.yml").write_text(yaml.safe_dump(config))
+    checked = subprocess.run(  # noqa: S603 - fixed arguments
+        [promtool, "check", "config", str(tmp_path / "scrape.yml")], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_each_rule_fires_and_clears_on_synthetic_series(promtool: str) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import httpx
@@ -16,7 +16,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from studyshelf.core.clock import utcnow
+from studyshelf.core.clock import MovableClock, as_utc, utcnow
 from studyshelf.core.db import unit_of_work
 from studyshelf.jobs.runner import JOBS, run_due_jobs
 from studyshelf.mail.memory import MemoryMailer
@@ -111,7 +111,7 @@ def test_a_suspension_is_queued_with_it_and_sent_after_commit(setup: Setup, rece
 def test_failures_back_off_more_each_time_and_stop_at_the_limit(setup: Setup, receiver: Receiver) -> None:
     receiver.answers = [500] * (notify.MAX_ATTEMPTS + 1)
     with unit_of_work(setup.services.write_sessions) as db:
-        notify.enqueue_webhook(db, url=receiver.url, payload={"event": "test"}, event="test")
+        notify.enqueue_webhook(db, url=receiver.url, payload={"event": "test"}, event="test", now=utcnow())
     now = utcnow()
     waits = []
     for attempt in range(1, notify.MAX_ATTEMPTS + 1):
@@ -127,6 +127,28 @@ def test_failures_back_off_more_each_time_and_stop_at_the_limit(setup: Setup, re
     assert waits[1] == 2 * waits[0]
     assert notify.drain(setup.services, now=now + timedelta(days=1)) == (0, 0)  # given up, the error kept
     assert len(receiver.bodies) == notify.MAX_ATTEMPTS
+
+
+def test_messages_are_dated_and_due_by_the_services_clock(setup: Setup, receiver: Receiver) -> None:
+    from studyshelf.delivery import radar
+    from studyshelf.delivery.models import Link
+
+    clock = MovableClock(utcnow() - timedelta(days=3))  # a clock far from the wall clock: the outbox follows it
+    clocked = replace(setup.services, clock=clock)
+    clock.advance(60)
+    with unit_of_work(clocked.write_sessions) as db:
+        link = db.get(Link, setup.link_id)
+        assert link is not None
+        radar.notify_suspension(clocked, db, link=link, reason="a test")
+    rows = _outbox(setup.services)
+    assert [(row.kind, as_utc(row.created_at), as_utc(row.next_attempt_at)) for row in rows] == [
+        ("email", clock.now(), clock.now()),
+        ("webhook", clock.now(), clock.now()),
+    ]
+    receiver.answers = [500]
+    assert notify.drain(clocked, now=clock.now()) == (1, 1)  # due at the clock's time, not the wall clock's
+    (_email, webhook) = _outbox(setup.services)
+    assert as_utc(webhook.next_attempt_at) == clock.now() + notify.BACKOFF
 
 
 def test_nothing_is_queued_when_the_suspending_transaction_rolls_back(setup: Setup) -> None:
@@ -181,7 +203,9 @@ def test_a_receiver_that_hangs_neither_delays_the_viewer_nor_holds_the_write_loc
         signed_in = browser.post("/api/v1/auth/login", json={"email": setup.owner.email, "password": PASSWORD})
         assert signed_in.status_code == 200, signed_in.text
         with unit_of_work(setup.services.write_sessions) as db:
-            db.add(OutboxMessage(kind="email", event="probe", target="x@example.edu", body="a concurrent write"))
+            notify.enqueue_email(
+                db, to="x@example.edu", subject="", text="a concurrent write", event="probe", now=utcnow()
+            )
         assert time.monotonic() - started < 3
     receiver.hold.set()
     deadline = time.monotonic() + 15
@@ -193,7 +217,7 @@ def test_a_receiver_that_hangs_neither_delays_the_viewer_nor_holds_the_write_loc
 def test_old_messages_are_forgotten_and_pending_ones_kept(setup: Setup, receiver: Receiver) -> None:
     receiver.answers = [500] * notify.MAX_ATTEMPTS
     with unit_of_work(setup.services.write_sessions) as db:
-        notify.enqueue_webhook(db, url=receiver.url, payload={"n": 1}, event="test")
+        notify.enqueue_webhook(db, url=receiver.url, payload={"n": 1}, event="test", now=utcnow())
     now = utcnow()
     assert notify.drain(setup.services, now=now) == (0, 1)
     assert notify.prune(setup.services, now=now + notify.KEEP * 2) == 0  # still to be retried

@@ -33,6 +33,7 @@ from studyshelf.partners.deps import DbSession
 from studyshelf.services import Services
 from studyshelf.settings import Settings
 from tests.analytics.conftest import CHROME, drain
+from tests.analytics.support import event
 from tests.conftest import Member, World
 from tests.html import parse_html
 from tests.links.support import EMBEDDED, create_link, link_path
@@ -360,3 +361,14 @@ def test_made_up_methods_do_not_become_label_values(world: World) -> None:
     assert TestClient(world.app).request("BREW", "/healthz").status_code == 405
     assert by_method("other") == before + 1
     assert by_method("BREW") == 0
+
+
+def test_the_event_buffer_depth_is_read_at_each_scrape(world: World) -> None:
+    world.services.events.publish([event(), event(), event()])
+    scraped = TestClient(world.app, client=LOOPBACK).get("/metrics")
+    assert scraped.status_code == 200
+    assert sample("studyshelf_event_buffer_depth") == world.services.events.backlog() >= 3
+    assert "studyshelf_event_buffer_depth" in scraped.text
+    drain(world.services)
+    TestClient(world.app, client=LOOPBACK).get("/metrics")
+    assert sample("studyshelf_event_buffer_depth") == 0

@@ -207,6 +207,8 @@ def test_someone_without_an_organisation_gets_a_clear_page(world: World) -> None
         ("device=fridge", "`device` is one of"),
         ("lms=blackboard", "`lms` is one of"),
         ("course=" + "x" * 300, "`course` is too long"),
+        ("colour=blue", "Unknown parameter `colour`"),
+        ("days=today&compare=maybe", "`compare` is 1"),
     ],
 )
 def test_bad_input_is_a_clear_422(world: World, query: str, message: str) -> None:

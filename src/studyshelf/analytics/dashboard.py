@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Final
 from urllib.parse import urlencode
@@ -14,11 +14,21 @@ from studyshelf.core.errors import Invalid
 from studyshelf.events.schema import LMS_VALUES
 
 PATH: Final = "/analytics"
-PRESETS: Final = ("7", "30", "90")
+# Periods by name (the `days` parameter): whole days of the organisation's time zone, ending today, or calendar
+# months; "custom" takes `from` and `to`.
+PRESETS: Final = {
+    "today": "Today",
+    "7": "Last 7 days",
+    "30": "Last 30 days",
+    "90": "Last 90 days",
+    "month": "This month",
+    "last-month": "Last month",
+}
 DEFAULT_PRESET: Final = "30"
 DEVICES: Final = ("desktop", "mobile", "tablet", "unknown")
 CATEGORIES: Final = ("pdf", "video", "audio", "image", "document", "text", "other")
 ID_FILTERS: Final = ("partner", "folder", "file")
+PERIOD_PARAMETERS: Final = ("days", "from", "to", "compare")
 # Every filter the page understands, in the order chips show them, with the longest value it accepts.
 FILTERS: Final = {
     "partner": 36,
@@ -36,16 +46,35 @@ FILTERS: Final = {
 
 @dataclass(frozen=True)
 class DashboardQuery:
-    """What the dashboard shows: days `start`..`end` (inclusive, UTC), a preset or "custom", and filters."""
+    """What the dashboard shows: days `start`..`end` (inclusive, of the time zone `tz`), a preset or "custom",
+    filters, and whether the series overlays the previous period (`compare`)."""
 
     start: date
     end: date
     preset: str = DEFAULT_PRESET
     filters: dict[str, str] = field(default_factory=dict)
+    compare: bool = False
+    tz: str = "UTC"
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+    @property
+    def title(self) -> str:
+        return PRESETS.get(self.preset, "Custom range")
+
+    @property
+    def span(self) -> str:
+        """The days in words: "26 Jul – 8 Aug 2026", or one day."""
+        if self.days == 1:
+            return f"{self.start:%-d %b %Y}"
+        return f"{self.start:%-d %b} – {self.end:%-d %b %Y}"
+
+    def previous(self) -> DashboardQuery:
+        """The period of the same length just before this one, with the same filters."""
+        end = self.start - timedelta(days=1)
+        return replace(self, start=end - timedelta(days=self.days - 1), end=end, preset="custom")
 
     def params(self, **changes: str | None) -> dict[str, str]:
         """The query string of this view with some parameters changed (None removes one)."""
@@ -53,6 +82,7 @@ class DashboardQuery:
         if self.preset == "custom":
             values |= {"from": self.start.isoformat(), "to": self.end.isoformat()}
         values |= self.filters
+        values["compare"] = "1" if self.compare else None
         values |= changes
         if values.get("days") in PRESETS:
             values |= {"from": None, "to": None}
@@ -90,20 +120,37 @@ def _filter(name: str, value: str) -> str:
     return value
 
 
-def parse_query(params: Mapping[str, str], *, today: date) -> DashboardQuery:
-    """Read the page's query string; anything malformed is Invalid with a message that says what to fix."""
+def _preset_days(preset: str, today: date) -> tuple[date, date]:
+    if preset == "today":
+        return today, today
+    if preset == "month":
+        return today.replace(day=1), today
+    if preset == "last-month":
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    return today - timedelta(days=int(preset) - 1), today
+
+
+def parse_query(params: Mapping[str, str], *, today: date, tz: str = "UTC") -> DashboardQuery:
+    """Read the page's query string (`today` is the date in the organisation's time zone `tz`); anything
+    malformed is Invalid with a message that says what to fix."""
+    unknown = sorted(set(params) - {*PERIOD_PARAMETERS, *FILTERS})
+    if unknown:
+        raise Invalid(f"Unknown parameter `{unknown[0][:40]}`; the filters are: {', '.join(FILTERS)}.")
     preset = params.get("days") or ("custom" if params.get("from") or params.get("to") else DEFAULT_PRESET)
     if preset in PRESETS:
-        end = today
-        start = end - timedelta(days=int(preset) - 1)
+        start, end = _preset_days(preset, today)
     elif preset == "custom":
         end = _day(params["to"], "to") if params.get("to") else today
         start = _day(params["from"], "from") if params.get("from") else end - timedelta(days=29)
     else:
         raise Invalid(f"`days` is one of: {', '.join(PRESETS)}, custom.")
+    if params.get("compare", "") not in {"", "1"}:
+        raise Invalid("`compare` is 1 (overlay the previous period) or absent.")
     if end < start:
         raise Invalid("The first day is after the last day.")
     if (end - start).days > MAX_RANGE_DAYS:
         raise Invalid(f"Choose at most {MAX_RANGE_DAYS} days.")
     filters = {name: _filter(name, value.strip()) for name in FILTERS if (value := params.get(name, "")).strip()}
-    return DashboardQuery(start=start, end=end, preset=preset, filters=filters)
+    compare = params.get("compare") == "1"
+    return DashboardQuery(start=start, end=end, preset=preset, filters=filters, compare=compare, tz=tz)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from studyshelf.analytics import panels
-from studyshelf.analytics.dashboard import parse_query
+from studyshelf.analytics import service as analytics
+from studyshelf.analytics.dashboard import PRESETS, DashboardQuery, parse_query
+from studyshelf.analytics.live import build_live, live_url
 from studyshelf.analytics.names import Names
+from studyshelf.analytics.reports.org_settings import zone
 from studyshelf.core.errors import NotFound, Unavailable
 from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, Now, ServicesDep
@@ -26,7 +33,7 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
     if org_id is None:
         raise NotFound("You are not a member of any organisation.")
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
-    query = parse_query(request.query_params, today=services.clock.now().date())
+    query = _query(request, db, org_id, now)
     names = Names(db, principal, org_id, now=now)
     context = {
         "query": query,
@@ -35,6 +42,10 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
         "options": panels.options(None, query, names),
         "board": None,
         "error": None,
+        "live_url": live_url(query),
+        "live": None,
+        "live_error": None,
+        "presets": PRESETS,
     }
     if not is_htmx(request):
         return render(request, "analytics/dashboard.html", context)
@@ -47,3 +58,25 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
     # Filters and drill-downs push the canonical URL (no empty parameters); the first load keeps the address.
     headers = {} if request.headers.get("hx-trigger") == LOADER_ID else {"HX-Push-Url": query.url()}
     return render(request, "analytics/dashboard.html", context, block="dashboard", headers=headers)
+
+
+def _query(request: Request, db: Session, org_id: uuid.UUID, now: datetime) -> DashboardQuery:
+    """The page's query: days of the organisation's time zone (its report settings), today being its date there."""
+    tz = analytics.time_zone(db, org_id=org_id)
+    return parse_query(request.query_params, today=now.astimezone(zone(tz)).date(), tz=tz)
+
+
+@router.get("/analytics/live", response_class=HTMLResponse)
+def live(request: Request, principal: PagePrincipal, db: DbSession, services: ServicesDep, now: Now) -> Response:
+    """The live panel (the last 30 minutes under the page's filters), which the dashboard polls."""
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You are not a member of any organisation.")
+    require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
+    query = _query(request, db, org_id, now)
+    context: dict[str, object] = {"query": query, "live_url": live_url(query), "live": None, "live_error": None}
+    try:
+        context["live"] = build_live(db, services.warehouse, principal=principal, org_id=org_id, query=query, now=now)
+    except Unavailable as exc:
+        context["live_error"] = exc.detail
+    return render(request, "analytics/dashboard.html", context, block="live")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session
 from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
 from studyshelf.analytics.names import Names
+from studyshelf.analytics.reports.org_settings import zone
+from studyshelf.analytics.trends import RANKED_FILES, Change, MoverRow, kpi_changes, mover_rows, movers
+from studyshelf.analytics.world import WorldMap, world_map
 from studyshelf.events.schema import LMS_VALUES
 from studyshelf.partners.principal import Principal
-from studyshelf.warehouse import Metrics, Part, Summary, Warehouse
+from studyshelf.warehouse import Bucket, Metrics, Part, Summary, Warehouse
 
 # (dimension, card title), in the order the cards are laid out.
 CHARTS: Final = (
@@ -66,7 +69,7 @@ def duration(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
-def size(value: int) -> str:
+def size(value: float) -> str:
     amount = float(value)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if amount < 1024 or unit == "TB":
@@ -82,6 +85,7 @@ class Kpi:
     value: str
     hint: str = ""
     tone: str = ""
+    change: Change | None = None  # against the previous period; None when it had no usage
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,12 @@ class Dashboard:
     top_folders: list[TopRow]
     chips: list[Chip]
     options: dict[str, list[Option]]
+    world: WorldMap | None = None
+    rising: list[MoverRow] | None = None
+    falling: list[MoverRow] | None = None
+    previous_empty: bool = True
+    previous_label: str = ""
+    bucket: str = "day"
 
 
 _EMPTY_LABELS: Final = {"category": "Other", "course": "No course"}
@@ -161,8 +171,9 @@ def label(dim: str, key: str, names: Names) -> str:
 
 @dataclass(frozen=True)
 class Figures:
-    overview: Summary  # totals, series, top files and folders
+    overview: Summary  # totals, series, top files and folders, and every file (breakdown) for the movers
     breakdowns: dict[str, Summary]  # one per chart, its breakdown only
+    previous: Summary  # the period before: totals, series and files
 
 
 def summaries(
@@ -176,81 +187,108 @@ def summaries(
 ) -> Figures:
     """The overview, then one breakdown per chart; each from the rollups when they hold it (service.summarise)."""
 
-    def summarise(breakdown: str | None, parts: frozenset[Part]) -> Summary:
+    def summarise(breakdown: str | None, parts: frozenset[Part], period: DashboardQuery = query) -> Summary:
         built = service.build_query(
             org_id=org_id,
-            start=query.start,
-            end=query.end,
+            start=period.start,
+            end=period.end,
             filters=query.filters,
             breakdown=breakdown,
-            bucket=None,
+            bucket=_bucket(query),  # the previous period is drawn on the same buckets
+            tz=query.tz,
             parts=parts,
         )
+        if breakdown == "file":
+            built = replace(built, limit=RANKED_FILES)
         return service.summarise(warehouse, principal=principal, org_id=org_id, query=built, db=db, now=now)
 
-    overview = summarise(None, frozenset({"totals", "series", "top"}))
+    overview = summarise("file", frozenset({"totals", "series", "top", "breakdown"}))
+    previous = summarise("file", frozenset({"totals", "series", "breakdown"}), query.previous())
     if _is_empty(overview.totals):
-        return Figures(overview, {})  # nothing at all in this period: every breakdown would be empty too
-    return Figures(overview, {dim: summarise(dim, frozenset({"breakdown"})) for dim, _title in CHARTS})
+        return Figures(overview, {}, previous)  # nothing at all in this period: every breakdown would be empty too
+    return Figures(overview, {dim: summarise(dim, frozenset({"breakdown"})) for dim, _title in CHARTS}, previous)
+
+
+def _bucket(query: DashboardQuery) -> Bucket:
+    return service.default_bucket(query.days)
 
 
 def _is_empty(m: Metrics) -> bool:
     return not (m.views or m.load_ok or m.fails or m.downloads or m.blocked or m.bytes)
 
 
-def kpis(totals: Metrics) -> list[Kpi]:
+def kpis(totals: Metrics, changes: dict[str, Change] | None = None) -> list[Kpi]:
     attempts = totals.load_ok + totals.fails
+    found = changes or {}
     return [
-        Kpi("views", "Views", number(totals.views)),
-        Kpi("viewers", "Unique viewers", number(totals.viewers), "counted per day"),
+        Kpi("views", "Views", number(totals.views), change=found.get("views")),
+        Kpi("viewers", "Unique viewers", number(totals.viewers), "counted per day", change=found.get("viewers")),
         Kpi(
             "fails",
             "Failed loads",
             number(totals.fails),
             f"{percent(totals.fail_rate)} of {number(attempts)} loads" if attempts else "no loads reported",
             "bad" if totals.fails else "",
+            change=found.get("fails"),
         ),
-        Kpi("downloads", "Downloads", number(totals.downloads)),
-        Kpi("bytes", "Data transferred", size(totals.bytes)),
+        Kpi("downloads", "Downloads", number(totals.downloads), change=found.get("downloads")),
+        Kpi("bytes", "Data transferred", size(totals.bytes), change=found.get("bytes")),
         Kpi(
             "load",
             "Load time",
             duration(totals.load_p50_ms),
             f"median · 95th percentile {duration(totals.load_p95_ms)}",
+            change=found.get("load"),
         ),
     ]
 
 
 def _bucket_starts(query: DashboardQuery, bucket: str) -> list[datetime]:
-    start = datetime.combine(query.start, time(), UTC)
-    end = datetime.combine(query.end + timedelta(days=1), time(), UTC)
-    if bucket == "week":
-        start -= timedelta(days=start.weekday())
-    step = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}.get(bucket)
+    """Every bucket of the period, as UTC instants: days and weeks start at midnight in the page's time zone."""
+    tz = zone(query.tz)
+    end = datetime.combine(query.end + timedelta(days=1), time(), tz).astimezone(UTC)
+    if bucket == "hour":
+        moment = datetime.combine(query.start, time(), tz).astimezone(UTC)
+        starts = []
+        while moment < end:
+            starts.append(moment)
+            moment += timedelta(hours=1)
+        return starts
+    step = {"day": 1, "week": 7}.get(bucket)
     if step is None:
         return []
+    day = query.start - timedelta(days=query.start.weekday()) if bucket == "week" else query.start
     starts = []
-    while start < end:
-        starts.append(start)
-        start += step
+    while (moment := datetime.combine(day, time(), tz).astimezone(UTC)) < end:
+        starts.append(moment)
+        day += timedelta(days=step)
     return starts
 
 
-def series_json(summary: Summary, query: DashboardQuery, bucket: str) -> str:
-    """The time series for the chart script: bucket starts (epoch seconds) with views and fails, gaps as 0."""
-    points = {t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC): m for t, m in summary.series}
-    starts = _bucket_starts(query, bucket) or sorted(points)
-    empty = Metrics()
-    rows = [(t, points.get(t, empty)) for t in starts]
-    return json.dumps(
-        {
-            "bucket": bucket,
-            "t": [int(t.timestamp()) for t, _ in rows],
-            "views": [m.views for _, m in rows],
-            "fails": [m.fails for _, m in rows],
-        },
-        separators=(",", ":"),
+def _points(summary: Summary, starts: list[datetime]) -> list[Metrics]:
+    found = {t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC): m for t, m in summary.series}
+    return [found.get(t, Metrics()) for t in starts]
+
+
+def series_json(summary: Summary, query: DashboardQuery, bucket: str, previous: Summary | None = None) -> str:
+    """The time series for the chart script: bucket starts (epoch seconds) with views and fails, gaps as 0; with
+    `previous`, the previous period's views on the same positions (its first bucket under this one's first)."""
+    starts = _bucket_starts(query, bucket) or sorted(
+        t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC) for t, _ in summary.series
     )
+    rows = _points(summary, starts)
+    data: dict[str, object] = {
+        "bucket": bucket,
+        "tz": query.tz,
+        "t": [int(t.timestamp()) for t in starts],
+        "views": [m.views for m in rows],
+        "fails": [m.fails for m in rows],
+    }
+    if previous is not None:
+        before = _points(previous, _bucket_starts(query.previous(), bucket))
+        data["previous"] = [m.views for m in before[: len(rows)]] + [0] * max(0, len(rows) - len(before))
+        data["previous_label"] = query.previous().span
+    return json.dumps(data, separators=(",", ":"))
 
 
 def card(dim: str, title: str, rows: list[tuple[str, Metrics]], query: DashboardQuery, names: Names) -> Card:
@@ -332,31 +370,40 @@ def build(
     """Everything the dashboard shows for one organisation, period and set of filters."""
     figures = summaries(db, warehouse, principal=principal, org_id=org_id, query=query, now=now)
     names = Names(db, principal, org_id, now=now)
-    first = figures.overview
+    first, before = figures.overview, figures.previous
+    previous_empty = _is_empty(before.totals)
+    rising, falling = movers(first.breakdown, before.breakdown) if not previous_empty else ([], [])
     names.learn(
-        files=[key for key, _m in first.top_files] + _filtered(query, "file"),
+        files=[key for key, _m in first.top_files] + [m.key for m in (*rising, *falling)] + _filtered(query, "file"),
         folders=[key for key, _m in first.top_folders] + _filtered(query, "folder"),
     )
-    bucket = service.build_query(
-        org_id=org_id, start=query.start, end=query.end, filters={}, breakdown=None, bucket=None
-    ).bucket
     found = figures.breakdowns
     cards = [card(dim, title, found[dim].breakdown, query, names) for dim, title in CHARTS if dim in found]
-    # Courses and organisations are shown only when they say something: a course was recorded, or
-    # someone other than this organisation used its content.
+    # Countries have the map; courses and organisations are shown only when they say something: a course was
+    # recorded, or someone other than this organisation used its content.
     cards = [
         c
         for c in cards
-        if (c.dim != "course" or any(b.key for b in c.bars))
+        if c.dim != "country"
+        and (c.dim != "course" or any(b.key for b in c.bars))
         and (c.dim != "partner" or any(b.key != str(org_id) for b in c.bars))
     ]
     return Dashboard(
         empty=_is_empty(first.totals),
-        kpis=kpis(first.totals),
-        series_json=series_json(first, query, bucket),
+        kpis=kpis(
+            first.totals,
+            kpi_changes(first.totals, before.totals, before_empty=previous_empty, size=size, duration=duration),
+        ),
+        series_json=series_json(first, query, _bucket(query), before if query.compare else None),
         cards=cards,
         top_files=top_rows("file", first.top_files, query, names),
         top_folders=top_rows("folder", first.top_folders, query, names),
         chips=chips(query, names),
         options=options(figures, query, names),
+        world=world_map(found["country"].breakdown, query) if "country" in found else None,
+        rising=mover_rows(rising, query, names),
+        falling=mover_rows(falling, query, names),
+        previous_empty=previous_empty,
+        previous_label=query.previous().span,
+        bucket=_bucket(query),
     )

@@ -26,6 +26,9 @@ IPV6_CANDIDATE = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,
 # Fields whose values StudyShelf itself makes (ids, templates, times): never personal, so not scanned.
 OWN_FIELDS = frozenset({"timestamp", "level", "logger", "request_id", "route", "method", "status", "org_id"})
 _HANDLER_NAME = "studyshelf"
+# httpx logs every request's full URL at INFO: a webhook's URL is its secret (Slack, Teams), a JWKS or discovery URL
+# may carry a token. Our own lines name what they reach without the secret part.
+URL_LOGGERS = ("httpx", "httpcore")
 
 
 def _replace_addresses(text: str) -> str:
@@ -112,6 +115,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for chatty in URL_LOGGERS:
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -222,9 +222,14 @@ def notify_suspension(services: Services, db: Session, *, link: Link, reason: st
     )
     if creator is not None and services.mailer.enabled:
         notify.enqueue_email(
-            db, to=creator.email, subject="A StudyShelf link was paused", text=text, event="link.suspended"
+            db,
+            to=creator.email,
+            subject="A StudyShelf link was paused",
+            text=text,
+            event="link.suspended",
+            now=services.clock.now(),
         )
     url = links.get_policy(db, org_id=link.org_id).notify_webhook_url
     if url:
         payload = {"event": "link.suspended", "link_id": link.id, "label": link.label, "reason": reason}
-        notify.enqueue_webhook(db, url=url, payload=dict(payload), event="link.suspended")
+        notify.enqueue_webhook(db, url=url, payload=dict(payload), event="link.suspended", now=services.clock.now())

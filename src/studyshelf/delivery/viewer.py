@@ -22,20 +22,27 @@ from studyshelf.notify import service as notify
 from studyshelf.partners.deps import ClientIp, Now, ServicesDep
 from studyshelf.services import Services
 from studyshelf.web.assets import script_src
+from studyshelf.web.i18n import N_
 from studyshelf.web.render import render
 from studyshelf.web.security import client_ip
 
 router = APIRouter(include_in_schema=False)
 
 _HEADLINES = {
-    "expired": ("This link has expired", "Ask your teacher for a new link to this material."),
-    "revoked": ("This link was withdrawn", "The material is no longer shared through this link."),
-    "suspended": ("This link is paused", "It was used in more places than one course would; its owner has been told."),
-    "deleted": ("This material was removed", "It is no longer in the library."),
-    "grant-revoked": ("This material is no longer shared", "Your institution's access to it has ended."),
-    "over-limit": ("This link has been used up", "It allowed a limited number of views, and they are all used."),
-    "top-level": ("This material is available inside your course", "Open it from your course page in the LMS."),
-    "origin": ("This material is available inside your course", "It cannot be shown on this website."),
+    "expired": (N_("This link has expired"), N_("Ask your teacher for a new link to this material.")),
+    "revoked": (N_("This link was withdrawn"), N_("The material is no longer shared through this link.")),
+    "suspended": (
+        N_("This link is paused"),
+        N_("It was used in more places than one course would; its owner has been told."),
+    ),
+    "deleted": (N_("This material was removed"), N_("It is no longer in the library.")),
+    "grant-revoked": (N_("This material is no longer shared"), N_("Your institution's access to it has ended.")),
+    "over-limit": (
+        N_("This link has been used up"),
+        N_("It allowed a limited number of views, and they are all used."),
+    ),
+    "top-level": (N_("This material is available inside your course"), N_("Open it from your course page in the LMS.")),
+    "origin": (N_("This material is available inside your course"), N_("It cannot be shown on this website.")),
 }
 
 
@@ -169,7 +176,7 @@ def view(
         return _refuse(request, services, background, link, admitted.refusal, facts, now)
     if admitted.preview_only:
         hits.record_for_link(services, request, type_="view", link=link)  # flagged a bot by its user agent
-        title = link.label or "Study material"
+        title = link.label or N_("Study material")
         return render(request, "delivery/preview.html", {"title": title}, headers=_headers(link))
     if not isinstance(shown, _FilePage):
         assert shown is not None
@@ -270,9 +277,9 @@ def _not_a_link(request: Request) -> HTMLResponse:
         request,
         "delivery/blocked.html",
         {
-            "headline": "This is not a valid link",
-            "message": "Check that the whole address was copied.",
-            "title": "Not a link",
+            "headline": N_("This is not a valid link"),
+            "message": N_("Check that the whole address was copied."),
+            "title": N_("Not a link"),
         },
         status=404,
     )

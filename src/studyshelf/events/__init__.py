@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from studyshelf.events.interface import Batch, DiscardHits, EventStream, EventStreamError, HitSink
+from studyshelf.events.interface import (
+    Batch,
+    DiscardHits,
+    EventStream,
+    EventStreamError,
+    HitSink,
+    ingest_lag_seconds,
+)
 from studyshelf.events.schema import Event, Hit
 from studyshelf.settings import Settings
 
@@ -15,6 +22,7 @@ __all__ = [
     "Hit",
     "HitSink",
     "build_event_stream",
+    "ingest_lag_seconds",
 ]
 
 

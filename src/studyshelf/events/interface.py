@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import Protocol
 
@@ -64,7 +65,20 @@ class EventStream(Protocol):
         """Events accepted but not yet acked."""
         ...
 
+    def oldest_accepted_at(self) -> datetime | None:
+        """When the buffer accepted the oldest event not yet acked (read or not); None when none waits.
+
+        The ingest lag is "now" minus this: how long the oldest undrained event has waited, whatever its `ts`
+        (a beacon replayed after an hour offline is not a lag)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def ingest_lag_seconds(stream: EventStream, now: datetime) -> float:
+    """Seconds the oldest event not yet acked has waited in the buffer (0 when none waits)."""
+    oldest = stream.oldest_accepted_at()
+    return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
 
 
 class HitSink(Protocol):

@@ -5,23 +5,29 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
+from studyshelf.core.clock import Clock, SystemClock
 from studyshelf.events.interface import Batch
 from studyshelf.events.schema import Event
 
 
 class MemoryEventStream:
-    def __init__(self, *, claim_idle_seconds: float = 30.0) -> None:
+    def __init__(self, *, claim_idle_seconds: float = 30.0, clock: Clock | None = None) -> None:
         self.claim_idle_seconds = claim_idle_seconds
+        self.clock = clock or SystemClock()
         self._lock = threading.Condition()
         self._next = 0
         self._new: dict[int, Event] = {}
+        self._accepted: dict[int, datetime] = {}  # seq → when publish took it
         self._pending: dict[int, tuple[str, float]] = {}  # seq → (consumer, delivered at)
 
     def publish(self, events: Sequence[Event]) -> None:
+        accepted = self.clock.now()
         with self._lock:
             for event in events:
                 self._new[self._next] = event
+                self._accepted[self._next] = accepted
                 self._next += 1
             self._lock.notify_all()
 
@@ -49,11 +55,16 @@ class MemoryEventStream:
         with self._lock:
             for seq in batch.token:
                 self._new.pop(seq, None)
+                self._accepted.pop(seq, None)
                 self._pending.pop(seq, None)
 
     def backlog(self) -> int:
         with self._lock:
             return len(self._new)
+
+    def oldest_accepted_at(self) -> datetime | None:
+        with self._lock:
+            return next(iter(self._accepted.values()), None)  # publishes add in order, acks only remove
 
     def close(self) -> None:
         return None

@@ -10,11 +10,16 @@ taken over with XAUTOCLAIM. Delivery is at least once; the warehouse drops dupli
 The events waiting (`backlog`) are counted in a key beside the stream: publishing adds an entry's events
 in the same script as its XADD (one command, atomic), and acking subtracts them in the same script as its
 XACK, only for entries that XACK really acknowledged, so an entry acked twice (after a takeover) counts once.
+
+The oldest event waiting (`oldest_accepted_at`) is the older of the group's oldest pending entry (XPENDING) and
+its first undelivered one (the entry after the group's last-delivered id); an entry id is the Redis server's
+time of the XADD in milliseconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import redis
@@ -123,8 +128,30 @@ class RedisStreamsEventStream:
         except redis.RedisError as exc:
             raise EventStreamError(f"Redis is not reachable: {exc}") from exc
 
+    def oldest_accepted_at(self) -> datetime | None:
+        try:
+            self._ensure_group()
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.xpending(self.stream, GROUP)
+                pipe.xinfo_groups(self.stream)
+                pending, groups = pipe.execute()
+            last_delivered = next(g["last-delivered-id"] for g in groups if _text(g["name"]) == GROUP)
+            undelivered: Any = self.client.xrange(self.stream, min=f"({_text(last_delivered)}", count=1)
+        except redis.RedisError as exc:
+            raise EventStreamError(f"Redis is not reachable: {exc}") from exc
+        candidates = [_text(pending["min"])] if pending["pending"] else []
+        candidates += [_text(entry[0]) for entry in undelivered]
+        if not candidates:
+            return None
+        oldest_ms = min(int(entry_id.split("-")[0]) for entry_id in candidates)
+        return datetime.fromtimestamp(oldest_ms / 1000, UTC)
+
     def close(self) -> None:
         self.client.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _line(value: bytes) -> bytes:

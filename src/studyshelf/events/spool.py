@@ -19,6 +19,11 @@ and is skipped.
 Each process owns one slot directory (`<dir>/<n>/`, the lowest whose lock file is free), so several
 web processes on one machine each append and drain their own; a restarted process takes a free slot
 again and drains what the one before it left. Several machines need the Redis stream.
+
+For the ingest lag (`oldest_accepted_at`) the spool notes, at most once a second, the sequence number of the
+first event a sync made durable and the time: every event up to the next note was accepted within that second.
+Events left by an earlier process are dated by the `ts` of the first of them (when it happened: no later than
+its acceptance, so a restart never hides a drain that is stuck).
 """
 
 from __future__ import annotations
@@ -28,10 +33,15 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import orjson
+
+from studyshelf.core.clock import Clock, SystemClock, as_utc
 from studyshelf.events.interface import Batch, EventStreamError
 from studyshelf.events.schema import Event, encode_lines
 
@@ -40,6 +50,7 @@ _SEGMENT = "seg-{:010d}.jsonl"
 MAX_SLOTS = 64
 MAX_READ_BYTES = 64 * 1024 * 1024
 _READ_BYTES_PER_LINE = 2048  # an event line is ~700 bytes; a short read just returns fewer lines this time
+ACCEPTED_RESOLUTION = timedelta(seconds=1)  # how often the time of a sync is noted, at most
 
 
 @dataclass(frozen=True, order=True)
@@ -79,8 +90,10 @@ class SpoolEventStream:
         fsync_events: int = 256,
         segment_bytes: int = 16 * 1024 * 1024,
         claim_idle_seconds: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         self.base = base
+        self.clock = clock or SystemClock()
         self.directory = base  # the slot, once opened
         self.fsync_interval = fsync_ms / 1000
         self.fsync_events = fsync_events
@@ -104,6 +117,8 @@ class SpoolEventStream:
         self._cursor = Position(0, 0)  # the next read starts here
         self._claims: list[_Claim] = []
         self._backlog = 0
+        self._acked = 0  # events acked by this process, those an earlier one left included
+        self._accepted: deque[tuple[int, datetime]] = deque()  # (sequence number of an event, accepted at)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -114,6 +129,8 @@ class SpoolEventStream:
         self._committed = self._read_committed()
         self._cursor = self._committed
         self._backlog = self._count_lines(self._committed)
+        if self._backlog:
+            self._accepted.append((0, self._first_event_time(self._committed) or self.clock.now()))
         for segment in self._segments():
             self._drop_if_empty(segment)  # left by a run that published nothing; we hold the slot, so no writer races
         existing = self._segments()
@@ -172,6 +189,21 @@ class SpoolEventStream:
                         count += chunk.count(b"\n")
         return count
 
+    def _first_event_time(self, start: Position) -> datetime | None:
+        """The `ts` of the first whole line at or after `start` (None when unreadable)."""
+        for segment in self._segments():
+            if segment < start.segment:
+                continue
+            data, _exhausted = self._read_from(segment, start.offset if segment == start.segment else 0, None, 4096)
+            line = data[: data.find(b"\n")]
+            if not line:
+                continue
+            try:
+                return as_utc(datetime.fromisoformat(orjson.loads(line)["ts"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                return None
+        return None
+
     # -- publishing ----------------------------------------------------------------------------
 
     def publish(self, events: Sequence[Event]) -> None:
@@ -223,6 +255,7 @@ class SpoolEventStream:
             if group.error is None:
                 self._size += len(data)
                 self._durable = Position(self._segment, self._size)
+                self._note_accepted(self._acked + self._backlog)
                 self._backlog += group.count
             else:
                 self._broken = True  # whatever part was written stays a torn tail of this segment
@@ -236,6 +269,12 @@ class SpoolEventStream:
             self._readable.notify_all()
         for waiter in group.waiters:
             waiter.release()
+
+    def _note_accepted(self, first: int) -> None:
+        """Note when event number `first` (and the rest of its group) became durable, unless noted within a second."""
+        now = self.clock.now()
+        if not self._accepted or now - self._accepted[-1][1] >= ACCEPTED_RESOLUTION:
+            self._accepted.append((first, now))
 
     def _rotate(self) -> None:
         os.close(self._fd)  # everything written to it was synced by the group that wrote it
@@ -325,7 +364,9 @@ class SpoolEventStream:
                 claim = self._claims.pop(0)
                 self._committed = claim.end
                 self._backlog = max(0, self._backlog - claim.count)
+                self._acked += claim.count
                 advanced = True
+            self._forget_acked_notes()
         if advanced:
             # The position's fsync happens outside the publishers' lock, so an ack never holds up a view.
             with self._committing:
@@ -348,6 +389,19 @@ class SpoolEventStream:
         with self._lock:
             self._open()
             return self._backlog
+
+    def oldest_accepted_at(self) -> datetime | None:
+        with self._lock:
+            self._open()
+            if not self._backlog or not self._accepted:
+                return None
+            self._forget_acked_notes()
+            return self._accepted[0][1]
+
+    def _forget_acked_notes(self) -> None:
+        """Keep the notes from the one dating the oldest unacked event on (the last at or before it)."""
+        while len(self._accepted) > 1 and self._accepted[1][0] <= self._acked:
+            self._accepted.popleft()
 
     def close(self) -> None:
         with self._lock:

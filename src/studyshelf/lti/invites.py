@@ -172,7 +172,7 @@ def release_invite(db: Session, *, invite_id: uuid.UUID) -> None:
     )
 
 
-def complete_invite(db: Session, *, invite_id: uuid.UUID, registration: Registration) -> None:
+def complete_invite(db: Session, *, invite_id: uuid.UUID, registration: Registration, now: datetime) -> None:
     """Record which platform used the invite, audit it, and queue the notices to its admins (sent after commit)."""
     invite = db.get(RegistrationInvite, invite_id)
     assert invite is not None  # claimed in this request
@@ -195,7 +195,9 @@ def complete_invite(db: Session, *, invite_id: uuid.UUID, registration: Registra
         },
     )
     for message in registration_notices(db, invite=invite, registration=registration):
-        notify.enqueue_email(db, to=message.to, subject=message.subject, text=message.text, event="lti.registered")
+        notify.enqueue_email(
+            db, to=message.to, subject=message.subject, text=message.text, event="lti.registered", now=now
+        )
 
 
 def registration_notices(db: Session, *, invite: RegistrationInvite, registration: Registration) -> list[Message]:

@@ -28,6 +28,7 @@ from studyshelf.core.outbound import OutboundClient
 from studyshelf.delivery.embed import origin_of
 from studyshelf.lti.models import PickerSession, Registration, UsedNonce
 from studyshelf.lti.platform_keys import JwksUnavailable, PlatformKeys
+from studyshelf.web.i18n import N_
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
@@ -46,7 +47,7 @@ class LaunchRefused(StudyShelfError):
 
     status = 400
     type_slug = "lti-launch-refused"
-    title = "This launch could not be accepted"
+    title = N_("This launch could not be accepted")
 
 
 class LaunchUnauthorized(LaunchRefused):
@@ -57,14 +58,14 @@ class LaunchUnverified(LaunchRefused):
     """The browser presenting the launch is not the one that started it, or kept nothing to prove it is."""
 
     status = 403
-    title = "This launch could not be verified"
+    title = N_("This launch could not be verified")
 
 
-UNVERIFIED = (
+UNVERIFIED = N_(
     "StudyShelf could not verify that this launch was started in this browser window (it may have been opened "
     "in another browser, or the page was reloaded). Open the activity again from the course."
 )
-STORAGE_BLOCKED = (
+STORAGE_BLOCKED = N_(
     "Your browser blocked the storage StudyShelf needs inside the course page, so this launch cannot be verified. "
     "Allow cookies for this site, or open the activity again from the course in a new window."
 )
@@ -106,10 +107,12 @@ def read_state(keys: KeyRing, token: str, *, now: float) -> State:
     try:
         payload = keys.decode(Purpose.LTI_STATE, token, now)
     except TokenExpired as exc:
-        raise LaunchRefused("The launch took too long to complete. Start the activity again from the course.") from exc
+        raise LaunchRefused(
+            N_("The launch took too long to complete. Start the activity again from the course.")
+        ) from exc
     except TokenRefused as exc:
         raise LaunchRefused(
-            "The launch state is not one StudyShelf issued. Start the activity again from the course."
+            N_("The launch state is not one StudyShelf issued. Start the activity again from the course.")
         ) from exc
     try:
         return State(
@@ -256,7 +259,7 @@ def _decode(token: str, key: Any, registration: Registration) -> dict[str, Any]:
 def _check_times(claims: dict[str, Any], now: float) -> None:
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or exp < now - LEEWAY:
-        raise LaunchUnauthorized("The id_token has expired. Start the activity again.")
+        raise LaunchUnauthorized(N_("The id_token has expired. Start the activity again."))
     nbf = claims.get("nbf")
     if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY):
         raise LaunchUnauthorized("The id_token is not valid yet (check the LMS server's clock).")
@@ -353,7 +356,7 @@ def spend_nonce(db: Session, *, nonce: str, expires: int, now: datetime) -> None
     key = hashlib.sha256(nonce.encode()).hexdigest()
     kept_until = datetime.fromtimestamp(expires + LEEWAY + 2 * CLOCK_SKEW, UTC)
     if not insert_missing(db, UsedNonce, {"nonce": key, "expires_at": kept_until}):
-        raise LaunchUnauthorized("This launch was already used (replayed nonce). Start the activity again.")
+        raise LaunchUnauthorized(N_("This launch was already used (replayed nonce). Start the activity again."))
     # The scheduler (jobs/) sits below lti in the layers, so launches tidy up after themselves now and then.
     if secrets.randbelow(PRUNE_ONE_IN) == 0:
         prune(db, now=now)

@@ -108,6 +108,7 @@ class Launch(Base):
     target_type: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[uuid.UUID] = mapped_column()
     frame_origins: Mapped[str] = mapped_column(Text, default="")  # one per line: who may frame this launch
+    locale: Mapped[str] = mapped_column(String(35), default="")  # launch_presentation.locale: the viewer's language
 
 
 class PickerSession(Base):

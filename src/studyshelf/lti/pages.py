@@ -26,7 +26,8 @@ from studyshelf.lti.registrations import find_registration
 from studyshelf.lti.web import error_page, headers, launch_url
 from studyshelf.partners.deps import Now, ServicesDep
 from studyshelf.services import Services
-from studyshelf.web.render import render
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import render, set_launch_locale
 from studyshelf.web.security import is_https
 
 router = APIRouter(include_in_schema=False)
@@ -106,7 +107,7 @@ def _login(request: Request, services: Services, params: dict[str, str | None], 
     relaunch = "/lti/login?" + urlencode({k: v for k, v in params.items() if v})
     secure = is_https(request.scope, settings.trusted_proxies)
     context = {
-        "title": "Opening…",
+        "title": N_("Opening…"),
         "start": start,
         "cookie_key": launch.binding_cookie(start.nonce),
         "relaunch": relaunch,
@@ -167,18 +168,21 @@ def launch_post(
     """The platform's form post of id_token + state: validate everything, then show what was asked for."""
     if error:
         return error_page(
-            request, status=400, headline="The LMS refused the launch", message=error_description or error
+            request, status=400, headline=N_("The LMS refused the launch"), message=error_description or error
         )
     if not id_token or not state:
         return error_page(
-            request, status=400, headline="This launch is incomplete", message="id_token and state are required."
+            request,
+            status=400,
+            headline=N_("This launch is incomplete"),
+            message=N_("id_token and state are required."),
         )
     try:
         signed = launch.read_state(services.keys, state, now=now.timestamp())
         binding = binding or request.cookies.get(launch.binding_cookie(signed.nonce))
         if binding is None and not checked:  # no cookie in this frame: the page finds the binding in browser storage
             context = {
-                "title": "Opening…",
+                "title": N_("Opening…"),
                 "id_token": id_token,
                 "state": signed,
                 "state_token": state,
@@ -190,6 +194,7 @@ def launch_post(
         with unit_of_work(services.write_sessions) as db:
             return _accept(request, services, db, signed, id_token, now)
     except launch.LaunchRefused as refused:
+        set_launch_locale(request, resource.claimed_locale(id_token))
         return error_page(request, status=refused.status, headline=refused.title, message=refused.detail)
 
 
@@ -228,7 +233,7 @@ def _accept(
                 f"(it accepts: {', '.join(exc.accept_types) or 'nothing'}). Use Modules → External Tool, "
                 "or Add an activity → External tool, instead."
             )
-            return error_page(request, status=400, headline="StudyShelf cannot add content here", message=message)
+            return error_page(request, status=400, headline=N_("StudyShelf cannot add content here"), message=message)
         token = deep_linking.picker_token(services.keys, session)
         return RedirectResponse(f"/lti/pick/{session.id}?t={token}", status_code=303)
     record, _item = resource.accept_resource_launch(db, valid=valid, keys=services.keys, now=now)
@@ -318,14 +323,17 @@ def view_inside(
 ) -> Response:
     """What a launch shows, or a file or folder inside a launched folder (authorised by the token, no cookie)."""
     if not viewing.check_viewer_token(services.keys, scope, t, services.clock.time()):
-        return error_page(request, status=403, headline="This page has expired", message="Reopen it from your course.")
+        return error_page(
+            request, status=403, headline=N_("This page has expired"), message=N_("Reopen it from your course.")
+        )
     with unit_of_work(services.read_sessions) as db:
         try:
             record = resource.launch_from_scope(db, scope)
         except NotFound:
             return error_page(
-                request, status=404, headline="Not found", message="Reopen the material from your course."
+                request, status=404, headline=N_("Not found"), message=N_("Reopen the material from your course.")
             )
+        set_launch_locale(request, record.locale)
         if file is not None:
             kind, item_id = "file", file
         elif folder is not None:
@@ -337,10 +345,10 @@ def view_inside(
             return _show(request, services, db, record, item)
         except viewing.NotInView:
             return error_page(
-                request, status=404, headline="Not found", message="That item is not part of this material."
+                request, status=404, headline=N_("Not found"), message=N_("That item is not part of this material.")
             )
         except viewing.ViewUnavailable as exc:
-            return error_page(request, status=403, headline="This material is no longer shared", message=exc.detail)
+            return error_page(request, status=403, headline=N_("This material is no longer shared"), message=exc.detail)
 
 
 @router.post("/lti/media/{scope}")

@@ -62,7 +62,7 @@ def _register(
                 openid_configuration=openid_configuration,
                 registration_token=registration_token,
             )
-            invites.complete_invite(db, invite_id=invite_id, registration=created)
+            invites.complete_invite(db, invite_id=invite_id, registration=created, now=now)
             return created.name, created.deployments
     except Exception:
         with unit_of_work(services.write_sessions) as db:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import jwt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,7 @@ from studyshelf.lti import registrations
 from studyshelf.lti.launch import CLAIM, LINK_HISTORY_PARAM, TARGET_PARAM, LaunchRefused, ValidLaunch
 from studyshelf.lti.material import Target, reach, target_from_launch
 from studyshelf.lti.models import Launch
+from studyshelf.web.i18n import N_
 
 SCOPE_PREFIX = "lti-"
 HISTORY_LIMIT = 20  # copies of copies: the nearest ancestors are enough
@@ -24,12 +26,12 @@ _INSTRUCTOR = ("#Instructor", "#ContentDeveloper", "#Administrator", "#TeachingA
 
 class MaterialGone(LaunchRefused):
     status = 404
-    title = "This material was removed"
+    title = N_("This material was removed")
 
 
 class AccessEnded(LaunchRefused):
     status = 403
-    title = "This material is no longer shared"
+    title = N_("This material is no longer shared")
 
 
 def role_class(roles: object) -> str:
@@ -84,12 +86,12 @@ def accept_resource_launch(
         db, registration_id=registration.id, custom=custom
     )
     if target is None:
-        raise LaunchRefused("This activity does not name any StudyShelf material. Choose the material again.")
+        raise LaunchRefused(N_("This activity does not name any StudyShelf material. Choose the material again."))
     item = reach(db, org_id=registration.org_id, target=target, now=now)
     if item is None:
-        raise MaterialGone("This material is no longer in the library. Ask your teacher to choose it again.")
+        raise MaterialGone(N_("This material is no longer in the library. Ask your teacher to choose it again."))
     if item is False:
-        raise AccessEnded("Your institution's access to this material has ended.")
+        raise AccessEnded(N_("Your institution's access to this material has ended."))
     assert isinstance(item, File | Folder)
     context = _object(claims, "context")
     platform = _object(claims, "tool_platform")
@@ -109,6 +111,7 @@ def accept_resource_launch(
         target_type=target.kind,
         target_id=target.id,
         frame_origins="\n".join(frame_origins(db, valid)),
+        locale=presentation_locale(claims),
     )
     db.add(launch)
     db.flush()
@@ -138,6 +141,22 @@ def copied_target(db: Session, *, registration_id: uuid.UUID, custom: object) ->
         if launch is not None:
             return launch_target(launch)
     return None
+
+
+def presentation_locale(claims: dict[str, Any]) -> str:
+    """The learner's language the platform asks for (`launch_presentation.locale`, e.g. `de-DE`), or ""."""
+    locale = _object(claims, "launch_presentation").get("locale")
+    return locale.strip()[:35] if isinstance(locale, str) else ""
+
+
+def claimed_locale(id_token: str) -> str:
+    """The locale an id_token asks for, read without checking it: only to word a refusal in the learner's
+    language, never to decide anything."""
+    try:
+        claims = jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    return presentation_locale(claims) if isinstance(claims, dict) else ""
 
 
 def _object(claims: dict[str, Any], name: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import Boolean, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base
 from studyshelf.core.ids import new_id
 
@@ -33,8 +32,8 @@ class OutboxMessage(Base):
     signed: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )  # a webhook carrying X-StudyShelf-Signature
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()  # the enqueuer's Services.clock, never the wall clock
+    next_attempt_at: Mapped[datetime] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)

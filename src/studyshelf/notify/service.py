@@ -38,22 +38,33 @@ EMAIL = "email"
 WEBHOOK = "webhook"
 
 
-def enqueue_email(db: Session, *, to: str, subject: str, text: str, event: str) -> OutboxMessage:
-    """Queue an e-mail; it is sent after the caller's transaction commits."""
-    message = OutboxMessage(kind=EMAIL, event=event, target=to, subject=subject[:300], body=text)
+def enqueue_email(db: Session, *, to: str, subject: str, text: str, event: str, now: datetime) -> OutboxMessage:
+    """Queue an e-mail, due from `now` (the caller's `Services.clock`); it is sent after the caller's transaction
+    commits."""
+    message = OutboxMessage(
+        kind=EMAIL, event=event, target=to, subject=subject[:300], body=text, created_at=now, next_attempt_at=now
+    )
     db.add(message)
     db.flush()
     return message
 
 
 def enqueue_webhook(
-    db: Session, *, url: str, payload: dict[str, object], event: str, signed: bool = False
+    db: Session, *, url: str, payload: dict[str, object], event: str, now: datetime, signed: bool = False
 ) -> OutboxMessage:
-    """Queue a JSON POST to a webhook; it is sent after the caller's transaction commits.
+    """Queue a JSON POST to a webhook, due from `now`; it is sent after the caller's transaction commits.
 
     A `signed` call carries `X-StudyShelf-Signature: t=<unix time>,v1=<hex>`, made when it is sent (so each retry
     has a fresh time): HMAC-SHA256 over `<t>.<body>` with the install's webhook signing secret."""
-    message = OutboxMessage(kind=WEBHOOK, event=event, target=url, body=json.dumps(payload), signed=signed)
+    message = OutboxMessage(
+        kind=WEBHOOK,
+        event=event,
+        target=url,
+        body=json.dumps(payload),
+        signed=signed,
+        created_at=now,
+        next_attempt_at=now,
+    )
     db.add(message)
     db.flush()
     return message

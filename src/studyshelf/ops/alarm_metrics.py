@@ -18,6 +18,7 @@ from sqlalchemy import Uuid, column, func, select, table
 from sqlalchemy.orm import Session
 
 from studyshelf.core.db import UtcDateTime
+from studyshelf.events import EventStreamError, ingest_lag_seconds
 from studyshelf.ops import backup_health, signals
 from studyshelf.services import Services
 
@@ -101,15 +102,12 @@ def read_load_fail_rate(services: Services, db: Session, window: Window, scope: 
 
 
 def read_ingest_lag(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:
-    """0 when this process's buffer is drained; else how far behind the warehouse's newest event is. An event
-    accepted just now after a quiet hour reads as a long lag for a moment: the rules' M of N minutes absorb it,
-    while a stuck drain keeps the lag growing."""
-    if services.events.backlog() == 0:
-        return {"": Sample(0.0)}
-    newest = services.warehouse.latest()
-    if newest is None:
+    """How long the oldest event not yet in the warehouse has waited in the buffer, now (0 when none waits): the
+    Redis stream's pending and undelivered entries, or this process's spool. No data while the buffer is down."""
+    try:
+        return {"": Sample(ingest_lag_seconds(services.events, services.clock.now()))}
+    except EventStreamError:
         return {}
-    return {"": Sample(max((window.end - newest).total_seconds(), 0.0))}
 
 
 def read_disk_free(services: Services, db: Session, window: Window, scope: str) -> dict[str, Sample]:

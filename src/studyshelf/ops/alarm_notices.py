@@ -142,6 +142,7 @@ def send(
                 subject=subject,
                 text=_text(services, incident, purpose, detail),
                 event=f"incident.{purpose}",
+                now=services.clock.now(),
             )
         else:
             message = enqueue_webhook(
@@ -149,6 +150,7 @@ def send(
                 url=contact.target,
                 payload=webhook_payload(services, incident, purpose, detail),
                 event=f"incident.{purpose}",
+                now=services.clock.now(),
                 signed=True,
             )
         db.add(

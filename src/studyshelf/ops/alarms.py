@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from studyshelf.core.db import insert_missing
 from studyshelf.core.errors import Invalid, NotFound
+from studyshelf.ops import metrics
 from studyshelf.ops.alarm_metrics import FILE, GLOBAL, METRICS, ORGANISATION, Sample, Window
 from studyshelf.ops.models import AlarmRule, AlarmState
 from studyshelf.services import Services
@@ -278,6 +279,17 @@ def apply(db: Session, readings: list[Reading]) -> list[Transition]:
                 del known[key]
     db.flush()
     return transitions
+
+
+def export_states(db: Session) -> int:
+    """Set `studyshelf_alarm_state` (0 OK, 1 ALARM) for every rule and scope the engine keeps; return how many.
+
+    The scope label is `global` or the organisation's or file's id: only scopes with a state row, which the engine
+    forgets after N minutes without data, so the series stay as few as the states."""
+    rows = list_states(db, org_ids=None)
+    for rule, state in rows:
+        metrics.ALARM_STATE.labels(rule.key, state.scope_key or GLOBAL).set(1 if state.state == ALARM else 0)
+    return len(rows)
 
 
 def list_states(db: Session, *, org_ids: list[uuid.UUID] | None) -> list[tuple[AlarmRule, AlarmState]]:

@@ -23,6 +23,8 @@ def evaluate_alarms(services: Services, _memo: str) -> str:
             incidents.record_transition(db, services, transition)
         notices = incidents.check_deadlines(db, services, now=now)
         signals.prune(db, now=now)
+    with unit_of_work(services.read_sessions) as db:
+        alarms.export_states(db)
     sent, failed = drain(services, now=now)
     with unit_of_work(services.write_sessions) as db:
         incidents.sync_notices(db, now=now)

@@ -8,13 +8,18 @@ docs/operations.md "Monitoring" lists every name.
 they start (`prepare_multiprocess_dir`, then it re-executes itself so prometheus-client starts with the variable),
 so each worker writes its samples into files there and whichever worker answers `/metrics` reads them all
 (`exposition`). Without the variable (tests, one process) the default registry answers.
+
+`studyshelf worker` is a process of its own: it serves its samples (drain, jobs of its minute tick, alarm states) on
+a small HTTP server of its own (`serve_worker_metrics`, STUDYSHELF_WORKER_METRICS_HOST:PORT, loopback by default).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     REGISTRY,
@@ -24,11 +29,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
     values,
 )
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
+log = logging.getLogger("studyshelf.ops.metrics")
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -149,6 +156,19 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]  # untyped upstream
     return generate_latest(registry)
+
+
+def serve_worker_metrics(host: str, port: int) -> WSGIServer | None:
+    """Serve this process's metrics at http://host:port/metrics in a daemon thread; None when `port` is 0 or the
+    address is taken (a second worker on the host: it drains all the same, its figures go unscraped)."""
+    if port == 0:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        log.warning("the worker's /metrics could not listen on %s:%d: %s", host, port, exc)
+        return None
+    return server
 
 
 def _checked_out(_dbapi: object, _record: ConnectionPoolEntry, _proxy: object) -> None:

@@ -1,4 +1,5 @@
-"""The outermost middleware: a request id, the request metrics and one access log line per request.
+"""The outermost middleware: a request id, the request metrics, the alarms' request signals and one access log line
+per request, all from one timing of it.
 
 The id comes from a well-formed incoming `X-Request-ID` (a proxy's) or is a new UUIDv7; it is bound into every
 log line written while the request runs, stored in `scope["state"]` (audit entries carry it) and sent back as
@@ -19,9 +20,10 @@ from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from studyshelf.core.clock import Clock
 from studyshelf.core.ids import new_id
 from studyshelf.core.logs import bind_request
-from studyshelf.ops import metrics
+from studyshelf.ops import metrics, signals
 from studyshelf.web.security import client_ip
 
 access_log = logging.getLogger("studyshelf.access")
@@ -70,12 +72,22 @@ class _Exchange:
 
 
 class RequestObserver:
-    """Request id, metrics and the access log line for every HTTP request (mounted outermost by create_app)."""
+    """Request id, metrics, request signals and the access log line for every HTTP request (mounted outermost by
+    create_app); with `signals`, it also writes the signals' minutes while the app's lifespan runs."""
 
     def __init__(
-        self, app: ASGIApp, *, routes: Iterable[BaseRoute], trusted_proxies: list[str], personal_data: bool = False
+        self,
+        app: ASGIApp,
+        *,
+        routes: Iterable[BaseRoute],
+        trusted_proxies: list[str],
+        clock: Clock,
+        flusher: signals.RequestFlusher | None = None,
+        personal_data: bool = False,
     ) -> None:
         self.app = app
+        self.clock = clock
+        self.flusher = flusher
         # Requests answered before the router (the member fast path) carry no matched route, nor do mounts: their
         # template is found here. Routes carry their router's prefix, so `path_format` is the whole template.
         self.routes = [
@@ -89,6 +101,9 @@ class RequestObserver:
         self._bytes = {family: metrics.BYTES_SERVED.labels(family) for family in BYTE_FAMILIES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.flusher is not None:
+            await self.app(scope, self._lifespan(receive, self.flusher), send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -141,6 +156,7 @@ class RequestObserver:
         counted, timed = self._series(route, method, status)
         counted.inc()
         timed.observe(elapsed)
+        signals.record_request(elapsed, status, self.clock.time())
         if exchange.body_bytes:
             self._bytes[byte_family(route)].inc(exchange.body_bytes)
         if (method, route) in UPLOAD_ROUTES:
@@ -161,6 +177,18 @@ class RequestObserver:
             fields["client_ip"] = client_ip(scope, self.trusted_proxies)
             fields["user_agent"] = Headers(scope=scope).get("user-agent", "")
         access_log.info("%s %s %d", method, route, status, extra=fields)
+
+    @staticmethod
+    def _lifespan(receive: Receive, flusher: signals.RequestFlusher) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                flusher.start()
+            elif message["type"] == "lifespan.shutdown":
+                flusher.stop()
+            return message
+
+        return wrapped
 
     def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram of these labels (found once: `labels()` costs a lock and a

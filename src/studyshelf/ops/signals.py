@@ -1,6 +1,7 @@
 """Request signals for the alarms: every process counts its requests per minute and writes them to the database.
 
-`record_request` is called once per request (O(1), under a lock): the minute's count, its 5xx answers and a
+`record_request` is called once per request by `ops/observe.py RequestObserver`, from the one timing it makes of
+each request (O(1), under a lock): the minute's count, its 5xx answers and a
 fixed latency histogram. A `RequestFlusher` thread per process writes each finished minute into
 `request_minutes` under this process's instance id, so readers add up every instance (and every worker
 process) of a window and take the p95 from the merged histogram. A minute is written once, when it is over
@@ -14,7 +15,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studyshelf.core.db import affected_rows, unit_of_work
 from studyshelf.ops.models import RequestMinute
@@ -178,45 +177,3 @@ class RequestFlusher:
             flush(self._services, final=final)
         except Exception:
             log.exception("request signals not written")
-
-
-class RequestSignals:
-    """ASGI middleware: times each HTTP request to its answer's status and counts it; runs the flusher with the
-    app's lifespan."""
-
-    def __init__(self, app: ASGIApp, services: Services) -> None:
-        self.app = app
-        self.flusher = RequestFlusher(services)
-        self._clock = services.clock
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, self._lifespan(receive), send)
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            record_request(time.monotonic() - started, status, self._clock.time())
-
-    def _lifespan(self, receive: Receive) -> Receive:
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self.flusher.start()
-            elif message["type"] == "lifespan.shutdown":
-                self.flusher.stop()
-            return message
-
-        return wrapped

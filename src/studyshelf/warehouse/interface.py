@@ -29,7 +29,7 @@ DIMENSIONS: Final = {
     "error_class": "error_class",
     "reason": "reason",
 }
-Bucket = Literal["hour", "day", "week", "month"]
+Bucket = Literal["minute", "hour", "day", "week", "month"]  # minutes: the live panel's last half hour
 Part = Literal["totals", "series", "breakdown", "top"]
 ALL_PARTS: Final[frozenset[Part]] = frozenset({"totals", "series", "breakdown", "top"})
 

@@ -29,7 +29,7 @@ METRICS_SQL: Final = f"""{COUNTS_SQL}
     percentile_cont(0.5) WITHIN GROUP (ORDER BY load_ms) FILTER (WHERE type = 'load_ok') AS p50,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY load_ms) FILTER (WHERE type = 'load_ok') AS p95
 """
-_BUCKETS: Final = frozenset({"hour", "day", "week", "month"})
+_BUCKETS: Final = frozenset({"minute", "hour", "day", "week", "month"})
 _ZONE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}")
 
 

@@ -12,23 +12,51 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from studyshelf.core.errors import NotAuthenticated, StudyShelfError
+from studyshelf.web.i18n import N_
 
 PROBLEM_BASE = "https://studyshelf.dev/problems/"
 log = logging.getLogger("studyshelf.errors")
 
+# The titles and details of core.errors that a browser's error page shows, for extraction (`make messages`);
+# the page translates whatever it is given (`| translate`), and these are the ones a catalogue should hold.
+ERROR_PAGE_MESSAGES = (
+    N_("Authentication required"),
+    N_("Stored file failed its integrity check"),
+    N_("Service unavailable"),
+    N_("Some fields are missing or malformed."),
+    N_("Something went wrong on our side. It has been logged."),
+    N_("Internal error"),
+    N_("Not Found"),
+    N_("The e-mail address or password is not correct."),  # the sign-in page's refusal (partners/service.py)
+)
+
 _HTTP_SLUGS = {
-    400: ("bad-request", "Bad request"),
-    401: ("not-authenticated", "Authentication required"),
-    403: ("permission-denied", "Not allowed"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    409: ("conflict", "Conflict"),
-    413: ("too-large", "Content too large"),
-    415: ("unsupported-media-type", "Unsupported media type"),
-    416: ("range-not-satisfiable", "Range not satisfiable"),
-    422: ("invalid", "The request is not valid"),
-    429: ("too-many-requests", "Too many requests"),
+    400: ("bad-request", N_("Bad request")),
+    401: ("not-authenticated", N_("Authentication required")),
+    403: ("permission-denied", N_("Not allowed")),
+    404: ("not-found", N_("Not found")),
+    405: ("method-not-allowed", N_("Method not allowed")),
+    409: ("conflict", N_("Conflict")),
+    413: ("too-large", N_("Content too large")),
+    415: ("unsupported-media-type", N_("Unsupported media type")),
+    416: ("range-not-satisfiable", N_("Range not satisfiable")),
+    422: ("invalid", N_("The request is not valid")),
+    429: ("too-many-requests", N_("Too many requests")),
 }
+
+
+def loggable_path(request: Request) -> str:
+    """The path to name in a log line: the matched route's template (`/invitations/{secret}`), never the raw path,
+    which can carry a secret (an invitation, a registration token, a signed /m/ URL, a link id). A path no route
+    matched keeps only its first segment when that is short (`/m/…`)."""
+    template = getattr(request.scope.get("route"), "path_format", None)
+    if isinstance(template, str):
+        return template
+    first = request.url.path.strip("/").split("/", 1)[0]
+    return f"/{first}/…" if 0 < len(first) <= _LOGGED_SEGMENT else "/…"
+
+
+_LOGGED_SEGMENT = 16
 
 
 def wants_html(request: Request) -> bool:
@@ -86,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {**(headers or {}), "Retry-After": str(exc.extra["retry_after"])}
         extra = {k: v for k, v in exc.extra.items() if k != "content_range"}
         if exc.status >= 500:  # our fault, not the caller's (a blob failing its integrity check, …): keep a trace
-            log.error("%s on %s %s: %s", exc.type_slug, request.method, request.url.path, exc.detail)
+            log.error("%s on %s %s: %s", exc.type_slug, request.method, loggable_path(request), exc.detail)
         return problem(
             request, status=exc.status, slug=exc.type_slug, title=exc.title, detail=exc.detail, headers=headers, **extra
         )
@@ -116,7 +144,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, loggable_path(request))
         return problem(
             request,
             status=500,

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from studyshelf.web import i18n
 from studyshelf.web.assets import static_assets
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -20,7 +21,10 @@ _env = Environment(
     autoescape=select_autoescape(["html", "xml"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+# newstyle: `_("%(n)s pages", n=3)` formats and escapes inside the call, so a translation cannot inject markup.
+_env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 
 
 def environment() -> Environment:
@@ -28,14 +32,7 @@ def environment() -> Environment:
 
 
 def human_size(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return i18n.format_size(size)
 
 
 def _utc(value: datetime) -> datetime:
@@ -44,8 +41,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def short_datetime(value: datetime | None) -> str:
-    """`26 Nov 2025, 14:05` (UTC), the format every table in the UI uses."""
-    return "—" if value is None else _utc(value).strftime("%d %b %Y, %H:%M").lstrip("0")
+    """`26 Nov 2025, 14:05` (UTC) in English, localised otherwise: the format every table in the UI uses."""
+    return i18n.format_short_datetime(value)
 
 
 def iso_datetime(value: datetime | None) -> str:
@@ -55,6 +52,10 @@ def iso_datetime(value: datetime | None) -> str:
 _env.filters["human_size"] = human_size
 _env.filters["short_datetime"] = short_datetime
 _env.filters["iso_datetime"] = iso_datetime
+_env.filters["format_number"] = i18n.format_number
+# `{{ headline | translate }}` for a message chosen in Python (marked with N_): unlike `_()`, its result is
+# escaped like any value, so it is safe on text that may come from outside (an LMS's error description).
+_env.filters["translate"] = i18n.gettext
 
 
 def static_url(path: str) -> str:
@@ -83,11 +84,32 @@ def render(
     block: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render a page, or only one named block of it (an HTMX fragment) when block is given."""
-    ctx = {"request": request, **getattr(request.state, "template_context", {}), **(context or {})}
+    """Render a page, or only one named block of it (an HTMX fragment) when block is given, in the request's
+    language (`request_locale`)."""
+    locale = request_locale(request)
+    ctx = {"request": request, "lang": locale, **getattr(request.state, "template_context", {}), **(context or {})}
     tmpl = _env.get_template(template)
-    html = "".join(tmpl.blocks[block](tmpl.new_context(ctx))) if block is not None else tmpl.render(ctx)
-    return HTMLResponse(html, status_code=status, headers=headers)
+    with i18n.use_locale(locale):
+        html = "".join(tmpl.blocks[block](tmpl.new_context(ctx))) if block is not None else tmpl.render(ctx)
+    response = HTMLResponse(html, status_code=status, headers=headers)
+    response.headers["content-language"] = locale
+    response.headers.setdefault("vary", "Accept-Language")
+    return response
+
+
+def set_launch_locale(request: Request, launch_locale: str | None) -> None:
+    """Render this request's pages in an LTI launch's locale (when we ship it) rather than the browser's."""
+    request.state.locale = i18n.choose_locale(
+        launch_locale=launch_locale, accept_language=request.headers.get("accept-language")
+    )
+
+
+def request_locale(request: Request) -> str:
+    """The locale a launch chose for this request (`set_launch_locale`), else the browser's Accept-Language."""
+    chosen = getattr(request.state, "locale", None)
+    if isinstance(chosen, str):
+        return chosen
+    return i18n.negotiate(request.headers.get("accept-language"))
 
 
 def render_error_page(

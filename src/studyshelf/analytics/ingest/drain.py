@@ -16,20 +16,19 @@ periodic work); when it fails, the batch is kept and stored again, so the hook m
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
-import orjson
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import SQLAlchemyError
 
 from studyshelf.core.clock import utcnow
-from studyshelf.events import Batch, EventStream, EventStreamError
+from studyshelf.events import Batch, EventStream, EventStreamError, ingest_lag_seconds
 from studyshelf.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("studyshelf.analytics.ingest")
@@ -46,7 +45,7 @@ WAREHOUSE_WRITE = Histogram(
 )
 INGEST_LAG = Gauge(
     "studyshelf_event_ingest_lag_seconds",
-    "Age of the first event of the batch a live drainer stored last (0 once the buffer was empty)",
+    "Seconds the oldest event not yet in the warehouse has waited in the buffer, as a live drainer saw it last",
     multiprocess_mode="livemax",
 )
 MAX_BACKOFF = 30.0
@@ -88,24 +87,22 @@ def store(
         started = time.monotonic()
         stored = warehouse.insert_lines(batch.lines)
         WAREHOUSE_WRITE.observe(time.monotonic() - started)
-    INGEST_LAG.set(_first_event_age(batch.lines) if batch.count else 0.0)
     if after_store is not None:
         after_store(batch)
     if batch.token is not None:
         events.ack(batch)
+    observe_lag(events)
     EVENTS_STORED.inc(stored)
     EVENTS_DUPLICATE.inc(batch.count - stored)
     return DrainResult(batch.count, stored)
 
 
-def _first_event_age(lines: bytes) -> float:
-    """Seconds since the first event of a batch happened (the buffer keeps arrival order); 0 if unreadable."""
-    end = lines.find(b"\n")
+def observe_lag(events: EventStream) -> None:
+    """Set the ingest lag gauge from the buffer's oldest waiting event (NaN while the buffer cannot say)."""
     try:
-        age = utcnow() - datetime.fromisoformat(orjson.loads(lines if end < 0 else lines[:end])["ts"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return 0.0
-    return max(0.0, age.total_seconds())
+        INGEST_LAG.set(ingest_lag_seconds(events, utcnow()))
+    except EventStreamError:
+        INGEST_LAG.set(math.nan)
 
 
 def drain_all(
@@ -161,6 +158,7 @@ def run(
             failures += 1
             DRAIN_FAILURES.inc()
             log.warning("draining events failed (%d in a row); retrying", failures, exc_info=failures == 1)
+            observe_lag(events)  # a stuck drain is when the lag matters most
             stop.wait(min(MAX_BACKOFF, 0.5 * 2**failures))
         DRAIN_FAILING.set(failures)
 

@@ -1,5 +1,6 @@
-// The analytics dashboard: draws the time series (uPlot) and names countries. No inline scripts (CSP).
-import { uPlot } from "./vendor.js";
+// The analytics dashboard: draws the time series (uPlot), names countries, colours the world map by views or
+// fail rate, and sends a click on a country through HTMX like any drill-down. No inline scripts (CSP).
+import { htmx, uPlot } from "./vendor.js";
 
 let charts = [];
 let regions = null;
@@ -29,6 +30,39 @@ function nameRegions(root) {
   root.querySelectorAll("select[data-region-options] option").forEach((option) => {
     if (option.value && option.textContent === option.value) option.textContent = regionName(option.value);
   });
+  root.querySelectorAll(".world-map [data-country]").forEach((el) => {
+    const label = regionName(el.getAttribute("data-country")) + ": " + el.getAttribute("data-figures");
+    if (el.hasAttribute("aria-label")) el.setAttribute("aria-label", label + ". Show only this country");
+    const title = el.querySelector("title");
+    if (title) title.textContent = label;
+  });
+}
+
+// The map shades countries by views or by fail rate; the choice is the page's own, not a filter.
+function initMap(card) {
+  if (card.getAttribute("data-map-ready") === "yes") return;
+  card.setAttribute("data-map-ready", "yes");
+  card.querySelectorAll("[data-map-mode]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const mode = button.getAttribute("data-map-mode");
+      card.setAttribute("data-mode", mode);
+      card.querySelector(".world-map").setAttribute("data-mode", mode);
+      card.querySelectorAll("[data-map-mode]").forEach((other) => {
+        const on = other === button;
+        other.setAttribute("aria-pressed", on ? "true" : "false");
+        other.classList.toggle("btn-pressed", on);
+      });
+    });
+  });
+  // Links inside an SVG are not ones HTMX boosts: send the drill-down through it like the other rows.
+  card.querySelectorAll(".world-map a[data-country]").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      const lib = htmx();
+      if (!lib || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      lib.ajax("GET", link.getAttribute("href"), { source: link, target: "#dashboard", swap: "outerHTML" });
+    });
+  });
 }
 
 function chartHeight() {
@@ -47,30 +81,39 @@ function drawSeries(el) {
   const ink = cssVar("--grey-500", "#6b7280");
   const few = data.t.length <= 45;
   const hourly = data.bucket === "hour";
+  const zone = data.tz || "Etc/UTC";
+  const previous = Array.isArray(data.previous) ? data.previous : null;
+  const series = [
+    { label: hourly ? "Hour" : data.bucket === "week" ? "Week of" : "Day", value: hourly ? "{D} {MMM} {HH}:00" : "{D} {MMM} {YYYY}" },
+    { label: "Views", stroke: accent, width: 2, fill: "rgba(79, 70, 229, 0.08)", points: { show: few, size: 5, fill: accent } },
+    { label: "Failed loads", stroke: danger, width: 2, points: { show: few, size: 5, fill: danger } },
+  ];
+  const columns = [data.t, data.views, data.fails];
+  if (previous) {
+    series.push({ label: data.previous_label ? "Views, " + data.previous_label : "Views, previous period", stroke: cssVar("--grey-400", "#9ca3af"), width: 1.5, dash: [5, 4], points: { show: false } });
+    columns.push(previous);
+  }
   const opts = {
     width: Math.max(el.clientWidth, 200),
     height: chartHeight(),
-    tzDate: (ts) => UPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+    tzDate: (ts) => UPlot.tzDate(new Date(ts * 1000), zone),
     cursor: { drag: { x: false, y: false }, points: { size: 7 } },
     legend: { show: true, live: true },
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.1))] } },
-    series: [
-      { label: hourly ? "Hour (UTC)" : data.bucket === "week" ? "Week of" : "Day", value: hourly ? "{D} {MMM} {HH}:00" : "{D} {MMM} {YYYY}" },
-      { label: "Views", stroke: accent, width: 2, fill: "rgba(79, 70, 229, 0.08)", points: { show: few, size: 5, fill: accent } },
-      { label: "Failed loads", stroke: danger, width: 2, points: { show: few, size: 5, fill: danger } },
-    ],
+    series,
     axes: [
       { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "12px system-ui, sans-serif" },
       { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { show: false }, size: 48, font: "12px system-ui, sans-serif",
         values: (u, splits) => splits.map((v) => (v >= 10000 ? Math.round(v / 1000) + "k" : v.toLocaleString())) },
     ],
   };
-  const chart = new UPlot(opts, [data.t, data.views, data.fails], el);
+  const chart = new UPlot(opts, columns, el);
   charts.push({ el, chart });
 }
 
 function init(root) {
   root.querySelectorAll("[data-timeseries]").forEach(drawSeries);
+  root.querySelectorAll("[data-map]").forEach(initMap);
   nameRegions(root);
 }
 
@@ -98,6 +141,24 @@ window.addEventListener("resize", () => {
 document.addEventListener("htmx:load", (event) => {
   keepAttached();
   init(event.target instanceof Element ? event.target : document.body);
+});
+
+// The live panel polls every 10 s; a page nobody looks at (a background tab) skips its turns.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const source = event.detail && event.detail.elt;
+  if (document.hidden && source instanceof Element && source.hasAttribute("data-live-panel")) event.preventDefault();
+});
+
+// Back and forward restore a snapshot of the page: its chart is a dead copy of the canvas, so draw it again.
+document.addEventListener("htmx:historyRestore", () => {
+  charts.forEach((entry) => entry.chart.destroy());
+  charts = [];
+  document.querySelectorAll("[data-timeseries]").forEach((el) => {
+    el.removeAttribute("data-drawn");
+    el.querySelectorAll(".uplot").forEach((old) => old.remove());
+  });
+  document.querySelectorAll("[data-map]").forEach((card) => card.removeAttribute("data-map-ready"));
+  init(document.body);
 });
 
 // A module runs once the document is parsed; htmx:load for the body may already have fired.

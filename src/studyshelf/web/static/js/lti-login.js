@@ -28,7 +28,7 @@ async function keepBindingThenLogIn(box) {
   }
   if (!kept && !cookieWorks(d.secure)) {
     document.querySelector("[data-lti-blocked]").hidden = false;
-    document.querySelector("[data-lti-status]").textContent = "This material needs a new window";
+    document.querySelector("[data-lti-status]").textContent = d.blockedTitle;  // translated by the template
     return;
   }
   window.location.replace(d.authUrl);
