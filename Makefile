@@ -66,6 +66,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
 	$(BIN)/python -m bench.analytics_live
+	$(BIN)/python -m bench.analytics_export
 	$(BIN)/python -m bench.backup
 	$(BIN)/python -m bench.cluster
 
@@ -73,6 +74,7 @@ bench-analytics: $(DEV_STAMP)
 	$(BIN)/python -m bench.analytics_ingest
 	$(BIN)/python -m bench.analytics_queries
 	$(BIN)/python -m bench.analytics_live
+	$(BIN)/python -m bench.analytics_export
 
 bench-backup: $(DEV_STAMP)
 	$(BIN)/python -m bench.backup

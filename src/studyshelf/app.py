@@ -11,10 +11,15 @@ from fastapi.responses import HTMLResponse
 
 from studyshelf.analytics import collect
 from studyshelf.analytics.api import router as analytics_router
+from studyshelf.analytics.data_api import router as analytics_data_router
+from studyshelf.analytics.erasure_pages import router as analytics_erasure_pages
 from studyshelf.analytics.ingest.drain import Drainer
+from studyshelf.analytics.insight_api import router as insight_api
+from studyshelf.analytics.insight_pages import router as insight_pages
 from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
 from studyshelf.analytics.reports.pages import router as reports_pages
+from studyshelf.analytics.table_pages import router as analytics_table_pages
 from studyshelf.delivery.api import MemberContentFastPath
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.hits import record_download, record_transfers
@@ -167,7 +172,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lti_api_router,
         lti_admin_pages,
         analytics_router,
+        analytics_data_router,
         analytics_pages,
+        analytics_erasure_pages,
+        analytics_table_pages,
+        insight_api,
+        insight_pages,
         reports_router,
         reports_pages,
         partners_pages,

@@ -224,11 +224,11 @@ def test_dashboard_drill_down_and_filters(browser: Any, server: Server, seeded: 
     page.locator(".dashboard-empty").wait_for()
     page.screenshot(path=str(artifacts / "analytics-empty-desktop.png"), full_page=True)
 
-    # The file page links to its usage.
+    # The file page links to its performance page.
     page.goto(f"{server.url}/files/{seeded.video_id}")
     page.locator("[data-usage-link]").click()
-    page.wait_for_url(f"**/analytics?file={seeded.video_id}")
-    page.locator(".chip", has_text="Mitosis").wait_for()
+    page.wait_for_url(f"**/analytics/files/{seeded.video_id}")
+    page.locator("h1", has_text="Mitosis").wait_for()
     _no_page_errors(errors)
     context.close()
 

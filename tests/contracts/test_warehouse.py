@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from studyshelf.events.schema import encode_lines
+from studyshelf.events.schema import COLUMNS, encode_lines
 from studyshelf.warehouse import LoadFailures, Metrics, SummaryQuery, Warehouse, build_warehouse
 from studyshelf.warehouse.postgres import PostgresWarehouse
 from tests.analytics.support import OWNER, PARTNER_A, PARTNER_B, T0, event
@@ -281,6 +281,45 @@ class WarehouseContract:
         assert warehouse.load_failures(T0 + 2 * DAY, T0 + 3 * DAY, min_views=1) == [
             LoadFailures("global", None, None, 0, 0, 0)
         ]
+
+    def test_org_events_pages_one_organisation_in_time_order(self, warehouse: Warehouse) -> None:
+        mine = [event(ts=T0 + timedelta(minutes=i), partner_org=PARTNER_A) for i in range(5)]
+        mine.append(event(ts=T0 + timedelta(minutes=2), owner_org=PARTNER_A, partner_org=PARTNER_B))  # a tie in ts
+        others = [event(ts=T0, partner_org=PARTNER_B), event(ts=T0)]
+        warehouse.insert([*mine, *others, event(ts=T0 - 2 * DAY, partner_org=PARTNER_A)])
+        pages, after = [], None
+        while True:
+            page = warehouse.org_events(PARTNER_A, T0 - DAY, T0 + DAY, after=after, limit=2)
+            pages.append(page)
+            if len(page) < 2:
+                break
+            after = (page[-1][COLUMNS.index("ts")], page[-1][COLUMNS.index("id")])
+        rows = [row for page in pages for row in page]
+        assert sorted(r[COLUMNS.index("id")] for r in rows) == sorted(e.id for e in mine)
+        keys = [(r[COLUMNS.index("ts")], r[COLUMNS.index("id")]) for r in rows]
+        assert keys == sorted(keys)
+        first = dict(zip(COLUMNS, rows[0], strict=True))
+        assert first["ts"] == T0
+        assert first["ts"].tzinfo is not None
+        assert first["partner_org"] == PARTNER_A
+        assert isinstance(first["file_id"], str)
+        assert first["folder_path"] == [str(uuid.UUID(int=9)), str(uuid.UUID(int=10))]
+        assert first["viewer"] == "v1"  # pseudonymous, as stored
+
+    def test_erase_org_deletes_its_events_and_tells_their_days(self, warehouse: Warehouse) -> None:
+        warehouse.insert(
+            [
+                event(ts=T0, partner_org=PARTNER_A),
+                event(ts=T0 + DAY, owner_org=PARTNER_A, partner_org=PARTNER_B),
+                event(ts=T0, partner_org=PARTNER_B),
+                event(ts=T0),
+            ]
+        )
+        assert warehouse.erase_org(PARTNER_A) == [T0.date(), (T0 + DAY).date()]
+        assert warehouse.count() == 2
+        assert warehouse.org_events(PARTNER_A, T0 - DAY, T0 + 2 * DAY, limit=10) == []
+        assert warehouse.summary(query(scope_org=PARTNER_B)).totals.views == 1
+        assert warehouse.erase_org(PARTNER_A) == []
 
 
 class TestDuckDB(WarehouseContract):

@@ -228,7 +228,7 @@ def test_a_viewer_sees_the_nav_link_and_the_file_page_links_to_usage(world: Worl
     page = viewer.client.get(f"/files/{p.notes['id']}", headers=HTML)
     assert page.status_code == 200
     assert parse_html(page).select_one('a[href="/analytics"]')
-    assert parse_html(page).select_one(f'a[href="/analytics?file={p.notes["id"]}"]')
+    assert parse_html(page).select_one(f'a[href="/analytics/files/{p.notes["id"]}"]')
 
 
 def test_uplot_is_vendored_with_its_licence(app_client: TestClient) -> None:

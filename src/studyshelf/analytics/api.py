@@ -12,10 +12,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from studyshelf.analytics import beacons, service
 from studyshelf.analytics.collect import Collector
+from studyshelf.analytics.names import Names
 from studyshelf.analytics.schemas import BreakdownRow, MetricsRead, SeriesPoint, SummaryRead
 from studyshelf.core.errors import TooLarge, Unavailable
 from studyshelf.events.schema import ClientFacts
 from studyshelf.partners.deps import ClientIp, CurrentPrincipal, DbSession, ServicesDep
+from studyshelf.warehouse import Metrics
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 Breakdown = Literal[
@@ -75,6 +77,14 @@ def summary(
         org_id=org_id, start=start, end=end, filters=filters, breakdown=breakdown, bucket=bucket, tz=tz
     )
     result = service.summarise(services.warehouse, principal=principal, org_id=org_id, query=query, db=db, now=now)
+    names = Names(db, principal, org_id, now=now)
+    names.learn(files=[k for k, _m in result.top_files], folders=[k for k, _m in result.top_folders])
+    if breakdown == "course":
+        names.learn_titles("course", [k for k, _m in result.breakdown])
+
+    def row(dim: str | None, key: str, m: Metrics) -> BreakdownRow:
+        return BreakdownRow(key=key, name=names.of(dim, key) if dim else None, **MetricsRead.of(m).model_dump())
+
     return SummaryRead(
         org_id=org_id,
         from_=start,
@@ -84,9 +94,9 @@ def summary(
         totals=MetricsRead.of(result.totals),
         series=[SeriesPoint(t=t, **MetricsRead.of(m).model_dump()) for t, m in result.series],
         breakdown=breakdown,
-        rows=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.breakdown],
-        top_files=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.top_files],
-        top_folders=[BreakdownRow(key=k, **MetricsRead.of(m).model_dump()) for k, m in result.top_folders],
+        rows=[row(breakdown, k, m) for k, m in result.breakdown],
+        top_files=[row("file", k, m) for k, m in result.top_files],
+        top_folders=[row("folder", k, m) for k, m in result.top_folders],
         time_zone=tz,
         source=result.source,
     )

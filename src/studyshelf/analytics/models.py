@@ -1,10 +1,11 @@
-"""Page views whose beacons may be stored: one row per viewer page the server counted."""
+"""Page views whose beacons may be stored (one row per viewer page the server counted); course names for figures."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from studyshelf.core.db import Base
@@ -27,3 +28,22 @@ class BeaconView(Base):
     seqs: Mapped[str] = mapped_column(Text, default=",")  # ",3,7,": the seqs stored (at most `events` of them)
     minute: Mapped[int] = mapped_column(Integer, default=0)  # unix minute of the latest beacon (never goes back)
     minute_events: Mapped[int] = mapped_column(Integer, default=0)  # beacons stored in that minute
+
+
+class CourseName(Base):
+    """A course's or resource link's title as an LTI launch of a partner's platform told it.
+
+    Keyed as the events are (`kind` "course": the event's `course`, the LTI context id; "resource_link": its
+    `resource_link`), per partner organisation, so figures show titles instead of opaque ids. Learners are not
+    named: a launch's title claims name the course and the activity, never a person.
+    """
+
+    __tablename__ = "analytics_course_names"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # course | resource_link
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    label: Mapped[str] = mapped_column(String(100), default="")  # the course's short code (context label)
+    platform: Mapped[str] = mapped_column(String(200), default="")  # the LMS registration's name
+    learned_at: Mapped[datetime] = mapped_column()

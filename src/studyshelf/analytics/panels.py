@@ -166,7 +166,7 @@ def label(dim: str, key: str, names: Names) -> str:
         return _EMPTY_LABELS.get(dim, "Unknown")
     if dim == "device":
         return key.capitalize()
-    return _VALUE_LABELS.get(dim, {}).get(key, key)
+    return (names.course(key) if dim == "course" else None) or _VALUE_LABELS.get(dim, {}).get(key, key)
 
 
 @dataclass(frozen=True)
@@ -378,6 +378,8 @@ def build(
         folders=[key for key, _m in first.top_folders] + _filtered(query, "folder"),
     )
     found = figures.breakdowns
+    if "course" in found:
+        names.learn_titles("course", [key for key, _m in found["course"].breakdown])
     cards = [card(dim, title, found[dim].breakdown, query, names) for dim, title in CHARTS if dim in found]
     # Countries have the map; courses and organisations are shown only when they say something: a course was
     # recorded, or someone other than this organisation used its content.

@@ -45,6 +45,11 @@ class SeriesPoint(MetricsRead):
 
 class BreakdownRow(MetricsRead):
     key: str
+    name: str | None = Field(
+        default=None,
+        description="the organisation, course, file or folder as the dashboard names it (a course by the title its "
+        "LMS launches told); null where StudyShelf knows no name or the caller may not see the item",
+    )
 
 
 class SummaryRead(BaseModel):
@@ -84,4 +89,22 @@ class BeaconIn(BaseModel):
     ) = None
     bytes: int | None = Field(
         default=None, ge=0, description="more than the file's size is refused (beacon-out-of-range)"
+    )
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: uuid.UUID = Field(description="the partner organisation whose analytics data is erased")
+    confirm: str = Field(max_length=100, description="the organisation's slug, repeated to confirm")
+
+
+class ErasureRead(BaseModel):
+    org_id: uuid.UUID
+    org_name: str
+    event_days: int = Field(description="UTC days that held the organisation's raw events, now deleted")
+    rollup_rows: int = Field(description="the organisation's own rollup and audience rows deleted")
+    course_titles: int = Field(description="course and resource-link titles its launches taught, deleted")
+    days_to_rebuild: int = Field(
+        description="days whose other rollups (operator, platform) counted its events: rebuilt after this answer"
     )

@@ -1,4 +1,5 @@
-"""Resource-link launches: check the partner still reaches the material, record the launch, show the viewer."""
+"""Resource-link launches: check the partner still reaches the material, record the launch (and the titles of its
+course and resource link, for analytics), show the viewer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jwt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from studyshelf.analytics import course_names
 from studyshelf.core.errors import NotFound
 from studyshelf.core.keys import KeyRing, Purpose
 from studyshelf.library.models import File, Folder
@@ -115,6 +117,17 @@ def accept_resource_launch(
     )
     db.add(launch)
     db.flush()
+    course_names.learn(
+        db,
+        org_id=registration.org_id,
+        course=launch.context_id,
+        course_title=launch.context_title,
+        course_label=str(context.get("label") or ""),
+        resource_link=launch.resource_link_id,
+        link_title=str(resource.get("title") or ""),
+        platform=registration.name or str(platform.get("name") or ""),
+        now=now,
+    )
     return launch, item
 
 

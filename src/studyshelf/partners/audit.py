@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from studyshelf.core.csvsafe import csv_safe
 from studyshelf.partners.models import AuditEntry
 from studyshelf.partners.permissions import Permission, require, role_in
 from studyshelf.partners.principal import Principal
@@ -123,9 +124,3 @@ def export_csv(db: Session, *, principal: Principal, org_id: uuid.UUID, flt: Aud
         buffer.truncate()
         writer.writerow([csv_safe(str(getattr(entry, c) if c != "at" else entry.at.isoformat())) for c in CSV_COLUMNS])
         yield buffer.getvalue()
-
-
-def csv_safe(value: str) -> str:
-    """A CSV cell that spreadsheets show as text, never run as a formula."""
-    # Spreadsheets run cells that start with these as formulas (CSV injection).
-    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value

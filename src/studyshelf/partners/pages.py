@@ -35,7 +35,13 @@ from studyshelf.partners.deps import (
     refuse_cross_site,
 )
 from studyshelf.partners.models import AuditEntry, Membership, Organization, Role
-from studyshelf.partners.permissions import Permission, allows, assignable_roles, operates_platform
+from studyshelf.partners.permissions import (
+    Permission,
+    allows,
+    assignable_roles,
+    is_operator_admin,
+    operates_platform,
+)
 from studyshelf.partners.principal import Principal
 from studyshelf.web.render import is_htmx, render, render_error_page
 
@@ -77,6 +83,7 @@ def fill_page_context(request: Request, principal: Principal) -> None:
         "current_org": next((choice for choice in choices if choice.id == current), None),
         "can_audit": current is not None and allows(principal, Permission.AUDIT_READ, current),
         "operates_platform": operates_platform(principal),
+        "operator_admin": is_operator_admin(principal),
         "csrf_token": principal.session.csrf_token if principal.session else "",
     }
 

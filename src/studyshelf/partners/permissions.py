@@ -104,6 +104,11 @@ def require_platform_operator(principal: Principal) -> None:
 def operates_alarms(principal: Principal) -> bool:
     """Operator admins (an admin or owner of an operator organisation, through a token too) run the platform's alarm
     rules, contacts and every incident; platform admins signed in do too."""
+    return is_operator_admin(principal)
+
+
+def is_operator_admin(principal: Principal) -> bool:
+    """An admin or owner of an operator organisation (through a token too), or a platform admin signed in."""
     if operates_platform(principal):
         return True
     return any(
@@ -112,6 +117,11 @@ def operates_alarms(principal: Principal) -> bool:
         and role.rank >= Role.ADMIN.rank
         for m in principal.user.memberships
     )
+
+
+def require_operator_admin(principal: Principal, *, what: str) -> None:
+    if not is_operator_admin(principal):
+        raise PermissionDenied(f"Only the operator's admins may {what}.")
 
 
 def require_alarm_operator(principal: Principal) -> None:

@@ -29,7 +29,7 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ import pyarrow as pa  # type: ignore[import-untyped]  # no stubs; only a few cal
 import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 
 from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
+from studyshelf.warehouse import org_events
 from studyshelf.warehouse.interface import (
     WarehouseError,
 )
@@ -316,6 +317,19 @@ class DuckDBWarehouse(SqlReads):
 
     def delete_before(self, cutoff: datetime) -> int:
         return int(self._all("DELETE FROM events WHERE ts < ?", [cutoff])[0][0])
+
+    def erase_org(self, org: str) -> list[date]:
+        with self._connect() as con:
+            try:
+                con.execute("BEGIN")
+                days = org_events.days(con.execute(org_events.DAYS_SQL, [org, org]).fetchall())
+                con.execute(org_events.ERASE_SQL, [org, org])
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise WarehouseError(f"DuckDB erase failed: {exc}") from exc
+        return days
 
     def ping(self) -> None:
         """Answer from the open file; when another process holds it, it is open there, which is enough."""

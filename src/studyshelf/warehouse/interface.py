@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from studyshelf.events.schema import Event
 
@@ -211,3 +211,74 @@ class Warehouse(Protocol):
         """Non-bot views and loads of [start, end): overall, per owning organisation, and per file with at least
         `min_views` views (the alarms' load_fail rate)."""
         ...
+
+    def org_events(
+        self, org: str, start: datetime, end: datetime, *, after: tuple[datetime, str] | None = None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Up to `limit` stored events (bots too, pseudonymous as stored) of [start, end) whose owner or partner is
+        `org`, in (ts, id) order after `after` (the ts and id of the last row of the page before): one page of an
+        export. Rows hold COLUMNS in order, ids as text, ts an aware UTC datetime, folder_path a list."""
+        ...
+
+    def erase_org(self, org: str) -> list[date]:
+        """Delete every event whose owner or partner is `org` (erasure); return the UTC days they fell on."""
+        ...
+
+    def insight(self, query: SummaryQuery) -> Insight:
+        """The failures by audience and error class, the load-time histogram, and the metrics per version, per
+        placement and per file of the query's events (a file's or a folder's page), in one scan."""
+        ...
+
+
+# -- one file's or one folder's performance (analytics/insight.py reads these) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRow:
+    """Failed loads of one error class in one audience (browser and its major version, OS, device, country)."""
+
+    browser: str
+    browser_major: str
+    os: str
+    device: str
+    country: str
+    error_class: str
+    fails: int
+    attempts: int  # successful and failed loads of the same audience, every error class
+
+    @property
+    def fail_rate(self) -> float | None:
+        return self.fails / self.attempts if self.attempts else None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """The metrics of one file version, and when it was first and last used in the window."""
+
+    version_id: str
+    metrics: Metrics
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRow:
+    """Where content was opened: a share link, or an LMS course and resource link (keys "" when not known)."""
+
+    link_id: str
+    lms: str
+    course: str
+    resource_link: str
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class Insight:
+    """What a file's or a folder's performance page shows beyond the summary, from one scan."""
+
+    failures: list[FailureRow]  # every (audience, error class) with failed loads, most fails first
+    loads: list[FailureRow]  # every audience with loads, error class "" (its fails over all classes)
+    histogram: tuple[int, ...]  # successful loads per load-time bucket (LOAD_BUCKETS_MS; the last is slower)
+    versions: list[VersionRow]  # oldest first
+    placements: list[PlacementRow]  # most viewed first
+    files: list[tuple[str, Metrics]]  # per file, most viewed first (a folder's files)

@@ -11,7 +11,7 @@ import queue
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +25,7 @@ from psycopg import sql
 
 from studyshelf.core.db import CUSTOM_PLANS
 from studyshelf.events.schema import COLUMNS, Event, decode_lines, encode_lines
+from studyshelf.warehouse import org_events
 from studyshelf.warehouse.interface import (
     WarehouseError,
 )
@@ -240,6 +241,14 @@ class PostgresWarehouse(SqlReads):
             )
             deleted += max(0, cur.rowcount)
         return deleted
+
+    def erase_org(self, org: str) -> list[date]:
+        """The days and the deletion in one transaction (the scans use each month's partition)."""
+        self._ensure_schema()
+        with self._conn() as conn:
+            days = org_events.days(conn.execute(org_events.DAYS_SQL.replace("?", "%s"), [org, org]).fetchall())
+            conn.execute(org_events.ERASE_SQL.replace("?", "%s"), [org, org])
+        return days
 
     def ping(self) -> None:
         with self._conn() as conn:

@@ -45,7 +45,7 @@ def bucket_start(bucket: str, zone: str, *, postgres: bool) -> str:
     return f"timezone('UTC', timezone('{zone}', date_trunc('{bucket}', timezone('{zone}', timezone('UTC', ts)))))"
 
 
-def where(query: SummaryQuery, table: str) -> tuple[str, list[Any]]:
+def where(query: SummaryQuery, table: str, *, postgres: bool = False) -> tuple[str, list[Any]]:
     """The WHERE clause of a query: time range, scope, bots, filters."""
     clauses = ["ts >= ?", "ts < ?"]
     params: list[Any] = [query.start, query.end]
@@ -59,7 +59,11 @@ def where(query: SummaryQuery, table: str) -> tuple[str, list[Any]]:
             raise ValueError(f"unknown filter {name!r}")
         column = DIMENSIONS[name]
         if name == "folder":
-            clauses.append("CAST(? AS UUID) = ANY(folder_path)")
+            # `? = ANY(folder_path)` is 8x slower than list_contains on DuckDB, and only `@>` can use
+            # PostgreSQL's GIN index on folder_path (a course folder's 90 days: 2x faster there).
+            clauses.append(
+                "folder_path @> ARRAY[CAST(? AS UUID)]" if postgres else "list_contains(folder_path, CAST(? AS UUID))"
+            )
         elif column in UUID_COLUMNS:
             clauses.append(f"{column} = CAST(? AS UUID)")
         else:
@@ -78,7 +82,7 @@ def summary_sql(query: SummaryQuery, table: str = TABLE, *, postgres: bool = Fal
         raise ValueError(f"unknown bucket {query.bucket!r}")
     if query.breakdown is not None and query.breakdown not in DIMENSIONS:
         raise ValueError(f"unknown breakdown {query.breakdown!r}")
-    clause, params = where(query, table)
+    clause, params = where(query, table, postgres=postgres)
     parts = query.parts
     breakdown = query.breakdown if "breakdown" in parts else None
     columns = {  # grouping column → its expression, for the parts asked for

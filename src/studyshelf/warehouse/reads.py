@@ -1,4 +1,5 @@
-"""The read methods both SQL warehouses share: the same SQL (query.py, rollup.py) run through each one's `_all`."""
+"""The methods both SQL warehouses share: the same SQL (query.py, rollup.py, org_events.py) run through each one's
+`_all`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
+from studyshelf.events.schema import COLUMNS
+from studyshelf.warehouse import insight as insight_sql
 from studyshelf.warehouse import load_failures as failures_sql
+from studyshelf.warehouse import org_events
 from studyshelf.warehouse import query as q
 from studyshelf.warehouse import rollup as rollup_sql
-from studyshelf.warehouse.interface import ROLLUP_DIMENSIONS, LoadFailures, RollupRow, Summary, SummaryQuery
+from studyshelf.warehouse.interface import (
+    ROLLUP_DIMENSIONS,
+    Insight,
+    LoadFailures,
+    RollupRow,
+    Summary,
+    SummaryQuery,
+)
 
 
 class SqlReads(ABC):
@@ -53,3 +64,14 @@ class SqlReads(ABC):
     def latest(self) -> datetime | None:
         value = self._all(failures_sql.LATEST_SQL, [])[0][0]
         return None if value is None else self._as_utc(value)
+
+    def org_events(
+        self, org: str, start: datetime, end: datetime, *, after: tuple[datetime, str] | None = None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        rows = self._all(*org_events.page_sql(org, start, end, after=after, limit=limit))
+        ts = COLUMNS.index("ts")
+        return [org_events.plain_row(row, self._as_utc(row[ts])) for row in rows]
+
+    def insight(self, query: SummaryQuery) -> Insight:
+        loads, usage = insight_sql.insight_sql(query, postgres=self.postgres)
+        return insight_sql.insight(self._all(*loads), self._all(*usage), as_utc=self._as_utc)

@@ -24,8 +24,8 @@ from studyshelf.analytics.reports.schemas import (
     ReportRow,
 )
 from studyshelf.core.clock import as_utc
+from studyshelf.core.csvsafe import csv_safe
 from studyshelf.core.errors import Invalid, NotFound
-from studyshelf.partners.audit import csv_safe
 from studyshelf.partners.models import Organization
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal

@@ -1,7 +1,7 @@
 """media processing: a job per file version and the files it produced (renditions, posters, thumbnails)
 
 Revision ID: 0023
-Revises: 0025
+Revises: 0022
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import studyshelf.core.db
 
 revision = "0023"
-down_revision = "0025"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,144 @@
+"""HTML pages of one file's and one folder's performance, and the CSV of each of their tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+
+from studyshelf.analytics import insight, insight_tables, panels
+from studyshelf.analytics.insight import Kind, Target
+from studyshelf.analytics.names import Names
+from studyshelf.core.errors import NotFound, Unavailable
+from studyshelf.partners import service as partners
+from studyshelf.partners.deps import DbSession, Now, ServicesDep
+from studyshelf.partners.pages import PagePrincipal, current_org_id
+from studyshelf.partners.permissions import Permission, require
+from studyshelf.partners.principal import Principal
+from studyshelf.services import Services
+from studyshelf.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _org(principal: Principal) -> uuid.UUID:
+    org_id = current_org_id(principal)
+    if org_id is None:
+        raise NotFound("You are not a member of any organisation.")
+    require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
+    return org_id
+
+
+def _target(db: Session, principal: Principal, kind: Kind, target_id: uuid.UUID, now: datetime) -> Target:
+    if kind == "file":
+        return insight.file_target(db, principal=principal, file_id=target_id, now=now)
+    return insight.folder_target(db, principal=principal, folder_id=target_id, now=now)
+
+
+def _page(
+    request: Request,
+    kind: Kind,
+    target_id: uuid.UUID,
+    principal: Principal,
+    db: Session,
+    services: Services,
+    now: datetime,
+) -> Response:
+    org_id = _org(principal)
+    query = insight.parse(request.query_params, kind=kind, today=services.clock.now().date())
+    target = _target(db, principal, kind, target_id, now)
+    context: dict[str, Any] = {"target": target, "query": query, "report": None, "tables": {}, "error": None}
+    context["org_name"] = partners.get_organization(db, org_id).name
+    names = Names(db, principal, org_id, now=now)
+    context["chips"] = [
+        (chip, insight.page_url(kind, target.id, query, **{chip.name: None})) for chip in panels.chips(query, names)
+    ]
+    context["url"] = lambda **changes: insight.page_url(kind, target.id, query, **changes)
+    try:
+        found = insight.report(
+            db, services.warehouse, principal=principal, org_id=org_id, target=target, query=query, now=now
+        )
+    except Unavailable as exc:
+        context["error"] = exc.detail
+    else:
+        context |= {
+            "report": found,
+            "tables": insight_tables.tables(found),
+            "kpis": insight_tables.kpis(found.totals),
+            "series_json": insight_tables.series_json(found),
+            "histogram_max": max(found.insight.histogram, default=0),
+        }
+    return render(request, f"analytics/{kind}.html", context | {"cell": insight_tables.cell})
+
+
+def _csv(
+    request: Request,
+    kind: Kind,
+    target_id: uuid.UUID,
+    table: str,
+    principal: Principal,
+    db: Session,
+    services: Services,
+    now: datetime,
+) -> Response:
+    org_id = _org(principal)
+    query = insight.parse(request.query_params, kind=kind, today=services.clock.now().date())
+    target = _target(db, principal, kind, target_id, now)
+    found = insight.report(
+        db, services.warehouse, principal=principal, org_id=org_id, target=target, query=query, now=now
+    )
+    tables = insight_tables.tables(found)
+    if table not in tables:
+        raise NotFound(f"This page has no table `{table}`; it has: {', '.join(tables)}.")
+    filename = f"{kind}-{target.id}-{table}-{query.start.isoformat()}-{query.end.isoformat()}.csv"
+    return StreamingResponse(
+        insight_tables.csv_text(tables[table]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/analytics/files/{file_id}", response_class=HTMLResponse)
+def file_page(
+    request: Request, file_id: uuid.UUID, principal: PagePrincipal, db: DbSession, services: ServicesDep, now: Now
+) -> Response:
+    """One file's performance: views and failures over time, who fails and how, load times, versions, placements."""
+    return _page(request, "file", file_id, principal, db, services, now)
+
+
+@router.get("/analytics/folders/{folder_id}", response_class=HTMLResponse)
+def folder_page(
+    request: Request, folder_id: uuid.UUID, principal: PagePrincipal, db: DbSession, services: ServicesDep, now: Now
+) -> Response:
+    """A folder's performance over its whole subtree, and its files that fail most."""
+    return _page(request, "folder", folder_id, principal, db, services, now)
+
+
+@router.get("/analytics/files/{file_id}/{table}.csv")
+def file_csv(
+    request: Request,
+    file_id: uuid.UUID,
+    table: str,
+    principal: PagePrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    now: Now,
+) -> Response:
+    return _csv(request, "file", file_id, table, principal, db, services, now)
+
+
+@router.get("/analytics/folders/{folder_id}/{table}.csv")
+def folder_csv(
+    request: Request,
+    folder_id: uuid.UUID,
+    table: str,
+    principal: PagePrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    now: Now,
+) -> Response:
+    return _csv(request, "folder", folder_id, table, principal, db, services, now)
