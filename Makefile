@@ -60,6 +60,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.encryption
 	$(BIN)/python -m bench.s3
 	$(BIN)/python -m bench.media
+	$(BIN)/python -m bench.media_processing
 	$(BIN)/python -m bench.offload
 	$(BIN)/python -m bench.viewer
 	$(BIN)/python -m bench.analytics_ingest

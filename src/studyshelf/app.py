@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,10 @@ from studyshelf.lti.api import router as lti_api_router
 from studyshelf.lti.pages import router as lti_router
 from studyshelf.lti.picker import router as lti_picker_router
 from studyshelf.lti.register_pages import router as lti_register_router
+from studyshelf.media.api import router as media_router
+from studyshelf.media.pages import router as media_pages
+from studyshelf.media.tools import Tools
+from studyshelf.media.worker import MediaWorker
 from studyshelf.ops.alarms_api import router as alarms_api
 from studyshelf.ops.alarms_pages import router as alarms_pages
 from studyshelf.ops.backup_health import BackupMonitor
@@ -59,6 +64,8 @@ from studyshelf.web.errors import install_error_handlers
 from studyshelf.web.render import render
 from studyshelf.web.security import SecurityHeadersMiddleware
 
+log = logging.getLogger("studyshelf.app")
+
 API_DESCRIPTION = """
 StudyShelf stores study materials and delivers them to learners.
 
@@ -66,6 +73,21 @@ Authenticate with `POST /api/v1/auth/login` (session cookie; writes then need th
 header from the login answer) or with a personal token: `Authorization: Bearer ss_…`.
 Errors are RFC 9457 `application/problem+json` with a stable `type`.
 """
+
+
+def _start_media_processing(services: Services) -> MediaWorker | None:
+    """Warn about missing tools (originals are then served unprocessed); process uploads in this process
+    when it runs the in-process scheduler (the embedded default), as `studyshelf worker` does elsewhere."""
+    settings = services.settings
+    if not settings.media_processing:
+        return None
+    for gap in Tools.find(settings).missing():
+        log.warning("media processing: %s", gap)
+    if settings.scheduler_interval_seconds <= 0:
+        return None
+    worker = MediaWorker(services)
+    worker.start()
+    return worker
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -86,6 +108,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 alarm_interval_seconds=settings.alarm_interval_seconds,
             )
             scheduler.start()
+        media_worker = _start_media_processing(built)
         drainer = None
         if not settings.redis_url:  # the embedded spool is drained here; Redis by `studyshelf worker`
             counts = ViewCounts(built)
@@ -101,6 +124,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             drainer.stop()
         if scheduler is not None:
             scheduler.stop()
+        if media_worker is not None:
+            media_worker.stop()
         mark_this_process_dead()
         if isinstance(built.hits, collect.Collector) and built.hits is not getattr(services, "hits", None):
             built.hits.close()  # made by this app (collect.install), so closed by it
@@ -142,6 +167,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         library_router,
         captions_router,
         captions_content_router,
+        media_router,
+        media_pages,
         sharing_router,
         delivery_router,
         links_router,

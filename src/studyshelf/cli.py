@@ -7,7 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,14 +21,18 @@ from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import BlobIntegrityError, StudyShelfError
 from studyshelf.core.logs import configure_logging
 from studyshelf.lti.cli import app as lti_app
+from studyshelf.media.cli import app as media_app
 from studyshelf.ops.cli import app as backup_app
 from studyshelf.ops.metrics import MULTIPROCESS_ENV, counts_in_files, prepare_multiprocess_dir
 from studyshelf.partners.models import OrgKind, Role
-from studyshelf.services import command_services
+from studyshelf.services import Services, command_services
 from studyshelf.settings import Settings
 from studyshelf.storage import BlobNotFound, BlobStore
 from studyshelf.storage.crypto import EncryptedBlobStore, EncryptionKeyError
 from studyshelf.storage.interface import StorageConfigError
+
+if TYPE_CHECKING:
+    from studyshelf.media.worker import MediaWorker
 
 
 class _Commands(TyperGroup):
@@ -59,6 +63,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(trash_app, name="trash")
 app.add_typer(keys_app, name="keys")
 app.add_typer(lti_app, name="lti")
+app.add_typer(media_app, name="media")
 app.add_typer(reports_app, name="reports")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(backup_app, name="backup")
@@ -187,6 +192,7 @@ def trash_purge(
 ) -> None:
     """Delete for good what has been in the trash longer than the retention, and unused blobs."""
     from studyshelf.library.jobs import purge_trash
+    from studyshelf.media import models as _media_models  # noqa: F401 - its blobs are kept by the purge
 
     with command_services() as services:
         items, blobs = purge_trash(services, retention_days=older_than_days)
@@ -291,6 +297,7 @@ def worker(
         counts = ViewCounts(services)
         alarms = Scheduler(services, interval_seconds=0, alarm_interval_seconds=settings.alarm_interval_seconds)
         alarms.start()
+        media_worker = _media_worker(services)
         try:
             drain.run(
                 services.events,
@@ -304,6 +311,22 @@ def worker(
             alarms.stop()
             if server is not None:
                 server.shutdown()
+            if media_worker is not None:
+                media_worker.stop()
+
+
+def _media_worker(services: Services) -> MediaWorker | None:
+    """Process uploads beside the drain (STUDYSHELF_MEDIA_PROCESSING), warning when ffmpeg is missing."""
+    from studyshelf.media.tools import Tools
+    from studyshelf.media.worker import MediaWorker
+
+    if not services.settings.media_processing:
+        return None
+    for gap in Tools.find(services.settings).missing():
+        console.print(f"[yellow]Media processing: {gap}.[/yellow]")
+    worker = MediaWorker(services)
+    worker.start()
+    return worker
 
 
 def main() -> None:

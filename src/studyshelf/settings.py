@@ -251,6 +251,22 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="a bearer token that reads /metrics from any address (unset: networks only)"
     )
+    media_processing: bool = Field(
+        default=True,
+        description="make HLS renditions, posters and thumbnails of uploads (off: originals are served as they are)",
+    )
+    ffmpeg_path: str = Field(
+        default="ffmpeg", description="the ffmpeg program (a name on PATH or a path); ffprobe is looked for beside it"
+    )
+    media_timeout_seconds: int = Field(
+        default=3600, ge=10, description="longest one processing run may take before it fails (the original stays)"
+    )
+    media_max_duration_seconds: int = Field(
+        default=4 * 3600, ge=1, description="longer videos and audio are not processed (failed clearly)"
+    )
+    media_poll_seconds: float = Field(
+        default=2.0, gt=0, description="how often serve's and the worker's processing loop looks for new uploads"
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: readable lines when stderr is a terminal, JSON lines otherwise"
     )

@@ -281,3 +281,16 @@ def test_the_retention_job_forgets_page_views_after_a_day(services: Services) ->
     assert "forgot 1 page views' beacon counts" in apply_retention(services, "")
     with unit_of_work(services.read_sessions) as db:
         assert list(db.scalars(select(BeaconView.session))) == ["recent"]
+
+
+@pytest.mark.parametrize("error_class", ["manifest", "segment"])
+def test_hls_failures_are_told_apart(world: World, page: tuple[TestClient, str], error_class: str) -> None:
+    """hls.js's fatal errors: a playlist (manifest), a segment, or the decoder (decode, as before)."""
+    client, token = page
+    fail = client.post(URL, json=beacon(token, type="load_fail", load_ms=None, error_class=error_class))
+    assert fail.status_code == 204, fail.text
+    now = utcnow()
+    drain(world.services)
+    window = {"start": now.replace(year=now.year - 1), "end": now.replace(year=now.year + 1)}
+    rows = world.services.warehouse.summary(SummaryQuery(**window, breakdown="error_class")).breakdown
+    assert [(key, metrics.fails) for key, metrics in rows if metrics.fails] == [(error_class, 1)]

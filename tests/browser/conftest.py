@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,20 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`studyshelf demo` then `studyshelf serve` in a fresh data dir, on a free port."""
+    """`studyshelf demo` then `studyshelf serve` in a fresh data dir, on a free port.
+
+    Media processing is off here, so the demo video plays as its MP4 (test_embed.py's range tests);
+    test_hls_playback.py starts a server of its own that processes it."""
+    with running_server(tmp_path_factory.mktemp("browser-data"), {"STUDYSHELF_MEDIA_PROCESSING": "false"}) as started:
+        yield started
+
+
+@contextmanager
+def running_server(
+    data: Path, extra_env: dict[str, str], before_serve: Sequence[Sequence[str]] = ()
+) -> Iterator[Server]:
+    """A demo-seeded server on `data` (`before_serve`: more `studyshelf` commands to run first)."""
     require_service(CHROMIUM.exists(), "Chromium (/usr/bin/chromium)")
-    data = tmp_path_factory.mktemp("browser-data")
     env = {
         **os.environ,
         "STUDYSHELF_DATA_DIR": str(data),
@@ -89,10 +101,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "STUDYSHELF_STORAGE_URL",
         "STUDYSHELF_REDIS_URL",
         "STUDYSHELF_WAREHOUSE_URL",
+        "STUDYSHELF_MEDIA_PROCESSING",
     ):
         env.pop(key, None)
-    demo = subprocess.run([_studyshelf(), "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603 - a fixed argv of our own, no shell
-    assert demo.returncode == 0, demo.stdout + demo.stderr
+    env.update(extra_env)
+    for command in (["demo"], *before_serve):
+        argv = [_studyshelf(), *command]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603 - our own CLI
+        assert done.returncode == 0, done.stdout + done.stderr
     port = _free_port()
     env["STUDYSHELF_BASE_URL"] = f"http://127.0.0.1:{port}"  # link URLs and embed snippets point here
     log = data / "server.log"

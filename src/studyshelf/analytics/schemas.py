@@ -82,7 +82,11 @@ class BeaconIn(BaseModel):
     seq: int = Field(ge=0, le=1000, description="the page's own counter: a repeated seq is a replay")
     t: int = Field(description="when it happened, ms since the epoch (client clock)")
     load_ms: int | None = Field(default=None, ge=0, description="over 10 minutes is refused (beacon-out-of-range)")
-    error_class: Literal["network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"] | None = None
+    # manifest, segment: an HLS playlist or segment failed to load (hls.js); decode covers its media errors too
+    error_class: (
+        Literal["network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted", "manifest", "segment"]
+        | None
+    ) = None
     bytes: int | None = Field(
         default=None, ge=0, description="more than the file's size is refused (beacon-out-of-range)"
     )

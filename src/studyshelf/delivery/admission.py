@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 from studyshelf.core.errors import NotFound
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links, radar
-from studyshelf.delivery.content import ContentFacts
+from studyshelf.delivery.content import ContentFacts, processed
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
 from studyshelf.library.access import content_path_ids, folder_chain
 from studyshelf.library.captions import CAPTIONED_KINDS, tracks_of
 from studyshelf.library.models import File, FileVersion
+from studyshelf.library.sniff import category
 from studyshelf.partners.grants import org_has_access
 
 
@@ -103,6 +104,9 @@ def read_visit(db: Session, link_id: str) -> VisitRead | None:
     return VisitRead(link, rows if link.target_type == "file" else ())
 
 
+PLAYED_FROM_OUTPUTS = frozenset({"video", "audio", "image"})
+
+
 def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None, list[uuid.UUID], ContentFacts | None]:
     """`_state_and_path` for a file link from its read, with the file's page facts when it can be shown."""
     link, rows = read.link, read.rows
@@ -129,6 +133,8 @@ def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None
         size=row.version_size,
         sha256=row.version_sha256,
         modified=int(row.version_created_at.timestamp()),
+        # Only what the viewer plays from processed outputs (renditions, posters, web-safe audio and images).
+        **(processed(db, row.version_id) if category(row.version_content_type) in PLAYED_FROM_OUTPUTS else {}),
     )
     if content.kind in CAPTIONED_KINDS:
         content = replace(content, captions=tuple(tracks_of(db, link.target_id)))

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
@@ -27,11 +27,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from studyshelf.core.errors import NotAuthenticated, StudyShelfError
+from studyshelf.core.errors import NotAuthenticated, NotFound, StudyShelfError
 from studyshelf.delivery.streaming import BlobResponse, Representation
 from studyshelf.library.access_epoch import read_epoch
 from studyshelf.library.files import get_file, get_version
 from studyshelf.library.models import File, FileVersion
+from studyshelf.media import service as media
 from studyshelf.partners.deps import SESSION_COOKIE, resolve_principal
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
@@ -280,6 +281,32 @@ async def version_content(
     return _blob_response(
         request, services, rep, download=download, cache_control="private, max-age=31536000, immutable"
     )
+
+
+PreviewName = Literal["thumb.jpg", "poster.jpg"]
+
+
+@router.get("/files/{file_id}/previews/{name}", response_class=Response, responses=_BYTES_RESPONSES)
+async def file_preview(file_id: uuid.UUID, name: PreviewName, request: Request, caller: Caller) -> Response:
+    """The current version's thumbnail or poster, once processing has made it (404 until then)."""
+
+    def load(db: Session, principal: Principal) -> Representation:
+        file = get_file(db, principal=principal, file_id=file_id, now=services.clock.now())
+        version = file.current_version
+        assert version is not None
+        found = media.output(db, version_id=version.id, path=name)
+        if found is None:
+            raise PreviewNotFound(f"This file has no {name.removesuffix('.jpg')} (yet).")
+        return Representation(found.blob_sha256, found.size, found.content_type, name, version.created_at)
+
+    services = _services(request)
+    rep = await run_in_threadpool(_decide, request, services, load)
+    return _blob_response(request, services, rep, download=False, cache_control="private, max-age=300")
+
+
+class PreviewNotFound(NotFound):
+    type_slug = "preview-not-found"
+    title = "No preview yet"
 
 
 def _blob_response(

@@ -6,8 +6,10 @@ what it is seen (a share link, or an LTI launch's course and resource link) and 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,7 @@ from studyshelf.library.access import content_path_ids
 from studyshelf.library.captions import CAPTIONED_KINDS, CaptionTrack, tracks_of
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
+from studyshelf.media.models import MediaJob
 from studyshelf.signing import MediaClaims
 
 
@@ -38,6 +41,14 @@ def folder_path(db: Session, file: File) -> tuple[str, ...]:
     return tuple(str(i) for i in found[1][:-1]) if found else (str(file.folder_id),)
 
 
+def processed(db: Session, version_id: uuid.UUID) -> dict[str, Any]:
+    """The version's processed outputs as ContentFacts fields (none while it has none)."""
+    job = db.get(MediaJob, version_id)
+    if job is None or job.generation == 0:
+        return {}
+    return {"media_generation": job.generation, "media_renditions": tuple(job.renditions.split())}
+
+
 @dataclass(frozen=True)
 class ContentFacts:
     """One version of one file as delivered."""
@@ -52,6 +63,8 @@ class ContentFacts:
     sha256: str
     modified: int  # the version's creation, epoch seconds: the media URL's Last-Modified
     captions: tuple[CaptionTrack, ...] = ()  # a video's or audio's caption tracks, the default first
+    media_generation: int = 0  # the version's processed outputs (renditions, poster), 0 while it has none
+    media_renditions: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -70,6 +83,7 @@ class ContentFacts:
             sha256=version.blob_sha256,
             modified=int(version.created_at.timestamp()),
             captions=tuple(tracks_of(db, file.id)) if captioned else (),
+            **processed(db, version.id),
         )
 
     @property

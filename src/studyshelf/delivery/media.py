@@ -30,12 +30,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studyshelf.core.errors import StudyShelfError
+from studyshelf.delivery import media_sets
 from studyshelf.delivery.embed import origin_of
 from studyshelf.delivery.streaming import SMALL_BLOB_MAX, BlobResponse, Representation, small_blobs
 from studyshelf.delivery.transfers import Transfer, TransferKey, TransferTally
 from studyshelf.limits import LimitsUnavailable, Verdict
 from studyshelf.services import Services
 from studyshelf.signing import CLOCK_SKEW, MediaClaims, MediaRefused, RefusalReason
+from studyshelf.signing.media import SET_PREFIX
 from studyshelf.web.errors import problem
 from studyshelf.web.security import client_ip
 
@@ -164,6 +166,7 @@ class MediaUrls:
         self.on_transfer = on_transfer
         self.limiter = RefusalLimiter()
         self.verified = VerifiedPaths()
+        self.sets = media_sets.MediaSets()
         self.transfers: TransferTally | None = None  # made at the first request (it needs the services)
 
     def _tally(self, services: Services) -> TransferTally | None:
@@ -194,7 +197,8 @@ class MediaUrls:
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
-        response = await self._respond(request, services, request_id, send)
+        respond = self._respond_set if scope["path"].startswith(SET_PREFIX) else self._respond
+        response = await respond(request, services, request_id, send)
         claims: MediaClaims | None = scope["state"].get("media_claims")
         getting = claims is not None and scope["method"] == "GET"
         counting = self.on_download is not None and getting and claims is not None and claims.download
@@ -335,6 +339,27 @@ class MediaUrls:
             # Asked for a second time: worth keeping the headers (a URL asked for once, as most small
             # files are, is not worth the work).
             self.verified.put(path, entry._replace(plain_headers=_plain_headers(response)), now)
+        return response
+
+    async def _respond_set(self, request: Request, services: Services, _request_id: str, _send: Send) -> Response:
+        """A file of a processed version's set (/m/~/…): media_sets.py."""
+        if request.scope["method"] not in ("GET", "HEAD"):
+            return _problem(request, 405, "method-not-allowed", "Method not allowed", "Use GET or HEAD.", allow=True)
+        path: str = request.scope["path"]
+        try:
+            response, refused, missing = await media_sets.respond(
+                self.sets, request, services, path, services.clock.time()
+            )
+        except StudyShelfError as exc:  # 416 from the Range header
+            return _problem(request, exc.status, exc.type_slug, exc.title, exc.detail)
+        if refused is not None:
+            await self._refused(request, services, refused)
+            detail = _REFUSAL_DETAIL[refused.reason]
+            return _problem(request, 403, "media-refused", "Media URL refused", detail, refused.reason)
+        if response is None:
+            detail = f"This media set has no file {missing!r} (it may have been processed again): reload the page."
+            return _problem(request, 404, "media-not-found", "No such media file", detail)
+        response.blob_headers.update(MEDIA_HEADERS)
         return response
 
     async def _refused(self, request: Request, services: Services, refused: MediaRefused) -> None:

@@ -33,6 +33,7 @@ from studyshelf.library.listing import children_of
 from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.services import Services
+from studyshelf.signing import SetClaims, sign_set
 from studyshelf.web.render import render
 from studyshelf.web.security import proxied_request
 
@@ -129,7 +130,31 @@ def media_urls(services: Services, scope: ViewScope, content: ContentFacts) -> d
         ),
         "expires_at": expires,
         "refresh_after": max(30, ttl - 90),
+        **processed_urls(services, scope, content, expires),
     }
+
+
+def processed_urls(services: Services, scope: ViewScope, content: ContentFacts, expires: int) -> dict[str, str]:
+    """URLs of the version's processed outputs, all under one signed prefix (none while it has none).
+
+    Behind a CDN the set is not offered (one CDN signature per URL would be needed): the original plays."""
+    if content.media_generation == 0 or services.signer.cdn is not None:
+        return {}
+    claims = SetClaims(expires, scope.scope_id, content.version_id, content.media_generation)
+    prefix = sign_set(services.signer, claims)
+    kind, renditions = content.kind, content.media_renditions
+    urls = {"media_prefix": prefix}
+    if kind == "video" and renditions and renditions != ("audio",):
+        urls |= {
+            "hls_url": prefix + "master.m3u8",
+            "poster_url": prefix + "poster.jpg",
+            "previews_url": prefix + "thumbs.vtt",
+        }
+    if "audio" in renditions:
+        urls["audio_url"] = prefix + "audio.m4a"
+    if "web" in renditions:
+        urls["image_url"] = prefix + "web.jpg"
+    return urls
 
 
 @dataclass(frozen=True)
@@ -197,6 +222,11 @@ def file_page(
         "content_type": content.content_type,
         "size": content.size,
         "media_url": urls["url"],
+        "hls_url": urls.get("hls_url"),
+        "poster_url": urls.get("poster_url"),
+        "previews_url": urls.get("previews_url"),
+        "audio_url": urls.get("audio_url"),
+        "image_url": urls.get("image_url"),
         "download_url": urls["download_url"],
         "captions": urls["captions"],
         "cross_origin_media": services.signer.media_origin is not None,

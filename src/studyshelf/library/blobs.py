@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from studyshelf.core.db import Base
 from studyshelf.library.models import Blob, Caption, FileVersion
 from studyshelf.storage import StoredBlob
 
@@ -21,9 +22,21 @@ def record_blob(db: Session, *, blob: StoredBlob, now: datetime) -> None:
 
 
 def unreferenced_blobs(db: Session) -> list[str]:
-    """Blobs no version or caption points at any more (safe to delete from the store)."""
-    used = select(FileVersion.blob_sha256).union(select(Caption.blob_sha256))
-    return list(db.scalars(select(Blob.sha256).where(Blob.sha256.not_in(used))))
+    """Blobs no row points at any more (safe to delete from the store).
+
+    A version's bytes, and whatever else names a blob by a foreign key (media renditions, posters): every
+    table registered with a key to `blobs.sha256` keeps its blobs, without this module knowing the tables.
+    """
+    referring = [
+        fk.parent
+        for table in Base.metadata.tables.values()
+        for fk in table.foreign_keys
+        if fk.target_fullname == "blobs.sha256"
+    ]
+    kept = [Blob.sha256.not_in(select(column)) for column in referring] or [
+        Blob.sha256.not_in(select(FileVersion.blob_sha256))
+    ]
+    return list(db.scalars(select(Blob.sha256).where(*kept)))
 
 
 def forget_blobs(db: Session, *, digests: list[str]) -> None:

@@ -12,6 +12,7 @@ from studyshelf.core import lease as _lease  # noqa: F401 - registers the job_st
 from studyshelf.library import access_epoch as _access_epoch  # noqa: F401 - registers the access_epoch table
 from studyshelf.library import models as _library_models  # noqa: F401 - registers tables
 from studyshelf.limits import database as _limits_database  # noqa: F401 - registers the cluster_limits table
+from studyshelf.media import models as _media_models  # noqa: F401 - registers tables
 from studyshelf.lti import models as _lti_models  # noqa: F401 - registers tables
 from studyshelf.notify import models as _notify_models  # noqa: F401 - registers tables
 from studyshelf.ops import models as _ops_models  # noqa: F401 - registers tables

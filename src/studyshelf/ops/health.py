@@ -13,6 +13,7 @@ from sqlalchemy import text
 from studyshelf.core.errors import PermissionDenied
 from studyshelf.core.outbound import parse_networks
 from studyshelf.events import EventStreamError
+from studyshelf.media.tools import Tools
 from studyshelf.ops.backup_health import BackupMonitor, export_metrics
 from studyshelf.ops.metrics import EVENT_BUFFER_DEPTH, exposition
 from studyshelf.services import Services
@@ -54,6 +55,10 @@ def readyz(request: Request, response: Response) -> dict[str, str]:
         backup = monitor.health()
         extra["backup"] = backup.summary
         degraded = degraded or backup.degraded
+    if services.settings.media_processing:
+        gaps = Tools.find(services.settings).missing()
+        extra["media"] = "warning: " + "; ".join(gaps) if gaps else "ok"
+        degraded = degraded or bool(gaps)  # originals are still served, unprocessed
     response.status_code = 200 if ready else 503
     return {"status": "unavailable" if not ready else "degraded" if degraded else "ok", **checks, **extra}
 

@@ -2,6 +2,26 @@
 
 from studyshelf.core.clock import CLOCK_SKEW
 from studyshelf.signing.cloudfront import CloudFrontSigner
-from studyshelf.signing.media import MediaClaims, MediaRefused, MediaSigner, RefusalReason
+from studyshelf.signing.media import (
+    MediaClaims,
+    MediaRefused,
+    MediaSigner,
+    RefusalReason,
+    SetClaims,
+    sign_set,
+    split_set,
+    verify_set,
+)
 
-__all__ = ["CLOCK_SKEW", "CloudFrontSigner", "MediaClaims", "MediaRefused", "MediaSigner", "RefusalReason"]
+__all__ = [
+    "CLOCK_SKEW",
+    "CloudFrontSigner",
+    "MediaClaims",
+    "MediaRefused",
+    "MediaSigner",
+    "RefusalReason",
+    "SetClaims",
+    "sign_set",
+    "split_set",
+    "verify_set",
+]

@@ -104,6 +104,34 @@ class _HmacSha256:
         return binascii.b2a_base64(state.digest(), newline=False)[:SIG_LENGTH].translate(_URLSAFE)
 
 
+SET_PREFIX = "/m/~/"
+SET_MESSAGE_PREFIX = b"studyshelf-media-set-v1\n"
+# A processed version's files (HLS playlists and segments, poster, sprite) under one signature:
+#   /m/~/{kid}/{exp}/{link_id}/{version_id}/{generation}/{sig}/{path inside the set}
+# A player asks for hundreds of segments; each is checked against the prefix's signature, verified once and
+# remembered (delivery/media.py), and relative URLs in the playlists stay under the same prefix.
+_SET_PATH = re.compile(
+    r"/m/~/"
+    r"([A-Za-z0-9_-]{1,16}+)/"  # kid
+    r"([0-9]{1,12}+)/"  # exp
+    r"([A-Za-z0-9_-]{1,64}+)/"  # link id
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/"  # version id
+    r"([0-9]{1,9}+)/"  # generation of the outputs
+    r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]/",  # sig
+    re.ASCII,
+)
+_SET_MEMBER = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,40}/)?[A-Za-z0-9_-][A-Za-z0-9_.-]{0,60}", re.ASCII)
+
+
+class SetClaims(NamedTuple):
+    """A processed version's outputs, through which link, until when; `generation` names one run's outputs."""
+
+    expires: int
+    link_id: str
+    version_id: str
+    generation: int
+
+
 class MediaSigner:
     """Signs and verifies media URL paths with a set of keys; `current` signs, every key verifies."""
 
@@ -191,6 +219,52 @@ class MediaSigner:
             MediaClaims,
             (expires, link_id, version, sha256, int(size), int(modified), ctype.replace("~", "/"), dl == "1", filename),
         )
+
+
+def sign_set(signer: MediaSigner, claims: SetClaims) -> str:
+    """The signed prefix (ending in `/`) under which every output of the version may be fetched."""
+    if not _LINK_ID.fullmatch(claims.link_id) or not _VERSION_ID.fullmatch(claims.version_id):
+        raise ValueError("cannot sign this media set: bad link or version id")
+    kid = signer.current
+    head = f"{kid}/{claims.expires}/{claims.link_id}/{claims.version_id}/{claims.generation}/"
+    sig = signer._macs[kid].mac(SET_MESSAGE_PREFIX, head.encode("ascii")).decode("ascii")
+    return f"{SET_PREFIX}{head}{sig}/"
+
+
+def verify_set(signer: MediaSigner, prefix: str, now: float) -> SetClaims:
+    """The claims of a signed set prefix (as `split_set` cut it), or MediaRefused."""
+    match = _SET_PATH.fullmatch(prefix)
+    if match is None:
+        raise MediaRefused("bad-signature")
+    kid, exp, link_id, version, generation = match.groups()
+    mac = signer._macs.get(kid)
+    head = prefix[len(SET_PREFIX) : -SIG_LENGTH - 1]
+    if mac is None or not hmac.compare_digest(
+        mac.mac(SET_MESSAGE_PREFIX, head.encode("ascii")), prefix[-SIG_LENGTH - 1 : -1].encode("ascii")
+    ):
+        raise MediaRefused("bad-signature", link_id)
+    expires = int(exp)
+    if expires + CLOCK_SKEW < now:
+        raise MediaRefused("expired", link_id)
+    if expires > now + signer.max_ttl + CLOCK_SKEW:
+        raise MediaRefused("bad-signature", link_id)
+    return SetClaims(expires, link_id, version, int(generation))
+
+
+SET_PREFIX_SLASHES = 9  # "/m/~/" and six fields, each ending in "/"
+
+
+def split_set(path: str) -> tuple[str, str] | None:
+    """(signed prefix, member path) of a set URL path, or None when it is not one (or names no valid member)."""
+    cut = -1
+    for _ in range(SET_PREFIX_SLASHES):
+        cut = path.find("/", cut + 1)
+        if cut < 0:
+            return None
+    prefix, member = path[: cut + 1], path[cut + 1 :]
+    if not _SET_MEMBER.fullmatch(member):
+        return None
+    return prefix, member
 
 
 def _check_claims(claims: MediaClaims) -> None:

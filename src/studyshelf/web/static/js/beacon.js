@@ -85,7 +85,7 @@ function reportLoad(stage) {
     if (stage.dataset.renewUrl) {
       stage.addEventListener("studyshelf:media-failed", (event) => {
         const failure = event.detail || {};
-        failed(() => classify(failure.code, failure.src));
+        failed(() => failure.errorClass || classify(failure.code, failure.src));
       });
     } else {
       const reportError = () => {

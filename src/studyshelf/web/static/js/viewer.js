@@ -28,6 +28,7 @@ function keepMediaUrlsFresh(stage) {
 
   function swap(element, url) {
     if (!element || element.tagName === "IMG") return;
+    if (element.dataset.player && element.dataset.player !== "mp4") return;  // player.js keeps its own URLs
     const time = element.currentTime || 0;
     const playing = !element.paused;
     element.src = url;
@@ -40,6 +41,8 @@ function keepMediaUrlsFresh(stage) {
   async function refresh(onError) {
     try {
       const fresh = await renew();
+      stage.dispatchEvent(new CustomEvent("studyshelf:fresh-urls", { detail: fresh }));
+      if (media && media.dataset.mp4Src && fresh.url) media.dataset.mp4Src = fresh.url;
       if (media && (onError || media.paused)) swap(media, fresh.url);
       else if (media) media.dataset.nextSrc = fresh.url;
       if (download && fresh.download_url) download.href = fresh.download_url;
