@@ -1,7 +1,7 @@
 """media processing: a job per file version and the files it produced (renditions, posters, thumbnails)
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import studyshelf.core.db
 
-revision = "0023"
-down_revision = "0022"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

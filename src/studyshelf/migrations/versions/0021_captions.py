@@ -1,7 +1,7 @@
 """captions: WebVTT tracks beside video and audio files, one per language
 
-Revision ID: 0024
-Revises: 0025
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-07 04:00:00
 
 Issue 19, point 3. A caption's bytes are a blob like a version's (content-addressed, backed up, encrypted
@@ -15,8 +15,8 @@ from alembic import op
 
 import studyshelf.core.db
 
-revision = "0024"
-down_revision = "0022"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """course names: titles of LTI courses and resource links learned at launch, for analytics
 
-Revision ID: 0022
-Revises: 0025
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-07 04:00:00
 
 Figures count courses by the LTI context id and placements by the resource link id (issue 18, point 6):
@@ -15,8 +15,8 @@ from alembic import op
 
 from studyshelf.core.db import UtcDateTime
 
-revision = "0022"
-down_revision = "0025"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """launch locale: the learner's language an LTI launch asked for (launch_presentation.locale)
 
-Revision ID: 0025
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 04:00:00
 
 The viewer of a launch, its folder pages and its refusals speak the language the LMS asked for (issue 19,
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
