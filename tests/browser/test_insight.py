@@ -187,3 +187,29 @@ def test_the_folder_page_and_phone_layout(browser: Any, server: Server, seeded: 
         page.screenshot(path=str(artifacts / f"insight-{kind}-phone.png"), full_page=True)
     assert not script_failures(errors), errors
     phone.close()
+
+
+def test_the_headline_figures_show_while_the_tables_load(
+    browser: Any, server: Server, seeded: Seeded, artifacts: Path
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, server)
+    _switch_to_operator(page)
+
+    def hold_the_tables(route: Any) -> None:  # the tables' fragment never arrives: the shell stands alone
+        if route.request.headers.get("hx-trigger") == "insight-loader":
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/analytics/files/**", hold_the_tables)
+    page.goto(f"{server.url}/analytics/files/{seeded.video_id}?{seeded.period}")
+    assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "42"
+    canvas = page.locator("[data-insight-series] canvas").first
+    canvas.wait_for()
+    assert canvas.evaluate(CANVAS_HAS_INK) > 50, "the series is blank"
+    assert page.locator("#insight-loader[aria-busy='true'] .skeleton").first.is_visible()
+    assert page.locator("[data-table='failures']").count() == 0
+    page.screenshot(path=str(artifacts / "insight-file-loading.png"), full_page=True)
+    context.close()
