@@ -25,12 +25,13 @@ from studyshelf.warehouse import SummaryQuery
 from tests.analytics.support import event
 from tests.conftest import World, make_settings
 from tests.contracts.test_warehouse import pg_warehouse_url
-from tests.html import parse_html, text_of
+from tests.html import Page, attr, parse_html, text_of
 from tests.library.support import make_folder, uploaded
 from tests.links.support import create_link
 from tests.sharing.support import Partnership, grant, partnership
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+TABLES = {**HTML, "HX-Request": "true", "HX-Trigger": "insight-loader"}  # as htmx asks for the loader's fragment
 MARCH = "from=2026-03-01&to=2026-03-31"
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SAFARI_IOS: dict[str, Any] = {"browser": "Mobile Safari", "browser_major": "17", "os": "iOS", "device": "mobile"}
@@ -87,6 +88,13 @@ def _api(p: Partnership, kind: str, target: str, params: str = MARCH, *, org: uu
     return p.publisher.client.get(f"/api/v1/analytics/{kind}s/{target}?org_id={org_id}&{params}")
 
 
+def _tables(p: Partnership, shell: Page) -> Page:
+    """The tables the page's shell loads after its headline figures: its loader's fragment, as htmx fetches it."""
+    fragment = p.publisher.client.get(attr(shell.one("#insight-loader"), "hx-get"), headers=TABLES)
+    assert fragment.status_code == 200, fragment.text
+    return parse_html(fragment)
+
+
 def test_file_page_names_the_audience_that_fails(world: World) -> None:
     p = partnership(world)
     link = create_link(p.publisher, p.notes["id"], label="Week 3 reading")
@@ -97,13 +105,16 @@ def test_file_page_names_the_audience_that_fails(world: World) -> None:
     assert text_of(html.one("h1")) == "notes.txt"
     kpis = {tile["data-kpi"]: text_of(tile.select_one(".kpi-value")) for tile in html.select("[data-kpi]")}
     assert (kpis["views"], kpis["fails"]) == ("30", "10")
+    assert html.one("[data-insight-series]")
+    assert not html.select('[data-table="failures"]')  # the tables come after the headline figures
+    html = _tables(p, html)
+    assert not html.select("h1, [data-kpi]")  # the fragment is the tables only
     first = [text_of(c) for c in html.one('[data-table="failures"] tbody tr').select("th, td")]
     assert first[:6] == ["Mobile Safari 17", "17", "iOS", "mobile", "GB", "Cannot decode"]
     assert first[6:] == ["10", "10", "100%"]
     versions = html.one('[data-table="versions"] tbody tr')
     assert "Version 1 (current)" in text_of(versions)
     assert "Week 3 reading" in text_of(html.one('[data-table="placements"]'))  # the link's label, not its id
-    assert html.one("[data-insight-series]")
     assert html.one('[data-figure="p50"]').get_text() == "120 ms"
     # Every table has its CSV, with the page's period.
     assert html.one('a[data-csv="failures"]')["href"].endswith(f"/failures.csv?days=custom&{MARCH}")
@@ -158,7 +169,7 @@ def test_the_csv_equals_the_table_and_is_formula_safe(world: World) -> None:
     assert rows[0] == ["Browser", "Version", "OS", "Device", "Country", "Error", "Failed", "Loads", "Fail rate"]
     assert rows[1] == ["Mobile Safari 17", "17", "iOS", "mobile", "GB", "Cannot decode", "10", "10", "1.0"]
     assert rows[2][0] == "'=HYPERLINK(1) 131"
-    page = parse_html(p.publisher.client.get(f"/analytics/files/{p.notes['id']}?{MARCH}", headers=HTML))
+    page = _tables(p, parse_html(p.publisher.client.get(f"/analytics/files/{p.notes['id']}?{MARCH}", headers=HTML)))
     shown = page.one('[data-table="failures"] tbody').select("tr")
     assert len(shown) == len(rows) - 1
     assert p.publisher.client.get(f"/analytics/files/{p.notes['id']}/nonsense.csv?{MARCH}").status_code == 404
@@ -182,7 +193,7 @@ def test_folder_ranks_its_files_by_fail_rate_among_files_with_enough_views(world
     assert body["totals"]["views"] == MIN_VIEWS_TO_RANK + 10 + 3 + MIN_VIEWS_TO_RANK
     assert [f["name"] for f in body["files"]] == ["notes.txt", "steady.txt"]  # rare.txt: too few views to rank
     assert body["versions"] == []
-    page = parse_html(p.publisher.client.get(f"/analytics/folders/{p.course['id']}?{MARCH}", headers=HTML))
+    page = _tables(p, parse_html(p.publisher.client.get(f"/analytics/folders/{p.course['id']}?{MARCH}", headers=HTML)))
     files = page.one('[data-table="files"]')
     assert "1 other file had fewer views" in text_of(files)
     assert page.one(f'[data-table="files"] a[href="/analytics/files/{p.notes["id"]}?days=custom&{MARCH}"]')

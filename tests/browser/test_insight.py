@@ -91,6 +91,11 @@ def seeded(browser: Any, server: Server) -> Seeded:
         context.close()
 
 
+def _tables(page: Any) -> None:
+    """Wait for the tables, which the page loads after its headline figures (an HTMX fragment)."""
+    page.locator("#insight-details").wait_for()
+
+
 def _rows(page: Any, table: str) -> list[list[str]]:
     rows = page.locator(f"[data-table='{table}'] tbody tr")
     return [[c.strip() for c in rows.nth(i).locator("th, td").all_inner_texts()] for i in range(rows.count())]
@@ -112,6 +117,7 @@ def test_the_failing_audience_is_found_from_the_dashboard(
     assert page.locator("h1").inner_text() == "Mitosis — lecture.mp4"
     assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "42"
     assert page.locator("[data-kpi='fails'] .kpi-value").inner_text() == "7"
+    _tables(page)
     top = _rows(page, "failures")[0]
     assert top[:4] == ["Mobile Safari 17", "17", "iOS", "mobile"]
     assert top[5:] == ["Cannot decode", "7", "14", "50%"]
@@ -136,6 +142,7 @@ def test_the_failing_audience_is_found_from_the_dashboard(
     # The URL reproduces the view: the same figures after a reload, and a filter narrows them consistently.
     shown = _rows(page, "failures")
     page.reload()
+    _tables(page)
     assert _rows(page, "failures") == shown
     page.goto(page.url + "&browser=Chrome")
     assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "28"
@@ -143,6 +150,7 @@ def test_the_failing_audience_is_found_from_the_dashboard(
     page.locator(".chip", has_text="Chrome").click()
     page.wait_for_url(lambda url: "browser=" not in url)
     assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "42"
+    _tables(page)
 
     page.screenshot(path=str(artifacts / "insight-file-desktop.png"), full_page=True)
     assert not script_failures(errors), errors
@@ -157,6 +165,7 @@ def test_the_folder_page_and_phone_layout(browser: Any, server: Server, seeded: 
     _switch_to_operator(page)
     page.goto(f"{server.url}/analytics/folders/{seeded.folder_id}?{seeded.period}")
     assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "56"
+    _tables(page)
     ranked = _rows(page, "files")
     assert [row[0] for row in ranked] == ["Mitosis — lecture.mp4"]  # the PDF has too few views to rank
     page.screenshot(path=str(artifacts / "insight-folder-desktop.png"), full_page=True)
@@ -172,8 +181,35 @@ def test_the_folder_page_and_phone_layout(browser: Any, server: Server, seeded: 
     _switch_to_operator(page)
     for kind, target in (("file", seeded.video_id), ("folder", seeded.folder_id)):
         page.goto(f"{server.url}/analytics/{kind}s/{target}?{seeded.period}")
+        _tables(page)
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the {kind} page scrolls sideways at {PHONE['width']} px"
         page.screenshot(path=str(artifacts / f"insight-{kind}-phone.png"), full_page=True)
     assert not script_failures(errors), errors
     phone.close()
+
+
+def test_the_headline_figures_show_while_the_tables_load(
+    browser: Any, server: Server, seeded: Seeded, artifacts: Path
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, server)
+    _switch_to_operator(page)
+
+    def hold_the_tables(route: Any) -> None:  # the tables' fragment never arrives: the shell stands alone
+        if route.request.headers.get("hx-trigger") == "insight-loader":
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/analytics/files/**", hold_the_tables)
+    page.goto(f"{server.url}/analytics/files/{seeded.video_id}?{seeded.period}")
+    assert page.locator("[data-kpi='views'] .kpi-value").inner_text() == "42"
+    canvas = page.locator("[data-insight-series] canvas").first
+    canvas.wait_for()
+    assert canvas.evaluate(CANVAS_HAS_INK) > 50, "the series is blank"
+    assert page.locator("#insight-loader[aria-busy='true'] .skeleton").first.is_visible()
+    assert page.locator("[data-table='failures']").count() == 0
+    page.screenshot(path=str(artifacts / "insight-file-loading.png"), full_page=True)
+    context.close()

@@ -26,7 +26,7 @@ from studyshelf.library import access, files, folders
 from studyshelf.library.sniff import category
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
-from studyshelf.warehouse import Bucket, Insight, Metrics, Warehouse, WarehouseError
+from studyshelf.warehouse import LOAD_BUCKETS_MS, Bucket, Insight, Metrics, Warehouse, WarehouseError
 
 Kind = Literal["file", "folder"]
 # A folder ranks its files by fail rate only among files opened at least this often: two fails in three views
@@ -34,6 +34,9 @@ Kind = Literal["file", "folder"]
 MIN_VIEWS_TO_RANK: Final = 20
 RANKED_FILES: Final = 25
 PERIOD_PARAMS: Final = frozenset(PERIOD_PARAMETERS)
+NO_INSIGHT: Final = Insight(
+    failures=[], loads=[], histogram=(0,) * (len(LOAD_BUCKETS_MS) + 1), versions=[], placements=[], files=[]
+)
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,11 @@ def report(
     target: Target,
     query: DashboardQuery,
     now: datetime,
+    details: bool = True,
 ) -> Report:
-    """Every figure of the target's page, in the organisation's scope."""
+    """Every figure of the target's page, in the organisation's scope; without `details`, the headline figures
+    only (totals and series, from the rollups when they hold the period) and an empty insight: the page's shell,
+    whose tables come after it as a fragment."""
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     built = service.build_query(
         org_id=org_id,
@@ -158,6 +164,8 @@ def report(
         parts=frozenset({"totals", "series"}),
     )
     summary = service.summarise(warehouse, principal=principal, org_id=org_id, query=built, db=db, now=now)
+    if not details:
+        return Report(target, query, built.bucket, summary.totals, summary.series, NO_INSIGHT, {}, [], 0)
     try:
         found = warehouse.insight(built)
     except WarehouseError as exc:

@@ -20,9 +20,10 @@ from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
-from studyshelf.web.render import render
+from studyshelf.web.render import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
+DETAILS_LOADER = "insight-loader"  # the shell's placeholder that fetches the tables once the page is shown
 
 
 def _org(principal: Principal) -> uuid.UUID:
@@ -58,9 +59,19 @@ def _page(
         (chip, insight.page_url(kind, target.id, query, **{chip.name: None})) for chip in panels.chips(query, names)
     ]
     context["url"] = lambda **changes: insight.page_url(kind, target.id, query, **changes)
+    # The shell shows the headline figures and the chart (rollups answer them quickly) and fetches the tables,
+    # which read raw events, as a fragment; a request from that loader gets the fragment.
+    details = is_htmx(request) and request.headers.get("hx-trigger") == DETAILS_LOADER
     try:
         found = insight.report(
-            db, services.warehouse, principal=principal, org_id=org_id, target=target, query=query, now=now
+            db,
+            services.warehouse,
+            principal=principal,
+            org_id=org_id,
+            target=target,
+            query=query,
+            now=now,
+            details=details,
         )
     except Unavailable as exc:
         context["error"] = exc.detail
@@ -72,7 +83,9 @@ def _page(
             "series_json": insight_tables.series_json(found),
             "histogram_max": max(found.insight.histogram, default=0),
         }
-    return render(request, f"analytics/{kind}.html", context | {"cell": insight_tables.cell})
+    context |= {"cell": insight_tables.cell, "pending": not details}
+    template = "analytics/_insight_details.html" if details else f"analytics/{kind}.html"
+    return render(request, template, context)
 
 
 def _csv(

@@ -2,9 +2,12 @@
 
 A summary is answered here when the rollups hold exactly what the raw warehouse would count: bots left
 out, no filter, a breakdown that has rollups, day/week/month buckets, whole days of the organisation's
-time zone, and every finished day of the range rolled. Whole calendar months inside the range are read
-from the monthly rows, the other days from the daily rows; today (not finished, so not rolled) is
-aggregated live from the warehouse for this organisation alone. Anything else returns None: raw events.
+time zone, and every finished day of the range rolled. A file or folder filter alone is answered too when
+only the totals and series are asked for: they are the rows of that file (dim `file`) or that folder's
+subtree (dim `subtree`), which count exactly the events the raw filter selects. Whole calendar months
+inside the range are read from the monthly rows, the other days from the daily rows; today (not
+finished, so not rolled) is aggregated live from the warehouse for this organisation alone. Anything
+else returns None: raw events.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ TOP: Final = 10
 MANY_VALUES: Final = frozenset({"file", "folder", "subtree", "course", "link"})  # ranked first, then read
 SUMMED: Final = (*METRIC_COLUMNS, *HISTOGRAM_COLUMNS)
 _BUCKETS: Final = frozenset({"day", "week", "month"})
+# A filter whose events are one rollup row per day: the file's own, or every file under the folder's.
+_FILTER_ROWS: Final = {"file": "file", "folder": "subtree"}
 Sums = list[int]  # the SUMMED columns in order
 
 
@@ -132,12 +137,24 @@ def _day_ranges(first: date, last: date, months: list[date]) -> list[tuple[date,
     return [(a, b) for a, b in ranges if a <= b]
 
 
+def totals_row(query: SummaryQuery) -> tuple[str, str] | None:
+    """The (dim, value) of the rollup rows holding the query's totals: ("", "") without filters, the file's or
+    the folder subtree's rows for a lone file or folder filter (totals and series only), else None."""
+    if not query.filters:
+        return "", ""
+    if len(query.filters) != 1 or query.parts - {"totals", "series"}:
+        return None
+    [(name, value)] = query.filters.items()
+    dim = _FILTER_ROWS.get(name)
+    return None if dim is None else (dim, value)
+
+
 def answerable(query: SummaryQuery) -> bool:
     """Whether the rollups can hold this query's answer at all (the days' state is checked later)."""
     return (
         query.scope_org is not None
         and not query.include_bots
-        and not query.filters
+        and totals_row(query) is not None
         and (query.breakdown is None or query.breakdown in ROLLUP_DIMENSIONS)
         and query.bucket in _BUCKETS
     )
@@ -152,6 +169,8 @@ def summary_from_rollups(db: Session, warehouse: Warehouse, query: SummaryQuery,
         return None
     tz, scope = query.tz, query.scope_org
     first, last, current, rolled_last = found.first, found.last, found.today, found.rolled_last
+    total = totals_row(query)
+    assert total is not None  # answerable
     dims = (["file", "folder"] if "top" in query.parts else []) + (
         [query.breakdown] if query.breakdown and "breakdown" in query.parts else []
     )
@@ -160,14 +179,15 @@ def summary_from_rollups(db: Session, warehouse: Warehouse, query: SummaryQuery,
     live: list[RollupRow] = []
     if last >= current:
         live_start = max(query.start, window(tz, current)[0])
-        live = warehouse.rollup(live_start, query.end, orgs=[scope], platform=False, dims=dims)
+        live_dims = [*dims, total[0]] if total[0] else dims
+        live = warehouse.rollup(live_start, query.end, orgs=[scope], platform=False, dims=live_dims)
     if rolled_last >= first:
         seen_today = {(row.dim, row.value) for row in live if row.dim}
         _read_rolled(db, query, first=first, last=rolled_last, dims=dims, also=seen_today, series=series, groups=groups)
     for row in live:
-        if row.dim == "":
+        if (row.dim, row.value) == total:
             add_sums(series, bucket_of(max(first, current), query.bucket), row_sums(row))
-        else:
+        elif row.dim in dims:  # with a file or folder filter, no dims: today's other rows are not this one's
             add_sums(groups, (row.dim, row.value), row_sums(row))
     return assemble(query, z_name=tz, series=series, groups=groups)
 
@@ -229,8 +249,17 @@ def _read_rolled(
     assert query.scope_org is not None
     months = _whole_months(first, last)
     if query.parts & {"totals", "series"}:
+        total = totals_row(query)
+        assert total is not None  # answerable
         totals = _read_series(
-            db, scope=query.scope_org, tz=query.tz, first=first, last=last, months=months, bucket=query.bucket
+            db,
+            scope=query.scope_org,
+            tz=query.tz,
+            first=first,
+            last=last,
+            months=months,
+            bucket=query.bucket,
+            total=total,
         )
         add_rows(series, totals, key=lambda row: bucket_of(row[0], query.bucket), skip=1)
     days = _day_ranges(first, last, months)
@@ -275,12 +304,30 @@ def assemble(
 
 
 def _read_series(
-    db: Session, *, scope: str, tz: str, first: date, last: date, months: list[date], bucket: str
+    db: Session,
+    *,
+    scope: str,
+    tz: str,
+    first: date,
+    last: date,
+    months: list[date],
+    bucket: str,
+    total: tuple[str, str] = ("", ""),
 ) -> list[tuple[Any, ...]]:
-    """The scope's totals per day as (day, sums…); whole months from the monthly rows when the series is monthly."""
+    """The totals per day as (day, sums…) of the scope, or of its `total` (dim, value) rows (a file's, a
+    subtree's); whole months from the monthly rows when the series is monthly."""
     months = months if bucket == "month" else []
     days = _day_ranges(first, last, months)
-    sql, params = _rows_sql(f"{{period}}, {_COLUMNS}", scope=scope, tz=tz, dims=[""], days=days, months=months)
+    dim, value = total
+    sql, params = _rows_sql(
+        f"{{period}}, {_COLUMNS}",
+        scope=scope,
+        tz=tz,
+        dims=[dim],
+        days=days,
+        months=months,
+        values=[value] if dim else None,
+    )
     return [(as_date(row[0]), *row[1:]) for row in driver_rows(db, sql, params)]
 
 

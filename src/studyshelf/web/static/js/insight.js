@@ -94,3 +94,5 @@ function init() {
 
 // uPlot is a deferred classic script: it has run before this module, which runs once the document is parsed.
 init();
+// The tables arrive after the headline figures (an HTMX fragment): name the countries in them too.
+document.addEventListener("htmx:load", (event) => nameRegions(event.detail.elt));
