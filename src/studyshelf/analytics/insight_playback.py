@@ -73,8 +73,12 @@ def tables(found: Playback | None) -> dict[str, Table]:
     def rows(items: list[PlaybackRow], label: dict[str, str] | None = None) -> list[list[object]]:
         total = sum(r.watch_ms for r in items)
         return [
-            [(label or {}).get(r.key, r.key) if label is not None else rendition_label(r.key), r.views, r.watch_ms,
-             r.watch_ms / total if total else None]
+            [
+                (label or {}).get(r.key, r.key) if label is not None else rendition_label(r.key),
+                r.views,
+                r.watch_ms,
+                r.watch_ms / total if total else None,
+            ]
             for r in items
         ]
 

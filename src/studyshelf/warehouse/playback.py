@@ -15,6 +15,7 @@ from typing import Any
 from studyshelf.warehouse.interface import COMPLETE_PCT, Playback, PlaybackRow, SummaryQuery
 from studyshelf.warehouse.query import TABLE, where
 
+
 def playback_sql(query: SummaryQuery, table: str = TABLE, *, postgres: bool = False) -> tuple[str, list[Any]]:
     """One statement: rows of (g, key, views, watch ms, median reached %, completed) — g 'r' per rendition,
     'c' per captions language, 't' the totals."""
