@@ -100,8 +100,10 @@ class PlaybackContract:
         warehouse.insert([event()])
         found = warehouse.playback(query())
         assert (found.views, found.watch_ms, found.completed) == (0, 0, 0)
-        assert found.median_reached_pct is None and found.completion_rate is None
-        assert found.renditions == [] and found.captions == []
+        assert found.median_reached_pct is None
+        assert found.completion_rate is None
+        assert found.renditions == []
+        assert found.captions == []
 
     def test_scope_and_bots(self, warehouse: Warehouse) -> None:
         warehouse.insert([played("s1", 1_000, 5), played("s2", 2_000, 5, bot=True)])

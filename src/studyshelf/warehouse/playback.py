@@ -28,9 +28,8 @@ def playback_sql(query: SummaryQuery, table: str = TABLE, *, postgres: bool = Fa
     per_view = "SELECT session, max(watch_ms) AS w, max(reached_pct) AS r FROM p GROUP BY session"
     sql = (
         f"WITH p AS ({played}) "  # noqa: S608 - identifiers and fragments are module constants; values are bound parameters
-        "SELECT 'r' AS g, rendition AS k, count(DISTINCT session) AS views, sum(played) AS w, CAST(NULL AS DOUBLE PRECISION) AS m, "
-        "CAST(NULL AS BIGINT) AS c "
-        "FROM p GROUP BY rendition "
+        "SELECT 'r' AS g, rendition AS k, count(DISTINCT session) AS views, sum(played) AS w, "
+        "CAST(NULL AS DOUBLE PRECISION) AS m, CAST(NULL AS BIGINT) AS c FROM p GROUP BY rendition "
         "UNION ALL SELECT 'c', captions, count(DISTINCT session), sum(played), NULL, NULL FROM p GROUP BY captions "
         "UNION ALL SELECT 't', '', count(*), sum(w), percentile_cont(0.5) WITHIN GROUP (ORDER BY r), "
         f"count(*) FILTER (WHERE r >= {COMPLETE_PCT}) FROM ({per_view}) AS v"
