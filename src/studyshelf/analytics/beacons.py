@@ -294,7 +294,11 @@ def accept(
         raise OutOfRange(f"A load time over {MAX_LOAD_MS // 60_000} minutes is not a load time.", field="load_ms")
     if beacon.bytes is not None and beacon.bytes > claims.size:
         raise OutOfRange("A viewer page cannot report more bytes than its file has.", field="bytes")
-    reached_pct = _check_playback(beacon, issued_ms=claims.issued * 1000) if beacon.type == "playback" else None
+    reached_pct = (
+        _check_playback(beacon, issued_ms=claims.issued * 1000, content_type=claims.content_type)
+        if beacon.type == "playback"
+        else None
+    )
     give_back = limits.take(claims.session, beacon.seq, now, playback=beacon.type == "playback")
     hit = Hit(
         type=beacon.type,
@@ -332,10 +336,12 @@ def accept(
     BEACON_LOADS.labels(beacon.type).inc()
 
 
-def _check_playback(beacon: BeaconIn, *, issued_ms: int) -> int | None:
+def _check_playback(beacon: BeaconIn, *, issued_ms: int, content_type: str) -> int | None:
     """Refuse playback figures no viewer page could report; return the furthest position in % of the duration."""
     if beacon.watch_ms is None:
         raise Invalid("A playback needs its watch_ms.")
+    if not content_type.startswith(("video/", "audio/")):
+        raise OutOfRange("Only a video or an audio plays.", field="type")
     page_life = max(0, beacon.t - issued_ms) + CLOCK_SKEW_MS
     if beacon.watch_ms > page_life * MAX_RATE:
         raise OutOfRange("A viewer page cannot have played longer than it has been open.", field="watch_ms")
