@@ -70,7 +70,7 @@ def test_the_json_and_the_csvs_have_the_figures(world: World) -> None:
     answer = p.publisher.client.get(f"/analytics/files/{video['id']}/renditions.csv?{MARCH}")
     assert answer.status_code == 200, answer.text
     rows = list(csv.reader(io.StringIO(answer.text)))
-    assert rows[0] == ["Rendition", "Views", "Watch time", "Share of watch time"]
+    assert rows[0] == ["Rendition", "Views", "Watch time", "Share"]
     assert rows[1][:3] == ["1080p", "1", "65000"]  # milliseconds, numbers as numbers
     captions = list(
         csv.reader(io.StringIO(p.publisher.client.get(f"/analytics/files/{video['id']}/captions-use.csv?{MARCH}").text))

@@ -82,7 +82,7 @@ def tables(found: Playback | None) -> dict[str, Table]:
             for r in items
         ]
 
-    columns = [Column("Views", "int"), Column("Watch time", "watch"), Column("Share of watch time", "rate")]
+    columns = [Column("Views", "int"), Column("Watch time", "watch"), Column("Share", "rate")]
     return {
         "renditions": Table(
             "renditions",
