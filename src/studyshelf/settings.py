@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     beacon_events_per_view: int = Field(
         default=1, ge=1, description="client beacons accepted per page view, across processes (the page sends one)"
     )
+    beacon_playbacks_per_view: int = Field(
+        default=30,
+        ge=1,
+        description="playback reports accepted per page view (one per pause, end or leaving the page), apart from "
+        "its load outcome",
+    )
 
     backup_url: str | None = Field(
         default=None,

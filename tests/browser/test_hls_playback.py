@@ -7,6 +7,7 @@ browser server keeps processing off, so test_embed.py's MP4 range tests see the 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,57 @@ def test_library_shows_thumbnails_and_the_file_page_its_processing(
     page.screenshot(path=str(artifacts / f"hls-file-page-{name}.png"), full_page=True)
     assert not script_failures(errors), errors
     context.close()
+
+
+def _playback(api: httpx.Client, file_id: str, org_id: str) -> dict[str, Any] | None:
+    answer = api.get(f"/api/v1/analytics/files/{file_id}", params={"org_id": org_id, "days": "7"})
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] | None = answer.json()["playback"]
+    return found
+
+
+def test_playing_then_leaving_the_page_stores_its_playback(
+    browser: Any, hls_server: Server, video_link: str, artifacts: Path
+) -> None:
+    """Issue 19: the viewer reports what it played when the learner leaves; the file's page and JSON show it."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    errors = watch_script_errors(page)
+    page.goto(video_link)
+    page.wait_for_function("() => document.querySelector('video').dataset.player === 'hls.js'", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=30_000)
+    page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
+    page.wait_for_function("() => document.querySelector('video').currentTime > 3", timeout=30_000)
+    assert not script_failures(errors), errors
+    page.goto("about:blank")  # leaving the page (pagehide) sends the report
+    context.close()
+
+    with httpx.Client(base_url=hls_server.url, timeout=15) as api:
+        login = api.post("/api/v1/auth/login", json={"email": hls_server.email, "password": hls_server.password})
+        assert login.status_code == 200, login.text
+        file_id = _find(api, VIDEO)
+        org_id = str(api.get(f"/api/v1/files/{file_id}").json()["org_id"])
+        deadline = time.monotonic() + 30  # until the server's buffer has drained into its warehouse
+        while (found := _playback(api, file_id, org_id)) is not None and not found["views"]:
+            if time.monotonic() > deadline:
+                break
+            api.get("/healthz")  # a round trip between reads, not a sleep
+    assert found is not None
+    assert found["views"] == 1, found
+    assert found["watch_ms"] >= 2500, found
+    assert [r["key"] for r in found["renditions"]] == ["360p"], found
+    assert found["renditions"][0]["watch_ms"] == found["watch_ms"]
+    assert [c["key"] for c in found["captions"]] == ["en"], found  # the demo video's default captions are shown
+    assert found["median_reached_pct"] is not None
+
+    for viewport, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        context = browser.new_context(viewport=viewport)
+        shown = context.new_page()
+        sign_in(shown, hls_server)
+        shown.goto(f"{hls_server.url}/analytics/files/{file_id}?days=7")
+        section = shown.locator("[data-playback]")
+        section.wait_for()
+        assert re.fullmatch(r"\d+ s", shown.locator("[data-figure='watch-time'] dd").inner_text())
+        assert shown.locator("[data-table='renditions']").get_by_text("360p").count() == 1
+        shown.screenshot(path=str(artifacts / f"playback-analytics-{name}.png"), full_page=True)
+        context.close()

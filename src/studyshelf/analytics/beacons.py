@@ -44,7 +44,7 @@ from studyshelf.events.schema import ClientFacts
 from studyshelf.limits import ClusterLimits, LimitsUnavailable, Verdict
 
 BEACON_LOADS = Counter(
-    "studyshelf_beacon_loads_total", "Viewer beacons accepted, by outcome: load_ok, load_fail", ["outcome"]
+    "studyshelf_beacon_loads_total", "Viewer beacons accepted, by type: load_ok, load_fail, playback", ["outcome"]
 )
 log = logging.getLogger("studyshelf.analytics")
 MAX_BODY = 4096
@@ -53,6 +53,11 @@ MAX_AGE_MS = 24 * 3600 * 1000
 # The page reports a timeout after 30 s and its retries take seconds (a first frame that waits for the
 # learner's play may come later): past ten minutes a load time says nothing but that it is made up.
 MAX_LOAD_MS = 10 * 60 * 1000
+# Watch time is media time played: a learner may rewatch, or play at 2x for half of it, but not more than
+# WATCH_FACTOR times the duration, nor longer than the page has lived (plus the clock skew; played at up to
+# MAX_RATE speed). Without a duration, the page's life bounds it.
+WATCH_FACTOR = 3
+MAX_RATE = 2
 _SESSIONS_MAX = 100_000
 
 
@@ -77,29 +82,39 @@ class BeaconViews:
 
     sessions: sessionmaker[Session]
     per_view: int
+    playbacks_per_view: int = 30
 
     def open(self, session: str, *, at: datetime) -> None:
         """Let the page view `session`, just counted, send its beacons."""
         with unit_of_work(self.sessions) as db:
             db.add(BeaconView(session=session, events=0, counted_at=at))
 
-    def take(self, session: str, *, seq: int, minute: int, per_minute: int) -> None:
-        """Take one beacon of the view, atomically across processes, or raise why it may not send one."""
+    def take(self, session: str, *, seq: int, minute: int, per_minute: int, playback: bool = False) -> None:
+        """Take one beacon of the view, atomically across processes, or raise why it may not send one.
+
+        A playback report counts against `playbacks_per_view`, every other beacon against `per_view`."""
         marker = f",{seq},"
+        counter, limit = (
+            (BeaconView.playbacks, self.playbacks_per_view) if playback else (BeaconView.events, self.per_view)
+        )
         with unit_of_work(self.sessions) as db:
             query = update(BeaconView).where(
                 BeaconView.session == session,
-                BeaconView.events < self.per_view,
+                counter < limit,
                 ~BeaconView.seqs.contains(marker),
                 or_(BeaconView.minute < minute, BeaconView.minute_events < per_minute),
             )
             taken = affected_rows(
                 db.execute(
                     query.values(
-                        events=BeaconView.events + 1,
-                        seqs=BeaconView.seqs + f"{seq},",
-                        minute=case((BeaconView.minute < minute, minute), else_=BeaconView.minute),
-                        minute_events=case((BeaconView.minute < minute, 1), else_=BeaconView.minute_events + 1),
+                        {
+                            counter: counter + 1,
+                            BeaconView.seqs: BeaconView.seqs + f"{seq},",
+                            BeaconView.minute: case((BeaconView.minute < minute, minute), else_=BeaconView.minute),
+                            BeaconView.minute_events: case(
+                                (BeaconView.minute < minute, 1), else_=BeaconView.minute_events + 1
+                            ),
+                        }
                     )
                 )
             )
@@ -110,18 +125,21 @@ class BeaconViews:
                 raise ViewUnknown("This page view was never counted; reload the page.")
             if marker in view.seqs:
                 raise Conflict("This event was reported already.")
-            if view.events >= self.per_view:
+            if (view.playbacks if playback else view.events) >= limit:
                 raise ViewSpent("This page view has sent all its events.")
         raise TooManyRequests("Too many events from this viewer; slow down.")
 
-    def give_back(self, session: str, *, seq: int, minute: int) -> None:
+    def give_back(self, session: str, *, seq: int, minute: int, playback: bool = False) -> None:
         """Undo a take whose event could not be stored, so the page may send it again."""
         marker = f",{seq},"
         with unit_of_work(self.sessions) as db:
             row = db.get(BeaconView, session, with_for_update=True)
             if row is None or marker not in row.seqs:
                 return
-            row.events = max(0, row.events - 1)
+            if playback:
+                row.playbacks = max(0, row.playbacks - 1)
+            else:
+                row.events = max(0, row.events - 1)
             row.seqs = row.seqs.replace(marker, ",", 1)
             if row.minute == minute:
                 row.minute_events = max(0, row.minute_events - 1)
@@ -171,13 +189,13 @@ class BeaconLimits:
     views: BeaconViews
     shared: ClusterLimits | None  # Redis: replays and floods refused before the database
 
-    def take(self, session: str, seq: int, now: float) -> Callable[[], None]:
+    def take(self, session: str, seq: int, now: float, *, playback: bool = False) -> Callable[[], None]:
         """Admit one beacon or raise why not; return what gives its allowances back if its event is lost."""
         minute = int(now // 60)
         self.guard.check(session, seq, minute)
         shared = self._admit_shared(session, seq, minute)
         try:
-            self.views.take(session, seq=seq, minute=minute, per_minute=self.guard.per_minute)
+            self.views.take(session, seq=seq, minute=minute, per_minute=self.guard.per_minute, playback=playback)
         except StudyShelfError:
             self._withdraw_shared(shared, session, seq, minute)
             raise
@@ -187,7 +205,7 @@ class BeaconLimits:
 
         def give_back() -> None:
             try:
-                self.views.give_back(session, seq=seq, minute=minute)
+                self.views.give_back(session, seq=seq, minute=minute, playback=playback)
             except SQLAlchemyError:
                 log.exception("a beacon's allowance could not be given back (its page may not resend it)")
             self._withdraw_shared(shared, session, seq, minute)
@@ -276,7 +294,12 @@ def accept(
         raise OutOfRange(f"A load time over {MAX_LOAD_MS // 60_000} minutes is not a load time.", field="load_ms")
     if beacon.bytes is not None and beacon.bytes > claims.size:
         raise OutOfRange("A viewer page cannot report more bytes than its file has.", field="bytes")
-    give_back = limits.take(claims.session, beacon.seq, now)
+    reached_pct = (
+        _check_playback(beacon, issued_ms=claims.issued * 1000, content_type=claims.content_type)
+        if beacon.type == "playback"
+        else None
+    )
+    give_back = limits.take(claims.session, beacon.seq, now, playback=beacon.type == "playback")
     hit = Hit(
         type=beacon.type,
         at=datetime.fromtimestamp(beacon.t / 1000, UTC),
@@ -300,6 +323,9 @@ def accept(
         referer=claims.referer,  # the beacon itself comes from our viewer page; the view's referrer says where
         lms=claims.lms,
         captions=beacon.captions or "",
+        rendition=beacon.rendition or "",
+        watch_ms=beacon.watch_ms if beacon.type == "playback" else None,
+        reached_pct=reached_pct,
     )
     try:
         events.publish([enricher.enrich(hit)])
@@ -308,3 +334,22 @@ def accept(
         raise Unavailable("The event could not be stored; try again.") from exc
     limits.stored(claims.session, beacon.seq, now)
     BEACON_LOADS.labels(beacon.type).inc()
+
+
+def _check_playback(beacon: BeaconIn, *, issued_ms: int, content_type: str) -> int | None:
+    """Refuse playback figures no viewer page could report; return the furthest position in % of the duration."""
+    if beacon.watch_ms is None:
+        raise Invalid("A playback needs its watch_ms.")
+    if not content_type.startswith(("video/", "audio/")):
+        raise OutOfRange("Only a video or an audio plays.", field="type")
+    page_life = max(0, beacon.t - issued_ms) + CLOCK_SKEW_MS
+    if beacon.watch_ms > page_life * MAX_RATE:
+        raise OutOfRange("A viewer page cannot have played longer than it has been open.", field="watch_ms")
+    duration = beacon.duration_ms
+    if duration is not None and beacon.watch_ms > duration * WATCH_FACTOR:
+        raise OutOfRange(f"Watch time over {WATCH_FACTOR} times the duration is not watch time.", field="watch_ms")
+    if beacon.position_ms is None or duration is None:
+        return None
+    if beacon.position_ms > duration + 1000:  # a second for the last frame's rounding
+        raise OutOfRange("A position beyond the media's end is not a position.", field="position_ms")
+    return min(100, beacon.position_ms * 100 // duration)

@@ -49,9 +49,9 @@ class QueuedBeaconViews(BeaconViews):
         if self._queue.pending():
             self._queue.flush()
 
-    def take(self, session: str, *, seq: int, minute: int, per_minute: int) -> None:
+    def take(self, session: str, *, seq: int, minute: int, per_minute: int, playback: bool = False) -> None:
         self.flush()
-        super().take(session, seq=seq, minute=minute, per_minute=per_minute)
+        super().take(session, seq=seq, minute=minute, per_minute=per_minute, playback=playback)
 
     def start(self) -> None:
         self._queue.start()
@@ -61,7 +61,7 @@ class QueuedBeaconViews(BeaconViews):
 
     def _write(self, opened: list[tuple[str, datetime]]) -> None:
         # One Core executemany: the ORM's unit of work cost more per row than the insert (a row per view).
-        rows = [{"session": session, "events": 0, "counted_at": at} for session, at in opened]
+        rows = [{"session": session, "events": 0, "playbacks": 0, "counted_at": at} for session, at in opened]
         with unit_of_work(self.sessions) as db:
             db.execute(insert(cast(Table, BeaconView.__table__)), rows)
 
@@ -117,7 +117,11 @@ def install(services: Services) -> Services:
         return services
     settings = services.settings
     enricher = Enricher(keys=services.keys, geo=services.geo)
-    views = QueuedBeaconViews(services.write_sessions, per_view=settings.beacon_events_per_view)
+    views = QueuedBeaconViews(
+        services.write_sessions,
+        per_view=settings.beacon_events_per_view,
+        playbacks_per_view=settings.beacon_playbacks_per_view,
+    )
     collector = Collector(
         services.events,
         enricher,

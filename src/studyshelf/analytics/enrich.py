@@ -133,4 +133,8 @@ class Enricher:
             error_class=hit.error_class,
             reason=hit.reason,
             bot=client.bot,
+            rendition=hit.rendition[:16],
+            captions=hit.captions[:35],
+            watch_ms=hit.watch_ms,
+            reached_pct=hit.reached_pct,
         )

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
-from studyshelf.analytics import insight, insight_tables
+from studyshelf.analytics import insight, insight_playback, insight_tables
 from studyshelf.analytics.insight import Kind, Report
 from studyshelf.analytics.insight_schemas import (
     AudienceRow,
@@ -166,10 +166,15 @@ def file_insight(
     course: Text = None,
 ) -> InsightRead:
     """One file's performance in the organisation's scope (its own usage of the file, or everyone's usage of its
-    own file): the series, failures by audience and error class, load times, versions and placements. The same
+    own file): the series, failures by audience and error class, load times, versions and placements; for a video
+    or audio its playback (watch time, completion, renditions and captions in use). The same
     period and filter parameters as the /analytics page; an unknown parameter is a 422."""
     found = _report(request, "file", file_id, principal=principal, db=db, services=services, now=now, org_id=org_id)
-    return as_read(found, org_id)
+    read = as_read(found, org_id)
+    playback = insight_playback.figures(services.warehouse, principal=principal, org_id=org_id, report=found)
+    if playback is not None:
+        read.playback = insight_playback.as_read(playback)
+    return read
 
 
 @router.get(

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from studyshelf.analytics import insight, insight_tables, panels
-from studyshelf.analytics.insight import Kind, Target
+from studyshelf.analytics import insight, insight_playback, insight_tables, panels
+from studyshelf.analytics.insight import Kind, Report, Target
 from studyshelf.analytics.names import Names
 from studyshelf.core.errors import NotFound, Unavailable
 from studyshelf.partners import service as partners
@@ -52,7 +52,14 @@ def _page(
     org_id = _org(principal)
     query = insight.parse(request.query_params, kind=kind, db=db, org_id=org_id, now=services.clock.now())
     target = _target(db, principal, kind, target_id, now)
-    context: dict[str, Any] = {"target": target, "query": query, "report": None, "tables": {}, "error": None}
+    context: dict[str, Any] = {
+        "target": target,
+        "query": query,
+        "report": None,
+        "tables": {},
+        "error": None,
+        "playback": None,
+    }
     context["org_name"] = partners.get_organization(db, org_id).name
     names = Names(db, principal, org_id, now=now)
     context["chips"] = [
@@ -83,9 +90,26 @@ def _page(
             "series_json": insight_tables.series_json(found),
             "histogram_max": max(found.insight.histogram, default=0),
         }
+        if details:
+            context |= _playback_context(services, principal, org_id, found)
     context |= {"cell": insight_tables.cell, "pending": not details}
     template = "analytics/_insight_details.html" if details else f"analytics/{kind}.html"
     return render(request, template, context)
+
+
+def _playback_context(services: Services, principal: Principal, org_id: uuid.UUID, found: Report) -> dict[str, Any]:
+    """A media file's playback section (nothing for other files); its figures missing do not fail the page."""
+    try:
+        playback = insight_playback.figures(services.warehouse, principal=principal, org_id=org_id, report=found)
+    except Unavailable as exc:
+        return {"playback_error": exc.detail}
+    if playback is None:
+        return {}
+    return {
+        "playback": playback,
+        "playback_kpis": insight_playback.kpis(playback),
+        "tables": insight_tables.tables(found) | insight_playback.tables(playback),
+    }
 
 
 def _csv(
@@ -104,7 +128,8 @@ def _csv(
     found = insight.report(
         db, services.warehouse, principal=principal, org_id=org_id, target=target, query=query, now=now
     )
-    tables = insight_tables.tables(found)
+    playback = insight_playback.figures(services.warehouse, principal=principal, org_id=org_id, report=found)
+    tables = insight_tables.tables(found) | insight_playback.tables(playback)
     if table not in tables:
         raise NotFound(f"This page has no table `{table}`; it has: {', '.join(tables)}.")
     filename = f"{kind}-{target.id}-{table}-{query.start.isoformat()}-{query.end.isoformat()}.csv"

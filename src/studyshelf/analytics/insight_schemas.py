@@ -11,6 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from studyshelf.analytics.schemas import MetricsRead, SeriesPoint
 
 
+class PlaybackUse(BaseModel):
+    key: str = Field(description="the rendition (720p, mp4, auto; '' unknown) or captions language ('' off)")
+    views: int = Field(description="page views that played in it")
+    watch_ms: int = Field(description="media time played in it")
+
+
+class PlaybackRead(BaseModel):
+    views: int = Field(description="page views that reported playback")
+    watch_ms: int = Field(description="media time played, all views (each view's latest report)")
+    median_reached_pct: float | None = Field(description="median furthest position reached, % of the duration")
+    completed: int = Field(description="views that reached 90% of the duration (COMPLETE_PCT)")
+    completion_rate: float | None = Field(description="completed / views; null without views")
+    renditions: list[PlaybackUse]
+    captions: list[PlaybackUse]
+
+
 class InsightTarget(BaseModel):
     kind: Literal["file", "folder"]
     id: uuid.UUID
@@ -95,5 +111,9 @@ class InsightRead(BaseModel):
         description="a folder's files by fail rate, among files with enough views (empty for a file)"
     )
     min_views_to_rank: int
+    playback: PlaybackRead | None = Field(
+        default=None,
+        description="a video's or audio's playback as its viewer pages reported it (null for other files, folders)",
+    )
 
     model_config = ConfigDict(populate_by_name=True)

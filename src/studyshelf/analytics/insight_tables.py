@@ -16,11 +16,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Literal
 
 from studyshelf.analytics.insight import MIN_VIEWS_TO_RANK, Report, page_url
-from studyshelf.analytics.panels import LMS_LABELS, Kpi, duration, number, percent, size
+from studyshelf.analytics.panels import LMS_LABELS, Kpi, duration, number, percent, size, watch_time
 from studyshelf.core.csvsafe import csv_safe
 from studyshelf.warehouse import LOAD_BUCKETS_MS, FailureRow, Metrics
 
-CellKind = Literal["text", "int", "rate", "ms", "bytes", "time", "date", "region"]
+CellKind = Literal["text", "int", "rate", "ms", "bytes", "time", "date", "region", "watch"]
 FAILURE_ROWS: Final = 50
 ERROR_LABELS: Final = {
     "network": "Network error",
@@ -62,6 +62,7 @@ def cell(value: Any, kind: CellKind) -> str:
         "bytes": size,
         "time": lambda t: t.strftime("%-d %b %Y %H:%M") if isinstance(t, datetime) else str(t),
         "date": lambda t: t.strftime("%-d %b %Y") if isinstance(t, datetime) else str(t),
+        "watch": watch_time,
     }
     return formats.get(kind, str)(value)
 
@@ -91,7 +92,7 @@ def _raw(value: Any, kind: CellKind) -> Any:
         return round(float(value), 1)
     if kind in {"time", "date"}:
         return value.isoformat() if isinstance(value, datetime) else str(value)
-    if kind in {"int", "bytes"}:
+    if kind in {"int", "bytes", "watch"}:  # watch: milliseconds of watch time
         return int(value)
     return csv_safe(str(value))
 

@@ -28,6 +28,8 @@ class BeaconView(Base):
     seqs: Mapped[str] = mapped_column(Text, default=",")  # ",3,7,": the seqs stored (at most `events` of them)
     minute: Mapped[int] = mapped_column(Integer, default=0)  # unix minute of the latest beacon (never goes back)
     minute_events: Mapped[int] = mapped_column(Integer, default=0)  # beacons stored in that minute
+    # playback reports stored (apart from `events`, the page's load outcome): a page sends one per pause
+    playbacks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CourseName(Base):

@@ -78,7 +78,7 @@ class BeaconIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     token: str = Field(min_length=10, max_length=3000)
-    type: Literal["load_ok", "load_fail"]
+    type: Literal["load_ok", "load_fail", "playback"]
     seq: int = Field(ge=0, le=1000, description="the page's own counter: a repeated seq is a replay")
     t: int = Field(description="when it happened, ms since the epoch (client clock)")
     load_ms: int | None = Field(default=None, ge=0, description="over 10 minutes is refused (beacon-out-of-range)")
@@ -96,6 +96,21 @@ class BeaconIn(BaseModel):
         pattern=r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8})*$",
         description="the captions language shown (BCP 47), if captions are on",
     )
+    # playback: what the page view has played so far (each report repeats its totals; the latest counts)
+    rendition: str | None = Field(
+        default=None,
+        max_length=16,
+        pattern=r"^[a-z0-9]{1,16}$",
+        description="the rendition playing: a height such as 720p, or mp4 for the progressive file",
+    )
+    watch_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="media time played so far, ms (not wall time); beyond the page's life, or 3x the duration, "
+        "is refused (beacon-out-of-range)",
+    )
+    position_ms: int | None = Field(default=None, ge=0, description="the furthest position reached, ms")
+    duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000, description="the media's duration, ms")
 
 
 class ErasureRequest(BaseModel):

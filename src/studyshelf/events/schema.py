@@ -19,8 +19,8 @@ import orjson
 log = logging.getLogger("studyshelf.events")
 
 EVENT_TYPES: Final = frozenset(
-    {"view", "load_ok", "load_fail", "download", "blocked", "transfer"}
-)  # transfer: bytes only
+    {"view", "load_ok", "load_fail", "download", "blocked", "transfer", "playback"}
+)  # transfer: bytes only; playback: what a viewer page played (watch time, rendition, captions, furthest point)
 ERROR_CLASSES: Final = frozenset({"network", "decode", "unsupported", "http-4xx", "http-5xx", "timeout", "aborted"})
 BLOCK_REASONS: Final = frozenset(
     {
@@ -73,6 +73,9 @@ class Hit:
     event_id: str | None = None  # set when the sender chose it (beacons: replays keep the same id)
     lms: str = ""  # when the sender knows it (an LTI launch's platform); else enrichment reads the referrer
     captions: str = ""  # a beacon's captions language in use (BCP 47), "" with captions off or none
+    rendition: str = ""  # a playback beacon's rendition ("720p", "mp4" for the progressive file), "" unknown
+    watch_ms: int | None = None  # a playback beacon's media time actually played
+    reached_pct: int | None = None  # a playback beacon's furthest position, in % of the duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,11 @@ class Event:
     error_class: str = ""
     reason: str = ""
     bot: bool = False
+    # Added after the first columns: existing warehouses gain them at the end (ALTER TABLE … ADD COLUMN).
+    rendition: str = ""
+    captions: str = ""
+    watch_ms: int | None = None
+    reached_pct: int | None = None
 
     def to_json(self) -> str:
         return self.json_bytes().decode()

@@ -58,10 +58,16 @@ _TYPES = {
     "bytes": "BIGINT",
     "load_ms": "INTEGER",
     "bot": "BOOLEAN",
+    "watch_ms": "INTEGER",
+    "reached_pct": "SMALLINT",
 }
 # Column names and types are our constants. DuckDB parses the lines itself (json_transform, in parallel).
 _STRUCT = "{" + ", ".join(f'"{c}": "{_TYPES.get(c, "VARCHAR")}"' for c in COLUMNS) + "}"
-_STAGE = "CREATE OR REPLACE TEMP TABLE staged AS SELECT unnest(json_transform(line, ?)) FROM batch WHERE line <> ''"
+# A line written before the playback columns has none: '' as the event's default says (the columns take NULL).
+_STAGE = (
+    "CREATE OR REPLACE TEMP TABLE staged AS SELECT * REPLACE (coalesce(rendition, '') AS rendition, "
+    "coalesce(captions, '') AS captions) FROM (SELECT unnest(json_transform(line, ?)) FROM batch WHERE line <> '')"
+)
 _CHECK = "SELECT count(*) - count(DISTINCT id), min(ts), max(ts) FROM staged"
 _NEW = "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id AND e.ts BETWEEN ? AND ?)"
 _INSERT = f"INSERT INTO events SELECT * FROM staged AS s {_NEW}"  # noqa: S608 - identifiers and fragments are module constants; values are bound parameters

@@ -229,6 +229,11 @@ class Warehouse(Protocol):
         placement and per file of the query's events (a file's or a folder's page), in one scan."""
         ...
 
+    def playback(self, query: SummaryQuery) -> Playback:
+        """What the viewer pages of the query's media reported they played: watch time, completion, and views
+        and watch time per rendition and per captions language (warehouse/playback.py)."""
+        ...
+
 
 # -- one file's or one folder's performance (analytics/insight.py reads these) ---------------------------------
 
@@ -282,3 +287,34 @@ class Insight:
     versions: list[VersionRow]  # oldest first
     placements: list[PlacementRow]  # most viewed first
     files: list[tuple[str, Metrics]]  # per file, most viewed first (a folder's files)
+
+
+# -- media playback (issue 19: playback beacons; warehouse/playback.py reads these) ---------------------------
+
+COMPLETE_PCT: Final = 90  # a view that reached this far into the media counts as completed
+
+
+@dataclass(frozen=True)
+class PlaybackRow:
+    """Page views that played in one rendition (or captions language), and the watch time played in it."""
+
+    key: str  # the rendition ("720p", "mp4"; "" unknown) or captions language ("" off)
+    views: int
+    watch_ms: int
+
+
+@dataclass(frozen=True)
+class Playback:
+    """What the viewer pages of media files reported they played."""
+
+    views: int  # page views that reported playback
+    watch_ms: int  # their total watch time
+    median_reached_pct: float | None  # the median furthest position, % of the duration (null without positions)
+    completed: int  # views that reached COMPLETE_PCT
+    renditions: list[PlaybackRow]  # most watched first
+    captions: list[PlaybackRow]  # most watched first
+
+    @property
+    def completion_rate(self) -> float | None:
+        """The share of views that reached COMPLETE_PCT (null without views)."""
+        return self.completed / self.views if self.views else None

@@ -42,7 +42,10 @@ _ARROW_TYPES: dict[str, Any] = {
     "bytes": pa.int64(),
     "load_ms": pa.int32(),
     "bot": pa.bool_(),
+    "watch_ms": pa.int32(),
+    "reached_pct": pa.int16(),
 }
+_TEXT_DEFAULTS = ("rendition", "captions")  # '' where a line written before these columns has none
 _PARSE = pa_json.ParseOptions(
     explicit_schema=pa.schema([(c, _ARROW_TYPES.get(c, pa.string())) for c in COLUMNS]),
     unexpected_field_behavior="ignore",
@@ -276,6 +279,9 @@ def _as_csv(lines: bytes) -> tuple[bytes, set[datetime]]:
     path = table.column(index)
     literal = pc.binary_join_element_wise("{", pc.binary_join(path, ","), "}", "")
     table = table.set_column(index, "folder_path", literal)
+    for name in _TEXT_DEFAULTS:
+        position = table.schema.get_field_index(name)
+        table = table.set_column(position, name, pc.fill_null(table.column(position), ""))
     months = {
         datetime(int(m[:4]), int(m[5:7]), 1, tzinfo=UTC)
         for m in pc.unique(pc.utf8_slice_codeunits(table.column("ts"), 0, 7)).to_pylist()

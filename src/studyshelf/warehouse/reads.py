@@ -12,12 +12,14 @@ from studyshelf.events.schema import COLUMNS
 from studyshelf.warehouse import insight as insight_sql
 from studyshelf.warehouse import load_failures as failures_sql
 from studyshelf.warehouse import org_events
+from studyshelf.warehouse import playback as playback_sql
 from studyshelf.warehouse import query as q
 from studyshelf.warehouse import rollup as rollup_sql
 from studyshelf.warehouse.interface import (
     ROLLUP_DIMENSIONS,
     Insight,
     LoadFailures,
+    Playback,
     RollupRow,
     Summary,
     SummaryQuery,
@@ -75,3 +77,6 @@ class SqlReads(ABC):
     def insight(self, query: SummaryQuery) -> Insight:
         loads, usage = insight_sql.insight_sql(query, postgres=self.postgres)
         return insight_sql.insight(self._all(*loads), self._all(*usage), as_utc=self._as_utc)
+
+    def playback(self, query: SummaryQuery) -> Playback:
+        return playback_sql.playback(self._all(*playback_sql.playback_sql(query, postgres=self.postgres)))

@@ -100,6 +100,7 @@ _FIELDS: Final = (
     ("owner_org", "partner_org", "file_id", "version_id", "folder_id", "folder_path", "category", "extension"),
     ("country", "browser", "browser_major", "os", "device", "referrer_host", "lms", "link_id", "course"),
     ("resource_link", "viewer", "session", "bytes", "load_ms", "error_class", "reason", "bot"),
+    ("rendition", "captions", "watch_ms", "reached_pct"),  # left at their defaults: synthetic traffic plays nothing
 )
 if tuple(name for group in _FIELDS for name in group) != COLUMNS:
     raise ImportError("events.schema.Event changed its fields: update analytics/synthetic/generate.py")

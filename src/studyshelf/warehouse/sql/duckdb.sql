@@ -27,5 +27,15 @@ CREATE TABLE IF NOT EXISTS events (
     load_ms INTEGER,
     error_class VARCHAR NOT NULL,
     reason VARCHAR NOT NULL,
-    bot BOOLEAN NOT NULL
+    bot BOOLEAN NOT NULL,
+    rendition VARCHAR DEFAULT '',
+    captions VARCHAR DEFAULT '',
+    watch_ms INTEGER,
+    reached_pct SMALLINT
 );
+-- Playback columns (issue 19): a warehouse made before them gains them here, at the end, in COLUMNS order.
+-- DuckDB adds no NOT NULL column; the insert writes '' for a line without them (duckdb.py, _STAGE).
+ALTER TABLE events ADD COLUMN IF NOT EXISTS rendition VARCHAR DEFAULT '';
+ALTER TABLE events ADD COLUMN IF NOT EXISTS captions VARCHAR DEFAULT '';
+ALTER TABLE events ADD COLUMN IF NOT EXISTS watch_ms INTEGER;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS reached_pct SMALLINT;

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     error_class text NOT NULL,
     reason text NOT NULL,
     bot boolean NOT NULL,
+    rendition text NOT NULL DEFAULT '',
+    captions text NOT NULL DEFAULT '',
+    watch_ms integer,
+    reached_pct smallint,
     PRIMARY KEY (ts, id)
 ) PARTITION BY RANGE (ts);
 -- The key leads with ts: it is the dedup key (the event id; ts because a partition key must be in it) and
@@ -47,6 +51,12 @@ BEGIN
         ALTER TABLE {schema}.events ADD PRIMARY KEY (ts, id);
     END IF;
 END $$;
+-- Playback columns (issue 19): a warehouse made before them gains them here, at the end, in COLUMNS order
+-- (a constant default: no rewrite of the stored rows).
+ALTER TABLE {schema}.events ADD COLUMN IF NOT EXISTS rendition text NOT NULL DEFAULT '';
+ALTER TABLE {schema}.events ADD COLUMN IF NOT EXISTS captions text NOT NULL DEFAULT '';
+ALTER TABLE {schema}.events ADD COLUMN IF NOT EXISTS watch_ms integer;
+ALTER TABLE {schema}.events ADD COLUMN IF NOT EXISTS reached_pct smallint;
 -- Every query reads a time range: a BRIN index on ts keeps it to the blocks of that range (events arrive in
 -- time order), at almost no cost per insert. Dashboards read the rollups of the application database; raw
 -- scans here are the rollup job's days, today's live figures and drill-downs to one file or folder.

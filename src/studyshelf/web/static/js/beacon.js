@@ -6,6 +6,7 @@
 //   of the page, retries included: what the learner waited);
 // - load_fail: the material did not load, after the viewer's retries with fresh URLs (viewer.js), or nothing
 //   at all arrived (not even a video's metadata) within the timeout.
+// A video or audio also reports its playback (reportPlayback): watch time, furthest position, rendition, captions.
 function reportLoad(stage) {
   const TIMEOUT_MS = Number(stage.dataset.loadTimeoutMs || 30000);
   let seq = 0;
@@ -64,6 +65,52 @@ function reportLoad(stage) {
     return name === "ResponseException" || name === "MissingPDFException" ? "network" : "decode";
   }
 
+  // playback: what this page view has played so far, sent when it pauses, ends or the page is left. Watch
+  // time is media time actually played (timeupdate steps while playing; a seek is not played), so a paused
+  // tab or a skipped hour adds nothing. Each report repeats the totals: the latest one counts, a lost one
+  // loses nothing. The server refuses figures the page could not have played (analytics/beacons.py).
+  function reportPlayback(element) {
+    let watched = 0;
+    let furthest = 0;
+    let last = null;
+    let reported = 0;
+    let reportedAt = 0;
+    element.addEventListener("timeupdate", () => {
+      const now = element.currentTime;
+      if (!element.paused && !element.seeking && last !== null) {
+        const step = now - last;
+        if (step > 0 && step < 2 * Math.max(1, element.playbackRate)) watched += step;
+      }
+      last = now;
+      if (now > furthest && !element.seeking) furthest = now;
+    });
+    element.addEventListener("seeking", () => { last = null; });
+    element.addEventListener("playing", () => { last = element.currentTime; });
+    function rendition() {
+      const shown = stage.dataset.rendition || "";
+      return shown === "original" ? "mp4" : shown;
+    }
+    function report() {
+      const watchMs = Math.round(watched * 1000);
+      const positionMs = Math.round(furthest * 1000);
+      if (watchMs <= reported && positionMs <= reportedAt) return;  // nothing played since the last report
+      reported = watchMs;
+      reportedAt = positionMs;
+      const extra = { watch_ms: watchMs, position_ms: positionMs };
+      if (Number.isFinite(element.duration) && element.duration > 0) {
+        extra.duration_ms = Math.max(1, Math.round(element.duration * 1000));
+        extra.position_ms = Math.min(extra.position_ms, extra.duration_ms);
+      }
+      const playing = rendition();
+      if (/^[a-z0-9]{1,16}$/.test(playing)) extra.rendition = playing;
+      send("playback", extra);
+    }
+    element.addEventListener("pause", report);
+    element.addEventListener("ended", () => { furthest = element.duration || furthest; report(); });
+    window.addEventListener("pagehide", report);
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") report(); });
+  }
+
   const media = stage.querySelector("[data-media]");
   const pdf = stage.querySelector("[data-media-pdf]");
   if (media && media.tagName === "IMG") {
@@ -73,6 +120,7 @@ function reportLoad(stage) {
     media.addEventListener("load", ok, { once: true });
     media.addEventListener("error", imageFailed, { once: true });
   } else if (media) {
+    if (media.tagName === "VIDEO" || media.tagName === "AUDIO") reportPlayback(media);
     // This script is deferred: the media may have loaded, or failed, before it ran.
     if (media.readyState >= 2) ok();
     media.addEventListener("loadeddata", ok, { once: true });  // the first frame (or audio) is ready
