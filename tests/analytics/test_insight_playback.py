@@ -21,6 +21,9 @@ from tests.sharing.support import Partnership, partnership
 __all__ = ["settings"]  # the module's warehouses: DuckDB with SQLite, PostgreSQL with PostgreSQL
 
 
+TABLES = {**HTML, "HX-Request": "true", "HX-Trigger": "insight-loader"}  # the loader's fragment
+
+
 def _video_played(world: World, p: Partnership) -> dict[str, Any]:
     """A lecture video in the course folder: three views played it (one to the end), one did not."""
     video = uploaded(p.publisher, p.course["id"], "lecture.mp4", MP4)
@@ -45,7 +48,10 @@ def _video_played(world: World, p: Partnership) -> dict[str, Any]:
 def test_the_page_shows_watch_time_completion_renditions_and_captions(world: World) -> None:
     p = partnership(world)
     video = _video_played(world, p)
-    page = p.publisher.client.get(f"/analytics/files/{video['id']}?{MARCH}", headers=HTML)
+    shell = p.publisher.client.get(f"/analytics/files/{video['id']}?{MARCH}", headers=HTML)
+    assert shell.status_code == 200, shell.text
+    assert not parse_html(shell).select("[data-playback]")  # it reads raw events: it comes with the tables
+    page = p.publisher.client.get(f"/analytics/files/{video['id']}?{MARCH}", headers=TABLES)
     assert page.status_code == 200, page.text
     html = parse_html(page)
     figures = {f["data-figure"]: text_of(f.select_one("dd")) for f in html.select("[data-playback] [data-figure]")}
