@@ -232,3 +232,18 @@ def test_the_scrub_bar_previews_the_frame_of_the_hovered_time(
     assert bar.get_attribute("aria-valuetext")
     assert not script_failures(errors), errors
     context.close()
+
+
+def test_the_viewer_with_seek_previews_is_axe_clean(browser: Any, video_link: str) -> None:
+    from tests.browser.test_accessibility import BROWSER_UA, _violations
+
+    # axe goes in as a script tag, which the viewer's CSP (script-src 'self') would refuse.
+    context = browser.new_context(viewport=DESKTOP, bypass_csp=True, user_agent=BROWSER_UA)
+    page = context.new_page()
+    page.goto(video_link)
+    bar = page.get_by_role("slider", name="Seek with frame previews")
+    bar.wait_for(state="visible", timeout=20_000)
+    bar.focus()
+    page.keyboard.press("ArrowRight")
+    assert _violations(page) == []
+    context.close()
