@@ -231,3 +231,74 @@ def test_playing_then_leaving_the_page_stores_its_playback(
         assert shown.locator("[data-table='renditions']").get_by_text("360p").count() == 1
         shown.screenshot(path=str(artifacts / f"playback-analytics-{name}.png"), full_page=True)
         context.close()
+
+
+CUE = re.compile(r"(\d+):(\d+):(\d+)\.(\d+) --> (\d+):(\d+):(\d+)\.(\d+)\s*\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)")
+
+
+def _thumbnail_cues(index: str) -> list[tuple[float, float, int, int]]:
+    """(start, end, x, y) of each cue of a thumbnail WebVTT index."""
+    cues = []
+    for m in CUE.finditer(index):
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = (int(g) for g in m.groups()[:8])
+        start = h1 * 3600 + m1 * 60 + s1 + ms1 / 1000
+        end = h2 * 3600 + m2 * 60 + s2 + ms2 / 1000
+        cues.append((start, end, int(m.group(10)), int(m.group(11))))
+    return cues
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_scrub_bar_previews_the_frame_of_the_hovered_time(
+    browser: Any, video_link: str, artifacts: Path, viewport: dict[str, int]
+) -> None:
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    errors = watch_script_errors(page)
+    page.goto(video_link)
+    bar = page.get_by_role("slider", name="Seek with frame previews")
+    bar.wait_for(state="visible", timeout=20_000)
+    index_url = page.get_attribute("[data-seek-previews]", "data-seek-previews")
+    cues = _thumbnail_cues(page.evaluate("(url) => fetch(url).then((r) => r.text())", index_url))
+    assert len(cues) > 1, cues
+    tile = page.locator("[data-seek-tile]")
+
+    box = bar.bounding_box()
+    assert box is not None
+    for share in (0.15, 0.7):
+        page.mouse.move(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
+        tile.wait_for(state="visible")
+        at = float(tile.get_attribute("data-time") or "nan")
+        start, _end, x, y = next(c for c in cues if c[0] <= at < c[1]) if at < cues[-1][1] else cues[-1]
+        assert tile.evaluate("(el) => el.style.backgroundPosition") == f"{-x}px {-y}px", (share, at, start)
+        assert "sprite.jpg" in tile.evaluate("(el) => el.style.backgroundImage")
+    later = float(tile.get_attribute("data-time") or "nan")
+    assert later > 0
+    name = "desktop" if viewport == DESKTOP else "phone"
+    page.screenshot(path=str(artifacts / f"seek-preview-{name}.png"))
+
+    # Keyboard: the arrow keys move the preview, Enter (or the arrows' change) seeks there.
+    page.mouse.move(0, 0)
+    bar.focus()
+    page.keyboard.press("End")
+    tile.wait_for(state="visible")
+    end_at = float(tile.get_attribute("data-time") or "nan")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => Math.abs(document.querySelector('video').currentTime - {end_at}) < 1.01")
+    assert bar.get_attribute("aria-valuetext")
+    assert not script_failures(errors), errors
+    context.close()
+
+
+def test_the_viewer_with_seek_previews_is_axe_clean(browser: Any, video_link: str) -> None:
+    from tests.browser.test_accessibility import BROWSER_UA, _violations
+
+    # axe goes in as a script tag, which the viewer's CSP (script-src 'self') would refuse.
+    context = browser.new_context(viewport=DESKTOP, bypass_csp=True, user_agent=BROWSER_UA)
+    page = context.new_page()
+    page.goto(video_link)
+    bar = page.get_by_role("slider", name="Seek with frame previews")
+    bar.wait_for(state="visible", timeout=20_000)
+    bar.focus()
+    page.keyboard.press("ArrowRight")
+    assert _violations(page) == []
+    context.close()

@@ -139,3 +139,42 @@ def test_a_refusal_is_worded_in_the_browsers_language(owner: Member) -> None:
     bad = visitor(owner).get("/v/not-a-link", headers={"accept-language": "es"})
     assert bad.status_code == 404
     assert "Este no es un enlace válido" in bad.text
+
+
+GERMAN = {"accept-language": "de-DE,de;q=0.9,en;q=0.5"}
+
+
+def test_the_member_pages_speak_the_browsers_language(owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "Skript.txt", b"notes")
+    assert create_link(owner, file["id"]).status_code == 201
+    deleted = uploaded(owner, owner.root_folder_id, "Alt.txt", b"old")
+    gone = owner.client.delete(f"/api/v1/files/{deleted['id']}", headers=owner.headers())
+    assert gone.status_code == 204, gone.text
+
+    file_page = owner.client.get(f"/files/{file['id']}", headers=GERMAN)
+    assert file_page.status_code == 200, file_page.text
+    page = parse_html(file_page)
+    assert page.attr("html", "lang") == "de"
+    assert page.texts("#versions-title") == ["Versionsverlauf"]
+    assert "Link erhalten" in page.text()
+    assert "Version history" not in page.text()
+
+    links_page = owner.client.get("/links", headers=GERMAN)
+    assert links_page.status_code == 200, links_page.text
+    page = parse_html(links_page)
+    assert page.texts("h1") == ["Links"]
+    assert page.texts(".status-badge") == ["Aktiv"]
+    assert "URL kopieren" in page.text()
+    assert page.attr("nav.tabs", "aria-label") == "Links nach Status filtern"
+
+    trash_page = owner.client.get("/trash", headers=GERMAN)
+    assert trash_page.status_code == 200, trash_page.text
+    page = parse_html(trash_page)
+    assert page.texts("h1") == ["Papierkorb"]
+    assert "endgültig entfernt" in page.text()
+    assert page.by_role("button", "Alt.txt wiederherstellen")
+
+    spanish = owner.client.get("/trash", headers={"accept-language": "es"})
+    assert parse_html(spanish).texts("h1") == ["Papelera"]
+    english = owner.client.get("/trash")
+    assert parse_html(english).texts("h1") == ["Trash"]

@@ -27,6 +27,7 @@ from studyshelf.partners import audit
 from studyshelf.partners.grants import org_has_access
 from studyshelf.partners.permissions import Permission, acting_org_ids, allows, require
 from studyshelf.partners.principal import Principal
+from studyshelf.web.i18n import N_
 
 LINK_ID_BYTES = 16  # 128 bits of randomness
 LINK_ID_LENGTH = 22
@@ -104,7 +105,7 @@ def _expiry(policy: LinkPolicy, expires_at: datetime | None, now: datetime) -> d
     if expires_at.tzinfo is None:
         raise Invalid("expires_at needs a time zone (e.g. 2027-01-31T23:59:00Z).")
     if expires_at <= now:
-        raise Invalid("The expiry must be in the future.")
+        raise Invalid(N_("The expiry must be in the future."))
     if expires_at > now + timedelta(days=policy.max_ttl_days):
         raise Invalid(f"Links may live at most {policy.max_ttl_days} days in this organisation.")
     return expires_at
@@ -135,7 +136,9 @@ def create_link(db: Session, *, principal: Principal, spec: LinkSpec, now: datet
     policy = get_policy(db, org_id=org_id)
     origins = normalise_origins(spec.allowed_origins if spec.allowed_origins is not None else policy_origins(policy))
     if spec.mode is LinkMode.EMBED and not origins:
-        raise Invalid("An embed link needs at least one allowed origin (your LMS, e.g. https://moodle.example.edu).")
+        raise Invalid(
+            N_("An embed link needs at least one allowed origin (your LMS, e.g. https://moodle.example.edu).")
+        )
     if spec.max_views is not None and not 1 <= spec.max_views <= 10_000_000:
         raise Invalid("max_views is between 1 and 10,000,000.")
     link = Link(

@@ -25,7 +25,8 @@ from studyshelf.partners.pages import PagePrincipal, _org_settings, current_org_
 from studyshelf.partners.permissions import Permission, allows
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
-from studyshelf.web.render import is_htmx, render
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import is_htmx, render, translated
 
 router = APIRouter(include_in_schema=False)
 ItemKind = Literal["file", "folder"]
@@ -94,7 +95,7 @@ def _end_of_day(value: str, policy: LinkPolicy, now: datetime) -> datetime:
     try:
         day = date.fromisoformat(value)
     except ValueError as exc:
-        raise Invalid("Choose an expiry date.") from exc
+        raise Invalid(N_("Choose an expiry date.")) from exc
     cap = now + timedelta(days=policy.max_ttl_days)
     return cap if day == cap.date() else datetime.combine(day, time(23, 59, 59), UTC)
 
@@ -193,7 +194,7 @@ def create_link(
     }
     try:
         if max_views.strip() and not max_views.strip().isdigit():
-            raise Invalid("The view limit is a whole number.")
+            raise Invalid(N_("The view limit is a whole number."))
         spec = links.LinkSpec(
             target_type=kind,
             target_id=item_id,
@@ -213,7 +214,17 @@ def create_link(
             request, db, services, principal, kind, item_id, status=status, error=exc.detail, form=form, now=now
         )
     created = _row(db, services, principal, link, now=now)
-    return _panel(request, db, services, principal, kind, item_id, message="Link created.", created=created, now=now)
+    return _panel(
+        request,
+        db,
+        services,
+        principal,
+        kind,
+        item_id,
+        message=translated(request, N_("Link created.")),
+        created=created,
+        now=now,
+    )
 
 
 # --- Actions on one link: a row comes back ------------------------------------------------------------------
@@ -248,7 +259,14 @@ def revoke_link(
 ) -> Response:
     link = links.revoke_link(db, principal=principal, link_id=link_id, now=now)
     return _changed(
-        request, db, services, principal, link, "The link was revoked; it stops working now.", back, now=now
+        request,
+        db,
+        services,
+        principal,
+        link,
+        translated(request, N_("The link was revoked; it stops working now.")),
+        back,
+        now=now,
     )
 
 
@@ -263,7 +281,9 @@ def reactivate_link(
     back: FormStr = "/links",
 ) -> Response:
     link = links.reactivate_link(db, principal=principal, link_id=link_id)
-    return _changed(request, db, services, principal, link, "The link works again.", back, now=now)
+    return _changed(
+        request, db, services, principal, link, translated(request, N_("The link works again.")), back, now=now
+    )
 
 
 @router.post("/links/{link_id}/edit", response_class=HTMLResponse)
@@ -288,7 +308,14 @@ def edit_link(
     if changes:
         link = links.update_link(db, principal=principal, link_id=link_id, changes=changes, now=now)
     return _changed(
-        request, db, services, principal, link, "Link updated." if changes else "Nothing changed.", back, now=now
+        request,
+        db,
+        services,
+        principal,
+        link,
+        translated(request, N_("Link updated.") if changes else N_("Nothing changed.")),
+        back,
+        now=now,
     )
 
 

@@ -23,7 +23,8 @@ from studyshelf.partners.models import GrantLevel, TargetType
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, allows
 from studyshelf.partners.principal import Principal
-from studyshelf.web.render import is_htmx, render
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import is_htmx, render, translated
 
 router = APIRouter(include_in_schema=False)
 Kind = Annotated[Literal["folder", "file"], Form()]
@@ -137,7 +138,14 @@ def new_folder(
     now: Now,
 ) -> Response:
     created = folders.create_folder(db, principal=principal, parent_id=folder_id, name=name, now=now)
-    return _changed(request, db, principal, folder_id, f"Created folder “{created.name}”.", now=now)
+    return _changed(
+        request,
+        db,
+        principal,
+        folder_id,
+        translated(request, N_("Created folder “%(name)s”."), name=created.name),
+        now=now,
+    )
 
 
 @router.post("/library/{folder_id}/rename", response_class=HTMLResponse)
@@ -155,7 +163,9 @@ def rename_item(
         item: Any = folders.rename_folder(db, principal=principal, folder_id=item_id, name=name, now=now)
     else:
         item = files.rename_file(db, principal=principal, file_id=item_id, name=name, now=now)
-    return _changed(request, db, principal, folder_id, f"Renamed to “{item.name}”.", now=now)
+    return _changed(
+        request, db, principal, folder_id, translated(request, N_("Renamed to “%(name)s”."), name=item.name), now=now
+    )
 
 
 @router.post("/library/{folder_id}/move", response_class=HTMLResponse)
@@ -177,7 +187,9 @@ def move_item(
         item = files.move_file(
             db, principal=principal, file_id=item_id, target_id=target_id, on_conflict="rename", now=now
         )
-    return _changed(request, db, principal, folder_id, f"Moved “{item.name}”.", now=now)
+    return _changed(
+        request, db, principal, folder_id, translated(request, N_("Moved “%(name)s”."), name=item.name), now=now
+    )
 
 
 @router.post("/library/{folder_id}/delete", response_class=HTMLResponse)
@@ -194,7 +206,14 @@ def delete_item(
         item: Any = folders.delete_folder(db, principal=principal, folder_id=item_id, now=now)
     else:
         item = files.delete_file(db, principal=principal, file_id=item_id, now=now)
-    return _changed(request, db, principal, folder_id, f"Moved “{item.name}” to the trash.", now=now)
+    return _changed(
+        request,
+        db,
+        principal,
+        folder_id,
+        translated(request, N_("Moved “%(name)s” to the trash."), name=item.name),
+        now=now,
+    )
 
 
 @router.get("/files/{file_id}", response_class=HTMLResponse)
@@ -349,7 +368,17 @@ def share_item(
     )
     grantee = partners.get_organization(db, grantee_org_id).name
     return _shared(
-        request, kind, item_id, f"Shared with {grantee} ({level.value}).", db=db, principal=principal, now=now
+        request,
+        kind,
+        item_id,
+        translated(
+            request,
+            N_("Shared with %(org)s (view).") if level is GrantLevel.VIEW else N_("Shared with %(org)s (manage)."),
+            org=grantee,
+        ),
+        db=db,
+        principal=principal,
+        now=now,
     )
 
 
@@ -365,7 +394,15 @@ def revoke_share(
 ) -> Response:
     grant = revoke_grant(db, principal=principal, grant_id=grant_id, now=now)
     grantee = partners.get_organization(db, grant.grantee_org_id).name
-    return _shared(request, kind, item_id, f"{grantee} no longer has access.", db=db, principal=principal, now=now)
+    return _shared(
+        request,
+        kind,
+        item_id,
+        translated(request, N_("%(org)s no longer has access."), org=grantee),
+        db=db,
+        principal=principal,
+        now=now,
+    )
 
 
 @router.get("/shared", response_class=HTMLResponse)

@@ -114,6 +114,14 @@ def request_locale(request: Request) -> str:
     return i18n.negotiate(request.headers.get("accept-language"))
 
 
+def translated(request: Request, message: str, **params: object) -> str:
+    """A message marked with N_() in the request's language, its `%(name)s` placeholders filled (toasts: text only,
+    never markup, so a name cannot inject any)."""
+    with i18n.use_locale(request_locale(request)):
+        text = i18n.gettext(message)
+    return text % params if params else text
+
+
 def render_error_page(
     request: Request, *, status: int, title: str, detail: str, headers: dict[str, str] | None = None
 ) -> HTMLResponse:
