@@ -29,7 +29,7 @@ from studyshelf.delivery.media import MediaUrls
 from studyshelf.delivery.pages import router as links_pages
 from studyshelf.delivery.radar import SightingRecorder
 from studyshelf.delivery.view_counts import ViewCounts
-from studyshelf.delivery.viewer import record_media_refusal
+from studyshelf.delivery.viewer import ViewerFastPath, record_media_refusal
 from studyshelf.delivery.viewer import router as viewer_router
 from studyshelf.jobs.runner import Scheduler
 from studyshelf.library.api import router as library_router
@@ -90,6 +90,12 @@ def _start_media_processing(services: Services) -> MediaWorker | None:
     return worker
 
 
+def _add_fast_paths(app: FastAPI) -> None:
+    """Requests answered before the router, inside the security headers, body limit and request observer."""
+    app.add_middleware(MemberContentFastPath)  # members' downloads whose access is cached
+    app.add_middleware(ViewerFastPath)  # a plain `GET /v/{link_id}`, the class rush's request
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the application; backends come from `services` or are built from `settings`."""
     settings = settings or (services.settings if services else Settings())
@@ -148,7 +154,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.sightings = SightingRecorder(built, interval=settings.radar_flush_seconds)
     app.state.backup_monitor = BackupMonitor(built) if built.settings.backup_url else None
     install_error_handlers(app)
-    app.add_middleware(MemberContentFastPath)  # inside the security headers: cache hits skip the router
+    _add_fast_paths(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # uploads lift it: library/upload.py
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(

@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session
 from studyshelf.core.errors import NotFound
 from studyshelf.core.geo import GeoLookup
 from studyshelf.delivery import links, radar
-from studyshelf.delivery.content import ContentFacts, processed
+from studyshelf.delivery.content import ContentFacts, outputs_of
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
 from studyshelf.library.access import content_path_ids, folder_chain
 from studyshelf.library.captions import CAPTIONED_KINDS, tracks_of
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
+from studyshelf.media.models import MediaJob
 from studyshelf.partners.grants import org_has_access
 
 
@@ -45,12 +46,13 @@ def _state_and_path(db: Session, link: Link, now: datetime) -> tuple[str | None,
 _LINKS = cast(Table, Link.__table__)
 _FILES = cast(Table, File.__table__)
 _VERSIONS = cast(Table, FileVersion.__table__)
+_JOBS = cast(Table, MediaJob.__table__)
 
 
 def _visit_statement() -> Select[Any]:
-    """A visit's link with its file, that file's current version and its folders up to the root, in one Core
-    statement (no ORM loading): the class rush's hot read. One row per folder, root first (one row with no
-    folder when the link names a folder, or a file that is gone)."""
+    """A visit's link with its file, that file's current version (with its processed outputs' generation) and
+    its folders up to the root, in one Core statement (no ORM loading): the class rush's hot read. One row per
+    folder, root first (one row with no folder when the link names a folder, or a file that is gone)."""
     link_id = bindparam("link_id", type_=_LINKS.c.id.type)
     start = (
         select(_FILES.c.folder_id)
@@ -70,12 +72,15 @@ def _visit_statement() -> Select[Any]:
             _VERSIONS.c.size.label("version_size"),
             _VERSIONS.c.blob_sha256.label("version_sha256"),
             _VERSIONS.c.created_at.label("version_created_at"),
+            _JOBS.c.generation.label("media_generation"),
+            _JOBS.c.renditions.label("media_renditions"),
             chain.c.id.label("path_folder_id"),
             chain.c.trashed.label("path_trashed"),
         )
         .select_from(
             _LINKS.outerjoin(_FILES, and_(_LINKS.c.target_type == "file", _FILES.c.id == _LINKS.c.target_id))
             .outerjoin(_VERSIONS, _VERSIONS.c.id == _FILES.c.current_version_id)
+            .outerjoin(_JOBS, _JOBS.c.version_id == _VERSIONS.c.id)
             .outerjoin(chain, true())
         )
         .where(_LINKS.c.id == link_id)
@@ -134,7 +139,11 @@ def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None
         sha256=row.version_sha256,
         modified=int(row.version_created_at.timestamp()),
         # Only what the viewer plays from processed outputs (renditions, posters, web-safe audio and images).
-        **(processed(db, row.version_id) if category(row.version_content_type) in PLAYED_FROM_OUTPUTS else {}),
+        **(
+            outputs_of(row.media_generation, row.media_renditions)
+            if category(row.version_content_type) in PLAYED_FROM_OUTPUTS
+            else {}
+        ),
     )
     if content.kind in CAPTIONED_KINDS:
         content = replace(content, captions=tuple(tracks_of(db, link.target_id)))

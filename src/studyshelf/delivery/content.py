@@ -44,9 +44,14 @@ def folder_path(db: Session, file: File) -> tuple[str, ...]:
 def processed(db: Session, version_id: uuid.UUID) -> dict[str, Any]:
     """The version's processed outputs as ContentFacts fields (none while it has none)."""
     job = db.get(MediaJob, version_id)
-    if job is None or job.generation == 0:
+    return outputs_of(job.generation, job.renditions) if job is not None else {}
+
+
+def outputs_of(generation: int | None, renditions: str | None) -> dict[str, Any]:
+    """A media job's generation and renditions as ContentFacts fields (none before its first success)."""
+    if not generation:
         return {}
-    return {"media_generation": job.generation, "media_renditions": tuple(job.renditions.split())}
+    return {"media_generation": generation, "media_renditions": tuple((renditions or "").split())}
 
 
 @dataclass(frozen=True)

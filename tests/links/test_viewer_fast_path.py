@@ -1,0 +1,108 @@
+"""The class rush's visit: how many statements a view costs (so it cannot creep up), and the plain visit
+answered before the router with the same headers, refusals and error answers as the route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from studyshelf.core.errors import Invalid
+from studyshelf.delivery import viewer
+from tests.conftest import Member, World
+from tests.library.support import uploaded
+from tests.library.test_captions_api import MP4, VTT, added
+from tests.links.support import EMBEDDED, create_link, link_path, visitor
+
+
+@contextmanager
+def statements(world: World) -> Iterator[list[str]]:
+    """The SQL statements sent to the app database meanwhile, without transaction control (SQLite's read
+    sessions begin explicitly); the app's batching threads are not running."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+            sent.append(statement)
+
+    event.listen(world.services.engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(world.services.engine, "before_cursor_execute", note)
+
+
+def test_a_visit_to_a_document_is_one_statement(world: World, owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.pdf", b"%PDF-1.4\n" + b"%" * 100)
+    path = link_path(create_link(owner, file["id"]))
+    browser = visitor(owner)
+    assert browser.get(path, headers=EMBEDDED).status_code == 200  # warm: the first visit of a process may set up
+    with statements(world) as sent:
+        page = browser.get(path, headers=EMBEDDED)
+    assert page.status_code == 200, page.text
+    assert len(sent) == 1, sent  # link, file, version, processed outputs and folders: admission.read_visit
+
+
+def test_a_visit_to_a_captioned_video_adds_only_its_tracks(world: World, owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "lecture.mp4", MP4)
+    added(owner, file["id"], VTT, language="en", label="English")
+    path = link_path(create_link(owner, file["id"]))
+    browser = visitor(owner)
+    assert browser.get(path, headers=EMBEDDED).status_code == 200
+    with statements(world) as sent:
+        page = browser.get(path, headers=EMBEDDED)
+    assert page.status_code == 200, page.text
+    assert "<track" in page.text
+    assert len(sent) == 2, sent  # the visit's one statement, then the caption tracks (several rows)
+
+
+def test_a_counted_view_writes_only_its_count(world: World, owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.pdf", b"%PDF-1.4\n" + b"%" * 100)
+    path = link_path(create_link(owner, file["id"], max_views=5))
+    browser = visitor(owner)
+    assert browser.get(path, headers=EMBEDDED).status_code == 200
+    with statements(world) as sent:
+        assert browser.get(path, headers=EMBEDDED).status_code == 200
+    # The visit's read, then the count: is this event counted already (a retried request), the conditional
+    # UPDATE of the counter, and the counted view with its event line.
+    assert len(sent) == 4, sent
+    assert [s.split()[0].upper() for s in sent[1:]] == ["SELECT", "UPDATE", "INSERT"], sent
+
+
+def test_the_plain_visit_and_the_routed_one_answer_alike(owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.pdf", b"%PDF-1.4\n" + b"%" * 100)
+    path = link_path(create_link(owner, file["id"]))
+    browser = visitor(owner)
+    plain = browser.get(path, headers=EMBEDDED)  # before the router
+    routed = browser.get(f"{path}?from=course", headers=EMBEDDED)  # a query string: through the route
+    assert plain.status_code == routed.status_code == 200
+    assert plain.headers["x-request-id"] != routed.headers["x-request-id"]
+    for name in ("content-security-policy", "cache-control", "x-content-type-options", "referrer-policy"):
+        assert plain.headers.get(name) is not None, name
+        assert plain.headers.get(name) == routed.headers.get(name), name
+    assert set(plain.headers) == set(routed.headers)
+    top = browser.get(path, headers={"sec-fetch-dest": "document", "sec-fetch-site": "none"})
+    assert top.status_code == 403
+    assert "available inside your course" in top.text
+    assert browser.get("/v/not-a-link").status_code == 404
+    assert browser.post(path).status_code == 405  # other methods go on to the router
+
+
+def test_a_domain_error_in_a_plain_visit_is_the_apps_problem_answer(
+    owner: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.pdf", b"%PDF-1.4\n" + b"%" * 100)
+    path = link_path(create_link(owner, file["id"]))
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise Invalid("Not today.")
+
+    monkeypatch.setattr(viewer.admission, "admit_visit", refuse)
+    answer = visitor(owner).get(path, headers=EMBEDDED)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["type"].endswith("invalid")
+    assert "x-request-id" in answer.headers
