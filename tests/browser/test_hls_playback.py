@@ -190,6 +190,13 @@ def test_playing_then_leaving_the_page_stores_its_playback(
     browser: Any, hls_server: Server, video_link: str, artifacts: Path
 ) -> None:
     """Issue 19: the viewer reports what it played when the learner leaves; the file's page and JSON show it."""
+    # The module's server is shared: other tests' views of the video count too, so this one reads the change.
+    with httpx.Client(base_url=hls_server.url, timeout=15) as api:
+        login = api.post("/api/v1/auth/login", json={"email": hls_server.email, "password": hls_server.password})
+        assert login.status_code == 200, login.text
+        file_id = _find(api, VIDEO)
+        org_id = str(api.get(f"/api/v1/files/{file_id}").json()["org_id"])
+        before = _playback(api, file_id, org_id) or {"views": 0, "watch_ms": 0}
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     errors = watch_script_errors(page)
@@ -205,19 +212,17 @@ def test_playing_then_leaving_the_page_stores_its_playback(
     with httpx.Client(base_url=hls_server.url, timeout=15) as api:
         login = api.post("/api/v1/auth/login", json={"email": hls_server.email, "password": hls_server.password})
         assert login.status_code == 200, login.text
-        file_id = _find(api, VIDEO)
-        org_id = str(api.get(f"/api/v1/files/{file_id}").json()["org_id"])
         deadline = time.monotonic() + 30  # until the server's buffer has drained into its warehouse
-        while (found := _playback(api, file_id, org_id)) is not None and not found["views"]:
+        while (found := _playback(api, file_id, org_id)) is None or found["views"] <= before["views"]:
             if time.monotonic() > deadline:
                 break
             api.get("/healthz")  # a round trip between reads, not a sleep
     assert found is not None
-    assert found["views"] == 1, found
-    assert found["watch_ms"] >= 2500, found
-    assert [r["key"] for r in found["renditions"]] == ["360p"], found
-    assert found["renditions"][0]["watch_ms"] == found["watch_ms"]
-    assert [c["key"] for c in found["captions"]] == ["en"], found  # the demo video's default captions are shown
+    assert found["views"] == before["views"] + 1, (before, found)
+    assert found["watch_ms"] - before["watch_ms"] >= 2500, (before, found)
+    assert "360p" in [r["key"] for r in found["renditions"]], found
+    assert sum(r["watch_ms"] for r in found["renditions"]) == found["watch_ms"]
+    assert "en" in [c["key"] for c in found["captions"]], found  # the demo video's default captions are shown
     assert found["median_reached_pct"] is not None
 
     for viewport, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
