@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ def _load_schema() -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_asgi("/api/openapi.json", app)
 
 
+# Collection walks every operation's schema and hypothesis parses large source files (ast.parse) deep in that
+# walk; under an xdist worker's deeper stack CPython 3.11 can run out of its recursion limit there and report it
+# as "SystemError: AST constructor recursion depth mismatch". A higher limit gives the walk room.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
 schema = _load_schema()
 
 

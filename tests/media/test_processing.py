@@ -207,7 +207,12 @@ def test_pdf_and_image_thumbnails(services: Services, owner: Member, tmp_path: P
     subprocess.run([*testsrc, str(png)], check=True)  # noqa: S603
     image = upload_demo(owner, "Diagram.png", png.read_bytes())
     pdf = upload_demo(owner, "Notes.pdf", _two_page_pdf())
+    # The library draws a thumbnail only where one exists: none before processing, no request for a missing one.
+    assert "row-thumb" not in owner.client.get(f"/library/{owner.root_folder_id}").text
     process_pending(services)
+    listing = owner.client.get(f"/library/{owner.root_folder_id}").text
+    for body in (image, pdf):
+        assert f'src="/api/v1/files/{body["id"]}/previews/thumb.jpg"' in listing
     pdf_status = owner.client.get(f"/api/v1/files/{pdf['id']}/processing").json()
     assert pdf_status["state"] == "done", pdf_status
     assert pdf_status["page_count"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,27 @@ class Entry:
 
 
 SORT_KEYS = ("name", "size", "updated_at")
+
+# Which files have a thumbnail is known above the library (media processing); it registers how to find out, so a
+# listing draws a thumbnail only where one exists instead of asking for missing ones.
+ThumbnailFinder = Callable[[Session, Sequence[uuid.UUID]], set[uuid.UUID]]
+_thumbnail_finders: list[ThumbnailFinder] = []
+
+
+def register_thumbnail_finder(finder: ThumbnailFinder) -> None:
+    if finder not in _thumbnail_finders:
+        _thumbnail_finders.append(finder)
+
+
+def thumbnailed(db: Session, entries: Sequence[Entry]) -> set[uuid.UUID]:
+    """The ids of the listed files whose current version has a thumbnail."""
+    file_ids = [entry.id for entry in entries if entry.kind == "file"]
+    found: set[uuid.UUID] = set()
+    for finder in _thumbnail_finders if file_ids else ():
+        found |= finder(db, file_ids)
+    return found
+
+
 Cursor = tuple[int, str | int, str]
 
 

@@ -61,6 +61,7 @@ def _listing(
         "folder": folder,
         "path": access.visible_path(db, viewer=principal, folder=folder, now=now),
         "entries": [(entry, category(entry.content_type) if entry.content_type else "folder") for entry in entries],
+        "thumbnailed": listing.thumbnailed(db, entries),
         "next_cursor": _encode_cursor(next_cursor),
         "sort": sort,
         "order": order,

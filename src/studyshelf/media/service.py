@@ -7,6 +7,7 @@ no extra work and a version committed while no worker ran is still found (also b
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from studyshelf.library.blobs import record_blob
+from studyshelf.library.listing import register_thumbnail_finder
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
 from studyshelf.media.models import MediaJob, MediaOutput
@@ -234,3 +236,16 @@ def done_generation(db: Session, *, version_id: uuid.UUID) -> int | None:
     """The generation of a version's finished outputs, or None while it has none to play."""
     job = db.get(MediaJob, version_id)
     return job.generation if job is not None and job.generation > 0 else None
+
+
+def thumbnailed(db: Session, file_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these files, those whose current version has a thumbnail (one statement for a whole listing)."""
+    rows = db.execute(
+        select(File.id)
+        .join(MediaOutput, MediaOutput.version_id == File.current_version_id)
+        .where(File.id.in_(list(file_ids)), MediaOutput.path == "thumb.jpg")
+    )
+    return {row[0] for row in rows}
+
+
+register_thumbnail_finder(thumbnailed)
