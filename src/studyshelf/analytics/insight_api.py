@@ -153,7 +153,9 @@ def file_insight(
     now: Now,
     org_id: uuid.UUID,
     days: Days = None,
-    from_: Annotated[str | None, Query(alias="from", description="first day, YYYY-MM-DD (UTC)")] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="first day, YYYY-MM-DD in the organisation's time zone")
+    ] = None,
     to: Day = None,
     partner: uuid.UUID | None = None,
     folder: uuid.UUID | None = None,
@@ -189,7 +191,9 @@ def folder_insight(
     now: Now,
     org_id: uuid.UUID,
     days: Days = None,
-    from_: Annotated[str | None, Query(alias="from", description="first day, YYYY-MM-DD (UTC)")] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="first day, YYYY-MM-DD in the organisation's time zone")
+    ] = None,
     to: Day = None,
     partner: uuid.UUID | None = None,
     file: uuid.UUID | None = None,
