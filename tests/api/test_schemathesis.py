@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -60,18 +59,20 @@ def caller(world: World) -> Caller:
 
 
 def _load_schema() -> schemathesis.BaseSchema:
-    """Our OpenAPI document, read from an app that is never asked anything else (tests call their own app)."""
+    """Our OpenAPI document, built by an app that is never started (tests call their own app).
+
+    Not through `from_asgi`: that would run the app's lifespan, whose background threads (scheduler, flushers,
+    media processing) would then work beside collection; CPython 3.11 tracks the AST constructor's recursion per
+    interpreter, so their imports beside hypothesis's `ast.parse` fail with "AST constructor recursion depth
+    mismatch".
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="studyshelf-openapi-"))
     app = create_app(
         Settings(environment="test", data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'unused.sqlite3'}")
     )
-    return schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    return schemathesis.openapi.from_dict(app.openapi())
 
 
-# Collection walks every operation's schema and hypothesis parses large source files (ast.parse) deep in that
-# walk; under an xdist worker's deeper stack CPython 3.11 can run out of its recursion limit there and report it
-# as "SystemError: AST constructor recursion depth mismatch". A higher limit gives the walk room.
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
 schema = _load_schema()
 
 
