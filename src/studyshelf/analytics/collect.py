@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import cast
@@ -16,7 +18,8 @@ from studyshelf.analytics.enrich import Enricher
 from studyshelf.analytics.models import BeaconView
 from studyshelf.core.batches import BackgroundBatches
 from studyshelf.core.db import unit_of_work
-from studyshelf.events import EventStream, EventStreamError, Hit
+from studyshelf.events import Event, EventStream, EventStreamError, Hit
+from studyshelf.events.coalesce import LoopPublisher
 from studyshelf.limits import ClusterLimits, build_cluster_limits
 from studyshelf.services import Services
 
@@ -83,6 +86,9 @@ class Collector:
         self.views = views  # counted page views, in the app database: limits that hold across processes
         # Replays and rates of beacons: across instances (database, Redis first when set); see beacons.py.
         self.beacons = BeaconLimits(BeaconGuard(beacons_per_minute), views, shared_limits)
+        self._publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPublisher] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def close(self) -> None:
         if self.beacons.shared is not None:
@@ -92,17 +98,40 @@ class Collector:
         return self.enricher.enrich(hit).json_bytes()
 
     def record(self, hit: Hit) -> None:
-        if hit.type == "view":
-            VIEWER_VIEWS.inc()
-        elif hit.type == "blocked":
-            VIEWER_REFUSALS.labels(hit.reason or "unknown").inc()
-        event = self.enricher.enrich(hit)
+        event = self._event(hit)
         try:
             self.events.publish([event])
         except EventStreamError:
             EVENTS_LOST.inc()
             log.exception("an analytics event was lost")
             return
+        self._accepted(hit, event)
+
+    async def record_async(self, hit: Hit) -> None:
+        event = self._event(hit)
+        try:
+            await self._loop_publisher().publish([event])
+        except EventStreamError:
+            EVENTS_LOST.inc()
+            log.exception("an analytics event was lost")
+            return
+        self._accepted(hit, event)
+
+    def _loop_publisher(self) -> LoopPublisher:
+        loop = asyncio.get_running_loop()
+        publisher = self._publishers.get(loop)
+        if publisher is None:
+            publisher = self._publishers[loop] = LoopPublisher(self.events, loop)
+        return publisher
+
+    def _event(self, hit: Hit) -> Event:
+        if hit.type == "view":
+            VIEWER_VIEWS.inc()
+        elif hit.type == "blocked":
+            VIEWER_REFUSALS.labels(hit.reason or "unknown").inc()
+        return self.enricher.enrich(hit)
+
+    def _accepted(self, hit: Hit, event: Event) -> None:
         EVENTS_ACCEPTED.labels(event.type).inc()
         if hit.type == "view" and hit.session:  # a viewer page: its beacon token names this session
             try:

@@ -18,11 +18,12 @@ from studyshelf.delivery.content import ContentFacts, outputs_of
 from studyshelf.delivery.embed import embed_refusal, is_link_previewer
 from studyshelf.delivery.models import Link, LinkMode
 from studyshelf.library.access import content_path_ids, folder_chain
+from studyshelf.library.access_epoch import EpochCache
 from studyshelf.library.captions import CAPTIONED_KINDS, tracks_of
 from studyshelf.library.models import File, FileVersion
 from studyshelf.library.sniff import category
 from studyshelf.media.models import MediaJob
-from studyshelf.partners.grants import org_has_access
+from studyshelf.partners.grants import org_access_until, org_has_access
 
 
 def link_state(db: Session, link: Link, now: datetime) -> str | None:
@@ -112,22 +113,34 @@ def read_visit(db: Session, link_id: str) -> VisitRead | None:
 PLAYED_FROM_OUTPUTS = frozenset({"video", "audio", "image"})
 
 
-def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None, list[uuid.UUID], ContentFacts | None]:
+@dataclass(frozen=True)
+class FileState:
+    """A file link's state (None: usable), the ids from the root to the file, its page facts when it can be
+    shown, and when its organisation's access ends by time (None: not by time)."""
+
+    state: str | None
+    path: list[uuid.UUID]
+    content: ContentFacts | None = None
+    access_until: datetime | None = None
+
+
+def _file_state(db: Session, read: VisitRead, now: datetime) -> FileState:
     """`_state_and_path` for a file link from its read, with the file's page facts when it can be shown."""
     link, rows = read.link, read.rows
     status = links.link_status(link, now)
     if status != "active":
-        return status, [], None
+        return FileState(status, [])
     row = rows[0]
     live = row.file_org_id is not None and not row.file_trashed and row.path_folder_id is not None
     if not live or any(r.path_trashed for r in rows):
-        return "deleted", [], None
+        return FileState("deleted", [])
     folders = [r.path_folder_id for r in rows]
     path = [*folders, link.target_id]
-    if not org_has_access(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=path, now=now):
-        return "grant-revoked", [], None
+    until = org_access_until(db, org_id=link.org_id, owner_org_id=link.owner_org_id, path_ids=path, now=now)
+    if until is False:
+        return FileState("grant-revoked", [])
     if row.version_id is None:
-        return None, path, None  # no content yet: the page says so
+        return FileState(None, path, access_until=until)  # no content yet: the page says so
     content = ContentFacts(
         file_id=str(link.target_id),
         version_id=str(row.version_id),
@@ -147,7 +160,7 @@ def _file_state(db: Session, read: VisitRead, now: datetime) -> tuple[str | None
     )
     if content.kind in CAPTIONED_KINDS:
         content = replace(content, captions=tuple(tracks_of(db, link.target_id)))
-    return None, path, content
+    return FileState(None, path, content, until)
 
 
 @dataclass(frozen=True)
@@ -171,9 +184,41 @@ class Admission:
     content: ContentFacts | None = None  # a file link's file as its page shows it, when admitted
 
 
-def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) -> Admission:
+VISIT_TTL = 1.0  # seconds a usable file link's read is remembered: the most a new caption or rendition can lag
+VISITS_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class RememberedVisit:
+    """A usable file link as its visits need it, kept in `visits` under the access epoch it was read in."""
+
+    link: Link
+    target_path: tuple[uuid.UUID, ...]
+    content: ContentFacts
+    access_until: datetime | None  # the end of the grant it is shown through, for a partner's link
+
+
+# Per process. A class rush is thousands of visits to one link: they need its read, not one each. Only what
+# a change can take away is remembered, under the access epoch (a revoked, suspended, edited or deleted link,
+# file, folder or grant raises it); a link with a view limit is never remembered, its count decides.
+visits: EpochCache[str, RememberedVisit] = EpochCache(VISIT_TTL, VISITS_MAX)
+
+
+def remembered_visit(link_id: str, *, facts: VisitFacts, now: datetime, epoch: int) -> Admission | None:
+    """The admission of a visit from the link's remembered read, or None when it must be read (and decided)
+    afresh: not remembered, read under another epoch, or no longer usable by time."""
+    hit = visits.get(link_id, epoch=epoch)
+    if hit is None or links.link_status(hit.link, now) != "active":
+        return None
+    if hit.access_until is not None and hit.access_until <= now:
+        return None
+    return _admit(hit.link, facts, target_path=hit.target_path, content=hit.content)
+
+
+def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime, epoch: int | None = None) -> Admission:
     """Decide whether a visit to a link may see the material, reading only (a view is counted, and a refusal
-    or a sighting recorded, by the caller). NotFound for ids that name no link."""
+    or a sighting recorded, by the caller). NotFound for ids that name no link. With the access epoch read
+    before, a usable file link's read is remembered for the next visits (`remembered_visit`)."""
     read = read_visit(db, link_id) if links.is_link_id(link_id) else None
     if read is None:
         raise NotFound("This link does not exist. Check that it was copied completely.")
@@ -181,9 +226,20 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
     if link.target_type != "file":  # a folder link: the usual path read
         state, target_path = _state_and_path(db, link, now)
     else:
-        state, target_path, content = _file_state(db, read, now)
+        found = _file_state(db, read, now)
+        state, target_path, content = found.state, found.path, found.content
+        if epoch is not None and state is None and content is not None and link.max_views is None:
+            remembered = RememberedVisit(link, tuple(target_path), content, found.access_until)
+            visits.put(link_id, remembered, epoch=epoch)
     if state is not None:
         return Admission(link, refusal=state)
+    return _admit(link, facts, target_path=tuple(target_path), content=content)
+
+
+def _admit(
+    link: Link, facts: VisitFacts, *, target_path: tuple[uuid.UUID, ...], content: ContentFacts | None
+) -> Admission:
+    """The visit's own checks on a usable link: where it is embedded, who asks, and the view limit."""
     embed = embed_refusal(
         embed_only=link.mode is LinkMode.EMBED,
         allowed=link.origins,
@@ -198,7 +254,7 @@ def admit_visit(db: Session, *, link_id: str, facts: VisitFacts, now: datetime) 
         return Admission(link, preview_only=True)
     if link.max_views is not None and link.view_count >= link.max_views:
         return Admission(link, refusal="over-limit")  # used up already: the count would refuse it too
-    return Admission(link, target_path=tuple(target_path), content=content)
+    return Admission(link, target_path=target_path, content=content)
 
 
 def record_refusal(

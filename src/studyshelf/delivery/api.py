@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from studyshelf.core.errors import NotAuthenticated, NotFound, StudyShelfError
 from studyshelf.delivery.streaming import BlobResponse, Representation
-from studyshelf.library.access_epoch import read_epoch
+from studyshelf.library.access_epoch import EpochCache, read_epoch
 from studyshelf.library.files import get_file, get_version
 from studyshelf.library.models import File, FileVersion
 from studyshelf.media import service as media
@@ -59,39 +58,8 @@ _BYTES_RESPONSES: dict[int | str, dict[str, object]] = {
 _AccessKey = tuple[str, str, uuid.UUID, uuid.UUID | None]
 
 
-class AccessCache:
-    """Grants (credential, file, version) → Representation, each for `ttl` seconds of monotonic time and
-    only under the access epoch it was decided in."""
-
-    def __init__(self, ttl: float = ACCESS_TTL, max_entries: int = ACCESS_CACHE_MAX) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._grants: dict[_AccessKey, tuple[float, int, Representation]] = {}
-
-    def get(self, key: _AccessKey, *, epoch: int) -> Representation | None:
-        hit = self._grants.get(key)
-        if hit is None:
-            return None
-        if hit[0] <= time.monotonic() or hit[1] != epoch:
-            self._grants.pop(key, None)
-            return None
-        return hit[2]
-
-    def holds(self, *keys: _AccessKey) -> bool:
-        """Whether every key has an unexpired entry (under whatever epoch)."""
-        now = time.monotonic()
-        return all((hit := self._grants.get(key)) is not None and hit[0] > now for key in keys)
-
-    def put(self, key: _AccessKey, rep: Representation, *, epoch: int) -> None:
-        if len(self._grants) >= self.max_entries:
-            now = time.monotonic()
-            self._grants = {k: v for k, v in self._grants.items() if v[0] > now}
-            if len(self._grants) >= self.max_entries:
-                self._grants.clear()
-        self._grants[key] = (time.monotonic() + self.ttl, epoch, rep)
-
-
-access_cache = AccessCache()  # per process; what it holds is checked against the cluster's epoch on every use
+# Per process; what it holds is checked against the cluster's epoch on every use.
+access_cache: EpochCache[_AccessKey, Representation] = EpochCache(ACCESS_TTL, ACCESS_CACHE_MAX)
 
 
 def _read_epoch(services: Services) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base
 from studyshelf.core.ids import new_id
+from studyshelf.library.access_epoch import guard_access
 
 
 class LinkMode(enum.StrEnum):
@@ -47,6 +48,9 @@ class Link(Base):
     @property
     def origins(self) -> list[str]:
         return [o for o in self.allowed_origins.split("\n") if o]
+
+
+guard_access(Link)  # a revoked, suspended or edited link ends its remembered visits (delivery/admission.py)
 
 
 class LinkPolicy(Base):

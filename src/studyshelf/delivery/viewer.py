@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from studyshelf.core.db import unit_of_work
 from studyshelf.core.errors import NotFound
 from studyshelf.delivery import admission, hits, links, media, radar, view_counts, viewing
+from studyshelf.delivery.api import current_epoch
 from studyshelf.delivery.content import ContentFacts, ScopeFacts
 from studyshelf.delivery.embed import frame_ancestors, origin_of
 from studyshelf.delivery.models import Link
@@ -167,19 +168,36 @@ def view(
     folder: uuid.UUID | None = None,
 ) -> Response:
     """The viewer: checks the link, the embedding and the view limit, then shows the material."""
+    return visit(link_id, request, services, client, background, now, file=file, folder=folder)
+
+
+def visit(
+    link_id: str,
+    request: Request,
+    services: Services,
+    client: str,
+    background: BackgroundTasks,
+    now: datetime,
+    *,
+    file: uuid.UUID | None = None,
+    folder: uuid.UUID | None = None,
+    epoch: int | None = None,
+) -> Response:
+    """One visit to a link, read and decided afresh. With the access epoch (read before anything is decided:
+    the plain visit of `ViewerFastPath`), a usable file link's read is kept in `admission.visits` for the next."""
     # One read session decides and gathers the page; only a link with a view limit writes (its count, with
     # the view's event line), after it. Sightings and counters of other links leave through batches.
     facts = _facts(request, services, client)
     with unit_of_work(services.read_sessions) as db:
         try:
-            admitted = admission.admit_visit(db, link_id=link_id, facts=facts, now=now)
+            admitted = admission.admit_visit(db, link_id=link_id, facts=facts, now=now, epoch=epoch)
         except NotFound:
             return blocked_page(request, "revoked", status=404) if links.is_link_id(link_id) else _not_a_link(request)
-        link = admitted.link
         if admitted.refusal is not None or admitted.preview_only:
             shown: _FilePage | Response | None = None
         else:
             shown = _gather(request, services, db, admitted, file=file, folder=folder, now=now)
+    link = admitted.link
     if admitted.refusal is not None:
         return _refuse(request, services, background, link, admitted.refusal, facts, now)
     if admitted.preview_only:
@@ -209,7 +227,7 @@ class ViewerFastPath:
     """Answers the plain visit, `GET /v/{link_id}` with no query string, before FastAPI's router.
 
     A class rush is almost all such visits; matching the path against the routes and solving the route's
-    dependencies cost a view about as much CPU as a whole `/healthz`. It calls the same `view` as the route,
+    dependencies cost a view about as much CPU as a whole `/healthz`. It calls the same `visit` as the route,
     with what its dependencies would give, and turns a domain error into the app's own answer. It sits inside
     the request observer, the media URLs, the security headers and the body limit, so the request id,
     metrics, access line, headers and limits stay the same; anything else (`?file=`, `?folder=`, other
@@ -238,9 +256,15 @@ class ViewerFastPath:
         client = client_ip(scope, services.settings.trusted_proxies)
         background = BackgroundTasks()
         try:
-            response = await run_in_threadpool(
-                view, link_id, request, services, client, background, services.clock.now()
-            )
+            # The epoch is read before anything is decided (and shared with the visits waiting for it), so
+            # a remembered read is used only while nothing that could take access away has changed since.
+            epoch = await current_epoch(request, services)
+            now = services.clock.now()
+            response = await _remembered_page(link_id, request, services, client, now, epoch)
+            if response is None:
+                response = await run_in_threadpool(
+                    visit, link_id, request, services, client, background, now, epoch=epoch
+                )
         except Exception as exc:
             handler = _handler_of(scope["app"].exception_handlers, exc)
             if handler is None:
@@ -250,6 +274,23 @@ class ViewerFastPath:
         if background.tasks and response.background is None:
             response.background = background
         await response(scope, receive, send)
+
+
+async def _remembered_page(
+    link_id: str, request: Request, services: Services, client: str, now: datetime, epoch: int
+) -> Response | None:
+    """A visit admitted from the link's remembered read, answered on the event loop: nothing to read, the
+    event's durable publish awaited (shared with the visits beside it), the page rendered. None when the
+    visit needs `visit` in a worker thread (a read, a refusal to record, a previewer)."""
+    facts = _facts(request, services, client)
+    admitted = admission.remembered_visit(link_id, facts=facts, now=now, epoch=epoch)
+    if admitted is None or admitted.refusal is not None or admitted.preview_only or admitted.content is None:
+        return None
+    scope = link_scope(admitted.link)
+    seen = viewing.view_hit(request, services, scope, admitted.content)
+    sightings(request).note(link_id=admitted.link.id, visitor=facts.visitor, now=now)
+    await services.hits.record_async(seen)
+    return viewing.file_page(request, services, scope, admitted.content, seen)
 
 
 def _handler_of(handlers: dict[Any, Any], exc: Exception) -> Any:

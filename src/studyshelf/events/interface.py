@@ -86,6 +86,10 @@ class HitSink(Protocol):
 
     def record(self, hit: Hit) -> None: ...
 
+    async def record_async(self, hit: Hit) -> None:
+        """`record` from an event loop, without blocking it (the durable publish is awaited, not waited for)."""
+        ...
+
     def event_line(self, hit: Hit) -> bytes | None:
         """The JSON line `record` would publish for a hit whose `event_id` is set; None when nothing is collected."""
         ...
@@ -95,6 +99,9 @@ class DiscardHits:
     """The sink of a process that collects nothing (CLI commands, workers)."""
 
     def record(self, hit: Hit) -> None:
+        return None
+
+    async def record_async(self, hit: Hit) -> None:
         return None
 
     def event_line(self, hit: Hit) -> bytes | None:

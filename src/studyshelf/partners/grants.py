@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -163,6 +164,23 @@ def org_has_access(
     The hook for links and LMS placements: they check this at every use, so revoking or expiring a
     grant stops everything created under it at once.
     """
+    return org_access_until(db, org_id=org_id, owner_org_id=owner_org_id, path_ids=path_ids, now=now) is not False
+
+
+def org_access_until(
+    db: Session,
+    *,
+    org_id: uuid.UUID,
+    owner_org_id: uuid.UUID,
+    path_ids: Sequence[uuid.UUID],
+    now: datetime,
+) -> datetime | Literal[False] | None:
+    """When an organisation's reach of an item ends by time: None for never (its own, or a grant without an
+    end), the latest end of its live grants on the path, or False when it has no access now."""
     if org_id == owner_org_id:
-        return True
-    return bool(active_grants(db, target_ids=path_ids, grantee_org_ids=[org_id], now=now))
+        return None
+    grants = active_grants(db, target_ids=path_ids, grantee_org_ids=[org_id], now=now)
+    if not grants:
+        return False
+    ends = [grant.expires_at for grant in grants]
+    return None if any(end is None for end in ends) else max(end for end in ends if end is not None)
