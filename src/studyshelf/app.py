@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -20,7 +20,7 @@ from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
 from studyshelf.analytics.reports.pages import router as reports_pages
 from studyshelf.analytics.table_pages import router as analytics_table_pages
-from studyshelf.delivery.api import MemberContentFastPath
+from studyshelf.delivery.api import MemberContentFastPath, close_epoch_reads
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.captions import router as captions_content_router
 from studyshelf.delivery.hits import record_download, record_transfers
@@ -96,10 +96,10 @@ def _add_fast_paths(app: FastAPI) -> None:
     app.add_middleware(ViewerFastPath)  # a plain `GET /v/{link_id}`, the class rush's request
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """Build the application; backends come from `services` or are built from `settings`."""
-    settings = settings or (services.settings if services else Settings())
-    built = collect.install(services or build_services(settings))
+def _lifespan(
+    built: Services, settings: Settings, services: Services | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's start and stop: its background threads, and the backends it built itself."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             drainer.start()
         yield
         app.state.sightings.close()
+        close_epoch_reads(app)
         if isinstance(built.hits, collect.Collector):
             built.hits.views.close()
         if drainer is not None:
@@ -141,6 +142,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             built.warehouse.close()
             built.engine.dispose()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the application; backends come from `services` or are built from `settings`."""
+    settings = settings or (services.settings if services else Settings())
+    built = collect.install(services or build_services(settings))
+
     app = FastAPI(
         title="StudyShelf",
         version="0.1.0",
@@ -148,7 +157,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         openapi_url="/api/openapi.json",
         docs_url=None,  # served below with the vendored Swagger UI: the default loads it from a CDN
         redoc_url=None,
-        lifespan=lifespan,
+        lifespan=_lifespan(built, settings, services),
     )
     app.state.services = built
     app.state.sightings = SightingRecorder(built, interval=settings.radar_flush_seconds)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -28,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from studyshelf.core.errors import NotAuthenticated, NotFound, StudyShelfError
 from studyshelf.delivery.streaming import BlobResponse, Representation
-from studyshelf.library.access_epoch import EpochCache, read_epoch
+from studyshelf.library.access_epoch import EPOCH_SQL, EpochCache, read_epoch
 from studyshelf.library.files import get_file, get_version
 from studyshelf.library.models import File, FileVersion
 from studyshelf.media import service as media
@@ -67,12 +69,76 @@ def _read_epoch(services: Services) -> int:
         return read_epoch(connection)
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class _LoopConnection:
+    """On PostgreSQL, the event loop's own connection for epoch reads (psycopg's async API): a read is one round
+    trip awaited on the loop, where a pooled read costs a hop to a worker thread and back, and a checkout.
+    One more connection per worker process: count it when sizing `max_connections` (docs/operations.md)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+
+    async def read(self) -> int | None:
+        """The epoch, or None when this connection cannot read it (the server closed it, say): the read then
+        runs through the pool in a worker thread, and the next one connects afresh."""
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                )
+            cursor = await self._connection.execute(EPOCH_SQL)
+            row = await cursor.fetchone()
+        except psycopg.Error:
+            self.close()
+            return None
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    def close(self) -> None:
+        """Close without the loop (it may be gone): libpq's own close, synchronous and immediate."""
+        if self._connection is not None:
+            self._connection.pgconn.finish()
+            self._connection = None
+
+
+class _LoopSqlite:
+    """On SQLite, the event loop's own connection for epoch reads: a WAL reader never waits for the writer, and
+    reading one row of a file the page cache holds costs microseconds, far less than a hop to a worker thread.
+    Should the read ever have to wait (a reader can, while the WAL index is rebuilt), it gives up at once and
+    the read runs in a worker thread instead."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._connection: sqlite3.Connection | None = None
+
+    def read(self) -> int | None:
+        """The epoch, or None when it must be read in a worker thread."""
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(
+                    self.database, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            row = self._connection.execute(EPOCH_SQL).fetchone()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 class EpochReads:
     """Reads of the access epoch shared by the requests that wait for them, one at a time per event loop.
 
     A request joins the next read to *start* (never one already running, which may have begun before the
-    request arrived), so it sees every change committed before it arrived; under load one read in a worker
-    thread answers every request that came in while the previous one ran.
+    request arrived), so it sees every change committed before it arrived; under load one read answers every
+    request that came in while the previous one ran. The read uses the loop's own connection (PostgreSQL:
+    awaited; SQLite: a WAL read that never waits), not a pooled one in a worker thread.
     """
 
     def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
@@ -80,6 +146,24 @@ class EpochReads:
         self.loop = loop
         self._next: asyncio.Future[int] | None = None
         self._reader: asyncio.Task[None] | None = None
+        url = services.engine.url
+        self._own: _LoopConnection | _LoopSqlite | None = None
+        if url.get_backend_name() == "postgresql":
+            self._own = _LoopConnection(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        elif url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            self._own = _LoopSqlite(url.database)
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+
+    async def _read(self) -> int:
+        own = self._own
+        epoch = (await own.read()) if isinstance(own, _LoopConnection) else own.read() if own is not None else None
+        if epoch is not None:
+            return epoch
+        # In a worker thread, never in the event loop: taking a pooled connection may have to wait.
+        return await run_in_threadpool(_read_epoch, self.services)
 
     async def read(self) -> int:
         if self._next is None:
@@ -93,8 +177,7 @@ class EpochReads:
             while self._next is not None:
                 waiting, self._next = self._next, None
                 try:
-                    # In a worker thread, never in the event loop: taking a pooled connection may have to wait.
-                    waiting.set_result(await run_in_threadpool(_read_epoch, self.services))
+                    waiting.set_result(await self._read())
                 except Exception as exc:  # noqa: BLE001 - every waiter must get an answer, whatever the read raised
                     waiting.set_exception(exc)
         finally:
@@ -106,8 +189,17 @@ def _epoch_reads(request: Request, services: Services) -> EpochReads:
     loop = asyncio.get_running_loop()
     reads: EpochReads | None = getattr(request.app.state, "epoch_reads", None)
     if reads is None or reads.loop is not loop:
+        if reads is not None:
+            reads.close()  # its loop has ended (a test client's): its connection with it
         reads = request.app.state.epoch_reads = EpochReads(services, loop)
     return reads
+
+
+def close_epoch_reads(app: Any) -> None:
+    """At the app's shutdown: the epoch reads' own connection, if any."""
+    reads: EpochReads | None = getattr(app.state, "epoch_reads", None)
+    if reads is not None:
+        reads.close()
 
 
 async def current_epoch(request: Request, services: Services) -> int:

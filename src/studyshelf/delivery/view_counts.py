@@ -86,9 +86,11 @@ def add_views(db: Session, views: Sequence[tuple[str, str, datetime]]) -> int:
     for start in range(0, len(views), _CHUNK):
         chunk = views[start : start + _CHUNK]
         rows = [{"event_id": e, "link_id": link, "at": at} for e, link, at in chunk]
-        counted = cast(Table, CountedView.__table__)  # a Core INSERT: the ORM's bulk path cost more than the rows
-        statement = insert(counted).values(rows).on_conflict_do_nothing()
-        new = db.execute(statement.returning(counted.c.event_id, counted.c.link_id)).all()
+        # A Core INSERT run with many parameter sets: compiled once per process (a VALUES list of the rows
+        # would be compiled per batch) and sent as multi-row INSERTs by SQLAlchemy's "insertmanyvalues".
+        counted = cast(Table, CountedView.__table__)
+        statement = insert(counted).on_conflict_do_nothing().returning(counted.c.event_id, counted.c.link_id)
+        new = db.execute(statement, rows).all()
         added.update(link for _, link in new)
         fresh = {event_id for event_id, _ in new}
         seen += [e for e, _, _ in chunk if e not in fresh]

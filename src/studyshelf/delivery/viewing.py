@@ -34,7 +34,7 @@ from studyshelf.library.models import File, Folder
 from studyshelf.library.sniff import category
 from studyshelf.services import Services
 from studyshelf.signing import SetClaims, sign_set
-from studyshelf.web.render import render
+from studyshelf.web.render import PageSkeletons, render
 from studyshelf.web.security import proxied_request
 
 VIEWER_TOKEN_SECONDS = 6 * 3600
@@ -216,7 +216,7 @@ def file_page(
         scope=scope.facts, session=view.session, issued=now, expires=expires, referer=origin_of(view.referer) or ""
     )
     urls = media_urls(services, scope, content)
-    context = {
+    context: dict[str, Any] = {
         "title": content.filename,
         "kind": content.kind,
         "content_type": content.content_type,
@@ -238,12 +238,44 @@ def file_page(
         "crumbs": list(crumbs),
         "placement": placement,
     }
-    return render(
-        request,
-        "delivery/viewer.html",
-        context,
-        headers=allow_store_origin(scope.headers, services.blobs, cdn_origin=services.signer.media_origin),
+    headers = allow_store_origin(scope.headers, services.blobs, cdn_origin=services.signer.media_origin)
+    if crumbs or placement is not None:
+        return render(request, "delivery/viewer.html", context, headers=headers)
+    return _from_skeleton(request, context, headers)
+
+
+# The page of a file shown on its own (a share link's visit, a placement's learner) is the same for every
+# visit but for its signed URLs and tokens: rendered once per link, file version, language and set of URLs.
+_skeletons = PageSkeletons()
+_PER_VISIT = ("media_url", "hls_url", "poster_url", "previews_url", "audio_url", "image_url", "download_url")
+_PER_VISIT_TOKENS = ("viewer_token", "beacon_token")
+
+
+def _from_skeleton(request: Request, context: dict[str, Any], headers: dict[str, str]) -> HTMLResponse:
+    fills: list[str] = []
+
+    def slot(value: str) -> str:
+        fills.append(value)
+        return _skeletons.slot(len(fills) - 1)
+
+    shaped = dict(context)
+    for name in (*_PER_VISIT, *_PER_VISIT_TOKENS):
+        if context[name]:  # absent stays absent: the page's `{% if %}`s see the same truth
+            shaped[name] = slot(context[name])
+    shaped["captions"] = [{**track, "url": slot(track["url"])} for track in context["captions"]]
+    key = (
+        context["renew_url"],
+        context["file_id"],
+        context["title"],
+        context["kind"],
+        context["content_type"],
+        context["size"],
+        context["refresh_after"],
+        context["cross_origin_media"],
+        tuple(name for name in _PER_VISIT if context[name]),
+        tuple((t["id"], t["language"], t["label"], t["default"]) for t in context["captions"]),
     )
+    return _skeletons.render(request, "delivery/viewer.html", key, shaped, fills, headers=headers)
 
 
 def render_file(

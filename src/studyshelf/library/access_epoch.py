@@ -54,10 +54,13 @@ class AccessEpoch(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+EPOCH_SQL = "SELECT value FROM access_epoch WHERE id = 1"
+
+
 def read_epoch(connection: Connection) -> int:
     """The current epoch (0 before the first change)."""
     # Driver SQL: read on every member download, where SQLAlchemy's statement handling would double its cost.
-    return int(connection.exec_driver_sql("SELECT value FROM access_epoch WHERE id = 1").scalar() or 0)
+    return int(connection.exec_driver_sql(EPOCH_SQL).scalar() or 0)
 
 
 def raise_epoch(connection: Connection) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from studyshelf.web import i18n
 from studyshelf.web.assets import static_assets
@@ -97,6 +100,52 @@ def render(
     response.headers["content-language"] = locale
     response.headers.setdefault("vary", "Accept-Language")
     return response
+
+
+class PageSkeletons:
+    """Pages rendered once per key, with the strings that change on every request (signed URLs, tokens) left as
+    slots and filled in by a join.
+
+    The caller puts `slot(i)` into the context where its i-th per-request string goes and names, in the key,
+    everything else the page depends on (the request's locale is added here). A slot must only be used as
+    escaped text (an attribute or element text): it is filled with the string escaped exactly as Jinja's
+    autoescape would have, so the page is byte for byte what `render` makes (tests/web/test_page_skeletons.py).
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._mark = f"slot{secrets.token_hex(8)}x"  # per process: no file name or label can contain it
+        self._split = re.compile(f"{self._mark}(\\d+){self._mark}")
+        self._pages: dict[Hashable, list[str]] = {}
+
+    def slot(self, index: int) -> str:
+        return f"{self._mark}{index}{self._mark}"
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        key: Hashable,
+        context: dict[str, Any],
+        fills: Sequence[str],
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        locale = request_locale(request)
+        pieces = self._pages.get((template, locale, key))
+        if pieces is None:
+            if len(self._pages) >= self.max_entries:
+                self._pages.clear()
+            ctx = {"request": request, "lang": locale, **context}
+            with i18n.use_locale(locale):
+                html = _env.get_template(template).render(ctx)
+            pieces = self._pages[(template, locale, key)] = self._split.split(html)
+        # pieces alternate: text, slot index, text, … (re.split with one group)
+        html = "".join(piece if i % 2 == 0 else str(escape(fills[int(piece)])) for i, piece in enumerate(pieces))
+        response = HTMLResponse(html, headers=headers)
+        response.headers["content-language"] = locale
+        response.headers.setdefault("vary", "Accept-Language")
+        return response
 
 
 def set_launch_locale(request: Request, launch_locale: str | None) -> None:
