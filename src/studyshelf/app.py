@@ -20,7 +20,7 @@ from studyshelf.analytics.pages import router as analytics_pages
 from studyshelf.analytics.reports.api import router as reports_router
 from studyshelf.analytics.reports.pages import router as reports_pages
 from studyshelf.analytics.table_pages import router as analytics_table_pages
-from studyshelf.delivery.api import MemberContentFastPath, close_epoch_reads
+from studyshelf.delivery.api import MemberContentFastPath, close_epoch_reads, open_epoch_reads
 from studyshelf.delivery.api import router as delivery_router
 from studyshelf.delivery.captions import router as captions_content_router
 from studyshelf.delivery.hits import record_download, record_transfers
@@ -104,6 +104,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sightings.start()
+        open_epoch_reads(app)
         if isinstance(built.hits, collect.Collector):
             built.hits.views.start()
         scheduler = None

@@ -8,12 +8,16 @@ import asyncio
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from studyshelf.core.db import unit_of_work
 from studyshelf.delivery.api import EpochReads, _LoopConnection, _LoopSqlite
 from studyshelf.library.access_epoch import raise_epoch
 from studyshelf.services import Services
+from tests.conftest import Member, World
+from tests.library.support import uploaded
+from tests.links.support import EMBEDDED, create_link, link_path
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 POSTGRESQL_ONLY = pytest.mark.parametrize(
@@ -131,3 +135,22 @@ def test_closing_without_the_loop_closes_the_connection(services: Services) -> N
 
     connection = asyncio.run(read())
     assert connection.closed
+
+
+def test_a_served_app_reads_on_its_own_connection_and_closes_it_when_it_stops(world: World, owner: Member) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
+    path = link_path(create_link(owner, file["id"]))
+    with TestClient(world.app) as served:  # the lifespan runs, as in `studyshelf serve`
+        assert served.get(path, headers=EMBEDDED).status_code == 200
+        reads = world.app.state.epoch_reads
+        assert isinstance(reads._own, _LoopConnection | _LoopSqlite)
+        assert reads._own._connection is not None
+    assert reads._own._connection is None
+    assert world.app.state.epoch_reads is None
+
+
+def test_an_app_without_a_lifespan_reads_through_the_pool(owner: Member, world: World) -> None:
+    file = uploaded(owner, owner.root_folder_id, "notes.txt", b"notes")
+    path = link_path(create_link(owner, file["id"]))
+    assert owner.client.get(path, headers=EMBEDDED).status_code == 200  # a test client's loop per request
+    assert world.app.state.epoch_reads._own is None

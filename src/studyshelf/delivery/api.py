@@ -141,16 +141,16 @@ class EpochReads:
     awaited; SQLite: a WAL read that never waits), not a pooled one in a worker thread.
     """
 
-    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop, *, own_connection: bool = True) -> None:
         self.services = services
         self.loop = loop
         self._next: asyncio.Future[int] | None = None
         self._reader: asyncio.Task[None] | None = None
         url = services.engine.url
         self._own: _LoopConnection | _LoopSqlite | None = None
-        if url.get_backend_name() == "postgresql":
+        if own_connection and url.get_backend_name() == "postgresql":
             self._own = _LoopConnection(url.set(drivername="postgresql").render_as_string(hide_password=False))
-        elif url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        elif own_connection and url.database and url.database != ":memory:" and not url.database.startswith("file:"):
             self._own = _LoopSqlite(url.database)
 
     def close(self) -> None:
@@ -191,15 +191,25 @@ def _epoch_reads(request: Request, services: Services) -> EpochReads:
     if reads is None or reads.loop is not loop:
         if reads is not None:
             reads.close()  # its loop has ended (a test client's): its connection with it
-        reads = request.app.state.epoch_reads = EpochReads(services, loop)
+        # A connection of its own only while the app's lifespan runs (a server's), which closes it at the
+        # end; an app driven without one (a test client's, a loop per request) reads through the pool.
+        serving = bool(getattr(request.app.state, "serving", False))
+        reads = request.app.state.epoch_reads = EpochReads(services, loop, own_connection=serving)
     return reads
+
+
+def open_epoch_reads(app: Any) -> None:
+    """At the app's start: epoch reads may keep a connection of their own from now on."""
+    app.state.serving = True
 
 
 def close_epoch_reads(app: Any) -> None:
     """At the app's shutdown: the epoch reads' own connection, if any."""
+    app.state.serving = False
     reads: EpochReads | None = getattr(app.state, "epoch_reads", None)
     if reads is not None:
         reads.close()
+        app.state.epoch_reads = None
 
 
 async def current_epoch(request: Request, services: Services) -> int:
