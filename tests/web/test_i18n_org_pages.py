@@ -62,6 +62,7 @@ def test_the_organisation_page_in_german(world: World) -> None:
     assert page.texts("#invitations .subhead") == ["Offene Einladungen"]
     assert page.texts("#invitations .list-row .badge") == ["Redakteur"]
     assert page.texts("#invitations .list-row .hint")[0].startswith("Läuft am ")
+    assert page.select("#invitations .list-row .hint time")  # the date stays a <time> inside the sentence
     assert page.by_role("button", "Einladung für neu@example.edu zurückziehen")
     assert page.texts(".invite-form label") == ["E-Mail-Adresse", "Rolle"]
     assert page.texts(".invite-form button") == ["Einladen"]
