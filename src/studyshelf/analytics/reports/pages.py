@@ -50,7 +50,7 @@ def _settings_refusal(request: Request, exc: Invalid) -> str:
 def _org(principal: Principal) -> uuid.UUID:
     org_id = current_org_id(principal)
     if org_id is None:
-        raise NotFound("You are not a member of any organisation.")
+        raise NotFound(N_("You are not a member of any organisation."))
     return org_id
 
 
