@@ -16,8 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from datetime import date as Date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal
 
 from babel import Locale
@@ -42,7 +41,7 @@ class Label(str):
 
     message: str
     plural: str | None
-    count: int
+    number: int
     context: str | None
     params: dict[str, object]
 
@@ -71,7 +70,7 @@ class Label(str):
     ) -> Label:
         english = message if plural is None or count == 1 else plural
         made = super().__new__(cls, english % {k: _english(v) for k, v in params.items()} if params else english)
-        made.message, made.plural, made.count, made.context, made.params = message, plural, count, context, params
+        made.message, made.plural, made.number, made.context, made.params = message, plural, count, context, params
         return made
 
     def translated(self) -> str:
@@ -80,7 +79,7 @@ class Label(str):
         elif self.plural is None:
             text = i18n.gettext(self.message)
         else:
-            text = i18n.ngettext(self.message, self.plural, self.count)
+            text = i18n.ngettext(self.message, self.plural, self.number)
         return text % {k: _local(v) for k, v in self.params.items()} if self.params else text
 
 
@@ -153,7 +152,7 @@ def watch_time(ms: float | None) -> str:
     return f"{i18n.format_number(hours)} h {minutes} min" if minutes else f"{i18n.format_number(hours)} h"
 
 
-def day(value: Date) -> str:
+def day(value: date) -> str:
     """A day: 26 Nov 2025 (26. Nov. 2025 in German, 26 nov 2025 in Spanish)."""
     if _english_locale():
         return value.strftime("%-d %b %Y")
@@ -227,7 +226,7 @@ def cell(value: Any, kind: CellKind) -> str:
         "ms": duration,
         "bytes": size,
         "time": lambda t: moment(t) if isinstance(t, datetime) else str(t),
-        "date": lambda t: day(t) if isinstance(t, Date) else str(t),
+        "date": lambda t: day(t) if isinstance(t, date) else str(t),
         "watch": watch_time,
     }
     return formats.get(kind, str)(value)
