@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from tests.analytics.support import event
@@ -82,9 +80,6 @@ def _pages(world: World, p: Partnership, video: dict[str, Any], language: str) -
         "video_tables": get(f"/analytics/files/{video['id']}?{MARCH}", TABLES),
         "empty": get(f"/analytics/files/{p.notes['id']}?from=2026-01-01&to=2026-01-31", HTML),
     }
-    if dump := os.environ.get("INSIGHT_I18N_DUMP"):  # to compare the English pages before and after a change
-        for name, html in raw.items():
-            Path(dump, f"{language}-{name}.html").write_text(html)
     return Pages(**{name: parse_html(html) for name, html in raw.items()}, raw=raw)
 
 
