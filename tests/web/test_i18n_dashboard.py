@@ -244,6 +244,9 @@ def test_the_empty_state_chips_and_live_panel_speak_german(world: World) -> None
     assert chips == {"Land": "NZ", "Gerät": "Tablet", "Dateityp": "Sonstige"}
     assert filtered.attr(".chip", "title") == "Diesen Filter entfernen"
     assert text_of(filtered.one(".chip-clear")) == "Alle entfernen"
+    own = parse_html(_figures(p, DE, f"{MARCH}&partner={p.operator.id}"))
+    assert text_of(own.one(".chip .chip-label")).endswith(" (Ihre Organisation)")
+    assert text_of(own.one(".chip .chip-title")) == "Organisation"
     live = p.publisher.client.get("/analytics/live", headers={**HTMX, **DE})
     assert live.status_code == 200
     panel = parse_html(live)

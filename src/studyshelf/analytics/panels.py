@@ -139,7 +139,7 @@ class Bar:
     notes: tuple[Phrase, ...]  # "12% of views", fail rate
     url: str | None  # the drill-down, None when the row cannot be filtered on (unknown values)
     region: str = ""  # ISO country code, for the browser's own country names
-    fixed: bool = False  # the label is one of ours (marked N_), not a name: the page translates it
+    said: Phrase | None = None  # when the label is our words (marked N_), not a name: the page translates them
 
 
 @dataclass(frozen=True)
@@ -166,14 +166,14 @@ class Chip:
     title: str
     label: str
     remove: str
-    fixed: bool = False  # as Bar.fixed
+    said: Phrase | None = None  # as Bar.said
 
 
 @dataclass(frozen=True)
 class Option:
     value: str
     label: str
-    fixed: bool = False  # as Bar.fixed
+    said: Phrase | None = None  # as Bar.said
 
 
 @dataclass(frozen=True)
@@ -195,26 +195,43 @@ class Dashboard:
 
 
 _EMPTY_LABELS: Final = {"category": N_("Other"), "course": N_("No course")}
+OTHER_ORGANISATION: Final = N_("Another organisation")  # as analytics/names.py words them
+YOU_SUFFIX: Final = " (you)"
 _VALUE_LABELS: Final = {"lms": LMS_LABELS, "category": CATEGORY_LABELS, "device": DEVICE_LABELS}
 
 
-def describe(dim: str, key: str, names: Names) -> tuple[str, bool]:
-    """How a value of a dimension reads (English), and whether that is one of our labels rather than a name."""
+def _ours(message: str, **args: str) -> tuple[str, Phrase]:
+    phrase = Phrase(message, args)
+    return str(phrase), phrase
+
+
+def _organisation(key: str, names: Names) -> tuple[str, Phrase | None]:
+    name = names.org(key)
+    if name == OTHER_ORGANISATION:  # one the reader may not know by name (analytics/names.py)
+        return _ours(OTHER_ORGANISATION)
+    if key == str(names.org_id) and name.endswith(YOU_SUFFIX):
+        return _ours(N_("%(name)s (you)"), name=name.removesuffix(YOU_SUFFIX))
+    return name, None
+
+
+def describe(dim: str, key: str, names: Names) -> tuple[str, Phrase | None]:
+    """How a value of a dimension reads (English), and the same as a Phrase when it is our words rather than a
+    name (a label of ours, "Unavailable file"): the page translates those."""
     if dim == "partner":
-        return names.org(key), False
+        return _organisation(key, names)
     if dim == "file":
         found = names.file(key)
-        return (found[0], False) if found else (N_("Unavailable file"), True)
+        return (found[0], None) if found else _ours(N_("Unavailable file"))
     if dim == "folder":
         folder = names.folder(key)
-        return (folder, False) if folder else (N_("Unavailable folder"), True)
+        return (folder, None) if folder else _ours(N_("Unavailable folder"))
     if not key:
-        return _EMPTY_LABELS.get(dim, N_("Unknown")), True
+        return _ours(_EMPTY_LABELS.get(dim, N_("Unknown")))
     course = names.course(key) if dim == "course" else None
     fixed = None if course else _VALUE_LABELS.get(dim, {}).get(key)
     if fixed is not None:
-        return fixed, True
-    return course or (key.capitalize() if dim == "device" else key), False
+        return _ours(fixed)
+    return course or (key.capitalize() if dim == "device" else key), None
 
 
 def label(dim: str, key: str, names: Names) -> str:
@@ -357,7 +374,7 @@ def card(dim: str, title: str, rows: list[tuple[str, Metrics]], query: Dashboard
         if m.fails:
             notes.append(Phrase(N_("%(rate)s failed"), {"rate": percent(m.fail_rate)}))
         drillable = bool(key) and query.filters.get(dim) != key
-        text, fixed = describe(dim, key, names)
+        text, said = describe(dim, key, names)
         bars.append(
             Bar(
                 key=key,
@@ -367,7 +384,7 @@ def card(dim: str, title: str, rows: list[tuple[str, Metrics]], query: Dashboard
                 notes=tuple(notes),
                 url=query.url(**{dim: key}) if drillable else None,
                 region=key if dim == "country" and key else "",
-                fixed=fixed,
+                said=said,
             )
         )
     return Card(dim=dim, title=title, bars=bars, more=max(0, len(rows) - BARS))
@@ -397,9 +414,9 @@ def _filtered(query: DashboardQuery, dim: str) -> list[str]:
 def chips(query: DashboardQuery, names: Names) -> list[Chip]:
     names.learn(files=_filtered(query, "file"), folders=_filtered(query, "folder"))
     return [
-        Chip(name, FILTER_TITLES[name], text, query.url(**{name: None}), fixed)
+        Chip(name, FILTER_TITLES[name], text, query.url(**{name: None}), said)
         for name, value in query.filters.items()
-        for text, fixed in (describe(name, value, names),)
+        for text, said in (describe(name, value, names),)
     ]
 
 

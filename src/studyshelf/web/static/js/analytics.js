@@ -50,6 +50,18 @@ try {
   regions = null;
 }
 
+// uPlot writes axis dates the American way (8/14): in another language, the browser's own short dates and times.
+function timeTicks(zone) {
+  try {
+    const lang = pageLang();
+    const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "numeric", timeZone: zone });
+    const hour = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", timeZone: zone });
+    return (u, splits, axisIdx, space, incr) => splits.map((ts) => (incr < 86400 ? hour : day).format(new Date(ts * 1000)));
+  } catch (e) {
+    return undefined;
+  }
+}
+
 function cssVar(name, fallback) {
   const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return value || fallback;
@@ -136,6 +148,7 @@ function drawSeries(el) {
     columns.push(previous);
   }
   const names = pageLang() === "en" ? null : dateNames();
+  const ticks = names ? timeTicks(zone) : undefined;
   const opts = {
     width: Math.max(el.clientWidth, 200),
     height: chartHeight(),
@@ -146,7 +159,8 @@ function drawSeries(el) {
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.1))] } },
     series,
     axes: [
-      { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "12px system-ui, sans-serif" },
+      { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "12px system-ui, sans-serif",
+        ...(ticks ? { values: ticks } : {}) },
       { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { show: false }, size: 48, font: "12px system-ui, sans-serif",
         values: (u, splits) => splits.map((v) => (v >= 10000 ? Math.round(v / 1000) + "k" : v.toLocaleString(pageLang()))) },
     ],
