@@ -9,20 +9,23 @@ from datetime import date, timedelta
 from typing import Final
 from urllib.parse import urlencode
 
+from babel.dates import format_interval, format_skeleton
+
 from studyshelf.analytics.service import MAX_RANGE_DAYS
 from studyshelf.core.errors import Invalid
 from studyshelf.events.schema import LMS_VALUES
+from studyshelf.web.i18n import DEFAULT_LOCALE, N_, current_locale
 
 PATH: Final = "/analytics"
 # Periods by name (the `days` parameter): whole days of the organisation's time zone, ending today, or calendar
 # months; "custom" takes `from` and `to`.
 PRESETS: Final = {
-    "today": "Today",
-    "7": "Last 7 days",
-    "30": "Last 30 days",
-    "90": "Last 90 days",
-    "month": "This month",
-    "last-month": "Last month",
+    "today": N_("Today"),
+    "7": N_("Last 7 days"),
+    "30": N_("Last 30 days"),
+    "90": N_("Last 90 days"),
+    "month": N_("This month"),
+    "last-month": N_("Last month"),
 }
 DEFAULT_PRESET: Final = "30"
 DEVICES: Final = ("desktop", "mobile", "tablet", "unknown")
@@ -62,14 +65,30 @@ class DashboardQuery:
 
     @property
     def title(self) -> str:
-        return PRESETS.get(self.preset, "Custom range")
+        return PRESETS.get(self.preset, N_("Custom range"))
 
     @property
     def span(self) -> str:
-        """The days in words: "26 Jul – 8 Aug 2026", or one day."""
+        """The days in words: "26 Jul – 8 Aug 2026", or one day; in the locale being rendered ("26. Juli – 8. Aug.
+        2026" in German)."""
+        locale = current_locale()
+        if locale != DEFAULT_LOCALE:
+            if self.days == 1:
+                return format_skeleton("yMMMd", self.start, locale=locale)
+            return format_interval(self.start, self.end, "yMMMd", locale=locale)
         if self.days == 1:
             return f"{self.start:%-d %b %Y}"
         return f"{self.start:%-d %b} – {self.end:%-d %b %Y}"
+
+    @property
+    def range_text(self) -> str:
+        """The first and last day, each with its year: "26 Jul 2026 – 8 Aug 2026" (the filters' summary line)."""
+        locale = current_locale()
+        if locale != DEFAULT_LOCALE:
+            days = [format_skeleton("yMMMd", day, locale=locale) for day in (self.start, self.end)]
+        else:
+            days = [f"{day:%-d %b %Y}" for day in (self.start, self.end)]
+        return days[0] if self.days == 1 else f"{days[0]} – {days[1]}"
 
     def previous(self) -> DashboardQuery:
         """The period of the same length just before this one, with the same filters."""
@@ -104,7 +123,7 @@ def _day(value: str, name: str) -> date:
 def _filter(name: str, value: str) -> str:
     if name == "country":
         if len(value) != 2 or not value.isalpha():
-            raise Invalid("`country` is a two-letter country code.")
+            raise Invalid(N_("`country` is a two-letter country code."))
         return value.upper()
     if len(value) > FILTERS[name]:
         raise Invalid(f"`{name}` is too long.")
@@ -146,9 +165,9 @@ def parse_query(params: Mapping[str, str], *, today: date, tz: str = "UTC") -> D
     else:
         raise Invalid(f"`days` is one of: {', '.join(PRESETS)}, custom.")
     if params.get("compare", "") not in {"", "1"}:
-        raise Invalid("`compare` is 1 (overlay the previous period) or absent.")
+        raise Invalid(N_("`compare` is 1 (overlay the previous period) or absent."))
     if end < start:
-        raise Invalid("The first day is after the last day.")
+        raise Invalid(N_("The first day is after the last day."))
     if (end - start).days > MAX_RANGE_DAYS:
         raise Invalid(f"Choose at most {MAX_RANGE_DAYS} days.")
     filters = {name: _filter(name, value.strip()) for name in FILTERS if (value := params.get(name, "")).strip()}

@@ -17,10 +17,18 @@ from studyshelf.partners.models import OrgKind
 from studyshelf.partners.pages import PagePrincipal
 from studyshelf.partners.permissions import require_operator_admin
 from studyshelf.partners.principal import Principal
-from studyshelf.web.render import render
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import render, translated
 
 router = APIRouter(include_in_schema=False)
 PATH = "/settings/analytics-data"
+
+# The refusals of analytics.erasure that this page (or the error page in its place) shows, for extraction
+# (`make messages`); both show them with `| translate`.
+REFUSALS = (
+    N_("Only a partner organisation's analytics data can be erased, not the operator's."),
+    N_("The analytics warehouse cannot be reached; nothing was erased. Try again shortly."),
+)
 
 
 def _page(
@@ -62,6 +70,12 @@ def erase(
         done = erasure.erase(db, services.warehouse, principal=principal, org_id=org_id, confirm=confirm)
     except Invalid as exc:
         db.rollback()
-        return _page(request, db, principal, chosen=org_id, status=422, error=exc.detail)
+        error = exc.detail
+        if exc.extra.get("field") == "confirm":
+            slug = erasure.erasable(db, principal=principal, org_id=org_id).slug
+            error = translated(
+                request, N_("Type the organisation's slug (%(slug)s) to confirm the erasure."), slug=slug
+            )
+        return _page(request, db, principal, chosen=org_id, status=422, error=error)
     background.add_task(erasure.rebuild, services, done.stale_days, now=now)
     return RedirectResponse(f"{PATH}?erased={done.org_id}", status_code=303)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from studyshelf.analytics import insight, insight_playback, insight_tables, panels
 from studyshelf.analytics.insight import Kind, Report, Target
 from studyshelf.analytics.names import Names
+from studyshelf.analytics.panels import Chip
 from studyshelf.core.errors import NotFound, Unavailable
 from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, Now, ServicesDep
@@ -20,10 +22,34 @@ from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
-from studyshelf.web.render import is_htmx, render
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import is_htmx, render, request_locale
 
 router = APIRouter(include_in_schema=False)
 DETAILS_LOADER = "insight-loader"  # the shell's placeholder that fetches the tables once the page is shown
+# A filter chip's value that is one of the dashboard's labels (panels.label, marked N_ there) rather than a name:
+# those the page translates; names of files, folders, organisations and courses it shows as they are.
+_LABELLED_FILTERS: Final = frozenset({"category", "lms", "device"})
+_FALLBACK_LABELS: Final = {
+    "file": "Unavailable file",
+    "folder": "Unavailable folder",
+    "course": "No course",
+    "country": "Unknown",
+    "browser": "Unknown",
+    "os": "Unknown",
+}
+# What insight.js shows (chart series and the first column's title per bucket), translated for it.
+_CHART_MESSAGES: Final = {
+    "hour": insight_tables.BUCKET_TITLES["hour"],
+    "day": insight_tables.BUCKET_TITLES["day"],
+    "week": insight_tables.BUCKET_TITLES["week"],
+    "month": insight_tables.BUCKET_TITLES["month"],
+    "views": N_("Views"),
+    "viewers": N_("Unique viewers"),
+    "fails": N_("Failed loads"),
+    "rate": N_("Fail rate"),
+}
 
 
 def _org(principal: Principal) -> uuid.UUID:
@@ -38,6 +64,18 @@ def _target(db: Session, principal: Principal, kind: Kind, target_id: uuid.UUID,
     if kind == "file":
         return insight.file_target(db, principal=principal, file_id=target_id, now=now)
     return insight.folder_target(db, principal=principal, folder_id=target_id, now=now)
+
+
+def _chip_label(chip: Chip) -> str:
+    """A filter chip's value as the page shows it, in the locale of the rendering."""
+    if chip.name in _LABELLED_FILTERS or chip.label == _FALLBACK_LABELS.get(chip.name):
+        return i18n.gettext(chip.label) if chip.label else chip.label
+    return chip.label
+
+
+def chart_messages() -> str:
+    """insight.js's words as a JSON data attribute, in the locale of the rendering (the script keeps English)."""
+    return json.dumps({key: i18n.gettext(text) for key, text in _CHART_MESSAGES.items()}, ensure_ascii=False)
 
 
 def _page(
@@ -65,6 +103,7 @@ def _page(
     context["chips"] = [
         (chip, insight.page_url(kind, target.id, query, **{chip.name: None})) for chip in panels.chips(query, names)
     ]
+    locale = request_locale(request)
     context["url"] = lambda **changes: insight.page_url(kind, target.id, query, **changes)
     # The shell shows the headline figures and the chart (rollups answer them quickly) and fetches the tables,
     # which read raw events, as a fragment; a request from that loader gets the fragment.
@@ -83,16 +122,26 @@ def _page(
     except Unavailable as exc:
         context["error"] = exc.detail
     else:
+        with i18n.use_locale(locale):  # the headline tiles are built as they read
+            kpis = insight_tables.kpis(found.totals)
         context |= {
             "report": found,
             "tables": insight_tables.tables(found),
-            "kpis": insight_tables.kpis(found.totals),
+            "kpis": kpis,
             "series_json": insight_tables.series_json(found),
             "histogram_max": max(found.insight.histogram, default=0),
         }
         if details:
-            context |= _playback_context(services, principal, org_id, found)
-    context |= {"cell": insight_tables.cell, "pending": not details}
+            with i18n.use_locale(locale):
+                context |= _playback_context(services, principal, org_id, found)
+    context |= {
+        "cell": insight_tables.cell,
+        "shown": insight_tables.shown,
+        "day": insight_tables.day,
+        "chip_label": _chip_label,
+        "chart_messages": chart_messages,
+        "pending": not details,
+    }
     template = "analytics/_insight_details.html" if details else f"analytics/{kind}.html"
     return render(request, template, context)
 

@@ -13,13 +13,15 @@ from typing import Final
 from studyshelf.analytics import service
 from studyshelf.analytics.insight import Report
 from studyshelf.analytics.insight_schemas import PlaybackRead, PlaybackUse
-from studyshelf.analytics.insight_tables import Column, Table
-from studyshelf.analytics.panels import Kpi, percent, watch_time
+from studyshelf.analytics.insight_tables import SHARE, UNKNOWN, Column, Label, Table, percent, watch_time
+from studyshelf.analytics.panels import Kpi
 from studyshelf.core.errors import Unavailable
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
 from studyshelf.warehouse import Playback, PlaybackRow, Warehouse, WarehouseError
 from studyshelf.warehouse.interface import COMPLETE_PCT
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
 
 MEDIA_KINDS: Final = frozenset({"video", "audio"})
 
@@ -42,27 +44,40 @@ def figures(warehouse: Warehouse, *, principal: Principal, org_id: uuid.UUID, re
     try:
         return warehouse.playback(query)
     except WarehouseError as exc:
-        raise Unavailable("Usage figures are not available right now; try again shortly.") from exc
+        raise Unavailable(N_("Usage figures are not available right now; try again shortly.")) from exc
 
 
 def kpis(found: Playback) -> list[Kpi]:
+    """The playback figures, in the locale of the rendering (call it inside `i18n.use_locale`): only ever shown."""
+    _ = i18n.gettext
+    reached = None if found.median_reached_pct is None else found.median_reached_pct / 100
     return [
-        Kpi("watch-time", "Watch time", watch_time(found.watch_ms), hint="media time played, all views"),
-        Kpi("played-views", "Views that played", f"{found.views:,}"),
+        Kpi("watch-time", _(N_("Watch time")), watch_time(found.watch_ms), hint=_(N_("media time played, all views"))),
+        Kpi("played-views", _(N_("Views that played")), i18n.format_number(found.views)),
         Kpi(
             "median-reached",
-            "Median reached",
-            "—" if found.median_reached_pct is None else f"{found.median_reached_pct:.0f}%",
-            hint="furthest position, share of the duration",
+            _(N_("Median reached")),
+            percent(reached, whole=True),
+            hint=_(N_("furthest position, share of the duration")),
         ),
-        Kpi("completed", "Completed", percent(found.completion_rate), hint=f"views that reached {COMPLETE_PCT}%"),
+        Kpi(
+            "completed",
+            _(N_("Completed")),
+            percent(found.completion_rate),
+            hint=_(N_("views that reached %(percent)s")) % {"percent": percent(COMPLETE_PCT / 100)},
+        ),
     ]
 
 
+RENDITION_LABELS: Final = {
+    "": UNKNOWN,
+    "mp4": Label(N_("MP4 (no adaptive streaming)")),
+    "auto": Label(N_("Adaptive (chosen by the browser)")),
+}
+
+
 def rendition_label(key: str) -> str:
-    return {"": "Unknown", "mp4": "MP4 (no adaptive streaming)", "auto": "Adaptive (chosen by the browser)"}.get(
-        key, key
-    )
+    return RENDITION_LABELS.get(key, key)
 
 
 def tables(found: Playback | None) -> dict[str, Table]:
@@ -82,21 +97,21 @@ def tables(found: Playback | None) -> dict[str, Table]:
             for r in items
         ]
 
-    columns = [Column("Views", "int"), Column("Watch time", "watch"), Column("Share", "rate")]
+    columns = [Column(N_("Views"), "int"), Column(N_("Watch time"), "watch"), Column(SHARE, "rate")]
     return {
         "renditions": Table(
             "renditions",
-            "Renditions played",
-            [Column("Rendition"), *columns],
+            N_("Renditions played"),
+            [Column(N_("Rendition")), *columns],
             rows(found.renditions),
-            hint="A view that switched rendition counts in each it played; its watch time is split between them.",
+            hint=N_("A view that switched rendition counts in each it played; its watch time is split between them."),
         ),
         "captions-use": Table(
             "captions-use",
-            "Captions in use",
-            [Column("Captions"), *columns],
-            rows(found.captions, {"": "Off"}),
-            hint="The captions language shown while playing (BCP 47), or off.",
+            N_("Captions in use"),
+            [Column(N_("Captions")), *columns],
+            rows(found.captions, {"": Label(N_("Off"))}),
+            hint=N_("The captions language shown while playing (BCP 47), or off."),
         ),
     }
 

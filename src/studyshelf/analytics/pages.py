@@ -20,10 +20,18 @@ from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, Now, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
-from studyshelf.web.render import is_htmx, render
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import is_htmx, render, request_locale
 
 router = APIRouter(include_in_schema=False)
 LOADER_ID = "dashboard-loader"  # the shell's placeholder that fetches the figures once the page is shown
+NO_ORGANISATION = N_("You are not a member of any organisation.")
+# What the service says when the warehouse cannot answer (analytics/service.py): shown translated on the page.
+UNAVAILABLE_MESSAGES = (
+    N_("Usage figures are not available right now; try again shortly."),
+    N_("Live figures are not available right now; try again shortly."),
+)
 
 
 @router.get("/analytics", response_class=HTMLResponse)
@@ -31,10 +39,11 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
     """The page shell at once (filters and a loading state); its figures as an HTMX fragment."""
     org_id = current_org_id(principal)
     if org_id is None:
-        raise NotFound("You are not a member of any organisation.")
+        raise NotFound(NO_ORGANISATION)
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     query = _query(request, db, org_id, now)
     names = Names(db, principal, org_id, now=now)
+    locale = request_locale(request)  # figures and dates are formatted in the page's language as they are built
     context = {
         "query": query,
         "org_name": partners.get_organization(db, org_id).name,
@@ -50,7 +59,8 @@ def dashboard(request: Request, principal: PagePrincipal, db: DbSession, service
     if not is_htmx(request):
         return render(request, "analytics/dashboard.html", context)
     try:
-        board = panels.build(db, services.warehouse, principal=principal, org_id=org_id, query=query, now=now)
+        with i18n.use_locale(locale):
+            board = panels.build(db, services.warehouse, principal=principal, org_id=org_id, query=query, now=now)
     except Unavailable as exc:
         context["error"] = exc.detail
     else:
@@ -71,12 +81,14 @@ def live(request: Request, principal: PagePrincipal, db: DbSession, services: Se
     """The live panel (the last 30 minutes under the page's filters), which the dashboard polls."""
     org_id = current_org_id(principal)
     if org_id is None:
-        raise NotFound("You are not a member of any organisation.")
+        raise NotFound(NO_ORGANISATION)
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     query = _query(request, db, org_id, now)
     context: dict[str, object] = {"query": query, "live_url": live_url(query), "live": None, "live_error": None}
     try:
-        context["live"] = build_live(db, services.warehouse, principal=principal, org_id=org_id, query=query, now=now)
+        with i18n.use_locale(request_locale(request)):
+            live_panel = build_live(db, services.warehouse, principal=principal, org_id=org_id, query=query, now=now)
+        context["live"] = live_panel
     except Unavailable as exc:
         context["live_error"] = exc.detail
     return render(request, "analytics/dashboard.html", context, block="live")

@@ -9,64 +9,91 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
+from babel.numbers import format_decimal
 from sqlalchemy.orm import Session
 
 from studyshelf.analytics import service
 from studyshelf.analytics.dashboard import CATEGORIES, DEVICES, DashboardQuery
 from studyshelf.analytics.names import Names
 from studyshelf.analytics.reports.org_settings import zone
-from studyshelf.analytics.trends import RANKED_FILES, Change, MoverRow, kpi_changes, mover_rows, movers
+from studyshelf.analytics.trends import RANKED_FILES, Change, MoverRow, Phrase, kpi_changes, mover_rows, movers
 from studyshelf.analytics.world import WorldMap, world_map
 from studyshelf.events.schema import LMS_VALUES
 from studyshelf.partners.principal import Principal
 from studyshelf.warehouse import Bucket, Metrics, Part, Summary, Warehouse
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
+
+# Labels, titles and hints here are English, marked with N_: the page translates them where it shows them
+# (`| translate`, the `said` macro of analytics/_macros.html); CSV exports and reports keep them English.
+# Figures are formatted in the locale being rendered (pages.py builds the panels inside `i18n.use_locale`).
 
 # (dimension, card title), in the order the cards are laid out.
 CHARTS: Final = (
-    ("country", "Countries"),
-    ("browser", "Browsers"),
-    ("category", "File types"),
-    ("lms", "Learning platforms"),
-    ("os", "Operating systems"),
-    ("device", "Devices"),
-    ("partner", "Organisations"),
-    ("course", "Courses"),
+    ("country", N_("Countries")),
+    ("browser", N_("Browsers")),
+    ("category", N_("File types")),
+    ("lms", N_("Learning platforms")),
+    ("os", N_("Operating systems")),
+    ("device", N_("Devices")),
+    ("partner", N_("Organisations")),
+    ("course", N_("Courses")),
 )
 BARS: Final = 8
-LMS_LABELS: Final = {"moodle": "Moodle", "canvas": "Canvas", "other": "Other LMS", "none": "Direct (no LMS)"}
-CATEGORY_LABELS: Final = {c: ("PDF" if c == "pdf" else c.capitalize()) for c in CATEGORIES}
+LMS_LABELS: Final = {"moodle": "Moodle", "canvas": "Canvas", "other": N_("Other LMS"), "none": N_("Direct (no LMS)")}
+CATEGORY_LABELS: Final = {
+    "pdf": "PDF",
+    "video": N_("Video"),
+    "audio": N_("Audio"),
+    "image": N_("Image"),
+    "document": N_("Document"),
+    "text": N_("Text"),
+    "other": N_("Other"),
+}
+DEVICE_LABELS: Final = {
+    "desktop": N_("Desktop"),
+    "mobile": N_("Mobile"),
+    "tablet": N_("Tablet"),
+    "unknown": N_("Unknown"),
+}
 FILTER_TITLES: Final = {
-    "partner": "Organisation",
-    "folder": "Folder",
-    "file": "File",
-    "category": "File type",
-    "country": "Country",
-    "browser": "Browser",
-    "os": "OS",
-    "device": "Device",
-    "lms": "Platform",
-    "course": "Course",
+    "partner": N_("Organisation"),
+    "folder": N_("Folder"),
+    "file": N_("File"),
+    "category": N_("File type"),
+    "country": N_("Country"),
+    "browser": N_("Browser"),
+    "os": N_("OS"),
+    "device": N_("Device"),
+    "lms": N_("Platform"),
+    "course": N_("Course"),
 }
 
 
+def _decimal(value: float, digits: int) -> str:
+    """A number with a fixed count of decimals and no grouping, in the locale being rendered: 12.5 · 12,5."""
+    return format_decimal(value, format="0" + ("." + "0" * digits if digits else ""), locale=i18n.current_locale())
+
+
 def number(value: int) -> str:
-    return f"{value:,}"
+    return i18n.format_number(value)
 
 
 def percent(value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value * 100:.1f}%" if value < 0.1 else f"{value * 100:.0f}%"
+    return f"{_decimal(value * 100, 1)}%" if value < 0.1 else f"{_decimal(value * 100, 0)}%"
 
 
 def duration(ms: float | None) -> str:
     if ms is None:
         return "—"
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+    return f"{_decimal(ms, 0)} ms" if ms < 1000 else f"{_decimal(ms / 1000, 1)} s"
 
 
 def watch_time(ms: float | None) -> str:
@@ -87,7 +114,7 @@ def size(value: float) -> str:
     amount = float(value)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if amount < 1024 or unit == "TB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+            return f"{_decimal(amount, 0 if unit == 'B' else 1)} {unit}"
         amount /= 1024
     return f"{value} B"
 
@@ -100,6 +127,7 @@ class Kpi:
     hint: str = ""
     tone: str = ""
     change: Change | None = None  # against the previous period; None when it had no usage
+    hint_args: Mapping[str, str] = field(default_factory=dict)  # the values of the hint's placeholders
 
 
 @dataclass(frozen=True)
@@ -108,9 +136,10 @@ class Bar:
     label: str
     views: str
     share: float  # of the largest row, 0..100, for the bar's length
-    note: str  # "12% of views", fail rate
+    notes: tuple[Phrase, ...]  # "12% of views", fail rate
     url: str | None  # the drill-down, None when the row cannot be filtered on (unknown values)
     region: str = ""  # ISO country code, for the browser's own country names
+    said: Phrase | None = None  # when the label is our words (marked N_), not a name: the page translates them
 
 
 @dataclass(frozen=True)
@@ -137,12 +166,14 @@ class Chip:
     title: str
     label: str
     remove: str
+    said: Phrase | None = None  # as Bar.said
 
 
 @dataclass(frozen=True)
 class Option:
     value: str
     label: str
+    said: Phrase | None = None  # as Bar.said
 
 
 @dataclass(frozen=True)
@@ -163,24 +194,49 @@ class Dashboard:
     bucket: str = "day"
 
 
-_EMPTY_LABELS: Final = {"category": "Other", "course": "No course"}
-_VALUE_LABELS: Final = {"lms": LMS_LABELS, "category": CATEGORY_LABELS}
+_EMPTY_LABELS: Final = {"category": N_("Other"), "course": N_("No course")}
+OTHER_ORGANISATION: Final = N_("Another organisation")  # as analytics/names.py words them
+YOU_SUFFIX: Final = " (you)"
+_VALUE_LABELS: Final = {"lms": LMS_LABELS, "category": CATEGORY_LABELS, "device": DEVICE_LABELS}
+
+
+def _ours(message: str, **args: str) -> tuple[str, Phrase]:
+    phrase = Phrase(message, args)
+    return str(phrase), phrase
+
+
+def _organisation(key: str, names: Names) -> tuple[str, Phrase | None]:
+    name = names.org(key)
+    if name == OTHER_ORGANISATION:  # one the reader may not know by name (analytics/names.py)
+        return _ours(OTHER_ORGANISATION)
+    if key == str(names.org_id) and name.endswith(YOU_SUFFIX):
+        return _ours(N_("%(name)s (you)"), name=name.removesuffix(YOU_SUFFIX))
+    return name, None
+
+
+def describe(dim: str, key: str, names: Names) -> tuple[str, Phrase | None]:
+    """How a value of a dimension reads (English), and the same as a Phrase when it is our words rather than a
+    name (a label of ours, "Unavailable file"): the page translates those."""
+    if dim == "partner":
+        return _organisation(key, names)
+    if dim == "file":
+        found = names.file(key)
+        return (found[0], None) if found else _ours(N_("Unavailable file"))
+    if dim == "folder":
+        folder = names.folder(key)
+        return (folder, None) if folder else _ours(N_("Unavailable folder"))
+    if not key:
+        return _ours(_EMPTY_LABELS.get(dim, N_("Unknown")))
+    course = names.course(key) if dim == "course" else None
+    fixed = None if course else _VALUE_LABELS.get(dim, {}).get(key)
+    if fixed is not None:
+        return _ours(fixed)
+    return course or (key.capitalize() if dim == "device" else key), None
 
 
 def label(dim: str, key: str, names: Names) -> str:
-    """How a value of a dimension reads on the page."""
-    if dim == "partner":
-        return names.org(key)
-    if dim == "file":
-        found = names.file(key)
-        return found[0] if found else "Unavailable file"
-    if dim == "folder":
-        return names.folder(key) or "Unavailable folder"
-    if not key:
-        return _EMPTY_LABELS.get(dim, "Unknown")
-    if dim == "device":
-        return key.capitalize()
-    return (names.course(key) if dim == "course" else None) or _VALUE_LABELS.get(dim, {}).get(key, key)
+    """How a value of a dimension reads on the page (English: the page translates our own labels)."""
+    return describe(dim, key, names)[0]
 
 
 @dataclass(frozen=True)
@@ -235,24 +291,28 @@ def kpis(totals: Metrics, changes: dict[str, Change] | None = None) -> list[Kpi]
     attempts = totals.load_ok + totals.fails
     found = changes or {}
     return [
-        Kpi("views", "Views", number(totals.views), change=found.get("views")),
-        Kpi("viewers", "Unique viewers", number(totals.viewers), "counted per day", change=found.get("viewers")),
+        Kpi("views", N_("Views"), number(totals.views), change=found.get("views")),
+        Kpi(
+            "viewers", N_("Unique viewers"), number(totals.viewers), N_("counted per day"), change=found.get("viewers")
+        ),
         Kpi(
             "fails",
-            "Failed loads",
+            N_("Failed loads"),
             number(totals.fails),
-            f"{percent(totals.fail_rate)} of {number(attempts)} loads" if attempts else "no loads reported",
+            N_("%(rate)s of %(loads)s loads") if attempts else N_("no loads reported"),
             "bad" if totals.fails else "",
             change=found.get("fails"),
+            hint_args={"rate": percent(totals.fail_rate), "loads": number(attempts)} if attempts else {},
         ),
-        Kpi("downloads", "Downloads", number(totals.downloads), change=found.get("downloads")),
-        Kpi("bytes", "Data transferred", size(totals.bytes), change=found.get("bytes")),
+        Kpi("downloads", N_("Downloads"), number(totals.downloads), change=found.get("downloads")),
+        Kpi("bytes", N_("Data transferred"), size(totals.bytes), change=found.get("bytes")),
         Kpi(
             "load",
-            "Load time",
+            N_("Load time"),
             duration(totals.load_p50_ms),
-            f"median · 95th percentile {duration(totals.load_p95_ms)}",
+            N_("median · 95th percentile %(p95)s"),
             change=found.get("load"),
+            hint_args={"p95": duration(totals.load_p95_ms)},
         ),
     ]
 
@@ -310,19 +370,21 @@ def card(dim: str, title: str, rows: list[tuple[str, Metrics]], query: Dashboard
     total = sum(m.views for _, m in rows)
     bars = []
     for key, m in rows[:BARS]:
-        notes = [f"{m.views * 100 / total:.0f}% of views"] if total else []
+        notes = [Phrase(N_("%(share)s of views"), {"share": f"{_decimal(m.views * 100 / total, 0)}%"})] if total else []
         if m.fails:
-            notes.append(f"{percent(m.fail_rate)} failed")
+            notes.append(Phrase(N_("%(rate)s failed"), {"rate": percent(m.fail_rate)}))
         drillable = bool(key) and query.filters.get(dim) != key
+        text, said = describe(dim, key, names)
         bars.append(
             Bar(
                 key=key,
-                label=label(dim, key, names),
+                label=text,
                 views=number(m.views),
                 share=round(m.views * 100 / top, 1) if top else 0.0,
-                note=" · ".join(notes),
+                notes=tuple(notes),
                 url=query.url(**{dim: key}) if drillable else None,
                 region=key if dim == "country" and key else "",
+                said=said,
             )
         )
     return Card(dim=dim, title=title, bars=bars, more=max(0, len(rows) - BARS))
@@ -352,8 +414,9 @@ def _filtered(query: DashboardQuery, dim: str) -> list[str]:
 def chips(query: DashboardQuery, names: Names) -> list[Chip]:
     names.learn(files=_filtered(query, "file"), folders=_filtered(query, "folder"))
     return [
-        Chip(name, FILTER_TITLES[name], label(name, value, names), query.url(**{name: None}))
+        Chip(name, FILTER_TITLES[name], text, query.url(**{name: None}), said)
         for name, value in query.filters.items()
+        for text, said in (describe(name, value, names),)
     ]
 
 
@@ -374,7 +437,7 @@ def options(figures: Figures | None, query: DashboardQuery, names: Names) -> dic
         current = query.filters.get(name)
         if current and current not in values:
             values = [current, *values]
-        result[name] = [Option(v, label(name, v, names)) for v in values]
+        result[name] = [Option(v, *describe(name, v, names)) for v in values]
     return result
 
 

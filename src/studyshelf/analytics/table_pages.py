@@ -13,6 +13,7 @@ from studyshelf.partners import service as partners
 from studyshelf.partners.deps import DbSession, Now, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, require
+from studyshelf.web.i18n import N_
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,7 +23,7 @@ def table(request: Request, principal: PagePrincipal, db: DbSession, services: S
     """One table of the current organisation's dashboard, for the same period and filters, as CSV."""
     org_id = current_org_id(principal)
     if org_id is None:
-        raise NotFound("You are not a member of any organisation.")
+        raise NotFound(N_("You are not a member of any organisation."))
     require(principal, Permission.ANALYTICS_READ, org_id, what="organisation")
     params = dict(request.query_params)
     name = params.pop("table", "")

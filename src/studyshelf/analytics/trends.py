@@ -6,13 +6,14 @@ the same service call as the current ones, so both read rollups or both raw even
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from studyshelf.analytics.dashboard import DashboardQuery
 from studyshelf.analytics.names import Names
 from studyshelf.warehouse import Metrics
+from studyshelf.web.i18n import N_, format_number
 
 MOVERS: Final = 5  # rising and falling files shown, each
 RANKED_FILES: Final = 500  # files of each period compared: the most viewed, so a mover is among them
@@ -21,12 +22,28 @@ Tone = Literal["good", "bad", "flat", ""]
 
 
 @dataclass(frozen=True)
-class Change:
-    """How a figure moved: `text` for the tile ("+12 (+25%)"), `tone` for its colour, `arrow` up, down or ""."""
+class Phrase:
+    """Words for the page: an English message marked with N_ and the values of its `%(name)s` placeholders. The
+    page translates the message and fills it in (the `said` macro of analytics/_macros.html); `str()` is English."""
 
-    text: str
+    message: str
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message % self.args if self.args else self.message
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a figure moved: `phrase` for the tile ("+12 (+25%)"), `tone` for its colour, `arrow` up, down or ""."""
+
+    phrase: Phrase
     tone: Tone
     arrow: Literal["up", "down", ""]
+
+    @property
+    def text(self) -> str:
+        return str(self.phrase)
 
 
 @dataclass(frozen=True)
@@ -40,10 +57,15 @@ class Mover:
         return self.views - self.before
 
     @property
-    def text(self) -> str:
+    def phrase(self) -> Phrase:
+        amount = ("+" if self.change > 0 else "-") + format_number(abs(self.change))
         if not self.before:
-            return f"+{self.change:,} (new)"
-        return f"{self.change:+,} ({self.change * 100 / self.before:+.0f}%)"
+            return Phrase(N_("%(amount)s (new)"), {"amount": amount})
+        return Phrase(f"{amount} ({self.change * 100 / self.before:+.0f}%)")
+
+    @property
+    def text(self) -> str:
+        return str(self.phrase)
 
 
 def change(
@@ -51,20 +73,21 @@ def change(
     before: float | None,
     *,
     higher_is_good: bool = True,
-    shown: Callable[[float], str] = lambda value: f"{value:,.0f}",
+    shown: Callable[[float], str] = format_number,
 ) -> Change:
-    """The change of one figure, absolute and relative; neutral words when there is nothing to compare with."""
+    """The change of one figure, absolute and relative; neutral words when there is nothing to compare with.
+    Figures are formatted in the locale being rendered; words are marked for the page to translate."""
     if current is None or before is None:
-        return Change("none before" if before is None else "none now", "", "")
+        return Change(Phrase(N_("none before") if before is None else N_("none now")), "", "")
     delta = current - before
     if not delta:
-        return Change("no change", "flat", "")
+        return Change(Phrase(N_("no change")), "flat", "")
     arrow: Literal["up", "down"] = "up" if delta > 0 else "down"
     tone: Tone = "good" if (delta > 0) == higher_is_good else "bad"
     amount = ("+" if delta > 0 else "-") + shown(abs(delta))
     if not before:
-        return Change(f"{amount} (none before)", tone, arrow)
-    return Change(f"{amount} ({delta * 100 / before:+.0f}%)", tone, arrow)
+        return Change(Phrase(N_("%(amount)s (none before)"), {"amount": amount}), tone, arrow)
+    return Change(Phrase(f"{amount} ({delta * 100 / before:+.0f}%)"), tone, arrow)
 
 
 def kpi_changes(
@@ -100,7 +123,7 @@ class MoverRow:
     href: str | None
     views: int
     before: int
-    text: str
+    text: Phrase
     drill: str
 
 
@@ -116,7 +139,7 @@ def mover_rows(found: list[Mover], query: DashboardQuery, names: Names) -> list[
                 href=f"/files/{m.key}" if file else None,
                 views=m.views,
                 before=m.before,
-                text=m.text,
+                text=m.phrase,
                 drill=query.url(file=m.key),
             )
         )

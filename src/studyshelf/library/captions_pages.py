@@ -24,7 +24,9 @@ from studyshelf.partners.pages import PagePrincipal
 from studyshelf.partners.permissions import Permission
 from studyshelf.partners.principal import Principal
 from studyshelf.storage import StoredBlob
-from studyshelf.web.render import is_htmx, render
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import is_htmx, render, request_locale, translated
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,6 +34,13 @@ router = APIRouter(include_in_schema=False)
 def captions_context(db: Session, principal: Principal, file_id: uuid.UUID, now: datetime) -> dict[str, object]:
     """What the captions section shows (the file page adds it to its own context)."""
     return {"captions": captions.list_captions(db, principal=principal, file_id=file_id, now=now)}
+
+
+def _count(request: Request, number: int) -> str:
+    """A count in a toast, grouped the request's way (1,234 · 1.234). A toast has one wording for any count
+    (`translated` picks no plural form), so the catalogues word it to fit any number ("Cues: 1")."""
+    with i18n.use_locale(request_locale(request)):
+        return i18n.format_number(number)
 
 
 def _changed(
@@ -72,8 +81,11 @@ async def add_captions(
         return caption.label
 
     label = await store_caption(services, text, record)
-    note = " (converted from SRT)" if text.source_format == "srt" else ""
-    message = f"Added {label} captions: {text.cues} cues{note}."
+    if text.source_format == "srt":
+        added = N_("Added %(label)s captions: %(num)s cues (converted from SRT).")
+    else:
+        added = N_("Added %(label)s captions: %(num)s cues.")
+    message = translated(request, added, label=label, num=_count(request, text.cues))
     return await run_in_threadpool(_changed, request, db, principal, file_id, message, now)
 
 
@@ -108,7 +120,9 @@ async def replace_captions(
         return caption.label
 
     label = await store_caption(services, text, record)
-    message = f"Replaced the {label} captions: {text.cues} cues."
+    message = translated(
+        request, N_("Replaced the %(label)s captions: %(num)s cues."), label=label, num=_count(request, text.cues)
+    )
     return await run_in_threadpool(_changed, request, db, principal, file_id, message, now)
 
 
@@ -119,7 +133,8 @@ def make_default(
     caption = captions.update_caption(
         db, principal=principal, file_id=file_id, caption_id=caption_id, label=None, default=True, now=now
     )
-    return _changed(request, db, principal, file_id, f"{caption.label} captions now show by default.", now)
+    message = translated(request, N_("%(label)s captions now show by default."), label=caption.label)
+    return _changed(request, db, principal, file_id, message, now)
 
 
 @router.post("/files/{file_id}/captions/{caption_id}/delete", response_class=HTMLResponse)
@@ -127,4 +142,5 @@ def delete_captions(
     request: Request, file_id: uuid.UUID, caption_id: uuid.UUID, principal: PagePrincipal, db: DbSession, now: Now
 ) -> Response:
     caption = captions.delete_caption(db, principal=principal, file_id=file_id, caption_id=caption_id, now=now)
-    return _changed(request, db, principal, file_id, f"Deleted the {caption.label} captions.", now)
+    message = translated(request, N_("Deleted the %(label)s captions."), label=caption.label)
+    return _changed(request, db, principal, file_id, message, now)

@@ -15,6 +15,7 @@ from studyshelf.lti.web import error_page, headers
 from studyshelf.notify import service as notify
 from studyshelf.partners.deps import Now, ServicesDep
 from studyshelf.services import Services
+from studyshelf.web.i18n import N_
 from studyshelf.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -36,11 +37,15 @@ def register(
         if not openid_configuration:  # opened in a browser: say so, without using the URL up
             with unit_of_work(services.read_sessions) as db:
                 invites.check_invite(db, token=invite, now=now)
-            raise StudyShelfError("Open this URL from the LMS's dynamic registration (it adds openid_configuration).")
+            raise StudyShelfError(
+                N_("Open this URL from the LMS's dynamic registration (it adds openid_configuration).")
+            )
         name, deployments = _register(services, invite, openid_configuration, registration_token, now=now)
     except StudyShelfError as exc:
-        return error_page(request, status=exc.status, headline="StudyShelf could not be registered", message=exc.detail)
-    context = {"title": "StudyShelf is registered", "name": name, "deployments": deployments}
+        return error_page(
+            request, status=exc.status, headline=N_("StudyShelf could not be registered"), message=exc.detail
+        )
+    context = {"title": N_("StudyShelf is registered"), "name": name, "deployments": deployments}
     response = render(request, "lti/registered.html", context, headers=headers(frames=None))
     response.background = BackgroundTask(notify.drain, services)  # the admins' notices leave after commit
     return response

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
+from babel.numbers import format_decimal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -14,17 +15,65 @@ from studyshelf.core.errors import Invalid
 from studyshelf.notify.service import webhook_signing_secret
 from studyshelf.ops import alarm_notices, alarms, incidents
 from studyshelf.ops.alarm_metrics import METRICS
+from studyshelf.ops.models import AlarmRule
 from studyshelf.partners.deps import DbSession, Now, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.permissions import Permission, allows, operates_alarms, require_alarm_operator
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
-from studyshelf.web.render import render
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import render, translated
 
 router = APIRouter(include_in_schema=False)
 ALARMS = "/settings/alarms"
 INCIDENTS = "/settings/incidents"
 FIGURES_DAYS = 366
+
+# What the Alarms page shows of values chosen in Python, for extraction (`make messages`); the page translates
+# each with `| translate`, so a value not listed here (a renamed rule) is shown as it is.
+RULE_NAMES = (  # the names of ops.alarms.DEFAULT_RULES
+    N_("p95 latency above 1 s for 5 min"),
+    N_("5xx answers above 2 % for 5 min"),
+    N_("load_fail above 5 % over 15 min"),
+    N_("load_fail above 5 % over 15 min (organisation)"),
+    N_("load_fail above 5 % over 15 min (file)"),
+    N_("event ingest lag above 60 s"),
+    N_("free disk below 10 %"),
+    N_("backup replication lag above 60 s"),
+    N_("last verified backup older than its daily schedule"),
+    N_("a link suspended by the leak radar"),
+)
+METRIC_LABELS = (  # the labels of ops.alarm_metrics.METRICS
+    N_("p95 request latency"),
+    N_("share of 5xx answers"),
+    N_("load_fail rate"),
+    N_("event ingest lag"),
+    N_("free disk of the data dir"),
+    N_("backup replication lag"),
+    N_("age of the last verified backup"),
+    N_("links suspended by the leak radar"),
+)
+WORDS = (
+    N_("global"),  # scopes
+    N_("organisation"),
+    N_("file"),
+    N_("OK"),  # states
+    N_("ALARM"),
+    N_("critical"),  # severities
+    N_("warning"),
+    N_("ratio"),  # units ("s" and "h" read the same everywhere)
+    N_("links"),
+)
+CONTACT_KINDS = {alarm_notices.EMAIL: N_("E-mail"), alarm_notices.WEBHOOK: N_("Webhook")}
+CONTACT_REFUSALS = (  # ops.alarm_notices.add_contact, and core.outbound.check_url of a webhook
+    N_("Enter an e-mail address."),
+    N_("The outbound policy refuses this address (private, loopback or link-local)."),
+    N_("A contact is an e-mail address or a webhook."),
+    N_("The webhook URL is not a valid URL."),
+    N_("The webhook URL needs a host, and no user name, password or spaces."),
+    N_("The webhook URL must use https:// (plain http:// only to an IP address on an allowed network)."),
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +92,35 @@ def _contacts_scope(principal: Principal) -> ContactsScope:
     return ContactsScope(org_id is not None and allows(principal, Permission.SETTINGS_MANAGE, org_id), org_id)
 
 
+def significant(value: float) -> str:
+    """A reading with four significant digits in the page's language (`0.02345`, `0,02345`; `%.4g` in English)."""
+    if i18n.current_locale() == i18n.DEFAULT_LOCALE:
+        return f"{value:.4g}"
+    return format_decimal(value, format="@###", locale=i18n.current_locale())
+
+
+def _rule_refusal(request: Request, exc: Invalid, rule: AlarmRule, changes: dict[str, object]) -> str:
+    """Why alarms.update_rule refused a rule's form, in the request's language (in English, the service's words)."""
+    refusals: dict[str, tuple[str, dict[str, object]]] = {
+        "window_minutes": (N_("The window must be 1 to %(maximum)s minutes."), {"maximum": alarms.MAX_WINDOW_MINUTES}),
+        "datapoints": (N_("Datapoints must be 1 to %(maximum)s."), {"maximum": alarms.MAX_DATAPOINTS}),
+        "datapoints_to_alarm": (
+            N_("Datapoints to alarm must be 1 to the datapoints (%(datapoints)s)."),
+            {"datapoints": changes["datapoints"]},
+        ),
+        "min_views": (N_("Minimum views must be 1 to %(maximum)s."), {"maximum": alarms.MAX_MIN_VIEWS}),
+        "severity": (N_("The severity must be one of %(severities)s."), {"severities": ", ".join(alarms.SEVERITIES)}),
+    }
+    spec = METRICS.get(rule.metric)
+    if spec is not None:
+        refusals["threshold"] = (
+            N_("The threshold of %(metric)s must be between 0 and %(maximum)s %(unit)s."),
+            {"metric": rule.metric, "maximum": f"{spec.maximum:g}", "unit": spec.unit},
+        )
+    found = refusals.get(str(exc.extra.get("field")))
+    return exc.detail if found is None else translated(request, found[0], **found[1])
+
+
 def _alarms_page(
     request: Request, db: DbSession, services: Services, principal: Principal, *, status: int = 200, **extra: Any
 ) -> Response:
@@ -56,6 +134,8 @@ def _alarms_page(
         "metrics": METRICS,
         "comparisons": alarms.COMPARISONS,
         "severities": alarms.SEVERITIES,
+        "significant": significant,
+        "contact_kinds": CONTACT_KINDS,
         "states": alarms.list_states(db, org_ids=incidents.visible_orgs(principal)),
         "manages_contacts": scope.manages,
         "contact_org": scope.org_id,
@@ -103,7 +183,8 @@ def save_rule(
         alarms.update_rule(db, rule, changes=changes, now=now)
     except Invalid as exc:
         db.rollback()
-        return _alarms_page(request, db, services, principal, status=422, rule_error=(rule_id, exc.detail))
+        refusal = _rule_refusal(request, exc, rule, changes)
+        return _alarms_page(request, db, services, principal, status=422, rule_error=(rule_id, refusal))
     return RedirectResponse(f"{ALARMS}?saved=true#rule-{rule.key}", status_code=303)
 
 

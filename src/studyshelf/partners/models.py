@@ -12,11 +12,17 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from studyshelf.core.clock import utcnow
 from studyshelf.core.db import Base
 from studyshelf.core.ids import new_id
+from studyshelf.web.i18n import N_
 
 
 class OrgKind(enum.StrEnum):
     OPERATOR = "operator"
     PARTNER = "partner"
+
+    @property
+    def label(self) -> str:
+        """The kind as pages name it, marked for translation: `{{ org.kind.label | translate }}`."""
+        return _KIND_LABELS[self]
 
 
 class Role(enum.StrEnum):
@@ -28,6 +34,21 @@ class Role(enum.StrEnum):
     @property
     def rank(self) -> int:
         return list(Role).index(self)
+
+    @property
+    def label(self) -> str:
+        """The role as pages name it, marked for translation: `{{ role.label | translate }}` (lower case, like the
+        badges; a list of choices capitalises it)."""
+        return _ROLE_LABELS[self]
+
+
+_KIND_LABELS = {OrgKind.OPERATOR: N_("operator"), OrgKind.PARTNER: N_("partner")}
+_ROLE_LABELS = {
+    Role.VIEWER: N_("viewer"),
+    Role.EDITOR: N_("editor"),
+    Role.ADMIN: N_("admin"),
+    Role.OWNER: N_("owner"),
+}
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:

@@ -43,7 +43,8 @@ from studyshelf.partners.permissions import (
     operates_platform,
 )
 from studyshelf.partners.principal import Principal
-from studyshelf.web.render import is_htmx, render, render_error_page
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import is_htmx, render, render_error_page, translated
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
@@ -203,7 +204,7 @@ def revoke_token(request: Request, token_id: uuid.UUID, principal: PagePrincipal
 def _acting_org(principal: Principal) -> uuid.UUID:
     org_id = current_org_id(principal)
     if org_id is None:
-        raise NotFound("You are not a member of any organisation.")
+        raise NotFound(N_("You are not a member of any organisation."))
     return org_id
 
 
@@ -264,7 +265,8 @@ def change_member_role(
     role: Annotated[Role, Form()],
 ) -> Response:
     changed = members.change_role(db, principal=principal, org_id=_acting_org(principal), user_id=user_id, role=role)
-    message = f"{changed.user.email} is now {role.value}."
+    role_name = translated(request, role.label)
+    message = translated(request, N_("%(email)s is now %(role)s."), email=changed.user.email, role=role_name)
     return _org_settings(request, db, principal, now=now, block="members", message=message)
 
 
@@ -275,7 +277,9 @@ def remove_member(request: Request, user_id: uuid.UUID, principal: PagePrincipal
         return (
             Response(status_code=204, headers={"HX-Redirect": "/"}) if is_htmx(request) else RedirectResponse("/", 303)
         )
-    return _org_settings(request, db, principal, now=now, block="members", message="The member was removed.")
+    return _org_settings(
+        request, db, principal, now=now, block="members", message=translated(request, N_("The member was removed."))
+    )
 
 
 @router.post("/settings/organization/invitations", response_class=HTMLResponse)
@@ -298,7 +302,7 @@ def invite(
     emailed = send_invitation(
         services, email=invitation.email, org_name=org_name, inviter=principal.user.email, url=url
     )
-    message = f"Invitation for {invitation.email} created."
+    message = translated(request, N_("Invitation for %(email)s created."), email=invitation.email)
     return _org_settings(
         request,
         db,
@@ -317,7 +321,7 @@ def revoke_invitation(
     request: Request, invitation_id: uuid.UUID, principal: PagePrincipal, db: DbSession, now: Now
 ) -> Response:
     members.revoke_invitation(db, principal=principal, invitation_id=invitation_id, now=now)
-    message = "The invitation was withdrawn."
+    message = translated(request, N_("The invitation was withdrawn."))
     return _org_settings(request, db, principal, now=now, block="invitations", message=message)
 
 

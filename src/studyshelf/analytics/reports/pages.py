@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
+from babel.dates import format_skeleton
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -15,17 +17,40 @@ from studyshelf.partners.deps import DbSession, ServicesDep
 from studyshelf.partners.pages import PagePrincipal, current_org_id
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
-from studyshelf.web.render import render
+from studyshelf.web import i18n
+from studyshelf.web.i18n import N_
+from studyshelf.web.render import render, translated
 
 router = APIRouter(include_in_schema=False)
 TEMPLATE = "analytics/reports.html"
 PAGE = "/analytics/reports"
 
+# The refusals of org_settings.update_settings without a value in them, for extraction (`make messages`); the page
+# shows a refusal with `| translate`, so one naming what was typed (a time zone, an address) stays English.
+SETTINGS_REFUSALS = (  # core.outbound.check_url of the webhook
+    N_("The webhook URL is not a valid URL."),
+    N_("The webhook URL needs a host, and no user name, password or spaces."),
+    N_("The webhook URL must use https:// (plain http:// only to an IP address on an allowed network)."),
+)
+
+
+def day_label(day: date) -> str:
+    """A day of the list in the page's language: `Mon 07 Dec` in English, `Mo., 7. Dez.`, `lun, 7 dic`."""
+    if i18n.current_locale() == i18n.DEFAULT_LOCALE:
+        return day.strftime("%a %d %b")
+    return format_skeleton("MMMEd", day, locale=i18n.current_locale())
+
+
+def _settings_refusal(request: Request, exc: Invalid) -> str:
+    if exc.detail == f"At most {org_settings.MAX_EMAILS} e-mail addresses.":
+        return translated(request, N_("At most %(count)s e-mail addresses."), count=org_settings.MAX_EMAILS)
+    return exc.detail
+
 
 def _org(principal: Principal) -> uuid.UUID:
     org_id = current_org_id(principal)
     if org_id is None:
-        raise NotFound("You are not a member of any organisation.")
+        raise NotFound(N_("You are not a member of any organisation."))
     return org_id
 
 
@@ -51,6 +76,7 @@ def _page(
         "time_zone": time_zone,
         "days": rows,
         "shown_days": days,
+        "day_label": day_label,
         "links": {d.day: report_links(org_id, d.day) for d in rows if d.status == "ready"},
         "time_zones": org_settings.time_zones(),
         "can_edit": can_edit,
@@ -103,5 +129,7 @@ def save_settings(
     except Invalid as exc:
         db.rollback()
         form = {"time_zone": time_zone, "emails": emails, "webhook_url": webhook_url}
-        return _page(request, db, services, principal, status=422, form=form, settings_error=exc.detail)
+        return _page(
+            request, db, services, principal, status=422, form=form, settings_error=_settings_refusal(request, exc)
+        )
     return RedirectResponse(f"{PAGE}?saved=true#report-settings", status_code=303)

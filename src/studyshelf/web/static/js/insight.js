@@ -26,6 +26,35 @@ function nameRegions(root) {
   });
 }
 
+// The chart's words, translated by the page (data-insight-messages); English when the attribute is missing.
+const MESSAGES = {
+  hour: "Hour (UTC)", day: "Day", week: "Week of", month: "Month",
+  views: "Views", viewers: "Unique viewers", fails: "Failed loads", rate: "Fail rate",
+};
+
+function messages(el) {
+  try {
+    return { ...MESSAGES, ...JSON.parse(el.getAttribute("data-insight-messages") || "{}") };
+  } catch (e) {
+    return MESSAGES;
+  }
+}
+
+// Month and weekday names for the axis and the legend in the page's language (uPlot's own are English).
+function dateNames() {
+  const lang = document.documentElement.lang || "en";
+  if (lang === "en") return null;
+  try {
+    const month = (style) => Array.from({ length: 12 }, (_, m) =>
+      new Intl.DateTimeFormat(lang, { month: style, timeZone: "UTC" }).format(new Date(Date.UTC(2024, m, 1))));
+    const weekday = (style) => Array.from({ length: 7 }, (_, d) =>
+      new Intl.DateTimeFormat(lang, { weekday: style, timeZone: "UTC" }).format(new Date(Date.UTC(2024, 0, 7 + d))));
+    return { MMMM: month("long"), MMM: month("short"), WWWW: weekday("long"), WWW: weekday("short") };
+  } catch (e) {
+    return null;
+  }
+}
+
 function chartHeight() {
   return window.matchMedia("(max-width: 640px)").matches ? 200 : 260;
 }
@@ -45,10 +74,14 @@ function draw(el) {
   const few = data.t.length <= 45;
   const hourly = data.bucket === "hour";
   const font = "12px system-ui, sans-serif";
+  const words = messages(el);
+  const names = dateNames();
+  const first = words[data.bucket] || words.day;
   const opts = {
     width: Math.max(el.clientWidth, 200),
     height: chartHeight(),
     tzDate: (ts) => UPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+    ...(names ? { fmtDate: (tpl) => UPlot.fmtDate(tpl, names) } : {}),
     cursor: { drag: { x: false, y: false }, points: { size: 7 } },
     legend: { show: true, live: true },
     scales: {
@@ -57,11 +90,11 @@ function draw(el) {
       pct: { range: (u, min, max) => [0, Math.max(10, Math.min(100, Math.ceil((max || 0) * 1.2)))] },
     },
     series: [
-      { label: hourly ? "Hour (UTC)" : data.bucket === "week" ? "Week of" : "Day", value: hourly ? "{D} {MMM} {HH}:00" : "{D} {MMM} {YYYY}" },
-      { label: "Views", stroke: accent, width: 2, fill: "rgba(79, 70, 229, 0.08)", points: { show: few, size: 5, fill: accent } },
-      { label: "Unique viewers", stroke: viewers, width: 1.5, points: { show: false } },
-      { label: "Failed loads", stroke: danger, width: 2, points: { show: few, size: 5, fill: danger } },
-      { label: "Fail rate", scale: "pct", stroke: rate, width: 1.5, dash: [5, 4], spanGaps: false,
+      { label: first, value: hourly ? "{D} {MMM} {HH}:00" : "{D} {MMM} {YYYY}" },
+      { label: words.views, stroke: accent, width: 2, fill: "rgba(79, 70, 229, 0.08)", points: { show: few, size: 5, fill: accent } },
+      { label: words.viewers, stroke: viewers, width: 1.5, points: { show: false } },
+      { label: words.fails, stroke: danger, width: 2, points: { show: few, size: 5, fill: danger } },
+      { label: words.rate, scale: "pct", stroke: rate, width: 1.5, dash: [5, 4], spanGaps: false,
         value: (u, v) => (v == null ? "—" : v.toFixed(1) + "%"), points: { show: false } },
     ],
     axes: [
