@@ -112,7 +112,7 @@ def test_the_file_page_previews_with_tracks_and_manages_captions(owner: Member) 
         headers={**owner.headers(), "HX-Request": "true"},
     )
     assert added_page.status_code == 200, added_page.text
-    assert "Added Deutsch captions: 1 cues (converted from SRT)." in added_page.headers["hx-trigger"]
+    assert "Added Deutsch captions: 1 cue (converted from SRT)." in added_page.headers["hx-trigger"]
     assert [attr(c, "id") for c in parse_html(added_page).select("#captions")] == ["captions"]
     refused = owner.client.post(
         f"/files/{file['id']}/captions",

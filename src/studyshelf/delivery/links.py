@@ -70,7 +70,7 @@ def update_policy(db: Session, *, principal: Principal, org_id: uuid.UUID, chang
     for key, value in changes.items():
         setattr(policy, key, value)
     if policy.default_ttl_days > policy.max_ttl_days:
-        raise Invalid("The default lifetime cannot be longer than the maximum.")
+        raise Invalid(N_("The default lifetime cannot be longer than the maximum."))
     db.flush()
     audit.record(db, principal=principal, org_id=org_id, action="link_policy.update", before=before, after=changes)
     return policy

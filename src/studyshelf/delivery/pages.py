@@ -412,4 +412,4 @@ def update_policy(
         return _policy_section(
             request, db, principal, status=status, policy_error=exc.detail, policy_form=submitted, submitted=True
         )
-    return _policy_section(request, db, principal, message="Link settings saved.")
+    return _policy_section(request, db, principal, message=translated(request, N_("Link settings saved.")))

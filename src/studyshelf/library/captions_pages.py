@@ -36,11 +36,11 @@ def captions_context(db: Session, principal: Principal, file_id: uuid.UUID, now:
     return {"captions": captions.list_captions(db, principal=principal, file_id=file_id, now=now)}
 
 
-def _count(request: Request, number: int) -> str:
-    """A count in a toast, grouped the request's way (1,234 · 1.234). A toast has one wording for any count
-    (`translated` picks no plural form), so the catalogues word it to fit any number ("Cues: 1")."""
-    with i18n.use_locale(request_locale(request)):
-        return i18n.format_number(number)
+def _counted(wording: str, cues: int, label: str) -> str:
+    """A toast that counts cues, its wording already in the plural form for `cues` (`i18n.ngettext` called with
+    literal msgids inside `i18n.use_locale`, so extraction finds them); the count grouped the locale's way
+    (1,234 · 1.234)."""
+    return wording % {"label": label, "num": i18n.format_number(cues)}
 
 
 def _changed(
@@ -81,11 +81,18 @@ async def add_captions(
         return caption.label
 
     label = await store_caption(services, text, record)
-    if text.source_format == "srt":
-        added = N_("Added %(label)s captions: %(num)s cues (converted from SRT).")
-    else:
-        added = N_("Added %(label)s captions: %(num)s cues.")
-    message = translated(request, added, label=label, num=_count(request, text.cues))
+    with i18n.use_locale(request_locale(request)):
+        if text.source_format == "srt":
+            wording = i18n.ngettext(
+                "Added %(label)s captions: %(num)s cue (converted from SRT).",
+                "Added %(label)s captions: %(num)s cues (converted from SRT).",
+                text.cues,
+            )
+        else:
+            wording = i18n.ngettext(
+                "Added %(label)s captions: %(num)s cue.", "Added %(label)s captions: %(num)s cues.", text.cues
+            )
+        message = _counted(wording, text.cues, label)
     return await run_in_threadpool(_changed, request, db, principal, file_id, message, now)
 
 
@@ -120,9 +127,11 @@ async def replace_captions(
         return caption.label
 
     label = await store_caption(services, text, record)
-    message = translated(
-        request, N_("Replaced the %(label)s captions: %(num)s cues."), label=label, num=_count(request, text.cues)
-    )
+    with i18n.use_locale(request_locale(request)):
+        wording = i18n.ngettext(
+            "Replaced the %(label)s captions: %(num)s cue.", "Replaced the %(label)s captions: %(num)s cues.", text.cues
+        )
+        message = _counted(wording, text.cues, label)
     return await run_in_threadpool(_changed, request, db, principal, file_id, message, now)
 
 

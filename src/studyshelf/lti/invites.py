@@ -29,6 +29,7 @@ from studyshelf.partners.models import Membership, Organization, Role, User
 from studyshelf.partners.permissions import Permission, require
 from studyshelf.partners.principal import Principal
 from studyshelf.settings import Settings
+from studyshelf.web.i18n import N_
 
 log = logging.getLogger(__name__)
 InviteState = Literal["unused", "used", "expired", "revoked"]
@@ -43,7 +44,7 @@ class InviteGone(StudyShelfError):
     title = "This registration URL can no longer be used"
 
 
-UNKNOWN = "This registration URL is not valid. Create a new one on Organisation → LMS connections in StudyShelf."
+UNKNOWN = N_("This registration URL is not valid. Create a new one on Organisation → LMS connections in StudyShelf.")
 
 
 def invite_url(settings: Settings, token: str) -> str:
@@ -125,13 +126,21 @@ def list_invites(
 def _refusal(invite: RegistrationInvite | None, now: datetime) -> StudyShelfError:
     if invite is None:
         return PermissionDenied(UNKNOWN)
-    fresh = "Create a new one on Organisation → LMS connections in StudyShelf."
     state = state_of(invite, now)
     if state == "used":
-        return InviteGone(f"This registration URL has already been used. {fresh}")
+        return InviteGone(
+            N_(
+                "This registration URL has already been used. "
+                "Create a new one on Organisation → LMS connections in StudyShelf."
+            )
+        )
     if state == "revoked":
-        return InviteGone(f"This registration URL was revoked. {fresh}")
-    return InviteGone(f"This registration URL has expired. {fresh}")
+        return InviteGone(
+            N_("This registration URL was revoked. Create a new one on Organisation → LMS connections in StudyShelf.")
+        )
+    return InviteGone(
+        N_("This registration URL has expired. Create a new one on Organisation → LMS connections in StudyShelf.")
+    )
 
 
 def check_invite(db: Session, *, token: str, now: datetime) -> RegistrationInvite:

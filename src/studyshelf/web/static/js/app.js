@@ -2,6 +2,20 @@
 import { problemDetail, toast } from "./shared.js";
 import { htmx } from "./vendor.js";
 
+// The messages base.html translated for this page (data-ui-messages on <body>); English when it is missing.
+const TEXT = {
+  loading: "Loading…",
+  copied: "Copied to the clipboard.",
+  unreachable: "The server could not be reached. Check your connection and try again.",
+  ...(() => {
+    try {
+      return JSON.parse(document.body.dataset.uiMessages || "{}");
+    } catch {
+      return {};
+    }
+  })(),
+};
+
 function closeMenus(except) {
   document.querySelectorAll("details.menu[open]").forEach((menu) => {
     if (menu !== except) menu.removeAttribute("open");
@@ -23,7 +37,10 @@ function openDialog(button) {
   const load = button.getAttribute("data-load");
   const content = dialog.querySelector("[data-dialog-content]");
   if (load && content && htmx()) {
-    content.innerHTML = '<p class="muted dialog-loading">Loading…</p>';
+    const loading = document.createElement("p");
+    loading.className = "muted dialog-loading";
+    loading.textContent = TEXT.loading;
+    content.replaceChildren(loading);
     htmx().ajax("GET", load, { target: content, swap: "innerHTML" });
   }
   dialog.showModal();
@@ -52,7 +69,7 @@ function copyField(button) {
   const field = document.querySelector(button.getAttribute("data-copy"));
   if (!field) return;
   field.select();
-  const done = () => toast("Copied to the clipboard.");
+  const done = () => toast(TEXT.copied);
   if (navigator.clipboard) navigator.clipboard.writeText(field.value).then(done, () => { document.execCommand("copy"); done(); });
   else { document.execCommand("copy"); done(); }
 }
@@ -115,7 +132,7 @@ document.addEventListener("htmx:responseError", (event) => {
 });
 
 document.addEventListener("htmx:sendError", () => {
-  toast("The server could not be reached. Check your connection and try again.", "error");
+  toast(TEXT.unreachable, "error");
 });
 
 document.body.addEventListener("toast", (event) => {

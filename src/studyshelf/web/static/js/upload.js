@@ -3,6 +3,31 @@ import { csrfToken, formatBytes, problemDetail, toast } from "./shared.js";
 import { htmx } from "./vendor.js";
 
 const CONCURRENCY = 3;
+
+// The messages base.html translated for this page (data-ui-messages on <body>); English when it is missing.
+const TEXT = {
+  upload_of: "Upload of %(name)s",
+  waiting: "Waiting…",
+  starting: "Starting…",
+  progress: "%(percent)s% of %(size)s",
+  uploaded: "Uploaded",
+  upload_failed: "The upload failed. Check your connection and try again.",
+  uploaded_one: "%(num)s file uploaded.",
+  uploaded_other: "%(num)s files uploaded.",
+  ...(() => {
+    try {
+      return JSON.parse(document.body.dataset.uiMessages || "{}");
+    } catch {
+      return {};
+    }
+  })(),
+};
+
+// `%(name)s` placeholders of a translated message, filled here.
+function format(template, values) {
+  return String(template || "").replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""));
+}
+
 const zone = document.querySelector("[data-dropzone]");
 
 function startUploads(zone) {
@@ -22,11 +47,11 @@ function startUploads(zone) {
     name.textContent = file.name;
     const status = document.createElement("span");
     status.className = "upload-status";
-    status.textContent = "Waiting…";
+    status.textContent = TEXT.waiting;
     const bar = document.createElement("progress");
     bar.max = 100;
     bar.value = 0;
-    bar.setAttribute("aria-label", "Upload of " + file.name);
+    bar.setAttribute("aria-label", format(TEXT.upload_of, { name: file.name }));
     item.append(name, status, bar);
     list.appendChild(item);
     return { item, status, bar };
@@ -46,7 +71,7 @@ function startUploads(zone) {
     if (running === 0 && queue.length === 0) {
       const ok = finished - failed;
       if (ok > 0) {
-        toast(ok === 1 ? "1 file uploaded." : ok + " files uploaded.");
+        toast(format(ok === 1 ? TEXT.uploaded_one : TEXT.uploaded_other, { num: ok }));
         refresh();
       }
       finished = 0;
@@ -67,14 +92,14 @@ function startUploads(zone) {
       if (!event.lengthComputable) return;
       const pct = Math.round((event.loaded / event.total) * 100);
       job.ui.bar.value = pct;
-      job.ui.status.textContent = pct + "% of " + formatBytes(event.total);
+      job.ui.status.textContent = format(TEXT.progress, { percent: pct, size: formatBytes(event.total) });
     };
     xhr.onload = () => {
       finished += 1;
       if (xhr.status >= 200 && xhr.status < 300) {
         job.ui.bar.value = 100;
         job.ui.item.classList.add("is-done");
-        job.ui.status.textContent = "Uploaded";
+        job.ui.status.textContent = TEXT.uploaded;
       } else {
         failed += 1;
         job.ui.item.classList.add("is-error");
@@ -86,12 +111,12 @@ function startUploads(zone) {
       finished += 1;
       failed += 1;
       job.ui.item.classList.add("is-error");
-      job.ui.status.textContent = "The upload failed. Check your connection and try again.";
+      job.ui.status.textContent = TEXT.upload_failed;
       settle();
     };
     const form = new FormData();
     form.append("file", job.file, job.file.name);
-    job.ui.status.textContent = "Starting…";
+    job.ui.status.textContent = TEXT.starting;
     xhr.send(form);
   }
 
