@@ -98,7 +98,7 @@ def test_the_page_shell_speaks_german(world: World) -> None:
     labels = {text_of(label) for label in page.select(".filter-grid label")}
     assert {"Organisation", "Ordner", "Dateityp", "Land", "Gerät", "Plattform", "Kurs"} <= labels
     options = {text_of(o) for o in page.select("#a-device option")}
-    assert options == {"Alle Geräte", "Desktop", "Mobil", "Tablet", "Unbekannt"}
+    assert options == {"Alle Geräte", "Desktop", "Mobilgerät", "Tablet", "Unbekannt"}
     assert {text_of(o) for o in page.select("#a-category option")} >= {"Alle Dateitypen", "Bild", "Sonstige", "PDF"}
     assert {text_of(o) for o in page.select("#a-lms option")} >= {"Direkt (kein LMS)", "Anderes LMS", "Moodle"}
     assert text_of(page.one("[role=status]")) in {"Nutzungszahlen werden geladen…", "Wird geladen…"}
@@ -147,9 +147,9 @@ def test_the_figures_speak_german_with_german_numbers(world: World) -> None:
     assert _left_in_english(response.text, page) == []
     # Bars: our own labels translated, names and figures as they are; notes in German.
     devices = {text_of(b.select_one(".bar-label")): b for b in page.select('[data-breakdown="device"] .bar-row')}
-    assert set(devices) == {"Mobil", "Desktop"}
-    assert text_of(devices["Mobil"].select_one(".bar-note")) == "75% der Aufrufe"
-    assert devices["Mobil"]["title"] == "Nur Mobil anzeigen"
+    assert set(devices) == {"Mobilgerät", "Desktop"}
+    assert text_of(devices["Mobilgerät"].select_one(".bar-note")) == "75% der Aufrufe"
+    assert devices["Mobilgerät"]["title"] == "Nur Mobilgerät anzeigen"
     assert "Firefox" in {text_of(b) for b in page.select('[data-breakdown="browser"] .bar-label')}
     # The top files' table and its actions.
     assert [text_of(th) for th in page.select('[data-top="files"] th')][:6] == [
@@ -160,11 +160,11 @@ def test_the_figures_speak_german_with_german_numbers(world: World) -> None:
         "Downloads",
         "Daten",
     ]
-    assert page.attr(f'[data-insight="{p.notes["id"]}"]', "aria-label") == "Leistung von notes.txt"
-    assert page.attr(f'[data-drill="{p.notes["id"]}"]', "aria-label") == "Nur notes.txt anzeigen"
-    assert page.attr('[data-csv="totals"]', "aria-label") == "die Summen als CSV herunterladen"
-    assert text_of(page.one('[data-csv="totals"]')) == "Summen als CSV"
-    assert page.attr('[data-csv="device"]', "aria-label") == "Geräte als CSV herunterladen"
+    assert page.attr(f'[data-insight="{p.notes["id"]}"]', "title") == "Leistung von notes.txt"
+    assert page.attr(f'[data-drill="{p.notes["id"]}"]', "title") == "Nur notes.txt anzeigen"
+    assert page.attr('[data-csv="totals"]', "title") == "die Summen als CSV herunterladen"
+    assert text_of(page.one('[data-csv="totals"]')) == "Summen als CSV · die Summen"
+    assert page.attr('[data-csv="device"]', "title") == "Geräte als CSV herunterladen"
     # The map: figures in German, and the words its script shows.
     assert page.attr('[data-map-table] [data-region="GB"]', "title") == "Nur dieses Land anzeigen"
     figures = page.attr('.world-map [data-country="GB"]', "data-figures")
@@ -219,8 +219,8 @@ def test_english_is_unchanged(world: World) -> None:
     note = "Changes are against the previous 31 days (29 Jan – 28 Feb 2026)."
     assert text_of(page.one("[data-compare-note]")) == note
     assert page.attr("[data-timeseries]", "aria-label") == "Views and failed loads per day, 1 Mar – 31 Mar 2026 (UTC)"
-    assert page.attr('[data-csv="totals"]', "aria-label") == "Download the totals as CSV"
-    assert page.attr('[data-csv="device"]', "aria-label") == "Download Devices as CSV"
+    assert page.attr('[data-csv="totals"]', "title") == "Download the totals as CSV"
+    assert page.attr('[data-csv="device"]', "title") == "Download Devices as CSV"
     devices = {text_of(b.select_one(".bar-label")): b for b in page.select('[data-breakdown="device"] .bar-row')}
     assert set(devices) == {"Mobile", "Desktop"}
     assert text_of(devices["Mobile"].select_one(".bar-note")) == "75% of views"
@@ -237,7 +237,7 @@ def test_the_empty_state_chips_and_live_panel_speak_german(world: World) -> None
     assert "Keine Nutzung in diesem Zeitraum" in _headings(empty)
     assert text_of(empty.one(".dashboard-empty .btn")) == "Die letzten 90 Tage anzeigen"
     filtered = parse_html(_figures(p, DE, f"{MARCH}&country=NZ&device=tablet&category=other"))
-    assert "Keine Nutzung entspricht diesen Filtern" in _headings(filtered)
+    assert "Keine Nutzung passt zu diesen Filtern" in _headings(filtered)
     chips = {
         text_of(c.select_one(".chip-title")): text_of(c.select_one(".chip-label")) for c in filtered.select(".chip")
     }

@@ -44,6 +44,9 @@ ENGLISH_UI = {
     "upload_failed": "The upload failed. Check your connection and try again.",
     "uploaded_one": "%(num)s file uploaded.",
     "uploaded_other": "%(num)s files uploaded.",
+    "failed": "Something went wrong.",
+    "failed_status": "Something went wrong (%(status)s).",
+    "offline": "The server could not be reached.",
 }
 
 
@@ -186,6 +189,9 @@ def test_the_scripts_messages_come_translated_on_every_member_page(owner: Member
         "upload_failed": "Das Hochladen ist fehlgeschlagen. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
         "uploaded_one": "%(num)s Datei hochgeladen.",
         "uploaded_other": "%(num)s Dateien hochgeladen.",
+        "failed": "Etwas ist schiefgelaufen.",
+        "failed_status": "Etwas ist schiefgelaufen (%(status)s).",
+        "offline": "Der Server war nicht erreichbar.",
     }
     spanish = _ui_messages(owner.client.get("/settings/tokens", headers={**HTML, **SPANISH}))
     assert spanish["copied"] == "Copiado al portapapeles."
@@ -194,7 +200,7 @@ def test_the_scripts_messages_come_translated_on_every_member_page(owner: Member
         "%(num)s archivo subido.",
         "%(num)s archivos subidos.",
     )
-    # English: exactly the fallbacks the scripts carry (app.js, upload.js).
+    # English: exactly the fallbacks the scripts carry (app.js, upload.js, shared.js).
     assert _ui_messages(owner.client.get("/", headers=HTML)) == ENGLISH_UI
 
 

@@ -68,6 +68,9 @@ def _target(db: Session, principal: Principal, kind: Kind, target_id: uuid.UUID,
 
 def _chip_label(chip: Chip) -> str:
     """A filter chip's value as the page shows it, in the locale of the rendering."""
+    if chip.said is not None:  # words of ours around a value ("Northwind (you)"), as the dashboard shows them
+        message = i18n.gettext(chip.said.message)
+        return message % chip.said.args if chip.said.args else message
     if chip.name in _LABELLED_FILTERS or chip.label == _FALLBACK_LABELS.get(chip.name):
         return i18n.gettext(chip.label) if chip.label else chip.label
     return chip.label

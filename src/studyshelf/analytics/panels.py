@@ -96,20 +96,6 @@ def duration(ms: float | None) -> str:
     return f"{_decimal(ms, 0)} ms" if ms < 1000 else f"{_decimal(ms / 1000, 1)} s"
 
 
-def watch_time(ms: float | None) -> str:
-    """Watch time for reading: 42 s, 7 min 5 s, 3 h 12 min."""
-    if ms is None:
-        return "—"
-    seconds = round(ms / 1000)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:,} h {minutes} min" if minutes else f"{hours:,} h"
-
-
 def size(value: float) -> str:
     amount = float(value)
     for unit in ("B", "KB", "MB", "GB", "TB"):

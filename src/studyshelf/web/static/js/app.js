@@ -1,20 +1,13 @@
 // StudyShelf page behaviour: dialogs, menus, toasts, copy buttons, confirmations. No inline scripts (CSP).
-import { problemDetail, toast } from "./shared.js";
+import { problemDetail, toast, uiMessages } from "./shared.js";
 import { htmx } from "./vendor.js";
 
 // The messages base.html translated for this page (data-ui-messages on <body>); English when it is missing.
-const TEXT = {
+const TEXT = uiMessages({
   loading: "Loading…",
   copied: "Copied to the clipboard.",
   unreachable: "The server could not be reached. Check your connection and try again.",
-  ...(() => {
-    try {
-      return JSON.parse(document.body.dataset.uiMessages || "{}");
-    } catch {
-      return {};
-    }
-  })(),
-};
+});
 
 function closeMenus(except) {
   document.querySelectorAll("details.menu[open]").forEach((menu) => {

@@ -18,13 +18,29 @@ export function toast(message, kind) {
   setTimeout(() => item.remove(), kind === "error" ? 8000 : 4000);
 }
 
+// The messages base.html translated for this page (data-ui-messages on <body>) over the English given, which
+// stays where the attribute is missing.
+export function uiMessages(english) {
+  try {
+    return { ...english, ...JSON.parse(document.body.dataset.uiMessages || "{}") };
+  } catch (e) {
+    return { ...english };
+  }
+}
+
+// One such message, else the English given.
+export function uiText(key, english) {
+  return uiMessages({ [key]: english })[key];
+}
+
 // The message of an RFC 9457 problem+json answer (or of a failure without one), for a toast or a status line.
 export function problemDetail(xhr) {
   try {
     const body = JSON.parse(xhr.responseText);
-    return body.detail || body.title || "Something went wrong.";
+    return body.detail || body.title || uiText("failed", "Something went wrong.");
   } catch (e) {
-    return xhr.status === 0 ? "The server could not be reached." : "Something went wrong (" + xhr.status + ").";
+    if (xhr.status === 0) return uiText("offline", "The server could not be reached.");
+    return uiText("failed_status", "Something went wrong (%(status)s).").replace("%(status)s", String(xhr.status));
   }
 }
 

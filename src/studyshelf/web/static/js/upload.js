@@ -1,11 +1,11 @@
 // Drag-and-drop and file-picker uploads with a progress bar per file (XMLHttpRequest upload events).
-import { csrfToken, formatBytes, problemDetail, toast } from "./shared.js";
+import { csrfToken, formatBytes, problemDetail, toast, uiMessages } from "./shared.js";
 import { htmx } from "./vendor.js";
 
 const CONCURRENCY = 3;
 
 // The messages base.html translated for this page (data-ui-messages on <body>); English when it is missing.
-const TEXT = {
+const TEXT = uiMessages({
   upload_of: "Upload of %(name)s",
   waiting: "Waiting…",
   starting: "Starting…",
@@ -14,14 +14,7 @@ const TEXT = {
   upload_failed: "The upload failed. Check your connection and try again.",
   uploaded_one: "%(num)s file uploaded.",
   uploaded_other: "%(num)s files uploaded.",
-  ...(() => {
-    try {
-      return JSON.parse(document.body.dataset.uiMessages || "{}");
-    } catch {
-      return {};
-    }
-  })(),
-};
+});
 
 // `%(name)s` placeholders of a translated message, filled here.
 function format(template, values) {
