@@ -24,7 +24,7 @@ from babel.dates import format_skeleton
 from babel.numbers import format_decimal, format_percent
 
 from studyshelf.analytics.insight import MIN_VIEWS_TO_RANK, Report, page_url
-from studyshelf.analytics.panels import LMS_LABELS, Kpi
+from studyshelf.analytics.panels import LMS_LABELS, Kpi, number
 from studyshelf.core.csvsafe import csv_safe
 from studyshelf.warehouse import LOAD_BUCKETS_MS, FailureRow, Metrics
 from studyshelf.web import i18n
@@ -110,11 +110,6 @@ def shown(value: str) -> str:
     if isinstance(value, Label):
         return value.translated()
     return i18n.gettext(value) if value else ""
-
-
-def number(value: float) -> str:
-    """A count: 12,345 (12.345 in German)."""
-    return i18n.format_number(value)
 
 
 def percent(value: float | None, *, whole: bool = False) -> str:

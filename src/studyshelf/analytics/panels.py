@@ -80,7 +80,8 @@ def _decimal(value: float, digits: int) -> str:
     return format_decimal(value, format="0" + ("." + "0" * digits if digits else ""), locale=i18n.current_locale())
 
 
-def number(value: int) -> str:
+def number(value: float) -> str:
+    """A count: 12,345 (12.345 in German)."""
     return i18n.format_number(value)
 
 

@@ -113,8 +113,8 @@ class _LoopSqlite:
         self.database = database
         self._connection: sqlite3.Connection | None = None
 
-    def read(self) -> int | None:
-        """The epoch, or None when it must be read in a worker thread."""
+    async def read(self) -> int | None:
+        """The epoch, or None when it must be read in a worker thread (run on the loop: it never waits)."""
         try:
             if self._connection is None:
                 self._connection = sqlite3.connect(
@@ -158,8 +158,7 @@ class EpochReads:
             self._own.close()
 
     async def _read(self) -> int:
-        own = self._own
-        epoch = (await own.read()) if isinstance(own, _LoopConnection) else own.read() if own is not None else None
+        epoch = await self._own.read() if self._own is not None else None
         if epoch is not None:
             return epoch
         # In a worker thread, never in the event loop: taking a pooled connection may have to wait.

@@ -263,17 +263,11 @@ def _from_skeleton(request: Request, context: dict[str, Any], headers: dict[str,
         if context[name]:  # absent stays absent: the page's `{% if %}`s see the same truth
             shaped[name] = slot(context[name])
     shaped["captions"] = [{**track, "url": slot(track["url"])} for track in context["captions"]]
-    key = (
-        context["renew_url"],
-        context["file_id"],
-        context["title"],
-        context["kind"],
-        context["content_type"],
-        context["size"],
-        context["refresh_after"],
-        context["cross_origin_media"],
-        tuple(name for name in _PER_VISIT if context[name]),
-        tuple((t["id"], t["language"], t["label"], t["default"]) for t in context["captions"]),
+    # What the page shows but its slots: the slots' markers depend only on which values are there.
+    key = tuple(
+        (name, tuple(tuple(track.items()) for track in value) if name == "captions" else value)
+        for name, value in shaped.items()
+        if name not in ("crumbs", "placement")  # empty and None here: `file_page` renders the others in full
     )
     return _skeletons.render(request, "delivery/viewer.html", key, shaped, fills, headers=headers)
 

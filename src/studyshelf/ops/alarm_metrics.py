@@ -21,11 +21,12 @@ from studyshelf.core.db import UtcDateTime
 from studyshelf.events import EventStreamError, ingest_lag_seconds
 from studyshelf.ops import backup_health, signals
 from studyshelf.services import Services
+from studyshelf.web.i18n import N_
 
 T = TypeVar("T")
-GLOBAL = "global"
-ORGANISATION = "organisation"
-FILE = "file"
+GLOBAL = N_("global")  # scopes, units and labels: stored as they are, translated where shown
+ORGANISATION = N_("organisation")
+FILE = N_("file")
 SCOPES = (GLOBAL, ORGANISATION, FILE)
 
 
@@ -163,15 +164,19 @@ def read_link_suspensions(services: Services, db: Session, window: Window, scope
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
-        MetricSpec("latency_p95_seconds", "p95 request latency", "s", (GLOBAL,), 3600, read_latency_p95, True),
-        MetricSpec("error_5xx_rate", "share of 5xx answers", "ratio", (GLOBAL,), 1, read_error_rate, True),
-        MetricSpec("load_fail_rate", "load_fail rate", "ratio", SCOPES, 1, read_load_fail_rate, True),
-        MetricSpec("ingest_lag_seconds", "event ingest lag", "s", (GLOBAL,), 7 * 86400, read_ingest_lag, False),
-        MetricSpec("disk_free_ratio", "free disk of the data dir", "ratio", (GLOBAL,), 1, read_disk_free, False),
-        MetricSpec("backup_lag_seconds", "backup replication lag", "s", (GLOBAL,), 7 * 86400, read_backup_lag, False),
+        MetricSpec("latency_p95_seconds", N_("p95 request latency"), "s", (GLOBAL,), 3600, read_latency_p95, True),
+        MetricSpec("error_5xx_rate", N_("share of 5xx answers"), N_("ratio"), (GLOBAL,), 1, read_error_rate, True),
+        MetricSpec("load_fail_rate", N_("load_fail rate"), N_("ratio"), SCOPES, 1, read_load_fail_rate, True),
+        MetricSpec("ingest_lag_seconds", N_("event ingest lag"), "s", (GLOBAL,), 7 * 86400, read_ingest_lag, False),
+        MetricSpec(
+            "disk_free_ratio", N_("free disk of the data dir"), N_("ratio"), (GLOBAL,), 1, read_disk_free, False
+        ),
+        MetricSpec(
+            "backup_lag_seconds", N_("backup replication lag"), "s", (GLOBAL,), 7 * 86400, read_backup_lag, False
+        ),
         MetricSpec(
             "backup_verify_age_hours",
-            "age of the last verified backup",
+            N_("age of the last verified backup"),
             "h",
             (GLOBAL,),
             24 * 90,
@@ -180,8 +185,8 @@ METRICS: dict[str, MetricSpec] = {
         ),
         MetricSpec(
             "link_suspensions",
-            "links suspended by the leak radar",
-            "links",
+            N_("links suspended by the leak radar"),
+            N_("links"),
             (GLOBAL, ORGANISATION),
             1e6,
             read_link_suspensions,

@@ -21,6 +21,7 @@ from studyshelf.ops.models import AlarmContact, Incident, IncidentNotice
 from studyshelf.partners.permissions import Permission, operates_alarms, require, require_alarm_operator
 from studyshelf.partners.principal import Principal
 from studyshelf.services import Services
+from studyshelf.web.i18n import N_
 
 EMAIL = "email"
 WEBHOOK = "webhook"
@@ -40,7 +41,7 @@ def add_contact(
     if kind == EMAIL:
         local, _, domain = target.partition("@")
         if not local or "." not in domain or any(c.isspace() for c in target) or len(target) > 320:
-            raise Invalid.for_field("target", "Enter an e-mail address.")
+            raise Invalid.for_field("target", N_("Enter an e-mail address."))
     elif kind == WEBHOOK:
         try:
             target = check_url(target)
@@ -53,10 +54,10 @@ def add_contact(
             literal = None
         if literal is not None and not is_allowed_address(literal, services.outbound.allowed):
             raise Invalid.for_field(
-                "target", "The outbound policy refuses this address (private, loopback or link-local)."
+                "target", N_("The outbound policy refuses this address (private, loopback or link-local).")
             )
     else:
-        raise Invalid.for_field("kind", "A contact is an e-mail address or a webhook.")
+        raise Invalid.for_field("kind", N_("A contact is an e-mail address or a webhook."))
     contact = AlarmContact(org_id=org_id, kind=kind, target=target, escalation=escalation)
     db.add(contact)
     db.flush()

@@ -24,11 +24,12 @@ from studyshelf.ops import metrics
 from studyshelf.ops.alarm_metrics import FILE, GLOBAL, METRICS, ORGANISATION, Sample, Window
 from studyshelf.ops.models import AlarmRule, AlarmState
 from studyshelf.services import Services
+from studyshelf.web.i18n import N_
 
-OK = "OK"
-ALARM = "ALARM"
+OK = N_("OK")  # states and severities: stored as they are, translated where shown (ops/alarms_pages.py)
+ALARM = N_("ALARM")
 COMPARISONS = (">", ">=", "<", "<=")
-SEVERITIES = ("critical", "warning")
+SEVERITIES = (N_("critical"), N_("warning"))
 MAX_WINDOW_MINUTES = 24 * 60
 MAX_DATAPOINTS = 60
 MAX_MIN_VIEWS = 1_000_000
@@ -49,14 +50,14 @@ class RuleDefault:
     min_views: int = 20
 
 
-# Issue 17, point 3.
+# Issue 17, point 3. The names are stored with each rule; the Alarms page translates the ones written here.
 DEFAULT_RULES = (
-    RuleDefault("latency_p95", "p95 latency above 1 s for 5 min", "latency_p95_seconds", GLOBAL, ">", 1.0, 1, 5, 5),
-    RuleDefault("error_5xx", "5xx answers above 2 % for 5 min", "error_5xx_rate", GLOBAL, ">", 0.02, 1, 5, 5),
-    RuleDefault("load_fail", "load_fail above 5 % over 15 min", "load_fail_rate", GLOBAL, ">", 0.05, 15, 3, 3),
+    RuleDefault("latency_p95", N_("p95 latency above 1 s for 5 min"), "latency_p95_seconds", GLOBAL, ">", 1.0, 1, 5, 5),
+    RuleDefault("error_5xx", N_("5xx answers above 2 % for 5 min"), "error_5xx_rate", GLOBAL, ">", 0.02, 1, 5, 5),
+    RuleDefault("load_fail", N_("load_fail above 5 % over 15 min"), "load_fail_rate", GLOBAL, ">", 0.05, 15, 3, 3),
     RuleDefault(
         "load_fail_org",
-        "load_fail above 5 % over 15 min (organisation)",
+        N_("load_fail above 5 % over 15 min (organisation)"),
         "load_fail_rate",
         ORGANISATION,
         ">",
@@ -67,7 +68,7 @@ DEFAULT_RULES = (
     ),
     RuleDefault(
         "load_fail_file",
-        "load_fail above 5 % over 15 min (file)",
+        N_("load_fail above 5 % over 15 min (file)"),
         "load_fail_rate",
         FILE,
         ">",
@@ -77,12 +78,12 @@ DEFAULT_RULES = (
         3,
         severity="warning",
     ),
-    RuleDefault("ingest_lag", "event ingest lag above 60 s", "ingest_lag_seconds", GLOBAL, ">", 60, 1, 3, 2),
-    RuleDefault("disk_free", "free disk below 10 %", "disk_free_ratio", GLOBAL, "<", 0.10, 1, 3, 2),
-    RuleDefault("backup_lag", "backup replication lag above 60 s", "backup_lag_seconds", GLOBAL, ">", 60, 1, 3, 2),
+    RuleDefault("ingest_lag", N_("event ingest lag above 60 s"), "ingest_lag_seconds", GLOBAL, ">", 60, 1, 3, 2),
+    RuleDefault("disk_free", N_("free disk below 10 %"), "disk_free_ratio", GLOBAL, "<", 0.10, 1, 3, 2),
+    RuleDefault("backup_lag", N_("backup replication lag above 60 s"), "backup_lag_seconds", GLOBAL, ">", 60, 1, 3, 2),
     RuleDefault(
         "backup_verify",
-        "last verified backup older than its daily schedule",
+        N_("last verified backup older than its daily schedule"),
         "backup_verify_age_hours",
         GLOBAL,
         ">",
@@ -94,7 +95,7 @@ DEFAULT_RULES = (
     ),
     RuleDefault(
         "link_suspension",
-        "a link suspended by the leak radar",
+        N_("a link suspended by the leak radar"),
         "link_suspensions",
         ORGANISATION,
         ">",

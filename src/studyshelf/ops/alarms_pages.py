@@ -30,50 +30,9 @@ ALARMS = "/settings/alarms"
 INCIDENTS = "/settings/incidents"
 FIGURES_DAYS = 366
 
-# What the Alarms page shows of values chosen in Python, for extraction (`make messages`); the page translates
-# each with `| translate`, so a value not listed here (a renamed rule) is shown as it is.
-RULE_NAMES = (  # the names of ops.alarms.DEFAULT_RULES
-    N_("p95 latency above 1 s for 5 min"),
-    N_("5xx answers above 2 % for 5 min"),
-    N_("load_fail above 5 % over 15 min"),
-    N_("load_fail above 5 % over 15 min (organisation)"),
-    N_("load_fail above 5 % over 15 min (file)"),
-    N_("event ingest lag above 60 s"),
-    N_("free disk below 10 %"),
-    N_("backup replication lag above 60 s"),
-    N_("last verified backup older than its daily schedule"),
-    N_("a link suspended by the leak radar"),
-)
-METRIC_LABELS = (  # the labels of ops.alarm_metrics.METRICS
-    N_("p95 request latency"),
-    N_("share of 5xx answers"),
-    N_("load_fail rate"),
-    N_("event ingest lag"),
-    N_("free disk of the data dir"),
-    N_("backup replication lag"),
-    N_("age of the last verified backup"),
-    N_("links suspended by the leak radar"),
-)
-WORDS = (
-    N_("global"),  # scopes
-    N_("organisation"),
-    N_("file"),
-    N_("OK"),  # states
-    N_("ALARM"),
-    N_("critical"),  # severities
-    N_("warning"),
-    N_("ratio"),  # units ("s" and "h" read the same everywhere)
-    N_("links"),
-)
+# Rule names, metric labels, scopes, states, severities and units are marked N_ where they are written (ops/alarms.py,
+# ops/alarm_metrics.py) and translated here with `| translate`, so a value not marked (a renamed rule) shows as it is.
 CONTACT_KINDS = {alarm_notices.EMAIL: N_("E-mail"), alarm_notices.WEBHOOK: N_("Webhook")}
-CONTACT_REFUSALS = (  # ops.alarm_notices.add_contact, and core.outbound.check_url of a webhook
-    N_("Enter an e-mail address."),
-    N_("The outbound policy refuses this address (private, loopback or link-local)."),
-    N_("A contact is an e-mail address or a webhook."),
-    N_("The webhook URL is not a valid URL."),
-    N_("The webhook URL needs a host, and no user name, password or spaces."),
-    N_("The webhook URL must use https:// (plain http:// only to an IP address on an allowed network)."),
-)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ ERROR_PAGE_MESSAGES = (
     N_("Not Found"),
     N_("The e-mail address or password is not correct."),  # the sign-in page's refusal (partners/service.py)
 )
+# core.outbound.check_url's refusals of a webhook URL (its default `what`), which the alarm contacts, the report
+# settings and the link settings show with `| translate`; core cannot mark them itself (it sits below web).
+WEBHOOK_URL_REFUSALS = (
+    N_("The webhook URL is not a valid URL."),
+    N_("The webhook URL needs a host, and no user name, password or spaces."),
+    N_("The webhook URL must use https:// (plain http:// only to an IP address on an allowed network)."),
+)
 
 _HTTP_SLUGS = {
     400: ("bad-request", N_("Bad request")),

@@ -96,6 +96,11 @@ def render(
     tmpl = _env.get_template(template)
     with i18n.use_locale(locale):
         html = "".join(tmpl.blocks[block](tmpl.new_context(ctx))) if block is not None else tmpl.render(ctx)
+    return _page(html, locale, status=status, headers=headers)
+
+
+def _page(html: str, locale: str, *, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """A rendered page's answer: its language named, and caches told it varies with Accept-Language."""
     response = HTMLResponse(html, status_code=status, headers=headers)
     response.headers["content-language"] = locale
     response.headers.setdefault("vary", "Accept-Language")
@@ -142,10 +147,7 @@ class PageSkeletons:
             pieces = self._pages[(template, locale, key)] = self._split.split(html)
         # pieces alternate: text, slot index, text, … (re.split with one group)
         html = "".join(piece if i % 2 == 0 else str(escape(fills[int(piece)])) for i, piece in enumerate(pieces))
-        response = HTMLResponse(html, headers=headers)
-        response.headers["content-language"] = locale
-        response.headers.setdefault("vary", "Accept-Language")
-        return response
+        return _page(html, locale, headers=headers)
 
 
 def set_launch_locale(request: Request, launch_locale: str | None) -> None:

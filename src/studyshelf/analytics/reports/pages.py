@@ -25,14 +25,6 @@ router = APIRouter(include_in_schema=False)
 TEMPLATE = "analytics/reports.html"
 PAGE = "/analytics/reports"
 
-# The refusals of org_settings.update_settings without a value in them, for extraction (`make messages`); the page
-# shows a refusal with `| translate`, so one naming what was typed (a time zone, an address) stays English.
-SETTINGS_REFUSALS = (  # core.outbound.check_url of the webhook
-    N_("The webhook URL is not a valid URL."),
-    N_("The webhook URL needs a host, and no user name, password or spaces."),
-    N_("The webhook URL must use https:// (plain http:// only to an IP address on an allowed network)."),
-)
-
 
 def day_label(day: date) -> str:
     """A day of the list in the page's language: `Mon 07 Dec` in English, `Mo., 7. Dez.`, `lun, 7 dic`."""
